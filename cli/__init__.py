@@ -1,0 +1,1 @@
+"""The cos-matting command line."""

@@ -1,0 +1,1 @@
+"""SCF function package."""

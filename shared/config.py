@@ -1,0 +1,261 @@
+"""Settings from environment variables, validated once at cold start.
+
+Every variable is `COS_MATTING_<FIELD>` (credentials use SCF's own
+`TENCENTCLOUD_*` names). An invalid value raises `ConfigError` naming the
+variable and what it accepts, so a bad deploy fails loudly on its first event.
+"""
+import json
+import os
+import posixpath
+from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .jobs import Channel, CallbackFormatName, Level, ModeName, SegmentTypeName, UserDataStr
+
+PREFIX = "COS_MATTING_"
+DEFAULT_SUFFIXES = ".mp4,.mov,.m4v,.mkv,.webm,.avi,.flv,.ts"
+OUTPUT_FIELDS = ("output_prefix", "key_dir", "stem", "ext", "mode", "segment_type", "record_id")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class JobOptions(BaseModel):
+    """The `SegmentVideoBody` options a deployment chooses; types shared with the job model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: ModeName = "Mask"
+    segment_type: SegmentTypeName = "HumanSeg"
+    background_red: Channel = 0
+    background_green: Channel = 0
+    background_blue: Channel = 0
+    background_key: Optional[str] = Field(None, description="object key of the background file, source bucket")
+    binary_threshold: Channel = 0
+    remove_red: Channel = 0
+    remove_green: Channel = 0
+    remove_blue: Channel = 0
+    job_level: Level = 0
+    user_data: UserDataStr = Field("", max_length=900, description="passed through to the job after the record id")
+
+    @model_validator(mode="after")
+    def _combination(self) -> "JobOptions":
+        if self.mode == "Combination" and not self.background_key:
+            raise ValueError("mode Combination requires background_key")
+        return self
+
+
+class Rule(BaseModel):
+    """Per-prefix override: uploads under `prefix` use these options instead."""
+
+    model_config = ConfigDict(extra="forbid")
+    prefix: str = Field(min_length=1)
+    options: Dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        # Rules are written flat: {"prefix": "greenscreen/", "segment_type": "GreenScreenSeg"}
+        if isinstance(data, dict) and "options" not in data:
+            data = {"prefix": data.get("prefix"), "options": {k: v for k, v in data.items() if k != "prefix"}}
+        return data
+
+    @field_validator("options")
+    @classmethod
+    def _known(cls, options: Dict[str, Any]) -> Dict[str, Any]:
+        unknown = sorted(set(options) - set(JobOptions.model_fields))
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown}; allowed: {sorted(JobOptions.model_fields)}")
+        return options
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bucket: str = Field(pattern=r"^[a-z0-9-]+-\d+$", description="source bucket, name-APPID")
+    region: str = Field(pattern=r"^[a-z]+-[a-z0-9-]+$")
+    watch_prefixes: Tuple[str, ...] = ("input/",)
+    suffixes: Tuple[str, ...] = tuple(DEFAULT_SUFFIXES.split(","))
+    max_size_mb: int = Field(5120, ge=1)
+    output_bucket: Optional[str] = Field(None, pattern=r"^[a-z0-9-]+-\d+$")
+    output_region: Optional[str] = None
+    output_prefix: str = "matting/"
+    output_name: str = "{output_prefix}{key_dir}{stem}.{mode}.mp4"
+    records_bucket: Optional[str] = Field(None, pattern=r"^[a-z0-9-]+-\d+$")
+    records_prefix: str = ".cos-matting/records/"
+    defaults: JobOptions = Field(default_factory=JobOptions)
+    rules: Tuple[Rule, ...] = ()
+    callback_url: Optional[str] = Field(None, pattern=r"^https?://\S+$")
+    callback_format: CallbackFormatName = "JSON"
+    callback_keys: Tuple[str, ...] = ()
+    callback_token_ttl: int = Field(7 * 86400, ge=60)
+    claim_lease_seconds: int = Field(300, ge=10, description="after this a claim without a job is taken over")
+    reconcile_after_seconds: int = Field(1800, ge=0)
+    submit_attempts: int = Field(4, ge=1, le=10)
+    endpoint: Optional[str] = Field(None, pattern=r"^https?://[^/]+/?$", description="local cloud, e.g. http://127.0.0.1:9000")
+    timeout_seconds: float = Field(10.0, gt=0)
+
+    @field_validator("watch_prefixes", "suffixes", "callback_keys", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("suffixes")
+    @classmethod
+    def _dot_lower(cls, value: Tuple[str, ...]) -> Tuple[str, ...]:
+        return tuple(s.lower() if s.startswith(".") else "." + s.lower() for s in value)
+
+    @field_validator("watch_prefixes")
+    @classmethod
+    def _prefixes(cls, value: Tuple[str, ...]) -> Tuple[str, ...]:
+        return tuple(_dir(v) for v in value) or ("",)
+
+    @field_validator("output_prefix", "records_prefix")
+    @classmethod
+    def _required_dir(cls, value: str) -> str:
+        if not _dir(value):
+            raise ValueError("must be a non-empty folder such as 'matting/' (the bucket root would loop)")
+        return _dir(value)
+
+    @field_validator("output_name")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            value.format(**{name: "x" for name in OUTPUT_FIELDS})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"unknown placeholder {exc}; allowed: {', '.join('{%s}' % f for f in OUTPUT_FIELDS)}") from None
+        if not value.startswith("{output_prefix}"):
+            raise ValueError("must start with {output_prefix} so outputs stay under the output prefix")
+        return value
+
+    @field_validator("callback_keys")
+    @classmethod
+    def _key_length(cls, value: Tuple[str, ...]) -> Tuple[str, ...]:
+        if any(len(k) < 16 for k in value):
+            raise ValueError("each key must be at least 16 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _guards(self) -> "Settings":
+        if self.callback_url and not self.callback_keys:
+            raise ValueError(f"{env_name('callback_url')} is set but {env_name('callback_keys')} is empty")
+        for name, bucket, prefix in (("output_prefix", self.out_bucket, self.output_prefix),
+                                     ("records_prefix", self.rec_bucket, self.records_prefix)):
+            if bucket != self.bucket:
+                continue
+            for watched in self.watch_prefixes:
+                if prefix.startswith(watched) or watched.startswith(prefix):
+                    raise ValueError(f"{env_name(name)}={prefix!r} overlaps {env_name('watch_prefixes')} entry "
+                                     f"{watched!r} in the same bucket: outputs would trigger new jobs")
+        return self
+
+    @property
+    def out_bucket(self) -> str:
+        return self.output_bucket or self.bucket
+
+    @property
+    def out_region(self) -> str:
+        return self.output_region or self.region
+
+    @property
+    def rec_bucket(self) -> str:
+        return self.records_bucket or self.bucket
+
+    @property
+    def max_size_bytes(self) -> int:
+        return self.max_size_mb * 1024 * 1024
+
+    def options_for(self, key: str) -> JobOptions:
+        """Defaults, overridden by the longest matching rule prefix."""
+        matching = [r for r in self.rules if key.startswith(r.prefix)]
+        if not matching:
+            return self.defaults
+        rule = max(matching, key=lambda r: len(r.prefix))
+        return JobOptions.model_validate({**self.defaults.model_dump(), **rule.options})
+
+
+def _dir(value: str) -> str:
+    value = value.strip().lstrip("/")
+    return value if not value or value.endswith("/") else value + "/"
+
+
+def env_name(field: str) -> str:
+    return PREFIX + field.upper()
+
+
+def _raw_from_env(environ: Mapping[str, str]) -> Dict[str, Any]:
+    raw: Dict[str, Any] = {}
+    for field in Settings.model_fields:
+        if field == "defaults":
+            continue
+        value = environ.get(env_name(field))
+        if value not in (None, ""):
+            raw[field] = json.loads(value) if field == "rules" else value
+    defaults = {f: environ[env_name(f)] for f in JobOptions.model_fields if environ.get(env_name(f), "") != ""}
+    raw["defaults"] = defaults
+    return raw
+
+
+def known_variables() -> List[str]:
+    """Every variable the settings read, for docs and for checking serverless.yml."""
+    fields = [f for f in Settings.model_fields if f != "defaults"] + list(JobOptions.model_fields)
+    return [env_name(f) for f in fields]
+
+
+def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    try:
+        return Settings.model_validate(_raw_from_env(environ))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{env_name('rules')}: not valid JSON ({exc}); "
+                          'example: [{"prefix": "greenscreen/", "segment_type": "GreenScreenSeg"}]') from None
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if loc and loc[0] == "defaults":
+            loc = loc[1:]
+        detail = err["msg"]
+        var = env_name(loc[0]) if loc else "settings"
+        if not loc and detail.startswith("Value error, "):
+            lines.append(detail[len("Value error, "):])
+            continue
+        expected = (err.get("ctx") or {}).get("expected")
+        if expected:
+            detail = f"allowed values: {expected}"
+        got = err.get("input")
+        suffix = f" (got {got!r})" if isinstance(got, (str, int)) else ""
+        where = ".".join(loc[1:])
+        lines.append(f"{var}{'[' + where + ']' if where else ''}: {detail}{suffix}")
+    return "invalid settings: " + "; ".join(lines)
+
+
+def output_key(settings: Settings, key: str, mode: str, segment_type: str, record_id: str) -> str:
+    """The predictable output name; path tricks in the key can never leave the output prefix."""
+    watched = max((p for p in settings.watch_prefixes if key.startswith(p)), key=len, default="")
+    rel = key[len(watched):]
+    parts = [_safe_part(p) for p in rel.split("/")]
+    parts = [p for p in parts if p]
+    name = parts.pop() if parts else record_id
+    stem, ext = posixpath.splitext(name)
+    key_dir = "".join(p + "/" for p in parts)
+    out = settings.output_name.format(output_prefix=settings.output_prefix, key_dir=key_dir, stem=stem or name,
+                                      ext=ext.lstrip("."), mode=mode.lower(), segment_type=segment_type,
+                                      record_id=record_id)
+    normalized = posixpath.normpath(out)
+    if not normalized.startswith(settings.output_prefix) or normalized.startswith("/"):
+        raise ValueError(f"output key {out!r} escapes {settings.output_prefix!r}")
+    return normalized
+
+
+def _safe_part(part: str) -> str:
+    part = "".join(ch for ch in part if ch >= " " and ch != "\x7f")
+    return "" if part in ("", ".", "..") else part

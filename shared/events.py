@@ -1,0 +1,165 @@
+"""COS trigger events: the raw SCF shape, and the decoded upload it describes."""
+from typing import List, Optional
+from urllib.parse import unquote, unquote_plus, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class CosObject(_Loose):
+    url: str = ""
+    meta: dict = Field(default_factory=dict)
+    vid: str = ""
+    key: str
+    size: int = Field(ge=0)
+
+
+class CosBucket(_Loose):
+    region: str = ""
+    name: str = Field(min_length=1)
+    appid: str = Field(pattern=r"^\d+$")
+    s3Region: str = ""
+    cosRegion: str = ""
+
+
+class CosSection(_Loose):
+    cosSchemaVersion: str = "1.0"
+    cosObject: CosObject
+    cosBucket: CosBucket
+    cosNotificationId: str = "unknown"
+
+
+class EventSection(_Loose):
+    eventName: str = Field(min_length=1)
+    eventVersion: str = "1.0"
+    eventTime: int = 0
+    eventSource: str = "qcs::cos"
+    requestParameters: dict = Field(default_factory=dict)
+    eventQueue: str = ""
+    reservedInfo: str = ""
+    reqid: int = 0
+
+
+class CosRecord(_Loose):
+    cos: CosSection
+    event: EventSection
+
+
+class CosEvent(_Loose):
+    Records: List[CosRecord] = Field(min_length=1)
+
+
+class Upload(BaseModel):
+    """What one record says was uploaded, decoded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str  # name-APPID
+    appid: str
+    region: str
+    key: str
+    etag: str
+    size: int
+    event_name: str
+    event_time: int = 0
+    content_type: str = ""
+
+    @property
+    def created(self) -> bool:
+        return self.event_name.startswith("cos:ObjectCreated:")
+
+
+def decode_key(raw_key: str, url: str, appid: str, bucket_name: str) -> str:
+    """The object key, from `/<appid>/<bucket>/<key>`.
+
+    Whether the key part is URL-encoded is undocumented: decode only what the
+    `url` field proves was encoded, otherwise keep the key as sent.
+    """
+    part = raw_key
+    for lead in (f"/{appid}/{bucket_name}/", f"{appid}/{bucket_name}/"):
+        if part.startswith(lead):
+            part = part[len(lead):]
+            break
+    url_path = urlsplit(url).path.lstrip("/") if url else ""
+    if not url_path:
+        return part
+    url_forms = {unquote(url_path), url_path}
+    for candidate in (part, unquote(part), unquote_plus(part)):
+        if candidate in url_forms:
+            return candidate
+    return part
+
+
+def uploads(event: CosEvent) -> List[Upload]:
+    return [to_upload(r) for r in event.Records]
+
+
+def to_upload(record: CosRecord) -> Upload:
+    obj, bucket = record.cos.cosObject, record.cos.cosBucket
+    name = bucket.name if bucket.name.endswith("-" + bucket.appid) else f"{bucket.name}-{bucket.appid}"
+    short = name[: -len(bucket.appid) - 1]
+    meta = {k.lower(): v for k, v in obj.meta.items()}
+    return Upload(
+        bucket=name,
+        appid=bucket.appid,
+        region=bucket.s3Region or bucket.region,
+        key=decode_key(obj.key, obj.url, bucket.appid, short),
+        etag=str(meta.get("etag", "")).strip('"'),
+        size=obj.size,
+        event_name=record.event.eventName,
+        event_time=record.event.eventTime,
+        content_type=str(meta.get("content-type", "")),
+    )
+
+
+def parse_event(data: dict) -> CosEvent:
+    return CosEvent.model_validate(data)
+
+
+def scrub(event: dict) -> dict:
+    """A copy safe to archive: the uploader's Authorization header removed."""
+    import copy
+
+    clean = copy.deepcopy(event)
+    for record in clean.get("Records", []) or []:
+        params = (record.get("event") or {}).get("requestParameters") or {}
+        headers = params.get("requestHeaders")
+        if isinstance(headers, dict):
+            for name in [h for h in headers if h.lower() in ("authorization", "x-cos-security-token")]:
+                headers.pop(name)
+    return clean
+
+
+def build_event(uploads_: List[Upload], source_ip: str = "127.0.0.1", queue: str = "") -> dict:
+    """A COS trigger event shaped like the real one (for the local cloud and `generate-event`)."""
+    from urllib.parse import quote
+
+    records = []
+    for up in uploads_:
+        short = up.bucket[: -len(up.appid) - 1]
+        records.append({
+            "cos": {
+                "cosSchemaVersion": "1.0",
+                "cosObject": {
+                    "url": f"http://{up.bucket}.cos.{up.region}.myqcloud.com/{quote(up.key, safe='/-_.~')}",
+                    "meta": {"Content-Type": up.content_type or "application/octet-stream",
+                             "ETag": f'"{up.etag}"', "x-cos-request-id": "local"},
+                    "vid": "",
+                    "key": f"/{up.appid}/{short}/{up.key}",
+                    "size": up.size,
+                },
+                "cosBucket": {"region": up.region, "name": short, "appid": up.appid,
+                              "s3Region": up.region, "cosRegion": up.region},
+                "cosNotificationId": "unknown",
+            },
+            "event": {
+                "eventName": up.event_name, "eventVersion": "1.0", "eventTime": up.event_time,
+                "eventSource": "qcs::cos",
+                "requestParameters": {"requestSourceIP": source_ip, "requestHeaders": {}},
+                "eventQueue": queue, "reservedInfo": "", "reqid": 0,
+            },
+        })
+    return {"Records": records}
