@@ -1,0 +1,10 @@
+"""SCF timer handler: advance records whose callback never came, resubmit stale claims."""
+from shared.cloud import Clients
+from shared.config import load_settings
+from shared.reconcile import reconcile
+
+SETTINGS = load_settings()
+
+
+def main_handler(event, context):
+    return reconcile(SETTINGS, Clients(SETTINGS)).model_dump()

@@ -1,0 +1,218 @@
+"""Clients for COS and CI over cos-python-sdk-v5, and the errors they map to.
+
+CI calls go through a client built with `retry=0`: an SDK retry of `POST /jobs`
+after a timeout could create a second job. Our own retry (in submit) looks the
+job up by its correlation id first.
+"""
+import os
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+from . import xmlcodec
+from .config import Settings
+from .jobs import JobDetail, JobRequest, JobsResponse
+
+
+class CloudError(Exception):
+    """A COS or CI call failed. `retryable` for 429/5xx; `unknown_outcome` when the
+    request may have taken effect (timeout, dropped connection, 5xx)."""
+
+    def __init__(self, operation: str, status: int, code: str, message: str, request_id: str = "") -> None:
+        self.operation, self.status, self.code, self.message, self.request_id = operation, status, code, message, request_id
+        super().__init__(f"{operation}: HTTP {status or '-'} {code}: {message}" + (f" (request {request_id})" if request_id else ""))
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 0 or self.status == 429 or self.status >= 500
+
+    @property
+    def unknown_outcome(self) -> bool:
+        return self.status == 0 or self.status >= 500
+
+
+def _wrap(operation: str, exc: Exception) -> CloudError:
+    from qcloud_cos.cos_exception import CosServiceError
+
+    if isinstance(exc, CosServiceError):
+        status = exc.get_status_code() or 0
+        code, message = exc.get_error_code(), exc.get_error_msg()
+        if code in (None, "", "Unknown") or not message:
+            # CI errors carry no <Resource>, so the SDK may not have parsed them.
+            try:
+                _, body = xmlcodec.parse(exc.get_origin_msg() or b"")
+                if isinstance(body, dict):
+                    code, message = body.get("Code") or code, body.get("Message") or message
+            except (ValueError, TypeError):
+                pass
+        return CloudError(operation, status, str(code or "Unknown"), str(message or ""), exc.get_request_id() or "")
+    return CloudError(operation, 0, "ClientError", str(exc))
+
+
+def cos_client(settings: Settings, region: str, retry: int) -> Any:
+    from qcloud_cos import CosConfig, CosS3Client
+
+    kwargs: Dict[str, Any] = dict(
+        Region=region,
+        SecretId=os.environ.get("TENCENTCLOUD_SECRETID", ""),
+        SecretKey=os.environ.get("TENCENTCLOUD_SECRETKEY", ""),
+        Token=os.environ.get("TENCENTCLOUD_SESSIONTOKEN") or None,  # passed explicitly: CI calls need it
+        Timeout=settings.timeout_seconds,
+        Scheme="https",
+    )
+    if settings.endpoint:  # the local cloud: connect to ip:port, keep the real Host header
+        url = urlsplit(settings.endpoint)
+        kwargs.update(IP=url.hostname, Port=url.port, Scheme=url.scheme)
+    return CosS3Client(CosConfig(**kwargs), retry=retry)
+
+
+class Storage:
+    """The COS calls the pipeline makes, on one client (SDK retries on: they are idempotent)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def _call(self, operation: str, fn: Any, **kwargs: Any) -> Any:
+        from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+        try:
+            return fn(**kwargs)
+        except (CosServiceError, CosClientError) as exc:
+            raise _wrap(operation, exc) from None
+
+    def put_json(self, bucket: str, key: str, body: bytes, create_only: bool = False) -> bool:
+        """Write; with create_only, return False instead of overwriting an existing object."""
+        meta = {"x-cos-forbid-overwrite": "true"} if create_only else {}
+        try:
+            self._call("cos.put", self.client.put_object, Bucket=bucket, Key=key, Body=body,
+                       ContentType="application/json", Metadata=meta)
+        except CloudError as exc:
+            if create_only and exc.status == 409:
+                return False
+            raise
+        return True
+
+    def get(self, bucket: str, key: str) -> Optional[bytes]:
+        try:
+            response = self._call("cos.get", self.client.get_object, Bucket=bucket, Key=key)
+        except CloudError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return response["Body"].get_raw_stream().read()
+
+    def head(self, bucket: str, key: str) -> Optional[Dict[str, str]]:
+        try:
+            return self._call("cos.head", self.client.head_object, Bucket=bucket, Key=key)
+        except CloudError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, bucket: str, prefix: str, marker: str = "", max_keys: int = 1000) -> Tuple[List[Dict[str, str]], str]:
+        """One page: ([{Key, ETag, Size, LastModified}], next marker or '')."""
+        response = self._call("cos.list", self.client.list_objects, Bucket=bucket, Prefix=prefix,
+                              Marker=marker, MaxKeys=max_keys)
+        contents = response.get("Contents") or []
+        if isinstance(contents, dict):
+            contents = [contents]
+        truncated = str(response.get("IsTruncated", "false")).lower() == "true"
+        next_marker = (response.get("NextMarker") or (contents[-1]["Key"] if contents else "")) if truncated else ""
+        return contents, next_marker
+
+    def list_all(self, bucket: str, prefix: str):
+        marker = ""
+        while True:
+            page, marker = self.list(bucket, prefix, marker)
+            yield from page
+            if not marker:
+                return
+
+    def get_tags(self, bucket: str, key: str) -> Optional[Dict[str, str]]:
+        from .tags import from_sdk
+
+        try:
+            return from_sdk(self._call("cos.tagging.get", self.client.get_object_tagging, Bucket=bucket, Key=key))
+        except CloudError as exc:
+            if exc.status == 404 and exc.code in ("NoSuchKey", "NoSuchObject", "Unknown"):
+                return None
+            if exc.status == 404:  # no tag set on an existing object
+                return {}
+            raise
+
+    def put_tags(self, bucket: str, key: str, tags: Dict[str, str]) -> None:
+        from .tags import to_sdk
+
+        self._call("cos.tagging.put", self.client.put_object_tagging, Bucket=bucket, Key=key, Tagging=to_sdk(tags))
+
+
+class CI:
+    """Cloud Infinite media jobs for one bucket. Built on a client with retry=0."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client, self.bucket = client, bucket
+
+    def _call(self, operation: str, fn: Any, **kwargs: Any) -> JobsResponse:
+        from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+        try:
+            data = fn(Bucket=self.bucket, **kwargs)
+        except (CosServiceError, CosClientError) as exc:
+            raise _wrap(operation, exc) from None
+        return JobsResponse.model_validate(_none_to_empty(data or {}))
+
+    def create(self, request: JobRequest) -> JobDetail:
+        response = self._call("ci.create", self.client.ci_create_media_jobs, Jobs=request.wire(), Lst={})
+        if not response.JobsDetail:
+            raise CloudError("ci.create", 200, "EmptyResponse", "POST /jobs answered without JobsDetail")
+        return response.JobsDetail[0]
+
+    def describe(self, job_id: str) -> JobDetail:
+        response = self._call("ci.get", self.client.ci_get_media_jobs, JobIDs=job_id)
+        if not response.JobsDetail:
+            raise CloudError("ci.get", 404, "NoSuchJob", f"job {job_id} not found")
+        return response.JobsDetail[0]
+
+    def list(self, states: str = "All", size: int = 100, next_token: str = "",
+             start: Optional[str] = None) -> Tuple[List[JobDetail], str]:
+        response = self._call("ci.list", self.client.ci_list_media_jobs, Tag="SegmentVideoBody", States=states,
+                              Size=size, NextToken=next_token, StartCreationTime=start)
+        return response.JobsDetail, response.NextToken or ""
+
+    def cancel(self, job_id: str) -> None:
+        from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+        try:
+            self.client.ci_cancel_jobs(Bucket=self.bucket, JobID=job_id)
+        except (CosServiceError, CosClientError) as exc:
+            raise _wrap("ci.cancel", exc) from None
+
+    def find(self, marker: str, start: Optional[str] = None) -> Optional[JobDetail]:
+        """The job whose UserData carries `marker` (the correlation id), if CI has one."""
+        token = ""
+        while True:
+            jobs, token = self.list(next_token=token, start=start)
+            for job in jobs:
+                if job.user_data == marker or job.user_data.startswith(marker + "|"):
+                    return job
+            if not token or not jobs:
+                return None
+
+
+def _none_to_empty(value: Any) -> Any:
+    # The SDK's XML-to-dict turns empty elements into None; the wire model uses "".
+    if isinstance(value, dict):
+        return {k: _none_to_empty(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_none_to_empty(v) for v in value]
+    return value
+
+
+class Clients:
+    """Everything a handler talks to, built once per cold start."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.storage = Storage(cos_client(settings, settings.region, retry=2))
+        self.out_storage = (self.storage if settings.out_region == settings.region
+                            else Storage(cos_client(settings, settings.out_region, retry=2)))
+        self.ci = CI(cos_client(settings, settings.region, retry=0), settings.bucket)

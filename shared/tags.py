@@ -1,0 +1,46 @@
+"""COS object tags: ours merged into the user's, within COS limits, never dropping a user's tag."""
+import re
+from typing import Dict, List, Tuple
+
+MAX_TAGS = 10
+MAX_KEY = 127
+MAX_VALUE = 255
+_BAD = re.compile(r"[^A-Za-z0-9 +\-=._:/]")
+
+ROLE = "cos-matting:role"      # "output" on what we wrote: the loop guard reads it
+RECORD = "cos-matting:record"  # links an output (or a source) to its record id
+JOB = "cos-matting:job"
+STATE = "cos-matting:state"
+
+
+def clean(value: str, limit: int = MAX_VALUE) -> str:
+    """A value COS accepts: disallowed characters become '_', cut to the limit."""
+    return _BAD.sub("_", value)[:limit]
+
+
+def merge(existing: Dict[str, str], ours: Dict[str, str]) -> Tuple[Dict[str, str], List[str]]:
+    """Existing tags plus ours (ours win on our own keys). Returns (merged, our keys that did not fit)."""
+    merged = dict(existing)
+    skipped: List[str] = []
+    for key, value in ours.items():
+        key, value = clean(key, MAX_KEY), clean(value)
+        if key in merged or len(merged) < MAX_TAGS:
+            merged[key] = value
+        else:
+            skipped.append(key)
+    return merged, skipped
+
+
+def from_sdk(response: dict) -> Dict[str, str]:
+    tags = ((response or {}).get("TagSet") or {}).get("Tag") or []
+    if isinstance(tags, dict):
+        tags = [tags]
+    return {t["Key"]: t.get("Value") or "" for t in tags}
+
+
+def to_sdk(tags: Dict[str, str]) -> dict:
+    return {"TagSet": {"Tag": [{"Key": k, "Value": v} for k, v in tags.items()]}}
+
+
+def is_output(tags: Dict[str, str]) -> bool:
+    return tags.get(ROLE) == "output"
