@@ -141,6 +141,13 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _guards(self) -> "Settings":
+        for i, rule in enumerate(self.rules):
+            try:
+                JobOptions.model_validate({**self.defaults.model_dump(), **rule.options})
+            except ValidationError as exc:
+                from .jobs import format_errors
+
+                raise ValueError(f"{env_name('rules')}[{i}] (prefix {rule.prefix!r}): {format_errors(exc)}") from None
         if self.callback_url and not self.callback_keys:
             raise ValueError(f"{env_name('callback_url')} is set but {env_name('callback_keys')} is empty")
         for name, bucket, prefix in (("output_prefix", self.out_bucket, self.output_prefix),

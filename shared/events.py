@@ -86,10 +86,10 @@ def decode_key(raw_key: str, url: str, appid: str, bucket_name: str) -> str:
     url_path = urlsplit(url).path.lstrip("/") if url else ""
     if not url_path:
         return part
-    url_forms = {unquote(url_path), url_path}
-    for candidate in (part, unquote(part), unquote_plus(part)):
-        if candidate in url_forms:
-            return candidate
+    for truth in (unquote(url_path), unquote_plus(url_path)):
+        for candidate in (part, unquote(part), unquote_plus(part)):
+            if candidate == truth:
+                return candidate
     return part
 
 

@@ -38,7 +38,7 @@ def parse(data: bytes | str, max_bytes: int = MAX_BYTES) -> Tuple[str, Any]:
 
     def end(_tag: str) -> None:
         tag, children, text = stack.pop()
-        value: Any = children if children else "".join(text).strip()
+        value: Any = children if children else "".join(text)
         if stack:
             parent = stack[-1][1]
             if tag in parent:
