@@ -162,7 +162,7 @@ class VideoStream(_Wire):
 class MediaFormat(_Wire):
     Duration: Optional[float] = None
     Size: Optional[int] = None
-    BitRate: Optional[float] = None
+    Bitrate: Optional[float] = None
     FormatName: Optional[str] = None
     NumStream: Optional[int] = None
 
