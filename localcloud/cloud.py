@@ -1,0 +1,248 @@
+"""`LocalCloud`: COS + CI + SCF on one loopback HTTP port, in-process or from the CLI."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from shared.events import Upload, build_event
+from shared.jobs import JobDetail
+
+from .ci import CallbackRecord, Callbacks, Engine, JobService
+from .cos import Bucket, CosError, ObjectMeta, ObjectStore
+from .faults import Faults
+from .scf import Function, Invocation, Runtime, Trigger, function_url_event, function_url_reply
+from .server import Dropped, Reply, _json, make_server
+
+
+class LocalCloud:
+    """A local stand-in for one COS region with Cloud Infinite and SCF.
+
+    Everything persists under `data_dir` (objects, tags, jobs), so a restart
+    on the same directory sees the same state.
+    """
+
+    def __init__(self, data_dir: str, buckets: Iterable[str] = ("videos-1250000000",), region: str = "ap-guangzhou",
+                 secret_id: str = "AKIDlocal", secret_key: str = "localsecretkey", host: str = "127.0.0.1",
+                 port: int = 0, engine: Optional[Engine] = None, job_workers: int = 2,
+                 callback_retries: int = 3, callback_backoff: Sequence[float] = (0.2, 0.5, 1.0),
+                 callback_timeout: float = 5.0, callback_arrays: str = "none",
+                 extra_credentials: Optional[Mapping[str, str]] = None, verbose: bool = False) -> None:
+        self.data_dir = os.path.abspath(data_dir)
+        self.region, self.secret_id, self.secret_key = region, secret_id, secret_key
+        self.host, self.port, self.verbose = host, port, verbose
+        self.credentials: Dict[str, str] = {secret_id: secret_key, **(extra_credentials or {})}
+        self.faults = Faults()
+        self.store = ObjectStore(os.path.join(self.data_dir, "cos"), region)
+        self.callback_sender = Callbacks(self.faults, callback_retries, tuple(callback_backoff), callback_timeout,
+                                         callback_arrays)
+        self.jobs = JobService(os.path.join(self.data_dir, "ci"), self.store, region, self.faults,
+                               self.callback_sender, None, job_workers, on_output=self._output_written)
+        self.runtime = Runtime(self.faults)
+        for name in buckets:
+            self.add_bucket(name)
+        self._server: Any = None
+        self._thread: Optional[threading.Thread] = None
+        if engine is not None:
+            self.jobs.set_engine(engine)
+
+    # -- lifecycle --------------------------------------------------------
+    def start(self) -> "LocalCloud":
+        """Bind and serve; returns once connections are accepted."""
+        self._server = make_server(self, self.host, self.port)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        daemon=True, name="localcloud-http")
+        self._thread.start()
+        self.jobs.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self.jobs.stop()
+        self.runtime.close()
+
+    def __enter__(self) -> "LocalCloud":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def cos_config_kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments for `qcloud_cos.CosConfig` that point at this cloud."""
+        return {"Region": self.region, "SecretId": self.secret_id, "SecretKey": self.secret_key,
+                "IP": self.host, "Port": self.port, "Scheme": "http"}
+
+    def function_env(self) -> Dict[str, str]:
+        """What SCF gives every function here: role credentials, region, and the local endpoint."""
+        return {"TENCENTCLOUD_SECRETID": self.secret_id, "TENCENTCLOUD_SECRETKEY": self.secret_key,
+                "TENCENTCLOUD_SESSIONTOKEN": "localcloud-session-token", "TENCENTCLOUD_REGION": self.region,
+                "COS_MATTING_ENDPOINT": self.url}
+
+    # -- buckets & objects ------------------------------------------------
+    def add_bucket(self, name: str) -> Bucket:
+        bucket = self.store.add_bucket(name)
+        self.jobs.add_bucket(name)
+        return bucket
+
+    def bucket(self, name: str) -> Bucket:
+        return self.store.bucket(name)
+
+    def upload(self, bucket: str, key: str, data: bytes, content_type: str = "") -> ObjectMeta:
+        """Put an object as an uploader would (fires triggers), without going through HTTP."""
+        obj = self.store.bucket(bucket).put_bytes(key, data, content_type)
+        self._object_created(bucket, obj, "cos:ObjectCreated:Put")
+        return obj
+
+    def _output_written(self, bucket: str, key: str, event_name: str) -> None:
+        self._object_created(bucket, self.store.bucket(bucket).head(key), event_name)
+
+    def _object_created(self, bucket: str, obj: ObjectMeta, event_name: str) -> None:
+        for trigger in self.runtime.triggers:
+            if trigger.matches(bucket, obj.key, event_name):
+                upload = Upload(bucket=bucket, appid=bucket.rsplit("-", 1)[1], region=self.region, key=obj.key,
+                                etag=obj.etag, size=obj.size, event_name=event_name, event_time=int(time.time()),
+                                content_type=obj.content_type)
+                queue = f"qcs:0:scf:{self.region}:appid/{upload.appid}:default.{trigger.function.name}.$LATEST"
+                event = build_event([upload], queue=queue)
+                self.runtime.invoke_async(trigger.function, event, "cos", trigger.retries, trigger.retry_delay)
+
+    # -- CI ---------------------------------------------------------------
+    def set_engine(self, engine: Optional[Engine]) -> None:
+        """Install the matting engine; queued Submitted jobs start running."""
+        self.jobs.set_engine(engine)
+
+    def get_job(self, bucket: str, job_id: str) -> JobDetail:
+        return self.jobs.get(bucket, job_id)
+
+    def list_jobs(self, bucket: Optional[str] = None) -> List[JobDetail]:
+        return self.jobs.all_jobs(bucket)
+
+    def set_job_state(self, bucket: str, job_id: str, state: str, code: Optional[str] = None,
+                      message: Optional[str] = None, media_info: Optional[Dict[str, Any]] = None,
+                      force: bool = False) -> JobDetail:
+        """Test control: move a job to Running/Success/Failed/Pause/Cancel and call back as CI would."""
+        if state not in ("Submitted", "Running", "Pause", "Success", "Failed", "Cancel"):
+            raise ValueError(f"unknown state {state!r}")
+        return self.jobs.set_state(bucket, job_id, state, code, message, media_info, force)
+
+    @property
+    def callbacks(self) -> List[CallbackRecord]:
+        return list(self.callback_sender.records)
+
+    # -- SCF --------------------------------------------------------------
+    def _function(self, name: str, function_dir: str, env: Optional[Mapping[str, str]], concurrency: int,
+                  timeout: float) -> Function:
+        if self._server is None:
+            raise RuntimeError("start() the cloud before adding functions (their env needs its URL)")
+        return self.runtime.function(name, function_dir, {**self.function_env(), **(env or {})}, concurrency, timeout)
+
+    def add_trigger(self, bucket: str, function_dir: str = "functions/submit", env: Optional[Mapping[str, str]] = None,
+                    prefix: str = "input/", suffix: str = "", events: Tuple[str, ...] = ("cos:ObjectCreated:*",),
+                    retries: int = 2, retry_delay: float = 0.5, name: Optional[str] = None, concurrency: int = 2,
+                    timeout: float = 60.0) -> Trigger:
+        """A COS trigger: matching uploads invoke `<function_dir>/index.py:main_handler` asynchronously."""
+        self.store.bucket(bucket)
+        fn = self._function(name or os.path.basename(os.path.normpath(function_dir)), function_dir, env,
+                            concurrency, timeout)
+        trigger = Trigger(bucket, fn, prefix, suffix, tuple(events), retries, retry_delay)
+        self.runtime.triggers.append(trigger)
+        return trigger
+
+    def add_function_url(self, name: str, function_dir: str, env: Optional[Mapping[str, str]] = None,
+                         concurrency: int = 2, timeout: float = 60.0) -> str:
+        """Serve the function at `<url>/_fn/<name>/...`; returns that base URL."""
+        self._function(name, function_dir, env, concurrency, timeout)
+        return f"{self.url}/_fn/{name}"
+
+    def add_timer(self, function_dir: str, env: Optional[Mapping[str, str]] = None, every_seconds: float = 60.0,
+                  name: Optional[str] = None, timeout: float = 60.0) -> Function:
+        fn = self._function(name or os.path.basename(os.path.normpath(function_dir)), function_dir, env, 1, timeout)
+        self.runtime.add_timer(fn, every_seconds, fn.name)
+        return fn
+
+    def invoke(self, name: str, event: Any) -> Invocation:
+        """Invoke a registered function synchronously (like `scf invoke`)."""
+        return self.runtime.run(self.runtime.functions[name], event, "direct")
+
+    @property
+    def invocations(self) -> List[Invocation]:
+        return list(self.runtime.invocations)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """True once no invocation, callback or engine job is pending (stable for two polls)."""
+        deadline = time.time() + timeout
+        quiet = 0
+        while time.time() < deadline:
+            busy = self.runtime.pending + self.callback_sender.pending + self.jobs.busy
+            quiet = quiet + 1 if busy == 0 else 0
+            if quiet >= 3:
+                return True
+            time.sleep(0.02)
+        return False
+
+    # -- HTTP: Function URLs and the control API ---------------------------
+    def _function_url(self, handler: Any) -> Reply:
+        name, _, rest = handler.raw_path[len("/_fn/"):].partition("/")
+        fn = self.runtime.functions.get(name)
+        if fn is None:
+            return _json(404, {"errorCode": 404, "errorMessage": f"no function URL named {name!r}"})
+        body = handler.body(6 << 20)
+        headers = {k: v for k, v in handler.headers.items()}
+        event = function_url_event(handler.command, "/" + rest, handler.query_pairs, headers, body,
+                                   handler.client_address[0])
+        status, out_headers, out_body = function_url_reply(self.runtime.run(fn, event, "http"))
+        return Reply(status, out_headers, out_body)
+
+    def _control(self, handler: Any) -> Reply:
+        """Test-only control API: never part of the emulated COS/CI surface."""
+        import json
+
+        parts = [p for p in handler.raw_path.split("/") if p][1:]
+        method = handler.command
+        try:
+            payload = json.loads(handler.body() or b"{}") if method in ("POST", "PUT") else {}
+            if parts == ["health"]:
+                return _json(200, {"ok": True, "buckets": sorted(self.store.buckets), "region": self.region})
+            if parts == ["jobs"] and method == "GET":
+                return _json(200, [j.wire() for j in self.list_jobs(handler.query.get("bucket"))])
+            if len(parts) == 4 and parts[0] == "jobs" and parts[3] == "state" and method == "POST":
+                detail = self.set_job_state(parts[1], parts[2], payload["state"], payload.get("code"),
+                                            payload.get("message"), payload.get("media_info"),
+                                            bool(payload.get("force")))
+                return _json(200, detail.wire())
+            if parts == ["faults"] and method == "POST":
+                if "rate" in payload:
+                    self.faults.random(**payload)
+                else:
+                    self.faults.add(**payload)
+                return _json(200, {"pending": self.faults.pending()})
+            if parts == ["faults"] and method == "DELETE":
+                self.faults.clear()
+                return _json(200, {"pending": {}})
+            if parts == ["faults"] and method == "GET":
+                return _json(200, {"pending": self.faults.pending(), "injected": dict(self.faults.injected)})
+            if parts == ["invocations"] and method == "GET":
+                return _json(200, [i.summary() for i in self.invocations])
+            if parts == ["callbacks"] and method == "GET":
+                return _json(200, [{"url": c.url, "job_id": c.job_id, "state": c.state, "format": c.fmt,
+                                    "attempts": c.attempts, "status": c.status, "ok": c.ok, "error": c.error}
+                                   for c in self.callbacks])
+            if parts == ["idle"] and method == "GET":
+                return _json(200, {"idle": self.wait_idle(float(handler.query.get("timeout") or 10))})
+        except CosError as exc:
+            return _json(exc.status, {"error": exc.code, "message": exc.message})
+        except (ValueError, TypeError, KeyError) as exc:
+            return _json(400, {"error": type(exc).__name__, "message": str(exc)})
+        return _json(404, {"error": "NotFound", "message": f"{method} {handler.raw_path} is not a control route"})
+
+
+__all__ = ["LocalCloud", "Dropped"]

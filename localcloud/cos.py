@@ -1,0 +1,258 @@
+"""The object store behind the emulated COS buckets.
+
+An in-memory index per bucket (sorted keys for listing) with one data file
+and one small JSON sidecar per object on disk, so a restart sees the same
+objects and tags and per-request work stays small.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import BinaryIO, Callable, Dict, List, Optional, Tuple
+
+CHUNK = 1 << 20
+MAX_TAGS = 10
+TAG_CHARS = re.compile(r"^[\w +\-=._:/]*$", re.UNICODE)
+
+
+class CosError(Exception):
+    """An error COS/CI would answer with: HTTP status, error code, message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class ObjectMeta:
+    key: str
+    size: int
+    etag: str  # md5 hex, unquoted
+    content_type: str = "application/octet-stream"
+    last_modified: float = 0.0
+    meta: Dict[str, str] = field(default_factory=dict)  # x-cos-meta-* headers, lower-case names
+    tags: Dict[str, str] = field(default_factory=dict)
+
+
+def validate_tags(pairs: List[Tuple[str, str]]) -> Dict[str, str]:
+    """Enforce the COS object-tag limits; raise CosError(400) like COS does."""
+    if len(pairs) > MAX_TAGS:
+        raise CosError(400, "BadRequest", f"too many tags: {len(pairs)} (at most {MAX_TAGS} per object)")
+    tags: Dict[str, str] = {}
+    for key, value in pairs:
+        if not key or len(key.encode("utf-8")) >= 128:
+            raise CosError(400, "InvalidTag", f"tag key must be 1-127 bytes: {key!r}")
+        if len(value.encode("utf-8")) >= 256:
+            raise CosError(400, "InvalidTag", f"tag value must be under 256 bytes (key {key!r})")
+        for text in (key, value):
+            if not TAG_CHARS.match(text) or "\n" in text or "\t" in text:
+                raise CosError(400, "InvalidTag",
+                               f"tag {text!r} has a character outside letters, digits, space and + - = . _ : /")
+        if key in tags:
+            raise CosError(400, "InvalidTag", f"duplicate tag key {key!r}")
+        tags[key] = value
+    return tags
+
+
+class Bucket:
+    """One bucket: thread-safe index plus files under `root`."""
+
+    def __init__(self, name: str, region: str, root: str) -> None:
+        self.name, self.region, self.root = name, region, root
+        self.lock = threading.Lock()
+        self.objects: Dict[str, ObjectMeta] = {}
+        self.keys: List[str] = []  # sorted
+        os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
+        self._load()
+
+    # -- disk layout ------------------------------------------------------
+    def _base(self, key: str) -> str:
+        digest = hashlib.sha1(key.encode("utf-8")).hexdigest()
+        return os.path.join(self.root, digest[:2], digest)
+
+    def data_path(self, key: str) -> str:
+        return self._base(key) + ".data"
+
+    def _load(self) -> None:
+        for sub in os.listdir(self.root):
+            folder = os.path.join(self.root, sub)
+            if sub == "tmp" or not os.path.isdir(folder):
+                continue
+            for name in os.listdir(folder):
+                if name.endswith(".json"):
+                    with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                        meta = ObjectMeta(**json.load(fh))
+                    if os.path.exists(self.data_path(meta.key)):
+                        self.objects[meta.key] = meta
+        self.keys = sorted(self.objects)
+        for name in os.listdir(os.path.join(self.root, "tmp")):
+            os.unlink(os.path.join(self.root, "tmp", name))
+
+    def _write_meta(self, meta: ObjectMeta) -> None:
+        base = self._base(meta.key)
+        tmp = os.path.join(self.root, "tmp", uuid.uuid4().hex)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(asdict(meta), fh)
+        os.replace(tmp, base + ".json")
+
+    def _commit(self, tmp_data: str, meta: ObjectMeta, forbid_overwrite: bool) -> ObjectMeta:
+        """Move a fully written temp file into place, atomically with the index."""
+        with self.lock:
+            if forbid_overwrite and meta.key in self.objects:
+                os.unlink(tmp_data)
+                raise CosError(409, "FileAlreadyExists", "The object already exists (x-cos-forbid-overwrite is true).")
+            os.makedirs(os.path.dirname(self._base(meta.key)), exist_ok=True)
+            os.replace(tmp_data, self.data_path(meta.key))
+            self._write_meta(meta)
+            if meta.key not in self.objects:
+                bisect.insort(self.keys, meta.key)
+            self.objects[meta.key] = meta
+        return meta
+
+    # -- operations -------------------------------------------------------
+    def put_stream(self, key: str, read: Callable[[int], bytes], length: Optional[int], content_type: str = "",
+                   meta: Optional[Dict[str, str]] = None, tags: Optional[Dict[str, str]] = None,
+                   forbid_overwrite: bool = False) -> ObjectMeta:
+        """Store a body read in chunks (`length` None = read until b"")."""
+        if forbid_overwrite and key in self.objects:  # cheap early answer; re-checked at commit
+            raise CosError(409, "FileAlreadyExists", "The object already exists (x-cos-forbid-overwrite is true).")
+        md5 = hashlib.md5()
+        size = 0
+        tmp = os.path.join(self.root, "tmp", uuid.uuid4().hex)
+        with open(tmp, "wb") as fh:
+            while length is None or size < length:
+                chunk = read(CHUNK if length is None else min(CHUNK, length - size))
+                if not chunk:
+                    break
+                md5.update(chunk)
+                fh.write(chunk)
+                size += len(chunk)
+        if length is not None and size < length:
+            os.unlink(tmp)
+            raise CosError(400, "IncompleteBody", f"body ended after {size} of {length} bytes")
+        obj = ObjectMeta(key, size, md5.hexdigest(), content_type or "application/octet-stream", time.time(),
+                         dict(meta or {}), dict(tags or {}))
+        return self._commit(tmp, obj, forbid_overwrite)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "", **kw) -> ObjectMeta:
+        view = memoryview(data)
+        pos = [0]
+
+        def read(n: int) -> bytes:
+            chunk = bytes(view[pos[0]:pos[0] + n])
+            pos[0] += len(chunk)
+            return chunk
+
+        return self.put_stream(key, read, len(data), content_type, **kw)
+
+    def put_file(self, key: str, path: str, content_type: str = "", **kw) -> ObjectMeta:
+        with open(path, "rb") as fh:
+            return self.put_stream(key, fh.read, os.path.getsize(path), content_type, **kw)
+
+    def copy_from(self, src: "Bucket", src_key: str, key: str, replace_meta: Optional[Tuple[str, Dict[str, str]]] = None,
+                  forbid_overwrite: bool = False) -> ObjectMeta:
+        """Server-side copy; `replace_meta` = (content_type, meta) for MetadataDirective=Replaced."""
+        source = src.head(src_key)
+        tmp = os.path.join(self.root, "tmp", uuid.uuid4().hex)
+        shutil.copyfile(src.data_path(src_key), tmp)
+        content_type, meta = replace_meta if replace_meta else (source.content_type, source.meta)
+        obj = ObjectMeta(key, source.size, source.etag, content_type or source.content_type, time.time(), dict(meta),
+                         dict(source.tags))
+        return self._commit(tmp, obj, forbid_overwrite)
+
+    def head(self, key: str) -> ObjectMeta:
+        obj = self.objects.get(key)
+        if obj is None:
+            raise CosError(404, "NoSuchKey", "The specified key does not exist.")
+        return obj
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def read(self, key: str) -> bytes:
+        self.head(key)
+        with open(self.data_path(key), "rb") as fh:
+            return fh.read()
+
+    def delete(self, key: str) -> bool:
+        with self.lock:
+            if self.objects.pop(key, None) is None:
+                return False
+            index = bisect.bisect_left(self.keys, key)
+            if index < len(self.keys) and self.keys[index] == key:
+                self.keys.pop(index)
+            for suffix in (".data", ".json"):
+                try:
+                    os.unlink(self._base(key) + suffix)
+                except FileNotFoundError:
+                    pass
+        return True
+
+    def set_tags(self, key: str, tags: Dict[str, str]) -> None:
+        with self.lock:
+            obj = self.head(key)
+            obj.tags = dict(tags)
+            self._write_meta(obj)
+
+    def list(self, prefix: str = "", marker: str = "", max_keys: int = 1000, delimiter: str = ""
+             ) -> Tuple[List[ObjectMeta], List[str], bool, str]:
+        """(contents, common prefixes, truncated, next marker) like GET Bucket v1."""
+        contents: List[ObjectMeta] = []
+        prefixes: List[str] = []
+        with self.lock:
+            start = bisect.bisect_right(self.keys, marker) if marker else 0
+            if marker and delimiter and marker.startswith(prefix) and marker.endswith(delimiter) \
+                    and delimiter in marker[len(prefix):]:
+                start = bisect.bisect_left(self.keys, marker + "\U0010ffff")  # marker was a common prefix
+            index = max(start, bisect.bisect_left(self.keys, prefix))
+            last = ""
+            truncated = False
+            while index < len(self.keys):
+                key = self.keys[index]
+                if not key.startswith(prefix):
+                    break
+                if len(contents) + len(prefixes) >= max_keys:
+                    truncated = True
+                    break
+                if delimiter:
+                    cut = key.find(delimiter, len(prefix))
+                    if cut >= 0:
+                        common = key[:cut + len(delimiter)]
+                        prefixes.append(common)
+                        last = common
+                        # skip every key under this common prefix
+                        index = bisect.bisect_left(self.keys, common + "\U0010ffff")
+                        continue
+                contents.append(self.objects[key])
+                last = key
+                index += 1
+        return contents, prefixes, truncated, last if truncated else ""
+
+
+class ObjectStore:
+    """All buckets of the local cloud, by `name-APPID`."""
+
+    def __init__(self, root: str, region: str) -> None:
+        self.root, self.region = root, region
+        self.buckets: Dict[str, Bucket] = {}
+
+    def add_bucket(self, name: str) -> Bucket:
+        if not re.match(r"^[a-z0-9][a-z0-9-]*-\d+$", name):
+            raise ValueError(f"bucket name must be <name>-<APPID>, lower-case: {name!r}")
+        if name not in self.buckets:
+            self.buckets[name] = Bucket(name, self.region, os.path.join(self.root, name))
+        return self.buckets[name]
+
+    def bucket(self, name: str) -> Bucket:
+        bucket = self.buckets.get(name)
+        if bucket is None:
+            raise CosError(404, "NoSuchBucket", "The specified bucket does not exist.")
+        return bucket

@@ -1,0 +1,110 @@
+"""A warm SCF-like worker: `python -m localcloud.worker <function_dir>`.
+
+Imports `<function_dir>/index.py` once (cold start), then serves invocations
+as JSON lines: `{"id", "event", "context"}` in on stdin, `{"id", "ok",
+"result", "error", "traceback", "logs"}` out on the original stdout. The
+handler's prints and log records are captured per invocation, and fd 1 is
+pointed at stderr so nothing the handler writes can corrupt the protocol.
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any, List, Optional
+
+
+class _Capture(io.TextIOBase):
+    """A stdout/stderr stand-in that collects lines for the current invocation."""
+
+    def __init__(self, fallback: Any) -> None:
+        self.fallback = fallback
+        self.lines: Optional[List[str]] = None
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.lines is None:
+            return self.fallback.write(text)
+        text = self._partial + text
+        *done, self._partial = text.split("\n")
+        self.lines.extend(done)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.lines is None:
+            self.fallback.flush()
+
+    def start(self, lines: List[str]) -> None:
+        self.lines, self._partial = lines, ""
+
+    def finish(self) -> None:
+        if self._partial and self.lines is not None:
+            self.lines.append(self._partial)
+        self.lines, self._partial = None, ""
+
+
+def main(argv: List[str]) -> int:
+    function_dir = os.path.abspath(argv[0])
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)  # stray fd-level output from the handler goes to stderr, never into the protocol
+    out, err = _Capture(sys.__stderr__), _Capture(sys.__stderr__)
+    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+    sys.path.insert(0, function_dir)
+    os.chdir(function_dir)
+    init_logs: List[str] = []
+    out.start(init_logs)
+    err.start(init_logs)
+    handler = None
+    init_error = ""
+    try:
+        spec = importlib.util.spec_from_file_location("index", os.path.join(function_dir, "index.py"))
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules["index"] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        handler = getattr(module, os.environ.get("LOCALCLOUD_HANDLER", "main_handler"))
+    except BaseException:
+        init_error = traceback.format_exc()
+    finally:
+        out.finish()
+        err.finish()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        logs: List[str] = list(init_logs)
+        init_logs = []
+        reply = {"id": request.get("id"), "ok": False, "result": None, "error": "", "traceback": "", "logs": logs}
+        if handler is None:
+            reply.update(error="function initialisation failed", traceback=init_error)
+        else:
+            out.start(logs)
+            err.start(logs)
+            started = time.time()
+            try:
+                reply["result"] = handler(request.get("event"), request.get("context") or {})
+                reply["ok"] = True
+            except BaseException as exc:  # SCF reports any exception as a failed invocation
+                reply.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+            finally:
+                out.finish()
+                err.finish()
+            reply["duration"] = time.time() - started
+        try:
+            text = json.dumps(reply, default=str)
+        except (TypeError, ValueError) as exc:
+            reply.update(ok=False, result=None, error=f"result is not JSON serialisable: {exc}")
+            text = json.dumps(reply, default=str)
+        proto.write(text + "\n")
+        proto.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
