@@ -5,7 +5,7 @@ after a timeout could create a second job. Our own retry (in submit) looks the
 job up by its correlation id first.
 """
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from . import xmlcodec
@@ -48,14 +48,21 @@ def _wrap(operation: str, exc: Exception) -> CloudError:
     return CloudError(operation, 0, "ClientError", str(exc))
 
 
-def cos_client(settings: Settings, region: str, retry: int) -> Any:
+def cos_client(settings: Settings, region: str, retry: int, environ: Optional[Mapping[str, str]] = None) -> Any:
+    """An SDK client; credentials are SCF's role credentials (TENCENTCLOUD_*) or the user's."""
     from qcloud_cos import CosConfig, CosS3Client
 
+    env = os.environ if environ is None else environ
+    if not (env.get("TENCENTCLOUD_SECRETID") and env.get("TENCENTCLOUD_SECRETKEY")):
+        from .config import ConfigError
+
+        raise ConfigError("TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY are not set: give the function a "
+                          "role (SCF sets them), or export your keys when running locally")
     kwargs: Dict[str, Any] = dict(
         Region=region,
-        SecretId=os.environ.get("TENCENTCLOUD_SECRETID", ""),
-        SecretKey=os.environ.get("TENCENTCLOUD_SECRETKEY", ""),
-        Token=os.environ.get("TENCENTCLOUD_SESSIONTOKEN") or None,  # passed explicitly: CI calls need it
+        SecretId=env.get("TENCENTCLOUD_SECRETID", ""),
+        SecretKey=env.get("TENCENTCLOUD_SECRETKEY", ""),
+        Token=env.get("TENCENTCLOUD_SESSIONTOKEN") or None,  # passed explicitly: CI calls need it
         Timeout=settings.timeout_seconds,
         Scheme="https",
     )
@@ -210,9 +217,9 @@ def _none_to_empty(value: Any) -> Any:
 class Clients:
     """Everything a handler talks to, built once per cold start."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, environ: Optional[Mapping[str, str]] = None) -> None:
         self.settings = settings
-        self.storage = Storage(cos_client(settings, settings.region, retry=2))
+        self.storage = Storage(cos_client(settings, settings.region, 2, environ))
         self.out_storage = (self.storage if settings.out_region == settings.region
-                            else Storage(cos_client(settings, settings.out_region, retry=2)))
-        self.ci = CI(cos_client(settings, settings.region, retry=0), settings.bucket)
+                            else Storage(cos_client(settings, settings.out_region, 2, environ)))
+        self.ci = CI(cos_client(settings, settings.region, 0, environ), settings.bucket)

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Loose(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 class CosObject(_Loose):
@@ -55,7 +55,7 @@ class CosEvent(_Loose):
 class Upload(BaseModel):
     """What one record says was uploaded, decoded."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     bucket: str  # name-APPID
     appid: str

@@ -29,8 +29,9 @@ STATE_RANK: Dict[str, int] = {
 
 
 class _Wire(BaseModel):
-    # Unknown elements from a newer API version are kept, not rejected.
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # Unknown elements from a newer API version are kept, not rejected. Schemas are
+    # built on first use, so a function only pays for the models it touches.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
     def wire(self) -> Dict[str, Any]:
         """The dict that goes onto the wire: strings only, None left out."""
@@ -50,7 +51,7 @@ def _stringify(value: Any) -> Any:
 class SegmentVideoOptions(_Wire):
     """`Operation/SegmentVideoBody`: every option with its API default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     Mode: ModeName = "Mask"
     SegmentType: SegmentTypeName = "HumanSeg"
@@ -75,7 +76,7 @@ class InputSpec(_Wire):
 
 
 class OutputSpec(_Wire):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     Region: NonEmpty
     Bucket: NonEmpty
     Object: NonEmpty

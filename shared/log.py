@@ -4,7 +4,7 @@ import sys
 import time
 from typing import Any
 
-SECRET_FIELDS = ("authorization", "token", "secret", "key", "t")
+SECRET_FIELDS = ("authorization", "token", "secret", "secret_key", "secretkey", "callback_keys", "t")
 
 
 def log(event: str, level: str = "info", **fields: Any) -> None:

@@ -5,6 +5,7 @@ from CI and advanced exactly as a callback would; claims older than the lease
 with no job go through the same idempotent submit path (lookup, then submit).
 """
 import time
+import uuid
 from typing import Optional
 
 from pydantic import BaseModel
@@ -64,7 +65,7 @@ def _resubmit(store: RecordStore, submitter: Submitter, claim, summary: Summary)
     if record is None:
         return
     src = record.source
-    takeover = record.model_copy(update={"attempt": claim.attempt + 1})
+    takeover = record.model_copy(update={"attempt": claim.attempt + 1, "owner": uuid.uuid4().hex})
     if not store.claim(takeover):
         return  # someone else is taking it over right now
     up = Upload(bucket=src.bucket, appid=src.bucket.rsplit("-", 1)[-1], region=src.region, key=src.key,

@@ -14,6 +14,7 @@ ever overwritten, a record only moves forward and a late or duplicate writer
 cannot replace a newer state with an older one.
 """
 import hashlib
+import uuid
 import json
 import re
 from datetime import datetime, timezone
@@ -53,6 +54,7 @@ class Record(BaseModel):
     state: str = CLAIMED
     source: Source
     attempt: int = 1
+    owner: str = Field(default_factory=lambda: uuid.uuid4().hex)  # who wrote the claim: tells our own retried write from a rival's
     claimed_at: str = Field(default_factory=now_iso)
     job_id: Optional[str] = None
     submitted_at: Optional[str] = None

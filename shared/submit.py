@@ -4,6 +4,7 @@ Every record of an event ends with one outcome: `submitted`, `skipped:<reason>`,
 `duplicate` or `failed:<step>`, logged as one JSON line with the record id.
 """
 import random
+import uuid
 import time
 from typing import Callable, List, Optional
 
@@ -119,9 +120,14 @@ class Submitter:
         if not stages:
             return None
         newest = latest(stages)
+        if newest.rank == 0 and newest.attempt == record.attempt:
+            held = self.store.read(newest)
+            if held is not None and held.owner == record.owner:
+                return record  # our own write went through and an SDK retry hit 409
         if newest.rank > 0 or newest.age_seconds < self.settings.claim_lease_seconds:
             return None
-        takeover = record.model_copy(update={"attempt": newest.attempt + 1, "claimed_at": now_iso()})
+        takeover = record.model_copy(update={"attempt": newest.attempt + 1, "claimed_at": now_iso(),
+                                             "owner": uuid.uuid4().hex})
         return takeover if self.store.claim(takeover) else None
 
     def submit_claimed(self, record: Record, up: Upload, source_tags: Optional[dict] = None) -> Outcome:

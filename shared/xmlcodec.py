@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 from xml.parsers import expat
-from xml.sax.saxutils import escape
 
 MAX_DEPTH = 32
 MAX_BYTES = 1 << 20
@@ -67,6 +66,10 @@ def parse(data: bytes | str, max_bytes: int = MAX_BYTES) -> Tuple[str, Any]:
     if not result:
         raise XMLError("empty XML document")
     return result[0]
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _emit(tag: str, value: Any, out: List[str]) -> None:
