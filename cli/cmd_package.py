@@ -1,0 +1,81 @@
+"""`cos-matting package`: build the SCF zips (layer + one per function) into dist/."""
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DESCRIPTION = """\
+Build what SCF runs, reproducibly (same inputs -> same bytes):
+
+  dist/cos-matting-layer.zip      third-party modules under python/ (SCF unpacks
+                                  layers to /opt, and /opt/python is on sys.path)
+  dist/cos-matting-<fn>.zip       functions/<fn>/index.py + shared/, for fn in
+                                  submit, callback, reconcile (handler index.main_handler)
+  dist/layer/, dist/scf/<fn>/     the same trees unpacked: serverless.yml and
+                                  deploy/layer/serverless.yml deploy these folders
+  dist/manifest.json              size and sha256 of each zip
+
+The layer holds wheels for the SCF runtime (CPython 3.10, manylinux2014_x86_64),
+pinned and hash-checked by requirements-deploy.txt, plus crcmod's pure-Python code.
+Wheels are cached in .cache/wheels; with a warm cache nothing is downloaded.
+"""
+
+EPILOG = """\
+examples:
+  cos-matting package                    build everything
+  cos-matting package --offline          fail instead of downloading (cache only)
+  cos-matting package --skip-layer       only the function zips (no pip, < 1 s)
+  cos-matting package --update-lock      re-resolve deploy/requirements-deploy.in
+then deploy: see deploy/README.md
+"""
+
+
+def register(subparsers: "argparse._SubParsersAction") -> None:
+    parser = subparsers.add_parser(
+        "package", help="build the SCF layer and function zips into dist/",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "dist", metavar="DIR",
+                        help="output folder (default: %(default)s)")
+    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "wheels", metavar="DIR",
+                        help="wheel cache (default: %(default)s)")
+    parser.add_argument("--function", dest="functions", action="append", metavar="NAME",
+                        choices=("submit", "callback", "reconcile"),
+                        help="build only this function's zip (repeatable; default: all three)")
+    parser.add_argument("--skip-layer", action="store_true", help="do not build the dependency layer")
+    parser.add_argument("--offline", action="store_true",
+                        help="never run pip; fail if a pinned wheel is not in the cache")
+    parser.add_argument("--update-lock", action="store_true",
+                        help="resolve deploy/requirements-deploy.in for the SCF target and rewrite "
+                             "requirements-deploy.txt (pins + sha256), then build")
+    parser.set_defaults(func=run)
+
+
+def _deploy_package():
+    # deploy/ is tooling next to the sources, not an installed package: import it from the checkout.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from deploy import package
+
+    return package
+
+
+def run(args: argparse.Namespace) -> int:
+    package = _deploy_package()
+    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731 - progress on stderr, results on stdout
+    try:
+        if args.update_lock:
+            pins = package.update_lock(cache=args.cache, log=log)
+            print(f"requirements-deploy.txt: {len(pins)} pinned wheels")
+        artefacts = package.build(args.out, args.cache, functions=args.functions or package.FUNCTIONS,
+                                  layer=not args.skip_layer, offline=args.offline, log=log)
+    except package.PackageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    worst = 0
+    for a in artefacts:
+        flag = "" if a.within_limit else f"  OVER the {package.human(a.limit)} target"
+        print(f"{a.path.relative_to(args.out.parent) if a.path.is_relative_to(args.out.parent) else a.path}"
+              f"  {a.size:>10,d} bytes ({package.human(a.size)})  sha256 {a.sha256[:16]}{flag}")
+        worst = worst or (0 if a.within_limit else 1)
+    return worst

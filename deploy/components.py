@@ -1,0 +1,519 @@
+"""Typed model of the serverless-cloud-framework inputs this project's YAML files use.
+
+The `scf` CLI (npm `serverless-cloud-framework`) cannot be installed here, so the
+files are checked against what the components document instead:
+
+* `multi-scf` (serverless.yml): `docs/configure.md` and `src/interface/inputs.ts` of
+  github.com/serverless-components/tencent-multi-scf; functions and triggers are
+  handed to `tencent-component-toolkit` (`src/modules/scf/utils.ts`,
+  `src/modules/triggers/{cos,timer,http}.ts`), which is where the Function URL
+  (`type: http`) parameters come from.
+* `layer` (deploy/layer/serverless.yml): `docs/configure.md` of
+  github.com/serverless-components/tencent-layer.
+
+Only what is documented is accepted (`extra="forbid"`), plus a few project rules
+that turn silent misconfigurations into errors: a disabled COS/timer trigger, a
+COS trigger bucket that is not the XML-API domain `<bucket>-<appid>.cos.<region>.myqcloud.com`,
+async-retry settings the toolkit would ignore, per-function `environments` that
+would replace (not extend) the shared list. Every error names its path, e.g.
+`serverless.yml: inputs.triggers[0].parameters.bucket: ...`.
+
+`load_serverless(path, environ)` resolves the framework variables first:
+`${env:NAME}` from `environ` (a missing one is an error naming the path),
+`${app}`, `${stage}`, `${name}`, `${org}` from the file; `${output:...}` references
+to other instances stay as they are (they only exist after a deploy).
+"""
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, Type, TypeVar, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, field_validator, model_validator
+from typing_extensions import Annotated
+
+# --- shared pieces -----------------------------------------------------------------------------
+
+RUNTIMES = (
+    # What the component allow-lists name (they predate Python3.8+) plus the SCF Python runtimes
+    # up to 3.10, the newest SCF offers and the one this project deploys on.
+    "Python2.7", "Python3.6", "Python3.7", "Python3.8", "Python3.9", "Python3.10",
+    "Nodejs6.10", "Nodejs8.9", "Nodejs10.15", "Nodejs12.16", "Nodejs14.18", "Nodejs16.13",
+    "Php5", "Php7", "Php7.4", "Php8.0", "Go1", "Java8", "Java11", "CustomRuntime",
+)
+Runtime = Literal[RUNTIMES]  # type: ignore[valid-type]
+
+COS_EVENTS = (
+    "cos:ObjectCreated:*", "cos:ObjectCreated:Put", "cos:ObjectCreated:Post", "cos:ObjectCreated:Copy",
+    "cos:ObjectCreated:CompleteMultipartUpload", "cos:ObjectCreated:Origin", "cos:ObjectCreated:Replication",
+    "cos:ObjectRemove:*", "cos:ObjectRemove:Delete", "cos:ObjectRemove:DeleteMarkerCreated",
+    "cos:ObjectRestore:Post", "cos:ObjectRestore:Completed",
+)
+CosEventName = Literal[COS_EVENTS]  # type: ignore[valid-type]
+
+REGION_RE = r"^[a-z]+-[a-z0-9-]+$"
+COS_DOMAIN_RE = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9-]*-(?P<appid>\d+))\.cos\.(?P<region>[a-z]+-[a-z0-9-]+)\.myqcloud\.com$")
+OUTPUT_REF_RE = r"^\$\{output:[^{}]+\}$"
+FUNCTION_NAME_RE = r"^[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]$"  # SCF: letters, digits, _ and -, 2-60 chars
+ENV_KEY_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+HANDLER_RE = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class ConfigFileError(ValueError):
+    """serverless.yml (or the layer's) does not match the component's documented inputs."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _memory(value: int) -> int:
+    if value != 64 and not (128 <= value <= 3072 and value % 128 == 0):
+        raise ValueError("memorySize must be 64 or a multiple of 128 from 128 to 3072 (MB)")
+    return value
+
+
+MemorySize = Annotated[StrictInt, Field(ge=64, le=3072)]
+Timeout = Annotated[StrictInt, Field(ge=1, le=900, description="seconds, 1-900")]
+OutputRef = Annotated[str, Field(pattern=OUTPUT_REF_RE)]
+
+
+class KeyValue(_Strict):
+    key: Annotated[StrictStr, Field(pattern=ENV_KEY_RE)]
+    value: StrictStr  # SCF variables are strings: quote numbers in YAML ('300', not 300)
+
+
+class TagKV(_Strict):
+    key: StrictStr
+    value: StrictStr
+
+
+class SrcObject(_Strict):
+    src: Optional[StrictStr] = None
+    exclude: List[StrictStr] = Field(default_factory=list)
+    bucket: Optional[StrictStr] = None
+    object: Optional[StrictStr] = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "SrcObject":
+        if self.src and self.object:
+            raise ValueError("src and object cannot both be set (deploy a local folder or a COS object, not both)")
+        if not self.src and not self.object:
+            raise ValueError("one of src (local folder) or object (code zip in bucket) is required")
+        return self
+
+
+class Layer(_Strict):
+    name: Union[OutputRef, Annotated[StrictStr, Field(min_length=1)]]
+    version: Union[StrictInt, OutputRef]
+
+
+class Vpc(_Strict):
+    vpcId: StrictStr
+    subnetId: StrictStr
+
+
+class Cls(_Strict):
+    logsetId: Optional[StrictStr] = None
+    topicId: Optional[StrictStr] = None
+
+
+class Cfs(_Strict):
+    cfsId: StrictStr
+    mountInsId: StrictStr
+    localMountDir: StrictStr
+    remoteMountDir: StrictStr
+
+
+class Image(_Strict):
+    imageUrl: StrictStr
+    imageType: Literal["personal", "enterprise", "public"] = "personal"
+    registryId: Optional[StrictStr] = None
+    command: Optional[StrictStr] = None
+    args: Optional[StrictStr] = None
+
+
+class _FaasBase(_Strict):
+    """`FaasBaseConfig` in multi-scf's inputs.ts: allowed at the top level and per function."""
+
+    type: Literal["event", "web"] = "event"
+    runtime: Optional[Runtime] = None
+    memorySize: Optional[MemorySize] = None
+    timeout: Optional[Timeout] = None
+    description: Optional[Annotated[StrictStr, Field(max_length=1000)]] = None
+    nodeType: Optional[Literal["CPU", "GPU"]] = None
+    nodeSpec: Optional[StrictStr] = None
+    environments: Optional[List[KeyValue]] = None
+    namespace: Optional[StrictStr] = None
+    vpc: Optional[Vpc] = None
+    cfs: Optional[List[Cfs]] = None
+    cls: Optional[Cls] = None
+    tags: Optional[Union[List[TagKV], Dict[str, StrictStr]]] = None
+    layers: Optional[List[Layer]] = None
+    eip: Optional[StrictBool] = None
+    publicAccess: Optional[StrictBool] = None
+    installDependency: Optional[StrictBool] = None
+    asyncRunEnable: Optional[StrictBool] = None
+    traceEnable: Optional[StrictBool] = None
+
+    @field_validator("memorySize")
+    @classmethod
+    def _check_memory(cls, value: Optional[int]) -> Optional[int]:
+        return value if value is None else _memory(value)
+
+    @field_validator("environments")
+    @classmethod
+    def _unique_env(cls, value: Optional[List[KeyValue]]) -> Optional[List[KeyValue]]:
+        if value:
+            seen = set()
+            for kv in value:
+                if kv.key in seen:
+                    raise ValueError(f"variable {kv.key} is listed twice")
+                seen.add(kv.key)
+        return value
+
+    @model_validator(mode="after")
+    def _async(self) -> "_FaasBase":
+        if self.traceEnable and not self.asyncRunEnable:
+            raise ValueError("traceEnable: true requires asyncRunEnable: true")
+        if self.asyncRunEnable and not self.cls:
+            raise ValueError("asyncRunEnable: true requires cls (logsetId, topicId)")
+        return self
+
+
+class FunctionConfig(_FaasBase):
+    """One entry of `inputs.functions` (multi-scf `FunctionObject`)."""
+
+    handler: Optional[Annotated[StrictStr, Field(pattern=HANDLER_RE)]] = None
+    name: Optional[Annotated[StrictStr, Field(pattern=FUNCTION_NAME_RE)]] = None
+    src: Optional[StrictStr] = None
+    role: Optional[StrictStr] = None
+    image: Optional[Image] = None
+    msgTTL: Optional[Annotated[StrictInt, Field(ge=60, le=21600)]] = None
+    retryNum: Optional[Annotated[StrictInt, Field(ge=0, le=2)]] = None
+
+    @model_validator(mode="after")
+    def _retry_needs_async(self) -> "FunctionConfig":
+        # tencent-component-toolkit only calls UpdateFunctionEventInvokeConfig when
+        # asyncRunEnable is true: otherwise these keys are silently ignored.
+        for key in ("msgTTL", "retryNum"):
+            if getattr(self, key) is not None and not self.asyncRunEnable:
+                raise ValueError(f"{key} is only applied with asyncRunEnable: true (the component ignores it otherwise); "
+                                 "remove it: the platform default for async events is 2 retries within 6 h")
+        if self.type == "event" and not self.image and not self.handler:
+            raise ValueError("handler is required for event functions, e.g. index.main_handler")
+        return self
+
+
+# --- triggers ----------------------------------------------------------------------------------
+
+
+class CosFilter(_Strict):
+    prefix: StrictStr = ""
+    suffix: StrictStr = ""
+
+
+class CosParameters(_Strict):
+    qualifier: StrictStr = "$DEFAULT"
+    bucket: StrictStr
+    filter: CosFilter
+    events: CosEventName
+    enable: StrictBool = False  # the component's default: a trigger that never fires
+
+    @field_validator("bucket")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        if not COS_DOMAIN_RE.match(value):
+            raise ValueError(f"must be the bucket's XML API domain <bucket>-<appid>.cos.<region>.myqcloud.com, "
+                             f"e.g. videos-1250000000.cos.ap-guangzhou.myqcloud.com (got {value!r})")
+        return value
+
+    @field_validator("enable")
+    @classmethod
+    def _enabled(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("is false (the component's default): the trigger would be created disabled and no upload "
+                             "would start a job; set enable: true (to pause, set reserved concurrency 0 instead)")
+        return value
+
+
+class CosTrigger(_Strict):
+    type: Literal["cos"]
+    function: StrictStr
+    parameters: CosParameters
+
+
+CRON_FIELDS = 7  # second minute hour day month weekday year
+
+
+class TimerParameters(_Strict):
+    name: Annotated[StrictStr, Field(min_length=1)]  # required by multi-scf
+    cronExpression: StrictStr
+    qualifier: StrictStr = "$DEFAULT"
+    enable: StrictBool = False
+    argument: Optional[Union[StrictStr, Dict[str, Any]]] = None
+
+    @field_validator("cronExpression")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) != CRON_FIELDS:
+            raise ValueError(f"SCF cron has 7 fields with seconds first (second minute hour day month weekday year), "
+                             f"e.g. '0 */10 * * * * *' (got {len(fields)} fields in {value!r})")
+        return value
+
+    @field_validator("enable")
+    @classmethod
+    def _enabled(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("is false (the component's default): the timer would never fire; set enable: true")
+        return value
+
+
+class TimerTrigger(_Strict):
+    type: Literal["timer"]
+    function: StrictStr
+    parameters: TimerParameters
+
+
+class NetConfig(_Strict):
+    enableIntranet: StrictBool = False
+    enableExtranet: StrictBool = False
+
+
+class CorsConfig(_Strict):
+    enable: StrictBool = False
+    origins: Optional[Union[StrictStr, List[StrictStr]]] = None
+    methods: Optional[Union[StrictStr, List[StrictStr]]] = None
+    headers: Optional[Union[StrictStr, List[StrictStr]]] = None
+    exposeHeaders: Optional[Union[StrictStr, List[StrictStr]]] = None
+    credentials: Optional[StrictBool] = None
+    maxAge: Optional[StrictInt] = None
+
+
+class HttpParameters(_Strict):
+    """Function URL (`HttpTriggerInputsParams` in tencent-component-toolkit)."""
+
+    name: Optional[StrictStr] = None  # toolkit default: url-trigger
+    qualifier: StrictStr = "$DEFAULT"
+    authType: Literal["NONE", "CAM"] = "NONE"
+    netConfig: NetConfig
+    corsConfig: Optional[CorsConfig] = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> "HttpParameters":
+        if not (self.netConfig.enableExtranet or self.netConfig.enableIntranet):
+            raise ValueError("netConfig enables neither enableExtranet nor enableIntranet: the URL would be unreachable")
+        return self
+
+
+class HttpTrigger(_Strict):
+    type: Literal["http"]
+    function: StrictStr
+    parameters: HttpParameters
+
+
+Trigger = Annotated[Union[CosTrigger, TimerTrigger, HttpTrigger], Field(discriminator="type")]
+
+
+# --- whole files -------------------------------------------------------------------------------
+
+
+class MultiScfInputs(_FaasBase):
+    src: Union[StrictStr, SrcObject]
+    region: Annotated[StrictStr, Field(pattern=REGION_RE)] = "ap-guangzhou"
+    functions: Dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")], FunctionConfig] = Field(min_length=1)
+    triggers: List[Trigger] = Field(default_factory=list)
+    ignoreTriggers: Optional[StrictBool] = None
+    isAutoPublish: Optional[StrictBool] = None
+    publishDescription: Optional[StrictStr] = None
+
+    @model_validator(mode="after")
+    def _references(self) -> "MultiScfInputs":
+        problems = []
+        for i, trig in enumerate(self.triggers):
+            if trig.function not in self.functions:
+                problems.append(f"triggers[{i}].function: {trig.function!r} is not a key of functions "
+                                f"({', '.join(sorted(self.functions))})")
+        if self.environments is not None:
+            for key, fn in self.functions.items():
+                if fn.environments is not None:
+                    problems.append(f"functions.{key}.environments: replaces the top-level environments list entirely "
+                                    "(the component merges with Object.assign); keep all variables at the top level")
+        names = [fn.name for fn in self.functions.values() if fn.name]
+        if len(names) != len(set(names)):
+            problems.append("functions: two functions have the same name")
+        http = [t for t in self.triggers if t.type == "http"]
+        for fkey in {t.function for t in http}:
+            if len([t for t in http if t.function == fkey]) > 1:
+                problems.append(f"triggers: function {fkey!r} has more than one Function URL")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class ServerlessFile(_Strict):
+    org: Optional[StrictStr] = None
+    app: Annotated[StrictStr, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]*$")]
+    stage: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9-]+$")]
+    name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]*$")]
+    component: Literal["multi-scf"]
+    inputs: MultiScfInputs
+
+
+class LayerSrc(_Strict):
+    src: Optional[StrictStr] = None
+    targetDir: Optional[StrictStr] = None
+    exclude: List[StrictStr] = Field(default_factory=list)
+    bucket: Optional[StrictStr] = None
+    object: Optional[StrictStr] = None
+
+
+class LayerInputs(_Strict):
+    name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
+    region: Annotated[StrictStr, Field(pattern=REGION_RE)]
+    src: Union[StrictStr, LayerSrc]
+    runtimes: List[Runtime] = Field(min_length=1)
+    description: Optional[StrictStr] = None
+
+
+class LayerFile(_Strict):
+    org: Optional[StrictStr] = None
+    app: StrictStr
+    stage: StrictStr
+    name: StrictStr
+    component: Literal["layer"]
+    inputs: LayerInputs
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+_INNER_VAR = re.compile(r"\$\{([^${}]+)\}")
+M = TypeVar("M", bound=BaseModel)
+
+
+def _where(loc: Tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(file)"
+
+
+def _resolve(node: Any, environ: Mapping[str, str], top: Mapping[str, str], loc: Tuple[Any, ...],
+             label: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _resolve(v, environ, top, loc + (k,), label) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve(v, environ, top, loc + (i,), label) for i, v in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+    kept: List[str] = []
+
+    def one(match: "re.Match[str]") -> str:
+        expr = match.group(1).strip()
+        if expr.startswith("env:"):
+            var = expr[4:].strip()
+            if var not in environ:
+                raise ConfigFileError(f"{label}: {_where(loc)}: ${{env:{var}}} is not set (add {var} to .env; "
+                                      "an empty value is allowed)")
+            return environ[var]
+        if expr in top:
+            return top[expr]
+        if expr.startswith("output:"):
+            kept.append(match.group(0))
+            return f"\x00{len(kept) - 1}\x00"
+        raise ConfigFileError(f"{label}: {_where(loc)}: unknown variable ${{{expr}}}")
+
+    value, previous = node, None
+    while value != previous:
+        previous, value = value, _INNER_VAR.sub(one, value)
+    for i, ref in enumerate(kept):
+        value = value.replace(f"\x00{i}\x00", ref)
+    return value
+
+
+def resolve_variables(raw: Dict[str, Any], environ: Mapping[str, str], label: str = "serverless.yml") -> Dict[str, Any]:
+    """`${env:X}`, `${app}`, `${stage}`, `${name}`, `${org}` substituted; `${output:...}` kept."""
+    top_raw = {k: raw.get(k) for k in ("org", "app", "stage", "name") if isinstance(raw.get(k), str)}
+    top: Dict[str, str] = {}
+    for key, value in top_raw.items():  # the top-level names may themselves use ${env:...}
+        top[key] = _resolve(value, environ, {}, (key,), label)
+    resolved = _resolve(raw, environ, top, (), label)
+    for key, value in top.items():
+        resolved[key] = value
+    return resolved
+
+
+def explain(exc: ValidationError, label: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not in the component's documented inputs)"
+        elif err["type"] == "union_tag_invalid":
+            msg = f"unknown trigger type {err.get('input', {}).get('type')!r}; this project's model allows cos, timer, http"
+        elif err["type"] == "literal_error":
+            msg = f"{msg} (got {err.get('input')!r})"
+        elif err["type"].endswith("_type") or err["type"].startswith(("int_", "bool_", "string_")):
+            got = err.get("input")
+            msg = f"{msg} (got {type(got).__name__} {got!r})"
+        lines.append(f"{label}: {_where(loc)}: {msg}")
+    return "\n".join(lines)
+
+
+def validate(raw: Dict[str, Any], model: Type[M], label: str) -> M:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigFileError(explain(exc, label)) from None
+
+
+def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
+    text = Path(path).read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"{Path(path).name}: not a YAML mapping")
+    return data
+
+
+def load_serverless(path: Union[str, Path], environ: Mapping[str, str]) -> ServerlessFile:
+    label = Path(path).name
+    return validate(resolve_variables(read_yaml(path), environ, label), ServerlessFile, label)
+
+
+def load_layer(path: Union[str, Path], environ: Mapping[str, str]) -> LayerFile:
+    label = str(path)
+    return validate(resolve_variables(read_yaml(path), environ, label), LayerFile, label)
+
+
+def function_environment(sf: ServerlessFile, key: str) -> Dict[str, str]:
+    """The variables function `key` gets: its own list if it has one, else the top-level list."""
+    fn = sf.inputs.functions[key]
+    entries = fn.environments if fn.environments is not None else (sf.inputs.environments or [])
+    return {kv.key: kv.value for kv in entries}
+
+
+def env_references(raw: Any) -> List[str]:
+    """Every `${env:NAME}` named anywhere in a raw (unresolved) YAML tree, sorted."""
+    found = set()
+    if isinstance(raw, dict):
+        for v in raw.values():
+            found.update(env_references(v))
+    elif isinstance(raw, list):
+        for v in raw:
+            found.update(env_references(v))
+    elif isinstance(raw, str):
+        found.update(m.strip() for m in re.findall(r"\$\{env:([^}]+)\}", raw))
+    return sorted(found)
+
+
+def cos_domain_parts(domain: str) -> Dict[str, str]:
+    m = COS_DOMAIN_RE.match(domain)
+    if not m:
+        raise ValueError(f"not a COS XML API domain: {domain!r}")
+    return m.groupdict()
