@@ -52,7 +52,7 @@ class LocalCloud:
         """Bind and serve; returns once connections are accepted."""
         self._server = make_server(self, self.host, self.port)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True, name="localcloud-http")
         self._thread.start()
         self.jobs.start()
