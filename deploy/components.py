@@ -217,7 +217,7 @@ class CosParameters(_Strict):
     bucket: StrictStr
     filter: CosFilter
     events: CosEventName
-    enable: StrictBool = False  # the component's default: a trigger that never fires
+    enable: StrictBool = Field(False, validate_default=True)  # the component's default: never fires
 
     @field_validator("bucket")
     @classmethod
@@ -249,7 +249,7 @@ class TimerParameters(_Strict):
     name: Annotated[StrictStr, Field(min_length=1)]  # required by multi-scf
     cronExpression: StrictStr
     qualifier: StrictStr = "$DEFAULT"
-    enable: StrictBool = False
+    enable: StrictBool = Field(False, validate_default=True)
     argument: Optional[Union[StrictStr, Dict[str, Any]]] = None
 
     @field_validator("cronExpression")
