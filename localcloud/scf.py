@@ -320,6 +320,7 @@ def function_url_event(method: str, path: str, query: Sequence[Tuple[str, str]],
             query_dict[key] = (prev if isinstance(prev, list) else [prev]) + [value]
         else:
             query_dict[key] = value
+    headers = {k.lower(): v for k, v in headers.items()}
     ctype = (headers.get("content-type") or "").lower()
     texty = not body or ctype.startswith("text/") or any(t in ctype for t in ("json", "xml", "x-www-form-urlencoded"))
     text = None
@@ -331,7 +332,7 @@ def function_url_event(method: str, path: str, query: Sequence[Tuple[str, str]],
     return {
         "httpMethod": method,
         "path": path,
-        "headers": {k.lower(): v for k, v in headers.items()},
+        "headers": headers,
         "queryString": query_dict,
         "body": text if text is not None else base64.b64encode(body).decode("ascii"),
         "isBase64Encoded": text is None,
