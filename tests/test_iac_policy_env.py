@@ -1,0 +1,123 @@
+"""deploy/cam-policy.json (least privilege, rendered from the deployed settings) and .env.example."""
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from deploy import checks, policy  # noqa: E402
+from deploy.components import env_references, read_yaml  # noqa: E402
+from shared.config import known_variables  # noqa: E402
+
+ALLOWED_ACTIONS = {
+    "name/cos:GetObject", "name/cos:PutObject", "name/cos:HeadObject", "name/cos:GetObjectTagging",
+    "name/cos:PutObjectTagging", "name/cos:GetBucket",
+    "name/ci:CreateMediaJobs", "name/ci:DescribeMediaJob", "name/ci:DescribeMediaJobs", "name/ci:CancelMediaJobs",
+    "name/ci:CreateBodyJointsDetectJob", "name/cam:PassRole",
+}
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return policy.render(policy.values_from(checks.example_environ()))
+
+
+def test_template_is_valid_json_with_known_actions_only():
+    tmpl = policy.template()
+    assert tmpl["version"] == "2.0"
+    actions = [a for s in tmpl["statement"] for a in s["action"]]
+    assert set(actions) <= ALLOWED_ACTIONS, set(actions) - ALLOWED_ACTIONS
+    assert not any("*" in a for a in actions)
+    assert all(s["effect"] == "allow" for s in tmpl["statement"])
+    # The job API and its sub-account requirements (PLATFORM.md section 1).
+    assert {"name/ci:CreateBodyJointsDetectJob", "name/cam:PassRole", "name/ci:CreateMediaJobs"} <= set(actions)
+
+
+def test_rendered_resources_are_scoped(rendered):
+    s = rendered["statement"]
+    text = json.dumps(rendered)
+    assert "${" not in text
+    for statement in s:
+        for res in statement["resource"]:
+            assert res != "*" and not res.endswith(":*"), res
+            if res.startswith("qcs::cos:") and "name/cos:GetBucket" not in statement["action"]:
+                # object actions: always below a non-empty prefix
+                assert re.fullmatch(r"qcs::cos:[a-z-]+:uid/\d+:[a-z0-9-]+-\d+/[^*]+/\*", res), res
+    [listing] = [st for st in s if "name/cos:GetBucket" in st["action"]]
+    assert listing["action"] == ["name/cos:GetBucket"]
+    assert listing["condition"]["string_like"]["cos:prefix"] == ".cos-matting/records/*"
+    [passrole] = [st for st in s if "name/cam:PassRole" in st["action"]]
+    assert passrole["resource"] == [f"qcs::cam::uid/{checks.PLACEHOLDERS['COS_MATTING_DEPLOY_OWNER_UIN']}:roleName/CI_QCSRole"]
+    [ci] = [st for st in s if "name/ci:CreateMediaJobs" in st["action"]]
+    assert ci["resource"] == ["qcs::ci:ap-guangzhou:uid/1250000000:bucket/videos-1250000000/*"]
+
+
+def test_rendered_prefixes_follow_serverless_yml(rendered):
+    resources = [r for st in rendered["statement"] for r in st["resource"]]
+    assert "qcs::cos:ap-guangzhou:uid/1250000000:videos-1250000000/input/*" in resources
+    assert "qcs::cos:ap-guangzhou:uid/1250000000:videos-1250000000/matting/*" in resources
+    assert "qcs::cos:ap-guangzhou:uid/1250000000:videos-1250000000/.cos-matting/records/*" in resources
+    # Outputs and sources are never writable as objects: only their tags.
+    for st in rendered["statement"]:
+        if "name/cos:PutObject" in st["action"]:
+            assert all("/.cos-matting/records/" in r for r in st["resource"])
+
+
+def test_render_expands_watch_prefixes_and_separate_buckets():
+    values = policy.values_from(checks.example_environ())
+    values.update(WATCH_PREFIX=["input/", "uploads/"], OUTPUT_BUCKET="out-1250000000", OUTPUT_REGION="ap-shanghai")
+    resources = [r for st in policy.render(values)["statement"] for r in st["resource"]]
+    assert "qcs::cos:ap-guangzhou:uid/1250000000:videos-1250000000/uploads/*" in resources
+    assert "qcs::cos:ap-shanghai:uid/1250000000:out-1250000000/matting/*" in resources
+
+
+def test_policy_needs_owner_uin():
+    env = checks.example_environ()
+    env["COS_MATTING_DEPLOY_OWNER_UIN"] = ""
+    with pytest.raises(policy.PolicyError, match="UIN"):
+        policy.values_from(env)
+
+
+def test_policy_cli(capsys):
+    assert policy.main(["--example"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == "2.0"
+
+
+# --- .env.example ------------------------------------------------------------------------------
+
+
+def _example_lines():
+    return (ROOT / ".env.example").read_text().splitlines()
+
+
+def test_env_example_lists_every_variable():
+    listed = checks.read_dotenv(ROOT / ".env.example")
+    missing = [v for v in known_variables() if v not in listed]
+    assert not missing, f".env.example lacks {missing}"
+    for yml in (checks.SERVERLESS, checks.LAYER):
+        refs = env_references(read_yaml(yml))
+        assert not [r for r in refs if r not in listed], f"{yml.name} references variables missing from .env.example"
+    text = (ROOT / ".env.example").read_text()
+    for name in ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN",
+                 "TENCENT_SECRET_ID", "TENCENT_SECRET_KEY", "COS_MATTING_DEPLOY_OWNER_UIN"):
+        assert name in text
+
+
+def test_env_example_comments_every_variable_and_holds_no_secret():
+    lines = _example_lines()
+    for i, line in enumerate(lines):
+        if re.match(r"^[A-Z][A-Z0-9_]*=", line):
+            j = i - 1
+            while j >= 0 and re.match(r"^[A-Z][A-Z0-9_]*=", lines[j]):
+                j -= 1
+            assert j >= 0 and lines[j].startswith("#"), f"{line.split('=')[0]} has no comment above it"
+    values = checks.read_dotenv(ROOT / ".env.example")
+    for secret in ("COS_MATTING_CALLBACK_KEYS", "TENCENT_SECRET_ID", "TENCENT_SECRET_KEY", "TENCENT_TOKEN"):
+        assert values[secret] == "", f"{secret} must be empty in the example"
+    # Variables SCF injects must not be set by the deployer.
+    assert not any(k.startswith("TENCENTCLOUD_") for k in values)
