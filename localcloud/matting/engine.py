@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from fractions import Fraction
 from typing import Any, Dict, Optional
 
@@ -113,10 +115,62 @@ def grey_frame(alpha: np.ndarray, width: int, height: int) -> av.VideoFrame:
 
 
 def rgb_frame(rgb: np.ndarray, width: int, height: int) -> av.VideoFrame:
+    """RGB -> yuv420p (BT.601, limited range, OpenCV: SIMD and threaded), padded even."""
     h, w = rgb.shape[:2]
     if (w, h) != (width, height):
         rgb = cv2.copyMakeBorder(rgb, 0, height - h, 0, width - w, cv2.BORDER_REPLICATE)
-    return av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    return av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
+
+
+def frame_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """Decoded frame -> RGB uint8. The common case (limited-range yuv420p, even
+    size) goes through OpenCV's BT.601 conversion, the exact inverse of
+    `rgb_frame`, so untouched pixels keep their YUV values; anything else
+    through swscale."""
+    if (frame.format.name == "yuv420p" and not (frame.width | frame.height) & 1
+            and frame.color_range != 2):
+        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
+    return frame.to_ndarray(format="rgb24")
+
+
+class _Writer:
+    """Encodes and muxes on its own thread, so that matting the next frame and
+    x264 run at the same time. A small bounded queue keeps memory flat."""
+
+    def __init__(self, out, depth: int = 6):
+        self.out = out
+        self.q: "queue.Queue" = queue.Queue(maxsize=depth)
+        self.error: Optional[BaseException] = None
+        self.thread = threading.Thread(target=self._run, name="matting-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if self.error is not None:
+                continue  # drain after a failure
+            stream, payload = item
+            try:
+                if isinstance(payload, av.Packet):
+                    self.out.mux(payload)
+                else:
+                    for p in stream.encode(payload):
+                        self.out.mux(p)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                self.error = exc
+
+    def put(self, stream, payload) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put((stream, payload))
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _open_input(input_path: str):
@@ -131,44 +185,51 @@ def _open_input(input_path: str):
     fmt = container.format.name if container.format else ""
     video = [s for s in container.streams.video
              if not (s.disposition & av.stream.Disposition.attached_pic)]
-    if fmt in IMAGE_FORMATS or fmt.endswith("_pipe") or not video:
+    is_image = fmt in IMAGE_FORMATS or fmt.endswith("_pipe")
+    if is_image or not video:
         container.close()
-        what = "an image" if (fmt in IMAGE_FORMATS or fmt.endswith("_pipe")) else "has no video stream"
+        what = "an image" if is_image else "no video stream"
         raise MattingError("InputNotVideo", f"the input is not a video ({what}; format {fmt or 'unknown'})")
     return container, video[0]
 
 
 def process(input_path: str, output_path: str, opts: jobs.SegmentVideoOptions,
             background_path: Optional[str] = None, encoder_options: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """Matte `input_path` into `output_path` (H.264/AAC MP4). Returns MediaInfo (wire dict)."""
+    """Matte `input_path` into `output_path` (H.264 MP4). Returns the output's MediaInfo wire dict."""
     if opts.Mode == "Combination":  # fail before any decoding
         compose.open_background(background_path, 16, 16).close()
     container, in_v = _open_input(input_path)
     out = None
-    matter = None
+    writer: Optional[_Writer] = None
+    matter: Optional[FrameMatter] = None
     ok = False
     try:
         try:
             in_v.thread_type = "AUTO"
             ctx = in_v.codec_context
             if ctx is None or ctx.codec is None:
-                raise MattingError("UnsupportedFormat", f"no decoder for video codec {in_v.codec_context}")
+                raise MattingError("UnsupportedFormat", "no decoder for the video codec")
         except MattingError:
             raise
         except (av.error.FFmpegError, ValueError, AttributeError) as exc:
             raise MattingError("UnsupportedFormat", f"the video stream cannot be decoded: {exc}") from None
-        in_a = next((s for s in container.streams.audio), None)
+        in_a = next(iter(container.streams.audio), None)
         rate = in_v.average_rate or in_v.guessed_rate or Fraction(25)
-        tb = in_v.time_base or Fraction(1, int(round(float(rate))) or 25)
+        tb = in_v.time_base or Fraction(1, max(1, int(round(float(rate)))))
 
         out = av.open(output_path, "w", format="mp4", options={"movflags": "+faststart"})
-        state: Dict[str, Any] = {"v": None, "a": None, "frames": 0, "last_pts": None, "t0": None,
-                                 "pending_audio": [], "size": None}
+        v_out = None
+        a_out = None  # (kind, stream): "copy" or "aac"
+        pending_audio = []
+        size = (0, 0)
+        frames = 0
+        last_pts = None
+        t0 = None
 
         def setup(frame: av.VideoFrame) -> None:
-            nonlocal matter
+            nonlocal matter, v_out, a_out, writer, size
             w, h = frame.width, frame.height
-            state["size"] = (w, h)
+            size = (w, h)
             matter = FrameMatter(opts, w, h, background_path)
             v = out.add_stream(ENCODER, rate=rate)
             v.width, v.height = _even(w), _even(h)
@@ -177,97 +238,94 @@ def process(input_path: str, output_path: str, opts: jobs.SegmentVideoOptions,
             v.codec_context.time_base = tb
             v.options = dict(encoder_options or ENCODER_OPTIONS)
             v.thread_type = "AUTO"
-            try:
-                v.codec_context.color_range = 1  # MPEG (limited) range, as swscale writes it
-                v.codec_context.colorspace = 6   # SMPTE 170M / BT.601, as swscale converts RGB
-                v.codec_context.color_primaries = 6
-                v.codec_context.color_trc = 6
-            except (AttributeError, ValueError, TypeError):  # pragma: no cover
-                pass
-            state["v"] = v
+            cc = v.codec_context
+            cc.color_range = 1  # limited, as OpenCV's BT.601 conversion writes it
+            # the YUV values round-trip, so the input's colour description still applies
+            for attr in ("colorspace", "color_primaries", "color_trc"):
+                value = getattr(frame, attr, None)
+                if value not in (None, 2):  # 2 = unspecified
+                    try:
+                        setattr(cc, attr, value)
+                    except (AttributeError, ValueError, TypeError):  # pragma: no cover
+                        pass
+            v_out = v
             if in_a is not None:
                 if in_a.codec_context.name in MP4_AUDIO_COPY:
-                    state["a"] = ("copy", out.add_stream_from_template(in_a))
+                    a_out = ("copy", out.add_stream_from_template(in_a))
                 else:
-                    a = out.add_stream("aac", rate=in_a.rate or 48000)
-                    state["a"] = ("aac", a)
+                    a_out = ("aac", out.add_stream("aac", rate=in_a.rate or 48000))
+            writer = _Writer(out)
 
         def write_audio(packet: av.Packet) -> None:
-            kind, a = state["a"]
+            kind, a = a_out
             if kind == "copy":
                 if packet.dts is None or packet.size == 0:
                     return
                 packet.stream = a
-                out.mux(packet)
+                writer.put(a, packet)
             else:
                 for af in packet.decode():
                     af.pts = None
-                    for p in a.encode(af):
-                        out.mux(p)
+                    writer.put(a, af)
 
         def write_video(frame: av.VideoFrame) -> None:
-            if state["v"] is None:
+            nonlocal pending_audio, frames, last_pts, t0
+            if v_out is None:
                 setup(frame)
-                for p in state["pending_audio"]:
+                for p in pending_audio:
                     write_audio(p)
-                state["pending_audio"] = []
-            v = state["v"]
-            w, h = state["size"]
-            rgb = frame.to_ndarray(format="rgb24")
+                pending_audio = []
+            w, h = size
+            rgb = frame_rgb(frame)
             if (frame.width, frame.height) != (w, h):  # resolution change mid-stream
                 rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
             pts = frame.pts
             if pts is None:
-                pts = int(round(state["frames"] / float(rate) / float(tb)))
-            if state["last_pts"] is not None and pts <= state["last_pts"]:
-                pts = state["last_pts"] + 1
-            if state["t0"] is None:
-                state["t0"] = pts
-            t = float((pts - state["t0"]) * tb)
-            rgb_out, alpha = matter(rgb, t)
+                pts = int(round(frames / float(rate) / float(tb)))
+            if last_pts is not None and pts <= last_pts:
+                pts = last_pts + 1
+            if t0 is None:
+                t0 = pts
+            rgb_out, alpha = matter(rgb, float((pts - t0) * tb))
             if rgb_out is None:
-                of = grey_frame(alpha, v.width, v.height)
+                of = grey_frame(alpha, v_out.width, v_out.height)
             else:
-                of = rgb_frame(rgb_out, v.width, v.height)
+                of = rgb_frame(rgb_out, v_out.width, v_out.height)
             of.pts = pts
             of.time_base = tb
             if frame.duration:
                 of.duration = frame.duration
-            state["last_pts"] = pts
-            state["frames"] += 1
-            for p in v.encode(of):
-                out.mux(p)
+            last_pts = pts
+            frames += 1
+            writer.put(v_out, of)
 
         streams = [in_v] + ([in_a] if in_a is not None else [])
-        errors = 0
         try:
             for packet in container.demux(streams):
-                if packet.stream is in_v or packet.stream.index == in_v.index:
+                if packet.stream.index == in_v.index:
                     try:
-                        frames = packet.decode()
+                        decoded = packet.decode()
                     except av.error.InvalidDataError:
-                        errors += 1  # a damaged packet: skipped, as FFmpeg does
-                        continue
-                    for frame in frames:
+                        continue  # a damaged packet is skipped, as FFmpeg does
+                    for frame in decoded:
                         write_video(frame)
-                elif state["a"] is not None:
+                elif a_out is not None:
                     write_audio(packet)
-                elif packet.size:
-                    if len(state["pending_audio"]) < 10000:
-                        state["pending_audio"].append(packet)
+                elif packet.size and len(pending_audio) < 10000:
+                    pending_audio.append(packet)
         except MattingError:
             raise
         except av.error.FFmpegError as exc:
-            if state["frames"] == 0:
+            if frames == 0:
                 raise MattingError("InvalidInput", f"the video cannot be decoded: {exc}") from None
             # a truncated file: keep what was decoded
-        if state["frames"] == 0:
+        if frames == 0:
             raise MattingError("InvalidInput", "the input has no decodable video frame")
-        for p in state["v"].encode():
-            out.mux(p)
-        if state["a"] is not None and state["a"][0] == "aac":
-            for p in state["a"][1].encode():
-                out.mux(p)
+        writer.put(v_out, None)  # flush the encoder
+        if a_out is not None and a_out[0] == "aac":
+            writer.put(a_out[1], None)
+        w_, writer = writer, None
+        w_.close()
         out.close()
         out = None
         ok = True
@@ -276,6 +334,11 @@ def process(input_path: str, output_path: str, opts: jobs.SegmentVideoOptions,
     except (av.error.FFmpegError, OSError) as exc:
         raise MattingError("UnsupportedFormat", f"the video could not be processed: {exc}") from None
     finally:
+        if writer is not None:
+            try:
+                writer.close()
+            except BaseException:  # noqa: BLE001 - already failing
+                pass
         if matter is not None:
             matter.close()
         if out is not None:

@@ -85,7 +85,7 @@ class ColorKeyer:
                  green_screen: bool = False):
         self.green_screen = green_screen
         self.key: Tuple[int, int, int] = tuple(int(v) for v in (key if key is not None else DEFAULT_GREEN))  # type: ignore
-        self._fixed = not green_screen
+        self._estimated = False  # green screen: no estimate yet
         self.luma_weight = 0.25 if green_screen else luma_weight_for(self.key)
         self.despill_channel = 1 if green_screen else dominant_channel(self.key)
         radius = max(2, int(round(min(width, height) / 100.0)))
@@ -101,19 +101,19 @@ class ColorKeyer:
         sel = s[(excess > 40) & (s[:, 1] > 50)]
         if len(sel) >= max(16, len(s) // 50):
             k = np.median(sel, axis=0)
-            if self._fixed:  # first estimate: take it as is
+            if not self._estimated:  # first estimate: take it as is
                 new = k
-            else:
+            else:  # then follow slow changes of the screen
                 new = 0.7 * np.asarray(self.key, dtype=np.float64) + 0.3 * k
             self.key = tuple(int(round(v)) for v in new)  # type: ignore
-            self._fixed = False
+            self._estimated = True
             self._matrix = _weighted(self.key, self.luma_weight)
 
     def _noise_floor(self, dist: np.ndarray) -> float:
         sample = dist[:: self._step, :: self._step]
-        bg = sample[sample < 40.0]
+        bg = sample[sample < 48.0]
         if bg.size >= max(16, sample.size // 50):
-            lo = float(np.clip(2.5 * np.median(bg) + 2.0, 6.0, 36.0))
+            lo = float(np.clip(1.25 * np.percentile(bg, 90) + 2.0, 6.0, 40.0))
         else:
             lo = self._lo if self._lo is not None else 16.0
         self._lo = lo if self._lo is None else 0.5 * self._lo + 0.5 * lo
@@ -132,13 +132,19 @@ class ColorKeyer:
             self._estimate_green(rgb)
         dist = self.distance(rgb)
         lo = self._noise_floor(dist)
-        near = cv2.dilate(dist, self._kernel)
-        # den = max(0.9 * near - lo, span)
-        den = cv2.max(cv2.addWeighted(near, 0.9, near, 0.0, -lo), 24.0)
         num = cv2.subtract(dist, lo)
-        alpha = cv2.divide(num, den, scale=255.0)
-        # negative -> 0, > 255 -> 255 (convertScaleAbs would fold negatives)
-        cv2.max(alpha, 0.0, dst=alpha)
+        # Away from the backing: an absolute ramp from the noise floor (a pixel
+        # clearly unlike the key is opaque, however textured the foreground).
+        alpha = cv2.multiply(num, 255.0 / (lo + 24.0))
+        # In a band along the backing: normalise by the nearest solid foreground
+        # distance, so soft edges get an unbiased alpha whatever the colour.
+        backing = cv2.compare(dist, lo, cv2.CMP_LT)
+        band = cv2.dilate(backing, self._kernel)
+        near = cv2.dilate(dist, self._kernel)
+        den = cv2.max(cv2.addWeighted(near, 0.9, near, 0.0, -lo), 24.0)
+        local = cv2.divide(num, den, scale=255.0)
+        cv2.copyTo(local, band, alpha)
+        cv2.max(alpha, 0.0, dst=alpha)  # negatives -> 0 (convertScaleAbs would fold them)
         return cv2.convertScaleAbs(alpha)
 
     # -- compositing helpers -------------------------------------------------

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Matting engine throughput on this machine (a script, not a test).
+
+For 640x360 and 1280x720 it generates a clip (a person-like shape moving over a
+green screen, with noise), measures the decode+encode floor (PyAV decode ->
+libx264 with the engine's own encoder settings, no matting, no RGB), then the
+engine's frames per second for every SegmentType x Mode, and finally the peak
+RSS of one engine run on a 1-minute 720p clip in a fresh subprocess.
+
+    python benchmarks/matting_fps.py            # full run (~2-4 min on 2 cores)
+    python benchmarks/matting_fps.py --quick    # shorter clips, 20 s memory clip
+
+Targets: HumanSeg >= 30 fps at 640x360; colour keying within 1.5x of the floor
+(i.e. >= floor / 1.5).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+
+from localcloud.matting import engine as _engine_mod  # noqa: E402,F401
+from localcloud.matting import process  # noqa: E402
+from localcloud.matting.engine import ENCODER, ENCODER_OPTIONS, PIX_FMT  # noqa: E402
+from localcloud.matting.samples import write_green_screen_clip  # noqa: E402
+from shared import jobs  # noqa: E402
+
+SEGMENT_TYPES = ("HumanSeg", "GreenScreenSeg", "SolidColorSeg")
+MODES = ("Mask", "Foreground", "Combination")
+GREEN = (40, 190, 60)
+
+
+def floor_fps(path: str, out_path: str) -> float:
+    """Decode + encode with the engine's encoder settings, nothing else."""
+    t = time.perf_counter()
+    n = 0
+    with av.open(path) as src, av.open(out_path, "w", format="mp4") as dst:
+        s = src.streams.video[0]
+        s.thread_type = "AUTO"
+        v = dst.add_stream(ENCODER, rate=s.average_rate or 25)
+        v.width, v.height, v.pix_fmt = s.codec_context.width, s.codec_context.height, PIX_FMT
+        v.options = dict(ENCODER_OPTIONS)
+        v.thread_type = "AUTO"
+        for frame in src.decode(s):
+            frame.pts = n
+            frame.time_base = Fraction(1, 25)
+            n += 1
+            for p in v.encode(frame):
+                dst.mux(p)
+        for p in v.encode():
+            dst.mux(p)
+    return n / (time.perf_counter() - t)
+
+
+def engine_fps(path: str, out_path: str, opts: jobs.SegmentVideoOptions, bg: str, frames: int) -> float:
+    t = time.perf_counter()
+    process(path, out_path, opts, bg)
+    return frames / (time.perf_counter() - t)
+
+
+def peak_rss_child(path: str, out_path: str) -> None:
+    """Run in a subprocess: one GreenScreenSeg Foreground job, print peak RSS (MB)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    opts = jobs.SegmentVideoOptions(Mode="Foreground", SegmentType="GreenScreenSeg", BackgroundBlue=255)
+    t = time.perf_counter()
+    info = process(path, out_path, opts)
+    elapsed = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_mb": peak / 1024.0, "before_mb": before / 1024.0, "seconds": elapsed,
+                      "frames": info["Stream"]["Video"]["NumFrames"]}))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer frames and a 20 s memory clip")
+    ap.add_argument("--seconds", type=float, default=None, help="clip length per size (default 8, quick 3)")
+    ap.add_argument("--memory-seconds", type=float, default=None, help="memory clip length (default 60, quick 20)")
+    ap.add_argument("--_rss-child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._rss_child:
+        peak_rss_child(*args._rss_child)
+        return 0
+    seconds = args.seconds or (3.0 if args.quick else 8.0)
+    mem_seconds = args.memory_seconds or (20.0 if args.quick else 60.0)
+    fps_in = 25
+    print(f"cores: {os.cpu_count()}  encoder: {ENCODER} {ENCODER_OPTIONS} {PIX_FMT}  clip: {seconds:g} s @ {fps_in} fps")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        bg = os.path.join(tmp, "bg.png")
+        import cv2
+
+        yy, xx = np.mgrid[0:720, 0:1280]
+        cv2.imwrite(bg, np.dstack([(xx * 0.2) % 256, (yy * 0.35) % 256, np.full_like(xx, 180)]).astype(np.uint8))
+        for (w, h) in ((640, 360), (1280, 720)):
+            n = int(seconds * fps_in)
+            clip = os.path.join(tmp, f"clip{h}.mp4")
+            write_green_screen_clip(clip, w, h, n, fps=fps_in, key=GREEN, audio=False)
+            out = os.path.join(tmp, "out.mp4")
+            floor_fps(clip, out)  # warm-up (page cache, codec init)
+            floor = floor_fps(clip, out)
+            for seg in SEGMENT_TYPES:
+                for mode in MODES:
+                    opts = jobs.SegmentVideoOptions(
+                        Mode=mode, SegmentType=seg, BackgroundBlue=255,
+                        BackgroundLogoUrl="bg.png" if mode == "Combination" else None,
+                        RemoveRed=GREEN[0], RemoveGreen=GREEN[1], RemoveBlue=GREEN[2])
+                    fps = engine_fps(clip, out, opts, bg, n)
+                    rows.append((f"{w}x{h}", seg, mode, fps, floor))
+                    print(f"  {w}x{h} {seg:<15} {mode:<12} {fps:7.1f} fps", flush=True)
+        print()
+        print(f"{'size':<10}{'SegmentType':<16}{'Mode':<13}{'fps':>8}{'floor':>8}{'floor/fps':>10}  target")
+        for size, seg, mode, fps, floor in rows:
+            if seg == "HumanSeg":
+                target = ">= 30 fps" if size == "640x360" else "-"
+                ok = fps >= 30 if size == "640x360" else None
+            else:
+                target = "<= 1.5x floor"
+                ok = floor / fps <= 1.5
+            mark = "" if ok is None else ("ok" if ok else "MISSED")
+            print(f"{size:<10}{seg:<16}{mode:<13}{fps:8.1f}{floor:8.1f}{floor / fps:10.2f}  {target} {mark}")
+
+        # memory: a long 720p clip in a fresh process
+        n = int(mem_seconds * fps_in)
+        clip = os.path.join(tmp, "long720.mp4")
+        t = time.perf_counter()
+        write_green_screen_clip(clip, 1280, 720, n, fps=fps_in, key=GREEN, audio=True)
+        gen = time.perf_counter() - t
+        res = subprocess.run([sys.executable, os.path.abspath(__file__), "--_rss-child", clip,
+                              os.path.join(tmp, "long_out.mp4")], capture_output=True, text=True)
+        if res.returncode != 0:
+            print(res.stderr)
+            return 1
+        info = json.loads(res.stdout.strip().splitlines()[-1])
+        print()
+        print(f"memory: {mem_seconds:g} s 1280x720 clip ({n} frames, {os.path.getsize(clip) / 1e6:.1f} MB, generated in {gen:.0f} s), "
+              f"GreenScreenSeg Foreground: peak RSS {info['peak_mb']:.0f} MB "
+              f"(after imports {info['before_mb']:.0f} MB), {info['frames']} frames in {info['seconds']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

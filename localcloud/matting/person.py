@@ -1,0 +1,57 @@
+"""The person sample: a real person photo with a true alpha matte, moved and zoomed
+over a generated background. The photo and its licence live in
+`localcloud/assets/` (see `localcloud/assets/README.md`)."""
+from __future__ import annotations
+
+import os
+from typing import Iterator, Optional, Tuple
+
+import cv2
+import numpy as np
+
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+PERSON = os.path.join(ASSETS, "person.png")
+
+
+def available(path: Optional[str] = None) -> bool:
+    return os.path.isfile(path or PERSON)
+
+
+def load_person(path: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """(rgb uint8, alpha float32 0..1) of the RGBA person image."""
+    img = cv2.imread(path or PERSON, cv2.IMREAD_UNCHANGED)
+    if img is None or img.ndim != 3 or img.shape[2] != 4:
+        raise ValueError(f"person image must be RGBA: {path or PERSON}")
+    rgb = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
+    return rgb, img[:, :, 3].astype(np.float32) / 255.0
+
+
+def person_frames(width: int, height: int, frames: int, background: Optional[np.ndarray] = None,
+                  image: Optional[str] = None) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """(rgb uint8, true alpha 0..1): the person, standing on the bottom edge, slides
+    sideways and zooms slowly over `background` (default: the sample gradient)."""
+    from .samples import background_image
+
+    rgb, alpha = load_person(image)
+    ph, pw = alpha.shape
+    bg = background if background is not None else background_image(width, height)
+    bg = cv2.resize(bg, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
+    for i in range(frames):
+        phase = i / max(1, frames - 1)
+        scale = (0.85 + 0.15 * phase) * height / ph  # person fills 85-100% of the height
+        cx = width * (0.4 + 0.2 * np.sin(2 * np.pi * phase))
+        m = np.array([[scale, 0, cx - scale * pw / 2], [0, scale, height - scale * ph]], np.float32)
+        a = cv2.warpAffine(alpha, m, (width, height), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                           borderValue=0)
+        f = cv2.warpAffine(rgb, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        a3 = a[:, :, None]
+        img = a3 * f.astype(np.float32) + (1.0 - a3) * bg
+        yield np.clip(img + 0.5, 0, 255).astype(np.uint8), a
+
+
+def write_person_clip(path: str, width: int = 320, height: int = 240, frames: int = 75, fps: int = 25,
+                      image: Optional[str] = None, audio: bool = True) -> int:
+    from .samples import write_clip
+
+    return write_clip(path, (rgb for rgb, _ in person_frames(width, height, frames, image=image)),
+                      width, height, fps, audio)
