@@ -34,6 +34,7 @@ class Fault:
     delay: Optional[float] = None
     drop: bool = False
     after: bool = False
+    skip: int = 0  # let this many matching requests pass first ("fail the Nth")
     # callback-only behaviours
     duplicate: bool = False
     reorder: bool = False
@@ -66,13 +67,21 @@ class Faults:
 
     def add(self, route: str, count: int = 1, status: Optional[int] = None, delay: Optional[float] = None,
             drop: bool = False, after: bool = False, duplicate: bool = False, reorder: bool = False,
-            code: Optional[str] = None) -> Fault:
-        """Arm a fault for the next `count` requests on `route` (see ROUTES)."""
+            code: Optional[str] = None, skip: int = 0) -> Fault:
+        """Arm a fault for the next `count` requests on `route` (see ROUTES), after `skip` pass.
+
+        status: answer with this HTTP status and a COS/CI error body (`code` overrides
+        the error code); delay: sleep first; drop: close the connection unanswered;
+        after: do the real work first, then delay/drop/fail the answer. For
+        "callback.send": duplicate, reorder (hold until the next one), drop, delay,
+        status (the first attempt counts as failed). For "scf.invoke": drop kills
+        the worker (after `delay` seconds) mid-invocation, status fails it unrun.
+        """
         if route not in ROUTES:
             raise ValueError(f"unknown route {route!r}; known: {', '.join(ROUTES)}")
         if status is None and delay is None and not (drop or duplicate or reorder):
             status = 500
-        fault = Fault(route, count, status, delay, drop, after, duplicate, reorder, code)
+        fault = Fault(route, count, status, delay, drop, after, skip, duplicate, reorder, code)
         with self._lock:
             self._armed.setdefault(route, []).append(fault)
         return fault
@@ -97,7 +106,9 @@ class Faults:
         with self._lock:
             queue = self._armed.get(route)
             fault: Optional[Fault] = None
-            if queue:
+            if queue and queue[0].skip > 0:
+                queue[0].skip -= 1
+            elif queue:
                 fault = queue[0]
                 fault.count -= 1
                 if fault.count <= 0:

@@ -63,6 +63,7 @@ class _Worker:
                                      env=env, cwd=function_dir, text=True, encoding="utf-8", bufsize=1)
         self.replies: "queue.Queue[Optional[dict]]" = queue.Queue()
         self.stderr_tail: Deque[str] = deque(maxlen=50)
+        self.current: Optional[int] = None  # id of the invocation in progress
         threading.Thread(target=self._read_out, daemon=True).start()
         threading.Thread(target=self._read_err, daemon=True).start()
 
@@ -88,13 +89,18 @@ class _Worker:
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise WorkerDied(self._death()) from None
-        if kill_after is not None:
-            threading.Timer(kill_after, self.kill).start()
+        self.current = ident
+        if kill_after is not None and kill_after <= 0:
+            self.kill()  # the event was delivered; the worker dies before it can answer
+        elif kill_after is not None:
+            threading.Timer(kill_after, lambda: self.current == ident and self.kill()).start()
         try:
             reply = self.replies.get(timeout=timeout)
         except queue.Empty:
             self.kill()
             raise TimeoutError(f"Invocation timed out after {timeout:g} s") from None
+        finally:
+            self.current = None
         if reply is None:
             raise WorkerDied(self._death())
         return reply

@@ -8,6 +8,7 @@ control API (`/_localcloud/...`) or a Function URL (`/_fn/<name>/...`).
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import time
@@ -31,6 +32,7 @@ from .faults import Fault
 if TYPE_CHECKING:
     from .cloud import LocalCloud
 
+log = logging.getLogger("localcloud.server")
 HOST_RE = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9-]*-\d+)\.(?:cos|ci)\.(?P<region>[a-z0-9-]+)\.myqcloud\.com$")
 MAX_XML = 1 << 20
 
@@ -103,6 +105,11 @@ class Handler(BaseHTTPRequestHandler):
         except Dropped:
             self._drop()
             return
+        except Exception as exc:  # a bug here must answer 500, never kill the server or hang the client
+            log.exception("unhandled error for %s %s", self.command, self.path)
+            self.close_connection = True
+            err = CosError(500, "InternalError", f"local cloud error: {type(exc).__name__}: {exc}")
+            reply = self._ci_error(err) if self.raw_path.startswith("/jobs") else self._cos_error(err)
         self._send(reply)
 
     def body(self, limit: int = MAX_XML) -> bytes:

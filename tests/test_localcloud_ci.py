@@ -450,3 +450,14 @@ def test_jobs_survive_restart(tmp_path):
         new = create(client)["JobId"]
         listed = client.ci_list_media_jobs(Bucket=BUCKET, Tag="SegmentVideoBody", Size=10)["JobsDetail"]
         assert [j["JobId"] for j in listed] == [new, done, kept]
+
+
+def test_fault_after_status_creates_the_job_but_reports_an_error(cloud, cos_client):
+    """A 5xx after the job was created: the SDK's own retry would create a second job."""
+    cloud.faults.add("ci.create", status=503, after=True)
+    with pytest.raises(CosServiceError):
+        create(cos_client)
+    assert len(cloud.list_jobs()) == 1
+    cloud.faults.add("ci.create", status=503, after=True)
+    create(sdk_client(cloud, retry=1))
+    assert len(cloud.list_jobs()) == 3

@@ -239,3 +239,14 @@ def test_cli_prints_one_line_and_serves(tmp_path):
         proc.terminate()
         assert proc.wait(10) == 0
     assert any((tmp_path / "d" / "cos" / BUCKET).rglob("*.data"))
+
+
+def test_kill_the_worker_during_the_nth_invocation(cloud, cos_client, tmp_path, out_dir):
+    fn = function_dir(tmp_path, "recorder", RECORDER)
+    cloud.add_trigger(BUCKET, fn, env={"OUT_DIR": out_dir}, retry_delay=0.01, concurrency=1)
+    cloud.faults.add("scf.invoke", drop=True, skip=2)  # the 3rd invocation dies
+    for i in range(3):
+        cos_client.put_object(Bucket=BUCKET, Key=f"input/{i}.mp4", Body=b"x")
+        assert cloud.wait_idle(20)
+    assert [(i.attempt, i.ok) for i in cloud.invocations] == [(1, True), (1, True), (1, False), (2, True)]
+    assert sorted(o["key"] for o in outputs(out_dir)) == ["input/0.mp4", "input/1.mp4", "input/2.mp4"]
