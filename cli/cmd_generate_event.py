@@ -1,0 +1,211 @@
+"""`cos-matting generate-event`: print events shaped exactly like the real ones.
+
+    cos-matting generate-event cos-put --bucket videos-1250000000 --key "input/a b.mp4" --size 1048576
+    cos-matting generate-event callback --job-id s123... --state Failed --format xml
+    cos-matting generate-event callback --job-id s123... --funcurl     # wrapped in a Function URL request
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import mimetypes
+import re
+import sys
+import time
+import uuid
+from typing import Any, Dict, List, Optional
+
+from cli.common import UsageError, add_env_options, dump_json, environment
+
+PLACEHOLDER_JOB = "s0000000000000000000000000000000"
+COS_EVENTS = ("cos:ObjectCreated:Put", "cos:ObjectCreated:Post", "cos:ObjectCreated:Copy",
+              "cos:ObjectCreated:CompleteMultipartUpload", "cos:ObjectRemove:Delete",
+              "cos:ObjectRemove:DeleteMarkerCreated")
+# COS puts the short region name in cosBucket.region/cosRegion (PLATFORM.md section 4).
+SHORT_REGION = {"ap-guangzhou": "gz", "ap-shanghai": "sh", "ap-beijing": "bj", "ap-chengdu": "cd",
+                "ap-chongqing": "cq", "ap-nanjing": "nj", "ap-hongkong": "hk", "ap-singapore": "sg",
+                "ap-tokyo": "tokyo", "ap-seoul": "kr", "ap-bangkok": "th", "ap-mumbai": "in",
+                "na-siliconvalley": "sv", "na-ashburn": "va", "eu-frankfurt": "de", "sa-saopaulo": "sao"}
+STATES = {  # state -> (Code, Message) as CI reports them
+    "Success": ("Success", ""),
+    "Failed": ("InternalError", "segmentation failed: no person found"),
+    "Cancel": ("Cancelled", "job cancelled"),
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "generate-event", help="print a COS trigger event or a CI job callback, shaped like the real ones",
+        description="Print an event exactly shaped like the real one, for `invoke`, `replay` or your own tests. "
+                    "Output goes to stdout; redirect it into a file under events/ to keep it.")
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND")
+    kinds.required = True
+
+    cos = kinds.add_parser("cos-put", help="a COS trigger event (ObjectCreated / ObjectRemove)",
+                           description="A COS trigger event; repeat --key for a batch with several Records.")
+    cos.add_argument("--bucket", required=True, metavar="NAME-APPID", help="bucket with its APPID, e.g. videos-1250000000")
+    cos.add_argument("--key", required=True, action="append", dest="keys", metavar="KEY",
+                     help="object key (repeat for several records)")
+    cos.add_argument("--size", type=int, default=1048576, help="object size in bytes (default: %(default)s)")
+    cos.add_argument("--etag", help="ETag without quotes (default: derived from bucket and key)")
+    cos.add_argument("--region", default="ap-guangzhou", help="bucket region (default: %(default)s)")
+    cos.add_argument("--event-name", default="cos:ObjectCreated:Put", metavar="NAME",
+                     help=f"one of {', '.join(COS_EVENTS)} (default: %(default)s)")
+    cos.add_argument("--content-type", help="Content-Type in the meta (default: guessed from the key)")
+    cos.add_argument("--event-time", type=int, help="epoch seconds (default: now)")
+    cos.add_argument("--function", default="cos-matting-submit",
+                     help="function named in eventQueue (default: %(default)s)")
+    cos.add_argument("--source-ip", default="203.0.113.7", help="requestSourceIP (default: %(default)s)")
+    cos.set_defaults(func=run_cos)
+
+    cb = kinds.add_parser("callback", help="a CI TaskFinish callback body (JSON or XML), or its Function URL request",
+                          description="A CI job callback body like events/callbacks/*. With --funcurl it is wrapped "
+                                      "in the Function URL request the callback function receives, with a valid token "
+                                      "for --record-id signed with COS_MATTING_CALLBACK_KEYS.")
+    cb.add_argument("--job-id", default=PLACEHOLDER_JOB, help="JobId (default: the library's placeholder)")
+    cb.add_argument("--state", choices=sorted(STATES), default="Success", help="job state (default: %(default)s)")
+    cb.add_argument("--format", choices=("json", "xml"), default="json", help="body format (default: %(default)s)")
+    cb.add_argument("--array", action="store_true", help="JobsDetail as an array (CI sends either)")
+    cb.add_argument("--bucket", default="videos-1250000000", help="input bucket (default: %(default)s)")
+    cb.add_argument("--region", default="ap-guangzhou", help="region (default: %(default)s)")
+    cb.add_argument("--key", default="input/interview.mp4", help="input object key (default: %(default)s)")
+    cb.add_argument("--output-key", help="output object (default: matting/<stem>.mask.mp4)")
+    cb.add_argument("--record-id", default="RECORD", help="record id in UserData cm:<id> and the token (default: %(default)s)")
+    cb.add_argument("--funcurl", action="store_true",
+                    help="wrap the body in a Function URL request event (query rid/exp/t)")
+    add_env_options(cb)
+    cb.set_defaults(func=run_callback)
+
+
+# -- COS ------------------------------------------------------------------------------------------
+
+def cos_event(bucket: str, keys: List[str], size: int = 1048576, etag: Optional[str] = None,
+              region: str = "ap-guangzhou", event_name: str = "cos:ObjectCreated:Put",
+              content_type: Optional[str] = None, event_time: Optional[int] = None,
+              function: str = "cos-matting-submit", source_ip: str = "203.0.113.7") -> Dict[str, Any]:
+    from shared.events import Upload, build_event
+
+    match = re.fullmatch(r"([a-z0-9-]+)-(\d+)", bucket)
+    if not match:
+        raise UsageError(f"--bucket {bucket!r}: expected NAME-APPID, e.g. videos-1250000000")
+    if not event_name.startswith(("cos:ObjectCreated:", "cos:ObjectRemove:")):
+        raise UsageError(f"--event-name {event_name!r}: expected cos:ObjectCreated:* or cos:ObjectRemove:*")
+    if size < 0:
+        raise UsageError("--size must be >= 0")
+    appid = match.group(2)
+    when = int(time.time()) if event_time is None else event_time
+    ups = []
+    for key in keys:
+        key = key.lstrip("/")
+        if not key:
+            raise UsageError("--key must not be empty")
+        tag = etag or hashlib.md5(f"{bucket}/{key}".encode()).hexdigest()
+        ctype = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
+        ups.append(Upload(bucket=bucket, appid=appid, region=region, key=key, etag=tag.strip('"'), size=size,
+                          event_name=event_name, event_time=when, content_type=ctype))
+    queue = f"qcs:0:scf:{region}:appid/{appid}:default.{function}.$LATEST"
+    event = build_event(ups, source_ip=source_ip, queue=queue)
+    short = SHORT_REGION.get(region, region)
+    for record in event["Records"]:
+        record["cos"]["cosBucket"].update(region=short, cosRegion=short, s3Region=region)
+        record["cos"]["cosObject"]["meta"]["x-cos-request-id"] = base64.b64encode(uuid.uuid4().bytes).decode()
+    return event
+
+
+def run_cos(args: argparse.Namespace) -> int:
+    event = cos_event(args.bucket, args.keys, args.size, args.etag, args.region, args.event_name,
+                      args.content_type, args.event_time, args.function, args.source_ip)
+    print(dump_json(event))
+    return 0
+
+
+# -- callbacks ------------------------------------------------------------------------------------
+
+def callback_body(job_id: str = PLACEHOLDER_JOB, state: str = "Success", bucket: str = "videos-1250000000",
+                  region: str = "ap-guangzhou", key: str = "input/interview.mp4", output_key: Optional[str] = None,
+                  record_id: str = "RECORD", array: bool = False) -> Dict[str, Any]:
+    """The TaskFinish body as a dict of strings (the JSON CI sends is converted from its XML)."""
+    import posixpath
+
+    stem = posixpath.splitext(posixpath.basename(key))[0] or "output"
+    output_key = output_key or f"matting/{stem}.mask.mp4"
+    code, message = STATES[state]
+    operation: Dict[str, Any] = {
+        "SegmentVideoBody": {"Mode": "Mask", "SegmentType": "HumanSeg", "BinaryThreshold": "0"},
+        "Output": {"Bucket": bucket, "Object": output_key, "Region": region},
+        "UserData": f"cm:{record_id}",
+        "JobLevel": "0",
+    }
+    if state == "Success":
+        operation["MediaInfo"] = {
+            "Format": {"Bitrate": "834736", "Duration": "12.960", "FormatName": "mov,mp4,m4a,3gp,3g2,mj2",
+                       "NumStream": "1", "Size": "1424687"},
+            "Stream": {"Video": {"AvgFps": "25.000", "CodecName": "h264", "Duration": "12.960", "Fps": "25.000",
+                                 "Height": "360", "NumFrames": "324", "Width": "640"}}}
+        operation["MediaResult"] = {"OutputFile": {"Bucket": bucket, "ObjectName": output_key, "Region": region}}
+    detail = {
+        "Code": code, "CreationTime": "2026-11-25T10:00:00+0800", "EndTime": "2026-11-25T10:01:30+0800",
+        "Input": {"BucketId": bucket, "Object": key, "Region": region},
+        "JobId": job_id, "Message": message, "Operation": operation,
+        "QueueId": "p2242ab62c7c94486915508540933a2c6", "StartTime": "2026-11-25T10:00:10+0800",
+        "State": state, "Tag": "SegmentVideoBody",
+    }
+    return {"EventName": "TaskFinish", "JobsDetail": [detail] if array else detail}
+
+
+def encode_body(body: Dict[str, Any], fmt: str) -> str:
+    from shared import xmlcodec
+
+    if fmt == "xml":
+        return xmlcodec.dump("Response", body).decode("utf-8")
+    return json.dumps(body, indent=2, ensure_ascii=False)
+
+
+def funcurl_event(body: str, content_type: str, query: Optional[Dict[str, Any]] = None, method: str = "POST",
+                  base64_body: bool = False) -> Dict[str, Any]:
+    """A Function URL request event, shaped like events/funcurl/*."""
+    raw = base64.b64encode(body.encode("utf-8")).decode() if base64_body else body
+    return {
+        "httpMethod": method, "path": "/",
+        "headers": {"accept": "*/*", "content-type": content_type,
+                    "host": "1250000000-abcdefgh-gz.scf.tencentcs.com", "user-agent": "Go-http-client/1.1",
+                    "x-forwarded-for": "203.0.113.9"},
+        "body": raw, "isBase64Encoded": base64_body, "queryString": dict(query or {}),
+        "requestContext": {"sourceIp": "203.0.113.9", "requestId": str(uuid.uuid4()), "httpMethod": method,
+                           "path": "/", "stage": "$DEFAULT"},
+    }
+
+
+def token_query(keys, record_id: str, ttl: int, now: Optional[float] = None) -> Dict[str, str]:
+    from shared import tokens
+
+    expires = int(time.time() if now is None else now) + ttl
+    return {"rid": record_id, "exp": str(expires), "t": tokens.sign(keys[0], record_id, expires)}
+
+
+def callback_keys(env) -> List[str]:
+    raw = env.get("COS_MATTING_CALLBACK_KEYS", "")
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    if not keys:
+        raise UsageError("COS_MATTING_CALLBACK_KEYS is not set: it is needed to sign the callback token "
+                         "(use the deployment's keys, or any 16+ character key for the local cloud)")
+    return keys
+
+
+def run_callback(args: argparse.Namespace) -> int:
+    body = callback_body(args.job_id, args.state, args.bucket, args.region, args.key, args.output_key,
+                         args.record_id, args.array)
+    text = encode_body(body, args.format)
+    if not args.funcurl:
+        sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
+        return 0
+    query = {"rid": "RECORD", "exp": "EXP", "t": "TOKEN"}
+    if args.record_id != "RECORD":
+        env = environment(args)
+        ttl = int(env.get("COS_MATTING_CALLBACK_TOKEN_TTL") or 7 * 86400)
+        query = token_query(callback_keys(env), args.record_id, ttl)
+    ctype = "application/xml" if args.format == "xml" else "application/json"
+    print(dump_json(funcurl_event(text, ctype, query)))
+    return 0

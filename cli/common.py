@@ -1,0 +1,320 @@
+"""Helpers shared by the operations commands: settings from the environment and an
+optional `.env` file, clients, the local-cloud switch, captured logs, tables,
+progress lines and exit codes.
+
+Exit codes: 0 ok, 1 something failed, 2 usage or configuration (a one-line
+message naming the variable; raised as `UsageError`, which `cli.main` prints).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shlex
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
+from urllib.parse import urlsplit
+
+from shared.config import ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+ROOT = Path(__file__).resolve().parent.parent
+ENDPOINT = "COS_MATTING_ENDPOINT"
+# What `cos-matting localcloud` accepts by default; used with --local when no keys are exported.
+LOCAL_SECRET_ID, LOCAL_SECRET_KEY = "AKIDlocal", "localsecretkey"
+
+
+class UsageError(ConfigError):
+    """A bad flag combination or missing setting: `cli.main` prints it on one line and exits 2."""
+
+
+# -- environment and settings ---------------------------------------------------------------------
+
+def add_env_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("environment")
+    group.add_argument("--env-file", metavar="FILE",
+                       help="read COS_MATTING_* and TENCENTCLOUD_* variables from a .env file "
+                            "(KEY=VALUE lines; they override the process environment)")
+    group.add_argument("--local", metavar="URL",
+                       help="talk to the local cloud at URL (e.g. http://127.0.0.1:9000, see `cos-matting "
+                            "localcloud`): sets COS_MATTING_ENDPOINT, and its default keys if none are exported")
+
+
+def read_env_file(path: str) -> Dict[str, str]:
+    """Parse a .env file: `KEY=VALUE`, optional `export `, quotes, `#` comments."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--env-file {path}: {exc.strerror or exc}") from None
+    values: Dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].lstrip()
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not name.replace("_", "").isalnum():
+            raise UsageError(f"--env-file {path}:{number}: expected KEY=VALUE, got {raw.strip()!r}")
+        value = value.strip()
+        if value[:1] in ("'", '"'):
+            try:
+                parts = shlex.split(value, comments=True)
+            except ValueError:
+                raise UsageError(f"--env-file {path}:{number}: unbalanced quotes in {name}") from None
+            value = parts[0] if parts else ""
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[name] = value
+    return values
+
+
+def environment(args: argparse.Namespace, base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The environment a command (and the handlers it runs) sees: process env + --env-file + --local."""
+    env = dict(os.environ if base is None else base)
+    if getattr(args, "env_file", None):
+        env.update(read_env_file(args.env_file))
+    local = getattr(args, "local", None)
+    if local:
+        url = urlsplit(local)
+        if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/"):
+            raise UsageError(f"--local {local!r}: expected a URL like http://127.0.0.1:9000")
+        env[ENDPOINT] = local.rstrip("/")
+        if not (env.get("TENCENTCLOUD_SECRETID") and env.get("TENCENTCLOUD_SECRETKEY")):
+            env.update(TENCENTCLOUD_SECRETID=LOCAL_SECRET_ID, TENCENTCLOUD_SECRETKEY=LOCAL_SECRET_KEY)
+    return env
+
+
+def is_local(env: Mapping[str, str]) -> bool:
+    return bool(env.get(ENDPOINT))
+
+
+def require_local(env: Mapping[str, str], what: str, allow_real: bool = False) -> None:
+    """Commands that default to the local cloud refuse to silently reach the real one."""
+    if is_local(env) or allow_real:
+        return
+    raise UsageError(f"{ENDPOINT} is not set: {what} runs against the local cloud by default; start one with "
+                     f"`cos-matting localcloud` and pass --local http://127.0.0.1:9000 (or export "
+                     f"{ENDPOINT}=http://127.0.0.1:9000), or pass --real-cloud to use Tencent Cloud "
+                     f"with your TENCENTCLOUD_SECRETID/TENCENTCLOUD_SECRETKEY")
+
+
+def load(args: argparse.Namespace, overrides: Optional[Mapping[str, str]] = None):
+    """(env, settings) for a command; ConfigError names the variable."""
+    from shared.config import load_settings
+
+    env = environment(args)
+    env.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return env, load_settings(env)
+
+
+def make_clients(settings: Any, env: Mapping[str, str], pool: int = 0) -> Any:
+    """`shared.cloud.Clients` for this environment. With `pool`, each SDK client gets its own
+    HTTP session of that size (the SDK otherwise shares one 10-connection pool process-wide,
+    which thrashes under more threads)."""
+    from shared.cloud import Clients
+
+    clients = Clients(settings, env)
+    if pool:
+        own_sessions(clients, pool)
+    return clients
+
+
+def own_sessions(clients: Any, pool: int) -> None:
+    import requests
+
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    for sdk in {id(c): c for c in (clients.storage.client, clients.out_storage.client, clients.ci.client)}.values():
+        if hasattr(sdk, "_session"):
+            sdk._session = session
+            sdk._use_built_in_pool = False
+
+
+class ThreadClients:
+    """One `Clients` per thread (SDK clients keep per-call state; sessions are not shared)."""
+
+    def __init__(self, settings: Any, env: Mapping[str, str], pool: int = 4) -> None:
+        self.settings, self.env, self.pool = settings, dict(env), pool
+        self._local = threading.local()
+
+    def get(self) -> Any:
+        clients = getattr(self._local, "clients", None)
+        if clients is None:
+            clients = self._local.clients = make_clients(self.settings, self.env, self.pool)
+        return clients
+
+
+# -- captured logs (shared.log writes JSON lines to stdout) ----------------------------------------
+
+class LogSink(io.TextIOBase):
+    """A thread-safe stdout stand-in: keeps complete lines, optionally forwards them."""
+
+    def __init__(self, forward: Optional[TextIO] = None, keep: bool = True) -> None:
+        self.forward, self.keep = forward, keep
+        self.lines: List[str] = []
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            text, self._partial = self._partial + text, ""
+            *done, self._partial = text.split("\n")
+            for line in done:
+                if self.keep:
+                    self.lines.append(line)
+                if self.forward is not None:
+                    self.forward.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.forward is not None:
+            self.forward.flush()
+
+    def close_partial(self) -> None:
+        with self._lock:
+            if self._partial:
+                if self.keep:
+                    self.lines.append(self._partial)
+                if self.forward is not None:
+                    self.forward.write(self._partial + "\n")
+                self._partial = ""
+
+
+@contextlib.contextmanager
+def captured_stdout(sink: LogSink, stderr_too: bool = False) -> Iterator[LogSink]:
+    old_out, old_err = sys.stdout, sys.stderr
+    sys.stdout = sink  # type: ignore[assignment]
+    if stderr_too:
+        sys.stderr = sink  # type: ignore[assignment]
+    try:
+        yield sink
+    finally:
+        sys.stdout, sys.stderr = old_out, old_err
+        sink.close_partial()
+
+
+@contextlib.contextmanager
+def patched_environ(env: Mapping[str, str]) -> Iterator[None]:
+    """Run with exactly `env` as os.environ (handlers read their settings from it)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def parse_log_line(line: str) -> Optional[Dict[str, Any]]:
+    import json
+
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and "event" in data else None
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+def shorten(text: str, width: int) -> str:
+    if width <= 0 or len(text) <= width:
+        return text
+    keep = width - 1
+    return text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2):]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], max_width: Optional[Dict[int, int]] = None) -> str:
+    """A plain fixed-width table; columns listed in max_width are shortened in the middle."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    for col, width in (max_width or {}).items():
+        for row in cells[1:]:
+            row[col] = shorten(row[col], width)
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def age(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+class Progress:
+    """A progress line on stderr: rewritten in place on a terminal, one line every few seconds otherwise."""
+
+    def __init__(self, total: Optional[int] = None, stream: Optional[TextIO] = None, enabled: bool = True,
+                 interval: Optional[float] = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.enabled, self.total = enabled, total
+        self.interval = interval if interval is not None else (0.1 if self.tty else 5.0)
+        self.started = time.monotonic()
+        self._last = 0.0
+        self._shown = False
+
+    def line(self, done: int, counts: Mapping[str, int]) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        total = self.total if self.total is not None else "?"
+        width = len(str(total))
+        parts = " ".join(f"{k}={v}" for k, v in counts.items())
+        return f"[{done:>{width}}/{total}] {done / elapsed:5.0f}/s {parts}"
+
+    def update(self, done: int, counts: Mapping[str, int], force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        text = self.line(done, counts)
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+        self._shown = True
+
+    def finish(self, done: int, counts: Mapping[str, int]) -> None:
+        if not self.enabled:
+            return
+        self.update(done, counts, force=True)
+        if self.tty and self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def dump_json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
+def elapsed_since(start: float) -> float:
+    return time.monotonic() - start
+
+
+def split_counts(outcomes: Sequence[str]) -> Tuple[int, int]:
+    failed = sum(1 for o in outcomes if o.startswith("failed"))
+    return len(outcomes) - failed, failed
+
+
+Callback = Callable[..., None]
