@@ -121,3 +121,35 @@ def test_env_example_comments_every_variable_and_holds_no_secret():
         assert values[secret] == "", f"{secret} must be empty in the example"
     # Variables SCF injects must not be set by the deployer.
     assert not any(k.startswith("TENCENTCLOUD_") for k in values)
+
+
+# --- reserved concurrency (applied with the SCF API; offline here) -------------------------------
+
+
+def test_concurrency_plan_from_env():
+    from deploy import concurrency
+
+    env = checks.example_environ()
+    functions = concurrency.plan(env)
+    assert functions["submit"]["name"] == "cos-matting-dev-submit"
+    assert functions["submit"]["instances"] == int(env["COS_MATTING_DEPLOY_SUBMIT_CONCURRENCY"])
+    assert functions["callback"]["instances"] is None
+    env["COS_MATTING_DEPLOY_SUBMIT_CONCURRENCY"] = "0"
+    assert concurrency.plan(env)["submit"]["instances"] == 0  # the stop switch
+
+    class FakeClient:
+        def __init__(self):
+            self.calls = []
+
+        def PutReservedConcurrencyConfig(self, req):
+            self.calls.append(("put", req.FunctionName, req.ReservedConcurrencyMem))
+
+        def DeleteReservedConcurrencyConfig(self, req):
+            self.calls.append(("delete", req.FunctionName))
+
+    client = FakeClient()
+    assert "STOPPED" in concurrency.apply_one(client, functions["submit"], 0)
+    concurrency.apply_one(client, functions["submit"], 10)
+    concurrency.apply_one(client, functions["callback"], None)
+    assert client.calls == [("put", "cos-matting-dev-submit", 0), ("put", "cos-matting-dev-submit", 1280),
+                            ("delete", "cos-matting-dev-callback")]

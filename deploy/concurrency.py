@@ -1,0 +1,117 @@
+"""Reserved concurrency for the deployed functions: the stop switch (0) and the cap.
+
+Neither the multi-scf nor the scf component manages reserved concurrency, so it is
+a deploy-time setting applied with the SCF API after `scf deploy`:
+
+    python -m deploy.concurrency show                      # current value of each function
+    python -m deploy.concurrency apply                     # COS_MATTING_DEPLOY_*_CONCURRENCY from .env
+    python -m deploy.concurrency set submit 0              # STOP: no new submit runs (events queue, then retry)
+    python -m deploy.concurrency set submit 10             # at most 10 concurrent submit runs
+    python -m deploy.concurrency unset submit              # back to the account's shared pool
+
+SCF expresses the reservation in memory: ReservedConcurrencyMem = instances x the
+function's memorySize (from serverless.yml), which this tool computes.
+Credentials: TENCENT_SECRET_ID / TENCENT_SECRET_KEY (/ TENCENT_TOKEN), as for `scf deploy`.
+"""
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTING = "COS_MATTING_DEPLOY_{}_CONCURRENCY"  # SUBMIT, CALLBACK, RECONCILE; empty = no reservation
+
+
+def plan(environ: Mapping[str, str]) -> Dict[str, Dict[str, object]]:
+    """Function key -> {name, memory, instances (None = unset)} from serverless.yml + env."""
+    from deploy.checks import SERVERLESS
+    from deploy.components import load_serverless
+
+    sf = load_serverless(SERVERLESS, environ)
+    out: Dict[str, Dict[str, object]] = {}
+    for key, fn in sf.inputs.functions.items():
+        raw = (environ.get(SETTING.format(key.upper())) or "").strip()
+        if raw and not raw.isdigit():
+            raise ValueError(f"{SETTING.format(key.upper())} must be a whole number (0 stops the function)")
+        out[key] = {"name": fn.name, "namespace": fn.namespace or sf.inputs.namespace or "default",
+                    "memory": fn.memorySize or sf.inputs.memorySize or 128,
+                    "instances": int(raw) if raw else None, "region": sf.inputs.region}
+    return out
+
+
+def _client(environ: Mapping[str, str], region: str):
+    from tencentcloud.common import credential
+    from tencentcloud.scf.v20180416 import scf_client
+
+    sid, skey = environ.get("TENCENT_SECRET_ID", ""), environ.get("TENCENT_SECRET_KEY", "")
+    if not (sid and skey):
+        raise ValueError("TENCENT_SECRET_ID and TENCENT_SECRET_KEY are required")
+    return scf_client.ScfClient(credential.Credential(sid, skey, environ.get("TENCENT_TOKEN") or None), region)
+
+
+def apply_one(client, fn: Dict[str, object], instances: Optional[int]) -> str:
+    from tencentcloud.scf.v20180416 import models
+
+    if instances is None:
+        req = models.DeleteReservedConcurrencyConfigRequest()
+        req.FunctionName, req.Namespace = fn["name"], fn["namespace"]
+        client.DeleteReservedConcurrencyConfig(req)
+        return f"{fn['name']}: reservation removed (shared pool)"
+    req = models.PutReservedConcurrencyConfigRequest()
+    req.FunctionName, req.Namespace = fn["name"], fn["namespace"]
+    req.ReservedConcurrencyMem = instances * int(fn["memory"])
+    client.PutReservedConcurrencyConfig(req)
+    return f"{fn['name']}: reserved {instances} x {fn['memory']} MB" + ("  (STOPPED)" if instances == 0 else "")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.concurrency", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", type=Path, default=ROOT / ".env", help="dotenv file (default .env)")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("show")
+    sub.add_parser("apply")
+    s = sub.add_parser("set")
+    s.add_argument("function", choices=("submit", "callback", "reconcile"))
+    s.add_argument("instances", type=int)
+    u = sub.add_parser("unset")
+    u.add_argument("function", choices=("submit", "callback", "reconcile"))
+    args = parser.parse_args(argv)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from deploy.checks import read_dotenv
+
+    if not args.env.is_file():
+        print(f"error: {args.env} not found", file=sys.stderr)
+        return 2
+    environ = read_dotenv(args.env)
+    try:
+        functions = plan(environ)
+        region = str(next(iter(functions.values()))["region"])
+        client = _client(environ, region)
+        if args.action == "show":
+            from tencentcloud.scf.v20180416 import models
+
+            for fn in functions.values():
+                req = models.GetReservedConcurrencyConfigRequest()
+                req.FunctionName, req.Namespace = fn["name"], fn["namespace"]
+                mem = client.GetReservedConcurrencyConfig(req).ReservedMem
+                print(f"{fn['name']}: " + ("shared pool" if mem is None else f"{mem // int(fn['memory'])} instances "
+                                           f"({mem} MB)"))
+        elif args.action == "apply":
+            for fn in functions.values():
+                print(apply_one(client, fn, fn["instances"]))
+        elif args.action == "set":
+            if args.instances < 0:
+                raise ValueError("instances must be >= 0")
+            print(apply_one(client, functions[args.function], args.instances))
+        else:
+            print(apply_one(client, functions[args.function], None))
+    except Exception as exc:  # one line for the operator; the SDK's exceptions carry the API's message
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
