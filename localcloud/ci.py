@@ -478,6 +478,6 @@ class JobService:
 
 def fake_media_info(size: int) -> Dict[str, Any]:
     """MediaInfo for a job finished by the test control (no real video)."""
-    return {"Format": {"Duration": "1.0", "Size": str(size), "BitRate": "0", "FormatName": "mp4", "NumStream": "1"},
+    return {"Format": {"Duration": "1.0", "Size": str(size), "Bitrate": "0", "FormatName": "mp4", "NumStream": "1"},
             "Stream": {"Video": {"Width": "640", "Height": "360", "Fps": "25", "Duration": "1.0",
                                  "CodecName": "h264", "NumFrames": "25"}}}

@@ -13,7 +13,7 @@ from .ci import CallbackRecord, Callbacks, Engine, JobService
 from .cos import Bucket, CosError, ObjectMeta, ObjectStore
 from .faults import Faults
 from .scf import Function, Invocation, Runtime, Trigger, function_url_event, function_url_reply
-from .server import Dropped, Reply, _json, make_server
+from .server import Reply, _json, make_server
 
 
 class LocalCloud:
@@ -245,4 +245,4 @@ class LocalCloud:
         return _json(404, {"error": "NotFound", "message": f"{method} {handler.raw_path} is not a control route"})
 
 
-__all__ = ["LocalCloud", "Dropped"]
+__all__ = ["LocalCloud"]

@@ -19,7 +19,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .faults import Faults
 
@@ -242,6 +242,7 @@ class Runtime:
         self._lock = threading.Condition()
         self._pending = 0
         self._timers: List[threading.Event] = []
+        self.on_invocation: Optional[Callable[[Invocation], None]] = None  # e.g. the CLI prints logs
 
     @property
     def pending(self) -> int:
@@ -267,9 +268,15 @@ class Runtime:
         fault = self.faults.take("scf.invoke")
         if fault and fault.status and not fault.drop:
             inv.ok, inv.error = False, f"platform error {fault.status} (fault injection)"
-            return inv
-        kill_after = (fault.delay or 0.0) if fault and fault.drop else None
-        return fn.invoke(inv, kill_after=kill_after)
+        else:
+            kill_after = (fault.delay or 0.0) if fault and fault.drop else None
+            fn.invoke(inv, kill_after=kill_after)
+        if self.on_invocation is not None:
+            try:
+                self.on_invocation(inv)
+            except Exception:  # a broken observer must not fail the invocation
+                pass
+        return inv
 
     def invoke_async(self, fn: Function, event: Any, kind: str, retries: int = 2, retry_delay: float = 0.5) -> None:
         """Queue an event invocation, retried on failure like SCF's async invoke."""

@@ -217,9 +217,11 @@ def test_timer_invokes_periodically(cloud, tmp_path, out_dir):
     assert len(os.listdir(out_dir)) >= 2
 
 
-def test_cli_prints_one_line_and_serves(tmp_path):
+def test_cli_prints_one_line_serves_and_runs_triggers(tmp_path, out_dir):
+    fn = function_dir(tmp_path, "recorder", RECORDER)
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "localcloud", "--port", "0", "--data",
-                             str(tmp_path / "d"), "--bucket", BUCKET, "--bucket", "more-1250000000"],
+                             str(tmp_path / "d"), "--bucket", BUCKET, "--bucket", "more-1250000000",
+                             "--trigger", fn, "--env", f"OUT_DIR={out_dir}"],
                             cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -227,17 +229,22 @@ def test_cli_prints_one_line_and_serves(tmp_path):
         url = line.split()[3]
         assert requests.get(f"{url}/_localcloud/health").json()["buckets"] == sorted([BUCKET, "more-1250000000"])
 
-        class Shim:  # cos_config_kwargs of the CLI's cloud
-            region, host, port = "ap-guangzhou", "127.0.0.1", int(url.rsplit(":", 1)[1])
-
+        class Endpoint:  # what cos_config_kwargs() gives, for the CLI's cloud
             def cos_config_kwargs(self):
-                return {"Region": self.region, "SecretId": "AKIDlocal", "SecretKey": "localsecretkey",
-                        "IP": self.host, "Port": self.port, "Scheme": "http"}
+                return {"Region": "ap-guangzhou", "SecretId": "AKIDlocal", "SecretKey": "localsecretkey",
+                        "IP": "127.0.0.1", "Port": int(url.rsplit(":", 1)[1]), "Scheme": "http"}
 
-        sdk_client(Shim()).put_object(Bucket=BUCKET, Key="k", Body=b"x")
+        sdk_client(Endpoint()).put_object(Bucket=BUCKET, Key="input/cli.mp4", Body=b"x")
+        assert requests.get(f"{url}/_localcloud/idle", params={"timeout": 20}).json() == {"idle": True}
+        [inv] = requests.get(f"{url}/_localcloud/invocations").json()
+        assert inv["ok"] and any("got input/cli.mp4" in log for log in inv["logs"])
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+    assert proc.stdout.read() == ""  # exactly one line on stdout
+    stderr = proc.stderr.read()
+    assert "[recorder cos attempt 1] ok" in stderr and "recorder| got input/cli.mp4" in stderr
+    assert [o["key"] for o in outputs(out_dir)] == ["input/cli.mp4"]
     assert any((tmp_path / "d" / "cos" / BUCKET).rglob("*.data"))
 
 
