@@ -73,9 +73,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     worst = 0
+    width = max((len(a.path.name) for a in artefacts), default=0)
     for a in artefacts:
         flag = "" if a.within_limit else f"  OVER the {package.human(a.limit)} target"
-        print(f"{a.path.relative_to(args.out.parent) if a.path.is_relative_to(args.out.parent) else a.path}"
-              f"  {a.size:>10,d} bytes ({package.human(a.size)})  sha256 {a.sha256[:16]}{flag}")
+        print(f"{a.path.name:<{width}}  {a.size:>10,d} bytes  {package.human(a.size):>10}  "
+              f"sha256 {a.sha256[:16]}{flag}")
         worst = worst or (0 if a.within_limit else 1)
+    print(f"written to {args.out}")
     return worst
