@@ -221,6 +221,8 @@ def outcomes_of(res: Result) -> List[Dict[str, Any]]:
             data = parse_log_line(line)
             if data and data.get("event") == "submit.outcome":
                 out.append({k: data[k] for k in ("key", "outcome", "record_id", "job_id", "detail") if k in data})
+        if not out and isinstance(res.result, dict) and isinstance(res.result.get("outcomes"), list):
+            out = [dict(o) for o in res.result["outcomes"]]  # e.g. a remote run whose log tail was cut
         return out
     if res.function == "callback" and isinstance(res.result, dict):
         status = res.result.get("statusCode")

@@ -74,8 +74,18 @@ def read_env_file(path: str) -> Dict[str, str]:
     return values
 
 
+def quiet_sdk_logs() -> None:
+    """The COS SDK logs every non-2xx answer at ERROR (an expected 409 on a duplicate claim, a 404 on a
+    missing object); with no logging configured Python would print them all. Outcomes are reported instead."""
+    import logging
+
+    for name in ("qcloud_cos", "urllib3"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def environment(args: argparse.Namespace, base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     """The environment a command (and the handlers it runs) sees: process env + --env-file + --local."""
+    quiet_sdk_logs()
     env = dict(os.environ if base is None else base)
     if getattr(args, "env_file", None):
         env.update(read_env_file(args.env_file))
