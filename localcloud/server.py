@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -75,6 +76,17 @@ class Handler(BaseHTTPRequestHandler):
     cloud: "LocalCloud"  # set on the subclass made per server
 
     # -- plumbing ---------------------------------------------------------
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)  # type: ignore[attr-defined]
+
+    def finish(self) -> None:
+        self.server.track(self.connection, False)  # type: ignore[attr-defined]
+        try:
+            super().finish()
+        except OSError:
+            pass
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         if self.cloud.verbose:
             super().log_message(format, *args)
@@ -456,7 +468,35 @@ class Handler(BaseHTTPRequestHandler):
         return self._ci_jobs(details, token)
 
 
-def make_server(cloud: "LocalCloud", host: str, port: int) -> ThreadingHTTPServer:
-    handler = type("BoundHandler", (Handler,), {"cloud": cloud})
-    server_class = type("LocalCloudServer", (ThreadingHTTPServer,), {"daemon_threads": True, "request_queue_size": 128})
-    return server_class((host, port), handler)
+class Server(ThreadingHTTPServer):
+    """Threaded HTTP/1.1 server that can cut its keep-alive connections on close.
+
+    Without that, pooled SDK connections would keep talking to a stopped cloud's
+    handler threads, and a "restart" in a test would not really happen.
+    """
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: Tuple[str, int], handler: type) -> None:
+        self._connections: set = set()
+        self._conn_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def track(self, conn: socket.socket, alive: bool) -> None:
+        with self._conn_lock:
+            (self._connections.add if alive else self._connections.discard)(conn)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._conn_lock:
+            conns, self._connections = list(self._connections), set()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def make_server(cloud: "LocalCloud", host: str, port: int) -> Server:
+    return Server((host, port), type("BoundHandler", (Handler,), {"cloud": cloud}))

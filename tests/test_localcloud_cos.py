@@ -259,3 +259,18 @@ def test_random_faults_are_reproducible(cloud):
 
     first, second = run(7), run(7)
     assert first == second and 503 in first and 404 in first
+
+
+def test_restart_on_the_same_port_cuts_pooled_connections(tmp_path):
+    data = str(tmp_path / "same-port")
+    first = LocalCloud(data, buckets=[BUCKET]).start()
+    port = first.port
+    client = sdk_client(first, retry=1)  # keeps a pooled keep-alive connection
+    client.put_object(Bucket=BUCKET, Key="a", Body=b"1")
+    first.stop()
+    with pytest.raises(CosClientError):
+        sdk_client(first).head_object(Bucket=BUCKET, Key="a")  # nobody listens now
+    with LocalCloud(data, buckets=[BUCKET], port=port) as second:
+        second.add_bucket("late-1250000000")  # only the new instance knows this bucket
+        client.put_object(Bucket="late-1250000000", Key="b", Body=b"2")  # same client, old pool
+        assert second.bucket("late-1250000000").read("b") == b"2"
