@@ -163,3 +163,10 @@ def build_event(uploads_: List[Upload], source_ip: str = "127.0.0.1", queue: str
             },
         })
     return {"Records": records}
+
+
+def upload_from_listing(bucket: str, region: str, obj: dict, event_name: str = "cos:ObjectCreated:Put") -> Upload:
+    """An Upload for an object found by listing (backfill, reconcile's sweep), as its trigger would say."""
+    appid = bucket.rsplit("-", 1)[-1]
+    return Upload(bucket=bucket, appid=appid, region=region, key=obj["Key"], etag=str(obj.get("ETag", "")).strip('"'),
+                  size=int(obj.get("Size") or 0), event_name=event_name)

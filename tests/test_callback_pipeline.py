@@ -197,3 +197,16 @@ def test_oversized_body_gets_413(flow, cloud):
     rid, job_id, url = submit()
     response = post(url, b"<" + b"x" * (300 * 1024))
     assert response.status_code == 413
+
+
+def test_reconcile_sweeps_uploads_that_never_became_a_record(flow, cloud, cos_client):
+    settings, clients, store, submit = flow
+    put(cos_client, "input/never-triggered.mp4", b"lost event")   # its trigger never ran
+    put(cos_client, "input/notes.txt", b"not a video")            # skipped: suffix
+    put(cos_client, "matting/already-an-output.mp4", b"output")   # not watched
+    summary = reconcile(settings, clients, older_than=0)
+    assert summary.swept == 1 and summary.failed == 0
+    again = reconcile(settings, clients, older_than=0)
+    assert again.swept == 0 and again.resubmitted == 0
+    jobs, _ = clients.ci.list()
+    assert [j.Input.Object for j in jobs] == ["input/never-triggered.mp4"]
