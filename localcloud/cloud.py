@@ -28,7 +28,8 @@ class LocalCloud:
                  port: int = 0, engine: Optional[Engine] = None, job_workers: int = 2,
                  callback_retries: int = 3, callback_backoff: Sequence[float] = (0.2, 0.5, 1.0),
                  callback_timeout: float = 5.0, callback_arrays: str = "none",
-                 extra_credentials: Optional[Mapping[str, str]] = None, verbose: bool = False) -> None:
+                 extra_credentials: Optional[Mapping[str, str]] = None, function_python: Optional[str] = None,
+                 verbose: bool = False) -> None:
         self.data_dir = os.path.abspath(data_dir)
         self.region, self.secret_id, self.secret_key = region, secret_id, secret_key
         self.host, self.port, self.verbose = host, port, verbose
@@ -39,7 +40,7 @@ class LocalCloud:
                                          callback_arrays)
         self.jobs = JobService(os.path.join(self.data_dir, "ci"), self.store, region, self.faults,
                                self.callback_sender, None, job_workers, on_output=self._output_written)
-        self.runtime = Runtime(self.faults)
+        self.runtime = Runtime(self.faults, function_python)  # e.g. a python3.10 like SCF's runtime
         for name in buckets:
             self.add_bucket(name)
         self._server: Any = None

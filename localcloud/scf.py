@@ -57,8 +57,8 @@ class _Worker:
 
     _ids = itertools.count(1)
 
-    def __init__(self, function_dir: str, env: Dict[str, str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "localcloud.worker", function_dir],
+    def __init__(self, function_dir: str, env: Dict[str, str], python: str) -> None:
+        self.proc = subprocess.Popen([python, "-m", "localcloud.worker", function_dir],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=env, cwd=function_dir, text=True, encoding="utf-8", bufsize=1)
         self.replies: "queue.Queue[Optional[dict]]" = queue.Queue()
@@ -135,8 +135,9 @@ class Function:
     """A deployed function: code dir, environment, a pool of warm workers."""
 
     def __init__(self, name: str, function_dir: str, env: Mapping[str, str], concurrency: int = 2,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, python: Optional[str] = None) -> None:
         self.name, self.function_dir = name, resolve_dir(function_dir)
+        self.python = python or sys.executable
         if not os.path.isfile(os.path.join(self.function_dir, "index.py")):
             raise ValueError(f"{self.function_dir} has no index.py")
         self.concurrency, self.timeout = concurrency, timeout
@@ -174,7 +175,7 @@ class Function:
             try:
                 worker = self._idle.get_nowait()
             except queue.Empty:
-                worker = _Worker(self.function_dir, self.env)
+                worker = _Worker(self.function_dir, self.env, self.python)
                 with self._lock:
                     self._all.append(worker)
                 return worker
@@ -234,8 +235,8 @@ class Trigger:
 class Runtime:
     """All functions, triggers and the record of every invocation."""
 
-    def __init__(self, faults: Faults) -> None:
-        self.faults = faults
+    def __init__(self, faults: Faults, python: Optional[str] = None) -> None:
+        self.faults, self.python = faults, python
         self.functions: Dict[str, Function] = {}
         self.triggers: List[Trigger] = []
         self.invocations: List[Invocation] = []
@@ -253,7 +254,7 @@ class Runtime:
                  timeout: float = 60.0) -> Function:
         if name in self.functions:
             self.functions[name].close()
-        fn = Function(name, function_dir, env, concurrency, timeout)
+        fn = Function(name, function_dir, env, concurrency, timeout, self.python)
         self.functions[name] = fn
         return fn
 
