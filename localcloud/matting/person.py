@@ -10,20 +10,27 @@ import cv2
 import numpy as np
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
-PERSON = os.path.join(ASSETS, "person.png")
+PERSON = os.path.join(ASSETS, "person.jpg")
+PERSON_ALPHA = os.path.join(ASSETS, "person_alpha.png")
 
 
 def available(path: Optional[str] = None) -> bool:
-    return os.path.isfile(path or PERSON)
+    return os.path.isfile(path) if path else (os.path.isfile(PERSON) and os.path.isfile(PERSON_ALPHA))
 
 
 def load_person(path: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """(rgb uint8, alpha float32 0..1) of the RGBA person image."""
-    img = cv2.imread(path or PERSON, cv2.IMREAD_UNCHANGED)
-    if img is None or img.ndim != 3 or img.shape[2] != 4:
-        raise ValueError(f"person image must be RGBA: {path or PERSON}")
-    rgb = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
-    return rgb, img[:, :, 3].astype(np.float32) / 255.0
+    """(rgb uint8, alpha float32 0..1): an RGBA image at `path`, or the shipped
+    photo (person.jpg) with its matte (person_alpha.png)."""
+    if path:
+        img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if img is None or img.ndim != 3 or img.shape[2] != 4:
+            raise ValueError(f"person image must be RGBA: {path}")
+        return cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB), img[:, :, 3].astype(np.float32) / 255.0
+    rgb = cv2.imread(PERSON, cv2.IMREAD_COLOR)
+    alpha = cv2.imread(PERSON_ALPHA, cv2.IMREAD_GRAYSCALE)
+    if rgb is None or alpha is None or rgb.shape[:2] != alpha.shape:
+        raise ValueError("the shipped person photo or its matte is missing or damaged")
+    return cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB), alpha.astype(np.float32) / 255.0
 
 
 def person_frames(width: int, height: int, frames: int, background: Optional[np.ndarray] = None,
