@@ -30,8 +30,8 @@ def job_ids(body: bytes, content_type: str = "") -> List[str]:
     if text[:1] in (b"{", b"["):
         try:
             data: Any = json.loads(text.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise BadCallback(f"invalid JSON: {exc}") from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise BadCallback(f"invalid JSON: {str(exc)[:200]}") from None
         if isinstance(data, dict) and set(data) == {"Response"}:
             data = data["Response"]
     elif text[:1] == b"<":
