@@ -44,6 +44,8 @@ def skip_reason(settings: Settings, up: Upload) -> Optional[str]:
             return "loop-guard"
     if not any(up.key.startswith(p) for p in settings.watch_prefixes):
         return "prefix"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in up.key):
+        return "control-characters"  # cannot travel in the job's XML
     if not up.key.lower().endswith(settings.suffixes):
         return "suffix"
     if up.size <= 0:
