@@ -94,6 +94,7 @@ class VideoBackground:
         return (t - self._t0 + self._offset, frame)
 
     def frame_at(self, t: float) -> np.ndarray:
+        t += 1e-6  # timestamps are floats: 0.16 + 0.04 must reach 0.2
         if not self._static:
             while True:
                 if self._nxt is None:

@@ -174,3 +174,31 @@ def make_samples(directory: str, person_image: Optional[str] = None) -> dict:
         _person.write_person_clip(path, 320, 240, 75, image=person_image)
         out["person"] = path
     return out
+
+
+# --- helpers for tests and benchmarks ----------------------------------------------
+
+def read_video(path: str, fmt: str = "rgb24") -> Iterator[np.ndarray]:
+    """Decode every frame of a video file as an array (streaming)."""
+    with av.open(path) as c:
+        for frame in c.decode(video=0):
+            yield frame.to_ndarray(format=fmt)
+
+
+def read_matte(path: str) -> Iterator[np.ndarray]:
+    """The frames of a Mask-mode output as float32 alpha 0..1."""
+    for grey in read_video(path, "gray"):
+        yield grey.astype(np.float32) / 255.0
+
+
+def iou(estimate: np.ndarray, truth: np.ndarray, level: float = 0.5) -> float:
+    """Binary IoU of two mattes (0..1) cut at `level`."""
+    e, t = estimate >= level, truth >= level
+    union = np.count_nonzero(e | t)
+    return 1.0 if union == 0 else np.count_nonzero(e & t) / union
+
+
+def soft_iou(estimate: np.ndarray, truth: np.ndarray) -> float:
+    """Soft IoU (sum of minima / sum of maxima): penalises every alpha error."""
+    den = float(np.maximum(estimate, truth).sum())
+    return 1.0 if den == 0 else float(np.minimum(estimate, truth).sum()) / den
