@@ -39,6 +39,7 @@ PLACEHOLDERS: Dict[str, str] = {
     "COS_MATTING_DEPLOY_OWNER_UIN": "100000000001",
 }
 NEVER_DEPLOYED = ("COS_MATTING_ENDPOINT",)
+CLAIMING = ("submit", "reconcile")  # functions that create claims (reconcile resubmits through Submitter)
 
 
 def read_dotenv(path: Path) -> Dict[str, str]:
@@ -196,9 +197,9 @@ def problems(sf: ServerlessFile, root: Path = ROOT) -> List[str]:
     if lease is not None:
         for key, fn in functions.items():
             timeout = fn.timeout or sf.inputs.timeout or 3
-            if key == "submit" and timeout >= lease:
+            if key in CLAIMING and timeout >= lease:
                 out.append(f"inputs.functions.{key}.timeout: {timeout}s is not below COS_MATTING_CLAIM_LEASE_SECONDS "
-                           f"({lease}s): a live submit could have its claim taken over")
+                           f"({lease}s): a claim held by a live {key} run could be taken over")
     return out
 
 

@@ -48,9 +48,11 @@ def test_rendered_resources_are_scoped(rendered):
             if res.startswith("qcs::cos:") and "name/cos:GetBucket" not in statement["action"]:
                 # object actions: always below a non-empty prefix
                 assert re.fullmatch(r"qcs::cos:[a-z-]+:uid/\d+:[a-z0-9-]+-\d+/[^*]+/\*", res), res
-    [listing] = [st for st in s if "name/cos:GetBucket" in st["action"]]
-    assert listing["action"] == ["name/cos:GetBucket"]
-    assert listing["condition"]["string_like"]["cos:prefix"] == ".cos-matting/records/*"
+    listings = [st for st in s if "name/cos:GetBucket" in st["action"]]
+    assert all(st["action"] == ["name/cos:GetBucket"] for st in listings)
+    # Listing is always restricted to a prefix: the records, and the watched prefix (reconcile sweep).
+    assert sorted(st["condition"]["string_like"]["cos:prefix"] for st in listings) == [".cos-matting/records/*",
+                                                                                      "input/*"]
     [passrole] = [st for st in s if "name/cam:PassRole" in st["action"]]
     assert passrole["resource"] == [f"qcs::cam::uid/{checks.PLACEHOLDERS['COS_MATTING_DEPLOY_OWNER_UIN']}:roleName/CI_QCSRole"]
     [ci] = [st for st in s if "name/ci:CreateMediaJobs" in st["action"]]
@@ -71,8 +73,11 @@ def test_rendered_prefixes_follow_serverless_yml(rendered):
 def test_render_expands_watch_prefixes_and_separate_buckets():
     values = policy.values_from(checks.example_environ())
     values.update(WATCH_PREFIX=["input/", "uploads/"], OUTPUT_BUCKET="out-1250000000", OUTPUT_REGION="ap-shanghai")
-    resources = [r for st in policy.render(values)["statement"] for r in st["resource"]]
+    rendered = policy.render(values)
+    resources = [r for st in rendered["statement"] for r in st["resource"]]
     assert "qcs::cos:ap-guangzhou:uid/1250000000:videos-1250000000/uploads/*" in resources
+    conditions = [st["condition"]["string_like"]["cos:prefix"] for st in rendered["statement"] if "condition" in st]
+    assert ["input/*", "uploads/*"] in conditions
     assert "qcs::cos:ap-shanghai:uid/1250000000:out-1250000000/matting/*" in resources
 
 

@@ -123,7 +123,7 @@ def test_function_url_and_timer(sf):
 def test_timeouts_below_lease_and_period(sf):
     lease = load_settings(function_environment(sf, "submit")).claim_lease_seconds
     fns = sf.inputs.functions
-    assert fns["submit"].timeout < lease
+    assert fns["submit"].timeout < lease and fns["reconcile"].timeout < lease  # both claim uploads
     assert fns["reconcile"].timeout < 600  # timer every 10 minutes
 
 
@@ -288,7 +288,8 @@ def test_timeout_rules_are_caught(environ):
     sf = _sf_with(environ, lambda raw: raw["inputs"]["functions"]["submit"].update(timeout=600))
     assert any("COS_MATTING_CLAIM_LEASE_SECONDS" in p for p in checks.problems(sf))
     sf = _sf_with(environ, lambda raw: raw["inputs"]["functions"]["reconcile"].update(timeout=900))
-    assert any("timer period" in p for p in checks.problems(sf))
+    found = checks.problems(sf)
+    assert any("timer period" in p for p in found) and any("live reconcile run" in p for p in found), found
 
 
 def test_checks_cli_passes_on_the_example(capsys):
