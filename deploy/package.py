@@ -350,7 +350,12 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, *, root: Path = 
         artefacts.append(_artefact(out / "cos-matting-layer.zip", zip_bytes(tree), LAYER_LIMIT))
         if unpacked:
             write_tree(tree, out / "layer")
-    manifest = {a.path.name: {"bytes": a.size, "sha256": a.sha256} for a in artefacts}
+    manifest_path = out / "manifest.json"
+    try:  # a partial build (--function, --skip-layer) updates its entries and keeps the others
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    manifest.update({a.path.name: {"bytes": a.size, "sha256": a.sha256} for a in artefacts})
     write_atomic(out / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return artefacts
 
