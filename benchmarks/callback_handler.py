@@ -141,7 +141,7 @@ def cold_peak_memory(env, url, rid, job_id):
              "queryString": {"rid": rid, "exp": str(exp), "t": tokens.sign(KEYS, rid, exp)}}
     code = ("import json, resource, sys; import functions.callback.index as i; "
             "r = i.main_handler(json.loads(sys.stdin.read()), {}); assert r['statusCode'] == 200, r; "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")
     out = subprocess.run([sys.executable, "-c", code], input=json.dumps(event), env={**os.environ, **env},
                          cwd=ROOT, capture_output=True, text=True, check=True)
     rss = int(out.stdout.strip().splitlines()[-1]) / 1024
