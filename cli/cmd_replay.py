@@ -125,10 +125,14 @@ def _item(source: str, event: Any) -> Item:
 
 # -- seeding (local cloud only) --------------------------------------------------------------------
 
-def seed(event: Any, clients: Any) -> Any:
-    """Make the objects a COS event names exist, and point the event at their real ETag."""
+def seed(event: Any, clients: Any, settings: Any) -> Any:
+    """Make the objects a COS event names exist, and point the event at their real ETag.
+
+    Only records the submit path would act on (no skip reason from the event alone): never an
+    object under the output or records prefix, which would corrupt the pipeline's own data."""
     from shared.cloud import CloudError
     from shared.events import parse_event, to_upload
+    from shared.submit import skip_reason
 
     if not (isinstance(event, dict) and isinstance(event.get("Records"), list)):
         return event
@@ -138,7 +142,7 @@ def seed(event: Any, clients: Any) -> Any:
             up = to_upload(parse_event({"Records": [raw]}).Records[0])
         except ValueError:
             continue  # the handler reports it
-        if not up.created:
+        if skip_reason(settings, up):
             continue
         try:
             head = clients.storage.head(up.bucket, up.key)
@@ -245,7 +249,7 @@ class RemoteRunner:
 # -- the command ------------------------------------------------------------------------------------
 
 def replay(items: List[Item], runner: Any, env: Mapping[str, str], args: argparse.Namespace,
-           seed_clients: Any = None, on_result=None) -> List[Dict[str, Any]]:
+           seed_with: Any = None, on_result=None) -> List[Dict[str, Any]]:
     results = []
     for item in items:
         kind = item.function or kind_of(item.event)
@@ -255,8 +259,8 @@ def replay(items: List[Item], runner: Any, env: Mapping[str, str], args: argpars
         else:
             try:
                 event, notes = prepare(kind, item.event, env, args.record_id, args.job_id)
-                if seed_clients is not None and kind == "submit":
-                    event = seed(event, seed_clients)
+                if seed_with is not None and kind == "submit":
+                    event = seed(event, *seed_with)
                 res = runner.invoke(kind, event)
                 res.notes = notes + res.notes
             except UsageError as exc:
@@ -287,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--function names a deployed function: use it with --remote")
         require_local(env, "replay", allow_real=args.real_cloud)
         runner = Runner(env, subprocess_mode=args.subprocess)
-    seed_clients = None
+    seed_with = None
     if args.seed:
         if not is_local(env):
             raise UsageError("--seed uploads placeholder objects: only against a local cloud (COS_MATTING_ENDPOINT "
@@ -295,14 +299,15 @@ def run(args: argparse.Namespace) -> int:
         from cli.common import make_clients
         from shared.config import load_settings
 
-        seed_clients = make_clients(load_settings(env), env)
+        settings = load_settings(env)
+        seed_with = (make_clients(settings, env), settings)
     out, err = sys.stdout, sys.stderr
 
     def show(item: Item, res: Result) -> None:
         if not args.json:
             print_result(res, out, err, args.quiet, title=f"{item.source} ({res.function})")
 
-    results = replay(items, runner, env, args, seed_clients, on_result=show)
+    results = replay(items, runner, env, args, seed_with, on_result=show)
     failed = sum(1 for r in results if r["failed"])
     if args.json:
         print(dump_json(results))

@@ -124,21 +124,25 @@ def load(args: argparse.Namespace, overrides: Optional[Mapping[str, str]] = None
 
 
 def make_clients(settings: Any, env: Mapping[str, str], pool: int = 0) -> Any:
-    """`shared.cloud.Clients` for this environment. With `pool`, each SDK client gets its own
+    """`shared.cloud.Clients` for this environment. With `pool`, the SDK clients get their own
     HTTP session of that size (the SDK otherwise shares one 10-connection pool process-wide,
     which thrashes under more threads)."""
     from shared.cloud import Clients
 
     clients = Clients(settings, env)
     if pool:
-        own_sessions(clients, pool)
+        own_sessions(clients, pool, local=is_local(env))
     return clients
 
 
-def own_sessions(clients: Any, pool: int) -> None:
+def own_sessions(clients: Any, pool: int, local: bool = False) -> None:
     import requests
 
     session = requests.Session()
+    if local:
+        # requests re-reads the proxy variables from os.environ on every request (~1 ms each
+        # with a large environment); a loopback endpoint never goes through a proxy.
+        session.trust_env = False
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -212,6 +216,20 @@ def captured_stdout(sink: LogSink, stderr_too: bool = False) -> Iterator[LogSink
     finally:
         sys.stdout, sys.stderr = old_out, old_err
         sink.close_partial()
+
+
+@contextlib.contextmanager
+def logs_aside(verbose: bool = False) -> Iterator[TextIO]:
+    """Keep the pipeline's JSON log lines (shared.log writes them to stdout) out of the command's
+    output: dropped, or with `verbose` sent to stderr. Yields the real stdout for the command's output."""
+    out = sys.stdout
+    sink = LogSink(forward=sys.stderr if verbose else None, keep=False)
+    with captured_stdout(sink):
+        yield out
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", "-v", action="store_true", help="show the pipeline's JSON log lines on stderr")
 
 
 @contextlib.contextmanager
@@ -317,14 +335,3 @@ def dump_json(data: Any) -> str:
 
     return json.dumps(data, indent=2, ensure_ascii=False, default=str)
 
-
-def elapsed_since(start: float) -> float:
-    return time.monotonic() - start
-
-
-def split_counts(outcomes: Sequence[str]) -> Tuple[int, int]:
-    failed = sum(1 for o in outcomes if o.startswith("failed"))
-    return len(outcomes) - failed, failed
-
-
-Callback = Callable[..., None]

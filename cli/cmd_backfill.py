@@ -1,0 +1,341 @@
+"""`cos-matting backfill`: submit jobs for videos already in the bucket.
+
+Every listed object becomes an Upload (key, ETag, size) and goes through
+`Submitter.process`, the same idempotent path as the COS trigger: its record
+id is derived from bucket + key + ETag, so a second backfill (or a rerun after
+Ctrl-C) submits nothing twice; objects that already have a record say
+`duplicate`. CI throttling (429) is retried with back-off inside the submitter.
+
+Resuming: the run stops cleanly on Ctrl-C (in-flight objects finish) and
+prints the key to pass as --start-after; with --checkpoint FILE that key is
+saved and picked up by the next run. Rerunning from the start is also safe,
+only slower.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from cli.common import Progress, ThreadClients, UsageError, add_env_options, add_verbose, dump_json, load, logs_aside
+
+BACKFILL_EVENT = "cos:ObjectCreated:Backfill"
+COUNTERS = ("submitted", "duplicate", "skipped", "failed")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "backfill", help="submit jobs for videos already in the bucket (idempotent, resumable)",
+        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bucket", metavar="NAME-APPID", help="bucket (default: COS_MATTING_BUCKET)")
+    parser.add_argument("--prefix", action="append", dest="prefixes", metavar="P",
+                        help="list under this prefix; repeat for several (default: COS_MATTING_WATCH_PREFIXES)")
+    parser.add_argument("--since", metavar="DATE", type=parse_since,
+                        help="only objects modified at or after DATE (2026-11-01 or 2026-11-01T08:00:00+08:00; UTC if no zone)")
+    parser.add_argument("--concurrency", "-j", type=int, default=8, metavar="N",
+                        help="objects processed at once (default: %(default)s)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="list and count what would be submitted (reads the record log; writes nothing)")
+    parser.add_argument("--start-after", metavar="KEY", default="", help="resume: skip keys up to and including KEY")
+    parser.add_argument("--checkpoint", metavar="FILE",
+                        help="save the resume key here on Ctrl-C or failure, start from it next time; removed when "
+                             "the run completes")
+    parser.add_argument("--limit", type=int, metavar="N", help="stop after N listed objects")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    add_verbose(parser)
+    add_env_options(parser)
+    parser.set_defaults(func=run)
+
+
+def parse_since(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a date like 2026-11-01 or 2026-11-01T08:00:00+08:00")
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def parse_modified(stamp: str) -> Optional[datetime]:
+    if not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(stamp)
+        except (TypeError, ValueError):
+            return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class Summary:
+    bucket: str
+    prefixes: List[str]
+    listed: int = 0
+    counts: Counter = field(default_factory=Counter)  # outcome -> n (submitted, duplicate, skipped:*, failed:*)
+    failures: List[Dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+    resume_after: str = ""
+    elapsed: float = 0.0
+    dry_run: bool = False
+
+    def total(self, group: str) -> int:
+        return sum(n for k, n in self.counts.items() if k == group or k.startswith(group + ":"))
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    def totals(self) -> Dict[str, int]:
+        if self.dry_run:
+            return {"would-submit": self.counts["would-submit"], "has-record": self.counts["has-record"],
+                    "skipped": self.total("skipped")}
+        return {name: self.total(name) for name in COUNTERS}
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"bucket": self.bucket, "prefixes": self.prefixes, "listed": self.listed, "done": self.done,
+                "totals": self.totals(), "outcomes": dict(sorted(self.counts.items())),
+                "failures": self.failures, "interrupted": self.interrupted, "resume_after": self.resume_after or None,
+                "elapsed_s": round(self.elapsed, 3), "per_second": round(self.rate, 1), "dry_run": self.dry_run}
+
+
+def list_objects(storage: Any, bucket: str, prefixes: List[str], start_after: str = "") -> Iterator[Dict[str, Any]]:
+    """Every object under the prefixes, in key order, paginated; resuming after `start_after`."""
+    for prefix in sorted(set(prefixes)):
+        if start_after > prefix and not start_after.startswith(prefix):
+            continue  # every key under this prefix sorts before start_after: done
+        marker = start_after if start_after.startswith(prefix) else ""
+        while True:
+            page, marker = storage.list(bucket, prefix, marker)
+            yield from page
+            if not marker:
+                break
+
+
+def to_upload(obj: Dict[str, Any], bucket: str, region: str) -> Any:
+    from shared.events import Upload
+
+    return Upload(bucket=bucket, appid=bucket.rsplit("-", 1)[-1], region=region, key=obj["Key"],
+                  etag=str(obj.get("ETag", "")).strip('"'), size=int(obj.get("Size") or 0),
+                  event_name=BACKFILL_EVENT, event_time=int(time.time()))
+
+
+class Frontier:
+    """The last key such that it and every key listed before it are finished: where a rerun resumes."""
+
+    def __init__(self) -> None:
+        self.keys: List[str] = []
+        self.finished: List[bool] = []
+        self.next = 0
+
+    def add(self, key: str) -> int:
+        self.keys.append(key)
+        self.finished.append(False)
+        return len(self.keys) - 1
+
+    def finish(self, index: int) -> None:
+        self.finished[index] = True
+        while self.next < len(self.finished) and self.finished[self.next]:
+            self.next += 1
+
+    @property
+    def key(self) -> str:
+        return self.keys[self.next - 1] if self.next else ""
+
+
+ProgressHook = Callable[[Summary], None]
+
+
+def backfill(settings: Any, clients: ThreadClients, bucket: str, prefixes: List[str], since: Optional[datetime] = None,
+             concurrency: int = 8, dry_run: bool = False, start_after: str = "", limit: Optional[int] = None,
+             on_progress: Optional[ProgressHook] = None) -> Summary:
+    """List, filter and push every object through Submitter.process with at most `concurrency` in flight.
+
+    A KeyboardInterrupt (Ctrl-C, or raised by `on_progress`) stops listing and submitting, lets the
+    objects in flight finish, and returns the summary with `interrupted` and `resume_after` set.
+    """
+    from shared.records import RecordStore, record_id
+    from shared.submit import Submitter, skip_reason
+
+    summary = Summary(bucket=bucket, prefixes=sorted(set(prefixes)), dry_run=dry_run, resume_after=start_after)
+    started = time.monotonic()
+    frontier = Frontier()
+    local = threading.local()
+
+    def submitter() -> Submitter:
+        sub = getattr(local, "submitter", None)
+        if sub is None:
+            sub = local.submitter = Submitter(settings, clients.get())
+        return sub
+
+    def work(up: Any) -> Any:
+        return submitter().process(up)
+
+    def record(index: int, key: str, outcome: str, detail: Optional[str] = None) -> None:
+        summary.counts[outcome] += 1
+        if outcome.startswith("failed"):  # the resume point stays before it, so a rerun retries it
+            summary.failures.append({"key": key, "outcome": outcome, "detail": detail})
+        else:
+            frontier.finish(index)
+
+    known = set()
+    if dry_run:
+        store = RecordStore(clients.get().storage, settings.rec_bucket, settings.records_prefix)
+        known = {stages[0].record_id for stages in store.scan()}
+
+    storage = clients.get().storage
+    pending: Dict[Future, Tuple[int, str]] = {}
+    window = max(1, concurrency) * 4
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="backfill")
+
+    def drain(block: bool) -> None:
+        if not pending:
+            return
+        done, _ = wait(list(pending), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for fut in done:
+            index, key = pending.pop(fut)
+            if fut.cancelled():
+                continue
+            exc = fut.exception()
+            if exc is not None:
+                record(index, key, "failed:error", f"{type(exc).__name__}: {exc}")
+            else:
+                out = fut.result()
+                record(index, key, out.outcome, out.detail)
+
+    try:
+        try:
+            for obj in list_objects(storage, bucket, prefixes, start_after):
+                if limit is not None and summary.listed >= limit:
+                    break
+                summary.listed += 1
+                up = to_upload(obj, bucket, settings.region)
+                index = frontier.add(up.key)
+                if since is not None:
+                    modified = parse_modified(str(obj.get("LastModified", "")))
+                    if modified is not None and modified < since:
+                        record(index, up.key, "skipped:before-since")
+                        continue
+                reason = skip_reason(settings, up)
+                if reason:
+                    record(index, up.key, f"skipped:{reason}")
+                elif dry_run:
+                    rid = record_id(up.bucket, up.key, up.etag)
+                    record(index, up.key, "has-record" if rid in known else "would-submit")
+                else:
+                    pending[pool.submit(work, up)] = (index, up.key)
+                    while len(pending) >= window:
+                        drain(block=True)
+                    drain(block=False)
+                if on_progress is not None:
+                    on_progress(summary)
+            while pending:
+                drain(block=True)
+                if on_progress is not None:
+                    on_progress(summary)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            for fut in list(pending):
+                if fut.cancel():
+                    pending.pop(fut)
+            while pending:  # in-flight objects finish: their outcome is known, not half-done
+                drain(block=True)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        summary.elapsed = time.monotonic() - started
+    summary.resume_after = frontier.key or start_after
+    if on_progress is not None and not summary.interrupted:
+        on_progress(summary)
+    return summary
+
+
+def read_checkpoint(path: str, bucket: str, prefixes: List[str]) -> str:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return ""
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--checkpoint {path}: unreadable ({exc})") from None
+    if data.get("bucket") != bucket or sorted(data.get("prefixes") or []) != sorted(set(prefixes)):
+        raise UsageError(f"--checkpoint {path} belongs to {data.get('bucket')} {data.get('prefixes')}, "
+                         f"not {bucket} {sorted(set(prefixes))}: remove it or use another file")
+    return str(data.get("start_after") or "")
+
+
+def write_checkpoint(path: str, summary: Summary) -> None:
+    Path(path).write_text(json.dumps({"bucket": summary.bucket, "prefixes": summary.prefixes,
+                                      "start_after": summary.resume_after, "saved_at": time.time()}) + "\n",
+                          encoding="utf-8")
+
+
+def print_summary(summary: Summary, out: Any) -> None:
+    scope = ", ".join(f"{summary.bucket}/{p}" for p in summary.prefixes)
+    head = "dry run" if summary.dry_run else ("interrupted" if summary.interrupted else "done")
+    totals = "  ".join(f"{k}={v}" for k, v in summary.totals().items())
+    out.write(f"backfill {scope}: {head}; listed {summary.listed}, {totals} "
+              f"in {summary.elapsed:.1f} s ({summary.rate:.0f}/s)\n")
+    detail = {k: v for k, v in sorted(summary.counts.items()) if ":" in k}
+    if detail:
+        out.write("  " + "  ".join(f"{k}={v}" for k, v in detail.items()) + "\n")
+    for failure in summary.failures[:20]:
+        out.write(f"  FAILED {failure['key']}: {failure['outcome']} {failure.get('detail') or ''}\n")
+    if len(summary.failures) > 20:
+        out.write(f"  ... and {len(summary.failures) - 20} more failures (--json lists them all)\n")
+    if summary.interrupted or summary.failures:
+        if summary.resume_after:
+            out.write(f"resume with: --start-after {json.dumps(summary.resume_after, ensure_ascii=False)} "
+                      f"(or rerun from the start: finished objects say duplicate)\n")
+    out.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.concurrency < 1 or args.concurrency > 256:
+        raise UsageError("--concurrency must be between 1 and 256")
+    overrides = {"COS_MATTING_BUCKET": args.bucket} if args.bucket else {}
+    env, settings = load(args, overrides)
+    prefixes = args.prefixes or [p for p in settings.watch_prefixes]
+    start_after = args.start_after
+    if args.checkpoint and not start_after:
+        start_after = read_checkpoint(args.checkpoint, settings.bucket, prefixes)
+        if start_after:
+            print(f"resuming after {start_after!r} (from {args.checkpoint})", file=sys.stderr)
+    clients = ThreadClients(settings, env, pool=4)
+    progress = Progress(enabled=not args.no_progress)
+
+    def show(summary: Summary) -> None:
+        progress.total = summary.listed
+        progress.update(summary.done, summary.totals())
+
+    with logs_aside(args.verbose) as out:
+        summary = backfill(settings, clients, settings.bucket, prefixes, args.since, args.concurrency, args.dry_run,
+                           start_after, args.limit, on_progress=show)
+    progress.total = summary.listed
+    progress.finish(summary.done, summary.totals())
+    if args.checkpoint and not args.dry_run:
+        if summary.interrupted or summary.failures:
+            write_checkpoint(args.checkpoint, summary)
+        else:
+            Path(args.checkpoint).unlink(missing_ok=True)
+    if args.json:
+        out.write(dump_json(summary.as_dict()) + "\n")
+    else:
+        print_summary(summary, out)
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failures else 0

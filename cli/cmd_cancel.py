@@ -1,0 +1,115 @@
+"""`cos-matting cancel JOB_ID... | --state Submitted`: cancel jobs in CI and record it.
+
+Each job is cancelled through CI, re-read (`GET /jobs/<id>`), and its record
+advanced with that job exactly as a callback would (shared.progress.advance):
+the record gets its final Cancel stage and the source object its state tag.
+Only jobs that carry a cos-matting correlation id (UserData cm:<record id>)
+are touched.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Dict, List
+
+from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside, make_clients, table
+
+CANCELLABLE = ("Submitted", "Running", "Pause")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("cancel", help="cancel jobs (by id, or every record in a state) and record it",
+                                   description=__doc__.split("\n\n", 1)[1],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="jobs to cancel")
+    parser.add_argument("--state", choices=CANCELLABLE, help="cancel the job of every record in this state")
+    parser.add_argument("--dry-run", action="store_true", help="show what would be cancelled")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_verbose(parser)
+    add_env_options(parser)
+    parser.set_defaults(func=run)
+
+
+def targets_in_state(settings: Any, clients: Any, state: str) -> List[Dict[str, Any]]:
+    from shared.records import RecordStore, latest
+
+    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    found = []
+    for stages in store.scan():
+        newest = latest(stages)
+        if newest.rank not in (1, 2):
+            continue
+        rec = store.read(newest)
+        if rec is not None and rec.state == state and rec.job_id:
+            found.append({"job_id": rec.job_id, "record_id": rec.id, "key": rec.source.key})
+    return found
+
+
+def cancel_one(settings: Any, clients: Any, job_id: str, dry_run: bool = False) -> Dict[str, Any]:
+    """Cancel one job and advance its record. Returns a result row; `outcome` starts with failed: on error."""
+    from shared.cloud import CloudError
+    from shared.progress import WrongJob, advance
+    from shared.records import RecordStore
+
+    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    row: Dict[str, Any] = {"job_id": job_id}
+    step = "describe"
+    try:
+        job = clients.ci.describe(job_id)
+        marker = job.user_data.split("|", 1)[0]
+        if not marker.startswith("cm:"):
+            row.update(outcome="failed:not-ours", detail="the job has no cos-matting correlation id (UserData cm:...)")
+            return row
+        rid = marker[3:]
+        row.update(record_id=rid, key=job.Input.Object if job.Input else None, before=job.State)
+        if dry_run:
+            row["outcome"] = "would-cancel" if job.State in CANCELLABLE else f"skipped:{job.State}"
+            return row
+        if job.State in CANCELLABLE:
+            step = "cancel"
+            clients.ci.cancel(job_id)
+            step = "describe"
+            job = clients.ci.describe(job_id)  # the state we record is the one CI reports
+        step = "record"
+        record, _ = store.load(rid)
+        if record is None:
+            row.update(outcome="cancelled" if job.State == "Cancel" else f"skipped:{job.State}",
+                       state=job.State, detail="no record for this job")
+            return row
+        result, record = advance(clients, store, record, job)
+        row.update(state=record.state, recorded=result,
+                   outcome="cancelled" if job.State == "Cancel" and row["before"] in CANCELLABLE
+                   else f"skipped:{job.State}")
+    except WrongJob as exc:
+        row.update(outcome="failed:record", detail=str(exc))
+    except CloudError as exc:
+        row.update(outcome=f"failed:{step}", detail=str(exc))
+    return row
+
+
+def run(args: argparse.Namespace) -> int:
+    if bool(args.job_ids) == bool(args.state):
+        raise UsageError("give JOB_ID(s) or --state STATE (one of the two)")
+    env, settings = load(args)
+    clients = make_clients(settings, env)
+    with logs_aside(args.verbose) as out:
+        if args.state:
+            targets = targets_in_state(settings, clients, args.state)
+            job_ids = [t["job_id"] for t in targets]
+        else:
+            job_ids = list(dict.fromkeys(args.job_ids))
+        rows = [cancel_one(settings, clients, job_id, args.dry_run) for job_id in job_ids]
+    failed = [r for r in rows if r["outcome"].startswith("failed")]
+    if args.json:
+        out.write(dump_json(rows) + "\n")
+    else:
+        if rows:
+            out.write(table(["JOB", "SOURCE", "BEFORE", "OUTCOME", "RECORD", "DETAIL"],
+                            [[r["job_id"], r.get("key") or "", r.get("before") or "", r["outcome"],
+                              f"{r.get('state', '')} ({r['recorded']})" if r.get("recorded") else "",
+                              r.get("detail") or ""] for r in rows], {1: 50, 5: 80}) + "\n")
+        cancelled = sum(1 for r in rows if r["outcome"] == "cancelled")
+        verb = "would cancel" if args.dry_run else "cancelled"
+        count = sum(1 for r in rows if r["outcome"] == "would-cancel") if args.dry_run else cancelled
+        out.write(f"{verb} {count} of {len(rows)} job(s)" + (f", {len(failed)} failed" if failed else "") + "\n")
+    return 1 if failed else 0

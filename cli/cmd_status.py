@@ -1,0 +1,164 @@
+"""`cos-matting status [KEY|JOB_ID|RECORD_ID] [--state S] [--json]`: the records, and the uploads that never became a job.
+
+Reads the record log (one listing of the records prefix, then the newest
+snapshot of every record, concurrently) and lists the watched prefixes: every
+upload the trigger should have turned into a job (same filters as the submit
+path) whose record id (bucket + key + ETag) has no record is reported as
+"never became a job" (run `cos-matting backfill` to submit them).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Optional
+
+from cli.common import ThreadClients, UsageError, add_env_options, age, dump_json, load, table
+
+MISSING = "NoRecord"
+STATES = ("Claimed", "Submitted", "Running", "Pause", "Success", "Failed", "Cancel", MISSING)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "status", help="records as a table with totals by state; uploads that never became a job",
+        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("query", nargs="?", metavar="KEY|JOB_ID|RECORD_ID",
+                        help="show only this source key (or key prefix), job or record; one match prints its record")
+    parser.add_argument("--state", type=_state, help=f"only records in this state: {', '.join(STATES)}")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--no-uploads", action="store_true",
+                        help="skip listing the watched prefixes (no 'never became a job' check)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if an upload never became a job, a claim is stuck, or a job failed")
+    parser.add_argument("--concurrency", "-j", type=int, default=16, metavar="N",
+                        help="parallel record reads (default: %(default)s)")
+    add_env_options(parser)
+    parser.set_defaults(func=run)
+
+
+def _state(text: str) -> str:
+    for state in STATES:
+        if text.lower() == state.lower() or (state == MISSING and text.lower() in ("missing", "none", "no-record")):
+            return state
+    raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(STATES)}")
+
+
+def collect(settings: Any, clients: ThreadClients, concurrency: int = 16, uploads: bool = True) -> Dict[str, Any]:
+    """{"records": [...], "missing": [...]} with one row per record and per upload without a record."""
+    from shared.records import RecordStore, age_seconds, latest
+    from shared.submit import skip_reason
+
+    from cli.cmd_backfill import to_upload
+
+    def store() -> RecordStore:
+        return RecordStore(clients.get().storage, settings.rec_bucket, settings.records_prefix)
+
+    groups = list(store().scan())
+
+    def read(stages):
+        newest = latest(stages)
+        try:
+            return stages, newest, store().read(newest), None
+        except ValueError as exc:  # a corrupt snapshot: show it, do not stop the report
+            return stages, newest, None, f"unreadable {newest.key}: {str(exc).splitlines()[0]}"
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        snapshots = list(pool.map(read, groups))
+    rows = []
+    for stages, newest, rec, problem in snapshots:
+        row: Dict[str, Any] = {"record_id": newest.record_id, "state": rec.state if rec else "?",
+                               "age_s": round(age_seconds(newest.last_modified), 1) if newest.last_modified else None,
+                               "stages": [s.key.rsplit("/", 1)[-1] for s in sorted(stages, key=lambda s: (s.rank, s.attempt))]}
+        if rec is not None:
+            row.update(bucket=rec.source.bucket, key=rec.source.key, etag=rec.source.etag, size=rec.source.size,
+                       job_id=rec.job_id, output=(rec.output or {}).get("key"), error=rec.error,
+                       attempt=rec.attempt, notes=rec.notes or None)
+        if problem:
+            row["error"] = {"Code": "Unreadable", "Message": problem}
+        if newest.rank == 0 and row["age_s"] is not None and row["age_s"] >= settings.claim_lease_seconds:
+            row["stuck"] = "claim expired without a job (reconcile resubmits it)"
+        rows.append(row)
+    rows.sort(key=lambda r: (r.get("key") or "", r["record_id"]))
+    missing = []
+    if uploads:
+        have = {r["record_id"] for r in rows}
+        from shared.records import record_id
+
+        storage = clients.get().storage
+        for prefix in settings.watch_prefixes:
+            for obj in storage.list_all(settings.bucket, prefix):
+                up = to_upload(obj, settings.bucket, settings.region)
+                if skip_reason(settings, up):
+                    continue
+                rid = record_id(up.bucket, up.key, up.etag)
+                if rid not in have:
+                    missing.append({"record_id": rid, "state": MISSING, "bucket": up.bucket, "key": up.key,
+                                    "etag": up.etag, "size": up.size,
+                                    "age_s": round(age_seconds(str(obj.get("LastModified", ""))), 1)
+                                    if obj.get("LastModified") else None})
+    return {"records": rows, "missing": missing}
+
+
+def matches(row: Dict[str, Any], query: Optional[str], state: Optional[str]) -> bool:
+    if state and row.get("state") != state:
+        return False
+    if query:
+        key = row.get("key") or ""
+        return query in (row.get("record_id"), row.get("job_id"), key) or key.startswith(query)
+    return True
+
+
+def _detail(row: Dict[str, Any]) -> str:
+    """The OUTPUT column: the output key, or why there is none."""
+    if row.get("output"):
+        return row["output"]
+    error = row.get("error") or {}
+    if row.get("state") in ("Failed", "?") and error:
+        return f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ")
+    return ""
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be >= 1")
+    env, settings = load(args)
+    clients = ThreadClients(settings, env, pool=max(4, args.concurrency))
+    data = collect(settings, clients, args.concurrency, uploads=not args.no_uploads)
+    totals = Counter(r["state"] for r in data["records"])
+    records = [r for r in data["records"] if matches(r, args.query, args.state)]
+    missing = [r for r in data["missing"] if matches(r, args.query, args.state)]
+    stuck = [r for r in records if r.get("stuck")]
+    failed = [r for r in records if r.get("state") == "Failed"]
+    if args.json:
+        print(dump_json({"bucket": settings.bucket, "watch_prefixes": list(settings.watch_prefixes),
+                         "totals": dict(sorted(totals.items())), "never_became_a_job": len(data["missing"]),
+                         "records": records, "missing": missing}))
+    else:
+        out = sys.stdout
+        if records:
+            out.write(table(["SOURCE", "JOB", "STATE", "AGE", "OUTPUT"],
+                            [[r.get("key") or r["record_id"], r.get("job_id") or "-",
+                              r["state"] + (" (stuck)" if r.get("stuck") else ""), age(r.get("age_s")),
+                              _detail(r)] for r in records],
+                            {0: 60, 4: 60}) + "\n")
+        elif not missing:
+            out.write("no records" + (" match" if args.query or args.state else "") + "\n")
+        if args.query and len(records) == 1:
+            out.write("\n" + dump_json(records[0]) + "\n")
+        if missing:
+            out.write(f"\n!! {len(missing)} upload(s) in {', '.join(settings.watch_prefixes)} never became a job:\n")
+            out.write(table(["SOURCE", "SIZE", "AGE", "RECORD ID"],
+                            [[r["key"], r["size"], age(r.get("age_s")), r["record_id"]] for r in missing],
+                            {0: 70}) + "\n")
+            out.write("   submit them with: cos-matting backfill" + "".join(
+                f" --prefix {p}" for p in settings.watch_prefixes) + "\n")
+        for r in stuck:
+            out.write(f"!! {r.get('key')}: {r['stuck']}\n")
+        summary = "  ".join(f"{s}={totals[s]}" for s in STATES if totals.get(s))
+        out.write(f"\ntotals: {summary or 'no records'}"
+                  + ("" if args.no_uploads else f"  never-became-a-job={len(data['missing'])}") + "\n")
+    if args.check and (missing or stuck or failed):
+        return 1
+    return 0
