@@ -2,7 +2,7 @@
 
 Everything is expressed with `shared.jobs` (JobRequest/JobDetail), the same
 model the pipeline uses, so the local cloud can never drift into a second
-schema. Jobs persist as one JSON file each.
+schema. Jobs persist in one append-only journal per bucket.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from shared.jobs import (TAG, TERMINAL_STATES, JobDetail, JobInput, JobOperation
 
 from .cos import CosError, ObjectStore
 from .faults import Faults
+from .journal import Journal
 
 log = logging.getLogger("localcloud.ci")
 CHINA = timezone(timedelta(hours=8))
@@ -224,37 +225,32 @@ class JobService:
         self._stopping = False
         self._threads: List[threading.Thread] = []
         self.workers = workers
-        self._load()
+        self._journals: Dict[str, Journal] = {}
+        os.makedirs(root, exist_ok=True)
 
-    # -- persistence ------------------------------------------------------
-    def _path(self, bucket: str, job_id: str) -> str:
-        return os.path.join(self.root, bucket, job_id + ".json")
+    # -- persistence: one journal per bucket, last entry per job wins -------
+    def _journal_path(self, bucket: str) -> str:
+        return os.path.join(self.root, bucket + ".jsonl")
 
     def _save(self, rec: JobRecord) -> None:
-        path = self._path(rec.bucket, rec.detail.JobId)
-        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(rec.dump(), fh)
-        os.replace(tmp, path)
-
-    def _load(self) -> None:
-        os.makedirs(self.root, exist_ok=True)
-        for bucket in os.listdir(self.root):
-            folder = os.path.join(self.root, bucket)
-            for name in os.listdir(folder):
-                full = os.path.join(folder, name)
-                if name.endswith(".tmp"):
-                    os.unlink(full)
-                    continue
-                with open(full, encoding="utf-8") as fh:
-                    rec = JobRecord.load(json.load(fh))
-                self.jobs.setdefault(bucket, {})[rec.detail.JobId] = rec
-                self._seq = max(self._seq, rec.seq)
+        self._journals[rec.bucket].append(rec.dump())
 
     def add_bucket(self, bucket: str) -> None:
-        os.makedirs(os.path.join(self.root, bucket), exist_ok=True)
         with self.lock:
-            self.jobs.setdefault(bucket, {})
+            if bucket in self._journals:
+                return
+            jobs = self.jobs.setdefault(bucket, {})
+            for entry in Journal.replay(self._journal_path(bucket)):
+                rec = JobRecord.load(entry)
+                jobs[rec.detail.JobId] = rec
+                self._seq = max(self._seq, rec.seq)
+            journal = Journal(self._journal_path(bucket))
+            journal.compact(r.dump() for r in sorted(jobs.values(), key=lambda r: r.seq))
+            self._journals[bucket] = journal
+
+    def close(self) -> None:
+        for journal in self._journals.values():
+            journal.close()
 
     # -- API --------------------------------------------------------------
     def create(self, bucket: str, request: JobRequest) -> JobDetail:
@@ -270,7 +266,7 @@ class JobService:
         with self.lock:
             self._seq += 1
             rec = JobRecord(bucket, self._seq, now, detail, request)
-            self.jobs.setdefault(bucket, {})[detail.JobId] = rec
+            self.jobs[bucket][detail.JobId] = rec
             self._save(rec)
             if self.engine is not None:
                 self._enqueue(rec)

@@ -66,6 +66,8 @@ class LocalCloud:
             self._server = None
         self.jobs.stop()
         self.runtime.close()
+        self.jobs.close()
+        self.store.close()
 
     def __enter__(self) -> "LocalCloud":
         return self.start()

@@ -1,14 +1,13 @@
 """The object store behind the emulated COS buckets.
 
-An in-memory index per bucket (sorted keys for listing) with one data file
-and one small JSON sidecar per object on disk, so a restart sees the same
-objects and tags and per-request work stays small.
+An in-memory index per bucket (sorted keys for listing), one data file per
+object and a per-bucket journal of metadata and tags, so a restart sees the
+same objects and tags and per-request work stays small.
 """
 from __future__ import annotations
 
 import bisect
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -17,6 +16,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
+
+from .journal import Journal
 
 CHUNK = 1 << 20
 MAX_TAGS = 10
@@ -70,6 +71,7 @@ class Bucket:
         self.lock = threading.Lock()
         self.objects: Dict[str, ObjectMeta] = {}
         self.keys: List[str] = []  # sorted
+        self.journal_path = os.path.join(root, "objects.jsonl")
         os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
         self._load()
 
@@ -82,26 +84,20 @@ class Bucket:
         return self._base(key) + ".data"
 
     def _load(self) -> None:
-        for sub in os.listdir(self.root):
-            folder = os.path.join(self.root, sub)
-            if sub == "tmp" or not os.path.isdir(folder):
-                continue
-            for name in os.listdir(folder):
-                if name.endswith(".json"):
-                    with open(os.path.join(folder, name), encoding="utf-8") as fh:
-                        meta = ObjectMeta(**json.load(fh))
-                    if os.path.exists(self.data_path(meta.key)):
-                        self.objects[meta.key] = meta
+        for entry in Journal.replay(self.journal_path):
+            if entry["op"] == "put":
+                meta = ObjectMeta(**entry["meta"])
+                self.objects[meta.key] = meta
+            elif entry["op"] == "delete":
+                self.objects.pop(entry["key"], None)
+            elif entry["op"] == "tags" and entry["key"] in self.objects:
+                self.objects[entry["key"]].tags = entry["tags"]
+        self.objects = {k: m for k, m in self.objects.items() if os.path.exists(self.data_path(k))}
         self.keys = sorted(self.objects)
         for name in os.listdir(os.path.join(self.root, "tmp")):
             os.unlink(os.path.join(self.root, "tmp", name))
-
-    def _write_meta(self, meta: ObjectMeta) -> None:
-        base = self._base(meta.key)
-        tmp = os.path.join(self.root, "tmp", uuid.uuid4().hex)
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(asdict(meta), fh)
-        os.replace(tmp, base + ".json")
+        self.journal = Journal(self.journal_path)
+        self.journal.compact({"op": "put", "meta": asdict(m)} for m in self.objects.values())
 
     def _commit(self, tmp_data: str, meta: ObjectMeta, forbid_overwrite: bool) -> ObjectMeta:
         """Move a fully written temp file into place, atomically with the index."""
@@ -111,7 +107,7 @@ class Bucket:
                 raise CosError(409, "FileAlreadyExists", "The object already exists (x-cos-forbid-overwrite is true).")
             os.makedirs(os.path.dirname(self._base(meta.key)), exist_ok=True)
             os.replace(tmp_data, self.data_path(meta.key))
-            self._write_meta(meta)
+            self.journal.append({"op": "put", "meta": asdict(meta)})
             if meta.key not in self.objects:
                 bisect.insort(self.keys, meta.key)
             self.objects[meta.key] = meta
@@ -189,18 +185,18 @@ class Bucket:
             index = bisect.bisect_left(self.keys, key)
             if index < len(self.keys) and self.keys[index] == key:
                 self.keys.pop(index)
-            for suffix in (".data", ".json"):
-                try:
-                    os.unlink(self._base(key) + suffix)
-                except FileNotFoundError:
-                    pass
+            self.journal.append({"op": "delete", "key": key})
+            try:
+                os.unlink(self.data_path(key))
+            except FileNotFoundError:
+                pass
         return True
 
     def set_tags(self, key: str, tags: Dict[str, str]) -> None:
         with self.lock:
             obj = self.head(key)
             obj.tags = dict(tags)
-            self._write_meta(obj)
+            self.journal.append({"op": "tags", "key": key, "tags": obj.tags})
 
     def list(self, prefix: str = "", marker: str = "", max_keys: int = 1000, delimiter: str = ""
              ) -> Tuple[List[ObjectMeta], List[str], bool, str]:
@@ -250,6 +246,10 @@ class ObjectStore:
         if name not in self.buckets:
             self.buckets[name] = Bucket(name, self.region, os.path.join(self.root, name))
         return self.buckets[name]
+
+    def close(self) -> None:
+        for bucket in self.buckets.values():
+            bucket.journal.close()
 
     def bucket(self, name: str) -> Bucket:
         bucket = self.buckets.get(name)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("localcloud.server")
 HOST_RE = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9-]*-\d+)\.(?:cos|ci)\.(?P<region>[a-z0-9-]+)\.myqcloud\.com$")
 MAX_XML = 1 << 20
+SMALL_BODY = 64 << 10  # answers up to this size are sent in one write with their headers
 
 
 class Dropped(Exception):
@@ -197,6 +198,7 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
     def _send(self, reply: Reply) -> None:
+        """Write the answer; small bodies go out with the headers in one send."""
         self._drain()
         try:
             self.send_response(reply.status)
@@ -206,23 +208,33 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(length))
             if self.close_connection:
                 self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command == "HEAD":
+            body = b"" if self.command == "HEAD" else reply.body
+            if reply.file and self.command != "HEAD" and length <= SMALL_BODY:
+                body = self._read_file(*reply.file)
+            elif reply.file and self.command != "HEAD":
+                self.end_headers()
+                self._stream_file(*reply.file)
                 return
-            if reply.file:
-                path, offset, count = reply.file
-                with open(path, "rb") as fh:
-                    fh.seek(offset)
-                    while count > 0:
-                        chunk = fh.read(min(count, 1 << 20))
-                        if not chunk:
-                            break
-                        self.wfile.write(chunk)
-                        count -= len(chunk)
-            else:
-                self.wfile.write(reply.body)
+            self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
+            self.flush_headers()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    @staticmethod
+    def _read_file(path: str, offset: int, count: int) -> bytes:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(count)
+
+    def _stream_file(self, path: str, offset: int, count: int) -> None:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            while count > 0:
+                chunk = fh.read(min(count, 1 << 20))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                count -= len(chunk)
 
     # -- errors -----------------------------------------------------------
     def _cos_error(self, err: CosError, resource: str = "") -> Reply:

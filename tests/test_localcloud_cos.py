@@ -274,3 +274,17 @@ def test_restart_on_the_same_port_cuts_pooled_connections(tmp_path):
         second.add_bucket("late-1250000000")  # only the new instance knows this bucket
         client.put_object(Bucket="late-1250000000", Key="b", Body=b"2")  # same client, old pool
         assert second.bucket("late-1250000000").read("b") == b"2"
+
+
+def test_torn_journal_line_after_a_crash_is_ignored(tmp_path):
+    data = str(tmp_path / "crash")
+    with LocalCloud(data, buckets=[BUCKET]) as first:
+        sdk_client(first).put_object(Bucket=BUCKET, Key="safe", Body=b"ok")
+    with open(f"{data}/cos/{BUCKET}/objects.jsonl", "a") as fh:
+        fh.write('{"op": "put", "meta": {"key": "torn"')  # the process died mid-write
+    with LocalCloud(data, buckets=[BUCKET]) as second:
+        client = sdk_client(second)
+        assert [c["Key"] for c in client.list_objects(Bucket=BUCKET)["Contents"]] == ["safe"]
+        client.put_object(Bucket=BUCKET, Key="after", Body=b"x")  # the journal is usable again
+    with LocalCloud(data, buckets=[BUCKET]) as third:
+        assert sorted(third.bucket(BUCKET).objects) == ["after", "safe"]
