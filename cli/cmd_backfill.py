@@ -129,11 +129,10 @@ def list_objects(storage: Any, bucket: str, prefixes: List[str], start_after: st
 
 
 def to_upload(obj: Dict[str, Any], bucket: str, region: str) -> Any:
-    from shared.events import Upload
+    """The Upload a trigger would have sent for a listed object (same record id: bucket + key + ETag)."""
+    from shared.events import upload_from_listing
 
-    return Upload(bucket=bucket, appid=bucket.rsplit("-", 1)[-1], region=region, key=obj["Key"],
-                  etag=str(obj.get("ETag", "")).strip('"'), size=int(obj.get("Size") or 0),
-                  event_name=BACKFILL_EVENT, event_time=int(time.time()))
+    return upload_from_listing(bucket, region, obj, BACKFILL_EVENT)
 
 
 class Frontier:

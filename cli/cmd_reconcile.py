@@ -3,7 +3,8 @@
 Records still Submitted/Running after --older-than seconds (default
 COS_MATTING_RECONCILE_AFTER_SECONDS) are re-read from CI and advanced exactly
 as a callback would; claims older than the lease that never became a job are
-resubmitted through the idempotent submit path.
+resubmitted through the idempotent submit path, and so are uploads in the
+watched prefixes that have no record at all (unless --no-sweep).
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--older-than", type=float, metavar="SECONDS",
                         help="re-read jobs of records unchanged for this long (default: COS_MATTING_RECONCILE_AFTER_SECONDS)")
+    parser.add_argument("--no-sweep", action="store_true",
+                        help="do not list the watched prefixes for uploads that never got a record")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_verbose(parser)
     add_env_options(parser)
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     env, settings = load(args)
     clients = make_clients(settings, env)
     with logs_aside(args.verbose) as out:
-        summary = reconcile(settings, clients, older_than=args.older_than)
+        summary = reconcile(settings, clients, older_than=args.older_than, sweep=not args.no_sweep)
     data = summary.model_dump()
     if args.json:
         out.write(dump_json(data) + "\n")

@@ -165,9 +165,19 @@ def function_name(template: str, kind: str) -> str:
     return template.replace("{kind}", kind)
 
 
+def _scf(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(f"tencentcloud.scf.v20180416.{module}")
+    except ImportError:
+        raise UsageError("--remote needs tencentcloud-sdk-python-scf: pip install 'cos-matting[local]' "
+                         "(or pip install tencentcloud-sdk-python-scf)") from None
+
+
 def build_invoke_request(function: str, event: Any, namespace: str = "default", qualifier: str = "$LATEST") -> Any:
     """The SCF v20180416 InvokeRequest for a synchronous invocation (plain: no credentials, no I/O)."""
-    from tencentcloud.scf.v20180416 import models
+    models = _scf("models")
 
     payload = json.dumps(event, ensure_ascii=False)
     if len(payload.encode("utf-8")) > SYNC_LIMIT:
@@ -197,9 +207,7 @@ def credentials(env: Mapping[str, str]) -> Any:
 
 
 def scf_client(env: Mapping[str, str], region: str) -> Any:
-    from tencentcloud.scf.v20180416 import scf_client as module
-
-    return module.ScfClient(credentials(env), region)
+    return _scf("scf_client").ScfClient(credentials(env), region)
 
 
 _JSON_IN_LINE = re.compile(r"\{.*\}")
@@ -235,15 +243,15 @@ class RemoteRunner:
         self._client = client
 
     def invoke(self, kind: str, event: Any) -> Result:
-        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-
         if self._client is None:
             self._client = scf_client(self.env, self.region)
         request = build_invoke_request(function_name(self.template, kind), event, self.namespace, self.qualifier)
         try:
             return result_from_response(kind, self._client.Invoke(request))
-        except TencentCloudSDKException as exc:
-            return Result(function=kind, ok=False, error=f"SCF Invoke: {exc.get_code()}: {exc.get_message()}")
+        except Exception as exc:  # TencentCloudSDKException: auth, not found, throttled, network
+            code = getattr(exc, "get_code", lambda: type(exc).__name__)()
+            message = getattr(exc, "get_message", lambda: str(exc))()
+            return Result(function=kind, ok=False, error=f"SCF Invoke {request.FunctionName}: {code}: {message}")
 
 
 # -- the command ------------------------------------------------------------------------------------
