@@ -151,30 +151,28 @@ def open_background(path: Optional[str], width: int, height: int):
 
 
 # --- compositing -----------------------------------------------------------------
+# All on uint8 HxWx3 with the alpha replicated to 3 channels (a3), one OpenCV pass each.
 
-def _lut(scale: float) -> np.ndarray:
-    return np.clip(np.round(_INV * (scale / 255.0)), 0, 255).astype(np.uint8)
-
-
-def solid_luts(color: Sequence[int]):
-    """Per-channel LUTs: alpha -> (1 - alpha) * color."""
-    return [_lut(float(c)) for c in color]
+def solid_lut3(color: Sequence[int]) -> np.ndarray:
+    """3-channel LUT: alpha -> (1 - alpha) * color."""
+    c = np.asarray(color, np.float32) / 255.0
+    return np.clip(np.round(_INV[:, None] * c), 0, 255).astype(np.uint8).reshape(1, 256, 3)
 
 
-def over_solid(fg_premult: np.ndarray, alpha: np.ndarray, luts) -> np.ndarray:
+def alpha3(alpha: np.ndarray) -> np.ndarray:
+    return cv2.merge([alpha, alpha, alpha])
+
+
+def over_solid(fg_premult: np.ndarray, a3: np.ndarray, lut3: np.ndarray) -> np.ndarray:
     """fg_premult + (1 - alpha) * solid colour."""
-    planes = cv2.split(fg_premult)
-    return cv2.merge([cv2.add(planes[c], cv2.LUT(alpha, luts[c])) for c in range(3)])
+    return cv2.add(fg_premult, cv2.LUT(a3, lut3))
 
 
-def over_image(fg_premult: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
+def over_image(fg_premult: np.ndarray, a3: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """fg_premult + (1 - alpha) * bg."""
-    inv = cv2.bitwise_not(alpha)
-    inv3 = cv2.merge([inv, inv, inv])
-    return cv2.add(fg_premult, cv2.multiply(bg, inv3, scale=1.0 / 255.0))
+    return cv2.add(fg_premult, cv2.multiply(bg, cv2.bitwise_not(a3), scale=1.0 / 255.0))
 
 
-def premultiply(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """alpha * rgb (uint8)."""
-    a3 = cv2.merge([alpha, alpha, alpha])
+def premultiply(rgb: np.ndarray, a3: np.ndarray) -> np.ndarray:
+    """alpha * rgb."""
     return cv2.multiply(rgb, a3, scale=1.0 / 255.0)

@@ -69,7 +69,7 @@ class FrameMatter:
         if self.mode == "Combination":
             self.background = compose.open_background(background_path, width, height)
         elif self.mode == "Foreground":
-            self.solid = compose.solid_luts((opts.BackgroundRed, opts.BackgroundGreen, opts.BackgroundBlue))
+            self.solid = compose.solid_lut3((opts.BackgroundRed, opts.BackgroundGreen, opts.BackgroundBlue))
 
     def matte(self, rgb: np.ndarray) -> np.ndarray:
         if self.human is not None:
@@ -85,13 +85,14 @@ class FrameMatter:
         alpha = self.matte(rgb)
         if self.mode == "Mask":
             return None, alpha
+        a3 = compose.alpha3(alpha)
         if self.keyer is not None:
-            fg = self.keyer.premultiplied_foreground(rgb, alpha)
+            fg = self.keyer.premultiplied_foreground(rgb, alpha, a3)
         else:
-            fg = compose.premultiply(rgb, alpha)
+            fg = compose.premultiply(rgb, a3)
         if self.mode == "Foreground":
-            return compose.over_solid(fg, alpha, self.solid), alpha
-        return compose.over_image(fg, alpha, self.background.frame_at(t)), alpha
+            return compose.over_solid(fg, a3, self.solid), alpha
+        return compose.over_image(fg, a3, self.background.frame_at(t)), alpha
 
     def close(self) -> None:
         if self.background is not None:
