@@ -23,6 +23,7 @@ from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence
 
 from .faults import Faults
 
+INIT_TIMEOUT = 60.0
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -66,6 +67,13 @@ class _Worker:
         self.current: Optional[int] = None  # id of the invocation in progress
         threading.Thread(target=self._read_out, daemon=True).start()
         threading.Thread(target=self._read_err, daemon=True).start()
+        try:  # SCF gives initialisation its own time budget, separate from the invocation timeout
+            ready = self.replies.get(timeout=INIT_TIMEOUT)
+        except queue.Empty:
+            self.kill()
+            raise WorkerDied(f"function initialisation took more than {INIT_TIMEOUT:g} s") from None
+        if ready is None:
+            raise WorkerDied(self._death())
 
     def _read_out(self) -> None:
         assert self.proc.stdout is not None
@@ -151,8 +159,12 @@ class Function:
     def invoke(self, inv: Invocation, kill_after: Optional[float] = None) -> Invocation:
         """Run one invocation synchronously on a warm worker (starting one if needed)."""
         with self._slots:
-            worker = self._take()
             inv.started = time.time()
+            try:
+                worker = self._take()
+            except WorkerDied as exc:
+                inv.ok, inv.error, inv.duration = False, str(exc), time.time() - inv.started
+                return inv
             context = {"request_id": inv.request_id, "function_name": self.name, "namespace": "default",
                        "function_version": "$LATEST", "memory_limit_in_mb": 128,
                        "time_limit_in_ms": int(self.timeout * 1000), "environ": ""}

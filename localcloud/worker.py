@@ -74,6 +74,8 @@ def main(argv: List[str]) -> int:
     finally:
         out.finish()
         err.finish()
+    proto.write(json.dumps({"ready": handler is not None}) + "\n")  # cold start done: not part of any timeout
+    proto.flush()
     for line in sys.stdin:
         if not line.strip():
             continue
