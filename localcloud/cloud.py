@@ -60,6 +60,11 @@ class LocalCloud:
         return self
 
     def stop(self) -> None:
+        """Stop serving, cut open connections, end job workers and function workers.
+
+        To "restart", build a new LocalCloud on the same data_dir (functions and
+        triggers are not persisted and must be added again).
+        """
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
