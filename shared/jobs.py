@@ -221,6 +221,11 @@ class JobDetail(_Wire):
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @field_validator("Code", "Message", "CreationTime", "StartTime", "EndTime", "QueueId", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return "" if value is None else value  # the SDK's XML-to-dict turns <Message/> into None
+
     @property
     def user_data(self) -> str:
         return (self.Operation.UserData if self.Operation else None) or ""
