@@ -11,11 +11,13 @@ InvalidBackground).
 Options (`SegmentVideoOptions`, from `request`, else from `job`):
 
 * SegmentType
-  - HumanSeg: MediaPipe Selfie Segmentation (`human.py`, models in
-    `localcloud/models/`, Apache-2.0), landscape model for frames wider than 4:3.
+  - HumanSeg: MediaPipe Selfie Segmentation, general 256x256 model (`human.py`;
+    the model and its Apache-2.0 licence in `localcloud/models/`), loaded once per
+    process, run with ai-edge-litert on one core.
   - GreenScreenSeg: colour-distance key against the green screen colour, which is
-    estimated on every frame (`keying.py`).
-  - SolidColorSeg: colour-distance key against (RemoveRed, RemoveGreen, RemoveBlue).
+    estimated on every frame (`keying.py`), soft edges, green spill removed.
+  - SolidColorSeg: colour-distance key against (RemoveRed, RemoveGreen, RemoveBlue),
+    soft edges, spill of a primary key colour removed.
 * Mode
   - Mask: the matte as a grey video (alpha 0..255 -> luma, neutral chroma;
     limited range, so a decoder's RGB gives back the alpha within rounding).
@@ -27,10 +29,12 @@ Options (`SegmentVideoOptions`, from `request`, else from `job`):
   alpha >= BinaryThreshold -> 255, else 0 (a hard-edged matte; with 255 only
   fully opaque pixels stay).
 
-Video: PyAV decodes frame by frame (memory stays flat: one frame in flight plus
-the codecs' own buffers); every decoded frame is written with its own timestamp,
-so the frame count, frame rate and duration are kept. Output: H.264 (libx264,
-preset veryfast, CRF 20), yuv420p, tagged BT.601 limited range, `+faststart`.
+Video: PyAV decodes frame by frame and a writer thread encodes (a queue of six
+frames between them), so memory stays flat however long the video; every decoded
+frame is written with its own timestamp, so the frame count, frame rate (also
+variable) and duration are kept. Output: H.264 (libx264, preset veryfast, CRF 20),
+yuv420p, limited range; RGB<->YUV is OpenCV's BT.601 both ways, so untouched pixels
+keep their YUV values and the input's colour tags are copied. `+faststart`.
 Odd sizes: H.264 in 4:2:0 cannot code an odd width or height (its cropping works in
 2-pixel units, and libx264 refuses them), so an odd dimension is padded by one
 pixel (the last column/row repeated): a 321x241 input gives a 322x242 output; even

@@ -36,12 +36,10 @@ def load_person(path: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
 def person_frames(width: int, height: int, frames: int, background: Optional[np.ndarray] = None,
                   image: Optional[str] = None) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
     """(rgb uint8, true alpha 0..1): the person, standing on the bottom edge, slides
-    sideways and zooms slowly over `background` (default: the sample gradient)."""
-    from .samples import background_image
-
+    sideways and zooms slowly over `background` (default: `room_background`)."""
     rgb, alpha = load_person(image)
     ph, pw = alpha.shape
-    bg = background if background is not None else background_image(width, height)
+    bg = background if background is not None else room_background(width, height)
     bg = cv2.resize(bg, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
     for i in range(frames):
         phase = i / max(1, frames - 1)
@@ -54,6 +52,16 @@ def person_frames(width: int, height: int, frames: int, background: Optional[np.
         a3 = a[:, :, None]
         img = a3 * f.astype(np.float32) + (1.0 - a3) * bg
         yield np.clip(img + 0.5, 0, 255).astype(np.uint8), a
+
+
+def room_background(width: int, height: int) -> np.ndarray:
+    """A plain generated "room": a warm wall, a bright window, a dark shelf (RGB)."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    wall = np.dstack([200 - 40 * yy / height, 180 - 40 * yy / height, 150 - 30 * yy / height + 10 * np.sin(xx / 37.0)])
+    img = np.clip(wall, 0, 255).astype(np.uint8)
+    cv2.rectangle(img, (int(width * 0.62), int(height * 0.12)), (int(width * 0.92), int(height * 0.55)), (225, 238, 250), -1)
+    cv2.rectangle(img, (int(width * 0.04), int(height * 0.62)), (int(width * 0.3), int(height * 0.7)), (90, 60, 40), -1)
+    return cv2.GaussianBlur(img, (0, 0), max(1.0, width / 320.0))
 
 
 def write_person_clip(path: str, width: int = 320, height: int = 240, frames: int = 75, fps: int = 25,
