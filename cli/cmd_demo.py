@@ -79,6 +79,7 @@ def run(args) -> int:
     if out.exists():
         shutil.rmtree(out)
     (out / "frames").mkdir(parents=True)
+    started = time.time()
     work = Path(tempfile.mkdtemp(prefix="cos-matting-demo-"))
     cloud = LocalCloud(data_dir=str(work / "cloud"), buckets=[BUCKET], region=REGION, engine=engine)
     cloud.start()
@@ -112,7 +113,7 @@ def run(args) -> int:
         store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
         records = wait_for_jobs(store, len(uploads), args.timeout)
         cloud.wait_idle(timeout=30)
-        return write_outputs(out, client, clients, store, records, {k: p for k, p in uploads}, time.time())
+        return write_outputs(out, client, clients, store, records, {k: p for k, p in uploads}, started)
     finally:
         cloud.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -164,6 +165,8 @@ def write_outputs(out: Path, client, clients, store, records, sources: Dict[str,
         sections.append(job_section(record, rel(before), rel(after), source_tags, output_tags))
     (out / "records.json").write_text(json.dumps([r.model_dump(exclude_none=True) for r in records], indent=2,
                                                  ensure_ascii=False))
-    report = write_report(out / "report.html", sections, {"jobs": len(records), "failed": failed})
+    summary = {"jobs": len(records), "failed": failed, "took": f"{time.time() - started:.1f} s",
+               "written": time.strftime("%Y-%m-%d %H:%M:%S")}
+    report = write_report(out / "report.html", sections, summary)
     say(f"report: {report.resolve()}")
     return 1 if failed else 0

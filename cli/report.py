@@ -1,7 +1,6 @@
 """An HTML report a person can look at: per job the settings, state, timings, tags and
 before/after frames side by side. Written by `cos-matting demo`."""
 import html
-import json
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -84,7 +83,7 @@ def write_report(path: Path, sections: List[str], summary: Dict[str, object]) ->
     page = f"""<!doctype html><html><head><meta charset='utf-8'><title>cos-matting demo report</title>
 <style>{CSS}</style></head><body>
 <h1>cos-matting demo</h1>
-<p class='sub'>{html.escape(json.dumps(summary))}</p>
+<p class='sub'>{html.escape(' · '.join(f'{k}: {v}' for k, v in summary.items()))}</p>
 {''.join(sections)}
 </body></html>"""
     path.write_text(page, encoding="utf-8")
