@@ -66,9 +66,16 @@ def check_golden(name, actual):
         return
     expected = path.read_text(encoding="utf-8")
     if expected != text:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
-                                            f"{path.relative_to(ROOT)} (expected)", "replay (actual)"))
-        pytest.fail(f"replay outcomes changed (UPDATE_GOLDEN=1 to accept):\n{diff}", pytrace=False)
+        old = json.loads(expected)
+        parts = []
+        for source in sorted(set(old) | set(actual)):  # one diff per event file, named
+            if old.get(source) == actual.get(source):
+                continue
+            a, b = (json.dumps(d.get(source), indent=2, ensure_ascii=False, sort_keys=True).splitlines(True)
+                    for d in (old, actual))
+            parts.append("".join(difflib.unified_diff(a, b, f"events/{source} (expected, {path.name})",
+                                                      f"events/{source} (replayed)")))
+        pytest.fail("replay outcomes changed (UPDATE_GOLDEN=1 to accept):\n" + "\n".join(parts), pytrace=False)
 
 
 def test_every_cos_event_replays_to_the_stored_outcome(local_env, capsys):
