@@ -5,7 +5,7 @@ import os
 import queue
 import threading
 from fractions import Fraction
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import av
 import cv2
@@ -195,8 +195,13 @@ def _open_input(input_path: str):
 
 
 def process(input_path: str, output_path: str, opts: jobs.SegmentVideoOptions,
-            background_path: Optional[str] = None, encoder_options: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """Matte `input_path` into `output_path` (H.264 MP4). Returns the output's MediaInfo wire dict."""
+            background_path: Optional[str] = None, encoder_options: Optional[Dict[str, str]] = None,
+            *, should_stop: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
+    """Matte `input_path` into `output_path` (H.264 MP4). Returns the output's MediaInfo wire dict.
+
+    `should_stop`, if given, is polled once per packet; when it returns true the
+    job stops, the partial output is removed and MattingError("Cancelled") raised.
+    """
     if opts.Mode == "Combination":  # fail before any decoding
         compose.open_background(background_path, 16, 16).close()
     container, in_v = _open_input(input_path)
@@ -303,6 +308,8 @@ def process(input_path: str, output_path: str, opts: jobs.SegmentVideoOptions,
         streams = [in_v] + ([in_a] if in_a is not None else [])
         try:
             for packet in container.demux(streams):
+                if should_stop is not None and should_stop():
+                    raise MattingError("Cancelled", "the job was cancelled while matting")
                 if packet.stream.index == in_v.index:
                     try:
                         decoded = packet.decode()
