@@ -9,7 +9,6 @@ are touched.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any, Dict, List
 
 from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside, make_clients, table

@@ -380,6 +380,16 @@ def prepare(name: str, event: Any, env: Mapping[str, str], record_id: Optional[s
     return event, []
 
 
+def check_settings(env: Mapping[str, str]) -> None:
+    """Fail before running anything (exit 2, naming the variable) if the handlers could not start."""
+    from shared.config import load_settings
+
+    load_settings(env)
+    if not (env.get("TENCENTCLOUD_SECRETID") and env.get("TENCENTCLOUD_SECRETKEY")):
+        raise UsageError("TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY are not set (with --local they default "
+                         "to the local cloud's keys)")
+
+
 def print_result(res: Result, out, err, quiet: bool = False, title: str = "") -> None:
     if title:
         out.write(f"== {title}\n")
@@ -410,6 +420,7 @@ def print_result(res: Result, out, err, quiet: bool = False, title: str = "") ->
 def run(args: argparse.Namespace) -> int:
     env = environment(args)
     require_local(env, "invoke", allow_real=args.real_cloud)
+    check_settings(env)
     if args.event is None:
         if args.function != "reconcile":
             raise UsageError(f"invoke {args.function} needs --event FILE (or - for stdin)")

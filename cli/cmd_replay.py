@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from cli.cmd_invoke import KINDS, Result, Runner, add_run_options, decode_event, kind_of, prepare, print_result
+from cli.cmd_invoke import KINDS, Result, Runner, add_run_options, check_settings, kind_of, prepare, print_result
 from cli.common import UsageError, dump_json, environment, is_local, require_local
 
 EVENT_SUFFIXES = (".json", ".xml", ".jsonl", ".ndjson")
@@ -298,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
         if args.function:
             raise UsageError("--function names a deployed function: use it with --remote")
         require_local(env, "replay", allow_real=args.real_cloud)
+        check_settings(env)
         runner = Runner(env, subprocess_mode=args.subprocess)
     seed_with = None
     if args.seed:

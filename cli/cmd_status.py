@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from cli.common import ThreadClients, UsageError, add_env_options, age, dump_json, load, table
 

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO
 from urllib.parse import urlsplit
 
 from shared.config import ConfigError
@@ -264,14 +264,25 @@ def shorten(text: str, width: int) -> str:
     return text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2):]
 
 
+def display_width(text: str) -> int:
+    """Terminal columns: wide (CJK) characters take two."""
+    import unicodedata
+
+    if text.isascii():
+        return len(text)
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 0 if unicodedata.combining(ch) else 1
+               for ch in text)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], max_width: Optional[Dict[int, int]] = None) -> str:
     """A plain fixed-width table; columns listed in max_width are shortened in the middle."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
     for col, width in (max_width or {}).items():
         for row in cells[1:]:
             row[col] = shorten(row[col], width)
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells]
+    widths = [max(display_width(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell + " " * (widths[i] - display_width(cell)) for i, cell in enumerate(row)).rstrip()
+             for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -1,12 +1,10 @@
 """generate-event, invoke, status, cancel, reconcile and the shared CLI plumbing, through the real
 entry point (`cli.main.main` in-process, or the installed `cos-matting` script) against a LocalCloud."""
 import json
-from pathlib import Path
 
 import pytest
 
 from cli import common
-from cli.main import build_parser
 from helpers import clients_for, put, settings_for
 from shared import tags, tokens
 from shared.events import parse_event, uploads
@@ -230,6 +228,9 @@ def test_invoke_without_an_endpoint_says_what_to_set(cloud, capsys, monkeypatch,
     assert code == 2 and "COS_MATTING_ENDPOINT" in err and "--local" in err and len(err.strip().splitlines()) == 1
     code, out, _ = run_cli(capsys, "invoke", "submit", "--event", event, "--local", cloud.url)
     assert code == 0 and "skipped:suffix" in out
+    monkeypatch.delenv("COS_MATTING_REGION")  # the handler could not start: a usage error, not a crash
+    code, out, err = run_cli(capsys, "invoke", "submit", "--event", event, "--local", cloud.url)
+    assert code == 2 and out == "" and "COS_MATTING_REGION" in err and len(err.strip().splitlines()) == 1
 
 
 def test_invoke_callback_wraps_a_bare_body_and_signs_the_token(cli_env, cos_client, capsys, tmp_path):
