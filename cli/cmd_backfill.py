@@ -309,6 +309,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"COS_MATTING_BUCKET": args.bucket} if args.bucket else {}
     env, settings = load(args, overrides)
     prefixes = args.prefixes or [p for p in settings.watch_prefixes]
+    outside = [p for p in prefixes if not any(p.startswith(w) or w.startswith(p) for w in settings.watch_prefixes)]
+    if outside:
+        print(f"warning: {', '.join(outside)} is outside COS_MATTING_WATCH_PREFIXES "
+              f"({', '.join(settings.watch_prefixes)}): its objects will be skipped:prefix", file=sys.stderr)
     start_after = args.start_after
     if args.checkpoint and not start_after:
         start_after = read_checkpoint(args.checkpoint, settings.bucket, prefixes)

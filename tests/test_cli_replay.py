@@ -164,3 +164,9 @@ def test_remote_replay_against_the_deployed_function(capsys):
                              "--function", os.environ["COS_MATTING_TEST_FUNCTION"],
                              "--region", os.environ.get("TENCENTCLOUD_REGION", "ap-guangzhou"))
     assert code == 0 and results[0]["outcomes"][0]["outcome"] == "skipped:suffix"
+
+
+def test_the_library_timer_event_runs_reconcile(cli_env, capsys):
+    code, results = run_json(capsys, "replay", str(EVENTS / "timer"))
+    assert code == 0 and [r["function"] for r in results] == ["reconcile"]
+    assert results[0]["outcomes"][0]["scanned"] == 0
