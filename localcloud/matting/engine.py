@@ -366,7 +366,7 @@ def media_info(path: str) -> Dict[str, Any]:
         fmt: Dict[str, Any] = {
             "Duration": round(c.duration / 1e6, 6) if c.duration else None,
             "Size": os.path.getsize(path),
-            "BitRate": c.bit_rate or None,
+            "Bitrate": c.bit_rate or None,
             "FormatName": c.format.name,
             "NumStream": len(c.streams),
         }
