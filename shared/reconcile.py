@@ -54,9 +54,9 @@ def reconcile(settings: Settings, clients: Clients, older_than: Optional[float] 
                 result, record = refresh(clients, store, store.read(newest))
                 summary.advanced += result == "advanced"
                 summary.still_running += not record.terminal
-        except CloudError as exc:
+        except (CloudError, ValueError) as exc:  # ValueError: an unreadable record; the rest go on
             summary.failed += 1
-            log("reconcile.failed", level="error", record_id=newest.record_id, error=str(exc))
+            log("reconcile.failed", level="error", record_id=newest.record_id, error=str(exc)[:500])
     if sweep:
         _sweep(settings, clients, submitter, known, older_than, summary)
     log("reconcile.summary", **summary.model_dump())

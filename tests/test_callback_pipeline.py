@@ -210,3 +210,13 @@ def test_reconcile_sweeps_uploads_that_never_became_a_record(flow, cloud, cos_cl
     assert again.swept == 0 and again.resubmitted == 0
     jobs, _ = clients.ci.list()
     assert [j.Input.Object for j in jobs] == ["input/never-triggered.mp4"]
+
+
+def test_reconcile_goes_on_past_an_unreadable_record(flow, cloud, cos_client):
+    settings, clients, store, submit = flow
+    rid, job_id, url = submit("input/fine.mp4")
+    finish_silently(cloud, job_id)
+    cos_client.put_object(Bucket=BUCKET, Key=f"{settings.records_prefix}{'0' * 32}/1-submitted.json", Body=b"not json")
+    summary = reconcile(settings, clients, older_than=0)
+    assert summary.failed == 1 and summary.advanced == 1
+    assert store.load(rid)[0].state == "Success"
