@@ -186,3 +186,35 @@ def test_cli_package_help_and_skip_layer(tmp_path, capsys):
     assert main(["package", "--skip-layer", "--out", str(tmp_path / "dist")]) == 0
     out = capsys.readouterr().out
     assert "cos-matting-submit.zip" in out and "bytes" in out
+
+
+def test_submit_from_the_zips_alone_on_python310_against_the_local_cloud(builds, cloud, tmp_path):
+    """The packaged layer + function zip, on an isolated CPython 3.10, handle a real event file."""
+    if PY310 is None:
+        pytest.skip("no CPython 3.10 interpreter found (pyenv root)/versions/3.10.*/bin/python3.10")
+    first, a, _, _ = builds
+    opt, code = tmp_path / "opt", tmp_path / "var" / "user"
+    for name, where in (("cos-matting-layer.zip", opt), ("cos-matting-submit.zip", code)):
+        with zipfile.ZipFile(a[name].path) as zf:
+            zf.extractall(where)
+    event = json.loads((ROOT / "events" / "cos" / "put-video.json").read_text())
+    obj = event["Records"][0]["cos"]["cosObject"]
+    key = obj["key"].split("/", 3)[3]
+    uploaded = cloud.upload("videos-1250000000", key, b"\x00\x00\x00\x18ftypmp42 packaged")
+    obj["meta"]["ETag"] = f'"{uploaded.etag}"'
+    env = {**cloud.function_env(), "COS_MATTING_BUCKET": "videos-1250000000", "COS_MATTING_REGION": "ap-guangzhou",
+           "PATH": "/usr/bin:/bin"}
+    probe = f"""
+import json, sys
+sys.path[:0] = [{str(code)!r}, {str(opt / 'python')!r}]
+import index
+result = index.main_handler(json.loads(sys.stdin.read()), {{}})
+assert not [p for p in sys.path if "site-packages" in p], sys.path
+print(json.dumps(result))
+"""
+    proc = subprocess.run([PY310, "-I", "-S", "-c", probe], input=json.dumps(event), cwd=str(code), env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [outcome] = json.loads(proc.stdout.strip().splitlines()[-1])["outcomes"]
+    assert outcome["outcome"] == "submitted"
+    assert [j.JobId for j in cloud.list_jobs("videos-1250000000")] == [outcome["job_id"]]
