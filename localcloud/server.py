@@ -269,25 +269,25 @@ class Handler(BaseHTTPRequestHandler):
             return error(exc)
         fault = cloud.faults.take(route)
         if fault and not fault.after:
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.drop:
-                raise Dropped()
-            if fault.status:
-                return self._fault_reply(fault, is_ci)
+            failed = self._apply_fault(fault, is_ci)
+            if failed:
+                return failed
         try:
             reply = action()
         except CosError as exc:
             reply = error(exc)
         reply.headers.setdefault("x-ci-request-id" if is_ci else "x-cos-request-id", self.request_id)
-        if fault and fault.after:
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.drop:
-                raise Dropped()
-            if fault.status:
-                return self._fault_reply(fault, is_ci)
+        if fault and fault.after:  # the work is done; only the answer misbehaves
+            return self._apply_fault(fault, is_ci) or reply
         return reply
+
+    def _apply_fault(self, fault: Any, is_ci: bool) -> Optional[Reply]:
+        """Sleep, drop the connection, or answer with the fault's status; None lets the request through."""
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.drop:
+            raise Dropped()
+        return self._fault_reply(fault, is_ci) if fault.status else None
 
     def _cos_route(self, bucket: str, path: str) -> Tuple[str, Callable[[], Reply]]:
         key = path[1:]
