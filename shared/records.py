@@ -14,6 +14,7 @@ ever overwritten, a record only moves forward and a late or duplicate writer
 cannot replace a newer state with an older one.
 """
 import hashlib
+import time
 import uuid
 import json
 import re
@@ -37,6 +38,12 @@ def record_id(bucket: str, key: str, etag: str) -> str:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def ci_time(stamp: str, shift_seconds: float = 0) -> str:
+    """An ISO or HTTP-date stamp, shifted, in CI's query format (`2022-06-27T14:44:10+0000`)."""
+    when = datetime.fromtimestamp(time.time() - age_seconds(stamp) + shift_seconds, timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 class Source(BaseModel):

@@ -16,7 +16,7 @@ from .config import Settings, output_key
 from .events import Upload
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
-from .records import Record, RecordStore, Source, latest, now_iso, record_id
+from .records import Record, RecordStore, Source, ci_time, latest, now_iso, record_id
 
 Sleep = Callable[[float], None]
 
@@ -122,13 +122,15 @@ class Submitter:
         if not stages:
             return None
         newest = latest(stages)
+        first_claim = min(s.last_modified for s in stages)
         if newest.rank == 0 and newest.attempt == record.attempt:
             held = self.store.read(newest)
             if held is not None and held.owner == record.owner:
                 return record  # our own write went through and an SDK retry hit 409
         if newest.rank > 0 or newest.age_seconds < self.settings.claim_lease_seconds:
             return None
-        takeover = record.model_copy(update={"attempt": newest.attempt + 1, "claimed_at": now_iso(),
+        # claimed_at stays the first claim's time: no job for this upload can be older.
+        takeover = record.model_copy(update={"attempt": newest.attempt + 1, "claimed_at": first_claim or now_iso(),
                                              "owner": uuid.uuid4().hex})
         return takeover if self.store.claim(takeover) else None
 
@@ -142,8 +144,8 @@ class Submitter:
             return Outcome(key=up.key, outcome="failed:build", record_id=rid, detail=detail)
         step = "submit"
         try:
-            job = self._existing_job(rid) if record.attempt > 1 else None
-            job = job or self._submit(request, rid)
+            job = self._existing_job(record) if record.attempt > 1 else None
+            job = job or self._submit(request, record)
             step = "record"
             submitted = record.model_copy(update={
                 "state": "Submitted", "job_id": job.JobId, "submitted_at": now_iso(),
@@ -157,7 +159,7 @@ class Submitter:
             return Outcome(key=up.key, outcome=f"failed:{step}", record_id=rid, detail=str(exc))
         return Outcome(key=up.key, outcome="submitted", record_id=rid, job_id=job.JobId)
 
-    def _submit(self, request: JobRequest, rid: str) -> JobDetail:
+    def _submit(self, request: JobRequest, record: Record) -> JobDetail:
         """POST /jobs, safely retried: after an unknown outcome, look the job up first."""
         attempts = self.settings.submit_attempts
         for attempt in range(attempts):
@@ -166,16 +168,17 @@ class Submitter:
             except CloudError as exc:
                 if not exc.retryable or attempt == attempts - 1:
                     raise
-                log("submit.retry", level="warning", record_id=rid, attempt=attempt + 1, error=str(exc))
+                log("submit.retry", level="warning", record_id=record.id, attempt=attempt + 1, error=str(exc))
                 if exc.unknown_outcome:
-                    found = self._existing_job(rid)
+                    found = self._existing_job(record)
                     if found:
                         return found
                 self.sleep(random.uniform(0, min(8.0, 0.25 * 2 ** attempt)))  # full jitter
         raise AssertionError("unreachable")
 
-    def _existing_job(self, rid: str) -> Optional[JobDetail]:
-        return self.clients.ci.find(correlation_marker(rid))
+    def _existing_job(self, record: Record) -> Optional[JobDetail]:
+        """The job CI already has for this record, searched from shortly before its first claim."""
+        return self.clients.ci.find(correlation_marker(record.id), start=ci_time(record.claimed_at, -600))
 
     def _record_final(self, record: Record, code: str, message: str) -> None:
         failed = record.model_copy(update={"state": "Failed", "updated_at": now_iso(),
