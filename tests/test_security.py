@@ -74,3 +74,13 @@ def test_keys_with_control_characters_are_skipped_with_a_reason(cloud, cos_clien
         Upload(bucket=BUCKET, appid="1250000000", region="ap-guangzhou", key=key, etag=etag, size=10,
                event_name="cos:ObjectCreated:Put"))
     assert out.outcome == "skipped:control-characters"
+
+
+def test_a_configuration_that_would_loop_is_refused_at_start(cloud, cos_client):
+    env = function_env(cloud, COS_MATTING_OUTPUT_PREFIX="input/matted/")
+    cloud.add_trigger(BUCKET, function_dir=str(ROOT / "functions" / "submit"), env=env, retries=0)
+    put(cos_client, "input/loop.mp4")
+    cloud.wait_idle(timeout=30)
+    [inv] = cloud.invocations
+    assert not inv.ok and "COS_MATTING_OUTPUT_PREFIX" in (inv.error + "\n".join(inv.logs))
+    assert cloud.list_jobs(BUCKET) == []
