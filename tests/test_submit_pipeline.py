@@ -178,3 +178,24 @@ def test_trigger_runs_the_real_handler_and_outputs_never_trigger(cloud, cos_clie
     # The trigger covers the whole bucket here, so our own record writes arrive too: all skipped.
     assert results and all(k.startswith(".cos-matting/records/") and v == "skipped:loop-guard"
                            for k, v in results.items())
+
+
+def test_handler_raises_after_processing_the_rest_and_the_retry_is_safe(cloud, cos_client):
+    from shared.events import build_event
+
+    cloud.add_trigger(BUCKET, function_dir=str(ROOT / "functions" / "submit"), env=function_env(cloud), prefix="nothing/")
+    bad, good = upload_of(cos_client, "input/first-fails.mp4"), upload_of(cos_client, "input/second-fine.mp4")
+    cloud.faults.add("ci.create", count=4, status=503)  # the first record exhausts its 4 attempts
+    event = build_event([bad, good])
+    first = cloud.invoke("submit", event)
+    assert not first.ok and "input/first-fails.mp4: failed:submit" in first.error
+    assert [j.Input.Object for j in cloud.list_jobs(BUCKET)] == ["input/second-fine.mp4"]
+    settings = settings_for(cloud, COS_MATTING_CLAIM_LEASE_SECONDS="10")
+    retry = cloud.invoke("submit", event)  # SCF's retry, a minute later in real life
+    assert retry.ok and [o["outcome"] for o in retry.result["outcomes"]] == ["duplicate", "duplicate"]
+    # within the lease the half-done upload waits for reconcile, which finishes it
+    from shared.reconcile import reconcile
+    summary = reconcile(settings.model_copy(update={"claim_lease_seconds": 0}), clients_for(cloud, settings),
+                        older_than=3600)
+    assert summary.resubmitted == 1
+    assert sorted(j.Input.Object for j in cloud.list_jobs(BUCKET)) == ["input/first-fails.mp4", "input/second-fine.mp4"]
