@@ -53,6 +53,7 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
         cloud.upload(BUCKET, key, f"video {key} {rng.random()}".encode())
     cloud.wait_idle(timeout=600)
     injected = sum(faults.injected.values())
+    killed = sum(1 for inv in cloud.invocations if inv.function == "submit" and "timed out" in (inv.error or ""))
     by_route = dict(faults.injected)
     faults.clear()
 
@@ -82,8 +83,9 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
     duplicates = sum(n - 1 for n in per_key.values() if n > 1)
     output_jobs = [k for k in per_key if not k.startswith("input/")]
     print(f"\nchaos seed={SEED} uploads={UPLOADS} faults injected={injected} {by_route} "
-          f"jobs={len(jobs)} lost={len(lost)} duplicates={duplicates} untagged={len(untagged)} "
+          f"handlers killed={killed} jobs={len(jobs)} lost={len(lost)} duplicates={duplicates} untagged={len(untagged)} "
           f"output-jobs={len(output_jobs)} reconcile rounds={rounds} elapsed={time.time() - started:.1f}s")
     assert injected > UPLOADS // 10, "the faults did not fire: this run proves nothing"
+    assert killed >= 1, "no handler was killed between claim and submit"
     assert lost == [] and duplicates == 0 and untagged == [] and output_jobs == []
     assert sorted(per_key) == sorted(keys)
