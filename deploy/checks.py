@@ -175,6 +175,11 @@ def problems(sf: ServerlessFile, root: Path = ROOT) -> List[str]:
                 out.append(f"{where}.filter.prefix: {prefix!r} overlaps the {label} prefix {guarded!r} in the same "
                            "bucket: the pipeline's own writes would trigger new jobs")
 
+    submit_fn = functions.get("submit")
+    if submit_fn is not None and submit_fn.deadLetter is None:
+        out.append("inputs.functions.submit.deadLetter: missing: an upload whose every retry failed must land in "
+                   "a dead-letter queue (COS_MATTING_DEPLOY_DEAD_LETTER_TYPE / _NAME)")
+
     if len(http) != 1 or http[0][1].function != "callback":
         out.append("inputs.triggers: exactly one Function URL (type: http) is expected, on callback")
     else:

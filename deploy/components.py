@@ -180,6 +180,16 @@ class _FaasBase(_Strict):
         return self
 
 
+class DeadLetter(_Strict):
+    """SCF `DeadLetterConfig`. multi-scf spreads each function's keys into the toolkit's
+    scf inputs (formatter.ts `{...commonInputs, ...func}`), whose `formatInputs` maps
+    `deadLetter` to CreateFunction/UpdateFunctionConfiguration `DeadLetterConfig`."""
+
+    type: Annotated[StrictStr, Field(min_length=1)]  # the queue mode, as the SCF console names it
+    name: Annotated[StrictStr, Field(min_length=1)]  # the CMQ/TDMQ queue or topic
+    filterType: Optional[StrictStr] = None  # topic mode only
+
+
 class FunctionConfig(_FaasBase):
     """One entry of `inputs.functions` (multi-scf `FunctionObject`)."""
 
@@ -190,6 +200,7 @@ class FunctionConfig(_FaasBase):
     image: Optional[Image] = None
     msgTTL: Optional[Annotated[StrictInt, Field(ge=60, le=21600)]] = None
     retryNum: Optional[Annotated[StrictInt, Field(ge=0, le=2)]] = None
+    deadLetter: Optional[DeadLetter] = None
 
     @model_validator(mode="after")
     def _retry_needs_async(self) -> "FunctionConfig":

@@ -297,3 +297,30 @@ def test_timeout_rules_are_caught(environ):
 def test_checks_cli_passes_on_the_example(capsys):
     assert checks.main(["--example"]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+def test_submit_has_a_dead_letter_target(sf, environ):
+    dl = sf.inputs.functions["submit"].deadLetter
+    assert dl is not None and dl.name == environ["COS_MATTING_DEPLOY_DEAD_LETTER_NAME"] and dl.type
+    raw = resolved_raw(environ)
+    del raw["inputs"]["functions"]["submit"]["deadLetter"]
+    assert any("submit.deadLetter: missing" in p for p in checks.problems(validate(raw, ServerlessFile, "serverless.yml")))
+    bad = resolved_raw(environ)
+    bad["inputs"]["functions"]["submit"]["deadLetter"]["queue"] = "x"
+    expect_error(bad, "deadLetter", "queue")
+    empty = resolved_raw(environ)
+    empty["inputs"]["functions"]["submit"]["deadLetter"]["name"] = ""
+    expect_error(empty, "deadLetter", "name")
+
+
+def test_async_retry_plan_and_request(environ):
+    from deploy import invoke_config
+
+    fn = invoke_config.plan(environ)
+    assert fn["name"] == "cos-matting-dev-submit" and (fn["retry_num"], fn["msg_ttl"]) == (2, 21600)
+    req = invoke_config.request(fn)
+    assert req.FunctionName == "cos-matting-dev-submit" and req.AsyncTriggerConfig.MsgTTL == 21600
+    assert req.AsyncTriggerConfig.RetryConfig[0].RetryNum == 2
+    for key, value in (("COS_MATTING_DEPLOY_RETRY_NUM", "3"), ("COS_MATTING_DEPLOY_MSG_TTL", "10")):
+        with pytest.raises(ValueError, match=key):
+            invoke_config.plan({**environ, key: value})
