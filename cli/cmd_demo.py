@@ -7,7 +7,6 @@ writes a report with before/after frames.
 """
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -73,7 +72,7 @@ def run(args) -> int:
     from localcloud.matting import engine
     from shared.cloud import Clients
     from shared.config import load_settings
-    from shared.records import RecordStore, latest
+    from shared.records import RecordStore
 
     out = Path(args.out)
     if out.exists():

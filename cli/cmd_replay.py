@@ -248,8 +248,8 @@ class RemoteRunner:
         try:
             return result_from_response(kind, self._client.Invoke(request))
         except Exception as exc:  # TencentCloudSDKException: auth, not found, throttled, network
-            code = getattr(exc, "get_code", lambda: type(exc).__name__)()
-            message = getattr(exc, "get_message", lambda: str(exc))()
+            code = exc.get_code() if hasattr(exc, "get_code") else type(exc).__name__
+            message = exc.get_message() if hasattr(exc, "get_message") else str(exc)
             return Result(function=kind, ok=False, error=f"SCF Invoke {request.FunctionName}: {code}: {message}")
 
 

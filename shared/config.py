@@ -7,7 +7,7 @@ variable and what it accepts, so a bad deploy fails loudly on its first event.
 import json
 import os
 import posixpath
-from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 

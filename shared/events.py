@@ -1,5 +1,5 @@
 """COS trigger events: the raw SCF shape, and the decoded upload it describes."""
-from typing import List, Optional
+from typing import List
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -2,13 +2,12 @@
 import json
 import threading
 import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-from helpers import BUCKET, ROOT, clients_for, function_env, put, settings_for, wait_for
+from helpers import BUCKET, ROOT, clients_for, function_env, put, settings_for
 from shared import tags, tokens
 from shared.events import Upload
 from shared.reconcile import reconcile

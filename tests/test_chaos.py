@@ -11,7 +11,7 @@ import pytest
 
 from helpers import BUCKET, ROOT, clients_for, function_env, settings_for
 from shared import tags
-from shared.records import RecordStore, latest, record_id
+from shared.records import RecordStore, record_id
 from shared.reconcile import reconcile
 
 UPLOADS = int(os.environ.get("CHAOS_UPLOADS", "500"))

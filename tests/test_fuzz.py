@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from shared import xmlcodec
 from shared.callback import BadCallback, job_ids
-from shared.config import ConfigError, env_name, known_variables, load_settings
+from shared.config import ConfigError, known_variables, load_settings
 from shared.events import build_event, parse_event, uploads, Upload
 from shared.jobs import JobRequest, format_errors
 from shared.submit import skip_reason

@@ -4,7 +4,6 @@ Offline: the `scf` CLI is not installable here, so the files are validated with
 deploy/components.py (the components' documented inputs) and deploy/checks.py
 (project rules: handlers, settings, recursion guard, triggers, timeouts).
 """
-import copy
 import importlib.util
 import sys
 from pathlib import Path

@@ -1,7 +1,6 @@
 """Every Mode x SegmentType end to end through the real functions and the real engine:
 upload -> COS trigger -> submit -> CI runs the job -> callback -> record + tags."""
 import json
-from fractions import Fraction
 
 import av
 import pytest
@@ -9,7 +8,7 @@ import pytest
 from helpers import BUCKET, ROOT, clients_for, function_env, settings_for, wait_for
 from localcloud.matting import engine
 from localcloud.matting.person import write_person_clip
-from localcloud.matting.samples import GREEN, write_clip, write_green_screen_clip
+from localcloud.matting.samples import GREEN, write_green_screen_clip
 from shared import tags
 from shared.records import RecordStore, latest
 

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from helpers import BUCKET, ROOT, clients_for, function_env, put, settings_for, wait_for
+from helpers import BUCKET, ROOT, clients_for, function_env, put, settings_for
 from shared import tags
 from shared.events import Upload
 from shared.records import Record, RecordStore, Source, record_id
