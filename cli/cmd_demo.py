@@ -155,7 +155,9 @@ def write_outputs(out: Path, client, clients, store, records, sources: Dict[str,
             local.write_bytes(body.get_raw_stream().read())
             after = middle_frame_png(local, out / "frames" / f"{i:02d}-after.png")
             output_tags = clients.storage.get_tags(record.output["bucket"], record.output["key"]) or {}
-            say(f"{record.source.key} -> {local}")
+            took = (record.timings or {}).get("total_s")
+            say(f"{record.source.key}: {record.state}, job {record.job_id}"
+                + (f", {took:.1f} s" if took is not None else "") + f" -> {local}")
         else:
             failed += 1
             say(f"{record.source.key}: {record.state} {record.error}")
