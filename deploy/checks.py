@@ -17,7 +17,7 @@ import posixpath
 import re
 import sys
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Optional
 
 from .components import (ConfigFileError, CosTrigger, HttpTrigger, ServerlessFile, TimerTrigger, cos_domain_parts,
                          env_references, function_environment, load_layer, load_serverless, read_yaml)
@@ -63,6 +63,24 @@ def example_environ() -> Dict[str, str]:
         if not env.get(key):
             env[key] = value
     return env
+
+
+def add_env_options(parser: argparse.ArgumentParser, example: bool = False) -> None:
+    """--env FILE for every deploy tool; --example where placeholder values make sense."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--env", type=Path, default=ROOT / ".env", help="dotenv file to resolve ${env:...} (default .env)")
+    if example:
+        group.add_argument("--example", action="store_true", help="use .env.example plus placeholder account values")
+
+
+def environ_from(args: argparse.Namespace) -> Optional[Dict[str, str]]:
+    """The variables the deploy tools resolve; None, after saying why, when the file is missing."""
+    if getattr(args, "example", False):
+        return example_environ()
+    if not args.env.is_file():
+        print(f"error: {args.env} not found (copy .env.example)", file=sys.stderr)
+        return None
+    return read_dotenv(args.env)
 
 
 def _defines_main_handler(path: Path) -> bool:
@@ -211,19 +229,13 @@ def problems(sf: ServerlessFile, root: Path = ROOT) -> List[str]:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.checks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--env", type=Path, default=ROOT / ".env", help="dotenv file to resolve ${env:...} (default .env)")
-    group.add_argument("--example", action="store_true", help="use .env.example plus placeholder account values")
+    add_env_options(parser, example=True)
     args = parser.parse_args(argv)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    if args.example:
-        environ: Mapping[str, str] = example_environ()
-    else:
-        if not args.env.is_file():
-            print(f"error: {args.env} not found (copy .env.example)", file=sys.stderr)
-            return 2
-        environ = read_dotenv(args.env)
+    environ = environ_from(args)
+    if environ is None:
+        return 2
     try:
         sf = load_serverless(SERVERLESS, environ)
         load_layer(LAYER, environ)

@@ -39,14 +39,14 @@ def plan(environ: Mapping[str, str]) -> Dict[str, Dict[str, object]]:
     return out
 
 
-def _client(environ: Mapping[str, str], region: str):
+def scf_client(environ: Mapping[str, str], region: str):
     from tencentcloud.common import credential
-    from tencentcloud.scf.v20180416 import scf_client
+    from tencentcloud.scf.v20180416 import scf_client as sdk
 
     sid, skey = environ.get("TENCENT_SECRET_ID", ""), environ.get("TENCENT_SECRET_KEY", "")
     if not (sid and skey):
         raise ValueError("TENCENT_SECRET_ID and TENCENT_SECRET_KEY are required")
-    return scf_client.ScfClient(credential.Credential(sid, skey, environ.get("TENCENT_TOKEN") or None), region)
+    return sdk.ScfClient(credential.Credential(sid, skey, environ.get("TENCENT_TOKEN") or None), region)
 
 
 def apply_one(client, fn: Dict[str, object], instances: Optional[int]) -> str:
@@ -67,7 +67,11 @@ def apply_one(client, fn: Dict[str, object], instances: Optional[int]) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.concurrency", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", type=Path, default=ROOT / ".env", help="dotenv file (default .env)")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from deploy.checks import add_env_options, environ_from
+
+    add_env_options(parser)
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("show")
     sub.add_parser("apply")
@@ -77,18 +81,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     u = sub.add_parser("unset")
     u.add_argument("function", choices=("submit", "callback", "reconcile"))
     args = parser.parse_args(argv)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from deploy.checks import read_dotenv
-
-    if not args.env.is_file():
-        print(f"error: {args.env} not found", file=sys.stderr)
+    environ = environ_from(args)
+    if environ is None:
         return 2
-    environ = read_dotenv(args.env)
     try:
         functions = plan(environ)
         region = str(next(iter(functions.values()))["region"])
-        client = _client(environ, region)
+        client = scf_client(environ, region)
         if args.action == "show":
             from tencentcloud.scf.v20180416 import models
 

@@ -48,21 +48,20 @@ def request(fn: Mapping[str, object]):
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.invoke_config", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", type=Path, default=ROOT / ".env", help="dotenv file (default .env)")
-    parser.add_argument("action", choices=("show", "apply"))
-    args = parser.parse_args(argv)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from deploy.checks import read_dotenv
-    from deploy.concurrency import _client
+    from deploy.checks import add_env_options, environ_from
+    from deploy.concurrency import scf_client
 
-    if not args.env.is_file():
-        print(f"error: {args.env} not found", file=sys.stderr)
+    add_env_options(parser)
+    parser.add_argument("action", choices=("show", "apply"))
+    args = parser.parse_args(argv)
+    environ = environ_from(args)
+    if environ is None:
         return 2
-    environ = read_dotenv(args.env)
     try:
         fn = plan(environ)
-        client = _client(environ, str(fn["region"]))
+        client = scf_client(environ, str(fn["region"]))
         if args.action == "apply":
             client.UpdateFunctionEventInvokeConfig(request(fn))
             print(f"{fn['name']}: async retry {fn['retry_num']}, events kept {fn['msg_ttl']} s")

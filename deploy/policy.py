@@ -88,22 +88,15 @@ def render(values: Mapping[str, Any], tmpl: Optional[Dict[str, Any]] = None) -> 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.policy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--env", type=Path, default=ROOT / ".env", help="dotenv file (default .env)")
-    group.add_argument("--example", action="store_true", help="use .env.example plus placeholder values")
-    args = parser.parse_args(argv)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from deploy.checks import example_environ, read_dotenv
+    from deploy.checks import add_env_options, environ_from
     from deploy.components import ConfigFileError
     from shared.config import ConfigError
 
-    if args.example:
-        environ = example_environ()
-    elif args.env.is_file():
-        environ = read_dotenv(args.env)
-    else:
-        print(f"error: {args.env} not found (copy .env.example)", file=sys.stderr)
+    add_env_options(parser, example=True)
+    environ = environ_from(parser.parse_args(argv))
+    if environ is None:
         return 2
     try:
         print(json.dumps(render(values_from(environ)), indent=2))
