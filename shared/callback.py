@@ -22,8 +22,9 @@ class BadCallback(ValueError):
     """The body is not a TaskFinish callback we can read (400)."""
 
 
-def job_ids(body: bytes, content_type: str = "") -> List[str]:
-    """JobIds named by a callback body, JSON or XML, JobsDetail object or array."""
+def job_ids(body: bytes) -> List[str]:
+    """JobIds named by a callback body, JSON or XML (told apart by the body, since senders'
+    Content-Type cannot be trusted), JobsDetail object or array."""
     text = body.lstrip()
     if not text:
         raise BadCallback("empty body")
@@ -64,7 +65,7 @@ def job_ids(body: bytes, content_type: str = "") -> List[str]:
 
 
 def handle(settings: Settings, clients: Clients, query: Dict[str, str], body: bytes,
-           content_type: str = "", now: Optional[float] = None) -> Tuple[int, Dict[str, Any]]:
+           now: Optional[float] = None) -> Tuple[int, Dict[str, Any]]:
     """(HTTP status, JSON answer). Nothing is written unless the answer is 200."""
     rid = query.get("rid", "")
     if not tokens.verify(settings.callback_keys, rid, query.get("exp", ""), query.get("t", ""),
@@ -74,7 +75,7 @@ def handle(settings: Settings, clients: Clients, query: Dict[str, str], body: by
     if len(body) > MAX_BODY:
         return 413, {"error": f"body larger than {MAX_BODY} bytes"}
     try:
-        ids = job_ids(body, content_type)
+        ids = job_ids(body)
     except BadCallback as exc:
         log("callback.rejected", level="warning", record_id=rid, reason=str(exc))
         return 400, {"error": str(exc)}
@@ -118,7 +119,7 @@ def create_app(settings_factory: Callable[[], Settings], clients_factory: Callab
         settings, clients = deps()
         if (request.content_length or 0) > MAX_BODY:
             return jsonify(error=f"body larger than {MAX_BODY} bytes"), 413
-        status, answer = handle(settings, clients, request.args.to_dict(), request.get_data(), request.content_type or "")
+        status, answer = handle(settings, clients, request.args.to_dict(), request.get_data())
         return jsonify(answer), status
 
     @app.route("/", defaults={"_path": ""}, methods=["GET"])

@@ -16,7 +16,6 @@ cannot replace a newer state with an older one.
 import hashlib
 import time
 import uuid
-import json
 import re
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -172,6 +171,3 @@ class RecordStore:
 def latest(stages: List[Stage]) -> Stage:
     return max(stages, key=lambda s: (s.rank, s.attempt))
 
-
-def to_json(record: Record) -> str:
-    return json.dumps(record.model_dump(exclude_none=True), indent=2, ensure_ascii=False)
