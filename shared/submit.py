@@ -6,7 +6,7 @@ Every record of an event ends with one outcome: `submitted`, `skipped:<reason>`,
 import random
 import uuid
 import time
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from pydantic import BaseModel, ValidationError
 
@@ -112,7 +112,7 @@ class Submitter:
                 record = self._take_over(record)
                 if record is None:
                     return Outcome(key=up.key, outcome="duplicate", record_id=rid)
-            return self.submit_claimed(record, up, existing)
+            return self._submit_claimed(record, up, existing)
         except CloudError as exc:
             return Outcome(key=up.key, outcome=f"failed:{step}", record_id=rid, detail=str(exc))
 
@@ -134,7 +134,7 @@ class Submitter:
                                              "owner": uuid.uuid4().hex})
         return takeover if self.store.claim(takeover) else None
 
-    def submit_claimed(self, record: Record, up: Upload, source_tags: Optional[dict] = None) -> Outcome:
+    def _submit_claimed(self, record: Record, up: Upload, source_tags: Dict[str, str]) -> Outcome:
         rid = record.id
         try:
             request = build_request(self.settings, up, rid, time.time())
@@ -188,11 +188,10 @@ class Submitter:
         except CloudError as exc:
             log("record.write_failed", level="error", record_id=record.id, error=str(exc))
 
-    def _tag_source(self, up: Upload, job_id: str, existing: Optional[dict]) -> None:
-        """Best effort: the final state is tagged again when the job ends."""
+    def _tag_source(self, up: Upload, job_id: str, existing: Dict[str, str]) -> None:
+        """Best effort, onto the tags read by the loop guard: the final state is tagged again when the job ends."""
         try:
-            current = existing if existing is not None else (self.clients.storage.get_tags(up.bucket, up.key) or {})
-            merged, skipped = tags.merge(current, {tags.JOB: job_id, tags.STATE: "Submitted"})
+            merged, skipped = tags.merge(existing, {tags.JOB: job_id, tags.STATE: "Submitted"})
             self.clients.storage.put_tags(up.bucket, up.key, merged)
             if skipped:
                 log("tags.limit", level="warning", key=up.key, skipped=skipped)
