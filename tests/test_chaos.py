@@ -29,7 +29,7 @@ def passthrough_engine(job, request, input_path, background_path, output_path):
 @pytest.mark.slow
 def test_every_upload_survives_random_faults(cloud, cos_client):
     rng = random.Random(SEED)
-    env = function_env(cloud, COS_MATTING_CLAIM_LEASE_SECONDS="10", COS_MATTING_TIMEOUT_SECONDS="2")
+    env = function_env(cloud, COS_MATTING_CLAIM_LEASE_SECONDS="30", COS_MATTING_TIMEOUT_SECONDS="2")
     url = cloud.add_function_url("callback", str(ROOT / "functions" / "callback"), env, concurrency=3)
     env["COS_MATTING_CALLBACK_URL"] = url
     # Submit's SCF timeout is short so a stalled POST /jobs kills the handler between claim and submit.
@@ -57,7 +57,7 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
     by_route = dict(faults.injected)
     faults.clear()
 
-    settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=url, COS_MATTING_CLAIM_LEASE_SECONDS="10")
+    settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=url, COS_MATTING_CLAIM_LEASE_SECONDS="30", COS_MATTING_TIMEOUT_SECONDS="2")
     clients = clients_for(cloud, settings)
     rounds = []
     for _ in range(6):  # reconcile until nothing is left to do (resubmitted jobs must run and call back)
