@@ -169,7 +169,8 @@ def backfill(settings: Any, clients: ThreadClients, bucket: str, prefixes: List[
     A KeyboardInterrupt (Ctrl-C, or raised by `on_progress`) stops listing and submitting, lets the
     objects in flight finish, and returns the summary with `interrupted` and `resume_after` set.
     """
-    from shared.records import RecordStore, record_id
+    from shared.identity import ObjectVersion
+    from shared.records import RecordStore
     from shared.submit import Submitter, skip_reason
 
     summary = Summary(bucket=bucket, prefixes=sorted(set(prefixes)), dry_run=dry_run, resume_after=start_after)
@@ -235,7 +236,7 @@ def backfill(settings: Any, clients: ThreadClients, bucket: str, prefixes: List[
                 if reason:
                     record(index, up.key, f"skipped:{reason}")
                 elif dry_run:
-                    rid = record_id(up.bucket, up.key, up.etag)
+                    rid = ObjectVersion.from_listing(bucket, obj).record_id
                     record(index, up.key, "has-record" if rid in known else "would-submit")
                 else:
                     pending[pool.submit(work, up)] = (index, up.key)

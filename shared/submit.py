@@ -26,14 +26,19 @@ from .records import MAX_ATTEMPTS, Record, RecordStore, Retry, Source, ci_time, 
 Sleep = Callable[[float], None]
 
 
-class Kind(str, Enum):
+class _Word(str, Enum):
+    def __str__(self) -> str:  # f"skipped:{reason}" spells the value on every Python
+        return str(self.value)
+
+
+class Kind(_Word):
     SUBMITTED = "submitted"
     DUPLICATE = "duplicate"  # another invocation holds this version, or it is already done
     SKIPPED = "skipped"
     FAILED = "failed"
 
 
-class Skip(str, Enum):
+class Skip(_Word):
     EVENT_NAME = "event-name"
     OTHER_BUCKET = "other-bucket"
     LOOP_GUARD = "loop-guard"
@@ -46,7 +51,7 @@ class Skip(str, Enum):
     STALE = "stale"  # the event names a version the object no longer has
 
 
-class Step(str, Enum):
+class Step(_Word):
     PARSE = "parse"
     HEAD = "head"
     TAGS = "tags"

@@ -6,7 +6,7 @@ from typing import Sequence
 import re
 from urllib.parse import urlencode
 
-_RID = re.compile(r"^[0-9a-f]{32}\Z")
+_RID = re.compile(r"^[\x21-\x7e]{1,64}\Z")
 _EXP = re.compile(r"^[0-9]{1,12}\Z")
 _MAC = re.compile(r"^[A-Za-z0-9_-]{43}\Z")  # 32 bytes, urlsafe base64 without padding
 
