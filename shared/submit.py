@@ -169,7 +169,9 @@ class Submitter:
                 return Outcome(key=up.key, kind=Kind.SKIPPED, reason=Skip.GONE)
             rid = version.record_id
             hinted = normalise_etag(up.etag)
-            if (hinted and hinted != version.etag) or (up.size and up.size != version.size):
+            # Same ETag means same bytes (an event's size can be wrong then); only without an
+            # ETag does the size tell versions apart.
+            if (hinted and hinted != version.etag) or (not hinted and up.size and up.size != version.size):
                 return Outcome(key=up.key, kind=Kind.SKIPPED, reason=Skip.STALE, record_id=rid,
                                detail=f"event names ETag {hinted or '-'} size {up.size}; the object is now "
                                       f"ETag {version.etag} size {version.size}")

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import BUCKET, ROOT, clients_for, function_env, settings_for
 from shared import tags
-from shared.records import RecordStore, record_id
+from shared.records import RecordStore
 from shared.reconcile import reconcile
 
 UPLOADS = int(os.environ.get("CHAOS_UPLOADS", "500"))
@@ -70,10 +70,9 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
     jobs = cloud.list_jobs(BUCKET)
     per_key = Counter(j.Input.Object for j in jobs)
     store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
-    etags = {key: cloud.bucket(BUCKET).head(key).etag for key in keys}
     finals, untagged = {}, []
     for key in keys:
-        record, stages = store.load(record_id(BUCKET, key, etags[key]))
+        record, stages = store.load(clients.storage.version(BUCKET, key).record_id)
         finals[key] = record.state if record else None
         if record and record.state == "Success":
             out_tags = clients.storage.get_tags(BUCKET, record.output["key"]) or {}
