@@ -17,7 +17,7 @@ from . import tokens
 from .cloud import CloudError, Clients
 from .config import Settings, output_key, staging_key
 from .events import Malformed, Upload
-from .identity import Correlation, normalise_etag
+from .identity import Correlation, epoch_of, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
 from .progress import close_as, tag_source
@@ -208,9 +208,12 @@ class Submitter:
         newest = latest(stages)
         if newest.rank == 3:
             held, _ = self.store.load(record.id)
-            fresh_upload = up.event_time and up.event_time > age_epoch(newest.last_modified)
+            # An upload event newer than the failure (same bytes, same second: one version to COS)
+            # is a new attempt; an SCF retry of the original event is older than the failure.
+            fresh_upload = up.event_time and up.event_time > epoch_of(newest.last_modified)
             if held is not None and held.state != "Success" and fresh_upload and held.attempt < MAX_ATTEMPTS:
                 return self.new_attempt(held, "a new upload of the same bytes after a failure")
+            self.store.close(record.id)  # our claim attempt re-created the open marker
             return None
         if newest.rank > 0:
             return None
@@ -320,12 +323,6 @@ class Submitter:
             self.store.advance(failed)
         except CloudError as exc:
             log("record.write_failed", level="error", record_id=record.id, error=str(exc))
-
-
-def age_epoch(stamp: str) -> float:
-    from .records import age_seconds
-
-    return time.time() - age_seconds(stamp) if stamp else 0.0
 
 
 def handle(items: List[Union[Upload, Malformed]], submitter: Submitter) -> List[Outcome]:

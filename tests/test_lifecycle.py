@@ -154,7 +154,8 @@ def test_settings_that_break_uploads_later_are_refused_at_cold_start(cloud, var,
     inv = cloud.invoke("bad-submit", build_event([Upload(bucket=BUCKET, appid="1250000000", region=REGION,
                                                          key="input/x.mp4", etag="e", size=1,
                                                          event_name="cos:ObjectCreated:Put")]))
-    assert not inv.ok and var in inv.error and cloud.list_jobs(BUCKET) == []
+    assert not inv.ok and "initialisation failed" in inv.error and cloud.list_jobs(BUCKET) == []
+    assert var in "\n".join(inv.logs) + inv.traceback
 
 
 # -- nothing final forever ----------------------------------------------------------------------
