@@ -7,8 +7,9 @@ It works from what is pending, never from history, so a tick costs what is open:
   is gone or overwritten); a marker whose record is final is removed;
 - CI's own `States=Submitted` filter: a job carrying a record's id that is not the job
   the record names (a slow create answered after our retry) is cancelled and noted;
-- the sweep for uploads that never became a record lists the watched prefixes a page at
-  a time and only checks objects modified since the last complete pass.
+- the sweep for uploads that never became a record lists the watched prefixes at most
+  SWEEP_PAGES pages per tick and checks (one listing of the record's folder) only
+  objects modified since the last complete pass began.
 Each part stops at the time budget; the place it reached is saved in
 `<records_prefix>state/reconcile.json` and the next tick goes on from there.
 """
@@ -30,6 +31,9 @@ from .submit import Kind, Outcome, Submitter, skip_reason
 EVENT_NAME = "cos:ObjectCreated:Reconcile"
 STATE_KEY = "state/reconcile.json"
 SWEEP_MARGIN = 120  # seconds of clock skew between COS's Last-Modified and ours
+# Listing pages (1000 keys) the sweep reads per tick: its cost stays flat however large the
+# watched prefixes grow; a full pass over N objects takes N / 5000 ticks.
+SWEEP_PAGES = 5
 
 
 class Sweep(BaseModel):
@@ -175,10 +179,12 @@ class _Tick:
         s, prefixes, now = place.sweep, self.settings.watch_prefixes, time.time()
         if not s.pass_started:
             s.pass_started = now
-        while s.prefix < len(prefixes):
+        for _ in range(SWEEP_PAGES):
+            if s.prefix >= len(prefixes):
+                break
             if self.out_of_time():
                 return
-            page, marker = self.clients.storage.list(self.settings.bucket, prefixes[s.prefix], s.marker, 200)
+            page, marker = self.clients.storage.list(self.settings.bucket, prefixes[s.prefix], s.marker, 1000)
             for obj in page:
                 if self.out_of_time():
                     return
@@ -186,6 +192,8 @@ class _Tick:
                 s.marker = obj["Key"]
             if not marker:
                 s.prefix, s.marker = s.prefix + 1, ""
+        if s.prefix < len(prefixes):
+            return  # this tick's pages are read: the pass goes on next tick
         # a complete pass: everything modified before it started (less the settle time) is checked
         place.sweep = Sweep(checked_before=s.pass_started - self.older_than - SWEEP_MARGIN)
 
