@@ -100,7 +100,10 @@ def advance(clients: Clients, store: RecordStore, record: Record, job: JobDetail
     failure leaves nothing recorded and the sender's retry redoes it all.
     """
     corr = belongs(record.id, job)
-    if corr.attempt != record.attempt or (record.job_id and record.job_id != job.JobId):
+    if corr.attempt < record.attempt:  # an earlier attempt's own job, heard late: history, not news
+        log("record.old_attempt", record_id=record.id, job_id=job.JobId, attempt=corr.attempt)
+        return "ignored", record
+    if corr.attempt > record.attempt or (record.job_id and record.job_id != job.JobId):
         return "ignored", second_job(clients, store, record, job, corr)
     if RANK[job.State] <= record.rank:
         return "unchanged", record

@@ -5,8 +5,9 @@ It works from what is pending, never from history, so a tick costs what is open:
   older than `older_than` is re-read from CI and advanced exactly as a callback would;
   a claim past its lease is resumed through the submit path (or closed, when the source
   is gone or overwritten); a marker whose record is final is removed;
-- CI's own `States=Submitted` filter: a job carrying a record's id that is not the job
-  the record names (a slow create answered after our retry) is cancelled and noted;
+- CI's listing of the jobs created since the last tick (StartCreationTime): a job
+  carrying a record's id that is not the job the record names (a slow create answered
+  after our retry) is cancelled if not started, and noted;
 - the sweep for uploads that never became a record lists the watched prefixes at most
   SWEEP_PAGES pages per tick and checks (one listing of the record's folder) only
   objects modified since the last complete pass began.
@@ -15,6 +16,7 @@ Each part stops at the time budget; the place it reached is saved in
 """
 import json
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional
 
 from pydantic import BaseModel, Field
@@ -47,6 +49,7 @@ class Place(BaseModel):
     """Where the last tick stopped."""
 
     open_after: str = ""
+    jobs_since: float = 0.0  # CI jobs created since then were checked for second jobs
     sweep: Sweep = Field(default_factory=Sweep)
 
 
@@ -152,14 +155,21 @@ class _Tick:
                                                                  "Size": version.size}, EVENT_NAME)
         self.count(self.submitter.process(up), "resubmitted")
 
-    # -- second jobs, from CI's own filter ----------------------------------------------------------
-    def second_jobs(self) -> None:
+    # -- second jobs, from CI's own listing -------------------------------------------------------
+    def second_jobs(self, place: Place) -> None:
+        """Jobs CI created since the last complete check (a minute's overlap) that carry a
+        record's current attempt but are not its job: cancelled if not started, noted."""
+        started = time.time()
+        since = place.jobs_since or started - 86400
+        start = datetime.fromtimestamp(since - 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S%z")
         token = ""
-        while not self.out_of_time():
-            jobs, token = self.clients.ci.list(states="Submitted", size=100, next_token=token)
+        while True:
+            if self.out_of_time():
+                return
+            jobs, token = self.clients.ci.list(states="All", size=100, next_token=token, start=start)
             for job in jobs:
                 corr = Correlation.parse(job.user_data)
-                if corr is None or self.out_of_time():
+                if corr is None:
                     continue
                 if corr.record_id not in self.records:
                     try:
@@ -167,11 +177,13 @@ class _Tick:
                     except UnreadableRecord:
                         self.records[corr.record_id] = None
                 record = self.records[corr.record_id]
-                if record is None or not record.job_id or (record.job_id == job.JobId and corr.attempt == record.attempt):
+                if record is None or not record.job_id or corr.attempt != record.attempt \
+                        or record.job_id == job.JobId or any(job.JobId in n for n in record.notes):
                     continue
-                second_job(self.clients, self.store, record, job, corr)
+                self.records[corr.record_id] = second_job(self.clients, self.store, record, job, corr)
                 self.summary.second_jobs += 1
             if not token or not jobs:
+                place.jobs_since = started
                 return
 
     # -- uploads that never became a record -----------------------------------------------------------
@@ -220,7 +232,7 @@ def reconcile(settings: Settings, clients: Clients, older_than: Optional[float] 
     place = load_place(tick.store)
     try:
         tick.open_records(place)
-        tick.second_jobs()
+        tick.second_jobs(place)
         if sweep:
             tick.sweep(place)
     except CloudError as exc:  # a listing failed: keep what was reached, the next tick goes on
