@@ -22,8 +22,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from shared import xmlcodec
-from shared.jobs import (TAG, TERMINAL_STATES, JobDetail, JobInput, JobOperation, JobRequest, MediaInfoSpec,
-                         MediaResultSpec, OutputFileSpec, background_key)
+from shared.jobs import (TAG, TERMINAL_STATES, EchoedOptions, EchoedOutput, JobDetail, JobInput, JobOperation,
+                         JobRequest, MediaInfoSpec, MediaResultSpec, OutputFileSpec, background_key)
 
 from .cos import CosError, ObjectStore
 from .faults import Faults
@@ -32,7 +32,10 @@ from .journal import Journal
 log = logging.getLogger("localcloud.ci")
 CHINA = timezone(timedelta(hours=8))
 CI_TIME = "%Y-%m-%dT%H:%M:%S%z"
-CANCELLABLE = ("Submitted", "Running", "Pause")
+# "取消一个任务,只有未执行的任务才可以被取消" (https://cloud.tencent.com/document/api/1246/109264);
+# a started job answers "The job provided can not be modified" (intl 1045/43702).
+CANCELLABLE = ("Submitted", "Pause")
+AI_QUEUE_TYPE = "AIProcess"  # SegmentVideoBody runs on the bucket's AI-processing queue (460/79394)
 
 # engine(job, request, input_path, background_path_or_None, output_path) -> MediaInfo wire dict
 Engine = Callable[[JobDetail, JobRequest, str, Optional[str], str], Dict[str, Any]]
@@ -57,6 +60,13 @@ def queue_id(bucket: str) -> str:
     return "p" + hashlib.md5(bucket.encode()).hexdigest()
 
 
+def ai_queue(bucket: str, created: float) -> Dict[str, Any]:
+    """The bucket's AI queue as DescribeAiProcessQueues (`GET /ai_queue`, 460/79394) lists it."""
+    return {"QueueId": queue_id(bucket), "Name": "ai-queue", "State": "Active", "MaxSize": "10000",
+            "MaxConcurrent": "10", "UpdateTime": ci_time(created), "CreateTime": ci_time(created),
+            "NotifyConfig": {"Type": "Url", "State": "Off"}, "Category": AI_QUEUE_TYPE}
+
+
 @dataclass
 class JobRecord:
     bucket: str
@@ -64,15 +74,16 @@ class JobRecord:
     created: float
     detail: JobDetail
     request: JobRequest
+    content_type: str = ""  # of the POST /jobs that created it: what the client really sent
 
     def dump(self) -> Dict[str, Any]:
-        return {"bucket": self.bucket, "seq": self.seq, "created": self.created,
+        return {"bucket": self.bucket, "seq": self.seq, "created": self.created, "content_type": self.content_type,
                 "detail": self.detail.wire(), "request": self.request.wire()}
 
     @classmethod
     def load(cls, data: Dict[str, Any]) -> "JobRecord":
         return cls(data["bucket"], data["seq"], data["created"], JobDetail.model_validate(data["detail"]),
-                   JobRequest.model_validate(data["request"]))
+                   JobRequest.model_validate(data["request"]), data.get("content_type", ""))
 
 
 class EngineError(Exception):
@@ -253,19 +264,22 @@ class JobService:
             journal.close()
 
     # -- API --------------------------------------------------------------
-    def create(self, bucket: str, request: JobRequest) -> JobDetail:
+    def create(self, bucket: str, request: JobRequest, content_type: str = "") -> JobDetail:
+        """A job on the bucket's AI queue. Its detail carries what CI returns, fields it documents
+        nowhere included (Progress, QueueType, Input.CosHeaders: ../shared/PLATFORM.md section 1)."""
         now = time.time()
         op = request.Operation
         detail = JobDetail(
             Code="Success", Message="", JobId="s" + uuid.uuid4().hex, State="Submitted", CreationTime=ci_time(now),
-            StartTime="-", EndTime="-", QueueId=queue_id(bucket), Tag=TAG,
-            Input=JobInput(BucketId=bucket, Object=request.Input.Object, Region=self.region),
-            Operation=JobOperation(SegmentVideoBody=op.SegmentVideoBody, Output=op.Output, UserData=op.UserData,
+            StartTime="-", EndTime="-", QueueId=queue_id(bucket), Tag=TAG, Progress="0", QueueType=AI_QUEUE_TYPE,
+            Input=JobInput(BucketId=bucket, Object=request.Input.Object, Region=self.region, CosHeaders=[]),
+            Operation=JobOperation(SegmentVideoBody=EchoedOptions.model_validate(op.SegmentVideoBody.wire()),
+                                   Output=EchoedOutput.model_validate(op.Output.wire()), UserData=op.UserData,
                                    JobLevel=op.JobLevel),
         )
         with self.lock:
             self._seq += 1
-            rec = JobRecord(bucket, self._seq, now, detail, request)
+            rec = JobRecord(bucket, self._seq, now, detail, request, content_type)
             self.jobs[bucket][detail.JobId] = rec
             self._save(rec)
             if self.engine is not None:
@@ -282,9 +296,18 @@ class JobService:
         with self.lock:
             return self.record(bucket, job_id).detail.model_copy(deep=True)
 
+    def describe(self, bucket: str, job_ids: List[str]) -> Tuple[List[JobDetail], List[str]]:
+        """GET /jobs/<id,...>: (the jobs found, the ids CI has no job for). An unknown id is not
+        an error: the answer is 200 with <NonExistJobIds> (../shared/PLATFORM.md section 1)."""
+        with self.lock:
+            jobs = self.jobs.get(bucket, {})
+            found = [jobs[j].detail.model_copy(deep=True) for j in job_ids if j in jobs]
+            return found, [j for j in job_ids if j not in jobs]
+
     def list(self, bucket: str, tag: str = TAG, states: str = "All", size: int = 10, next_token: str = "",
              order: str = "Desc", start: Optional[float] = None, end: Optional[float] = None,
-             queue: Optional[str] = None) -> Tuple[List[JobDetail], str]:
+             queue: Optional[str] = None, queue_type: Optional[str] = None,
+             input_object: Optional[str] = None) -> Tuple[List[JobDetail], str]:
         wanted = {s.strip() for s in (states or "All").split(",") if s.strip()}
         with self.lock:
             recs = sorted(self.jobs.get(bucket, {}).values(), key=lambda r: r.seq, reverse=(order != "Asc"))
@@ -297,7 +320,9 @@ class JobService:
             chosen = [r for r in recs
                       if r.detail.Tag == tag and ("All" in wanted or r.detail.State in wanted)
                       and (start is None or r.created >= start) and (end is None or r.created <= end)
-                      and (not queue or r.detail.QueueId == queue)]
+                      and (not queue or r.detail.QueueId == queue)
+                      and (not queue_type or queue_type == AI_QUEUE_TYPE)
+                      and (not input_object or r.request.Input.Object == input_object)]
             page = chosen[:size]
             token = str(page[-1].seq) if len(chosen) > size else ""
             return [r.detail.model_copy(deep=True) for r in page], token
@@ -306,8 +331,8 @@ class JobService:
         with self.lock:
             rec = self.record(bucket, job_id)
             if rec.detail.State not in CANCELLABLE:
-                raise CosError(400, "InvalidArgument",
-                               f"The job {job_id} is {rec.detail.State}; only {'/'.join(CANCELLABLE)} jobs can be cancelled.")
+                raise CosError(400, "InvalidArgument", f"The job provided can not be modified (it is {rec.detail.State};"
+                                                       f" only jobs not yet started can be cancelled).")
             rec.detail.State = "Cancel"
             rec.detail.EndTime = ci_time()
             self._save(rec)
@@ -343,6 +368,7 @@ class JobService:
             d.State = state  # type: ignore[assignment]
             if state in ("Running", "Success", "Failed") and d.StartTime == "-":
                 d.StartTime = now
+            d.Progress = "100" if state == "Success" else ("50" if state == "Running" else d.Progress)  # type: ignore[attr-defined]
             if state in TERMINAL_STATES:
                 d.EndTime = now
             if state == "Failed":
@@ -352,13 +378,22 @@ class JobService:
                 out = rec.request.Operation.Output
                 assert d.Operation is not None
                 d.Operation.MediaInfo = MediaInfoSpec.model_validate(media_info or {})
+                md5 = self._output_md5(out.Bucket, out.Object)
                 d.Operation.MediaResult = MediaResultSpec(
-                    OutputFile=OutputFileSpec(Bucket=out.Bucket, Region=out.Region, ObjectName=out.Object))
+                    OutputFile=OutputFileSpec(Bucket=out.Bucket, Region=out.Region, ObjectName=out.Object,
+                                              Md5Info={"ObjectName": out.Object, "Md5": md5} if md5 else None))
             self._save(rec)
             detail = d.model_copy(deep=True)
         if state in TERMINAL_STATES:
             self.callbacks.notify(detail, rec.request)
         return detail
+
+    def _output_md5(self, bucket: str, key: str) -> str:
+        try:
+            etag = self.store.bucket(bucket).head(key).etag
+        except CosError:
+            return ""
+        return etag if "-" not in etag else ""
 
     def _write_output(self, bucket: str, key: str, data: Optional[bytes] = None, path: Optional[str] = None) -> None:
         target = self.store.bucket(bucket)

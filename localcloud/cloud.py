@@ -35,6 +35,8 @@ class LocalCloud:
         self.host, self.port, self.verbose = host, port, verbose
         self.credentials: Dict[str, str] = {secret_id: secret_key, **(extra_credentials or {})}
         self.faults = Faults()
+        self.started = time.time()
+        self.ci_error_root = "Response"  # "Error" answers CI errors the way the Go SDK parses them
         self.store = ObjectStore(os.path.join(self.data_dir, "cos"), region)
         self.callback_sender = Callbacks(self.faults, callback_retries, tuple(callback_backoff), callback_timeout,
                                          callback_arrays)

@@ -97,7 +97,7 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("unhandled error for %s %s", self.command, self.path)
             self.close_connection = True
             err = CosError(500, "InternalError", f"local cloud error: {type(exc).__name__}: {exc}")
-            reply = self._ci_error(err) if self.raw_path.startswith("/jobs") else self._cos_error(err)
+            reply = self._ci_error(err) if self.raw_path.startswith(("/jobs", "/ai_queue")) else self._cos_error(err)
         self._send(reply)
 
     def body(self, limit: int = MAX_XML) -> bytes:
@@ -218,8 +218,10 @@ class Handler(BaseHTTPRequestHandler):
         return _xml(err.status, "Error", content, {"x-cos-request-id": self.request_id})
 
     def _ci_error(self, err: CosError) -> Reply:
+        # CI documents <Response><Code/><Message/><RequestId/></Response> (no <Resource>); the Go SDK
+        # parses <Error>: `cloud.ci_error_root` switches the root so clients are tested on both.
         content = {"Code": err.code, "Message": err.message, "RequestId": self.request_id}
-        return _xml(err.status, "Response", content, {"x-ci-request-id": self.request_id})
+        return _xml(err.status, self.cloud.ci_error_root, content, {"x-ci-request-id": self.request_id})
 
     def _fault_reply(self, fault: Fault, ci: bool) -> Reply:
         code = fault.error_code(ci)
@@ -229,7 +231,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- buckets ----------------------------------------------------------
     def _bucket_request(self, bucket_name: str, region: str) -> Reply:
         cloud = self.cloud
-        is_ci = self.raw_path == "/jobs" or self.raw_path.startswith("/jobs/")
+        is_ci = self.raw_path in ("/jobs", "/ai_queue") or self.raw_path.startswith("/jobs/")
         error = self._ci_error if is_ci else self._cos_error
         try:
             if region != cloud.region:
@@ -426,10 +428,12 @@ class Handler(BaseHTTPRequestHandler):
         job_id = path[len("/jobs/"):] if path.startswith("/jobs/") else ""
         if self.command == "POST" and not job_id:
             return "ci.create", lambda: self._ci_create(bucket)
+        if path == "/ai_queue" and self.command == "GET":
+            return "ci.ai_queue", lambda: self._ci_ai_queue(bucket)
         if self.command == "GET" and not job_id:
             return "ci.list", lambda: self._ci_list(bucket)
         if self.command == "GET":
-            return "ci.get", lambda: self._ci_jobs([jobs.get(bucket, j) for j in job_id.split(",") if j])
+            return "ci.get", lambda: self._ci_jobs(*jobs.describe(bucket, [j for j in job_id.split(",") if j]))
         if self.command == "PUT" and "cancel" in self.query:
             return "ci.cancel", lambda: self._ci_cancel(bucket, job_id)
         raise CosError(405, "MethodNotAllowed", f"{self.command} {path} is not a CI job API")
@@ -438,9 +442,22 @@ class Handler(BaseHTTPRequestHandler):
         self.cloud.jobs.cancel(bucket, job_id)
         return Reply(200, {"Content-Type": "application/xml"})  # CI answers a cancel with an empty body
 
-    def _ci_jobs(self, details: List[Any], token: Optional[str] = None) -> Reply:
-        resp = JobsResponse(JobsDetail=details, NextToken=token)
+    def _ci_jobs(self, details: List[Any], missing: Optional[List[str]] = None, token: Optional[str] = None) -> Reply:
+        resp = JobsResponse(JobsDetail=details, NextToken=token, NonExistJobIds=missing or [])
         return Reply(200, {"Content-Type": "application/xml"}, resp.to_xml())
+
+    def _ci_ai_queue(self, bucket: str) -> Reply:
+        """DescribeAiProcessQueues (460/79394): the bucket's one AI queue, filtered by queueIds/state."""
+        from .ci import ai_queue
+
+        queue = ai_queue(bucket, self.cloud.started)
+        ids = [i for i in (self.query.get("queueIds") or "").split(",") if i]
+        state = self.query.get("state") or "All"
+        chosen = [queue] if (not ids or queue["QueueId"] in ids) and state in ("All", queue["State"]) else []
+        result = {"RequestId": self.request_id, "TotalCount": str(len(chosen)),
+                  "PageNumber": self.query.get("pageNumber") or "1", "PageSize": self.query.get("pageSize") or "10",
+                  "QueueList": chosen or None, "NonExistPIDs": [i for i in ids if i != queue["QueueId"]] or None}
+        return _xml(200, "Response", result)
 
     def _ci_create(self, bucket: str) -> Reply:
         raw = self.body()
@@ -452,7 +469,7 @@ class Handler(BaseHTTPRequestHandler):
             raise CosError(400, "InvalidArgument", f"Invalid request: {format_errors(exc)}") from None
         except ValueError as exc:
             raise CosError(400, "InvalidArgument", f"Invalid request: {exc}") from None
-        return self._ci_jobs([self.cloud.jobs.create(bucket, request)])
+        return self._ci_jobs([self.cloud.jobs.create(bucket, request, self.headers.get("Content-Type") or "")])
 
     def _ci_list(self, bucket: str) -> Reply:
         q = self.query
@@ -470,8 +487,9 @@ class Handler(BaseHTTPRequestHandler):
         if not q.get("tag"):
             raise CosError(400, "InvalidArgument", "tag is required")
         details, token = self.cloud.jobs.list(bucket, q["tag"], q.get("states") or "All", size,
-                                              q.get("nextToken") or "", order, start, end, q.get("queueId"))
-        return self._ci_jobs(details, token)
+                                              q.get("nextToken") or "", order, start, end, q.get("queueId"),
+                                              q.get("queueType"), q.get("inputObject"))
+        return self._ci_jobs(details, token=token)
 
 
 class Server(ThreadingHTTPServer):
