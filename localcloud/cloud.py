@@ -110,6 +110,15 @@ class LocalCloud:
         self._object_created(bucket, obj, "cos:ObjectCreated:Put")
         return obj
 
+    def generate_inventory(self, bucket: str, destination: Optional[str] = None, prefix: str = "cos_bucket_inventory",
+                           inventory_id: str = "disposable", filter_prefix: str = "", **kw: Any) -> Dict[str, Any]:
+        """A one-time COS inventory of `bucket` written into `destination` (default: the same bucket);
+        see localcloud/inventory.py. Returns {"manifest_key", "objects", "files"}."""
+        from .inventory import generate
+
+        dest = self.store.bucket(destination or bucket)
+        return generate(self.store.bucket(bucket), dest, prefix, inventory_id, filter_prefix, **kw).as_dict()
+
     def _output_written(self, bucket: str, key: str, event_name: str) -> None:
         self._object_created(bucket, self.store.bucket(bucket).head(key), event_name)
 
@@ -238,6 +247,8 @@ class LocalCloud:
                 return _json(200, {"pending": {}})
             if parts == ["faults"] and method == "GET":
                 return _json(200, {"pending": self.faults.pending(), "injected": dict(self.faults.injected)})
+            if parts == ["inventory"] and method == "POST":
+                return _json(200, self.generate_inventory(**payload))
             if parts == ["invocations"] and method == "GET":
                 return _json(200, [i.summary() for i in self.invocations])
             if parts == ["callbacks"] and method == "GET":
