@@ -74,17 +74,21 @@ class ListingSource:
         return str(saved or "")
 
     def items(self, settings: Any, start: Any = "", since: Optional[datetime] = None) -> Iterator[Item]:
-        start_after = self.start(start)
-        for prefix in self.prefixes:
-            if start_after > prefix and not start_after.startswith(prefix):
-                continue  # every key under this prefix sorts before start_after: done
-            marker = start_after if start_after.startswith(prefix) else ""
-            while True:
-                page, marker = self.storage.list(self.bucket, prefix, marker)
-                for obj in page:
-                    yield judge(settings, self.bucket, obj, obj["Key"], since)
-                if not marker:
-                    break
+        for obj in list_objects(self.storage, self.bucket, self.prefixes, self.start(start)):
+            yield judge(settings, self.bucket, obj, obj["Key"], since)
+
+
+def list_objects(storage: Any, bucket: str, prefixes: List[str], start_after: str = "") -> Iterator[Dict[str, Any]]:
+    """Every object under the prefixes, in key order, paginated; resuming after `start_after`."""
+    for prefix in sorted(set(prefixes)):
+        if start_after > prefix and not start_after.startswith(prefix):
+            continue  # every key under this prefix sorts before start_after: done
+        marker = start_after if start_after.startswith(prefix) else ""
+        while True:
+            page, marker = storage.list(bucket, prefix, marker)
+            yield from page
+            if not marker:
+                break
 
 
 class InventorySource:
