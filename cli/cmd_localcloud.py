@@ -8,6 +8,7 @@ import sys
 import threading
 from typing import Dict, List, Mapping, Tuple
 
+from cli.common import ROOT
 from cli.ui import usage
 
 DEFAULT_BUCKET = "videos-1250000000"
@@ -111,9 +112,13 @@ def _function_dir(flag: str, function_dir: str) -> str:
 
 
 def check_function_env(flag: str, function_dir: str, env: Mapping[str, str]) -> None:
-    """Refuse a function whose environment would fail its cold start, with the settings error."""
+    """Refuse one of the project's functions whose environment would fail its cold start, with the
+    settings error (a function folder of your own is not checked)."""
+    from localcloud.scf import resolve_dir
     from shared.config import ConfigError, load_settings
 
+    if os.path.dirname(os.path.realpath(resolve_dir(function_dir))) != os.path.realpath(ROOT / "functions"):
+        return
     try:
         load_settings(env)
     except ConfigError as exc:
@@ -190,13 +195,13 @@ def run(args: argparse.Namespace) -> int:
             wired.append(f"{function_dir} <- timer every {seconds:g} s")
         print(f"localcloud listening on {cloud.url} (buckets: {', '.join(buckets)}; region {args.region}; "
               f"data {cloud.data_dir})", flush=True)
-        for line in wired:
-            print(f"  {line}", flush=True)
+        for line in wired:  # stderr: stdout stays the one line above, for scripts
+            print(f"  {line}", file=sys.stderr, flush=True)
         if triggers and not env.get("COS_MATTING_CALLBACK_URL"):
             print("  note: no callback function URL (--function-url callback=functions/callback): jobs will not "
-                  "call back; `cos-matting reconcile` finishes them", flush=True)
+                  "call back; `cos-matting reconcile` finishes them", file=sys.stderr, flush=True)
         elif "callback" in names:
-            print(f"  jobs call back to {env['COS_MATTING_CALLBACK_URL']}", flush=True)
+            print(f"  jobs call back to {env['COS_MATTING_CALLBACK_URL']}", file=sys.stderr, flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
