@@ -308,7 +308,8 @@ def run_scf(args: Any, env: Mapping[str, str], settings: Any, source: Any) -> in
     """The `--via scf` branch of `cos-matting backfill`."""
     import sys
 
-    from cli.common import Progress, dump_json
+    from cli.common import dump_json
+    from cli.progress import Progress
 
     if args.dry_run:
         raise UsageError("--dry-run applies to --via local (with --via scf nothing is read from the record log)")
@@ -331,7 +332,7 @@ def run_scf(args: Any, env: Mapping[str, str], settings: Any, source: Any) -> in
     if not args.checkpoint:
         print(f"checkpoint: {path}", file=sys.stderr)
     invoker = Invoker(scf_client(env, settings.region), function, args.namespace, args.qualifier)
-    progress = Progress(enabled=not args.no_progress, total=source.total)
+    progress = Progress(enabled=not args.no_progress, total=source.total, label="backfill via scf", unit="objects")
 
     def show(summary: Summary) -> None:
         progress.update(summary.read, {"sent": summary.counts["sent"], "skipped": summary.skipped,

@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from cli.common import (Progress, ThreadClients, UsageError, add_env_options, add_verbose, dump_json, is_local, load,
-                        logs_aside)
+from cli.common import ThreadClients, UsageError, add_env_options, add_verbose, dump_json, is_local, load, logs_aside
+from cli.progress import Progress
 from cli.sources import BACKFILL_EVENT, ListingSource, list_objects, open_source  # noqa: F401 (list_objects: re-exported)
 COUNTERS = ("submitted", "duplicate", "skipped", "failed")
 
