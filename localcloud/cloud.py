@@ -230,7 +230,10 @@ class LocalCloud:
             if parts == ["health"]:
                 return _json(200, {"ok": True, "buckets": sorted(self.store.buckets), "region": self.region})
             if parts == ["jobs"] and method == "GET":
-                return _json(200, [j.wire() for j in self.list_jobs(handler.query.get("bucket"))])
+                jobs = self.list_jobs(handler.query.get("bucket"))
+                if handler.query.get("count"):  # 10^5 jobs: the number, not 100 MB of JSON
+                    return _json(200, {"count": len(jobs)})
+                return _json(200, [j.wire() for j in jobs])
             if len(parts) == 4 and parts[0] == "jobs" and parts[3] == "state" and method == "POST":
                 detail = self.set_job_state(parts[1], parts[2], payload["state"], payload.get("code"),
                                             payload.get("message"), payload.get("media_info"),
