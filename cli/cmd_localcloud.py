@@ -8,6 +8,7 @@ import sys
 import threading
 from typing import Dict, List, Mapping, Tuple
 
+from cli.common import ROOT
 from cli.ui import usage
 
 DEFAULT_BUCKET = "videos-1250000000"
@@ -52,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(finish them via the control API) (default: %(default)s)")
     parser.add_argument("--trigger", action="append", default=[], metavar="FUNCTION_DIR",
                         help="COS trigger on the first bucket invoking FUNCTION_DIR/index.py:main_handler; repeatable")
+    parser.add_argument("--function-concurrency", type=_positive, default=2, metavar="N",
+                        help="instances of each --trigger/--function-url function running at once; further "
+                             "asynchronous invocations queue, as they do beyond SCF's concurrency (default: %(default)s)")
     parser.add_argument("--trigger-prefix", default="input/", help="trigger prefix filter (default: %(default)s)")
     parser.add_argument("--trigger-suffix", default="", help="trigger suffix filter (default: none)")
     parser.add_argument("--function-url", action="append", default=[], metavar="NAME=FUNCTION_DIR",
@@ -111,9 +115,13 @@ def _function_dir(flag: str, function_dir: str) -> str:
 
 
 def check_function_env(flag: str, function_dir: str, env: Mapping[str, str]) -> None:
-    """Refuse a function whose environment would fail its cold start, with the settings error."""
+    """Refuse one of the project's functions whose environment would fail its cold start, with the
+    settings error (a function folder of your own is not checked)."""
+    from localcloud.scf import resolve_dir
     from shared.config import ConfigError, load_settings
 
+    if os.path.dirname(os.path.realpath(resolve_dir(function_dir))) != os.path.realpath(ROOT / "functions"):
+        return
     try:
         load_settings(env)
     except ConfigError as exc:
@@ -181,22 +189,23 @@ def run(args: argparse.Namespace) -> int:
             check_function_env(flag, function_dir, full)
         wired = []
         for name, function_dir in urls:
-            wired.append(f"{name} <- {cloud.add_function_url(name, function_dir, env)}/")
+            wired.append(f"{name} <- {cloud.add_function_url(name, function_dir, env, args.function_concurrency)}/")
         for function_dir in triggers:
-            cloud.add_trigger(buckets[0], function_dir, env, prefix=args.trigger_prefix, suffix=args.trigger_suffix)
+            cloud.add_trigger(buckets[0], function_dir, env, prefix=args.trigger_prefix, suffix=args.trigger_suffix,
+                              concurrency=args.function_concurrency)
             wired.append(f"{function_dir} <- COS trigger on {buckets[0]}/{args.trigger_prefix}*{args.trigger_suffix}")
         for function_dir, seconds in timers:
             cloud.add_timer(function_dir, env, seconds)
             wired.append(f"{function_dir} <- timer every {seconds:g} s")
         print(f"localcloud listening on {cloud.url} (buckets: {', '.join(buckets)}; region {args.region}; "
               f"data {cloud.data_dir})", flush=True)
-        for line in wired:
-            print(f"  {line}", flush=True)
+        for line in wired:  # stderr: stdout stays the one line above, for scripts
+            print(f"  {line}", file=sys.stderr, flush=True)
         if triggers and not env.get("COS_MATTING_CALLBACK_URL"):
             print("  note: no callback function URL (--function-url callback=functions/callback): jobs will not "
-                  "call back; `cos-matting reconcile` finishes them", flush=True)
+                  "call back; `cos-matting reconcile` finishes them", file=sys.stderr, flush=True)
         elif "callback" in names:
-            print(f"  jobs call back to {env['COS_MATTING_CALLBACK_URL']}", flush=True)
+            print(f"  jobs call back to {env['COS_MATTING_CALLBACK_URL']}", file=sys.stderr, flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
