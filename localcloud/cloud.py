@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import Counter
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from shared.events import Upload, build_event
@@ -41,6 +42,7 @@ class LocalCloud:
                                            credential_rotation, credential_lifetime)
         self.faults = Faults()
         self.started = time.time()
+        self.requests: Counter = Counter()  # authenticated COS/CI requests by route, e.g. "ci.list"
         self.ci_error_root = "Response"  # "Error" answers CI errors the way the Go SDK parses them
         self.store = ObjectStore(os.path.join(self.data_dir, "cos"), region)
         self.callback_sender = Callbacks(self.faults, callback_retries, tuple(callback_backoff), callback_timeout,

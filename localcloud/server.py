@@ -244,6 +244,7 @@ class Handler(BaseHTTPRequestHandler):
             return error(CosError(exc.status, exc.code, exc.message))
         except CosError as exc:
             return error(exc)
+        cloud.requests[route] += 1  # what a client really cost (benchmarks/lookup_cost.py)
         fault = cloud.faults.take(route)
         if fault and not fault.after:
             failed = self._apply_fault(fault, is_ci)
