@@ -17,14 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from pydantic import ValidationError
-
 from shared import xmlcodec
-from shared.jobs import JobRequest, JobsResponse, format_errors
 
+from . import ci_http, cos_http
 from .auth import AuthError, verify
-from .ci import parse_ci_time
-from . import cos_http
 from .cos import CosError, ObjectMeta, check_key, validate_tags
 from .faults import Fault
 from .replies import Reply, _gmt, _iso, _json, _xml  # noqa: F401 - _json is imported from here by cloud.py
@@ -425,72 +421,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- CI ---------------------------------------------------------------
     def _ci_route(self, bucket: str, path: str) -> Tuple[str, Callable[[], Reply]]:
-        jobs = self.cloud.jobs
-        job_id = path[len("/jobs/"):] if path.startswith("/jobs/") else ""
-        if self.command == "POST" and not job_id:
-            return "ci.create", lambda: self._ci_create(bucket)
-        if path == "/ai_queue" and self.command == "GET":
-            return "ci.ai_queue", lambda: self._ci_ai_queue(bucket)
-        if self.command == "GET" and not job_id:
-            return "ci.list", lambda: self._ci_list(bucket)
-        if self.command == "GET":
-            return "ci.get", lambda: self._ci_jobs(*jobs.describe(bucket, [j for j in job_id.split(",") if j]))
-        if self.command == "PUT" and "cancel" in self.query:
-            return "ci.cancel", lambda: self._ci_cancel(bucket, job_id)
-        raise CosError(405, "MethodNotAllowed", f"{self.command} {path} is not a CI job API")
-
-    def _ci_cancel(self, bucket: str, job_id: str) -> Reply:
-        self.cloud.jobs.cancel(bucket, job_id)
-        return Reply(200, {"Content-Type": "application/xml"})  # CI answers a cancel with an empty body
-
-    def _ci_jobs(self, details: List[Any], missing: Optional[List[str]] = None, token: Optional[str] = None) -> Reply:
-        resp = JobsResponse(JobsDetail=details, NextToken=token, NonExistJobIds=missing or [])
-        return Reply(200, {"Content-Type": "application/xml"}, resp.to_xml())
-
-    def _ci_ai_queue(self, bucket: str) -> Reply:
-        """DescribeAiProcessQueues (460/79394): the bucket's one AI queue, filtered by queueIds/state."""
-        from .ci import ai_queue
-
-        queue = ai_queue(bucket, self.cloud.started)
-        ids = [i for i in (self.query.get("queueIds") or "").split(",") if i]
-        state = self.query.get("state") or "All"
-        chosen = [queue] if (not ids or queue["QueueId"] in ids) and state in ("All", queue["State"]) else []
-        result = {"RequestId": self.request_id, "TotalCount": str(len(chosen)),
-                  "PageNumber": self.query.get("pageNumber") or "1", "PageSize": self.query.get("pageSize") or "10",
-                  "QueueList": chosen or None, "NonExistPIDs": [i for i in ids if i != queue["QueueId"]] or None}
-        return _xml(200, "Response", result)
-
-    def _ci_create(self, bucket: str) -> Reply:
-        raw = self.body()
-        try:
-            request = JobRequest.from_xml(raw, bucket=bucket)
-        except xmlcodec.XMLError as exc:
-            raise CosError(400, "InvalidArgument", f"The request body is not valid XML: {exc}") from None
-        except ValidationError as exc:
-            raise CosError(400, "InvalidArgument", f"Invalid request: {format_errors(exc)}") from None
-        except ValueError as exc:
-            raise CosError(400, "InvalidArgument", f"Invalid request: {exc}") from None
-        return self._ci_jobs([self.cloud.jobs.create(bucket, request, self.headers.get("Content-Type") or "")])
-
-    def _ci_list(self, bucket: str) -> Reply:
-        q = self.query
-        try:
-            size = int(q.get("size") or 10)
-        except ValueError:
-            raise CosError(400, "InvalidArgument", "size must be an integer") from None
-        if not 1 <= size <= 100:
-            raise CosError(400, "InvalidArgument", f"size must be 1-100, got {size}")
-        order = q.get("orderByTime") or "Desc"
-        if order not in ("Desc", "Asc"):
-            raise CosError(400, "InvalidArgument", "orderByTime must be Desc or Asc")
-        start = parse_ci_time(q["startCreationTime"]) if q.get("startCreationTime") else None
-        end = parse_ci_time(q["endCreationTime"]) if q.get("endCreationTime") else None
-        if not q.get("tag"):
-            raise CosError(400, "InvalidArgument", "tag is required")
-        details, token = self.cloud.jobs.list(bucket, q["tag"], q.get("states") or "All", size,
-                                              q.get("nextToken") or "", order, start, end, q.get("queueId"),
-                                              q.get("queueType"), q.get("inputObject"))
-        return self._ci_jobs(details, token=token)
+        return ci_http.route(self, bucket, path)
 
 
 class Server(ThreadingHTTPServer):
