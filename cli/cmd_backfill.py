@@ -52,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=int, metavar="N", help="stop after N listed objects")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    parser.add_argument("--no-count", action="store_true",
+                        help="do not list the objects once first to know the total (progress then shows listed so far)")
     add_verbose(parser)
     add_env_options(parser)
     parser.set_defaults(func=run)
@@ -304,6 +306,16 @@ def print_summary(summary: Summary, out: Any) -> None:
     out.flush()
 
 
+def count_objects(storage: Any, bucket: str, prefixes: List[str], start_after: str = "",
+                  limit: Optional[int] = None) -> int:
+    count = 0
+    for _ in list_objects(storage, bucket, prefixes, start_after):
+        count += 1
+        if limit is not None and count >= limit:
+            break
+    return count
+
+
 def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1 or args.concurrency > 256:
         raise UsageError("--concurrency must be between 1 and 256")
@@ -320,16 +332,23 @@ def run(args: argparse.Namespace) -> int:
         if start_after:
             print(f"resuming after {start_after!r} (from {args.checkpoint})", file=sys.stderr)
     clients = ThreadClients(settings, env, pool=4)
-    progress = Progress(enabled=not args.no_progress)
+    total = None
+    if not args.no_count:  # one quick listing first (1,000 keys per request) so progress has a total and an ETA
+        total = count_objects(clients.get().storage, settings.bucket, prefixes, start_after, args.limit)
+        if not args.no_progress:
+            print(f"{total} object(s) under {', '.join(prefixes)}", file=sys.stderr)
+    progress = Progress(total=total, enabled=not args.no_progress, label="backfill")
 
     def show(summary: Summary) -> None:
-        progress.total = summary.listed
+        if total is None:
+            progress.total = summary.listed  # listed so far
         progress.update(summary.done, summary.totals())
 
     with logs_aside(args.verbose) as out:
         summary = backfill(settings, clients, settings.bucket, prefixes, args.since, args.concurrency, args.dry_run,
                            start_after, args.limit, on_progress=show)
-    progress.total = summary.listed
+    if total is None or summary.listed != total:  # objects added or removed since the count
+        progress.total = summary.listed
     progress.finish(summary.done, summary.totals())
     if args.checkpoint and not args.dry_run:
         if summary.interrupted or summary.failures:
