@@ -215,6 +215,12 @@ class EchoedOutput(_Wire):
 class JobOperation(_Wire):
     SegmentVideoBody: Optional[EchoedOptions] = None
     Output: Optional[EchoedOutput] = None
+
+    @field_validator("SegmentVideoBody", "Output", mode="before")
+    @classmethod
+    def _from_request_part(cls, value: Any) -> Any:
+        # the options or output of a request, echoed: taken by value
+        return value.model_dump(exclude_none=True) if isinstance(value, BaseModel) else value
     UserData: Optional[str] = None
     JobLevel: Optional[int] = None
     MediaInfo: Optional[MediaInfoSpec] = None
