@@ -7,28 +7,23 @@ control API (`/_localcloud/...`) or a Function URL (`/_fn/<name>/...`).
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from pydantic import ValidationError
-
 from shared import xmlcodec
-from shared.jobs import JobRequest, JobsResponse, format_errors
 
+from . import ci_http, cos_http
 from .auth import AuthError, verify
-from .ci import parse_ci_time
-from .cos import CosError, ObjectMeta, validate_tags
+from .cos import CosError, ObjectMeta, check_key, validate_tags
 from .faults import Fault
+from .replies import Reply, _gmt, _iso, _json, _xml  # noqa: F401 - _json is imported from here by cloud.py
 
 if TYPE_CHECKING:
     from .cloud import LocalCloud
@@ -41,30 +36,6 @@ SMALL_BODY = 64 << 10  # answers up to this size are sent in one write with thei
 
 class Dropped(Exception):
     """Close the connection without answering (fault injection)."""
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    headers: Dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    file: Optional[Tuple[str, int, int]] = None  # (path, offset, length) streamed instead of body
-
-
-def _xml(status: int, root: str, content: Any, headers: Optional[Dict[str, str]] = None) -> Reply:
-    return Reply(status, {"Content-Type": "application/xml", **(headers or {})}, xmlcodec.dump(root, content))
-
-
-def _json(status: int, content: Any) -> Reply:
-    return Reply(status, {"Content-Type": "application/json"}, json.dumps(content, default=str).encode("utf-8"))
-
-
-def _gmt(epoch: float) -> str:
-    return formatdate(epoch, usegmt=True)
-
-
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + ".000Z"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -122,7 +93,7 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("unhandled error for %s %s", self.command, self.path)
             self.close_connection = True
             err = CosError(500, "InternalError", f"local cloud error: {type(exc).__name__}: {exc}")
-            reply = self._ci_error(err) if self.raw_path.startswith("/jobs") else self._cos_error(err)
+            reply = self._ci_error(err) if self.raw_path.startswith(("/jobs", "/ai_queue")) else self._cos_error(err)
         self._send(reply)
 
     def body(self, limit: int = MAX_XML) -> bytes:
@@ -243,8 +214,10 @@ class Handler(BaseHTTPRequestHandler):
         return _xml(err.status, "Error", content, {"x-cos-request-id": self.request_id})
 
     def _ci_error(self, err: CosError) -> Reply:
+        # CI documents <Response><Code/><Message/><RequestId/></Response> (no <Resource>); the Go SDK
+        # parses <Error>: `cloud.ci_error_root` switches the root so clients are tested on both.
         content = {"Code": err.code, "Message": err.message, "RequestId": self.request_id}
-        return _xml(err.status, "Response", content, {"x-ci-request-id": self.request_id})
+        return _xml(err.status, self.cloud.ci_error_root, content, {"x-ci-request-id": self.request_id})
 
     def _fault_reply(self, fault: Fault, ci: bool) -> Reply:
         code = fault.error_code(ci)
@@ -254,7 +227,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- buckets ----------------------------------------------------------
     def _bucket_request(self, bucket_name: str, region: str) -> Reply:
         cloud = self.cloud
-        is_ci = self.raw_path == "/jobs" or self.raw_path.startswith("/jobs/")
+        is_ci = self.raw_path in ("/jobs", "/ai_queue") or self.raw_path.startswith("/jobs/")
         error = self._ci_error if is_ci else self._cos_error
         try:
             if region != cloud.region:
@@ -267,6 +240,7 @@ class Handler(BaseHTTPRequestHandler):
             return error(CosError(exc.status, exc.code, exc.message))
         except CosError as exc:
             return error(exc)
+        cloud.requests[route] += 1  # what a client really cost (benchmarks/lookup_cost.py)
         fault = cloud.faults.take(route)
         if fault and not fault.after:
             failed = self._apply_fault(fault, is_ci)
@@ -291,16 +265,33 @@ class Handler(BaseHTTPRequestHandler):
 
     def _cos_route(self, bucket: str, path: str) -> Tuple[str, Callable[[], Reply]]:
         key = path[1:]
-        method = self.command
+        method, q = self.command, self.query
         if not key:
+            if method == "GET" and "uploads" in q:
+                return "cos.multipart.list_uploads", lambda: cos_http.list_uploads(self, bucket)
+            if "versioning" in q and method in ("GET", "PUT"):
+                return f"cos.versioning.{method.lower()}", lambda: cos_http.versioning(self, bucket)
             if method == "GET":
                 return "cos.list", lambda: self._list(bucket)
             raise CosError(405, "MethodNotAllowed", f"{method} on the bucket is not supported by the local cloud")
-        if "tagging" in self.query:
+        if "tagging" in q:
             route = {"PUT": "cos.tagging.put", "GET": "cos.tagging.get", "DELETE": "cos.tagging.delete"}.get(method)
             if route is None:
                 raise CosError(405, "MethodNotAllowed", f"{method} ?tagging")
             return route, lambda: self._tagging(bucket, key)
+        if method in ("PUT", "POST"):
+            check_key(key)
+        if "uploadId" in q:
+            multipart = {"PUT": ("cos.multipart.part", cos_http.upload_part),
+                         "POST": ("cos.multipart.complete", cos_http.complete),
+                         "DELETE": ("cos.multipart.abort", cos_http.abort),
+                         "GET": ("cos.multipart.list_parts", cos_http.list_parts)}
+            if method not in multipart or (method == "PUT" and "partNumber" not in q):
+                raise CosError(405, "MethodNotAllowed", f"{method} ?uploadId")
+            route, fn = multipart[method]
+            return route, lambda: fn(self, bucket, key)
+        if method == "POST" and "uploads" in q:
+            return "cos.multipart.initiate", lambda: cos_http.initiate(self, bucket, key)
         if method == "PUT" and self.headers.get("x-cos-copy-source"):
             return "cos.copy", lambda: self._copy(bucket, key)
         actions = {"PUT": ("cos.put", self._put), "GET": ("cos.get", self._get), "HEAD": ("cos.head", self._head),
@@ -316,6 +307,8 @@ class Handler(BaseHTTPRequestHandler):
         headers.update(obj.meta)
         if obj.tags:
             headers["x-cos-tagging-count"] = str(len(obj.tags))
+        if obj.version_id:  # HEAD/GET Object on a versioned bucket (436/7745)
+            headers["x-cos-version-id"] = obj.version_id
         return headers
 
     def _user_meta(self) -> Dict[str, str]:
@@ -333,21 +326,17 @@ class Handler(BaseHTTPRequestHandler):
             key, read, length, self.headers.get("Content-Type") or "", self._user_meta(), tags, self._forbid())
         self.close_connection = False  # whole body read: keep-alive is safe
         self.cloud._object_created(bucket, obj, "cos:ObjectCreated:Put")
-        return Reply(200, {"ETag": f'"{obj.etag}"'})
+        return Reply(200, {"ETag": f'"{obj.etag}"', **({"x-cos-version-id": obj.version_id} if obj.version_id else {})})
 
     def _copy(self, bucket: str, key: str) -> Reply:
-        source = unquote(self.headers["x-cos-copy-source"]).split("?")[0]
-        host, _, src_key = source.partition("/")
-        match = HOST_RE.match(host.lower())
-        if not match or not src_key:
-            raise CosError(400, "InvalidArgument", f"x-cos-copy-source is malformed: {source!r}")
-        src = self.cloud.store.bucket(match.group("bucket"))
+        src, src_key = cos_http.copy_source(self)
         replace = None
         if (self.headers.get("x-cos-metadata-directive") or "Copy").lower() == "replaced":
             replace = (self.headers.get("Content-Type") or "", self._user_meta())
         obj = self.cloud.store.bucket(bucket).copy_from(src, src_key, key, replace, self._forbid())
         self.cloud._object_created(bucket, obj, "cos:ObjectCreated:Copy")
-        return _xml(200, "CopyObjectResult", {"ETag": f'"{obj.etag}"', "LastModified": _iso(obj.last_modified)})
+        return _xml(200, "CopyObjectResult", {"ETag": f'"{obj.etag}"', "LastModified": _iso(obj.last_modified)},
+                    {"x-cos-version-id": obj.version_id} if obj.version_id else None)
 
     def _head(self, bucket: str, key: str) -> Reply:
         obj = self.cloud.store.bucket(bucket).head(key)
@@ -432,56 +421,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- CI ---------------------------------------------------------------
     def _ci_route(self, bucket: str, path: str) -> Tuple[str, Callable[[], Reply]]:
-        jobs = self.cloud.jobs
-        job_id = path[len("/jobs/"):] if path.startswith("/jobs/") else ""
-        if self.command == "POST" and not job_id:
-            return "ci.create", lambda: self._ci_create(bucket)
-        if self.command == "GET" and not job_id:
-            return "ci.list", lambda: self._ci_list(bucket)
-        if self.command == "GET":
-            return "ci.get", lambda: self._ci_jobs([jobs.get(bucket, j) for j in job_id.split(",") if j])
-        if self.command == "PUT" and "cancel" in self.query:
-            return "ci.cancel", lambda: self._ci_cancel(bucket, job_id)
-        raise CosError(405, "MethodNotAllowed", f"{self.command} {path} is not a CI job API")
-
-    def _ci_cancel(self, bucket: str, job_id: str) -> Reply:
-        self.cloud.jobs.cancel(bucket, job_id)
-        return Reply(200, {"Content-Type": "application/xml"})  # CI answers a cancel with an empty body
-
-    def _ci_jobs(self, details: List[Any], token: Optional[str] = None) -> Reply:
-        resp = JobsResponse(JobsDetail=details, NextToken=token)
-        return Reply(200, {"Content-Type": "application/xml"}, resp.to_xml())
-
-    def _ci_create(self, bucket: str) -> Reply:
-        raw = self.body()
-        try:
-            request = JobRequest.from_xml(raw, bucket=bucket)
-        except xmlcodec.XMLError as exc:
-            raise CosError(400, "InvalidArgument", f"The request body is not valid XML: {exc}") from None
-        except ValidationError as exc:
-            raise CosError(400, "InvalidArgument", f"Invalid request: {format_errors(exc)}") from None
-        except ValueError as exc:
-            raise CosError(400, "InvalidArgument", f"Invalid request: {exc}") from None
-        return self._ci_jobs([self.cloud.jobs.create(bucket, request)])
-
-    def _ci_list(self, bucket: str) -> Reply:
-        q = self.query
-        try:
-            size = int(q.get("size") or 10)
-        except ValueError:
-            raise CosError(400, "InvalidArgument", "size must be an integer") from None
-        if not 1 <= size <= 100:
-            raise CosError(400, "InvalidArgument", f"size must be 1-100, got {size}")
-        order = q.get("orderByTime") or "Desc"
-        if order not in ("Desc", "Asc"):
-            raise CosError(400, "InvalidArgument", "orderByTime must be Desc or Asc")
-        start = parse_ci_time(q["startCreationTime"]) if q.get("startCreationTime") else None
-        end = parse_ci_time(q["endCreationTime"]) if q.get("endCreationTime") else None
-        if not q.get("tag"):
-            raise CosError(400, "InvalidArgument", "tag is required")
-        details, token = self.cloud.jobs.list(bucket, q["tag"], q.get("states") or "All", size,
-                                              q.get("nextToken") or "", order, start, end, q.get("queueId"))
-        return self._ci_jobs(details, token)
+        return ci_http.route(self, bucket, path)
 
 
 class Server(ThreadingHTTPServer):

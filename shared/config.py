@@ -242,6 +242,23 @@ def known_variables() -> List[str]:
     return [env_name(f) for f in fields]
 
 
+# COS_MATTING_* names that are not settings of the functions: the deploy tools' and the tests' own.
+NOT_SETTINGS = ("COS_MATTING_DEPLOY_", "COS_MATTING_TEST_", "COS_MATTING_DEBUG")
+
+
+def unknown_variables(environ: Mapping[str, str]) -> List[Tuple[str, Optional[str]]]:
+    """(name, nearest known name or None) for every COS_MATTING_* variable no setting reads."""
+    import difflib
+
+    known = known_variables()
+    found = []
+    for name in sorted(environ):
+        if name.startswith(PREFIX) and name not in known and not name.startswith(NOT_SETTINGS):
+            near = difflib.get_close_matches(name[len(PREFIX):], [k[len(PREFIX):] for k in known], n=1, cutoff=0.6)
+            found.append((name, PREFIX + near[0] if near else None))
+    return found
+
+
 def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
     environ = os.environ if environ is None else environ
     try:
@@ -276,8 +293,9 @@ def _explain(exc: ValidationError) -> str:
 
 def max_submit_seconds(settings: "Settings") -> float:
     """The longest one submit can take: every POST /jobs times out and is followed by a lookup
-    (one list call, same timeout), with the full-jitter backoff at its cap, plus the claim and
-    record writes. A claim younger than this may still be live."""
+    (one list call: it is scoped to the job's queue and input key, so one page), with the
+    full-jitter backoff at its cap, plus the claim and record writes. Submit stops retrying
+    before this (submit.Submitter._submit); a claim younger than it may still be live."""
     attempts, timeout = settings.submit_attempts, settings.timeout_seconds
     backoff = sum(min(8.0, 0.25 * 2 ** i) for i in range(attempts - 1))
     return attempts * 2 * timeout + backoff + 3 * timeout

@@ -95,11 +95,14 @@ def decode_key(raw_key: str, url: str, appid: str, bucket_name: str) -> str:
     return part
 
 
-def uploads(event: CosEvent) -> List[Upload]:
-    return [to_upload(r) for r in event.Records]
+def uploads(event: CosEvent, region: str = "") -> List[Upload]:
+    """The uploads an event describes. Pass the function's `region` (from settings): a trigger
+    only binds buckets of its own region, and the official sample event carries neither
+    `s3Region` nor `cosRegion`, only a short `region` such as `cd` (PLATFORM.md section 4)."""
+    return [to_upload(r, region) for r in event.Records]
 
 
-def to_upload(record: CosRecord) -> Upload:
+def to_upload(record: CosRecord, region: str = "") -> Upload:
     obj, bucket = record.cos.cosObject, record.cos.cosBucket
     name = bucket.name if bucket.name.endswith("-" + bucket.appid) else f"{bucket.name}-{bucket.appid}"
     short = name[: -len(bucket.appid) - 1]
@@ -107,7 +110,7 @@ def to_upload(record: CosRecord) -> Upload:
     return Upload(
         bucket=name,
         appid=bucket.appid,
-        region=bucket.s3Region or bucket.region,
+        region=region or bucket.s3Region or (bucket.cosRegion if "-" in bucket.cosRegion else "") or bucket.region,
         key=decode_key(obj.key, obj.url, bucket.appid, short),
         etag=normalise_etag(meta.get("etag", "")),  # a hint only: the HEAD decides (identity.py)
         size=obj.size,
@@ -128,7 +131,7 @@ class Malformed(BaseModel):
     error: str
 
 
-def parse_uploads(data: Any) -> List[Union[Upload, Malformed]]:
+def parse_uploads(data: Any, region: str = "") -> List[Union[Upload, Malformed]]:
     """Every record of a trigger event, decoded one by one: a malformed record becomes a
     `Malformed` entry and the others go on. Raises ValueError only for a body that has no
     `Records` list at all (nothing to go on with)."""
@@ -140,7 +143,7 @@ def parse_uploads(data: Any) -> List[Union[Upload, Malformed]]:
     out: List[Union[Upload, Malformed]] = []
     for index, raw in enumerate(records):
         try:
-            out.append(to_upload(CosRecord.model_validate(raw)))
+            out.append(to_upload(CosRecord.model_validate(raw), region))
         except (ValidationError, TypeError, ValueError) as exc:
             detail = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": (), "msg": str(exc)}
             where = ".".join(str(p) for p in detail["loc"]) or "record"
@@ -162,8 +165,14 @@ def scrub(event: dict) -> dict:
     return clean
 
 
+# The short region codes events carry in `cosBucket.region` (a captured event: "gz").
+SHORT_REGIONS = {"ap-guangzhou": "gz", "ap-shanghai": "sh", "ap-beijing": "bj", "ap-chengdu": "cd",
+                 "ap-chongqing": "cq", "ap-nanjing": "nj", "ap-hongkong": "hk", "ap-singapore": "sg"}
+
+
 def build_event(uploads_: List[Upload], source_ip: str = "127.0.0.1", queue: str = "") -> dict:
-    """A COS trigger event shaped like the real one (for the local cloud and `generate-event`)."""
+    """A COS trigger event shaped like a real captured one (PLATFORM.md section 4): a short
+    `region`, the full region in `s3Region` and `cosRegion`, the ETag in `meta`."""
     from urllib.parse import quote
 
     records = []
@@ -180,7 +189,7 @@ def build_event(uploads_: List[Upload], source_ip: str = "127.0.0.1", queue: str
                     "key": f"/{up.appid}/{short}/{up.key}",
                     "size": up.size,
                 },
-                "cosBucket": {"region": up.region, "name": short, "appid": up.appid,
+                "cosBucket": {"region": SHORT_REGIONS.get(up.region, up.region), "name": short, "appid": up.appid,
                               "s3Region": up.region, "cosRegion": up.region},
                 "cosNotificationId": "unknown",
             },

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError, computed_field
 
 from . import tokens
 from .cloud import CloudError, Clients
-from .config import Settings, output_key, staging_key
+from .config import Settings, max_submit_seconds, output_key, staging_key
 from .events import Malformed, Upload
 from .identity import Correlation, epoch_of, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
@@ -297,11 +297,14 @@ class Submitter:
     def _submit(self, request: JobRequest, record: Record) -> JobDetail:
         """POST /jobs, safely retried: after an unknown outcome, look the job up first."""
         attempts = self.settings.submit_attempts
+        # The bound the claim lease is validated against (config.max_submit_seconds): past it,
+        # stop and leave the claim to a takeover rather than outlive the lease.
+        deadline = time.monotonic() + max_submit_seconds(self.settings) - 2 * self.settings.timeout_seconds
         for attempt in range(attempts):
             try:
                 return self.clients.ci.create(request)
             except CloudError as exc:
-                if not exc.retryable or attempt == attempts - 1:
+                if not exc.retryable or attempt == attempts - 1 or time.monotonic() > deadline:
                     raise
                 log("submit.retry", level="warning", record_id=record.id, attempt=attempt + 1, error=str(exc))
                 if exc.unknown_outcome:
@@ -314,7 +317,7 @@ class Submitter:
     def _existing_job(self, record: Record) -> Optional[JobDetail]:
         """The job CI already has for this attempt, searched from shortly before its first claim."""
         marker = Correlation(record.id, record.attempt).marker
-        return self.clients.ci.find(marker, start=ci_time(record.claimed_at, -600))
+        return self.clients.ci.find(marker, start=ci_time(record.claimed_at, -600), input_object=record.source.key)
 
     def _record_final(self, record: Record, code: str, message: str, retry: Retry) -> None:
         failed = record.model_copy(update={"state": "Failed", "updated_at": now_iso(), "retry": retry,

@@ -12,7 +12,7 @@ def main_handler(event, context):
     global _submitter
     if _submitter is None:
         _submitter = Submitter(SETTINGS, Clients(SETTINGS))
-    outcomes = handle(parse_uploads(event), _submitter)  # a malformed record fails alone
+    outcomes = handle(parse_uploads(event, SETTINGS.region), _submitter)  # region from settings; a malformed record fails alone
     failed = [o for o in outcomes if o.failed]
     if failed:  # after processing the rest: SCF retries the event, and retries are safe
         raise RuntimeError(f"{len(failed)} of {len(outcomes)} records failed: "
