@@ -15,11 +15,11 @@ question (needed without a terminal).
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside, make_clients, table
+from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside, make_clients
+from cli.ui import add_yes, confirm, table
 
 RETRYABLE = ("Failed", "Cancel", "Gone", "Superseded")
 
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--since", type=_when, metavar="WHEN",
                         help="with --state: only records that ended at or after WHEN (ISO date/time, UTC)")
     parser.add_argument("--dry-run", action="store_true", help="show what would be retried")
-    parser.add_argument("--yes", "-y", action="store_true", help="do not ask before retrying several records")
+    add_yes(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_verbose(parser)
     add_env_options(parser)
@@ -116,15 +116,6 @@ def retry_one(settings: Any, clients: Any, row: Dict[str, Any], dry_run: bool) -
             "detail": out.detail}
 
 
-def confirm(count: int, yes: bool) -> bool:
-    if yes or count <= 1:
-        return True
-    if not sys.stdin.isatty():
-        raise UsageError(f"{count} records would be retried: add --yes to confirm (no terminal to ask on)")
-    answer = input(f"retry {count} records as new attempts? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
-
-
 def run(args: argparse.Namespace) -> int:
     if bool(args.targets) == bool(args.state):
         raise UsageError("give KEY|RECORD_ID(s) or --state STATE (one of the two)")
@@ -138,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             rows = [resolve(settings, clients, t) for t in dict.fromkeys(args.targets)]
         todo = [r for r in rows if "outcome" not in r]
-        if not args.dry_run and not confirm(len(todo), args.yes):
+        if not args.dry_run and not confirm(args, f"retry {len(todo)} record(s) as new attempts?", len(todo)):
             out.write("nothing retried\n")
             return 1
         rows = [r if "outcome" in r else retry_one(settings, clients, r, args.dry_run) for r in rows]
@@ -150,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             out.write(table(["SOURCE", "BEFORE", "ATTEMPT", "OUTCOME", "JOB", "DETAIL"],
                             [[r.get("key") or r["record_id"], r.get("before") or "", r.get("attempt") or "",
                               r["outcome"], r.get("job_id") or "", r.get("detail") or ""] for r in rows],
-                            {0: 50, 5: 80}) + "\n")
+                            {0: 50, 5: 80}, right=(2,)) + "\n")
         done = sum(1 for r in rows if r["outcome"] == "submitted")
         out.write(f"{'would retry' if args.dry_run else 'retried'} "
                   f"{sum(1 for r in rows if r['outcome'].startswith('would')) if args.dry_run else done} of "

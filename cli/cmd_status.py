@@ -206,8 +206,7 @@ def show(args: argparse.Namespace, settings: Any, clients: ThreadClients, out, p
                             [[r.get("key") or r["record_id"], r.get("job_id") or "-",
                               r["state"] + (" (stuck)" if r.get("stuck") else ""), r.get("attempts", 1),
                               age(r.get("age_s")), _detail(r)] for r in records],
-                            {0: 60, 5: 60}, right=(3, 4)) + "
-")
+                            {0: 60, 5: 60}, right=(3, 4)) + "\n")
         elif not missing:
             out.write("no records" + (" match" if args.query or args.state else "") + "\n")
         if args.query and len(records) == 1:
