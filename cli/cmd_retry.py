@@ -18,6 +18,7 @@ import argparse
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
+from cli.cmd_backfill import parse_since
 from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside, make_clients
 from cli.ui import add_yes, confirm, table
 
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="*", metavar="KEY|RECORD_ID", help="source keys or record ids")
     parser.add_argument("--state", choices=RETRYABLE, help="every record whose current attempt ended in this state")
-    parser.add_argument("--since", type=_when, metavar="WHEN",
+    parser.add_argument("--since", type=parse_since, metavar="WHEN",
                         help="with --state: only records that ended at or after WHEN (ISO date/time, UTC)")
     parser.add_argument("--dry-run", action="store_true", help="show what would be retried")
     add_yes(parser)
@@ -38,14 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_verbose(parser)
     add_env_options(parser)
     parser.set_defaults(func=run)
-
-
-def _when(text: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: an ISO date or time, e.g. 2026-12-01 or 2026-12-01T08:00") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def resolve(settings: Any, clients: Any, target: str) -> Dict[str, Any]:
