@@ -7,7 +7,9 @@ submitted through `Submitter.process` (their jobs stay Submitted, so every tick 
 a source object under the watched prefix (dated a day back) plus the claim and final stage
 objects of its record, exactly as the pipeline lays them out. Before each level the sweep's place is set as if a full
 pass had just finished (steady state: the first pass over a new bucket is spread over ticks
-by the budget and the page cap). Requests are counted at the SDK (`CosS3Client.send_request`).
+by the budget and the page cap). Requests are counted at the SDK (`CosS3Client.send_request`);
+time per tick is the fastest of --ticks runs (the machine is shared: the median is printed too)
+and the CPU seconds of this process (reconcile plus the in-process local cloud serving it).
 
     .venv/bin/python benchmarks/reconcile_tick.py [--levels 0 10000 50000] [--ticks 3]
 """
@@ -72,7 +74,7 @@ def steady_sweep(clients, settings) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--levels", type=int, nargs="+", default=[0, 10_000, 50_000])
-    parser.add_argument("--ticks", type=int, default=3)
+    parser.add_argument("--ticks", type=int, default=5)
     args = parser.parse_args()
 
     from localcloud import LocalCloud
@@ -106,26 +108,31 @@ def main() -> None:
             made = level
             fill_s = time.time() - fill_started
             steady_sweep(clients, settings)
-            reqs, secs, scanned = [], [], []
+            reqs, secs, cpus, scanned = [], [], [], []
             for _ in range(args.ticks):
                 counts.clear()
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 summary = reconcile(settings, clients, older_than=0)
                 secs.append(time.perf_counter() - started)
+                cpus.append(time.process_time() - cpu)  # reconcile and the in-process local cloud
                 reqs.append(sum(counts.values()))
                 scanned.append(summary.scanned)
                 assert summary.still_running == OPEN and summary.failed == 0, summary
             rows.append({"finished": level, "open": OPEN, "requests": statistics.median(reqs),
-                         "seconds": round(statistics.median(secs), 3), "scanned": statistics.median(scanned),
+                         "seconds": round(min(secs), 3), "median_s": round(statistics.median(secs), 3),
+                         "cpu_s": round(statistics.median(cpus), 3), "scanned": statistics.median(scanned),
                          "ci": counts["ci"], "cos": counts["cos"], "fill_s": round(fill_s, 1)})
         cloud.stop()
     base = rows[0]
-    print(f"{'finished':>9} {'open':>5} {'requests/tick':>14} {'(cos+ci)':>10} {'s/tick':>8} {'x req':>6} {'x time':>7}")
+    print(f"{'finished':>9} {'open':>5} {'requests/tick':>14} {'(cos+ci)':>10} {'min s':>7} {'median s':>9} "
+          f"{'cpu s':>7} {'x req':>6} {'x min s':>8} {'x cpu':>6}")
     for r in rows:
         print(f"{r['finished']:>9} {r['open']:>5} {r['requests']:>14.0f} {str(r['cos']) + '+' + str(r['ci']):>10} "
-              f"{r['seconds']:>8.3f} {r['requests'] / base['requests']:>6.2f} {r['seconds'] / base['seconds']:>7.2f}")
-    worst = max(max(r["requests"] / base["requests"], r["seconds"] / base["seconds"]) for r in rows)
-    print(f"worst ratio to 0 finished: {worst:.2f}x (target <= 1.20x)")
+              f"{r['seconds']:>7.3f} {r['median_s']:>9.3f} {r['cpu_s']:>7.3f} {r['requests'] / base['requests']:>6.2f} "
+              f"{r['seconds'] / base['seconds']:>8.2f} {r['cpu_s'] / base['cpu_s']:>6.2f}")
+    worst = max(max(r["requests"] / base["requests"], r["seconds"] / base["seconds"], r["cpu_s"] / base["cpu_s"])
+                for r in rows)
+    print(f"worst ratio to 0 finished (requests, min wall time, cpu): {worst:.2f}x (target <= 1.20x)")
     print(json.dumps(rows))
 
 

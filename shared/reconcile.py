@@ -34,8 +34,10 @@ EVENT_NAME = "cos:ObjectCreated:Reconcile"
 STATE_KEY = "state/reconcile.json"
 SWEEP_MARGIN = 120  # seconds of clock skew between COS's Last-Modified and ours
 # Listing pages (1000 keys) the sweep reads per tick: its cost stays flat however large the
-# watched prefixes grow; a full pass over N objects takes N / 5000 ticks.
-SWEEP_PAGES = 5
+# watched prefixes grow; a full pass over N objects takes N / 1000 ticks (50,000 objects and
+# a 10-minute timer: about 8 hours). It is the last resort: an upload whose every trigger
+# retry failed also reaches the submit function's dead-letter queue (serverless.yml).
+SWEEP_PAGES = 1
 
 
 class Sweep(BaseModel):
