@@ -78,6 +78,20 @@ def test_upload_file_above_1mb_is_multipart_with_a_multipart_etag(cloud, cos_cli
     assert plain == f'"{hashlib.md5(small.read_bytes()).hexdigest()}"'  # exactly 1 MB: one PUT
 
 
+def test_upload_file_resumes_an_interrupted_upload(cloud, cos_client, tmp_path):
+    data = os.urandom(3 * MB + 7)
+    path = tmp_path / "in.bin"
+    path.write_bytes(data)
+    up = cos_client.create_multipart_upload(Bucket=BUCKET, Key="input/r.bin")["UploadId"]
+    cos_client.upload_part(Bucket=BUCKET, Key="input/r.bin", Body=data[:MB], PartNumber=1, UploadId=up)
+    before = cloud.requests["cos.multipart.part"]
+    # upload_file: list_multipart_uploads(Prefix=key), then ListParts, compares each part's
+    # quoted MD5 (get_raw_md5) and uploads only what is missing (_check_all_upload_parts).
+    etag = cos_client.upload_file(Bucket=BUCKET, Key="input/r.bin", LocalFilePath=str(path))["ETag"]
+    assert cloud.requests["cos.multipart.part"] - before == 3 and etag.endswith('-4"')
+    assert cloud.bucket(BUCKET).read("input/r.bin") == data
+
+
 def test_complete_checks_the_part_list_as_cos_documents(cloud, cos_client):
     up = cos_client.create_multipart_upload(Bucket=BUCKET, Key="input/m.bin")["UploadId"]
     etags = {n: cos_client.upload_part(Bucket=BUCKET, Key="input/m.bin", Body=body, PartNumber=n,
