@@ -74,6 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "duplicate for what already has a record)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    parser.add_argument("--no-count", action="store_true",
+                        help="do not list the objects once first to know the total (progress then shows listed so far)")
     add_verbose(parser)
     add_env_options(parser)
     parser.set_defaults(func=run)
@@ -300,6 +302,16 @@ def print_summary(summary: Summary, out: Any) -> None:
     out.flush()
 
 
+def count_objects(source: Any, settings: Any, start: Any = "", limit: Optional[int] = None) -> int:
+    """How many objects the run will list (a listing without the work)."""
+    count = 0
+    for _ in source.items(settings, start):
+        count += 1
+        if limit is not None and count >= limit:
+            break
+    return count
+
+
 def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1 or args.concurrency > 256:
         raise UsageError("--concurrency must be between 1 and 256")
@@ -326,6 +338,11 @@ def run(args: argparse.Namespace) -> int:
         start_after = read_checkpoint(args.checkpoint, source.identity)
         if start_after:
             print(f"resuming after {start_after!r} (from {args.checkpoint})", file=sys.stderr)
+    if source.total is None and not args.no_count:
+        # one quick listing first (1,000 keys per request) so progress has a total and an ETA
+        source.total = count_objects(source, settings, start_after, args.limit)
+        if not args.no_progress:
+            print(f"{source.total} object(s) in {source.describe()}", file=sys.stderr)
     progress = Progress(enabled=not args.no_progress, total=source.total)
 
     def show(summary: Summary) -> None:
