@@ -18,5 +18,7 @@ def memory_cloud():
     return MemoryCloud(buckets=(BUCKET, OUT_BUCKET))
 
 
-def settings_of(**extra: str):
-    return load_settings({**ENV, **extra})
+@pytest.fixture
+def settings_of():
+    """Settings as a deployed function loads them, plus `extra` environment variables."""
+    return lambda **extra: load_settings({**ENV, **extra})

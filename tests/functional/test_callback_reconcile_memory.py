@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import settings_of
 from helpers import BUCKET
 from shared import tags
 from shared.callback import create_app
@@ -20,7 +19,7 @@ from shared.submit import Submitter
 
 
 @pytest.fixture
-def flow(memory_cloud):
+def flow(memory_cloud, settings_of):
     settings = settings_of(COS_MATTING_CALLBACK_URL="https://cb.example.com/cb", COS_MATTING_CALLBACK_FORMAT="JSON")
     clients = memory_cloud.clients(settings)
     store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)

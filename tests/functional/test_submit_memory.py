@@ -7,7 +7,6 @@ import threading
 
 import pytest
 
-from conftest import settings_of
 from helpers import BUCKET
 from shared import tags
 from shared.events import Upload
@@ -18,7 +17,7 @@ VIDEO = b"\x00\x00\x00\x18ftypmp42 video bytes"
 
 
 @pytest.fixture
-def pipe(memory_cloud):
+def pipe(memory_cloud, settings_of):
     settings = settings_of(COS_MATTING_CALLBACK_URL="https://cb.example.com/cb",
                            COS_MATTING_CLAIM_LEASE_SECONDS="10",
                            COS_MATTING_RULES='[{"prefix": "input/greenscreen/", "segment_type": "GreenScreenSeg"}]')
