@@ -1,13 +1,15 @@
 """The local cloud without HTTP, disk or threads: an in-memory COS + CI for the fast test tiers.
 
-The seam is the SDK client. `MemoryCloud.client()` answers the few cos-python-sdk-v5 calls
-that `shared.cloud.Storage` and `shared.cloud.CI` make (put/get/head/list objects, object
-tagging, `ci_*_media_jobs`, `ci_cancel_jobs`) with the shapes the SDK returns, and fails
+The seam is the SDK client. `MemoryCloud.client()` answers the cos-python-sdk-v5 calls that
+`shared.cloud.Storage` and `shared.cloud.CI` make, with the shapes the SDK returns, and fails
 with the SDK's own `CosServiceError`/`CosClientError` built from the error bodies the local
-cloud's server sends. So `Storage`/`CI` and their error mapping run unchanged on top of it,
-and the contract suite (tests/contract) runs the same assertions here and through the real
-SDK against the HTTP local cloud. The rules (key length, tag limits, CI time format, which
-jobs can be cancelled) are the local cloud's own functions, imported, not rewritten.
+cloud's server sends; so `Storage`/`CI` and their error mapping run unchanged on top of it.
+
+- CI is the local cloud's own code: the SDK's request (`format_xml`) goes to `ci_http.route`
+  and `JobService` (its rules untouched; only persistence, outputs and callback delivery are
+  replaced, see `_MemoryJobs`), and the answer is read back with the SDK's `xml_to_dict`.
+- COS is written here (a dict per bucket), with the local cloud's rules imported (key length,
+  tag limits); tests/contract runs the same assertions on it and on the HTTP local cloud.
 
 The control surface mirrors `LocalCloud`: `upload`, `set_job_state`, `faults` (same routes),
 `callbacks` (recorded, never sent: the test delivers them to the handler it wants).
@@ -17,23 +19,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
 import threading
 import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
-
-from pydantic import ValidationError
+from urllib.parse import urlsplit
 
 from shared import xmlcodec
 from shared.cloud import CI, Clients, Storage
 from shared.config import Settings
-from shared.jobs import (TAG, TERMINAL_STATES, JobDetail, JobInput, JobOperation, JobRequest, JobsResponse,
-                         MediaInfoSpec, MediaResultSpec, OutputFileSpec, format_errors)
+from shared.jobs import JobDetail
 
-from .ci import CANCELLABLE, CallbackRecord, Callbacks, ci_time, fake_media_info, parse_ci_time, queue_id
+from . import ci_http
+from .callbacks import CallbackRecord, Callbacks
+from .ci import JobService
 from .cos import CosError, check_key, validate_tags
 from .faults import Fault, Faults
-from .replies import _gmt, _iso
+from .replies import Reply, _gmt, _iso
 
 STATES = ("Submitted", "Running", "Pause", "Success", "Failed", "Cancel")
 
@@ -48,15 +51,45 @@ class _Object:
         self.tags: Dict[str, str] = {}
 
 
-class _Job:
-    __slots__ = ("bucket", "seq", "created", "detail", "request")
-
-    def __init__(self, bucket: str, seq: int, created: float, detail: JobDetail, request: JobRequest) -> None:
-        self.bucket, self.seq, self.created, self.detail, self.request = bucket, seq, created, detail, request
-
-
 class _Dropped(Exception):
     """The connection went away (an injected drop or a delay past the client's timeout)."""
+
+
+class _Recorded(Callbacks):
+    """Callbacks are recorded by `notify` as the local cloud records them, and never sent."""
+
+    def _start(self, record: CallbackRecord, fault: Any, wait: float = 0.0) -> None:
+        with self._cond:
+            self._pending -= 1
+            self._cond.notify_all()
+
+
+class _MemoryJobs(JobService):
+    """The local cloud's JobService with its I/O replaced: no journal on disk, outputs written
+    into the MemoryCloud, callbacks recorded, no runner (jobs move by `set_job_state`)."""
+
+    def __init__(self, cloud: "MemoryCloud") -> None:
+        # the root is never written to: every method that would touch it is overridden below
+        super().__init__(tempfile.gettempdir(), None, cloud.region, cloud.faults, _Recorded(cloud.faults),  # type: ignore[arg-type]
+                         engine=None, workers=0)
+        self.memory = cloud
+
+    def add_bucket(self, bucket: str) -> None:
+        with self.lock:
+            self.jobs.setdefault(bucket, {})
+
+    def _save(self, rec: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def _write_output(self, bucket: str, key: str, data: Optional[bytes] = None, path: Optional[str] = None) -> None:
+        self.memory.upload(bucket, key, data or b"", "video/mp4")
+
+    def _output_md5(self, bucket: str, key: str) -> str:
+        obj = self.memory.buckets.get(bucket, {}).get(key)
+        return obj.etag if obj else ""
 
 
 class MemoryCloud:
@@ -64,18 +97,18 @@ class MemoryCloud:
 
     def __init__(self, buckets: Tuple[str, ...] = ("videos-1250000000",), region: str = "ap-guangzhou") -> None:
         self.region = region
+        self.started = time.time()
         self.lock = threading.RLock()
-        self.buckets: Dict[str, Dict[str, _Object]] = {name: {} for name in buckets}
-        self.jobs: Dict[str, Dict[str, _Job]] = {name: {} for name in buckets}
         self.faults = Faults()
-        self.callbacks: List[CallbackRecord] = []
-        self._bodies = Callbacks(self.faults)  # only its body format is used: nothing is sent
-        self._seq = 0
+        self.buckets: Dict[str, Dict[str, _Object]] = {}
+        self.jobs = _MemoryJobs(self)
+        for name in buckets:
+            self.add_bucket(name)
 
     def add_bucket(self, name: str) -> None:
         with self.lock:
             self.buckets.setdefault(name, {})
-            self.jobs.setdefault(name, {})
+        self.jobs.add_bucket(name)
 
     def client(self, retry: int = 0, timeout: float = 10.0) -> "MemoryClient":
         """A stand-in for `CosS3Client(config, retry=retry)` on this cloud."""
@@ -108,12 +141,10 @@ class MemoryCloud:
         return dict(self.bucket(bucket)[key].tags)
 
     def get_job(self, bucket: str, job_id: str) -> JobDetail:
-        return self._job(bucket, job_id).detail.model_copy(deep=True)
+        return self.jobs.get(bucket, job_id)
 
     def list_jobs(self, bucket: Optional[str] = None) -> List[JobDetail]:
-        with self.lock:
-            jobs = [j for b, jobs in self.jobs.items() if bucket in (None, b) for j in jobs.values()]
-            return [j.detail.model_copy(deep=True) for j in sorted(jobs, key=lambda j: j.seq)]
+        return self.jobs.all_jobs(bucket)
 
     def set_job_state(self, bucket: str, job_id: str, state: str, code: Optional[str] = None,
                       message: Optional[str] = None, media_info: Optional[Dict[str, Any]] = None,
@@ -122,89 +153,11 @@ class MemoryCloud:
         a callback recorded for every terminal state."""
         if state not in STATES:
             raise ValueError(f"unknown state {state!r}")
-        with self.lock:
-            job = self._job(bucket, job_id)
-            if job.detail.terminal and not force:
-                raise ValueError(f"job {job_id} is already {job.detail.State}; pass force=True to change it")
-            if state == "Success" and media_info is None:
-                out = job.request.Operation.Output
-                data = f"localcloud fake output of job {job_id}\n".encode()
-                self.upload(out.Bucket, out.Object, data, "video/mp4")
-                media_info = fake_media_info(len(data))
-            return self._transition(job, state, code, message, media_info)
+        return self.jobs.set_state(bucket, job_id, state, code, message, media_info, force)
 
-    # -- CI rules -------------------------------------------------------------
-    def _job(self, bucket: str, job_id: str) -> _Job:
-        job = self.jobs.get(bucket, {}).get(job_id)
-        if job is None:
-            raise CosError(404, "InvalidJobId", f"The job {job_id} does not exist.")
-        return job
-
-    def _create_job(self, bucket: str, request: JobRequest) -> JobDetail:
-        now = time.time()
-        op = request.Operation
-        detail = JobDetail(
-            Code="Success", Message="", JobId="s" + uuid.uuid4().hex, State="Submitted", CreationTime=ci_time(now),
-            QueueId=queue_id(bucket), Tag=TAG,
-            Input=JobInput(BucketId=bucket, Object=request.Input.Object, Region=self.region),
-            Operation=JobOperation(SegmentVideoBody=op.SegmentVideoBody, Output=op.Output, UserData=op.UserData,
-                                   JobLevel=op.JobLevel),
-        )
-        with self.lock:
-            self._seq += 1
-            self.jobs[bucket][detail.JobId] = _Job(bucket, self._seq, now, detail, request)
-        return detail.model_copy(deep=True)
-
-    def _list_jobs(self, bucket: str, tag: str, states: str, size: int, token: str, order: str,
-                   start: Optional[float], end: Optional[float], queue: Optional[str]) -> Tuple[List[JobDetail], str]:
-        wanted = {s.strip() for s in (states or "All").split(",") if s.strip()}
-        descending = order != "Asc"
-        with self.lock:
-            jobs = sorted(self.jobs.get(bucket, {}).values(), key=lambda j: j.seq, reverse=descending)
-            if token:
-                try:
-                    after = int(token)
-                except ValueError:
-                    raise CosError(400, "InvalidArgument", f"nextToken {token!r} is invalid") from None
-                jobs = [j for j in jobs if (j.seq < after if descending else j.seq > after)]
-            chosen = [j for j in jobs
-                      if j.detail.Tag == tag and ("All" in wanted or j.detail.State in wanted)
-                      and (start is None or j.created >= start) and (end is None or j.created <= end)
-                      and (not queue or j.detail.QueueId == queue)]
-            page = chosen[:size]
-            return [j.detail.model_copy(deep=True) for j in page], (str(page[-1].seq) if len(chosen) > size else "")
-
-    def _cancel(self, bucket: str, job_id: str) -> None:
-        with self.lock:
-            job = self._job(bucket, job_id)
-            if job.detail.State not in CANCELLABLE:
-                raise CosError(400, "InvalidArgument", f"The job {job_id} is {job.detail.State}; only "
-                                                       f"{'/'.join(CANCELLABLE)} jobs can be cancelled.")
-            self._transition(job, "Cancel")
-
-    def _transition(self, job: _Job, state: str, code: Optional[str] = None, message: Optional[str] = None,
-                    media_info: Optional[Dict[str, Any]] = None) -> JobDetail:
-        d, now = job.detail, ci_time()
-        d.State = state  # type: ignore[assignment]
-        if state in ("Running", "Success", "Failed") and d.StartTime == "-":
-            d.StartTime = now
-        if state in TERMINAL_STATES:
-            d.EndTime = now
-        if state == "Failed":
-            d.Code, d.Message = code or "InternalError", message or "job failed"
-        elif state == "Success":
-            out = job.request.Operation.Output
-            d.Code, d.Message = code or "Success", message or ""
-            assert d.Operation is not None
-            d.Operation.MediaInfo = MediaInfoSpec.model_validate(media_info or {})
-            d.Operation.MediaResult = MediaResultSpec(
-                OutputFile=OutputFileSpec(Bucket=out.Bucket, Region=out.Region, ObjectName=out.Object))
-        detail = d.model_copy(deep=True)
-        url = job.request.CallBack
-        if state in TERMINAL_STATES and url and url != "no" and job.request.CallBackType == "Url":
-            fmt = job.request.CallBackFormat
-            self.callbacks.append(CallbackRecord(url, d.JobId, state, fmt, self._bodies.body(detail, fmt)))
-        return detail
+    @property
+    def callbacks(self) -> List[CallbackRecord]:
+        return list(self.jobs.callbacks.records)
 
 
 class MemoryClients(Clients):
@@ -216,6 +169,32 @@ class MemoryClients(Clients):
         self.ci = CI(cloud.client(retry=0, timeout=settings.timeout_seconds), settings.bucket)
 
 
+class _Request:
+    """What the local cloud's request handlers (`ci_http`) read of an HTTP request."""
+
+    def __init__(self, cloud: MemoryCloud, command: str, query: Dict[str, Any], body: bytes = b"",
+                 headers: Optional[Dict[str, str]] = None) -> None:
+        self.cloud, self.command, self._body = cloud, command, body
+        # the SDK's format_values may hand over bytes
+        self.query = {_text(k): _text(v) for k, v in query.items() if v is not None}
+        self.headers = headers or {}
+        self.request_id = uuid.uuid4().hex
+
+    def body(self, limit: int = 0) -> bytes:
+        return self._body
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+class _Raw:
+    """The part of a `requests.Response` that `CI._list_scoped` reads."""
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+
+
 class MemoryClient:
     """The cos-python-sdk-v5 `CosS3Client` calls the pipeline makes, answered from a MemoryCloud.
 
@@ -224,7 +203,11 @@ class MemoryClient:
     """
 
     def __init__(self, cloud: MemoryCloud, retry: int, timeout: float) -> None:
+        from qcloud_cos import CosConfig
+
         self.cloud, self.retry, self.timeout = cloud, retry, timeout
+        # a real config: CI builds some requests itself from it (uri, signing)
+        self._conf = CosConfig(Region=cloud.region, SecretId="AKIDmemory", SecretKey="memory", Scheme="http")
 
     # -- COS ----------------------------------------------------------------
     def put_object(self, Bucket: str, Body: bytes, Key: str, ContentType: str = "",
@@ -290,54 +273,59 @@ class MemoryClient:
 
         return self._send("PUT", "cos.tagging.put", put)
 
-    # -- CI -------------------------------------------------------------------
-    def ci_create_media_jobs(self, Bucket: str, Jobs: Dict[str, Any], **_: Any) -> Dict[str, Any]:
-        def create() -> Dict[str, Any]:
-            self.cloud.bucket(Bucket)
-            try:  # what the local cloud's server does with the XML body (server._ci_create)
-                request = JobRequest.model_validate(Jobs, context={"bucket": Bucket})
-            except ValidationError as exc:
-                raise CosError(400, "InvalidArgument", f"Invalid request: {format_errors(exc)}") from None
-            except ValueError as exc:
-                raise CosError(400, "InvalidArgument", f"Invalid request: {exc}") from None
-            return _jobs([self.cloud._create_job(Bucket, request)])
+    # -- CI: the SDK's request shapes, answered by the local cloud's ci_http ------
+    def ci_create_media_jobs(self, Bucket: str, Jobs: Dict[str, Any], ContentType: str = "",
+                             **_: Any) -> Dict[str, Any]:
+        from qcloud_cos.cos_comm import format_xml
 
-        return self._send("POST", "ci.create", create, ci=True)
+        body = format_xml(data=Jobs, root="Request")
+        return self._ci("POST", Bucket, "/jobs", {}, ["JobsDetail"], body.encode("utf-8") if isinstance(body, str)
+                        else body, {"Content-Type": ContentType} if ContentType else {})
 
     def ci_get_media_jobs(self, Bucket: str, JobIDs: str, **_: Any) -> Dict[str, Any]:
-        def get() -> Dict[str, Any]:
-            self.cloud.bucket(Bucket)
-            return _jobs([self.cloud.get_job(Bucket, j) for j in JobIDs.split(",") if j])
-
-        return self._send("GET", "ci.get", get, ci=True)
+        return self._ci("GET", Bucket, "/jobs/" + JobIDs, {}, ["JobsDetail"])
 
     def ci_list_media_jobs(self, Bucket: str, Tag: str, QueueId: Optional[str] = None,
                            StartCreationTime: Optional[str] = None, EndCreationTime: Optional[str] = None,
                            OrderByTime: str = "Desc", States: str = "All", Size: int = 10, NextToken: str = "",
                            **_: Any) -> Dict[str, Any]:
-        def listing() -> Dict[str, Any]:  # the checks of the local cloud's server._ci_list
-            self.cloud.bucket(Bucket)
-            size = int(Size)
-            if not 1 <= size <= 100:
-                raise CosError(400, "InvalidArgument", f"size must be 1-100, got {size}")
-            if OrderByTime not in ("Desc", "Asc"):
-                raise CosError(400, "InvalidArgument", "orderByTime must be Desc or Asc")
-            if not Tag:
-                raise CosError(400, "InvalidArgument", "tag is required")
-            start = parse_ci_time(StartCreationTime) if StartCreationTime else None
-            end = parse_ci_time(EndCreationTime) if EndCreationTime else None
-            details, token = self.cloud._list_jobs(Bucket, Tag, States, size, NextToken or "", OrderByTime, start,
-                                                   end, QueueId)
-            return _jobs(details, token)
+        query = {"tag": Tag, "orderByTime": OrderByTime, "states": States, "size": str(Size), "nextToken": NextToken,
+                 "queueId": QueueId, "startCreationTime": StartCreationTime, "endCreationTime": EndCreationTime}
+        return self._ci("GET", Bucket, "/jobs", query, ["JobsDetail"])
 
-        return self._send("GET", "ci.list", listing, ci=True)
+    def ci_cancel_jobs(self, Bucket: str, JobID: str, **_: Any) -> str:
+        self._ci("PUT", Bucket, "/jobs/" + JobID, {"cancel": ""}, [])
+        return ""
 
-    def ci_cancel_jobs(self, Bucket: str, JobID: str, **_: Any) -> None:
-        def cancel() -> None:
-            self.cloud.bucket(Bucket)
-            self.cloud._cancel(Bucket, JobID)
+    def ci_get_ai_queue(self, Bucket: str, State: str = "All", QueueIds: str = "", PageNumber: str = "",
+                        PageSize: str = "", **_: Any) -> Dict[str, Any]:
+        query = {"queueIds": QueueIds, "state": State, "pageNumber": PageNumber, "pageSize": PageSize}
+        return self._ci("GET", Bucket, "/ai_queue", query, ["QueueList"])
 
-        return self._send("PUT", "ci.cancel", cancel, ci=True)
+    def send_request(self, method: str, url: str, bucket: str, params: Optional[Dict[str, Any]] = None,
+                     **_: Any) -> _Raw:
+        """The SDK's raw request, as `CI` uses it for the job lookup (GET /jobs with more parameters)."""
+        return _Raw(self._ci(method, bucket, urlsplit(url).path, params or {}, None))
+
+    def _ci(self, method: str, bucket: str, path: str, query: Dict[str, Any], lists: Optional[List[str]],
+            body: bytes = b"", headers: Optional[Dict[str, str]] = None) -> Any:
+        """One CI request through the local cloud's handlers; the answer parsed as the SDK parses it
+        (`xml_to_dict`, then `format_dict` of `lists`), or the raw XML when `lists` is None."""
+        from qcloud_cos.cos_comm import format_dict, xml_to_dict
+
+        request = _Request(self.cloud, method, query, body, headers)
+        try:
+            self.cloud.bucket(bucket)  # checked before routing, as the server does
+            route, action = ci_http.route(request, bucket, path)
+        except CosError as exc:
+            raise _service_error(method, exc, True) from None
+        reply: Reply = self._send(method, route, action, ci=True)
+        if lists is None:
+            return reply.body
+        data = xml_to_dict(reply.body) if reply.body else {}
+        if lists:
+            format_dict(data, lists)
+        return data
 
     # -- plumbing -------------------------------------------------------------
     def _object(self, bucket: str, key: str) -> _Object:
@@ -405,10 +393,6 @@ class _Body:
 
     def get_raw_stream(self) -> io.BytesIO:
         return io.BytesIO(self.data)
-
-
-def _jobs(details: List[JobDetail], token: Optional[str] = None) -> Dict[str, Any]:
-    return JobsResponse(JobsDetail=details, NextToken=token or None).wire()
 
 
 def _service_error(method: str, err: CosError, ci: bool) -> Exception:

@@ -45,7 +45,8 @@ def test_create_then_describe(backend):
 def test_describe_of_an_unknown_job(backend):
     with pytest.raises(CloudError) as err:
         backend.ci.describe("s" + "0" * 32)
-    assert (err.value.operation, err.value.status, err.value.code) == ("ci.get", 404, "InvalidJobId")
+    # CI answers 200 and names the id in <NonExistJobIds>; CI.describe makes that a 404
+    assert (err.value.operation, err.value.status, err.value.code) == ("ci.get", 404, "NoSuchJob")
 
 
 def test_create_refuses_a_background_outside_the_source_bucket(backend):
@@ -91,7 +92,8 @@ def test_list_filters_by_state_and_creation_time(backend):
     assert (err.value.status, err.value.code) == (400, "InvalidArgument")
 
 
-def test_cancel_only_while_not_finished(backend):
+def test_cancel_only_before_the_job_starts(backend):
+    """Only jobs not yet run can be cancelled (https://cloud.tencent.com/document/api/1246/109264)."""
     job = backend.ci.create(request(1))
     backend.ci.cancel(job.JobId)
     cancelled = backend.ci.describe(job.JobId)
@@ -100,15 +102,17 @@ def test_cancel_only_while_not_finished(backend):
         with pytest.raises(CloudError) as err:
             backend.ci.cancel(job_id)
         assert (err.value.operation, err.value.status, err.value.code) == ("ci.cancel", status, code)
-    running = backend.ci.create(request(2)).JobId
-    backend.set_job_state(running, "Running")
-    backend.ci.cancel(running)
-    assert backend.ci.describe(running).State == "Cancel"
-    done = backend.ci.create(request(3)).JobId
-    backend.set_job_state(done, "Success")
-    with pytest.raises(CloudError) as err:
-        backend.ci.cancel(done)
-    assert err.value.status == 400 and backend.ci.describe(done).State == "Success"
+    paused = backend.ci.create(request(2)).JobId
+    backend.set_job_state(paused, "Pause")
+    backend.ci.cancel(paused)
+    assert backend.ci.describe(paused).State == "Cancel"
+    for n, state in ((3, "Running"), (4, "Success")):
+        started = backend.ci.create(request(n)).JobId
+        backend.set_job_state(started, state)
+        with pytest.raises(CloudError) as err:
+            backend.ci.cancel(started)
+        assert (err.value.status, err.value.code) == (400, "InvalidArgument")
+        assert backend.ci.describe(started).State == state
 
 
 def test_find_by_correlation_marker(backend):
@@ -117,6 +121,13 @@ def test_find_by_correlation_marker(backend):
     assert backend.ci.find("cm:bbb").JobId == mine
     assert backend.ci.find("cm:bb") is None  # a prefix of a marker is not the marker
     assert backend.ci.find("cm:bbb", start=ci_time(time.time() + 3600)) is None
+    assert backend.ci.find("cm:bbb", input_object="input/clip-2.mp4").JobId == mine  # scoped to its input
+    assert backend.ci.find("cm:bbb", input_object="input/clip-1.mp4") is None
+
+
+def test_the_ai_queue_is_the_queue_jobs_go_to(backend):
+    queue = backend.ci.ai_queue()
+    assert queue and backend.ci.create(request(1)).QueueId == queue
 
 
 def test_success_failure_and_their_callbacks(backend):
