@@ -1,9 +1,15 @@
 """Build the SCF deployment artefacts in dist/, reproducibly.
 
-    dist/cos-matting-layer.zip        python/<deps>   -> /opt/python on SCF
+    dist/cos-matting-layer.zip        <deps> at the zip's root -> /opt on SCF
     dist/cos-matting-<fn>.zip         index.py + shared/   (fn = submit, callback, reconcile)
     dist/layer/, dist/scf/<fn>/       the same trees unpacked, for the `layer` and
                                       `multi-scf` components (`src:` is a folder there)
+
+SCF unpacks a layer under /opt and its Python runtime's path is /var/user (the
+code) then /opt, so packages sit at the root of the layer zip, not under python/
+(AWS Lambda's layout). Source: Tencent's layer page ("将依赖库的代码包文件夹直接打包并
+创建为层，则在函数代码中可直接通过 import 引用", cloud.tencent.com/document/product/583/40159)
+and PLATFORM.md section 3 (corrected).
 
 Dependencies are wheels for the SCF runtime (CPython 3.10, manylinux2014_x86_64),
 fetched with `pip download --only-binary=:all: --platform ... --no-deps` from the
@@ -200,7 +206,7 @@ def _skip(name: str) -> bool:
     return any(p in SKIP_DIRS for p in parts) or name.endswith(SKIP_SUFFIXES)
 
 
-def wheel_tree(path: Path, prefix: str = "python/") -> Tree:
+def wheel_tree(path: Path, prefix: str = "") -> Tree:
     """Install a wheel by unpacking it (purelib/platlib land at the root; scripts/headers/data are dropped)."""
     tree: Tree = {}
     with zipfile.ZipFile(path) as zf:
@@ -217,7 +223,7 @@ def wheel_tree(path: Path, prefix: str = "python/") -> Tree:
     return tree
 
 
-def crcmod_tree(sdist: Path, prefix: str = "python/") -> Tree:
+def crcmod_tree(sdist: Path, prefix: str = "") -> Tree:
     name, version, _ = CRCMOD
     tree: Tree = {}
     with tarfile.open(sdist, "r:gz") as tf:
@@ -275,7 +281,7 @@ def check_closure(tree: Tree) -> List[str]:
            "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
            "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
     for name, data in tree.items():
-        if re.match(r"^python/[^/]+\.dist-info/METADATA$", name):
+        if re.match(r"^[^/]+\.dist-info/METADATA$", name):
             meta = BytesParser().parsebytes(data)
             dist = normalize(meta["Name"])
             provided[dist] = meta["Version"]
