@@ -9,11 +9,14 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from shared.events import Upload, build_event
 from shared.jobs import JobDetail
 
+from .camapi import CamService
 from .ci import CallbackRecord, Callbacks, Engine, JobService
 from .cos import Bucket, CosError, ObjectMeta, ObjectStore
 from .faults import Faults
 from .scf import Function, Invocation, Runtime, Trigger, function_url_event, function_url_reply
+from .scfapi import ScfService
 from .server import Reply, _json, make_server
+from .tcapi import Api, reply_json
 
 
 class LocalCloud:
@@ -41,6 +44,12 @@ class LocalCloud:
         self.jobs = JobService(os.path.join(self.data_dir, "ci"), self.store, region, self.faults,
                                self.callback_sender, None, job_workers, on_output=self._output_written)
         self.runtime = Runtime(self.faults, function_python)  # e.g. a python3.10 like SCF's runtime
+        # The Tencent Cloud API 3.0 (SCF, CAM) that deploy and doctor call, persisted under data_dir.
+        buckets = list(buckets)
+        appid = buckets[0].rsplit("-", 1)[1] if buckets else "1250000000"
+        self.cam = CamService(os.path.join(self.data_dir, "cam"), appid=appid)
+        self.scf = ScfService(self, os.path.join(self.data_dir, "scf"))
+        self.api = Api(self.credentials, {("scf", "2018-04-16"): self.scf, ("cam", "2019-01-16"): self.cam})
         for name in buckets:
             self.add_bucket(name)
         self._server: Any = None
@@ -57,6 +66,7 @@ class LocalCloud:
                                         daemon=True, name="localcloud-http")
         self._thread.start()
         self.jobs.start()
+        self.scf.start()  # functions deployed before a restart run again
         return self
 
     def stop(self) -> None:
@@ -70,6 +80,7 @@ class LocalCloud:
             self._server.server_close()
             self._server = None
         self.jobs.stop()
+        self.scf.stop()
         self.runtime.close()
         self.jobs.close()
         self.store.close()
@@ -209,6 +220,12 @@ class LocalCloud:
                                    handler.client_address[0])
         status, out_headers, out_body = function_url_reply(self.runtime.run(fn, event, "http"))
         return Reply(status, out_headers, out_body)
+
+    def _api(self, handler: Any) -> Reply:
+        """Tencent Cloud API 3.0 calls (X-TC-Action) and the Function URLs of deployed functions."""
+        if handler.raw_path.startswith("/_url/"):
+            return self.scf.function_url(handler)
+        return Reply(*reply_json(handler, self.api))
 
     def _control(self, handler: Any) -> Reply:
         """Test-only control API: never part of the emulated COS/CI surface."""

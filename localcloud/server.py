@@ -111,6 +111,8 @@ class Handler(BaseHTTPRequestHandler):
                 reply = self._bucket_request(match.group("bucket"), match.group("region"))
             elif self.raw_path.startswith("/_fn/"):
                 reply = self.cloud._function_url(self)
+            elif self.headers.get("X-TC-Action") or self.raw_path.startswith("/_url/"):
+                reply = self.cloud._api(self)  # Tencent Cloud API 3.0 (SCF, CAM); deployed Function URLs
             elif self.raw_path.startswith("/_localcloud/") or self.raw_path == "/_localcloud":
                 reply = self.cloud._control(self)
             else:
