@@ -25,7 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from cli.common import Progress, ThreadClients, UsageError, add_env_options, add_verbose, dump_json, load, logs_aside
+from cli.common import ThreadClients, UsageError, add_env_options, add_verbose, dump_json, load, logs_aside
+from cli.progress import Progress
 
 BACKFILL_EVENT = "cos:ObjectCreated:Backfill"
 COUNTERS = ("submitted", "duplicate", "skipped", "failed")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List
 
-from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside, make_clients, table
+from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside, make_clients
+from cli.ui import table
 
 CANCELLABLE = ("Submitted", "Running", "Pause")
 

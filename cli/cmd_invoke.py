@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from cli.common import (ROOT, UsageError, LogSink, add_env_options, captured_stdout, dump_json, environment,
-                        parse_log_line, patched_environ, require_local, table)
+                        parse_log_line, patched_environ, require_local)
+from cli.ui import table
 
 KINDS = ("submit", "callback", "reconcile")
 PLACEHOLDER_JOB = "s0000000000000000000000000000000"
@@ -384,10 +385,14 @@ def check_settings(env: Mapping[str, str]) -> None:
     """Fail before running anything (exit 2, naming the variable) if the handlers could not start."""
     from shared.config import load_settings
 
+    from cli.common import check_reachable, warn_unknown_variables
+
     load_settings(env)
     if not (env.get("TENCENTCLOUD_SECRETID") and env.get("TENCENTCLOUD_SECRETKEY")):
         raise UsageError("TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY are not set (with --local they default "
                          "to the local cloud's keys)")
+    warn_unknown_variables(env)
+    check_reachable(env)
 
 
 def print_result(res: Result, out, err, quiet: bool = False, title: str = "") -> None:

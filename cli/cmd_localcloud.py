@@ -1,23 +1,33 @@
 """`cos-matting localcloud`: run the local cloud (COS + CI + SCF emulation) until Ctrl-C."""
 import argparse
+import errno
+import os
+import re
 import signal
 import sys
 import threading
-from typing import Dict, List, Tuple
+from typing import Dict, List, Mapping, Tuple
+
+from cli.common import ROOT
+from cli.ui import usage
 
 DEFAULT_BUCKET = "videos-1250000000"
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]*-\d+")  # COS: name-APPID, lower case letters, digits, hyphens
 
 EPILOG = """\
 Point the SDK at it with CosConfig(Region=R, SecretId=ID, SecretKey=KEY, IP=HOST, Port=PORT, Scheme="http"),
 or set COS_MATTING_ENDPOINT=http://HOST:PORT for the functions. Buckets are reached by the Host header
 <bucket>.cos.<region>.myqcloud.com, CI jobs under /jobs on the same host. Function URLs are served at
-http://HOST:PORT/_fn/<name>/. Test-only control routes (no auth: keep --host on loopback) live under
+http://HOST:PORT/_fn/<name>/; a function URL named `callback` is wired into the other functions as
+COS_MATTING_CALLBACK_URL (unless --env sets it), so jobs call back with any --port, 0 included.
+Every function's environment must pass the settings check (the same as at SCF cold start). Test-only control routes (no auth: keep --host on loopback) live under
 http://HOST:PORT/_localcloud/ (health, jobs, jobs/<bucket>/<id>/state, faults, invocations, callbacks, idle).
 
 example:
   cos-matting localcloud --port 9000 --engine matting \\
       --trigger functions/submit --function-url callback=functions/callback \\
-      --env COS_MATTING_BUCKET=videos-1250000000 --env COS_MATTING_REGION=ap-guangzhou
+      --env COS_MATTING_BUCKET=videos-1250000000 --env COS_MATTING_REGION=ap-guangzhou \\
+      --env COS_MATTING_CALLBACK_KEYS=local-callback-key-0123456789
 """
 
 
@@ -28,16 +38,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Objects, tags and jobs persist under --data.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)")
-    parser.add_argument("--port", type=int, default=9000, help="port to bind, 0 for any free port (default: %(default)s)")
+    parser.add_argument("--port", type=_port, default=9000, help="port to bind, 0 for any free port (default: %(default)s)")
     parser.add_argument("--data", default=".localcloud", metavar="DIR",
                         help="directory for objects, tags and jobs (default: %(default)s)")
-    parser.add_argument("--bucket", action="append", dest="buckets", metavar="NAME-APPID",
+    parser.add_argument("--bucket", action="append", dest="buckets", metavar="NAME-APPID", type=_bucket,
                         help=f"bucket to serve; repeat for several; the first is the trigger bucket "
                              f"(default: {DEFAULT_BUCKET})")
     parser.add_argument("--region", default="ap-guangzhou", help="region in bucket host names (default: %(default)s)")
     parser.add_argument("--secret-id", default="AKIDlocal", help="accepted SecretId (default: %(default)s)")
     parser.add_argument("--secret-key", default="localsecretkey", help="its SecretKey (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=2, help="job workers when an engine runs (default: %(default)s)")
+    parser.add_argument("--workers", type=_positive, default=2, help="job workers when an engine runs (default: %(default)s)")
     parser.add_argument("--engine", choices=("none", "matting"), default="none",
                         help="'matting' runs jobs with localcloud.matting; 'none' leaves them Submitted "
                              "(finish them via the control API) (default: %(default)s)")
@@ -57,14 +67,63 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give 0-65535 (0 picks a free one)")
+    return port
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
+    return int(text)
+
+
+def _bucket(text: str) -> str:
+    if not BUCKET_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a bucket name: give NAME-APPID in lower case letters, "
+                                         f"digits and hyphens, e.g. {DEFAULT_BUCKET}")
+    return text
+
+
 def _pairs(values: List[str], what: str) -> List[Tuple[str, str]]:
     out = []
     for value in values:
         key, sep, rest = value.partition("=")
         if not sep or not key:
-            raise SystemExit(f"error: {what} must look like A=B, got {value!r}")
+            raise usage(f"{what} {value!r}", "expected NAME=VALUE", f"e.g. {what} " +
+                        ("COS_MATTING_MODE=Foreground" if what == "--env" else "callback=functions/callback"))
         out.append((key, rest))
     return out
+
+
+def _function_dir(flag: str, function_dir: str) -> str:
+    from localcloud.scf import resolve_dir
+
+    path = resolve_dir(function_dir)
+    if not os.path.isfile(os.path.join(path, "index.py")):
+        raise usage(f"{flag} {function_dir}", "no such function folder (it needs an index.py with main_handler)",
+                    "give one of functions/submit, functions/callback, functions/reconcile")
+    return function_dir
+
+
+def check_function_env(flag: str, function_dir: str, env: Mapping[str, str]) -> None:
+    """Refuse one of the project's functions whose environment would fail its cold start, with the
+    settings error (a function folder of your own is not checked)."""
+    from localcloud.scf import resolve_dir
+    from shared.config import ConfigError, load_settings
+
+    if os.path.dirname(os.path.realpath(resolve_dir(function_dir))) != os.path.realpath(ROOT / "functions"):
+        return
+    try:
+        load_settings(env)
+    except ConfigError as exc:
+        raise usage(f"{flag} {function_dir}", f"its environment fails the settings check: {exc}",
+                    "fix the --env values") from None
 
 
 def _engine(name: str):
@@ -88,26 +147,61 @@ def run(args: argparse.Namespace) -> int:
 
     buckets: List[str] = args.buckets or [DEFAULT_BUCKET]
     env: Dict[str, str] = dict(_pairs(args.env, "--env"))
-    urls = _pairs(args.function_url, "--function-url")
-    timers = [(d, float(s)) for d, s in _pairs(args.timer, "--timer")]
+    urls = [(name, _function_dir("--function-url", d)) for name, d in _pairs(args.function_url, "--function-url")]
+    triggers = [_function_dir("--trigger", d) for d in args.trigger]
+    timers = []
+    for function_dir, seconds in _pairs(args.timer, "--timer"):
+        try:
+            timers.append((_function_dir("--timer", function_dir), float(seconds)))
+        except ValueError:
+            raise usage(f"--timer {function_dir}={seconds}", "SECONDS is not a number", "e.g. --timer "
+                        "functions/reconcile=60") from None
     cloud = LocalCloud(data_dir=args.data, buckets=buckets, region=args.region, secret_id=args.secret_id,
                        secret_key=args.secret_key, host=args.host, port=args.port, job_workers=args.workers,
                        verbose=args.verbose)
     engine = _engine(args.engine)
-    cloud.start()
+    try:
+        cloud.start()
+    except OSError as exc:
+        cloud.stop()
+        if exc.errno == errno.EADDRINUSE:
+            raise usage(f"--port {args.port}", "the port is in use (another localcloud?)",
+                        "stop that one, or pass another --port (0 picks a free one)") from None
+        raise usage(f"--host {args.host} --port {args.port}", f"cannot listen there ({exc.strerror or exc})",
+                    "use --host 127.0.0.1 and another --port") from None
     try:
         if not args.quiet:
             cloud.runtime.on_invocation = _print_invocation
         if engine is not None:
             cloud.set_engine(engine)
+        names = dict(urls)
+        if "callback" in names and not env.get("COS_MATTING_CALLBACK_KEYS"):
+            raise usage("--function-url callback", "COS_MATTING_CALLBACK_KEYS is not set: callbacks carry a token "
+                        "signed with it", "add --env COS_MATTING_CALLBACK_KEYS=<a key of 16+ characters>")
+        if "callback" in names and not env.get("COS_MATTING_CALLBACK_URL"):
+            env["COS_MATTING_CALLBACK_URL"] = f"{cloud.url}/_fn/callback"  # what add_function_url serves
+        full = {**cloud.function_env(), **env}
+        for flag, function_dir in ([("--function-url", d) for _, d in urls] + [("--trigger", d) for d in triggers]
+                                   + [("--timer", d) for d, _ in timers]):
+            check_function_env(flag, function_dir, full)
+        wired = []
         for name, function_dir in urls:
-            cloud.add_function_url(name, function_dir, env)
-        for function_dir in args.trigger:
+            wired.append(f"{name} <- {cloud.add_function_url(name, function_dir, env)}/")
+        for function_dir in triggers:
             cloud.add_trigger(buckets[0], function_dir, env, prefix=args.trigger_prefix, suffix=args.trigger_suffix)
+            wired.append(f"{function_dir} <- COS trigger on {buckets[0]}/{args.trigger_prefix}*{args.trigger_suffix}")
         for function_dir, seconds in timers:
             cloud.add_timer(function_dir, env, seconds)
+            wired.append(f"{function_dir} <- timer every {seconds:g} s")
         print(f"localcloud listening on {cloud.url} (buckets: {', '.join(buckets)}; region {args.region}; "
               f"data {cloud.data_dir})", flush=True)
+        for line in wired:  # stderr: stdout stays the one line above, for scripts
+            print(f"  {line}", file=sys.stderr, flush=True)
+        if triggers and not env.get("COS_MATTING_CALLBACK_URL"):
+            print("  note: no callback function URL (--function-url callback=functions/callback): jobs will not "
+                  "call back; `cos-matting reconcile` finishes them", file=sys.stderr, flush=True)
+        elif "callback" in names:
+            print(f"  jobs call back to {env['COS_MATTING_CALLBACK_URL']}", file=sys.stderr, flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:

@@ -14,7 +14,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Optional
 
-from cli.common import ThreadClients, UsageError, add_env_options, age, dump_json, load, table
+from cli.common import ThreadClients, UsageError, add_env_options, age, dump_json, load
+from cli.ui import table
 
 MISSING = "NoRecord"
 STATES = ("Claimed", "Submitted", "Running", "Pause", "Success", "Failed", "Cancel", MISSING)

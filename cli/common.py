@@ -1,6 +1,6 @@
 """Helpers shared by the operations commands: settings from the environment and an
 optional `.env` file, clients, the local-cloud switch, captured logs, tables,
-progress lines and exit codes.
+and exit codes (tables and prompts: `cli.ui`; progress lines: `cli.progress`).
 
 Exit codes: 0 ok, 1 something failed, 2 usage or configuration (a one-line
 message naming the variable; raised as `UsageError`, which `cli.main` prints).
@@ -114,13 +114,54 @@ def require_local(env: Mapping[str, str], what: str, allow_real: bool = False) -
                      f"with your TENCENTCLOUD_SECRETID/TENCENTCLOUD_SECRETKEY")
 
 
+def check_reachable(env: Mapping[str, str], timeout: float = 1.0) -> None:
+    """Fail fast, in one line, when the endpoint is wrong: a local cloud that is not running (instead of
+    the SDK's retries and a traceback), or the local cloud's keys without an endpoint."""
+    import socket
+
+    from cli.ui import failure, usage
+
+    endpoint = env.get(ENDPOINT)
+    if not endpoint:
+        if env.get("TENCENTCLOUD_SECRETID") == LOCAL_SECRET_ID:
+            raise usage(ENDPOINT, "not set, but TENCENTCLOUD_SECRETID is the local cloud's AKIDlocal",
+                        f"export {ENDPOINT}=http://127.0.0.1:9000 (or pass --local URL) to use the local cloud, "
+                        "or export your own keys for Tencent Cloud")
+        return
+    url = urlsplit(endpoint)
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        raise usage(f"{ENDPOINT}={endpoint}", "the port is not a number 0-65535", "e.g. http://127.0.0.1:9000") from None
+    try:
+        socket.create_connection((url.hostname or "127.0.0.1", port), timeout=timeout).close()
+    except OSError as exc:
+        raise failure(f"{ENDPOINT}={endpoint}", f"nothing answers there ({exc.strerror or exc})",
+                      "start the local cloud with `cos-matting localcloud` (see README), or fix the URL") from None
+
+
 def load(args: argparse.Namespace, overrides: Optional[Mapping[str, str]] = None):
-    """(env, settings) for a command; ConfigError names the variable."""
+    """(env, settings) for a command; ConfigError names the variable; an endpoint that does not answer
+    fails at once."""
     from shared.config import load_settings
 
     env = environment(args)
     env.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return env, load_settings(env)
+    settings = load_settings(env)
+    warn_unknown_variables(env)
+    check_reachable(env)
+    return env, settings
+
+
+def warn_unknown_variables(env: Mapping[str, str], stream: Optional[TextIO] = None) -> List[str]:
+    """A misspelt COS_MATTING_* variable would be silently ignored: say so, with the nearest known name."""
+    from shared.config import unknown_variables
+
+    lines = [f"warning: {name} is not a cos-matting setting (ignored)" + (f"; did you mean {near}?" if near else "")
+             for name, near in unknown_variables(env)]
+    for line in lines:
+        print(line, file=stream or sys.stderr)
+    return lines
 
 
 def make_clients(settings: Any, env: Mapping[str, str], pool: int = 0) -> Any:
@@ -257,36 +298,6 @@ def parse_log_line(line: str) -> Optional[Dict[str, Any]]:
 
 # -- output ---------------------------------------------------------------------------------------
 
-def shorten(text: str, width: int) -> str:
-    if width <= 0 or len(text) <= width:
-        return text
-    keep = width - 1
-    return text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2):]
-
-
-def display_width(text: str) -> int:
-    """Terminal columns: wide (CJK) characters take two."""
-    import unicodedata
-
-    if text.isascii():
-        return len(text)
-    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 0 if unicodedata.combining(ch) else 1
-               for ch in text)
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], max_width: Optional[Dict[int, int]] = None) -> str:
-    """A plain fixed-width table; columns listed in max_width are shortened in the middle."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    for col, width in (max_width or {}).items():
-        for row in cells[1:]:
-            row[col] = shorten(row[col], width)
-    widths = [max(display_width(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(cell + " " * (widths[i] - display_width(cell)) for i, cell in enumerate(row)).rstrip()
-             for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def age(seconds: Optional[float]) -> str:
     if seconds is None:
         return "-"
@@ -295,50 +306,6 @@ def age(seconds: Optional[float]) -> str:
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
     return f"{int(seconds)}s"
-
-
-class Progress:
-    """A progress line on stderr: rewritten in place on a terminal, one line every few seconds otherwise."""
-
-    def __init__(self, total: Optional[int] = None, stream: Optional[TextIO] = None, enabled: bool = True,
-                 interval: Optional[float] = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.enabled, self.total = enabled, total
-        self.interval = interval if interval is not None else (0.1 if self.tty else 5.0)
-        self.started = time.monotonic()
-        self._last = 0.0
-        self._shown = False
-
-    def line(self, done: int, counts: Mapping[str, int]) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        total = self.total if self.total is not None else "?"
-        width = len(str(total))
-        parts = " ".join(f"{k}={v}" for k, v in counts.items())
-        return f"[{done:>{width}}/{total}] {done / elapsed:5.0f}/s {parts}"
-
-    def update(self, done: int, counts: Mapping[str, int], force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self._last < self.interval:
-            return
-        self._last = now
-        text = self.line(done, counts)
-        if self.tty:
-            self.stream.write("\r\x1b[2K" + text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-        self._shown = True
-
-    def finish(self, done: int, counts: Mapping[str, int]) -> None:
-        if not self.enabled:
-            return
-        self.update(done, counts, force=True)
-        if self.tty and self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def dump_json(data: Any) -> str:

@@ -22,6 +22,7 @@ from .journal import Journal
 CHUNK = 1 << 20
 MAX_TAGS = 10
 TAG_CHARS = re.compile(r"^[\w +\-=._:/]*$", re.UNICODE)
+MAX_KEY_BYTES = 850  # "编码长度最大为850个字节" https://cloud.tencent.com/document/product/436/13324
 
 
 class CosError(Exception):
@@ -41,18 +42,34 @@ class ObjectMeta:
     last_modified: float = 0.0
     meta: Dict[str, str] = field(default_factory=dict)  # x-cos-meta-* headers, lower-case names
     tags: Dict[str, str] = field(default_factory=dict)
+    version_id: str = ""  # "" when the bucket never had versioning, "null" while it is suspended
+
+
+def check_key(key: str) -> None:
+    """Refuse a key COS refuses: over 850 bytes of UTF-8 (436/13324). The error code is S3's
+    `KeyTooLong`; the COS error-code page was not available to confirm the exact code."""
+    size = len(key.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise CosError(400, "KeyTooLong", f"The object key is {size} bytes of UTF-8; COS allows at most {MAX_KEY_BYTES}.")
 
 
 def validate_tags(pairs: List[Tuple[str, str]]) -> Dict[str, str]:
-    """Enforce the COS object-tag limits; raise CosError(400) like COS does."""
+    """Enforce the COS object-tag limits; raise CosError(400) like COS does.
+
+    PUT Object tagging (https://cloud.tencent.com/document/product/436/42997): at most 10 tags,
+    key not empty and under 128 bytes, value under 256 bytes, letters, digits, space and
+    `+ - _ = . : /`. The object-tag overview (https://cloud.tencent.com/document/product/436/35665)
+    gives values as 1-255 characters: an empty value is refused here. It also lists `@`, which
+    the API page does not: `@` stays refused (the stricter reading).
+    """
     if len(pairs) > MAX_TAGS:
         raise CosError(400, "BadRequest", f"too many tags: {len(pairs)} (at most {MAX_TAGS} per object)")
     tags: Dict[str, str] = {}
     for key, value in pairs:
         if not key or len(key.encode("utf-8")) >= 128:
             raise CosError(400, "InvalidTag", f"tag key must be 1-127 bytes: {key!r}")
-        if len(value.encode("utf-8")) >= 256:
-            raise CosError(400, "InvalidTag", f"tag value must be under 256 bytes (key {key!r})")
+        if not value or len(value.encode("utf-8")) >= 256:
+            raise CosError(400, "InvalidTag", f"tag value must be 1-255 bytes (key {key!r}, value {value!r})")
         for text in (key, value):
             if not TAG_CHARS.match(text) or "\n" in text or "\t" in text:
                 raise CosError(400, "InvalidTag",
@@ -71,9 +88,13 @@ class Bucket:
         self.lock = threading.Lock()
         self.objects: Dict[str, ObjectMeta] = {}
         self.keys: List[str] = []  # sorted
+        self.versioning = ""  # "", "Enabled" or "Suspended": once enabled it can only be suspended
         self.journal_path = os.path.join(root, "objects.jsonl")
         os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
         self._load()
+        from .multipart import MultipartUploads  # imports this module
+
+        self.uploads = MultipartUploads(self)
 
     # -- disk layout ------------------------------------------------------
     def _base(self, key: str) -> str:
@@ -92,19 +113,42 @@ class Bucket:
                 self.objects.pop(entry["key"], None)
             elif entry["op"] == "tags" and entry["key"] in self.objects:
                 self.objects[entry["key"]].tags = entry["tags"]
+            elif entry["op"] == "versioning":
+                self.versioning = entry["status"]
         self.objects = {k: m for k, m in self.objects.items() if os.path.exists(self.data_path(k))}
         self.keys = sorted(self.objects)
         for name in os.listdir(os.path.join(self.root, "tmp")):
             os.unlink(os.path.join(self.root, "tmp", name))
         self.journal = Journal(self.journal_path)
-        self.journal.compact({"op": "put", "meta": asdict(m)} for m in self.objects.values())
+        entries = [{"op": "put", "meta": asdict(m)} for m in self.objects.values()]
+        if self.versioning:
+            entries.insert(0, {"op": "versioning", "status": self.versioning})
+        self.journal.compact(entries)
 
-    def _commit(self, tmp_data: str, meta: ObjectMeta, forbid_overwrite: bool) -> ObjectMeta:
+    # -- versioning -------------------------------------------------------
+    def set_versioning(self, status: str) -> None:
+        """PUT Bucket versioning: Enabled or Suspended; once enabled never off again (436/19889)."""
+        if status not in ("Enabled", "Suspended"):
+            raise CosError(400, "MalformedXML", f"versioning Status must be Enabled or Suspended, got {status!r}")
+        with self.lock:
+            self.versioning = status
+            self.journal.append({"op": "versioning", "status": status})
+
+    def _forbids(self, forbid_overwrite: bool, key: str) -> bool:
+        # x-cos-forbid-overwrite only works on buckets that never had versioning: on an
+        # enabled or suspended bucket it is ignored and the write goes through (COS PUT Object,
+        # https://cloud.tencent.com/document/product/436/7749, as read by secondary sources;
+        # ../shared/PLATFORM.md section 2).
+        return forbid_overwrite and not self.versioning and key in self.objects
+
+    def commit(self, tmp_data: str, meta: ObjectMeta, forbid_overwrite: bool) -> ObjectMeta:
         """Move a fully written temp file into place, atomically with the index."""
         with self.lock:
-            if forbid_overwrite and meta.key in self.objects:
+            if self._forbids(forbid_overwrite, meta.key):
                 os.unlink(tmp_data)
                 raise CosError(409, "FileAlreadyExists", "The object already exists (x-cos-forbid-overwrite is true).")
+            if self.versioning:
+                meta.version_id = uuid.uuid4().hex if self.versioning == "Enabled" else "null"
             os.makedirs(os.path.dirname(self._base(meta.key)), exist_ok=True)
             os.replace(tmp_data, self.data_path(meta.key))
             self.journal.append({"op": "put", "meta": asdict(meta)})
@@ -118,7 +162,8 @@ class Bucket:
                    meta: Optional[Dict[str, str]] = None, tags: Optional[Dict[str, str]] = None,
                    forbid_overwrite: bool = False) -> ObjectMeta:
         """Store a body read in chunks (`length` None = read until b"")."""
-        if forbid_overwrite and key in self.objects:  # cheap early answer; re-checked at commit
+        check_key(key)
+        if self._forbids(forbid_overwrite, key):  # cheap early answer; re-checked at commit
             raise CosError(409, "FileAlreadyExists", "The object already exists (x-cos-forbid-overwrite is true).")
         md5 = hashlib.md5()
         size = 0
@@ -136,7 +181,7 @@ class Bucket:
             raise CosError(400, "IncompleteBody", f"body ended after {size} of {length} bytes")
         obj = ObjectMeta(key, size, md5.hexdigest(), content_type or "application/octet-stream", time.time(),
                          dict(meta or {}), dict(tags or {}))
-        return self._commit(tmp, obj, forbid_overwrite)
+        return self.commit(tmp, obj, forbid_overwrite)
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "", **kw) -> ObjectMeta:
         view = memoryview(data)
@@ -156,13 +201,18 @@ class Bucket:
     def copy_from(self, src: "Bucket", src_key: str, key: str, replace_meta: Optional[Tuple[str, Dict[str, str]]] = None,
                   forbid_overwrite: bool = False) -> ObjectMeta:
         """Server-side copy; `replace_meta` = (content_type, meta) for MetadataDirective=Replaced."""
+        check_key(key)
         source = src.head(src_key)
         tmp = os.path.join(self.root, "tmp", uuid.uuid4().hex)
         shutil.copyfile(src.data_path(src_key), tmp)
         content_type, meta = replace_meta if replace_meta else (source.content_type, source.meta)
-        obj = ObjectMeta(key, source.size, source.etag, content_type or source.content_type, time.time(), dict(meta),
+        etag = source.etag
+        if "-" in etag:  # a copy is stored in one piece: its ETag is the content's MD5 again
+            with open(tmp, "rb") as fh:
+                etag = hashlib.md5(fh.read()).hexdigest()  # noqa: S324 - an ETag, not security
+        obj = ObjectMeta(key, source.size, etag, content_type or source.content_type, time.time(), dict(meta),
                          dict(source.tags))
-        return self._commit(tmp, obj, forbid_overwrite)
+        return self.commit(tmp, obj, forbid_overwrite)
 
     def head(self, key: str) -> ObjectMeta:
         obj = self.objects.get(key)

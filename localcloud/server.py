@@ -7,15 +7,12 @@ control API (`/_localcloud/...`) or a Function URL (`/_fn/<name>/...`).
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -27,8 +24,10 @@ from shared.jobs import JobRequest, JobsResponse, format_errors
 
 from .auth import AuthError, verify
 from .ci import parse_ci_time
-from .cos import CosError, ObjectMeta, validate_tags
+from . import cos_http
+from .cos import CosError, ObjectMeta, check_key, validate_tags
 from .faults import Fault
+from .replies import Reply, _gmt, _iso, _json, _xml  # noqa: F401 - _json is imported from here by cloud.py
 
 if TYPE_CHECKING:
     from .cloud import LocalCloud
@@ -41,30 +40,6 @@ SMALL_BODY = 64 << 10  # answers up to this size are sent in one write with thei
 
 class Dropped(Exception):
     """Close the connection without answering (fault injection)."""
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    headers: Dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    file: Optional[Tuple[str, int, int]] = None  # (path, offset, length) streamed instead of body
-
-
-def _xml(status: int, root: str, content: Any, headers: Optional[Dict[str, str]] = None) -> Reply:
-    return Reply(status, {"Content-Type": "application/xml", **(headers or {})}, xmlcodec.dump(root, content))
-
-
-def _json(status: int, content: Any) -> Reply:
-    return Reply(status, {"Content-Type": "application/json"}, json.dumps(content, default=str).encode("utf-8"))
-
-
-def _gmt(epoch: float) -> str:
-    return formatdate(epoch, usegmt=True)
-
-
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + ".000Z"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -293,16 +268,33 @@ class Handler(BaseHTTPRequestHandler):
 
     def _cos_route(self, bucket: str, path: str) -> Tuple[str, Callable[[], Reply]]:
         key = path[1:]
-        method = self.command
+        method, q = self.command, self.query
         if not key:
+            if method == "GET" and "uploads" in q:
+                return "cos.multipart.list_uploads", lambda: cos_http.list_uploads(self, bucket)
+            if "versioning" in q and method in ("GET", "PUT"):
+                return f"cos.versioning.{method.lower()}", lambda: cos_http.versioning(self, bucket)
             if method == "GET":
                 return "cos.list", lambda: self._list(bucket)
             raise CosError(405, "MethodNotAllowed", f"{method} on the bucket is not supported by the local cloud")
-        if "tagging" in self.query:
+        if "tagging" in q:
             route = {"PUT": "cos.tagging.put", "GET": "cos.tagging.get", "DELETE": "cos.tagging.delete"}.get(method)
             if route is None:
                 raise CosError(405, "MethodNotAllowed", f"{method} ?tagging")
             return route, lambda: self._tagging(bucket, key)
+        if method in ("PUT", "POST"):
+            check_key(key)
+        if "uploadId" in q:
+            multipart = {"PUT": ("cos.multipart.part", cos_http.upload_part),
+                         "POST": ("cos.multipart.complete", cos_http.complete),
+                         "DELETE": ("cos.multipart.abort", cos_http.abort),
+                         "GET": ("cos.multipart.list_parts", cos_http.list_parts)}
+            if method not in multipart or (method == "PUT" and "partNumber" not in q):
+                raise CosError(405, "MethodNotAllowed", f"{method} ?uploadId")
+            route, fn = multipart[method]
+            return route, lambda: fn(self, bucket, key)
+        if method == "POST" and "uploads" in q:
+            return "cos.multipart.initiate", lambda: cos_http.initiate(self, bucket, key)
         if method == "PUT" and self.headers.get("x-cos-copy-source"):
             return "cos.copy", lambda: self._copy(bucket, key)
         actions = {"PUT": ("cos.put", self._put), "GET": ("cos.get", self._get), "HEAD": ("cos.head", self._head),
@@ -318,6 +310,8 @@ class Handler(BaseHTTPRequestHandler):
         headers.update(obj.meta)
         if obj.tags:
             headers["x-cos-tagging-count"] = str(len(obj.tags))
+        if obj.version_id:  # HEAD/GET Object on a versioned bucket (436/7745)
+            headers["x-cos-version-id"] = obj.version_id
         return headers
 
     def _user_meta(self) -> Dict[str, str]:
@@ -335,21 +329,17 @@ class Handler(BaseHTTPRequestHandler):
             key, read, length, self.headers.get("Content-Type") or "", self._user_meta(), tags, self._forbid())
         self.close_connection = False  # whole body read: keep-alive is safe
         self.cloud._object_created(bucket, obj, "cos:ObjectCreated:Put")
-        return Reply(200, {"ETag": f'"{obj.etag}"'})
+        return Reply(200, {"ETag": f'"{obj.etag}"', **({"x-cos-version-id": obj.version_id} if obj.version_id else {})})
 
     def _copy(self, bucket: str, key: str) -> Reply:
-        source = unquote(self.headers["x-cos-copy-source"]).split("?")[0]
-        host, _, src_key = source.partition("/")
-        match = HOST_RE.match(host.lower())
-        if not match or not src_key:
-            raise CosError(400, "InvalidArgument", f"x-cos-copy-source is malformed: {source!r}")
-        src = self.cloud.store.bucket(match.group("bucket"))
+        src, src_key = cos_http.copy_source(self)
         replace = None
         if (self.headers.get("x-cos-metadata-directive") or "Copy").lower() == "replaced":
             replace = (self.headers.get("Content-Type") or "", self._user_meta())
         obj = self.cloud.store.bucket(bucket).copy_from(src, src_key, key, replace, self._forbid())
         self.cloud._object_created(bucket, obj, "cos:ObjectCreated:Copy")
-        return _xml(200, "CopyObjectResult", {"ETag": f'"{obj.etag}"', "LastModified": _iso(obj.last_modified)})
+        return _xml(200, "CopyObjectResult", {"ETag": f'"{obj.etag}"', "LastModified": _iso(obj.last_modified)},
+                    {"x-cos-version-id": obj.version_id} if obj.version_id else None)
 
     def _head(self, bucket: str, key: str) -> Reply:
         obj = self.cloud.store.bucket(bucket).head(key)

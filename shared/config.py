@@ -213,6 +213,23 @@ def known_variables() -> List[str]:
     return [env_name(f) for f in fields]
 
 
+# COS_MATTING_* names that are not settings of the functions: the deploy tools' and the tests' own.
+NOT_SETTINGS = ("COS_MATTING_DEPLOY_", "COS_MATTING_TEST_", "COS_MATTING_DEBUG")
+
+
+def unknown_variables(environ: Mapping[str, str]) -> List[Tuple[str, Optional[str]]]:
+    """(name, nearest known name or None) for every COS_MATTING_* variable no setting reads."""
+    import difflib
+
+    known = known_variables()
+    found = []
+    for name in sorted(environ):
+        if name.startswith(PREFIX) and name not in known and not name.startswith(NOT_SETTINGS):
+            near = difflib.get_close_matches(name[len(PREFIX):], [k[len(PREFIX):] for k in known], n=1, cutoff=0.6)
+            found.append((name, PREFIX + near[0] if near else None))
+    return found
+
+
 def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
     environ = os.environ if environ is None else environ
     try:
