@@ -5,7 +5,8 @@ import sys
 import time
 from pathlib import Path
 
-from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ROOT, UsageError, add_env_options, environment
+from cli.common import EXIT_FAILED, EXIT_OK, ROOT, UsageError, add_env_options, environment
+from cli.ui import add_yes, confirm, failure, usage
 
 DESCRIPTION = """\
 Deploy (or upgrade, or remove) the pipeline described by serverless.yml with the official
@@ -45,7 +46,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", help="stage name (default: COS_MATTING_DEPLOY_STAGE, else dev)")
     parser.add_argument("--plan", action="store_true", help="print what would change and stop (no write call)")
-    parser.add_argument("--yes", action="store_true", help="apply without asking for confirmation")
+    add_yes(parser)
     parser.add_argument("--destroy", action="store_true", help="remove the functions, triggers, layer versions, "
                                                                "role and policy this tool created for the stage")
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".cos-matting" / "deployed", metavar="DIR",
@@ -104,22 +105,18 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_OK
         if args.plan:
             return EXIT_OK
-        if not args.yes:
-            if not sys.stdin.isatty():
-                raise UsageError(f"{what} would make {len(steps)} change(s): pass --yes to apply (or --plan to look)")
-            if input(f"apply these {len(steps)} change(s)? [y/N] ").strip().lower() not in ("y", "yes"):
-                print("nothing changed")
-                return EXIT_FAILED
+        if not confirm(args, f"apply these {len(steps)} change(s)?", len(steps), threshold=1):
+            print("nothing changed")
+            return EXIT_FAILED
         doer = Deployer(spec, Api("scf", environ, spec.region), Api("cam", environ), state, artefacts, apply=True,
                         log=log)
         done = doer.destroy() if args.destroy else doer.run()
     except ApiCallError as exc:
-        print(f"error: {exc} (what was applied so far is recorded in {state.path}; run again to finish, or "
-              f"--destroy to undo)", file=sys.stderr)
-        return EXIT_FAILED
-    except ValueError as exc:  # credentials missing
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise failure(exc.action, f"{exc.code}: {exc.message}", f"what was applied so far is recorded in "
+                                                                 f"{state.path}: run again to finish, or --destroy "
+                                                                 "to undo") from None
+    except ValueError as exc:  # no credentials
+        raise usage("credentials", str(exc)) from None
     print(f"{what}: {len(done)} change(s) applied in {time.time() - started:.1f} s (state: {os.path.relpath(state.path)})")
     if doer.callback_url:
         print(f"callback Function URL: {doer.callback_url}")

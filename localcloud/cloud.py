@@ -50,6 +50,7 @@ class LocalCloud:
         self.cam = CamService(os.path.join(self.data_dir, "cam"), appid=appid)
         self.scf = ScfService(self, os.path.join(self.data_dir, "scf"))
         self.api = Api(self.credentials, {("scf", "2018-04-16"): self.scf, ("cam", "2019-01-16"): self.cam})
+        self.ci_unbound: set = set()  # buckets to report as not bound to CI (doctor's failing case)
         for name in buckets:
             self.add_bucket(name)
         self._server: Any = None
@@ -225,6 +226,10 @@ class LocalCloud:
         """Tencent Cloud API 3.0 calls (X-TC-Action) and the Function URLs of deployed functions."""
         if handler.raw_path.startswith("/_url/"):
             return self.scf.function_url(handler)
+        if handler.raw_path in ("/mediabucket", "/ai_bucket"):
+            from .cibinding import describe
+
+            return describe(handler, self)
         return Reply(*reply_json(handler, self.api))
 
     def _control(self, handler: Any) -> Reply:

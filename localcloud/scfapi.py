@@ -584,7 +584,7 @@ class ScfService:
 
     def function_url(self, handler: Any) -> Any:
         """Serve `/_url/<id>/...`: the deployed Function URL of an `http` trigger."""
-        from .server import Reply, _json
+        from .replies import Reply, _json
 
         url_id, _, rest = handler.raw_path[len("/_url/"):].partition("/")
         with self.lock:

@@ -133,7 +133,7 @@ def _check_type(module: str, spec: str, value: Any, path: str) -> List[str]:
             return [f"{path}: expected a list ({spec}), got {type(value).__name__}"]
         return [p for i, item in enumerate(value) for p in _check_type(module, spec[8:], item, f"{path}[{i}]")]
     m = re.fullmatch(r":class:`[\w.]+\.(\w+)`", spec)
-    name = m.group(1) if m else spec
+    name = m.group(1) if m else spec.split()[0]  # "int non-negative" -> int
     scalars: Dict[str, Callable[[Any], bool]] = {
         "str": lambda v: isinstance(v, str), "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
         "bool": lambda v: isinstance(v, bool), "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)}
