@@ -336,6 +336,14 @@ def _artefact(path: Path, data: bytes, limit: int) -> Artefact:
     return Artefact(path, len(data), hashlib.sha256(data).hexdigest(), limit)
 
 
+LAYOUT = "root-v1"  # bump when the layer's tree changes for the same lock (e.g. python/ -> root)
+
+
+def layer_inputs(lock: Path = LOCK) -> str:
+    """What the layer's bytes depend on: the hashed lock, crcmod's pinned sdist, the layout."""
+    return hashlib.sha256(lock.read_bytes() + repr((CRCMOD, CRCMOD_FILES, LAYOUT)).encode()).hexdigest()
+
+
 def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, *, root: Path = ROOT, lock: Path = LOCK,
           functions: Iterable[str] = FUNCTIONS, layer: bool = True, offline: bool = False,
           unpacked: bool = True, log: Log = print) -> List[Artefact]:
@@ -346,6 +354,21 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, *, root: Path = 
         artefacts.append(_artefact(out / f"cos-matting-{fn}.zip", zip_bytes(tree), FUNCTION_LIMIT))
         if unpacked:
             write_tree(tree, out / "scf" / fn)
+    manifest_path = out / "manifest.json"
+    try:  # a partial build (--function, --skip-layer) updates its entries and keeps the others
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    inputs = layer_inputs(lock)
+    previous = manifest.get("cos-matting-layer.zip") or {}
+    layer_zip = out / "cos-matting-layer.zip"
+    if layer and previous.get("inputs") == inputs and layer_zip.is_file() and sha256_file(layer_zip) == previous["sha256"]:
+        # Same lock, same layout: the zip would come out byte for byte the same (the build is reproducible).
+        artefacts.append(Artefact(layer_zip, layer_zip.stat().st_size, previous["sha256"], LAYER_LIMIT))
+        layer = False
+        if unpacked and not (out / "layer").is_dir():
+            with zipfile.ZipFile(layer_zip) as zf:
+                zf.extractall(out / "layer")
     if layer:
         pins = read_lock(lock)
         wheels = fetch_wheels(pins, cache, log, offline)
@@ -356,12 +379,9 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, *, root: Path = 
         artefacts.append(_artefact(out / "cos-matting-layer.zip", zip_bytes(tree), LAYER_LIMIT))
         if unpacked:
             write_tree(tree, out / "layer")
-    manifest_path = out / "manifest.json"
-    try:  # a partial build (--function, --skip-layer) updates its entries and keeps the others
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        manifest = {}
     manifest.update({a.path.name: {"bytes": a.size, "sha256": a.sha256} for a in artefacts})
+    if "cos-matting-layer.zip" in manifest and any(a.path.name == "cos-matting-layer.zip" for a in artefacts):
+        manifest["cos-matting-layer.zip"]["inputs"] = inputs
     write_atomic(out / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return artefacts
 

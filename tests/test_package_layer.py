@@ -6,6 +6,7 @@ the reason (never silently passed). Function-zip tests need no network.
 """
 import importlib.metadata
 import json
+import shutil
 import stat
 import subprocess
 import sys
@@ -101,6 +102,19 @@ def test_layer_reproducible_within_target(builds, capsys):
     assert manifest["cos-matting-layer.zip"]["sha256"] == layer.sha256
     with capsys.disabled():
         print("\n" + "\n".join(f"  {n}: {x.size:,d} bytes ({package.human(x.size)})" for n, x in sorted(a.items())))
+
+
+def test_rebuild_into_the_same_folder_reuses_the_layer_until_the_lock_changes(builds, tmp_path):
+    first, a, _, _ = builds
+    out = tmp_path / "dist"
+    shutil.copytree(first, out)
+    empty = tmp_path / "no-wheels"
+    again = {x.path.name: x for x in package.build(out, empty, offline=True, log=lambda m: None)}
+    assert again["cos-matting-layer.zip"].sha256 == a["cos-matting-layer.zip"].sha256  # no wheel was needed
+    lock = tmp_path / "lock.txt"
+    lock.write_text(package.LOCK.read_text() + "# changed\n")
+    with pytest.raises(package.PackageError, match="not in the wheel cache"):
+        package.build(out, empty, lock=lock, offline=True, log=lambda m: None)
 
 
 def test_layer_contents(builds):
