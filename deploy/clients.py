@@ -44,7 +44,7 @@ def credential(env: Mapping[str, str]) -> Any:
             from None
 
 
-def client(product: str, env: Mapping[str, str], region: str = "") -> Any:
+def client(product: str, env: Mapping[str, str], region: str = "", cred: Any = None) -> Any:
     """An SDK client of `product` ("scf" or "cam"), pointed at COS_MATTING_ENDPOINT when it is set."""
     import importlib
 
@@ -57,7 +57,7 @@ def client(product: str, env: Mapping[str, str], region: str = "") -> Any:
         url = urlsplit(env[ENDPOINT])
         http = HttpProfile(protocol=url.scheme, endpoint=url.netloc, reqTimeout=120)
     sdk = importlib.import_module(f"{package}.{module}")
-    return getattr(sdk, cls)(credential(env), region, ClientProfile(httpProfile=http))
+    return getattr(sdk, cls)(cred or credential(env), region, ClientProfile(httpProfile=http))
 
 
 class Api:
