@@ -23,12 +23,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from cli.common import ThreadClients, UsageError, add_env_options, add_verbose, dump_json, load, logs_aside
+from cli.common import ThreadClients, UsageError, add_env_options, add_verbose, dump_json, is_local, load, logs_aside
 from cli.progress import Progress
-
-BACKFILL_EVENT = "cos:ObjectCreated:Backfill"
+from cli.sources import BACKFILL_EVENT, ListingSource, list_objects, open_source  # noqa: F401 (list_objects: re-exported)
 COUNTERS = ("submitted", "duplicate", "skipped", "failed")
 
 
@@ -50,8 +49,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="save the resume key here on Ctrl-C or failure, start from it next time; removed when "
                              "the run completes")
     parser.add_argument("--limit", type=int, metavar="N", help="stop after N listed objects")
+    parser.add_argument("--inventory", metavar="MANIFEST_KEY",
+                        help="read the objects from this COS inventory report (its manifest.json key) instead of "
+                             "listing the bucket")
+    parser.add_argument("--inventory-bucket", metavar="NAME-APPID",
+                        help="the bucket the inventory report is in (default: the source bucket)")
+    via = parser.add_argument_group("where the work runs")
+    via.add_argument("--via", choices=("local", "scf"),
+                     help="local: this process runs the submit path for every object (the default against the "
+                          "local cloud); scf: send batches to the deployed submit function with asynchronous "
+                          "SCF Invoke (the default against Tencent Cloud)")
+    via.add_argument("--function", metavar="NAME",
+                     help="--via scf: the submit function (default: cos-matting-$COS_MATTING_DEPLOY_STAGE-submit)")
+    via.add_argument("--namespace", default="default", help="--via scf: SCF namespace (default: %(default)s)")
+    via.add_argument("--qualifier", default="$DEFAULT",
+                     help="--via scf: version or alias, as the COS trigger uses (default: %(default)s)")
+    via.add_argument("--rate", type=float, default=100.0, metavar="N",
+                     help="--via scf: objects sent per second at most (default: %(default)s)")
+    via.add_argument("--batch", type=int, default=None, metavar="N",
+                     help="--via scf: records per invocation, within SCF's 128 KB async payload "
+                          "(default: 20)")
+    via.add_argument("--restart", action="store_true",
+                     help="--via scf: ignore a complete checkpoint and send everything again (the function answers "
+                          "duplicate for what already has a record)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    parser.add_argument("--no-count", action="store_true",
+                        help="do not list the objects once first to know the total (progress then shows listed so far)")
     add_verbose(parser)
     add_env_options(parser)
     parser.set_defaults(func=run)
@@ -62,21 +86,6 @@ def parse_since(text: str) -> datetime:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a date like 2026-11-01 or 2026-11-01T08:00:00+08:00")
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
-def parse_modified(stamp: str) -> Optional[datetime]:
-    if not stamp:
-        return None
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            when = parsedate_to_datetime(stamp)
-        except (TypeError, ValueError):
-            return None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
@@ -91,6 +100,7 @@ class Summary:
     resume_after: str = ""
     elapsed: float = 0.0
     dry_run: bool = False
+    source: str = ""  # what was read: a listing of bucket/prefixes, or an inventory report
 
     def total(self, group: str) -> int:
         return sum(n for k, n in self.counts.items() if k == group or k.startswith(group + ":"))
@@ -110,23 +120,11 @@ class Summary:
         return {name: self.total(name) for name in COUNTERS}
 
     def as_dict(self) -> Dict[str, Any]:
-        return {"bucket": self.bucket, "prefixes": self.prefixes, "listed": self.listed, "done": self.done,
+        return {"bucket": self.bucket, "prefixes": self.prefixes, "source": self.source, "listed": self.listed,
+                "done": self.done,
                 "totals": self.totals(), "outcomes": dict(sorted(self.counts.items())),
                 "failures": self.failures, "interrupted": self.interrupted, "resume_after": self.resume_after or None,
                 "elapsed_s": round(self.elapsed, 3), "per_second": round(self.rate, 1), "dry_run": self.dry_run}
-
-
-def list_objects(storage: Any, bucket: str, prefixes: List[str], start_after: str = "") -> Iterator[Dict[str, Any]]:
-    """Every object under the prefixes, in key order, paginated; resuming after `start_after`."""
-    for prefix in sorted(set(prefixes)):
-        if start_after > prefix and not start_after.startswith(prefix):
-            continue  # every key under this prefix sorts before start_after: done
-        marker = start_after if start_after.startswith(prefix) else ""
-        while True:
-            page, marker = storage.list(bucket, prefix, marker)
-            yield from page
-            if not marker:
-                break
 
 
 def to_upload(obj: Dict[str, Any], bucket: str, region: str) -> Any:
@@ -137,14 +135,15 @@ def to_upload(obj: Dict[str, Any], bucket: str, region: str) -> Any:
 
 
 class Frontier:
-    """The last key such that it and every key listed before it are finished: where a rerun resumes."""
+    """The last position (listing key, or inventory file/row) such that it and everything read before
+    it are finished: where a rerun resumes."""
 
     def __init__(self) -> None:
-        self.keys: List[str] = []
+        self.keys: List[Any] = []
         self.finished: List[bool] = []
         self.next = 0
 
-    def add(self, key: str) -> int:
+    def add(self, key: Any) -> int:
         self.keys.append(key)
         self.finished.append(False)
         return len(self.keys) - 1
@@ -155,7 +154,7 @@ class Frontier:
             self.next += 1
 
     @property
-    def key(self) -> str:
+    def key(self) -> Any:
         return self.keys[self.next - 1] if self.next else ""
 
 
@@ -163,15 +162,16 @@ ProgressHook = Callable[[Summary], None]
 
 
 def backfill(settings: Any, clients: ThreadClients, bucket: str, prefixes: List[str], since: Optional[datetime] = None,
-             concurrency: int = 8, dry_run: bool = False, start_after: str = "", limit: Optional[int] = None,
-             on_progress: Optional[ProgressHook] = None) -> Summary:
-    """List, filter and push every object through Submitter.process with at most `concurrency` in flight.
+             concurrency: int = 8, dry_run: bool = False, start_after: Any = "", limit: Optional[int] = None,
+             on_progress: Optional[ProgressHook] = None, source: Any = None) -> Summary:
+    """Read (a listing of the prefixes, or `source`: see cli/sources.py), filter and push every object
+    through Submitter.process with at most `concurrency` in flight.
 
     A KeyboardInterrupt (Ctrl-C, or raised by `on_progress`) stops listing and submitting, lets the
     objects in flight finish, and returns the summary with `interrupted` and `resume_after` set.
     """
     from shared.records import RecordStore, record_id
-    from shared.submit import Submitter, skip_reason
+    from shared.submit import Submitter
 
     summary = Summary(bucket=bucket, prefixes=sorted(set(prefixes)), dry_run=dry_run, resume_after=start_after)
     started = time.monotonic()
@@ -219,20 +219,16 @@ def backfill(settings: Any, clients: ThreadClients, bucket: str, prefixes: List[
                 out = fut.result()
                 record(index, key, out.outcome, out.detail)
 
+    source = source or ListingSource(storage, bucket, prefixes)
+    summary.source = source.describe()
     try:
         try:
-            for obj in list_objects(storage, bucket, prefixes, start_after):
+            for item in source.items(settings, start_after, since):
                 if limit is not None and summary.listed >= limit:
                     break
                 summary.listed += 1
-                up = to_upload(obj, bucket, settings.region)
-                index = frontier.add(up.key)
-                if since is not None:
-                    modified = parse_modified(str(obj.get("LastModified", "")))
-                    if modified is not None and modified < since:
-                        record(index, up.key, "skipped:before-since")
-                        continue
-                reason = skip_reason(settings, up)
+                up, reason = item.upload, item.reason
+                index = frontier.add(item.position)
                 if reason:
                     record(index, up.key, f"skipped:{reason}")
                 elif dry_run:
@@ -265,27 +261,29 @@ def backfill(settings: Any, clients: ThreadClients, bucket: str, prefixes: List[
     return summary
 
 
-def read_checkpoint(path: str, bucket: str, prefixes: List[str]) -> str:
+def read_checkpoint(path: str, identity: Dict[str, Any]) -> Any:
+    """The saved resume position (a key for a listing, {file, row} for an inventory), checked to belong
+    to this source (`identity`: bucket + prefixes, or the inventory)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return ""
     except (OSError, ValueError) as exc:
         raise UsageError(f"--checkpoint {path}: unreadable ({exc})") from None
-    if data.get("bucket") != bucket or sorted(data.get("prefixes") or []) != sorted(set(prefixes)):
-        raise UsageError(f"--checkpoint {path} belongs to {data.get('bucket')} {data.get('prefixes')}, "
-                         f"not {bucket} {sorted(set(prefixes))}: remove it or use another file")
-    return str(data.get("start_after") or "")
+    saved = {k: sorted(data.get(k) or []) if k == "prefixes" else data.get(k) for k in identity}
+    if saved != identity:
+        raise UsageError(f"--checkpoint {path} belongs to {' '.join(str(data.get(k)) for k in identity)}, not "
+                         f"{' '.join(str(v) for v in identity.values())}: remove it or use another file")
+    return data.get("start_after") or ""
 
 
-def write_checkpoint(path: str, summary: Summary) -> None:
-    Path(path).write_text(json.dumps({"bucket": summary.bucket, "prefixes": summary.prefixes,
-                                      "start_after": summary.resume_after, "saved_at": time.time()}) + "\n",
-                          encoding="utf-8")
+def write_checkpoint(path: str, identity: Dict[str, Any], summary: Summary) -> None:
+    Path(path).write_text(json.dumps({**identity, "start_after": summary.resume_after, "saved_at": time.time()})
+                          + "\n", encoding="utf-8")
 
 
 def print_summary(summary: Summary, out: Any) -> None:
-    scope = ", ".join(f"{summary.bucket}/{p}" for p in summary.prefixes)
+    scope = summary.source or ", ".join(f"{summary.bucket}/{p}" for p in summary.prefixes)
     head = "dry run" if summary.dry_run else ("interrupted" if summary.interrupted else "done")
     totals = "  ".join(f"{k}={v}" for k, v in summary.totals().items())
     out.write(f"backfill {scope}: {head}; listed {summary.listed}, {totals} "
@@ -304,36 +302,61 @@ def print_summary(summary: Summary, out: Any) -> None:
     out.flush()
 
 
+def count_objects(source: Any, settings: Any, start: Any = "", limit: Optional[int] = None) -> int:
+    """How many objects the run will list (a listing without the work)."""
+    count = 0
+    for _ in source.items(settings, start):
+        count += 1
+        if limit is not None and count >= limit:
+            break
+    return count
+
+
 def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1 or args.concurrency > 256:
         raise UsageError("--concurrency must be between 1 and 256")
     overrides = {"COS_MATTING_BUCKET": args.bucket} if args.bucket else {}
     env, settings = load(args, overrides)
+    via = args.via or ("local" if is_local(env) else "scf")
     prefixes = args.prefixes or [p for p in settings.watch_prefixes]
     outside = [p for p in prefixes if not any(p.startswith(w) or w.startswith(p) for w in settings.watch_prefixes)]
-    if outside:
+    if outside and not args.inventory:
         print(f"warning: {', '.join(outside)} is outside COS_MATTING_WATCH_PREFIXES "
               f"({', '.join(settings.watch_prefixes)}): its objects will be skipped:prefix", file=sys.stderr)
-    start_after = args.start_after
+    if args.inventory and args.start_after:
+        raise UsageError("--start-after is a listing key: with --inventory, resume with --checkpoint")
+    clients = ThreadClients(settings, env, pool=4)
+    source = open_source(clients.get().storage, settings, args.inventory, prefixes, args.inventory_bucket)
+    if via == "scf":
+        from cli.backfill_scf import run_scf
+
+        return run_scf(args, env, settings, source)
+    if args.batch is not None or args.restart:
+        raise UsageError("--batch and --restart apply to --via scf")
+    start_after: Any = args.start_after
     if args.checkpoint and not start_after:
-        start_after = read_checkpoint(args.checkpoint, settings.bucket, prefixes)
+        start_after = read_checkpoint(args.checkpoint, source.identity)
         if start_after:
             print(f"resuming after {start_after!r} (from {args.checkpoint})", file=sys.stderr)
-    clients = ThreadClients(settings, env, pool=4)
-    progress = Progress(enabled=not args.no_progress)
+    if source.total is None and not args.no_count:
+        # one quick listing first (1,000 keys per request) so progress has a total and an ETA
+        source.total = count_objects(source, settings, start_after, args.limit)
+        if not args.no_progress:
+            print(f"{source.total} object(s) in {source.describe()}", file=sys.stderr)
+    progress = Progress(enabled=not args.no_progress, total=source.total)
 
     def show(summary: Summary) -> None:
-        progress.total = summary.listed
+        progress.total = source.total or summary.listed
         progress.update(summary.done, summary.totals())
 
     with logs_aside(args.verbose) as out:
         summary = backfill(settings, clients, settings.bucket, prefixes, args.since, args.concurrency, args.dry_run,
-                           start_after, args.limit, on_progress=show)
-    progress.total = summary.listed
+                           start_after, args.limit, on_progress=show, source=source)
+    progress.total = source.total or summary.listed
     progress.finish(summary.done, summary.totals())
     if args.checkpoint and not args.dry_run:
         if summary.interrupted or summary.failures:
-            write_checkpoint(args.checkpoint, summary)
+            write_checkpoint(args.checkpoint, source.identity, summary)
         else:
             Path(args.checkpoint).unlink(missing_ok=True)
     if args.json:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List
 
-from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside, make_clients
-from cli.ui import table
+from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside
+from cli.common import ThreadClients
+from cli.progress import Progress
+from cli.ui import add_yes, confirm, table
 
 CANCELLABLE = ("Submitted", "Running", "Pause")
 
@@ -25,23 +27,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--state", choices=CANCELLABLE, help="cancel the job of every record in this state")
     parser.add_argument("--dry-run", action="store_true", help="show what would be cancelled")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--concurrency", "-j", type=int, default=8, metavar="N",
+                        help="jobs cancelled in parallel (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    add_yes(parser)
     add_verbose(parser)
     add_env_options(parser)
     parser.set_defaults(func=run)
 
 
-def targets_in_state(settings: Any, clients: Any, state: str) -> List[Dict[str, Any]]:
+def targets_in_state(settings: Any, clients: Any, state: str, concurrency: int = 8,
+                     progress: bool = True) -> List[Dict[str, Any]]:
+    """The jobs of every record whose newest snapshot is in `state` (records read in parallel)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from shared.records import RecordStore, latest
 
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    pool = clients if isinstance(clients, ThreadClients) else None
+
+    def store() -> Any:
+        return RecordStore((pool.get() if pool else clients).storage, settings.rec_bucket, settings.records_prefix)
+
+    candidates = [latest(stages) for stages in store().scan()]
+    candidates = [newest for newest in candidates if newest.rank in (1, 2)]
+    bar = Progress(total=len(candidates), label="reading records", delay=1.0, enabled=progress)
     found = []
-    for stages in store.scan():
-        newest = latest(stages)
-        if newest.rank not in (1, 2):
-            continue
-        rec = store.read(newest)
-        if rec is not None and rec.state == state and rec.job_id:
-            found.append({"job_id": rec.job_id, "record_id": rec.id, "key": rec.source.key})
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as executor:
+        for done, rec in enumerate(executor.map(lambda newest: store().read(newest), candidates), 1):
+            bar.update(done)
+            if rec is not None and rec.state == state and rec.job_id:
+                found.append({"job_id": rec.job_id, "record_id": rec.id, "key": rec.source.key})
+    bar.finish(len(candidates))
     return found
 
 
@@ -88,17 +104,33 @@ def cancel_one(settings: Any, clients: Any, job_id: str, dry_run: bool = False) 
 
 
 def run(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     if bool(args.job_ids) == bool(args.state):
         raise UsageError("give JOB_ID(s) or --state STATE (one of the two)")
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be >= 1")
     env, settings = load(args)
-    clients = make_clients(settings, env)
+    clients = ThreadClients(settings, env, pool=max(4, args.concurrency))
+    progress = not args.no_progress
     with logs_aside(args.verbose) as out:
         if args.state:
-            targets = targets_in_state(settings, clients, args.state)
+            targets = targets_in_state(settings, clients, args.state, args.concurrency, progress)
             job_ids = [t["job_id"] for t in targets]
+            if not args.dry_run and not confirm(args, f"cancel {len(job_ids)} job(s) in state {args.state}?",
+                                                len(job_ids), threshold=1):
+                out.write("nothing cancelled\n")
+                return 1
         else:
             job_ids = list(dict.fromkeys(args.job_ids))
-        rows = [cancel_one(settings, clients, job_id, args.dry_run) for job_id in job_ids]
+        bar = Progress(total=len(job_ids), label="dry run" if args.dry_run else "cancel", delay=1.0,
+                       enabled=progress)
+        rows: List[Dict[str, Any]] = []
+        with ThreadPoolExecutor(max_workers=args.concurrency) as executor:
+            for row in executor.map(lambda j: cancel_one(settings, clients.get(), j, args.dry_run), job_ids):
+                rows.append(row)
+                bar.update(len(rows), {"failed": sum(1 for r in rows if r["outcome"].startswith("failed"))})
+        bar.finish(len(rows))
     failed = [r for r in rows if r["outcome"].startswith("failed")]
     if args.json:
         out.write(dump_json(rows) + "\n")
@@ -107,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             out.write(table(["JOB", "SOURCE", "BEFORE", "OUTCOME", "RECORD", "DETAIL"],
                             [[r["job_id"], r.get("key") or "", r.get("before") or "", r["outcome"],
                               f"{r.get('state', '')} ({r['recorded']})" if r.get("recorded") else "",
-                              r.get("detail") or ""] for r in rows], {1: 50, 5: 80}) + "\n")
+                              r.get("detail") or ""] for r in rows], {1: 50, 5: 60}) + "\n")
         cancelled = sum(1 for r in rows if r["outcome"] == "cancelled")
         verb = "would cancel" if args.dry_run else "cancelled"
         count = sum(1 for r in rows if r["outcome"] == "would-cancel") if args.dry_run else cancelled

@@ -3,14 +3,20 @@
 Starts the local cloud with its matting engine, deploys into it with `cos-matting
 deploy` (the same command, zips and API calls as a real deploy: role, layer, the three
 functions, COS trigger, Function URL, timer), uploads sample clips, lets triggers, jobs
-and callbacks run, then downloads the outputs and writes a report with before/after frames.
+and callbacks run, then downloads the outputs and writes a report with frames across every
+clip, the videos playable in the page, and sizes, durations and timings with units.
+
+The output folder is only ever written if it is new, empty, or the output of an earlier
+demo (it holds a marker file); the new output is staged inside it and replaces the previous
+one only when complete (cli.outdir). Nothing else in the folder is touched.
 """
+import argparse
 import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "videos-1250000000"
@@ -31,9 +37,13 @@ RULES = [
 
 def register(sub) -> None:
     parser = sub.add_parser("demo", help="run the whole pipeline offline and write demo-out/report.html",
-                            description=__doc__)
-    parser.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="demo-out",
+                        help="output folder: new, empty, or an earlier demo's output (default: demo-out)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the jobs (default: 600)")
+    parser.add_argument("--no-browser-check", action="store_true",
+                        help="do not load the report in headless Chromium (checked when chromium is installed: "
+                             "every image and video loads; writes report.png)")
     parser.set_defaults(func=run)
 
 
@@ -66,6 +76,21 @@ def background_png(path: Path) -> Path:
 
 
 def run(args) -> int:
+    from cli.outdir import OutputFolder
+
+    folder = OutputFolder(Path(args.out))
+    staging = folder.prepare()
+    try:
+        code = pipeline(args, staging)
+        files = folder.commit()
+    except BaseException:
+        folder.abort()
+        raise
+    say(f"report: {(folder.path / 'report.html').resolve()} ({len(files)} files)")
+    return code
+
+
+def pipeline(args, out: Path) -> int:
     from qcloud_cos import CosConfig, CosS3Client
 
     from localcloud import LocalCloud
@@ -74,10 +99,6 @@ def run(args) -> int:
     from shared.config import load_settings
     from shared.records import RecordStore
 
-    out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "frames").mkdir(parents=True)
     started = time.time()
     work = Path(tempfile.mkdtemp(prefix="cos-matting-demo-"))
     cloud = LocalCloud(data_dir=str(work / "cloud"), buckets=[BUCKET], region=REGION, engine=engine)
@@ -101,15 +122,19 @@ def run(args) -> int:
             ("input/greenscreen/studio take.mp4", clips["green"]),
             ("input/solid/studio take.mp4", clips["green"]),
         ]
+        uploaded: Dict[str, float] = {}
         for key, path in uploads:
             client.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
-            say(f"uploaded {key} ({path.stat().st_size // 1024} KB)")
+            uploaded[key] = time.monotonic()
+            say(f"uploaded {key} ({path.stat().st_size / 1024:.1f} KiB)")
 
         clients = Clients(settings, env)
         store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
-        records = wait_for_jobs(store, len(uploads), args.timeout)
+        records, seen = wait_for_jobs(store, len(uploads), args.timeout)
         cloud.wait_idle(timeout=30)
-        return write_outputs(out, client, clients, store, records, {k: p for k, p in uploads}, started)
+        code = write_outputs(out, client, clients, records, {k: p for k, p in uploads},
+                             measured_timings(uploaded, seen), started)
+        return check_in_browser(out, code, skip=args.no_browser_check)
     finally:
         cloud.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -131,55 +156,106 @@ def deploy(cloud, settings_env: Dict[str, str], work: Path) -> None:
 
 
 def wait_for_jobs(store, expected: int, timeout: float):
+    """The newest snapshot of every record once `expected` are final, and when (time.monotonic) this
+    poll first saw each record in each state: {source key: {state: t}} (polled every 0.1 s)."""
     from shared.records import latest
 
     start, last = time.time(), ""
+    seen: Dict[str, Dict[str, float]] = {}
     while True:
-        groups = list(store.scan())
-        snapshots = [store.read(latest(g)) for g in groups]
-        done = [r for r in snapshots if r and r.terminal]
+        snapshots = [r for r in (store.read(latest(g)) for g in store.scan()) if r is not None]
+        now = time.monotonic()
+        for r in snapshots:
+            seen.setdefault(r.source.key, {}).setdefault(r.state, now)
+        done = [r for r in snapshots if r.terminal]
         states: Dict[str, int] = {}
         for r in snapshots:
             states[r.state] = states.get(r.state, 0) + 1
         line = f"{len(done)}/{expected} jobs finished  " + "  ".join(f"{k}={v}" for k, v in sorted(states.items()))
         if line != last:
-            say(f"{time.time() - start:5.1f}s  {line}")
+            say(f"{time.time() - start:5.1f} s  {line}")
             last = line
         if len(done) >= expected:
-            return snapshots
+            return snapshots, seen
         if time.time() - start > timeout:
-            raise SystemExit(f"[demo] gave up after {timeout:.0f}s: {line}")
-        time.sleep(0.5)
+            from cli.ui import failure
+
+            raise failure("--timeout", f"gave up after {timeout:.0f} s: {line}", "give it longer with --timeout")
+        time.sleep(0.1)
 
 
-def write_outputs(out: Path, client, clients, store, records, sources: Dict[str, Path], started: float) -> int:
-    from cli.report import job_section, middle_frame_png, write_report
+def measured_timings(uploaded: Dict[str, float], seen: Dict[str, Dict[str, float]]) -> Dict[str, Dict[str, float]]:
+    """Per source key, seconds from upload to the job being submitted and to its final state (±0.1 s)."""
+    out: Dict[str, Dict[str, float]] = {}
+    for key, t0 in uploaded.items():
+        states = seen.get(key, {})
+        submitted = min((t for s, t in states.items() if s not in ("Claimed",)), default=None)
+        final = min((t for s, t in states.items() if s in ("Success", "Failed", "Cancel")), default=None)
+        row: Dict[str, float] = {}
+        if submitted is not None:
+            row["upload_to_submitted_s"] = submitted - t0
+        if final is not None:
+            row["upload_to_final_s"] = final - t0
+            if submitted is not None:
+                row["submitted_to_final_s"] = final - submitted
+        out[key] = row
+    return out
 
+
+def _clip(out: Path, video: Path, stem: str) -> Dict[str, Any]:
+    from cli.report import frames_across, probe
+
+    return {"rel": video.relative_to(out).as_posix(), "info": probe(video),
+            "frames": [(p.relative_to(out).as_posix(), t) for p, t in frames_across(video, out / "frames", stem)]}
+
+
+def write_outputs(out: Path, client, clients, records, sources: Dict[str, Path],
+                  measured: Dict[str, Dict[str, float]], started: float) -> int:
+    from cli.report import job_section, write_report
+
+    (out / "frames").mkdir(exist_ok=True)
     sections, failed = [], 0
     for i, record in enumerate(sorted(records, key=lambda r: r.source.key)):
-        before = middle_frame_png(sources[record.source.key], out / "frames" / f"{i:02d}-before.png")
-        after = None
+        source_copy = out / "inputs" / record.source.key
+        source_copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sources[record.source.key], source_copy)
+        source = _clip(out, source_copy, f"{i:02d}-input")
+        output: Dict[str, Any] = {}
         output_tags: Dict[str, str] = {}
         if record.state == "Success" and record.output:
             local = out / record.output["key"]
             local.parent.mkdir(parents=True, exist_ok=True)
             body = client.get_object(Bucket=record.output["bucket"], Key=record.output["key"])["Body"]
             local.write_bytes(body.get_raw_stream().read())
-            after = middle_frame_png(local, out / "frames" / f"{i:02d}-after.png")
+            output = _clip(out, local, f"{i:02d}-output")
             output_tags = clients.storage.get_tags(record.output["bucket"], record.output["key"]) or {}
-            took = (record.timings or {}).get("total_s")
+            took = measured.get(record.source.key, {}).get("upload_to_final_s")
             say(f"{record.source.key}: {record.state}, job {record.job_id}"
-                + (f", {took:.1f} s" if took is not None else "") + f" -> {local}")
+                + (f", {took:.2f} s from upload" if took is not None else "") + f" -> {record.output['key']}")
         else:
             failed += 1
             say(f"{record.source.key}: {record.state} {record.error}")
         source_tags = clients.storage.get_tags(record.source.bucket, record.source.key) or {}
-        rel = lambda p: str(p.relative_to(out)) if p else None  # noqa: E731
-        sections.append(job_section(record, rel(before), rel(after), source_tags, output_tags))
+        sections.append(job_section(record, source, output, source_tags, output_tags,
+                                    measured.get(record.source.key, {})))
     (out / "records.json").write_text(json.dumps([r.model_dump(exclude_none=True) for r in records], indent=2,
                                                  ensure_ascii=False))
     summary = {"jobs": len(records), "failed": failed, "took": f"{time.time() - started:.1f} s",
                "written": time.strftime("%Y-%m-%d %H:%M:%S")}
-    report = write_report(out / "report.html", sections, summary)
-    say(f"report: {report.resolve()}")
+    write_report(out / "report.html", sections, summary)
     return 1 if failed else 0
+
+
+def check_in_browser(out: Path, code: int, skip: bool = False) -> int:
+    """Load the report in headless Chromium when it is installed: every image and video must load."""
+    from cli import browser
+
+    binary = None if skip else browser.find()
+    if binary is None:
+        if not skip:
+            say("report not checked in a browser: chromium is not installed (Debian: apt-get install chromium)")
+        return code
+    mark = browser.media_mark(out / "report.html", binary)
+    browser.screenshot(out / "report.html", out / "report.png", binary)
+    say(f"report checked in headless Chromium: images and videos {mark}; screenshot report.png")
+    return code if mark == "ok" else 1

@@ -3,6 +3,8 @@
     cos-matting generate-event cos-put --bucket videos-1250000000 --key "input/a b.mp4" --size 1048576
     cos-matting generate-event callback --job-id s123... --state Failed --format xml
     cos-matting generate-event callback --job-id s123... --funcurl     # wrapped in a Function URL request
+    cos-matting generate-event callback --record RECORD_ID --local http://127.0.0.1:9000 > cb.json
+        # a signed Function URL request for that record's job, ready for `cos-matting replay cb.json`
 """
 from __future__ import annotations
 
@@ -65,7 +67,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                       "in the Function URL request the callback function receives, with a valid token "
                                       "for --record-id signed with COS_MATTING_CALLBACK_KEYS.")
     cb.add_argument("--job-id", default=PLACEHOLDER_JOB, help="JobId (default: the library's placeholder)")
-    cb.add_argument("--state", choices=sorted(STATES), default="Success", help="job state (default: %(default)s)")
+    cb.add_argument("--record", metavar="RECORD_ID",
+                    help="build the callback of this record's job from the local cloud (its job id, keys and state), "
+                         "wrapped in a Function URL request with a valid token (needs COS_MATTING_ENDPOINT or --local, "
+                         "and COS_MATTING_CALLBACK_KEYS); `cos-matting status KEY --json` shows record ids")
+    cb.add_argument("--state", choices=sorted(STATES), default=None,
+                    help="job state (default: Success, or with --record the job's state in CI)")
     cb.add_argument("--format", choices=("json", "xml"), default="json", help="body format (default: %(default)s)")
     cb.add_argument("--array", action="store_true", help="JobsDetail as an array (CI sends either)")
     cb.add_argument("--bucket", default="videos-1250000000", help="input bucket (default: %(default)s)")
@@ -194,16 +201,57 @@ def callback_keys(env) -> List[str]:
     return keys
 
 
+def from_record(args: argparse.Namespace) -> Dict[str, Any]:
+    """callback_body() arguments for a record in the local cloud (its job re-read from CI)."""
+    from cli.common import load, make_clients
+    from shared.cloud import CloudError
+    from shared.records import RecordStore
+
+    from cli.ui import usage
+
+    env, settings = load(args)
+    if not env.get("COS_MATTING_ENDPOINT"):
+        raise usage("--record", "builds callbacks for the local cloud only",
+                    "pass --local http://127.0.0.1:9000 (or export COS_MATTING_ENDPOINT)")
+    clients = make_clients(settings, env)
+    record, _ = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix).load(args.record)
+    if record is None:
+        raise usage(f"--record {args.record}", f"no such record in {settings.rec_bucket}/{settings.records_prefix}",
+                    "`cos-matting status --json` lists the record ids")
+    if not record.job_id:
+        raise usage(f"--record {args.record}", f"the record has no job yet (state {record.state})",
+                    "wait for the submit, or run `cos-matting reconcile`")
+    state = args.state
+    if state is None:
+        try:
+            state = clients.ci.describe(record.job_id).State
+        except CloudError:
+            state = record.state
+    if state not in STATES:
+        raise usage(f"--record {args.record}", f"its job is {state}, not finished: CI calls back only when a job "
+                    f"ends", f"pass --state {'|'.join(sorted(STATES))} to send one anyway")
+    return {"job_id": record.job_id, "state": state, "bucket": record.source.bucket, "region": settings.region,
+            "key": record.source.key, "output_key": (record.output or {}).get("key"), "record_id": record.id,
+            "env": env}
+
+
 def run_callback(args: argparse.Namespace) -> int:
-    body = callback_body(args.job_id, args.state, args.bucket, args.region, args.key, args.output_key,
-                         args.record_id, args.array)
+    if args.record:
+        found = from_record(args)
+        env = found.pop("env")
+        body = callback_body(array=args.array, **found)
+        args.record_id, args.funcurl = found["record_id"], True
+    else:
+        env = None
+        body = callback_body(args.job_id, args.state or "Success", args.bucket, args.region, args.key,
+                             args.output_key, args.record_id, args.array)
     text = encode_body(body, args.format)
     if not args.funcurl:
         sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
         return 0
     query = {"rid": "RECORD", "exp": "EXP", "t": "TOKEN"}
     if args.record_id != "RECORD":
-        env = environment(args)
+        env = env or environment(args)
         ttl = int(env.get("COS_MATTING_CALLBACK_TOKEN_TTL") or 7 * 86400)
         query = token_query(callback_keys(env), args.record_id, ttl)
     ctype = "application/xml" if args.format == "xml" else "application/json"

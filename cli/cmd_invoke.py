@@ -415,7 +415,8 @@ def print_result(res: Result, out, err, quiet: bool = False, title: str = "") ->
     elif res.function == "reconcile" and rows:
         out.write("  ".join(f"{k}={v}" for k, v in rows[0].items()) + "\n")
     if not res.ok:
-        out.write(f"handler raised: {res.error}\n")
+        # "?": the event was never run (unreadable file, unknown shape, a usage problem)
+        out.write(f"{'not run' if res.function == '?' else 'handler raised'}: {res.error}\n")
         if res.traceback and not quiet:
             err.write(res.traceback)
     out.write(f"{'FAILED' if res.failed else 'ok'} ({res.duration * 1000:.0f} ms)\n")

@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(finish them via the control API) (default: %(default)s)")
     parser.add_argument("--trigger", action="append", default=[], metavar="FUNCTION_DIR",
                         help="COS trigger on the first bucket invoking FUNCTION_DIR/index.py:main_handler; repeatable")
+    parser.add_argument("--function-concurrency", type=_positive, default=2, metavar="N",
+                        help="instances of each --trigger/--function-url function running at once; further "
+                             "asynchronous invocations queue, as they do beyond SCF's concurrency (default: %(default)s)")
     parser.add_argument("--trigger-prefix", default="input/", help="trigger prefix filter (default: %(default)s)")
     parser.add_argument("--trigger-suffix", default="", help="trigger suffix filter (default: none)")
     parser.add_argument("--function-url", action="append", default=[], metavar="NAME=FUNCTION_DIR",
@@ -186,9 +189,10 @@ def run(args: argparse.Namespace) -> int:
             check_function_env(flag, function_dir, full)
         wired = []
         for name, function_dir in urls:
-            wired.append(f"{name} <- {cloud.add_function_url(name, function_dir, env)}/")
+            wired.append(f"{name} <- {cloud.add_function_url(name, function_dir, env, args.function_concurrency)}/")
         for function_dir in triggers:
-            cloud.add_trigger(buckets[0], function_dir, env, prefix=args.trigger_prefix, suffix=args.trigger_suffix)
+            cloud.add_trigger(buckets[0], function_dir, env, prefix=args.trigger_prefix, suffix=args.trigger_suffix,
+                              concurrency=args.function_concurrency)
             wired.append(f"{function_dir} <- COS trigger on {buckets[0]}/{args.trigger_prefix}*{args.trigger_suffix}")
         for function_dir, seconds in timers:
             cloud.add_timer(function_dir, env, seconds)

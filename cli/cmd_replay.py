@@ -63,6 +63,7 @@ class Item:
     source: str
     event: Any
     function: Optional[str] = None  # from an envelope; else from the event's shape
+    error: Optional[str] = None  # the file could not be read as an event: reported by name, not run
 
 
 def expand(paths: List[str]) -> List[Item]:
@@ -83,36 +84,47 @@ def expand(paths: List[str]) -> List[Item]:
     return items
 
 
+def _json_lines(text: str) -> Optional[List[Any]]:
+    lines = [line for line in text.splitlines() if line.strip()]
+    try:
+        return [json.loads(line) for line in lines] if len(lines) > 1 else None
+    except ValueError:
+        return None
+
+
 def read_file(path: Optional[Path]) -> List[Item]:
     name = str(path) if path is not None else "<stdin>"
     try:
         text = path.read_text(encoding="utf-8") if path is not None else sys.stdin.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{name}: {getattr(exc, 'strerror', None) or exc}") from None
-    stream = path is not None and path.suffix.lower() in STREAM_SUFFIXES
-    if not stream:
-        stripped = text.lstrip()
-        if stripped[:1] in ("{", "["):
+    if not text.strip():
+        return [Item(name, None, error="empty file: no event in it")]
+    if path is not None and path.suffix.lower() in STREAM_SUFFIXES:
+        items = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
             try:
-                data = json.loads(stripped)
-            except ValueError:
-                stream = len([l for l in text.splitlines() if l.strip()]) > 1
-                data = None
-            if not stream:
-                if isinstance(data, list):  # a JSON array of events is a stream too
-                    return [_item(f"{name}[{i}]", e) for i, e in enumerate(data)]
-                return [_item(name, data if data is not None else text)]
-        else:
-            return [_item(name, text)]
-    items = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+                items.append(_item(f"{name}:{number}", json.loads(line)))
+            except ValueError as exc:
+                items.append(Item(f"{name}:{number}", None, error=f"not a JSON line ({exc})"))
+        return items
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
         try:
-            items.append(_item(f"{name}:{number}", json.loads(line)))
+            data = json.loads(stripped)
         except ValueError as exc:
-            raise UsageError(f"{name}:{number}: not a JSON line ({exc})") from None
-    return items
+            events = _json_lines(text)  # JSON lines in a file without the .jsonl suffix
+            if events is None:
+                return [Item(name, None, error=f"not valid JSON ({exc})")]
+            return [_item(f"{name}:{i}", e) for i, e in enumerate(events, 1)]
+        if isinstance(data, list):  # a JSON array of events is a stream too
+            return [_item(f"{name}[{i}]", e) for i, e in enumerate(data)]
+        return [_item(name, data)]
+    if path is not None and path.suffix.lower() == ".json":
+        return [Item(name, None, error=f"not valid JSON (it starts with {stripped[:20]!r})")]
+    return [_item(name, text)]  # an XML callback body
 
 
 def _item(source: str, event: Any) -> Item:
@@ -263,8 +275,10 @@ def replay(items: List[Item], runner: Any, env: Mapping[str, str], args: argpars
            seed_with: Any = None, on_result=None) -> List[Dict[str, Any]]:
     results = []
     for item in items:
-        kind = item.function or kind_of(item.event)
-        if kind is None:
+        kind = item.function or (kind_of(item.event) if item.error is None else None)
+        if item.error is not None:
+            res = Result(function="?", ok=False, error=item.error)
+        elif kind is None:
             res = Result(function="?", ok=False, error="unknown event shape (not a COS event, a callback, a Function "
                                                         "URL request or a timer event)")
         else:
@@ -296,7 +310,9 @@ def run(args: argparse.Namespace) -> int:
         region = args.region or env.get("TENCENTCLOUD_REGION") or env.get("COS_MATTING_REGION")
         if not region:
             raise UsageError("--remote needs --region (or TENCENTCLOUD_REGION / COS_MATTING_REGION)")
-        runner: Any = RemoteRunner(env, args.function, region, args.namespace, args.qualifier)
+        # Credentials first: without them nothing can be invoked (exit 2 now, not one failure per event).
+        runner: Any = RemoteRunner(env, args.function, region, args.namespace, args.qualifier,
+                                   client=scf_client(env, region))
     else:
         if args.function:
             raise UsageError("--function names a deployed function: use it with --remote")

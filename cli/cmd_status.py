@@ -9,22 +9,42 @@ path) whose record id (bucket + key + ETag) has no record is reported as
 from __future__ import annotations
 
 import argparse
+import io
 import sys
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Optional
 
 from cli.common import ThreadClients, UsageError, add_env_options, age, dump_json, load
-from cli.ui import table
+from cli.progress import Progress
+from cli.ui import size, table
 
 MISSING = "NoRecord"
 STATES = ("Claimed", "Submitted", "Running", "Pause", "Success", "Failed", "Cancel", MISSING)
 
 
+COLUMNS = """\
+columns:
+  SOURCE  the uploaded object's key (the record id when the record cannot be read)
+  JOB     the Cloud Infinite job id (- before the job exists)
+  STATE   Claimed (taken, no job yet), Submitted, Running, Pause, Success, Failed, Cancel;
+          "(stuck)" when a claim outlived COS_MATTING_CLAIM_LEASE_SECONDS without a job
+  AGE     time since the record last changed (its newest stage): s seconds, m minutes, h hours, d days
+  OUTPUT  the output object, or the job's error code and message, whole (wrapped)
+  SIZE    (uploads that never became a job) the object's size, KiB/MiB/GiB
+totals count the rows shown (after KEY/--state filters); "of N" gives all records.
+
+exit codes: 0 ok; 1 nothing matches the KEY|JOB_ID|RECORD_ID given (like grep), or with --check a
+problem was found; 2 a usage or configuration mistake."""
+IN_PROGRESS = ("Claimed", "Submitted", "Running", "Pause")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "status", help="records as a table with totals by state; uploads that never became a job",
-        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=COLUMNS)
     parser.add_argument("query", nargs="?", metavar="KEY|JOB_ID|RECORD_ID",
                         help="show only this source key (or key prefix), job or record; one match prints its record")
     parser.add_argument("--state", type=_state, help=f"only records in this state: {', '.join(STATES)}")
@@ -35,6 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="exit 1 if an upload never became a job, a claim is stuck, or a job failed")
     parser.add_argument("--concurrency", "-j", type=int, default=16, metavar="N",
                         help="parallel record reads (default: %(default)s)")
+    parser.add_argument("--watch", "-w", type=float, nargs="?", const=2.0, metavar="SECONDS",
+                        help="refresh every SECONDS (default 2) until Ctrl-C")
+    parser.add_argument("--until-done", action="store_true",
+                        help="with --watch: stop once no row shown is still in progress (Claimed, Submitted, "
+                             "Running, Pause); exit as without --watch")
+    parser.add_argument("--no-progress", action="store_true", help="no progress line while reading records")
     add_env_options(parser)
     parser.set_defaults(func=run)
 
@@ -46,7 +72,8 @@ def _state(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(STATES)}")
 
 
-def collect(settings: Any, clients: ThreadClients, concurrency: int = 16, uploads: bool = True) -> Dict[str, Any]:
+def collect(settings: Any, clients: ThreadClients, concurrency: int = 16, uploads: bool = True,
+            progress: bool = False) -> Dict[str, Any]:
     """{"records": [...], "missing": [...]} with one row per record and per upload without a record."""
     from shared.records import RecordStore, age_seconds, latest
     from shared.submit import skip_reason
@@ -65,8 +92,14 @@ def collect(settings: Any, clients: ThreadClients, concurrency: int = 16, upload
         except ValueError as exc:  # a corrupt snapshot: show it, do not stop the report
             return stages, newest, None, f"unreadable {newest.key}: {str(exc).splitlines()[0]}"
 
+    # Shown only when reading takes more than a second (thousands of records), on stderr.
+    bar = Progress(total=len(groups), label="reading records", delay=1.0, enabled=progress)
+    snapshots = []
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        snapshots = list(pool.map(read, groups))
+        for snapshot in pool.map(read, groups):
+            snapshots.append(snapshot)
+            bar.update(len(snapshots))
+    bar.finish(len(snapshots))
     rows = []
     for stages, newest, rec, problem in snapshots:
         row: Dict[str, Any] = {"record_id": newest.record_id, "state": rec.state if rec else "?",
@@ -124,26 +157,51 @@ def _detail(row: Dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be >= 1")
+    if args.watch is not None and args.watch <= 0:
+        raise UsageError("--watch SECONDS must be > 0")
+    if args.until_done and args.watch is None:
+        raise UsageError("--until-done goes with --watch")
     env, settings = load(args)
     clients = ThreadClients(settings, env, pool=max(4, args.concurrency))
-    data = collect(settings, clients, args.concurrency, uploads=not args.no_uploads)
-    totals = Counter(r["state"] for r in data["records"])
+    if args.watch is None:
+        return show(args, settings, clients, sys.stdout)
+    clear = sys.stdout.isatty()
+    try:
+        while True:
+            buffer = io.StringIO()
+            code = show(args, settings, clients, buffer, progress=False)
+            sys.stdout.write(("\x1b[H\x1b[2J" if clear else "\n")
+                             + f"every {args.watch:g} s, {time.strftime('%H:%M:%S')} (Ctrl-C to stop)\n"
+                             + buffer.getvalue())
+            sys.stdout.flush()
+            if args.until_done and not getattr(show, "in_progress", 0):
+                return code
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
+
+
+def show(args: argparse.Namespace, settings: Any, clients: ThreadClients, out, progress: bool = True) -> int:
+    data = collect(settings, clients, args.concurrency, uploads=not args.no_uploads,
+                   progress=progress and not args.no_progress)
+    everything = Counter(r["state"] for r in data["records"])
     records = [r for r in data["records"] if matches(r, args.query, args.state)]
     missing = [r for r in data["missing"] if matches(r, args.query, args.state)]
+    totals = Counter(r["state"] for r in records)
     stuck = [r for r in records if r.get("stuck")]
     failed = [r for r in records if r.get("state") == "Failed"]
+    show.in_progress = sum(totals[s] for s in IN_PROGRESS) + len(missing)  # type: ignore[attr-defined]
     if args.json:
-        print(dump_json({"bucket": settings.bucket, "watch_prefixes": list(settings.watch_prefixes),
-                         "totals": dict(sorted(totals.items())), "never_became_a_job": len(data["missing"]),
-                         "records": records, "missing": missing}))
+        out.write(dump_json({"bucket": settings.bucket, "watch_prefixes": list(settings.watch_prefixes),
+                             "totals": dict(sorted(totals.items())), "all_totals": dict(sorted(everything.items())),
+                             "never_became_a_job": len(missing), "records": records, "missing": missing}) + "\n")
     else:
-        out = sys.stdout
         if records:
             out.write(table(["SOURCE", "JOB", "STATE", "AGE", "OUTPUT"],
                             [[r.get("key") or r["record_id"], r.get("job_id") or "-",
                               r["state"] + (" (stuck)" if r.get("stuck") else ""), age(r.get("age_s")),
                               _detail(r)] for r in records],
-                            {0: 60, 4: 60}) + "\n")
+                            {0: 60, 4: 60}, right=(3,)) + "\n")
         elif not missing:
             out.write("no records" + (" match" if args.query or args.state else "") + "\n")
         if args.query and len(records) == 1:
@@ -151,15 +209,21 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             out.write(f"\n!! {len(missing)} upload(s) in {', '.join(settings.watch_prefixes)} never became a job:\n")
             out.write(table(["SOURCE", "SIZE", "AGE", "RECORD ID"],
-                            [[r["key"], r["size"], age(r.get("age_s")), r["record_id"]] for r in missing],
-                            {0: 70}) + "\n")
+                            [[r["key"], size(r["size"]), age(r.get("age_s")), r["record_id"]] for r in missing],
+                            {0: 70}, right=(1, 2)) + "\n")
             out.write("   submit them with: cos-matting backfill" + "".join(
                 f" --prefix {p}" for p in settings.watch_prefixes) + "\n")
         for r in stuck:
             out.write(f"!! {r.get('key')}: {r['stuck']}\n")
         summary = "  ".join(f"{s}={totals[s]}" for s in STATES if totals.get(s))
-        out.write(f"\ntotals: {summary or 'no records'}"
-                  + ("" if args.no_uploads else f"  never-became-a-job={len(data['missing'])}") + "\n")
+        shown = sum(totals.values())
+        of = f" of {sum(everything.values())}" if (args.query or args.state) else ""
+        out.write(f"\ntotals: {shown} record(s){of}" + (f": {summary}" if summary else "")
+                  + ("" if args.no_uploads else f"  never-became-a-job={len(missing)}") + "\n")
+    if args.query and not records and not missing:
+        print(f"cos-matting: no record matches {args.query!r} (a source key or key prefix, a job id or a record id)",
+              file=sys.stderr)
+        return 1
     if args.check and (missing or stuck or failed):
         return 1
     return 0

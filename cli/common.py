@@ -14,9 +14,8 @@ import os
 import shlex
 import sys
 import threading
-import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO
+from typing import Any, Dict, Iterator, List, Mapping, Optional, TextIO
 from urllib.parse import urlsplit
 
 from shared.config import ConfigError

@@ -59,6 +59,17 @@ def _split_debug(argv: List[str]) -> "tuple[List[str], bool]":
     return [a for i, a in enumerate(argv) if not (i < end and a == "--debug")], debug
 
 
+def parse(parser: argparse.ArgumentParser, argv: List[str]) -> argparse.Namespace:
+    """parse_args, but a command with a list of PATHs takes them on both sides of its options
+    (`replay A --stop-on-failure B`); argparse alone stops the list at the first option."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "paths", None), list) and not any(e.startswith("-") for e in extra):
+        args.paths.extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def _quiet_broken_pipe() -> int:
     # The reader went away (`status | head`): no message, and no second error when Python flushes
     # stdout at exit (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
@@ -77,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     debug = debug or os.environ.get("COS_MATTING_DEBUG", "") not in ("", "0")
     try:
         parser = build_parser()
-        args = parser.parse_args(args_in)
+        args = parse(parser, args_in)
         if not getattr(args, "func", None):
             parser.print_help()
             return 2

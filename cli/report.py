@@ -1,42 +1,126 @@
-"""An HTML report a person can look at: per job the settings, state, timings, tags and
-before/after frames side by side. Written by `cos-matting demo`."""
-import html
-from pathlib import Path
-from typing import Dict, List, Optional
+"""An HTML report a person can look at, written by `cos-matting demo`: per job the settings,
+state, tags, sizes, durations and timings (with units), several frames across the clip before
+and after, the input and output videos playable in the page, and links to every file.
 
+The page marks itself: a small script sets `data-media="ok"` on <body> once every image and
+video has loaded, or `data-media="broken: <files>"` (and shows a banner) when one did not.
+`cli.browser` loads it in headless Chromium and reads that mark.
+"""
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from cli.ui import seconds, size
 from shared.records import Record
 
+FRAMES = 4  # frames per clip, spread over its length
 
-def middle_frame_png(video: Path, png: Path) -> Optional[Path]:
-    """Save the middle frame of a video as PNG (None if it cannot be decoded)."""
+
+def probe(video: Path) -> Dict[str, Any]:
+    """Duration (s), frame size, frame rate, codec and file size of a video ({} if unreadable)."""
     import av
-    import cv2
 
     try:
         with av.open(str(video)) as container:
             stream = container.streams.video[0]
-            total = stream.frames or 0
-            target = max(total // 2, 0)
-            frame = None
-            for i, decoded in enumerate(container.decode(stream)):
-                frame = decoded
-                if i >= target:
-                    break
-            if frame is None:
-                return None
-            cv2.imwrite(str(png), frame.to_ndarray(format="bgr24"))
-            return png
+            duration = (float(stream.duration * stream.time_base) if stream.duration is not None
+                        else container.duration / 1e6 if container.duration else None)
+            return {"duration_s": duration, "width": stream.codec_context.width,
+                    "height": stream.codec_context.height, "fps": float(stream.average_rate or 0) or None,
+                    "codec": stream.codec_context.name, "frames": stream.frames or None,
+                    "bytes": video.stat().st_size}
     except (av.error.FFmpegError, IndexError, OSError):
-        return None
+        return {}
+
+
+def frames_across(video: Path, folder: Path, stem: str, count: int = FRAMES) -> List[Tuple[Path, float]]:
+    """Save `count` frames spread over the clip (at 1/(2n), 3/(2n), ... of its length) as JPEG;
+    returns [(path, time in seconds)]. One decoding pass; [] if the video cannot be decoded."""
+    import av
+    import cv2
+
+    info = probe(video)
+    total = info.get("frames") or int(round((info.get("duration_s") or 0) * (info.get("fps") or 0)))
+    if not total:
+        return []
+    wanted = sorted({min(total - 1, int(total * (2 * i + 1) / (2 * count))) for i in range(count)})
+    saved: List[Tuple[Path, float]] = []
+    try:
+        with av.open(str(video)) as container:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index == wanted[len(saved)]:
+                    path = folder / f"{stem}-{len(saved) + 1}.jpg"
+                    cv2.imwrite(str(path), frame.to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, 85])
+                    saved.append((path, float(frame.time or 0.0)))
+                    if len(saved) == len(wanted):
+                        break
+    except (av.error.FFmpegError, OSError):
+        pass
+    return saved
 
 
 def _kv(data: Dict[str, object]) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in data.items())
-    return f"<table class='kv'>{rows}</table>"
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{v if isinstance(v, Markup) else html.escape(str(v))}"
+                   f"</td></tr>" for k, v in data.items())
+    return f"<table class='kv'>{rows or '<tr><td>-</td></tr>'}</table>"
 
 
-def job_section(record: Record, before: Optional[str], after: Optional[str],
-                source_tags: Dict[str, str], output_tags: Dict[str, str]) -> str:
+class Markup(str):
+    """Already-escaped HTML for a table cell."""
+
+
+def link(rel: str, text: Optional[str] = None) -> Markup:
+    return Markup(f"<a href='{html.escape(rel)}'>{html.escape(text or rel)}</a>")
+
+
+def describe(info: Dict[str, Any]) -> str:
+    if not info:
+        return "unreadable"
+    parts = [size(info.get("bytes")), seconds(info.get("duration_s"))]
+    if info.get("width"):
+        parts.append(f"{info['width']}x{info['height']} px")
+    if info.get("fps"):
+        parts.append(f"{info['fps']:.2f} fps")
+    if info.get("codec"):
+        parts.append(info["codec"])
+    return ", ".join(p for p in parts if p != "-")
+
+
+def media_value(key: str, value: Any) -> str:
+    """A MediaInfo figure from the record with its unit: duration 3.02 s, size 66.2 KiB, 25.00 fps."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return f"{value} px" if key == "resolution" else str(value)
+    if "duration" in key:
+        return seconds(number)
+    if key == "size" or key.endswith("bytes"):
+        return size(number)
+    if "bitrate" in key:
+        return f"{number / 1000:.0f} kbit/s"
+    if "fps" in key:
+        return f"{number:.2f} fps"
+    return str(value)
+
+
+def _clip(title: str, rel: Optional[str], info: Dict[str, Any], shots: Sequence[Tuple[str, float]]) -> str:
+    if not rel:
+        return f"<div class='clip'><h3>{title}</h3><p>none</p></div>"
+    video = (f"<video controls muted preload='auto' width='320' src='{html.escape(rel)}'>"
+             f"<a href='{html.escape(rel)}'>{html.escape(rel)}</a></video>")
+    strip = "".join(f"<figure><img src='{html.escape(src)}' alt='{title} at {t:.2f} s'>"
+                    f"<figcaption>{t:.2f} s</figcaption></figure>" for src, t in shots)
+    return (f"<div class='clip'><h3>{title}: {link(rel)}</h3><p class='meta'>{html.escape(describe(info))}</p>"
+            f"{video}<div class='strip'>{strip or '<p>no frames</p>'}</div></div>")
+
+
+def job_section(record: Record, source: Dict[str, Any], output: Dict[str, Any], source_tags: Dict[str, str],
+                output_tags: Dict[str, str], measured: Dict[str, float]) -> str:
+    """One job. `source`/`output`: {"rel": path in the report folder, "info": probe(), "frames": [(rel, t)]};
+    `measured`: the demo's own sub-second timings (seconds)."""
     body = ((record.request or {}).get("Operation") or {}).get("SegmentVideoBody") or {}
     settings = {k: v for k, v in body.items() if k in ("Mode", "SegmentType", "BinaryThreshold", "BackgroundLogoUrl")}
     if body.get("Mode") == "Foreground":
@@ -44,18 +128,24 @@ def job_section(record: Record, before: Optional[str], after: Optional[str],
     if body.get("SegmentType") == "SolidColorSeg":
         settings["Remove"] = f"rgb({body.get('RemoveRed')}, {body.get('RemoveGreen')}, {body.get('RemoveBlue')})"
     state_class = "ok" if record.state == "Success" else "bad"
-    frames = "".join(
-        f"<figure><img src='{html.escape(src)}' alt='{label}'><figcaption>{label}</figcaption></figure>"
-        for label, src in (("before", before), ("after", after)) if src)
-    facts = {"job": record.job_id, "output": (record.output or {}).get("key", "-"),
-             **{k: v for k, v in (record.media or {}).items()},
-             **{k: f"{v:.2f} s" for k, v in (record.timings or {}).items()}}
+    facts: Dict[str, object] = {"job": record.job_id or "-", "record": record.id}
+    if output.get("rel"):
+        facts["output"] = link(output["rel"], (record.output or {}).get("key"))
+    labels = {"upload_to_submitted_s": "upload → job submitted", "submitted_to_final_s": "job submitted → final",
+              "upload_to_final_s": "upload → final"}
+    facts.update({f"{labels.get(k, k)} (measured)": f"{v:.2f} s" for k, v in measured.items()})
+    ci_labels = {"queued_s": "queued (CI)", "running_s": "running (CI)", "total_s": "total (CI)"}
+    facts.update({ci_labels.get(k, k): f"{v:.0f} s (whole seconds)" for k, v in (record.timings or {}).items()})
+    for key, value in (record.media or {}).items():
+        facts[f"output {key} (CI)"] = media_value(key, value)
     if record.error:
         facts["error"] = f"{record.error.get('Code')}: {record.error.get('Message')}"
+    clips = _clip("input", source.get("rel"), source.get("info") or {}, source.get("frames") or [])
+    clips += _clip("output", output.get("rel"), output.get("info") or {}, output.get("frames") or [])
     return f"""
 <section>
   <h2>{html.escape(record.source.key)} <span class='state {state_class}'>{html.escape(record.state)}</span></h2>
-  <div class='frames'>{frames or '<p>no frames</p>'}</div>
+  <div class='clips'>{clips}</div>
   <div class='cols'>
     <div><h3>Settings</h3>{_kv(settings)}</div>
     <div><h3>Result</h3>{_kv(facts)}</div>
@@ -65,26 +155,73 @@ def job_section(record: Record, before: Optional[str], after: Optional[str],
 
 
 CSS = """
-body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
-h1{margin-bottom:.2rem} .sub{color:#666;margin-top:0}
+body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
+h1{margin-bottom:.2rem} .sub{color:#666;margin-top:0} .note{background:#fff8dc;padding:.5rem .8rem;border-radius:6px}
+#broken{display:none;background:#fde0de;color:#8a1c12;padding:.5rem .8rem;border-radius:6px}
 section{border:1px solid #ddd;border-radius:8px;padding:1rem 1.2rem;margin:1.2rem 0}
 h2{font-size:1.1rem;margin:.2rem 0 .8rem} h3{font-size:.95rem;margin:.4rem 0} h4{font-size:.8rem;margin:.4rem 0;color:#666}
 .state{font-size:.8rem;padding:.1rem .5rem;border-radius:4px;margin-left:.5rem}
 .ok{background:#d8f5dd;color:#17642a} .bad{background:#fde0de;color:#8a1c12}
-.frames{display:flex;gap:1rem;flex-wrap:wrap} figure{margin:0} img{max-width:520px;width:100%;border-radius:4px;background:#eee}
-figcaption{font-size:.8rem;color:#666;text-align:center}
+.clips{display:grid;grid-template-columns:1fr 1fr;gap:1rem} .meta{font-size:.8rem;color:#555;margin:.2rem 0}
+video{width:100%;max-width:520px;background:#000;border-radius:4px}
+.strip{display:flex;gap:.3rem} figure{margin:0;flex:1} img{width:100%;border-radius:3px;background:#eee}
+figcaption{font-size:.75rem;color:#666;text-align:center}
 .cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:1rem}
 table.kv{border-collapse:collapse;font-size:.85rem;width:100%} .kv th{text-align:left;color:#555;font-weight:500;padding:.15rem .6rem .15rem 0;white-space:nowrap;vertical-align:top}
 .kv td{padding:.15rem 0;word-break:break-all}
 """
 
+# Marks the page once every <img> and <video> has loaded or failed (see the module docstring).
+CHECK = """
+(function () {
+  var items = Array.prototype.slice.call(document.querySelectorAll('img, video'));
+  var left = items.length, broken = [];
+  function done(el, ok) {
+    if (el.dataset.checked) return;
+    el.dataset.checked = ok ? 'ok' : 'broken';
+    if (!ok) broken.push(el.getAttribute('src'));
+    if (--left > 0) return;
+    document.body.dataset.media = broken.length ? 'broken: ' + broken.join(', ') : 'ok';
+    if (broken.length) {
+      var b = document.getElementById('broken');
+      b.textContent = 'Could not load: ' + broken.join(', ');
+      b.style.display = 'block';
+    }
+  }
+  items.forEach(function (el) {
+    if (el.tagName === 'IMG') {
+      if (el.complete) done(el, el.naturalWidth > 0);
+      el.addEventListener('load', function () { done(el, el.naturalWidth > 0); });
+      el.addEventListener('error', function () { done(el, false); });
+    } else {
+      if (el.readyState >= 2) done(el, el.videoWidth > 0);
+      el.addEventListener('loadeddata', function () { done(el, el.videoWidth > 0); });
+      el.addEventListener('error', function () { done(el, false); });
+    }
+  });
+  if (!items.length) document.body.dataset.media = 'ok';
+})();
+"""
+
+HUMANSEG_NOTE = (
+    "HumanSeg here is the local cloud's stand-in: MediaPipe's selfie segmentation model (256x256 input, "
+    "the whole frame stretched to it). It is made for a close-up of one or two people facing the camera, "
+    "filling much of the frame; people small in a wide shot, seen from far away or from behind are often "
+    "missed. Cloud Infinite's own HumanSeg model is not this one.")
+
 
 def write_report(path: Path, sections: List[str], summary: Dict[str, object]) -> Path:
+    """Write the page to a temporary file next to `path`, then rename it over `path` (never half a page)."""
     page = f"""<!doctype html><html><head><meta charset='utf-8'><title>cos-matting demo report</title>
 <style>{CSS}</style></head><body>
 <h1>cos-matting demo</h1>
 <p class='sub'>{html.escape(' · '.join(f'{k}: {v}' for k, v in summary.items()))}</p>
+<p id='broken'></p>
+<p class='note'>{html.escape(HUMANSEG_NOTE)}</p>
 {''.join(sections)}
+<script>{CHECK}</script>
 </body></html>"""
-    path.write_text(page, encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
     return path

@@ -122,6 +122,15 @@ class LocalCloud:
         self._object_created(bucket, obj, "cos:ObjectCreated:Put")
         return obj
 
+    def generate_inventory(self, bucket: str, destination: Optional[str] = None, prefix: str = "cos_bucket_inventory",
+                           inventory_id: str = "disposable", filter_prefix: str = "", **kw: Any) -> Dict[str, Any]:
+        """A one-time COS inventory of `bucket` written into `destination` (default: the same bucket);
+        see localcloud/inventory.py. Returns {"manifest_key", "objects", "files"}."""
+        from .inventory import generate
+
+        dest = self.store.bucket(destination or bucket)
+        return generate(self.store.bucket(bucket), dest, prefix, inventory_id, filter_prefix, **kw).as_dict()
+
     def _output_written(self, bucket: str, key: str, event_name: str) -> None:
         self._object_created(bucket, self.store.bucket(bucket).head(key), event_name)
 
@@ -243,7 +252,10 @@ class LocalCloud:
             if parts == ["health"]:
                 return _json(200, {"ok": True, "buckets": sorted(self.store.buckets), "region": self.region})
             if parts == ["jobs"] and method == "GET":
-                return _json(200, [j.wire() for j in self.list_jobs(handler.query.get("bucket"))])
+                jobs = self.list_jobs(handler.query.get("bucket"))
+                if handler.query.get("count"):  # 10^5 jobs: the number, not 100 MB of JSON
+                    return _json(200, {"count": len(jobs)})
+                return _json(200, [j.wire() for j in jobs])
             if len(parts) == 4 and parts[0] == "jobs" and parts[3] == "state" and method == "POST":
                 detail = self.set_job_state(parts[1], parts[2], payload["state"], payload.get("code"),
                                             payload.get("message"), payload.get("media_info"),
@@ -260,6 +272,8 @@ class LocalCloud:
                 return _json(200, {"pending": {}})
             if parts == ["faults"] and method == "GET":
                 return _json(200, {"pending": self.faults.pending(), "injected": dict(self.faults.injected)})
+            if parts == ["inventory"] and method == "POST":
+                return _json(200, self.generate_inventory(**payload))
             if parts == ["invocations"] and method == "GET":
                 return _json(200, [i.summary() for i in self.invocations])
             if parts == ["callbacks"] and method == "GET":

@@ -107,6 +107,16 @@ class Storage:
             raise
         return response["Body"].get_raw_stream().read()
 
+    def open(self, bucket: str, key: str) -> Optional[Any]:
+        """The body as a raw byte stream (read(n)), not held in memory; None if there is no such object."""
+        try:
+            response = self._call("cos.get", self.client.get_object, Bucket=bucket, Key=key)
+        except CloudError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return response["Body"].get_raw_stream()
+
     def head(self, bucket: str, key: str) -> Optional[Dict[str, str]]:
         try:
             return self._call("cos.head", self.client.head_object, Bucket=bucket, Key=key)

@@ -304,7 +304,7 @@ def test_status_table_totals_and_uploads_that_never_became_a_job(submitted, cli_
     assert "Success" in row_a and "matting/a.mask.mp4" in row_a
     assert "1 upload(s) in input/ never became a job" in out and "input/never.mp4" in out
     assert "poster.jpg" not in out and "elsewhere" not in out
-    assert "totals: Submitted=2  Success=1  never-became-a-job=1" in out
+    assert "totals: 3 record(s): Submitted=2  Success=1  never-became-a-job=1" in out
     code, _, _ = run_cli(capsys, "status", "--check")
     assert code == 1  # an upload never became a job
     code, out, _ = run_cli(capsys, "reconcile", "--older-than", "0")  # its sweep submits it
@@ -349,7 +349,7 @@ def test_cancel_by_state_and_dry_run(submitted, cli_env, capsys):
     assert code == 0 and sorted(r["key"] for r in data) == sorted(submitted) and \
         {r["outcome"] for r in data} == {"would-cancel"}
     assert {j.State for j in all_jobs(cli_env)} == {"Submitted"}
-    code, data = run_json(capsys, "cancel", "--state", "Submitted")
+    code, data = run_json(capsys, "cancel", "--state", "Submitted", "--yes")
     assert code == 0 and {r["outcome"] for r in data} == {"cancelled"}
     assert {j.State for j in all_jobs(cli_env)} == {"Cancel"}
     _, status = run_json(capsys, "status", "--no-uploads")

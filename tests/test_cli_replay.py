@@ -43,7 +43,8 @@ def test_a_recorded_stream_replays_in_order(cli_env, cos_client, capsys, tmp_pat
 
 
 def test_a_folder_replays_sorted_and_text_output(cli_env, capsys, tmp_path):
-    (tmp_path / "sub").mkdir()
+    tmp_path = tmp_path / "events"  # beside the local cloud's own data folder (tmp_path/cloud), not around it
+    (tmp_path / "sub").mkdir(parents=True)
     for name in ("b.json", "a.json", "sub/c.json"):
         (tmp_path / name).write_text(json.dumps(cos_event(f"input/{name}.jpg", "e")))
     (tmp_path / "notes.txt").write_text("ignored")
