@@ -1,8 +1,9 @@
-"""serverless.yml (multi-scf) and deploy/layer/serverless.yml against the typed component model.
+"""serverless.yml and deploy/layer/serverless.yml as `cos-matting deploy` reads them.
 
-Offline: the `scf` CLI is not installable here, so the files are validated with
-deploy/components.py (the components' documented inputs) and deploy/checks.py
-(project rules: handlers, settings, recursion guard, triggers, timeouts).
+deploy/components.py is the deployer's input schema (multi-scf's input names) and
+deploy/checks.py the project rules (handlers, settings, recursion guard, triggers,
+timeouts). That the resulting API calls are what SCF and CAM accept is tested against
+the SDK's request models and the local cloud in tests/test_deploy_e2e.py.
 """
 import importlib.util
 import json
