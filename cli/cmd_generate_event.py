@@ -172,17 +172,21 @@ def encode_body(body: Dict[str, Any], fmt: str) -> str:
 
 def funcurl_event(body: str, content_type: str, query: Optional[Dict[str, Any]] = None, method: str = "POST",
                   base64_body: bool = False) -> Dict[str, Any]:
-    """A Function URL request event, shaped like events/funcurl/*."""
+    """A Function URL request event, shaped like events/funcurl/*: SCF doc 583/96099 (2025) has no
+    requestContext and no isBase64Encoded, and the client address in x-scf-remote-addr; a base64
+    body keeps the older API-gateway shape, which handlers still accept."""
     raw = base64.b64encode(body.encode("utf-8")).decode() if base64_body else body
-    return {
+    event: Dict[str, Any] = {
         "httpMethod": method, "path": "/",
         "headers": {"accept": "*/*", "content-type": content_type,
                     "host": "1250000000-abcdefgh-gz.scf.tencentcs.com", "user-agent": "Go-http-client/1.1",
-                    "x-forwarded-for": "203.0.113.9"},
-        "body": raw, "isBase64Encoded": base64_body, "queryString": dict(query or {}),
-        "requestContext": {"sourceIp": "203.0.113.9", "requestId": str(uuid.uuid4()), "httpMethod": method,
-                           "path": "/", "stage": "$DEFAULT"},
+                    "x-forwarded-for": "203.0.113.9", "x-scf-remote-addr": "203.0.113.9"},
+        "body": raw, "queryString": dict(query or {}),
     }
+    if base64_body:
+        event.update(isBase64Encoded=True, requestContext={"sourceIp": "203.0.113.9", "requestId": str(uuid.uuid4()),
+                                                           "httpMethod": method, "path": "/", "stage": "$DEFAULT"})
+    return event
 
 
 def token_query(keys, record_id: str, ttl: int, now: Optional[float] = None) -> Dict[str, str]:

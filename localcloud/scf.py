@@ -90,11 +90,13 @@ class _Worker:
         for line in self.proc.stderr:
             self.stderr_tail.append(line.rstrip("\n"))
 
-    def call(self, event: Any, context: Dict[str, Any], timeout: float, kill_after: Optional[float] = None) -> dict:
+    def call(self, event: Any, context: Dict[str, Any], timeout: float, kill_after: Optional[float] = None,
+             environ: Optional[Dict[str, str]] = None) -> dict:
         ident = next(self._ids)
         assert self.proc.stdin is not None
+        message = {"id": ident, "event": event, "context": context, "environ": environ or {}}
         try:
-            self.proc.stdin.write(json.dumps({"id": ident, "event": event, "context": context}) + "\n")
+            self.proc.stdin.write(json.dumps(message) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise WorkerDied(self._death()) from None
@@ -151,6 +153,7 @@ class Function:
 
     def __init__(self, name: str, function_dir: str, env: Mapping[str, str], concurrency: int = 2,
                  timeout: float = 60.0, python: Optional[str] = None,
+                 invocation_env: Optional[Callable[[], Dict[str, str]]] = None,
                  layers: Optional[Sequence[str]] = None) -> None:
         self.name, self.function_dir = name, resolve_dir(function_dir)
         self.python = python or sys.executable
@@ -163,6 +166,7 @@ class Function:
         else:
             self.env = scfenv.environment(env, name)
             self.argv = scfenv.command(self.python, self.function_dir, layers)
+        self.invocation_env = invocation_env  # variables refreshed per invocation (rotating role credentials)
         self._idle: "queue.LifoQueue[_Worker]" = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(concurrency)
         self._all: List[_Worker] = []
@@ -182,7 +186,8 @@ class Function:
                        "function_version": "$LATEST", "memory_limit_in_mb": 128,
                        "time_limit_in_ms": int(self.timeout * 1000), "environ": ""}
             try:
-                reply = worker.call(inv.event, context, self.timeout, kill_after)
+                environ = self.invocation_env() if self.invocation_env else None
+                reply = worker.call(inv.event, context, self.timeout, kill_after, environ)
                 inv.ok, inv.result = bool(reply.get("ok")), reply.get("result")
                 inv.error, inv.traceback = reply.get("error", ""), reply.get("traceback", "")
                 inv.logs = list(reply.get("logs") or [])
@@ -269,6 +274,7 @@ class Runtime:
         self._pending = 0
         self._timers: List[threading.Event] = []
         self.on_invocation: Optional[Callable[[Invocation], None]] = None  # e.g. the CLI prints logs
+        self.invocation_env: Optional[Callable[[], Dict[str, str]]] = None  # e.g. rotating role credentials
 
     @property
     def pending(self) -> int:
@@ -279,7 +285,7 @@ class Runtime:
                  timeout: float = 60.0) -> Function:
         if name in self.functions:
             self.functions[name].close()
-        fn = Function(name, function_dir, env, concurrency, timeout, self.python)
+        fn = Function(name, function_dir, env, concurrency, timeout, self.python, self.invocation_env)
         self.functions[name] = fn
         return fn
 
@@ -349,7 +355,13 @@ class Runtime:
 
 def function_url_event(method: str, path: str, query: Sequence[Tuple[str, str]], headers: Mapping[str, str],
                        body: bytes, source_ip: str) -> Dict[str, Any]:
-    """An SCF Function URL event (API-gateway shaped, `queryString` not `queryStringParameters`)."""
+    """An SCF Function URL event as SCF doc 583/96099 shows it (2025): `httpMethod`, `path`,
+    `headers`, `body`, `queryString`; no `requestContext`, no `isBase64Encoded`, the client's
+    address in the header `x-scf-remote-addr` (https://cloud.tencent.com/document/product/583/96099).
+
+    How a body that is not UTF-8 text arrives is not documented: it is sent base64-encoded
+    with the API-gateway flag `isBase64Encoded`, the one case that keeps it.
+    """
     import base64
 
     query_dict: Dict[str, Any] = {}
@@ -360,24 +372,13 @@ def function_url_event(method: str, path: str, query: Sequence[Tuple[str, str]],
         else:
             query_dict[key] = value
     headers = {k.lower(): v for k, v in headers.items()}
-    ctype = (headers.get("content-type") or "").lower()
-    texty = not body or ctype.startswith("text/") or any(t in ctype for t in ("json", "xml", "x-www-form-urlencoded"))
-    text = None
-    if texty:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-    return {
-        "httpMethod": method,
-        "path": path,
-        "headers": headers,
-        "queryString": query_dict,
-        "body": text if text is not None else base64.b64encode(body).decode("ascii"),
-        "isBase64Encoded": text is None,
-        "requestContext": {"sourceIp": source_ip, "httpMethod": method, "path": path,
-                           "requestId": uuid.uuid4().hex, "stage": "$DEFAULT"},
-    }
+    headers["x-scf-remote-addr"] = source_ip
+    event: Dict[str, Any] = {"httpMethod": method, "path": path, "headers": headers, "queryString": query_dict}
+    try:
+        event["body"] = body.decode("utf-8")
+    except UnicodeDecodeError:
+        event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode("ascii"), True
+    return event
 
 
 def function_url_reply(inv: Invocation) -> Tuple[int, Dict[str, str], bytes]:

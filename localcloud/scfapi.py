@@ -291,10 +291,13 @@ class ScfService:
         return {}
 
     # -- running what was deployed --------------------------------------------------------------
+    def _has_role(self, fn: Dict[str, Any]) -> bool:
+        return bool(fn.get("Role")) and self.cloud.cam.trusts(fn["Role"], "scf.qcloud.com")
+
     def _platform_env(self, fn: Dict[str, Any]) -> Dict[str, str]:
         """What SCF adds: role credentials (only with a role that trusts SCF), region, the local endpoint."""
         env = {"TENCENTCLOUD_REGION": self.cloud.region, "COS_MATTING_ENDPOINT": self.cloud.url}
-        if fn.get("Role") and self.cloud.cam.trusts(fn["Role"], "scf.qcloud.com"):
+        if self._has_role(fn):
             env.update({k: v for k, v in self.cloud.function_env().items() if k.startswith("TENCENTCLOUD_")})
         return env
 
@@ -313,7 +316,8 @@ class ScfService:
         new: Optional[Function] = None
         if module == "index" and os.path.isfile(os.path.join(code, "index.py")):
             new = Function(fn["FunctionName"], code, env, max(1, min(instances, DEFAULT_CONCURRENCY)),
-                           float(fn["Timeout"]), runtime_python(self.cloud.runtime.python), layers=layers)
+                           float(fn["Timeout"]), runtime_python(self.cloud.runtime.python),
+                           self.cloud.runtime.invocation_env if self._has_role(fn) else None, layers=layers)
             new.stopped = instances == 0  # type: ignore[attr-defined]  # reserved concurrency 0: never runs
             self.running[key] = new
         for trig in fn["Triggers"]:

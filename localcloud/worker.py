@@ -105,6 +105,7 @@ def main(argv: List[str]) -> int:
         if not line.strip():
             continue
         request = json.loads(line)
+        os.environ.update(request.get("environ") or {})  # e.g. role credentials rotated since the last call
         logs: List[str] = list(init_logs)
         init_logs = []
         reply = {"id": request.get("id"), "ok": False, "result": None, "error": "", "traceback": "", "logs": logs}
