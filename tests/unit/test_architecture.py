@@ -5,6 +5,7 @@ dependency); only `if TYPE_CHECKING:` blocks are left out. An exception must be 
 below with the reason, never by loosening a rule.
 """
 import ast
+import functools
 import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Set, Tuple
@@ -36,6 +37,7 @@ KNOWN_CYCLES: Set[Tuple[str, ...]] = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def modules() -> Dict[str, Path]:
     found = {}
     for layer in LAYERS:
@@ -79,6 +81,7 @@ def imports(name: str, path: Path) -> Iterator[Tuple[str, int]]:
                 yield f"{module}.{alias.name}", node.lineno
 
 
+@functools.lru_cache(maxsize=None)
 def graph() -> Dict[str, List[Tuple[str, int]]]:
     known = modules()
     edges: Dict[str, List[Tuple[str, int]]] = {}
