@@ -74,7 +74,12 @@ def refresh(client: Any) -> None:
     conf = client._conf
     current = _credentials(env)
     if (conf._secret_id, conf._secret_key, conf._token) != current:
-        conf.set_credential(*current)
+        secret_id, secret_key, token = current
+        # set_credential(Token=None), its own default, raises in cos-python-sdk-v5 1.9.44
+        # (convert_secret_value calls None.endswith): set "" and put None back, so no empty
+        # token header is sent.
+        conf.set_credential(secret_id, secret_key, token or "")
+        conf._token = token
 
 
 def cos_client(settings: Settings, region: str, retry: int, environ: Optional[Mapping[str, str]] = None) -> Any:
