@@ -158,6 +158,8 @@ def publish(clients: Clients, store: RecordStore, record: Record, depth: int = 0
     bucket, staging, name = out["bucket"], out.get("staging") or out["key"], record.publish_as
     links = {tags.ROLE: "output", tags.RECORD: record.id, tags.JOB: record.job_id or ""}
     skipped = _tag(clients.out_storage, bucket, staging, links)
+    if skipped is None:
+        return None, f"not published: the job's output {staging} is gone"
     if not name or name == staging:
         return None, _limit_note(staging, skipped)
     current = clients.storage.version(record.source.bucket, record.source.key)
@@ -166,7 +168,7 @@ def publish(clients: Clients, store: RecordStore, record: Record, depth: int = 0
         return None, f"not published as {name}: the source was {why}; result kept at {staging}"
     before = clients.out_storage.get_tags(bucket, name) or {}
     clients.out_storage.copy(bucket, name, bucket, out["region"], staging)
-    skipped = _tag(clients.out_storage, bucket, name, links, before)
+    skipped = _tag(clients.out_storage, bucket, name, links, before) or []
     after = clients.storage.version(record.source.bucket, record.source.key)
     if after is not None and after.record_id != record.id and depth < MAX_REPUBLISH:
         newer, _ = store.load(after.record_id)
@@ -176,12 +178,13 @@ def publish(clients: Clients, store: RecordStore, record: Record, depth: int = 0
     return name, _limit_note(name, skipped)
 
 
-def _tag(storage, bucket: str, key: str, ours: Dict[str, str], keep: Optional[Dict[str, str]] = None) -> List[str]:
+def _tag(storage, bucket: str, key: str, ours: Dict[str, str],
+         keep: Optional[Dict[str, str]] = None) -> Optional[List[str]]:
     """Read, merge and write in one step, right before the write (and the user's tags from
-    `keep`, read before a copy replaced the object)."""
+    `keep`, read before a copy replaced the object). None if the object is gone."""
     current = storage.get_tags(bucket, key)
     if current is None:
-        raise CloudError("cos.tagging.get", 404, "NoSuchKey", f"{key} vanished while being tagged")
+        return None
     user = {k: v for k, v in (keep or {}).items() if not k.startswith("cos-matting:")}
     merged, skipped = tags.merge({**user, **current}, ours)
     if merged != current:
