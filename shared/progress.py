@@ -114,6 +114,8 @@ def advance(clients: Clients, store: RecordStore, record: Record, job: JobDetail
             new = new.model_copy(update={"notes": list(record.notes) + notes})
     if not store.advance(new):
         return "unchanged", record  # a concurrent writer recorded this stage first
+    if new.terminal:
+        settle_source_tags(clients, new)
     log("record.advanced", record_id=record.id, job_id=job.JobId, state=job.State, previous=record.state,
         attempt=record.attempt)
     return "advanced", new
@@ -218,6 +220,19 @@ def tag_source(clients: Clients, record: Record) -> List[str]:
         return []
     note = _limit_note(src.key, skipped)
     return [note] if note else []
+
+
+def settle_source_tags(clients: Clients, record: Record) -> None:
+    """After the final stage is written: a submit's read-merge-write of `Submitted` that raced
+    ours (read before our tag write, written after it) is put right. Submit checks the other
+    way round (Submitter._settle), so one of the two always sees the other."""
+    src = record.source
+    try:
+        current = clients.storage.get_tags(src.bucket, src.key)
+        if current and current.get(tags.RECORD) == record.id and current.get(tags.STATE) != record.state:
+            tag_source(clients, record)
+    except CloudError as exc:
+        log("tags.settle_failed", level="warning", key=src.key, error=str(exc))
 
 
 def close_as(store: RecordStore, record: Record, state: str) -> None:

@@ -288,11 +288,24 @@ class Submitter:
             self.store.advance(submitted)  # False only if a callback got there first: fine
             log("submit.job", record_id=rid, job_id=job.JobId, attempt=record.attempt, output=out.Object)
             tag_source(self.clients, submitted)
+            self._settle(submitted)
         except CloudError as exc:
             if step is Step.SUBMIT and not exc.retryable:
                 self._record_final(record, exc.code, exc.message, retry_hint(exc))
             return Outcome(key=key, kind=Kind.FAILED, step=step, record_id=rid, attempt=record.attempt, detail=str(exc))
         return Outcome(key=key, kind=Kind.SUBMITTED, record_id=rid, job_id=job.JobId, attempt=record.attempt)
+
+    def _settle(self, submitted: Record) -> None:
+        """If the job already ended while we tagged `Submitted`, tag its newer state (the
+        callback checks the other way round: progress.settle_source_tags)."""
+        try:
+            newest = latest(self.store.stages(submitted.id))
+            if newest.attempt == submitted.attempt and newest.rank > 1:
+                current, _ = self.store.load(submitted.id)
+                if current is not None:
+                    tag_source(self.clients, current)
+        except (CloudError, ValueError) as exc:  # best effort: the job is submitted and recorded
+            log("tags.settle_failed", level="warning", record_id=submitted.id, error=str(exc))
 
     def _submit(self, request: JobRequest, record: Record) -> JobDetail:
         """POST /jobs, safely retried: after an unknown outcome, look the job up first."""
