@@ -33,8 +33,8 @@ columns:
           "(stuck)" when a claim outlived COS_MATTING_CLAIM_LEASE_SECONDS without a job
   ATTEMPTS how many times the record ran (cos-matting retry adds one; history is kept)
   AGE     time since the record last changed (its newest stage): s seconds, m minutes, h hours, d days
-  OUTPUT  the output object, or the error code and message and whether a retry can help
-          (retry: now | after-fix | new-input), whole (wrapped)
+  OUTPUT  the output object, or the error code and message, whole (wrapped); whether a retry
+          can help (retry: now | after-fix | new-input) is in the record (KEY, or --json)
   SIZE    (uploads that never became a job) the object's size, KiB/MiB/GiB
 totals count the rows shown (after KEY/--state filters); "of N" gives all records.
 
@@ -154,8 +154,7 @@ def _detail(row: Dict[str, Any]) -> str:
         return row["output"]
     error = row.get("error") or {}
     if row.get("state") in ("Failed", "Cancel", "Gone", "Superseded", "?") and error:
-        text = f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ")
-        return text + (f" (retry: {row['retry']})" if row.get("retry") else "")
+        return f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ")
     return ""
 
 
