@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import json
 import logging
 import os
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from shared import xmlcodec
-from shared.jobs import (TAG, TERMINAL_STATES, JobDetail, JobInput, JobOperation, JobRequest, MediaInfoSpec,
-                         MediaResultSpec, OutputFileSpec, background_key)
+from shared.jobs import (TAG, TERMINAL_STATES, EchoedOptions, EchoedOutput, JobDetail, JobInput, JobOperation,
+                         JobRequest, MediaInfoSpec, MediaResultSpec, OutputFileSpec, background_key)
 
+from .callbacks import CallbackRecord, Callbacks  # noqa: F401 - imported from here by cloud.py
 from .cos import CosError, ObjectStore
 from .faults import Faults
 from .journal import Journal
@@ -32,7 +29,10 @@ from .journal import Journal
 log = logging.getLogger("localcloud.ci")
 CHINA = timezone(timedelta(hours=8))
 CI_TIME = "%Y-%m-%dT%H:%M:%S%z"
-CANCELLABLE = ("Submitted", "Running", "Pause")
+# "取消一个任务,只有未执行的任务才可以被取消" (https://cloud.tencent.com/document/api/1246/109264);
+# a started job answers "The job provided can not be modified" (intl 1045/43702).
+CANCELLABLE = ("Submitted", "Pause")
+AI_QUEUE_TYPE = "AIProcess"  # SegmentVideoBody runs on the bucket's AI-processing queue (460/79394)
 
 # engine(job, request, input_path, background_path_or_None, output_path) -> MediaInfo wire dict
 Engine = Callable[[JobDetail, JobRequest, str, Optional[str], str], Dict[str, Any]]
@@ -57,6 +57,13 @@ def queue_id(bucket: str) -> str:
     return "p" + hashlib.md5(bucket.encode()).hexdigest()
 
 
+def ai_queue(bucket: str, created: float) -> Dict[str, Any]:
+    """The bucket's AI queue as DescribeAiProcessQueues (`GET /ai_queue`, 460/79394) lists it."""
+    return {"QueueId": queue_id(bucket), "Name": "ai-queue", "State": "Active", "MaxSize": "10000",
+            "MaxConcurrent": "10", "UpdateTime": ci_time(created), "CreateTime": ci_time(created),
+            "NotifyConfig": {"Type": "Url", "State": "Off"}, "Category": AI_QUEUE_TYPE}
+
+
 @dataclass
 class JobRecord:
     bucket: str
@@ -64,15 +71,16 @@ class JobRecord:
     created: float
     detail: JobDetail
     request: JobRequest
+    content_type: str = ""  # of the POST /jobs that created it: what the client really sent
 
     def dump(self) -> Dict[str, Any]:
-        return {"bucket": self.bucket, "seq": self.seq, "created": self.created,
+        return {"bucket": self.bucket, "seq": self.seq, "created": self.created, "content_type": self.content_type,
                 "detail": self.detail.wire(), "request": self.request.wire()}
 
     @classmethod
     def load(cls, data: Dict[str, Any]) -> "JobRecord":
         return cls(data["bucket"], data["seq"], data["created"], JobDetail.model_validate(data["detail"]),
-                   JobRequest.model_validate(data["request"]))
+                   JobRequest.model_validate(data["request"]), data.get("content_type", ""))
 
 
 class EngineError(Exception):
@@ -81,130 +89,6 @@ class EngineError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code, self.message = code, message
-
-
-@dataclass
-class CallbackRecord:
-    url: str
-    job_id: str
-    state: str
-    fmt: str
-    body: bytes
-    attempts: int = 0
-    status: Optional[int] = None
-    ok: Optional[bool] = None
-    error: str = ""
-    sent_at: List[float] = field(default_factory=list)
-
-
-class Callbacks:
-    """Delivers job notifications to `CallBack` URLs with retries and injectable faults."""
-
-    def __init__(self, faults: Faults, retries: int = 3, backoff: Tuple[float, ...] = (0.2, 0.5, 1.0),
-                 timeout: float = 5.0, arrays: str = "none", reorder_hold: float = 0.5) -> None:
-        self.faults, self.retries, self.backoff, self.timeout = faults, retries, backoff, timeout
-        self.arrays, self.reorder_hold = arrays, reorder_hold
-        self.records: List[CallbackRecord] = []
-        self._cond = threading.Condition()
-        self._pending = 0
-        self._held: List[CallbackRecord] = []
-
-    @property
-    def pending(self) -> int:
-        with self._cond:
-            return self._pending
-
-    def body(self, detail: JobDetail, fmt: str) -> bytes:
-        wire = detail.wire()
-        if fmt == "JSON":
-            jobs: Any = _arrayify(wire) if self.arrays == "all" else wire
-            if self.arrays in ("jobs", "all"):
-                jobs = [jobs]
-            return json.dumps({"EventName": "TaskFinish", "JobsDetail": jobs}, ensure_ascii=False).encode("utf-8")
-        return xmlcodec.dump("Response", {"EventName": "TaskFinish", "JobsDetail": wire})
-
-    def notify(self, detail: JobDetail, request: JobRequest) -> Optional[CallbackRecord]:
-        url = request.CallBack
-        if not url or url == "no" or request.CallBackType != "Url":
-            return None
-        record = CallbackRecord(url, detail.JobId, detail.State, request.CallBackFormat,
-                                self.body(detail, request.CallBackFormat))
-        with self._cond:
-            self.records.append(record)
-            self._pending += 1
-        fault = self.faults.take("callback.send")
-        if fault and fault.reorder:
-            with self._cond:
-                self._held.append(record)
-            threading.Timer(self.reorder_hold, self._release_held).start()
-            return record
-        copies = 2 if fault and fault.duplicate else 1
-        if copies == 2:
-            with self._cond:
-                self._pending += 1
-        for _ in range(copies):
-            self._start(record, fault)
-        self._release_held()  # a held (reordered) callback goes out after this newer one
-        return record
-
-    def _release_held(self) -> None:
-        with self._cond:
-            held, self._held = self._held, []
-        for record in held:
-            self._start(record, None, wait=0.05)
-
-    def _start(self, record: CallbackRecord, fault: Any, wait: float = 0.0) -> None:
-        threading.Thread(target=self._deliver, args=(record, fault, wait), daemon=True,
-                         name=f"callback-{record.job_id}").start()
-
-    def _deliver(self, record: CallbackRecord, fault: Any, wait: float) -> None:
-        try:
-            if wait:
-                time.sleep(wait)
-            if fault and fault.delay:
-                time.sleep(fault.delay)
-            if fault and fault.drop:
-                record.ok, record.error = False, "dropped by fault injection"
-                return
-            for attempt in range(1, self.retries + 1):
-                record.attempts += 1
-                record.sent_at.append(time.time())
-                if fault and fault.status and attempt == 1:
-                    record.status, record.error = fault.status, "fault injection"
-                else:
-                    record.status, record.error = self._post(record)
-                    if record.status is not None and 200 <= record.status < 300:
-                        record.ok = True
-                        return
-                if attempt < self.retries:
-                    time.sleep(self.backoff[min(attempt - 1, len(self.backoff) - 1)] if self.backoff else 0)
-            record.ok = False
-        finally:
-            with self._cond:
-                self._pending -= 1
-                self._cond.notify_all()
-
-    def _post(self, record: CallbackRecord) -> Tuple[Optional[int], str]:
-        ctype = "application/json" if record.fmt == "JSON" else "application/xml"
-        req = urllib.request.Request(record.url, data=record.body, method="POST",
-                                     headers={"Content-Type": ctype, "User-Agent": "localcloud-ci-callback"})
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                resp.read()
-                return resp.status, ""
-        except urllib.error.HTTPError as exc:
-            return exc.code, f"HTTP {exc.code}"
-        except Exception as exc:  # connection refused, timeout: retried like any failure
-            return None, f"{type(exc).__name__}: {exc}"
-
-
-def _arrayify(value: Any) -> Any:
-    """XML-to-JSON style where every container child is a one-element array."""
-    if isinstance(value, dict):
-        return {k: [_arrayify(v)] if isinstance(v, dict) else _arrayify(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_arrayify(v) for v in value]
-    return value
 
 
 class JobService:
@@ -253,19 +137,22 @@ class JobService:
             journal.close()
 
     # -- API --------------------------------------------------------------
-    def create(self, bucket: str, request: JobRequest) -> JobDetail:
+    def create(self, bucket: str, request: JobRequest, content_type: str = "") -> JobDetail:
+        """A job on the bucket's AI queue. Its detail carries what CI returns, fields it documents
+        nowhere included (Progress, QueueType, Input.CosHeaders: ../shared/PLATFORM.md section 1)."""
         now = time.time()
         op = request.Operation
         detail = JobDetail(
             Code="Success", Message="", JobId="s" + uuid.uuid4().hex, State="Submitted", CreationTime=ci_time(now),
-            StartTime="-", EndTime="-", QueueId=queue_id(bucket), Tag=TAG,
-            Input=JobInput(BucketId=bucket, Object=request.Input.Object, Region=self.region),
-            Operation=JobOperation(SegmentVideoBody=op.SegmentVideoBody, Output=op.Output, UserData=op.UserData,
+            StartTime="-", EndTime="-", QueueId=queue_id(bucket), Tag=TAG, Progress="0", QueueType=AI_QUEUE_TYPE,
+            Input=JobInput(BucketId=bucket, Object=request.Input.Object, Region=self.region, CosHeaders=[]),
+            Operation=JobOperation(SegmentVideoBody=EchoedOptions.model_validate(op.SegmentVideoBody.wire()),
+                                   Output=EchoedOutput.model_validate(op.Output.wire()), UserData=op.UserData,
                                    JobLevel=op.JobLevel),
         )
         with self.lock:
             self._seq += 1
-            rec = JobRecord(bucket, self._seq, now, detail, request)
+            rec = JobRecord(bucket, self._seq, now, detail, request, content_type)
             self.jobs[bucket][detail.JobId] = rec
             self._save(rec)
             if self.engine is not None:
@@ -282,9 +169,18 @@ class JobService:
         with self.lock:
             return self.record(bucket, job_id).detail.model_copy(deep=True)
 
+    def describe(self, bucket: str, job_ids: List[str]) -> Tuple[List[JobDetail], List[str]]:
+        """GET /jobs/<id,...>: (the jobs found, the ids CI has no job for). An unknown id is not
+        an error: the answer is 200 with <NonExistJobIds> (../shared/PLATFORM.md section 1)."""
+        with self.lock:
+            jobs = self.jobs.get(bucket, {})
+            found = [jobs[j].detail.model_copy(deep=True) for j in job_ids if j in jobs]
+            return found, [j for j in job_ids if j not in jobs]
+
     def list(self, bucket: str, tag: str = TAG, states: str = "All", size: int = 10, next_token: str = "",
              order: str = "Desc", start: Optional[float] = None, end: Optional[float] = None,
-             queue: Optional[str] = None) -> Tuple[List[JobDetail], str]:
+             queue: Optional[str] = None, queue_type: Optional[str] = None,
+             input_object: Optional[str] = None) -> Tuple[List[JobDetail], str]:
         wanted = {s.strip() for s in (states or "All").split(",") if s.strip()}
         with self.lock:
             recs = sorted(self.jobs.get(bucket, {}).values(), key=lambda r: r.seq, reverse=(order != "Asc"))
@@ -297,7 +193,9 @@ class JobService:
             chosen = [r for r in recs
                       if r.detail.Tag == tag and ("All" in wanted or r.detail.State in wanted)
                       and (start is None or r.created >= start) and (end is None or r.created <= end)
-                      and (not queue or r.detail.QueueId == queue)]
+                      and (not queue or r.detail.QueueId == queue)
+                      and (not queue_type or queue_type == AI_QUEUE_TYPE)
+                      and (not input_object or r.request.Input.Object == input_object)]
             page = chosen[:size]
             token = str(page[-1].seq) if len(chosen) > size else ""
             return [r.detail.model_copy(deep=True) for r in page], token
@@ -306,8 +204,8 @@ class JobService:
         with self.lock:
             rec = self.record(bucket, job_id)
             if rec.detail.State not in CANCELLABLE:
-                raise CosError(400, "InvalidArgument",
-                               f"The job {job_id} is {rec.detail.State}; only {'/'.join(CANCELLABLE)} jobs can be cancelled.")
+                raise CosError(400, "InvalidArgument", f"The job provided can not be modified (it is {rec.detail.State};"
+                                                       f" only jobs not yet started can be cancelled).")
             rec.detail.State = "Cancel"
             rec.detail.EndTime = ci_time()
             self._save(rec)
@@ -343,6 +241,7 @@ class JobService:
             d.State = state  # type: ignore[assignment]
             if state in ("Running", "Success", "Failed") and d.StartTime == "-":
                 d.StartTime = now
+            d.Progress = "100" if state == "Success" else ("50" if state == "Running" else d.Progress)  # type: ignore[attr-defined]
             if state in TERMINAL_STATES:
                 d.EndTime = now
             if state == "Failed":
@@ -352,13 +251,22 @@ class JobService:
                 out = rec.request.Operation.Output
                 assert d.Operation is not None
                 d.Operation.MediaInfo = MediaInfoSpec.model_validate(media_info or {})
+                md5 = self._output_md5(out.Bucket, out.Object)
                 d.Operation.MediaResult = MediaResultSpec(
-                    OutputFile=OutputFileSpec(Bucket=out.Bucket, Region=out.Region, ObjectName=out.Object))
+                    OutputFile=OutputFileSpec(Bucket=out.Bucket, Region=out.Region, ObjectName=out.Object,
+                                              Md5Info={"ObjectName": out.Object, "Md5": md5} if md5 else None))
             self._save(rec)
             detail = d.model_copy(deep=True)
         if state in TERMINAL_STATES:
             self.callbacks.notify(detail, rec.request)
         return detail
+
+    def _output_md5(self, bucket: str, key: str) -> str:
+        try:
+            etag = self.store.bucket(bucket).head(key).etag
+        except CosError:
+            return ""
+        return etag if "-" not in etag else ""
 
     def _write_output(self, bucket: str, key: str, data: Optional[bytes] = None, path: Optional[str] = None) -> None:
         target = self.store.bucket(bucket)

@@ -4,16 +4,21 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import Counter
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from shared.events import Upload, build_event
 from shared.jobs import JobDetail
 
+from .camapi import CamService
 from .ci import CallbackRecord, Callbacks, Engine, JobService
 from .cos import Bucket, CosError, ObjectMeta, ObjectStore
+from .credentials import RoleCredentials
 from .faults import Faults
 from .scf import Function, Invocation, Runtime, Trigger, function_url_event, function_url_reply
+from .scfapi import ScfService
 from .server import Reply, _json, make_server
+from .tcapi import Api, reply_json
 
 
 class LocalCloud:
@@ -29,18 +34,34 @@ class LocalCloud:
                  callback_retries: int = 3, callback_backoff: Sequence[float] = (0.2, 0.5, 1.0),
                  callback_timeout: float = 5.0, callback_arrays: str = "none",
                  extra_credentials: Optional[Mapping[str, str]] = None, function_python: Optional[str] = None,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, credential_rotation: Optional[float] = None,
+                 credential_lifetime: Optional[float] = None) -> None:
         self.data_dir = os.path.abspath(data_dir)
         self.region, self.secret_id, self.secret_key = region, secret_id, secret_key
         self.host, self.port, self.verbose = host, port, verbose
-        self.credentials: Dict[str, str] = {secret_id: secret_key, **(extra_credentials or {})}
+        # Functions get role credentials that rotate every `credential_rotation` seconds (None: the
+        # account's key, as before) and expire `credential_lifetime` seconds after issue.
+        self.credentials = RoleCredentials({secret_id: secret_key, **(extra_credentials or {})},
+                                           credential_rotation, credential_lifetime)
         self.faults = Faults()
+        self.started = time.time()
+        self.requests: Counter = Counter()  # authenticated COS/CI requests by route, e.g. "ci.list"
+        self.ci_error_root = "Response"  # "Error" answers CI errors the way the Go SDK parses them
         self.store = ObjectStore(os.path.join(self.data_dir, "cos"), region)
         self.callback_sender = Callbacks(self.faults, callback_retries, tuple(callback_backoff), callback_timeout,
                                          callback_arrays)
         self.jobs = JobService(os.path.join(self.data_dir, "ci"), self.store, region, self.faults,
                                self.callback_sender, None, job_workers, on_output=self._output_written)
         self.runtime = Runtime(self.faults, function_python)  # e.g. a python3.10 like SCF's runtime
+        # The Tencent Cloud API 3.0 (SCF, CAM) that deploy and doctor call, persisted under data_dir.
+        buckets = list(buckets)
+        appid = buckets[0].rsplit("-", 1)[1] if buckets else "1250000000"
+        self.cam = CamService(os.path.join(self.data_dir, "cam"), appid=appid)
+        self.scf = ScfService(self, os.path.join(self.data_dir, "scf"))
+        self.api = Api(self.credentials, {("scf", "2018-04-16"): self.scf, ("cam", "2019-01-16"): self.cam})
+        self.ci_unbound: set = set()  # buckets to report as not bound to CI (doctor's failing case)
+        if self.credentials.rotating:  # every invocation gets the role credentials of its moment
+            self.runtime.invocation_env = self.credentials.role_env
         for name in buckets:
             self.add_bucket(name)
         self._server: Any = None
@@ -57,6 +78,7 @@ class LocalCloud:
                                         daemon=True, name="localcloud-http")
         self._thread.start()
         self.jobs.start()
+        self.scf.start()  # functions deployed before a restart run again
         return self
 
     def stop(self) -> None:
@@ -70,6 +92,7 @@ class LocalCloud:
             self._server.server_close()
             self._server = None
         self.jobs.stop()
+        self.scf.stop()
         self.runtime.close()
         self.jobs.close()
         self.store.close()
@@ -91,8 +114,7 @@ class LocalCloud:
 
     def function_env(self) -> Dict[str, str]:
         """What SCF gives every function here: role credentials, region, and the local endpoint."""
-        return {"TENCENTCLOUD_SECRETID": self.secret_id, "TENCENTCLOUD_SECRETKEY": self.secret_key,
-                "TENCENTCLOUD_SESSIONTOKEN": "localcloud-session-token", "TENCENTCLOUD_REGION": self.region,
+        return {**self.credentials.role_env(self.secret_id), "TENCENTCLOUD_REGION": self.region,
                 "COS_MATTING_ENDPOINT": self.url}
 
     # -- buckets & objects ------------------------------------------------
@@ -128,7 +150,8 @@ class LocalCloud:
                 upload = Upload(bucket=bucket, appid=bucket.rsplit("-", 1)[1], region=self.region, key=obj.key,
                                 etag=obj.etag, size=obj.size, event_name=event_name, event_time=int(time.time()),
                                 content_type=obj.content_type)
-                queue = f"qcs:0:scf:{self.region}:appid/{upload.appid}:default.{trigger.function.name}.$LATEST"
+                # Real events name the trigger's qualifier, `$DEFAULT` (a captured event, PLATFORM.md section 4).
+                queue = f"qcs:0:scf:{self.region}:appid/{upload.appid}:default.{trigger.function.name}.$DEFAULT"
                 event = build_event([upload], queue=queue)
                 self.runtime.invoke_async(trigger.function, event, "cos", trigger.retries, trigger.retry_delay)
 
@@ -218,6 +241,16 @@ class LocalCloud:
                                    handler.client_address[0])
         status, out_headers, out_body = function_url_reply(self.runtime.run(fn, event, "http"))
         return Reply(status, out_headers, out_body)
+
+    def _api(self, handler: Any) -> Reply:
+        """Tencent Cloud API 3.0 calls (X-TC-Action) and the Function URLs of deployed functions."""
+        if handler.raw_path.startswith("/_url/"):
+            return self.scf.function_url(handler)
+        if handler.raw_path in ("/mediabucket", "/ai_bucket"):
+            from .cibinding import describe
+
+            return describe(handler, self)
+        return Reply(*reply_json(handler, self.api))
 
     def _control(self, handler: Any) -> Reply:
         """Test-only control API: never part of the emulated COS/CI surface."""

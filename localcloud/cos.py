@@ -80,6 +80,24 @@ def validate_tags(pairs: List[Tuple[str, str]]) -> Dict[str, str]:
     return tags
 
 
+def write_stream(path: str, read: Callable[[int], bytes], length: Optional[int]) -> Tuple[int, str]:
+    """Write a body read in chunks (`length` None = until b"") to `path`: (size, md5 hex).
+    A body shorter than its length is refused and nothing is left behind."""
+    md5, size = hashlib.md5(), 0
+    with open(path, "wb") as fh:
+        while length is None or size < length:
+            chunk = read(CHUNK if length is None else min(CHUNK, length - size))
+            if not chunk:
+                break
+            md5.update(chunk)
+            fh.write(chunk)
+            size += len(chunk)
+    if length is not None and size < length:
+        os.unlink(path)
+        raise CosError(400, "IncompleteBody", f"body ended after {size} of {length} bytes")
+    return size, md5.hexdigest()
+
+
 class Bucket:
     """One bucket: thread-safe index plus files under `root`."""
 
@@ -165,21 +183,9 @@ class Bucket:
         check_key(key)
         if self._forbids(forbid_overwrite, key):  # cheap early answer; re-checked at commit
             raise CosError(409, "FileAlreadyExists", "The object already exists (x-cos-forbid-overwrite is true).")
-        md5 = hashlib.md5()
-        size = 0
         tmp = os.path.join(self.root, "tmp", uuid.uuid4().hex)
-        with open(tmp, "wb") as fh:
-            while length is None or size < length:
-                chunk = read(CHUNK if length is None else min(CHUNK, length - size))
-                if not chunk:
-                    break
-                md5.update(chunk)
-                fh.write(chunk)
-                size += len(chunk)
-        if length is not None and size < length:
-            os.unlink(tmp)
-            raise CosError(400, "IncompleteBody", f"body ended after {size} of {length} bytes")
-        obj = ObjectMeta(key, size, md5.hexdigest(), content_type or "application/octet-stream", time.time(),
+        size, md5 = write_stream(tmp, read, length)
+        obj = ObjectMeta(key, size, md5, content_type or "application/octet-stream", time.time(),
                          dict(meta or {}), dict(tags or {}))
         return self.commit(tmp, obj, forbid_overwrite)
 

@@ -33,7 +33,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
-from .cos import CHUNK, CosError, ObjectMeta, check_key
+from .cos import CHUNK, CosError, ObjectMeta, check_key, write_stream
 
 if TYPE_CHECKING:
     from .cos import Bucket
@@ -143,21 +143,7 @@ class MultipartUploads:
 
     def upload_part(self, upload_id: str, key: str, number: int, read: Callable[[int], bytes],
                     length: Optional[int]) -> Part:
-        def write(tmp: str) -> Tuple[int, str]:
-            md5, size = hashlib.md5(), 0
-            with open(tmp, "wb") as fh:
-                while length is None or size < length:
-                    chunk = read(CHUNK if length is None else min(CHUNK, length - size))
-                    if not chunk:
-                        break
-                    md5.update(chunk)
-                    fh.write(chunk)
-                    size += len(chunk)
-            if length is not None and size < length:
-                raise CosError(400, "IncompleteBody", f"body ended after {size} of {length} bytes")
-            return size, md5.hexdigest()
-
-        return self._store_part(upload_id, key, number, write)
+        return self._store_part(upload_id, key, number, lambda tmp: write_stream(tmp, read, length))
 
     def copy_part(self, upload_id: str, key: str, number: int, source_path: str, start: int, count: int) -> Part:
         def write(tmp: str) -> Tuple[int, str]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from . import scfenv
 from .faults import Faults
 
 INIT_TIMEOUT = 60.0
@@ -58,8 +59,8 @@ class _Worker:
 
     _ids = itertools.count(1)
 
-    def __init__(self, function_dir: str, env: Dict[str, str], python: str) -> None:
-        self.proc = subprocess.Popen([python, "-m", "localcloud.worker", function_dir],
+    def __init__(self, argv: List[str], env: Dict[str, str], function_dir: str) -> None:
+        self.proc = subprocess.Popen(argv,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=env, cwd=function_dir, text=True, encoding="utf-8", bufsize=1)
         self.replies: "queue.Queue[Optional[dict]]" = queue.Queue()
@@ -89,11 +90,13 @@ class _Worker:
         for line in self.proc.stderr:
             self.stderr_tail.append(line.rstrip("\n"))
 
-    def call(self, event: Any, context: Dict[str, Any], timeout: float, kill_after: Optional[float] = None) -> dict:
+    def call(self, event: Any, context: Dict[str, Any], timeout: float, kill_after: Optional[float] = None,
+             environ: Optional[Dict[str, str]] = None) -> dict:
         ident = next(self._ids)
         assert self.proc.stdin is not None
+        message = {"id": ident, "event": event, "context": context, "environ": environ or {}}
         try:
-            self.proc.stdin.write(json.dumps({"id": ident, "event": event, "context": context}) + "\n")
+            self.proc.stdin.write(json.dumps(message) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise WorkerDied(self._death()) from None
@@ -140,16 +143,30 @@ class _Worker:
 
 
 class Function:
-    """A deployed function: code dir, environment, a pool of warm workers."""
+    """A deployed function: code dir, environment, a pool of warm workers.
+
+    With `layers` (a function deployed through the SCF API) it runs the way SCF runs
+    it (localcloud/scfenv.py): isolated interpreter, path = code dir + layer dirs,
+    only its own environment. Without, it runs a source folder of this checkout
+    with the repository on PYTHONPATH (the quick local loop).
+    """
 
     def __init__(self, name: str, function_dir: str, env: Mapping[str, str], concurrency: int = 2,
-                 timeout: float = 60.0, python: Optional[str] = None) -> None:
+                 timeout: float = 60.0, python: Optional[str] = None,
+                 invocation_env: Optional[Callable[[], Dict[str, str]]] = None,
+                 layers: Optional[Sequence[str]] = None) -> None:
         self.name, self.function_dir = name, resolve_dir(function_dir)
         self.python = python or sys.executable
         if not os.path.isfile(os.path.join(self.function_dir, "index.py")):
             raise ValueError(f"{self.function_dir} has no index.py")
         self.concurrency, self.timeout = concurrency, timeout
-        self.env = build_env(env, name)
+        if layers is None:
+            self.env = build_env(env, name)
+            self.argv = [self.python, "-m", "localcloud.worker", self.function_dir]
+        else:
+            self.env = scfenv.environment(env, name)
+            self.argv = scfenv.command(self.python, self.function_dir, layers)
+        self.invocation_env = invocation_env  # variables refreshed per invocation (rotating role credentials)
         self._idle: "queue.LifoQueue[_Worker]" = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(concurrency)
         self._all: List[_Worker] = []
@@ -169,7 +186,8 @@ class Function:
                        "function_version": "$LATEST", "memory_limit_in_mb": 128,
                        "time_limit_in_ms": int(self.timeout * 1000), "environ": ""}
             try:
-                reply = worker.call(inv.event, context, self.timeout, kill_after)
+                environ = self.invocation_env() if self.invocation_env else None
+                reply = worker.call(inv.event, context, self.timeout, kill_after, environ)
                 inv.ok, inv.result = bool(reply.get("ok")), reply.get("result")
                 inv.error, inv.traceback = reply.get("error", ""), reply.get("traceback", "")
                 inv.logs = list(reply.get("logs") or [])
@@ -187,7 +205,7 @@ class Function:
             try:
                 worker = self._idle.get_nowait()
             except queue.Empty:
-                worker = _Worker(self.function_dir, self.env, self.python)
+                worker = _Worker(self.argv, self.env, self.function_dir)
                 with self._lock:
                     self._all.append(worker)
                 return worker
@@ -256,6 +274,7 @@ class Runtime:
         self._pending = 0
         self._timers: List[threading.Event] = []
         self.on_invocation: Optional[Callable[[Invocation], None]] = None  # e.g. the CLI prints logs
+        self.invocation_env: Optional[Callable[[], Dict[str, str]]] = None  # e.g. rotating role credentials
 
     @property
     def pending(self) -> int:
@@ -266,7 +285,7 @@ class Runtime:
                  timeout: float = 60.0) -> Function:
         if name in self.functions:
             self.functions[name].close()
-        fn = Function(name, function_dir, env, concurrency, timeout, self.python)
+        fn = Function(name, function_dir, env, concurrency, timeout, self.python, self.invocation_env)
         self.functions[name] = fn
         return fn
 
@@ -336,7 +355,13 @@ class Runtime:
 
 def function_url_event(method: str, path: str, query: Sequence[Tuple[str, str]], headers: Mapping[str, str],
                        body: bytes, source_ip: str) -> Dict[str, Any]:
-    """An SCF Function URL event (API-gateway shaped, `queryString` not `queryStringParameters`)."""
+    """An SCF Function URL event as SCF doc 583/96099 shows it (2025): `httpMethod`, `path`,
+    `headers`, `body`, `queryString`; no `requestContext`, no `isBase64Encoded`, the client's
+    address in the header `x-scf-remote-addr` (https://cloud.tencent.com/document/product/583/96099).
+
+    How a body that is not UTF-8 text arrives is not documented: it is sent base64-encoded
+    with the API-gateway flag `isBase64Encoded`, the one case that keeps it.
+    """
     import base64
 
     query_dict: Dict[str, Any] = {}
@@ -347,24 +372,13 @@ def function_url_event(method: str, path: str, query: Sequence[Tuple[str, str]],
         else:
             query_dict[key] = value
     headers = {k.lower(): v for k, v in headers.items()}
-    ctype = (headers.get("content-type") or "").lower()
-    texty = not body or ctype.startswith("text/") or any(t in ctype for t in ("json", "xml", "x-www-form-urlencoded"))
-    text = None
-    if texty:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-    return {
-        "httpMethod": method,
-        "path": path,
-        "headers": headers,
-        "queryString": query_dict,
-        "body": text if text is not None else base64.b64encode(body).decode("ascii"),
-        "isBase64Encoded": text is None,
-        "requestContext": {"sourceIp": source_ip, "httpMethod": method, "path": path,
-                           "requestId": uuid.uuid4().hex, "stage": "$DEFAULT"},
-    }
+    headers["x-scf-remote-addr"] = source_ip
+    event: Dict[str, Any] = {"httpMethod": method, "path": path, "headers": headers, "queryString": query_dict}
+    try:
+        event["body"] = body.decode("utf-8")
+    except UnicodeDecodeError:
+        event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode("ascii"), True
+    return event
 
 
 def function_url_reply(inv: Invocation) -> Tuple[int, Dict[str, str], bytes]:

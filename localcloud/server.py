@@ -17,14 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from pydantic import ValidationError
-
 from shared import xmlcodec
-from shared.jobs import JobRequest, JobsResponse, format_errors
 
+from . import ci_http, cos_http
 from .auth import AuthError, verify
-from .ci import parse_ci_time
-from . import cos_http
 from .cos import CosError, ObjectMeta, check_key, validate_tags
 from .faults import Fault
 from .replies import Reply, _gmt, _iso, _json, _xml  # noqa: F401 - _json is imported from here by cloud.py
@@ -86,6 +82,9 @@ class Handler(BaseHTTPRequestHandler):
                 reply = self._bucket_request(match.group("bucket"), match.group("region"))
             elif self.raw_path.startswith("/_fn/"):
                 reply = self.cloud._function_url(self)
+            elif self.headers.get("X-TC-Action") or self.raw_path.startswith("/_url/") or \
+                    self.raw_path in ("/mediabucket", "/ai_bucket"):
+                reply = self.cloud._api(self)  # TC API 3.0 (SCF, CAM), deployed Function URLs, CI bucket binding
             elif self.raw_path.startswith("/_localcloud/") or self.raw_path == "/_localcloud":
                 reply = self.cloud._control(self)
             else:
@@ -97,7 +96,7 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("unhandled error for %s %s", self.command, self.path)
             self.close_connection = True
             err = CosError(500, "InternalError", f"local cloud error: {type(exc).__name__}: {exc}")
-            reply = self._ci_error(err) if self.raw_path.startswith("/jobs") else self._cos_error(err)
+            reply = self._ci_error(err) if self.raw_path.startswith(("/jobs", "/ai_queue")) else self._cos_error(err)
         self._send(reply)
 
     def body(self, limit: int = MAX_XML) -> bytes:
@@ -218,8 +217,10 @@ class Handler(BaseHTTPRequestHandler):
         return _xml(err.status, "Error", content, {"x-cos-request-id": self.request_id})
 
     def _ci_error(self, err: CosError) -> Reply:
+        # CI documents <Response><Code/><Message/><RequestId/></Response> (no <Resource>); the Go SDK
+        # parses <Error>: `cloud.ci_error_root` switches the root so clients are tested on both.
         content = {"Code": err.code, "Message": err.message, "RequestId": self.request_id}
-        return _xml(err.status, "Response", content, {"x-ci-request-id": self.request_id})
+        return _xml(err.status, self.cloud.ci_error_root, content, {"x-ci-request-id": self.request_id})
 
     def _fault_reply(self, fault: Fault, ci: bool) -> Reply:
         code = fault.error_code(ci)
@@ -229,7 +230,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- buckets ----------------------------------------------------------
     def _bucket_request(self, bucket_name: str, region: str) -> Reply:
         cloud = self.cloud
-        is_ci = self.raw_path == "/jobs" or self.raw_path.startswith("/jobs/")
+        is_ci = self.raw_path in ("/jobs", "/ai_queue") or self.raw_path.startswith("/jobs/")
         error = self._ci_error if is_ci else self._cos_error
         try:
             if region != cloud.region:
@@ -242,6 +243,7 @@ class Handler(BaseHTTPRequestHandler):
             return error(CosError(exc.status, exc.code, exc.message))
         except CosError as exc:
             return error(exc)
+        cloud.requests[route] += 1  # what a client really cost (benchmarks/lookup_cost.py)
         fault = cloud.faults.take(route)
         if fault and not fault.after:
             failed = self._apply_fault(fault, is_ci)
@@ -274,6 +276,8 @@ class Handler(BaseHTTPRequestHandler):
                 return f"cos.versioning.{method.lower()}", lambda: cos_http.versioning(self, bucket)
             if method == "GET":
                 return "cos.list", lambda: self._list(bucket)
+            if method == "HEAD":  # HeadBucket (436/7735): 200 when it exists and the caller may read it
+                return "cos.head_bucket", lambda: Reply(200)
             raise CosError(405, "MethodNotAllowed", f"{method} on the bucket is not supported by the local cloud")
         if "tagging" in q:
             route = {"PUT": "cos.tagging.put", "GET": "cos.tagging.get", "DELETE": "cos.tagging.delete"}.get(method)
@@ -422,56 +426,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- CI ---------------------------------------------------------------
     def _ci_route(self, bucket: str, path: str) -> Tuple[str, Callable[[], Reply]]:
-        jobs = self.cloud.jobs
-        job_id = path[len("/jobs/"):] if path.startswith("/jobs/") else ""
-        if self.command == "POST" and not job_id:
-            return "ci.create", lambda: self._ci_create(bucket)
-        if self.command == "GET" and not job_id:
-            return "ci.list", lambda: self._ci_list(bucket)
-        if self.command == "GET":
-            return "ci.get", lambda: self._ci_jobs([jobs.get(bucket, j) for j in job_id.split(",") if j])
-        if self.command == "PUT" and "cancel" in self.query:
-            return "ci.cancel", lambda: self._ci_cancel(bucket, job_id)
-        raise CosError(405, "MethodNotAllowed", f"{self.command} {path} is not a CI job API")
-
-    def _ci_cancel(self, bucket: str, job_id: str) -> Reply:
-        self.cloud.jobs.cancel(bucket, job_id)
-        return Reply(200, {"Content-Type": "application/xml"})  # CI answers a cancel with an empty body
-
-    def _ci_jobs(self, details: List[Any], token: Optional[str] = None) -> Reply:
-        resp = JobsResponse(JobsDetail=details, NextToken=token)
-        return Reply(200, {"Content-Type": "application/xml"}, resp.to_xml())
-
-    def _ci_create(self, bucket: str) -> Reply:
-        raw = self.body()
-        try:
-            request = JobRequest.from_xml(raw, bucket=bucket)
-        except xmlcodec.XMLError as exc:
-            raise CosError(400, "InvalidArgument", f"The request body is not valid XML: {exc}") from None
-        except ValidationError as exc:
-            raise CosError(400, "InvalidArgument", f"Invalid request: {format_errors(exc)}") from None
-        except ValueError as exc:
-            raise CosError(400, "InvalidArgument", f"Invalid request: {exc}") from None
-        return self._ci_jobs([self.cloud.jobs.create(bucket, request)])
-
-    def _ci_list(self, bucket: str) -> Reply:
-        q = self.query
-        try:
-            size = int(q.get("size") or 10)
-        except ValueError:
-            raise CosError(400, "InvalidArgument", "size must be an integer") from None
-        if not 1 <= size <= 100:
-            raise CosError(400, "InvalidArgument", f"size must be 1-100, got {size}")
-        order = q.get("orderByTime") or "Desc"
-        if order not in ("Desc", "Asc"):
-            raise CosError(400, "InvalidArgument", "orderByTime must be Desc or Asc")
-        start = parse_ci_time(q["startCreationTime"]) if q.get("startCreationTime") else None
-        end = parse_ci_time(q["endCreationTime"]) if q.get("endCreationTime") else None
-        if not q.get("tag"):
-            raise CosError(400, "InvalidArgument", "tag is required")
-        details, token = self.cloud.jobs.list(bucket, q["tag"], q.get("states") or "All", size,
-                                              q.get("nextToken") or "", order, start, end, q.get("queueId"))
-        return self._ci_jobs(details, token)
+        return ci_http.route(self, bucket, path)
 
 
 class Server(ThreadingHTTPServer):

@@ -2,7 +2,13 @@
 
 CI calls go through a client built with `retry=0`: an SDK retry of `POST /jobs`
 after a timeout could create a second job. Our own retry (in submit) looks the
-job up by its correlation id first.
+job up by its correlation id first, in the queue the job went to.
+
+SCF role credentials are temporary (TENCENTCLOUD_SECRETID/SECRETKEY/SESSIONTOKEN);
+whether a warm instance sees fresh ones between invocations is unverified, so
+every call re-reads them and updates its client (`CosConfig.set_credential`)
+when they changed. The SDK signs with the values its config holds when the call
+starts (CosS3Auth copies them), hence the check before each call.
 """
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -10,7 +16,7 @@ from urllib.parse import urlsplit
 
 from . import xmlcodec
 from .config import Settings
-from .jobs import JobDetail, JobRequest, JobsResponse
+from .jobs import JobDetail, JobRequest, JobsResponse, as_list
 
 
 class CloudError(Exception):
@@ -48,28 +54,51 @@ def _wrap(operation: str, exc: Exception) -> CloudError:
     return CloudError(operation, 0, "ClientError", str(exc))
 
 
-def cos_client(settings: Settings, region: str, retry: int, environ: Optional[Mapping[str, str]] = None) -> Any:
-    """An SDK client; credentials are SCF's role credentials (TENCENTCLOUD_*) or the user's."""
-    from qcloud_cos import CosConfig, CosS3Client
-
-    env = os.environ if environ is None else environ
+def _credentials(env: Mapping[str, str]) -> Tuple[str, str, Optional[str]]:
     if not (env.get("TENCENTCLOUD_SECRETID") and env.get("TENCENTCLOUD_SECRETKEY")):
         from .config import ConfigError
 
         raise ConfigError("TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY are not set: give the function a "
                           "role (SCF sets them), or export your keys when running locally")
+    return env["TENCENTCLOUD_SECRETID"], env["TENCENTCLOUD_SECRETKEY"], env.get("TENCENTCLOUD_SESSIONTOKEN") or None
+
+
+def refresh(client: Any) -> None:
+    """Give `client` the credentials its environment holds now, if they changed."""
+    env = getattr(client, "cos_matting_environ", None)
+    if env is None:  # a client this module did not build
+        return
+    conf = client._conf
+    current = _credentials(env)
+    if (conf._secret_id, conf._secret_key, conf._token) != current:
+        secret_id, secret_key, token = current
+        # set_credential(Token=None), its own default, raises in cos-python-sdk-v5 1.9.44
+        # (convert_secret_value calls None.endswith): set "" and put None back, so no empty
+        # token header is sent.
+        conf.set_credential(secret_id, secret_key, token or "")
+        conf._token = token
+
+
+def cos_client(settings: Settings, region: str, retry: int, environ: Optional[Mapping[str, str]] = None) -> Any:
+    """An SDK client; credentials are SCF's role credentials (TENCENTCLOUD_*) or the user's."""
+    from qcloud_cos import CosConfig, CosS3Client
+
+    env = os.environ if environ is None else environ
+    secret_id, secret_key, token = _credentials(env)
     kwargs: Dict[str, Any] = dict(
         Region=region,
-        SecretId=env.get("TENCENTCLOUD_SECRETID", ""),
-        SecretKey=env.get("TENCENTCLOUD_SECRETKEY", ""),
-        Token=env.get("TENCENTCLOUD_SESSIONTOKEN") or None,  # passed explicitly: CI calls need it
+        SecretId=secret_id,
+        SecretKey=secret_key,
+        Token=token,  # passed explicitly: a credential provider's token is never sent (PLATFORM.md section 2)
         Timeout=settings.timeout_seconds,
         Scheme="https",
     )
     if settings.endpoint:  # the local cloud: connect to ip:port, keep the real Host header
         url = urlsplit(settings.endpoint)
         kwargs.update(IP=url.hostname, Port=url.port, Scheme=url.scheme)
-    return CosS3Client(CosConfig(**kwargs), retry=retry)
+    client = CosS3Client(CosConfig(**kwargs), retry=retry)
+    client.cos_matting_environ = env  # read again before every call (refresh)
+    return client
 
 
 class Storage:
@@ -81,6 +110,7 @@ class Storage:
     def _call(self, operation: str, fn: Any, **kwargs: Any) -> Any:
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
+        refresh(self.client)
         try:
             return fn(**kwargs)
         except (CosServiceError, CosClientError) as exc:
@@ -165,12 +195,16 @@ class Storage:
 class CI:
     """Cloud Infinite media jobs for one bucket. Built on a client with retry=0."""
 
+    LOOKUP_PAGES = 10  # at most 10 pages of 100 jobs per lookup: its cost is bounded
+
     def __init__(self, client: Any, bucket: str) -> None:
         self.client, self.bucket = client, bucket
+        self.queue_id = ""  # the queue jobs went to: from a create answer, else the AI queue
 
     def _call(self, operation: str, fn: Any, **kwargs: Any) -> JobsResponse:
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
+        refresh(self.client)
         try:
             data = fn(Bucket=self.bucket, **kwargs)
         except (CosServiceError, CosClientError) as exc:
@@ -178,16 +212,22 @@ class CI:
         return JobsResponse.model_validate(_none_to_empty(data or {}))
 
     def create(self, request: JobRequest) -> JobDetail:
-        response = self._call("ci.create", self.client.ci_create_media_jobs, Jobs=request.wire(), Lst={})
+        # The API page and every official demo send application/xml; the SDK's
+        # ci_create_media_jobs sets no Content-Type itself (qcloud_cos/cos_client.py).
+        response = self._call("ci.create", self.client.ci_create_media_jobs, Jobs=request.wire(), Lst={},
+                              ContentType="application/xml")
         if not response.JobsDetail:
             raise CloudError("ci.create", 200, "EmptyResponse", "POST /jobs answered without JobsDetail")
-        return response.JobsDetail[0]
+        job = response.JobsDetail[0]
+        self.queue_id = job.QueueId or self.queue_id
+        return job
 
     def describe(self, job_id: str) -> JobDetail:
         response = self._call("ci.get", self.client.ci_get_media_jobs, JobIDs=job_id)
-        if not response.JobsDetail:
-            raise CloudError("ci.get", 404, "NoSuchJob", f"job {job_id} not found")
-        return response.JobsDetail[0]
+        found = [j for j in response.JobsDetail if j.JobId == job_id] or response.JobsDetail
+        if not found or job_id in response.NonExistJobIds:  # CI answers 200 with <NonExistJobIds>
+            raise CloudError("ci.get", 404, "NoSuchJob", f"job {job_id} not found (CI lists it in NonExistJobIds)")
+        return found[0]
 
     def list(self, states: str = "All", size: int = 100, next_token: str = "",
              start: Optional[str] = None) -> Tuple[List[JobDetail], str]:
@@ -198,21 +238,70 @@ class CI:
     def cancel(self, job_id: str) -> None:
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
+        refresh(self.client)
         try:
             self.client.ci_cancel_jobs(Bucket=self.bucket, JobID=job_id)
         except (CosServiceError, CosClientError) as exc:
             raise _wrap("ci.cancel", exc) from None
 
-    def find(self, marker: str, start: Optional[str] = None) -> Optional[JobDetail]:
-        """The job whose UserData carries `marker` (the correlation id), if CI has one."""
+    def ai_queue(self) -> str:
+        """The bucket's AI queue (DescribeAiProcessQueues via the SDK's ci_get_ai_queue), cached."""
+        if not self.queue_id:
+            from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+            refresh(self.client)
+            try:
+                data = self.client.ci_get_ai_queue(Bucket=self.bucket, State="Active")
+            except (CosServiceError, CosClientError) as exc:
+                raise _wrap("ci.ai_queue", exc) from None
+            queues = [q for q in as_list((data or {}).get("QueueList")) if isinstance(q, dict) and q.get("QueueId")]
+            if not queues:
+                raise CloudError("ci.ai_queue", 200, "NoAiQueue", f"bucket {self.bucket} has no active AI queue "
+                                 "(bind it to Cloud Infinite and enable AI content recognition)")
+            self.queue_id = str(queues[0]["QueueId"])
+        return self.queue_id
+
+    def _list_scoped(self, start: Optional[str], input_object: Optional[str], token: str) -> JobsResponse:
+        """GET /jobs scoped to the job's queue, and to its input key when known. The SDK's
+        ci_list_media_jobs has no queueType/inputObject arguments (PLATFORM.md section 1), so
+        the request is built here the way the SDK builds its own CI calls."""
+        from qcloud_cos.cos_auth import CosS3Auth
+        from qcloud_cos.cos_comm import format_values, xml_to_dict
+        from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+        params = {"tag": "SegmentVideoBody", "queueId": self.ai_queue(), "queueType": "AIProcess",
+                  "orderByTime": "Desc", "states": "All", "size": "100", "nextToken": token}
+        if start:
+            params["startCreationTime"] = start
+        if input_object:
+            params["inputObject"] = input_object
+        params = format_values(params)
+        conf = self.client._conf
+        refresh(self.client)
+        try:
+            rt = self.client.send_request(method="GET", url=conf.uri(bucket=self.bucket, path="/jobs",
+                                                                     endpoint=conf._endpoint_ci),
+                                          bucket=self.bucket, auth=CosS3Auth(conf, "/jobs", params=params),
+                                          params=params, headers={}, ci_request=True)
+        except (CosServiceError, CosClientError) as exc:
+            raise _wrap("ci.list", exc) from None
+        return JobsResponse.model_validate(_none_to_empty(xml_to_dict(rt.content) or {}))
+
+    def find(self, marker: str, start: Optional[str] = None, input_object: Optional[str] = None
+             ) -> Optional[JobDetail]:
+        """The job whose UserData carries `marker` (the correlation id), if CI has one: searched in
+        the job's queue, created since `start`, at most LOOKUP_PAGES pages."""
         token = ""
-        while True:
-            jobs, token = self.list(next_token=token, start=start)
-            for job in jobs:
+        for _ in range(self.LOOKUP_PAGES):
+            response = self._list_scoped(start, input_object, token)
+            for job in response.JobsDetail:
                 if job.user_data == marker or job.user_data.startswith(marker + "|"):
                     return job
-            if not token or not jobs:
+            token = response.NextToken or ""
+            if not token or not response.JobsDetail:
                 return None
+        raise CloudError("ci.list", 0, "LookupTooLong", f"more than {self.LOOKUP_PAGES * 100} jobs to search for "
+                         f"{marker}: the outcome is unknown")
 
 
 def _none_to_empty(value: Any) -> Any:
@@ -225,7 +314,7 @@ def _none_to_empty(value: Any) -> Any:
 
 
 class Clients:
-    """Everything a handler talks to, built once per cold start."""
+    """Everything a handler talks to, built once per cold start; credentials are re-read per call."""
 
     def __init__(self, settings: Settings, environ: Optional[Mapping[str, str]] = None) -> None:
         self.settings = settings

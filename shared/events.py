@@ -93,11 +93,14 @@ def decode_key(raw_key: str, url: str, appid: str, bucket_name: str) -> str:
     return part
 
 
-def uploads(event: CosEvent) -> List[Upload]:
-    return [to_upload(r) for r in event.Records]
+def uploads(event: CosEvent, region: str = "") -> List[Upload]:
+    """The uploads an event describes. Pass the function's `region` (from settings): a trigger
+    only binds buckets of its own region, and the official sample event carries neither
+    `s3Region` nor `cosRegion`, only a short `region` such as `cd` (PLATFORM.md section 4)."""
+    return [to_upload(r, region) for r in event.Records]
 
 
-def to_upload(record: CosRecord) -> Upload:
+def to_upload(record: CosRecord, region: str = "") -> Upload:
     obj, bucket = record.cos.cosObject, record.cos.cosBucket
     name = bucket.name if bucket.name.endswith("-" + bucket.appid) else f"{bucket.name}-{bucket.appid}"
     short = name[: -len(bucket.appid) - 1]
@@ -105,7 +108,7 @@ def to_upload(record: CosRecord) -> Upload:
     return Upload(
         bucket=name,
         appid=bucket.appid,
-        region=bucket.s3Region or bucket.region,
+        region=region or bucket.s3Region or (bucket.cosRegion if "-" in bucket.cosRegion else "") or bucket.region,
         key=decode_key(obj.key, obj.url, bucket.appid, short),
         etag=str(meta.get("etag", "")).strip('"'),
         size=obj.size,
@@ -133,8 +136,14 @@ def scrub(event: dict) -> dict:
     return clean
 
 
+# The short region codes events carry in `cosBucket.region` (a captured event: "gz").
+SHORT_REGIONS = {"ap-guangzhou": "gz", "ap-shanghai": "sh", "ap-beijing": "bj", "ap-chengdu": "cd",
+                 "ap-chongqing": "cq", "ap-nanjing": "nj", "ap-hongkong": "hk", "ap-singapore": "sg"}
+
+
 def build_event(uploads_: List[Upload], source_ip: str = "127.0.0.1", queue: str = "") -> dict:
-    """A COS trigger event shaped like the real one (for the local cloud and `generate-event`)."""
+    """A COS trigger event shaped like a real captured one (PLATFORM.md section 4): a short
+    `region`, the full region in `s3Region` and `cosRegion`, the ETag in `meta`."""
     from urllib.parse import quote
 
     records = []
@@ -151,7 +160,7 @@ def build_event(uploads_: List[Upload], source_ip: str = "127.0.0.1", queue: str
                     "key": f"/{up.appid}/{short}/{up.key}",
                     "size": up.size,
                 },
-                "cosBucket": {"region": up.region, "name": short, "appid": up.appid,
+                "cosBucket": {"region": SHORT_REGIONS.get(up.region, up.region), "name": short, "appid": up.appid,
                               "s3Region": up.region, "cosRegion": up.region},
                 "cosNotificationId": "unknown",
             },

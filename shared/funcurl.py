@@ -1,8 +1,10 @@
 """SCF Function URL event -> the API-Gateway-v1 shape serverless-wsgi 3.1 reads.
 
-SCF puts the query in `queryString` and the client IP in
-`requestContext.sourceIp`; serverless-wsgi looks for `queryStringParameters`
-and `requestContext.identity.sourceIp`.
+SCF (doc 583/96099, 2025) sends `httpMethod`, `path`, `headers`, `body` and the
+query in `queryString`, with no `requestContext` and no `isBase64Encoded`; the
+client address is the header `x-scf-remote-addr`. Older events carried
+`requestContext.sourceIp` and `queryStringParameters`: both shapes are accepted.
+serverless-wsgi looks for `queryStringParameters` and `requestContext.identity.sourceIp`.
 """
 from typing import Any, Dict
 
@@ -27,7 +29,8 @@ def to_wsgi_event(event: Dict[str, Any]) -> Dict[str, Any]:
     adapted["isBase64Encoded"] = bool(event.get("isBase64Encoded", False))
     context = dict(event.get("requestContext") or {})
     identity = dict(context.get("identity") or {})
-    identity.setdefault("sourceIp", context.get("sourceIp", ""))
+    identity.setdefault("sourceIp", context.get("sourceIp") or headers.get("x-scf-remote-addr")
+                        or headers.get("X-Scf-Remote-Addr", ""))
     context["identity"] = identity
     adapted["requestContext"] = context
     return adapted

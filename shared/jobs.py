@@ -29,8 +29,10 @@ STATE_RANK: Dict[str, int] = {
 
 
 class _Wire(BaseModel):
-    # Unknown elements from a newer API version are kept, not rejected. Schemas are
-    # built on first use, so a function only pays for the models it touches.
+    # Responses: elements CI sends but documents nowhere (Progress, SubTag, Workflow,
+    # Input.CosHeaders, MediaResult.OutputFile.Md5Info..., ../shared/PLATFORM.md section 1)
+    # are kept, never rejected. Requests are strict (_Strict). Schemas are built on first
+    # use, so a function only pays for the models it touches.
     model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
     def wire(self) -> Dict[str, Any]:
@@ -48,10 +50,14 @@ def _stringify(value: Any) -> Any:
     return value if isinstance(value, str) else str(value)
 
 
-class SegmentVideoOptions(_Wire):
-    """`Operation/SegmentVideoBody`: every option with its API default."""
+class _Strict(_Wire):
+    """A request part: an element the API does not define is an error naming it."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
+
+
+class SegmentVideoOptions(_Strict):
+    """`Operation/SegmentVideoBody`: every option with its API default."""
 
     Mode: ModeName = "Mask"
     SegmentType: SegmentTypeName = "HumanSeg"
@@ -71,31 +77,30 @@ class SegmentVideoOptions(_Wire):
         return self
 
 
-class InputSpec(_Wire):
+class InputSpec(_Strict):
     Object: NonEmpty
 
 
-class OutputSpec(_Wire):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+class OutputSpec(_Strict):
     Region: NonEmpty
     Bucket: NonEmpty
     Object: NonEmpty
 
 
-class Operation(_Wire):
+class Operation(_Strict):
     SegmentVideoBody: SegmentVideoOptions = Field(default_factory=SegmentVideoOptions)
     Output: OutputSpec
     UserData: Optional[UserDataStr] = None
     JobLevel: Level = 0
 
 
-class MqConfig(_Wire):
+class MqConfig(_Strict):
     MqRegion: NonEmpty
     MqMode: Literal["Queue", "Topic"]
     MqName: NonEmpty
 
 
-class JobRequest(_Wire):
+class JobRequest(_Strict):
     """`POST /jobs` body. Validate with `context={"bucket": "name-appid"}` to
     enforce that the background file lives in the source bucket."""
 
@@ -192,9 +197,30 @@ class MediaResultSpec(_Wire):
     OutputFile: Optional[OutputFileSpec] = None
 
 
+class EchoedOptions(SegmentVideoOptions):
+    """The options as a job detail echoes them: extra elements kept, no request rules."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
+
+    def _combination_needs_background(self) -> "EchoedOptions":  # type: ignore[override]
+        return self  # a response is what CI did, not a request to check
+
+
+class EchoedOutput(_Wire):
+    Region: Optional[str] = None
+    Bucket: Optional[str] = None
+    Object: Optional[str] = None
+
+
 class JobOperation(_Wire):
-    SegmentVideoBody: Optional[SegmentVideoOptions] = None
-    Output: Optional[OutputSpec] = None
+    SegmentVideoBody: Optional[EchoedOptions] = None
+    Output: Optional[EchoedOutput] = None
+
+    @field_validator("SegmentVideoBody", "Output", mode="before")
+    @classmethod
+    def _from_request_part(cls, value: Any) -> Any:
+        # the options or output of a request, echoed: taken by value
+        return value.model_dump(exclude_none=True) if isinstance(value, BaseModel) else value
     UserData: Optional[str] = None
     JobLevel: Optional[int] = None
     MediaInfo: Optional[MediaInfoSpec] = None
@@ -245,11 +271,25 @@ def as_list(value: Any) -> List[Any]:
 class JobsResponse(_Wire):
     JobsDetail: List[JobDetail] = Field(default_factory=list)
     NextToken: Optional[str] = None
+    # GET /jobs/<ids> answers 200 and names the ids CI has no job for here
+    # (../shared/PLATFORM.md section 1; the describe pages' <NonExistJobIds>).
+    NonExistJobIds: List[str] = Field(default_factory=list)
 
     @field_validator("JobsDetail", mode="before")
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return as_list(value)
+
+    @field_validator("NonExistJobIds", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        return [i.strip() for v in as_list(value) for i in str(v).split(",") if i.strip()]
+
+    def wire(self) -> Dict[str, Any]:
+        data = super().wire()
+        if not data.get("NonExistJobIds"):
+            data.pop("NonExistJobIds", None)  # "所有任务都存在时不返回"
+        return data
 
     def to_xml(self) -> bytes:
         return xmlcodec.dump("Response", self.wire())

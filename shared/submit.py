@@ -178,7 +178,8 @@ class Submitter:
 
     def _existing_job(self, record: Record) -> Optional[JobDetail]:
         """The job CI already has for this record, searched from shortly before its first claim."""
-        return self.clients.ci.find(correlation_marker(record.id), start=ci_time(record.claimed_at, -600))
+        return self.clients.ci.find(correlation_marker(record.id), start=ci_time(record.claimed_at, -600),
+                                    input_object=record.source.key)
 
     def _record_final(self, record: Record, code: str, message: str) -> None:
         failed = record.model_copy(update={"state": "Failed", "updated_at": now_iso(),

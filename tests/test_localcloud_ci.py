@@ -105,10 +105,13 @@ def test_invalid_fields_are_named_in_the_400(cos_client, change, field):
 
 
 def test_get_unknown_job_and_ci_error_shape(cos_client):
+    # An unknown id is not an error: 200 with <NonExistJobIds> (PLATFORM.md section 1).
+    answer = cos_client.ci_get_media_jobs(Bucket=BUCKET, JobIDs="s" + "0" * 32)
+    assert answer["NonExistJobIds"] == "s" + "0" * 32 and not answer.get("JobsDetail")
     with pytest.raises(CosServiceError) as info:
-        cos_client.ci_get_media_jobs(Bucket=BUCKET, JobIDs="s" + "0" * 32)
+        cos_client.ci_list_media_jobs(Bucket=BUCKET, Tag="SegmentVideoBody", Size=101)
     root, body = xmlcodec.parse(info.value.get_origin_msg())
-    assert info.value.get_status_code() == 404
+    assert info.value.get_status_code() == 400
     assert root == "Response" and set(body) == {"Code", "Message", "RequestId"}
 
 
@@ -147,8 +150,11 @@ def test_cancel_only_from_active_states(cloud, cos_client):
     assert info.value.get_status_code() == 400
     running = create(cos_client)["JobId"]
     cloud.set_job_state(BUCKET, running, "Running")
-    cos_client.ci_cancel_jobs(Bucket=BUCKET, JobID=running)
-    assert cloud.get_job(BUCKET, running).State == "Cancel"
+    # "只有未执行的任务才可以被取消" (https://cloud.tencent.com/document/api/1246/109264).
+    with pytest.raises(CosServiceError) as info:
+        cos_client.ci_cancel_jobs(Bucket=BUCKET, JobID=running)
+    assert info.value.get_status_code() == 400 and "can not be modified" in info.value.get_origin_msg()
+    assert cloud.get_job(BUCKET, running).State == "Running"
 
 
 def test_ci_requests_need_a_valid_signature(cloud):
@@ -241,8 +247,11 @@ def test_json_callback_on_success(cloud, cos_client, receiver):
     detail = data["JobsDetail"]
     assert detail["JobId"] == job_id and detail["State"] == "Success"
     assert detail["Operation"]["JobLevel"] == "0"  # every value is a string
+    # MediaResult.OutputFile carries Md5Info in real answers (PLATFORM.md section 1).
+    output_md5 = cos_client.head_object(Bucket=BUCKET, Key="matting/test.mp4")["ETag"].strip('"')
     assert detail["Operation"]["MediaResult"]["OutputFile"] == {
-        "Bucket": BUCKET, "Region": REGION, "ObjectName": "matting/test.mp4"}
+        "Bucket": BUCKET, "Region": REGION, "ObjectName": "matting/test.mp4",
+        "Md5Info": {"ObjectName": "matting/test.mp4", "Md5": output_md5}}
     assert JobDetail.model_validate(detail).terminal
     # Success without an engine writes a small fake output
     assert cos_client.head_object(Bucket=BUCKET, Key="matting/test.mp4")["Content-Type"] == "video/mp4"

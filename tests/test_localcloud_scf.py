@@ -178,8 +178,10 @@ def test_function_url_round_trip(cloud, tmp_path):
     assert event["httpMethod"] == "POST" and event["path"] == "/cb/path"
     assert event["queryString"] == {"token": "abc", "x": ["1", "2"]} and "queryStringParameters" not in event
     assert event["headers"]["x-custom"] == "v"
-    assert json.loads(event["body"]) == {"EventName": "TaskFinish"} and event["isBase64Encoded"] is False
-    assert event["requestContext"]["sourceIp"] == "127.0.0.1"
+    # SCF doc 583/96099 (2025): no requestContext, no isBase64Encoded; the client in x-scf-remote-addr.
+    assert json.loads(event["body"]) == {"EventName": "TaskFinish"}
+    assert "isBase64Encoded" not in event and "requestContext" not in event
+    assert event["headers"]["x-scf-remote-addr"] == "127.0.0.1"
     raw = requests.post(url + "/raw", data=b"\x00\x01\xfe", headers={"Content-Type": "application/octet-stream"})
     assert raw.json()["isBase64Encoded"] is True and raw.json()["body"] == "AAH+"
     binary = requests.get(url + "/binary")

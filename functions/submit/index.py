@@ -12,7 +12,7 @@ def main_handler(event, context):
     global _submitter
     if _submitter is None:
         _submitter = Submitter(SETTINGS, Clients(SETTINGS))
-    outcomes = handle(uploads(parse_event(event)), _submitter)
+    outcomes = handle(uploads(parse_event(event), SETTINGS.region), _submitter)  # region from settings, not the event
     failed = [o for o in outcomes if o.failed]
     if failed:  # after processing the rest: SCF retries the event, and retries are safe
         raise RuntimeError(f"{len(failed)} of {len(outcomes)} records failed: "

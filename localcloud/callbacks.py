@@ -1,0 +1,145 @@
+"""Job notifications: CI POSTs to a job's `CallBack` URL when it ends (XML or JSON).
+
+The XML envelope is `<Response><EventName>TaskFinish</EventName><JobsDetail>...`; the JSON form
+is converted from XML, so single children may or may not be arrays (`arrays`), and its retry
+behaviour is undocumented (ours: `retries` tries with `backoff`). Faults can drop, delay,
+duplicate or reorder a delivery (../shared/PLATFORM.md section 5).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Tuple
+
+from shared import xmlcodec
+from shared.jobs import JobDetail, JobRequest
+
+from .faults import Faults
+
+
+@dataclass
+class CallbackRecord:
+    url: str
+    job_id: str
+    state: str
+    fmt: str
+    body: bytes
+    attempts: int = 0
+    status: Optional[int] = None
+    ok: Optional[bool] = None
+    error: str = ""
+    sent_at: List[float] = field(default_factory=list)
+
+
+class Callbacks:
+    """Delivers job notifications to `CallBack` URLs with retries and injectable faults."""
+
+    def __init__(self, faults: Faults, retries: int = 3, backoff: Tuple[float, ...] = (0.2, 0.5, 1.0),
+                 timeout: float = 5.0, arrays: str = "none", reorder_hold: float = 0.5) -> None:
+        self.faults, self.retries, self.backoff, self.timeout = faults, retries, backoff, timeout
+        self.arrays, self.reorder_hold = arrays, reorder_hold
+        self.records: List[CallbackRecord] = []
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._held: List[CallbackRecord] = []
+
+    @property
+    def pending(self) -> int:
+        with self._cond:
+            return self._pending
+
+    def body(self, detail: JobDetail, fmt: str) -> bytes:
+        wire = detail.wire()
+        if fmt == "JSON":
+            jobs: Any = _arrayify(wire) if self.arrays == "all" else wire
+            if self.arrays in ("jobs", "all"):
+                jobs = [jobs]
+            return json.dumps({"EventName": "TaskFinish", "JobsDetail": jobs}, ensure_ascii=False).encode("utf-8")
+        return xmlcodec.dump("Response", {"EventName": "TaskFinish", "JobsDetail": wire})
+
+    def notify(self, detail: JobDetail, request: JobRequest) -> Optional[CallbackRecord]:
+        url = request.CallBack
+        if not url or url == "no" or request.CallBackType != "Url":
+            return None
+        record = CallbackRecord(url, detail.JobId, detail.State, request.CallBackFormat,
+                                self.body(detail, request.CallBackFormat))
+        with self._cond:
+            self.records.append(record)
+            self._pending += 1
+        fault = self.faults.take("callback.send")
+        if fault and fault.reorder:
+            with self._cond:
+                self._held.append(record)
+            threading.Timer(self.reorder_hold, self._release_held).start()
+            return record
+        copies = 2 if fault and fault.duplicate else 1
+        if copies == 2:
+            with self._cond:
+                self._pending += 1
+        for _ in range(copies):
+            self._start(record, fault)
+        self._release_held()  # a held (reordered) callback goes out after this newer one
+        return record
+
+    def _release_held(self) -> None:
+        with self._cond:
+            held, self._held = self._held, []
+        for record in held:
+            self._start(record, None, wait=0.05)
+
+    def _start(self, record: CallbackRecord, fault: Any, wait: float = 0.0) -> None:
+        threading.Thread(target=self._deliver, args=(record, fault, wait), daemon=True,
+                         name=f"callback-{record.job_id}").start()
+
+    def _deliver(self, record: CallbackRecord, fault: Any, wait: float) -> None:
+        try:
+            if wait:
+                time.sleep(wait)
+            if fault and fault.delay:
+                time.sleep(fault.delay)
+            if fault and fault.drop:
+                record.ok, record.error = False, "dropped by fault injection"
+                return
+            for attempt in range(1, self.retries + 1):
+                record.attempts += 1
+                record.sent_at.append(time.time())
+                if fault and fault.status and attempt == 1:
+                    record.status, record.error = fault.status, "fault injection"
+                else:
+                    record.status, record.error = self._post(record)
+                    if record.status is not None and 200 <= record.status < 300:
+                        record.ok = True
+                        return
+                if attempt < self.retries:
+                    time.sleep(self.backoff[min(attempt - 1, len(self.backoff) - 1)] if self.backoff else 0)
+            record.ok = False
+        finally:
+            with self._cond:
+                self._pending -= 1
+                self._cond.notify_all()
+
+    def _post(self, record: CallbackRecord) -> Tuple[Optional[int], str]:
+        ctype = "application/json" if record.fmt == "JSON" else "application/xml"
+        req = urllib.request.Request(record.url, data=record.body, method="POST",
+                                     headers={"Content-Type": ctype, "User-Agent": "localcloud-ci-callback"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                resp.read()
+                return resp.status, ""
+        except urllib.error.HTTPError as exc:
+            return exc.code, f"HTTP {exc.code}"
+        except Exception as exc:  # connection refused, timeout: retried like any failure
+            return None, f"{type(exc).__name__}: {exc}"
+
+
+def _arrayify(value: Any) -> Any:
+    """XML-to-JSON style where every container child is a one-element array."""
+    if isinstance(value, dict):
+        return {k: [_arrayify(v)] if isinstance(v, dict) else _arrayify(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_arrayify(v) for v in value]
+    return value
