@@ -67,7 +67,15 @@ class TriggerActions:
 
     # -- triggers -------------------------------------------------------------------------------
     def _trigger_out(self, t: Dict[str, Any]) -> Dict[str, Any]:
-        return {k: v for k, v in t.items() if k != "UrlId"}
+        out = {k: v for k, v in t.items() if k != "UrlId"}
+        if t.get("UrlId"):  # the address is this cloud's, which moves when it restarts on another port
+            desc = json.loads(t["TriggerDesc"])
+            net = desc.setdefault("NetConfig", {})
+            url = f"{self.cloud.url}/_url/{t['UrlId']}"
+            net["ExtranetUrl"] = url if net.get("EnableExtranet") else ""
+            net["IntranetUrl"] = url if net.get("EnableIntranet") else ""
+            out["TriggerDesc"] = json.dumps(desc)
+        return out
 
     def _parse_trigger(self, p: Dict[str, Any]) -> Dict[str, Any]:
         kind, name, desc = p.get("Type"), p.get("TriggerName") or "", p.get("TriggerDesc") or ""
@@ -123,13 +131,7 @@ class TriggerActions:
             if old["Type"] == trig["Type"] and (old["TriggerName"] == trig["TriggerName"] or trig["Type"] == "http"):
                 raise ApiError("ResourceInUse.Trigger", f"{trig['Type']} trigger {old['TriggerName']!r} already exists")
         if trig["Type"] == "http":
-            trig["UrlId"] = uuid.uuid4().hex[:12]
-            desc = json.loads(trig["TriggerDesc"])
-            net = desc.setdefault("NetConfig", {})
-            url = f"{self.cloud.url}/_url/{trig['UrlId']}"
-            net["ExtranetUrl"] = url if net.get("EnableExtranet") else ""
-            net["IntranetUrl"] = url if net.get("EnableIntranet") else ""
-            trig["TriggerDesc"] = json.dumps(desc)
+            trig["UrlId"] = uuid.uuid4().hex[:12]  # its address: _trigger_out writes it into NetConfig
         fn["Triggers"].append(trig)
         self._bind(key, trig)
         self._save()
@@ -152,13 +154,6 @@ class TriggerActions:
         new["AddTime"] = old["AddTime"]
         if old.get("UrlId"):  # a Function URL keeps its address across updates
             new["UrlId"] = old["UrlId"]
-            desc = json.loads(new["TriggerDesc"])
-            prev = json.loads(old["TriggerDesc"]).get("NetConfig", {})
-            net = desc.setdefault("NetConfig", {})
-            url = prev.get("ExtranetUrl") or prev.get("IntranetUrl") or f"{self.cloud.url}/_url/{old['UrlId']}"
-            net["ExtranetUrl"] = url if net.get("EnableExtranet") else ""
-            net["IntranetUrl"] = url if net.get("EnableIntranet") else ""
-            new["TriggerDesc"] = json.dumps(desc)
         self._unbind(key, old)
         fn["Triggers"][fn["Triggers"].index(old)] = new
         self._bind(key, new)
