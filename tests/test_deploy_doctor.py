@@ -118,3 +118,22 @@ def test_a_restarted_cloud_runs_what_was_deployed(deployed, capsys):
         assert done[0].ok, done[0].summary()
     finally:
         again.stop()
+
+
+def test_a_failed_deploy_says_what_failed_and_destroy_removes_what_it_had_made(tmp_path, capsys):
+    cloud = start(tmp_path / "cloud")  # serves videos-1250000000 only
+    try:
+        args = ["--local", cloud.url, "--env-file",
+                str(write_env(tmp_path / ".env", COS_MATTING_BUCKET="elsewhere-1250000000"))]
+        deploy = ["deploy", "--state-dir", str(tmp_path / "state"), "--dist", str(tmp_path / "dist"), "--yes"]
+        assert main(deploy + args) == 1
+        err = capsys.readouterr().err
+        assert "CreateTrigger: ResourceNotFound.Cos" in err and "--destroy to undo" in err
+        made = sorted(cloud.scf.state["functions"])
+        assert made == ["default/cos-matting-dev-callback", "default/cos-matting-dev-reconcile",
+                        "default/cos-matting-dev-submit"]  # the COS trigger came last and failed
+        assert main(deploy + args + ["--destroy"]) == 0
+        assert cloud.scf.state["functions"] == {} and cloud.cam.state["roles"] == {}
+        assert cloud.runtime.triggers == []
+    finally:
+        cloud.stop()
