@@ -137,3 +137,16 @@ def test_a_failed_deploy_says_what_failed_and_destroy_removes_what_it_had_made(t
         assert cloud.runtime.triggers == []
     finally:
         cloud.stop()
+
+
+def test_replay_remote_invokes_the_deployed_function_through_the_scf_api(deployed, capsys):
+    cloud, args, deploy, tmp = deployed
+    from helpers import ROOT
+
+    event = str(ROOT / "events" / "cos" / "put-video.json")
+    assert main(["replay", event, "--remote", "--function", "cos-matting-dev-{kind}", "--region", REGION] + args) == 0
+    out = capsys.readouterr().out
+    assert "note: SCF request " in out and "skipped:missing" in out  # the event's object is not in the bucket
+    [invoke] = [c for c in cloud.api.calls if c.action == "Invoke"]
+    assert invoke.params["FunctionName"] == "cos-matting-dev-submit" and not invoke.error
+    assert [i.function for i in cloud.invocations if i.kind == "direct"] == ["cos-matting-dev-submit"]
