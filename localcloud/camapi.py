@@ -34,7 +34,7 @@ def check_document(text: str, trust: bool = False) -> Dict[str, Any]:
                                                                '"statement": [...]}') from None
     for i, st in enumerate(statements):
         if st.get("effect") not in ("allow", "deny"):
-            raise ApiError("InvalidParameter.StrategyEffectError", f"statement[{i}].effect must be allow or deny")
+            raise ApiError("InvalidParameter.EffectError", f"statement[{i}].effect must be allow or deny")
         actions = st.get("action")
         actions = [actions] if isinstance(actions, str) else actions
         if not actions or not all(isinstance(a, str) and (a == "*" or ACTION_RE.match(a)) for a in actions):

@@ -149,7 +149,7 @@ class ScfService(TriggerActions):
             fn["MemorySize"] = mem
         if "Timeout" in p:
             if not 1 <= p["Timeout"] <= 900:
-                raise ApiError("InvalidParameterValue.Timeout", "Timeout: 1-900 seconds")
+                raise ApiError("LimitExceeded.Timeout", "Timeout: 1-900 seconds")
             fn["Timeout"] = p["Timeout"]
         if "Environment" in p:
             variables = (p["Environment"] or {}).get("Variables") or []
@@ -322,7 +322,7 @@ class ScfService(TriggerActions):
         fn = self._get(p)
         mem = p.get("ReservedConcurrencyMem")
         if not isinstance(mem, int) or mem < 0 or mem % fn["MemorySize"]:
-            raise ApiError("InvalidParameterValue.ReservedConcurrencyMem",
+            raise ApiError("InvalidParameterValue",
                            f"ReservedConcurrencyMem must be a multiple of the function's memory ({fn['MemorySize']} MB)")
         fn["Reserved"] = mem
         self._deploy(self._key(p))
