@@ -63,7 +63,7 @@ def deploy_env(args: argparse.Namespace) -> dict:
         args.env_file = str(Path.cwd() / ".env")
     from deploy.spec import deploy_environ
 
-    return deploy_environ(None, environment(args), args.stage)
+    return deploy_environ(environment(args), args.stage)
 
 
 def zips(dist: Path, log) -> dict:

@@ -21,12 +21,7 @@ ALLOWED: Dict[str, Set[str]] = {
     "cli": {"shared", "localcloud", "deploy"},
 }
 # Imports across layers that break a rule, each with its reason; a new one fails the test.
-KNOWN_LAYER_BREAKS: Set[Tuple[str, str]] = {
-    # deploy reads the user's --env-file with the CLI's .env reader (deploy/checks.py has another):
-    # the one reader both should share has no home yet (issue 15)
-    ("deploy.spec", "cli.common"),
-    ("deploy.spec", "cli.common.read_env_file"),
-}
+KNOWN_LAYER_BREAKS: Set[Tuple[str, str]] = set()
 # Third-party packages the deployed code may import (pyproject `dependencies`, shipped in the layer).
 DEPLOYED_DEPS = {"qcloud_cos", "pydantic", "pydantic_core", "flask", "werkzeug", "serverless_wsgi"}
 # Known import cycles inside a layer, each with its reason; a new cycle fails the test.
