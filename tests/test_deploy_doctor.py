@@ -77,7 +77,7 @@ def test_a_new_layer_is_published_only_when_its_bytes_change(deployed, capsys):
     from cli.cmd_deploy import deploy_env, zips
     from cli.main import build_parser
     from deploy import spec as specs
-    from deploy.apply import Deployer, State, state_path
+    from deploy.apply import Deployer, State, state_path, target_of
     from deploy.clients import Api
 
     cloud, args, deploy, tmp = deployed
@@ -85,7 +85,7 @@ def test_a_new_layer_is_published_only_when_its_bytes_change(deployed, capsys):
     spec = specs.build(environ)
     artefacts = zips(tmp / "dist", lambda m: None)
     artefacts["layer"] = artefacts["layer"] + b"\0"  # other bytes (a zip with a trailing byte still reads)
-    state = State(state_path(tmp / "state", "dev", cloud.url), cloud.url)
+    state = State(state_path(tmp / "state", "dev", cloud.url), target_of(cloud.url, REGION))
     mark = len(cloud.api.calls)
     Deployer(spec, Api("scf", environ, REGION), Api("cam", environ), state, artefacts, apply=True,
              log=lambda m: None).run()
@@ -150,3 +150,22 @@ def test_replay_remote_invokes_the_deployed_function_through_the_scf_api(deploye
     [invoke] = [c for c in cloud.api.calls if c.action == "Invoke"]
     assert invoke.params["FunctionName"] == "cos-matting-dev-submit" and not invoke.error
     assert [i.function for i in cloud.invocations if i.kind == "direct"] == ["cos-matting-dev-submit"]
+
+
+def test_without_its_record_of_the_code_deploy_uploads_it_again_and_a_plan_changes_no_state(deployed, capsys):
+    """Another machine (no state file) must not skip code it cannot prove is current; the plan that
+    precedes every apply must not pretend the upload already happened."""
+    import json
+
+    cloud, args, deploy, tmp = deployed
+    state = tmp / "state" / "dev-local.json"
+    data = json.loads(state.read_text())
+    del data["functions"]["cos-matting-dev-submit"]["code_sha256"]
+    state.write_text(json.dumps(data))
+    assert main([a for a in deploy if a != "--yes"] + args + ["--plan"]) == 0
+    assert json.loads(state.read_text()) == data
+    mark = len(cloud.api.calls)
+    assert main(deploy + args) == 0
+    assert [(c.action, c.params["FunctionName"]) for c in cloud.api.writes(mark)] == [
+        ("UpdateFunctionCode", "cos-matting-dev-submit")]
+    assert json.loads(state.read_text())["functions"]["cos-matting-dev-submit"]["code_sha256"]
