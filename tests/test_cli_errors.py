@@ -132,6 +132,8 @@ def test_replay_says_which_file_is_empty_or_not_json_and_takes_paths_after_optio
     assert errors["b-broken.json"].startswith("not valid JSON (")
     assert errors["c-notjson.json"].startswith("not valid JSON (it starts with")
     assert "unknown event shape" not in result.stdout
+    text = run_script(["replay", str(folder / "a-empty.json")], env_for(cloud)).stdout
+    assert "not run: empty file" in text and "handler raised" not in text  # it never reached a handler
 
 
 def test_replay_remote_without_credentials_says_so(tmp_path):
