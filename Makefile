@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test package bench clean
+.PHONY: demo test test-fast package bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The fast tier: no sockets, no subprocesses (tests/isolation.py); the in-memory cloud
+# (localcloud/memory.py) stands in for COS and CI. tests/contract proves it matches.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit tests/functional
 
 package: $(STAMP)
 	$(BIN)/cos-matting package

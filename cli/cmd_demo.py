@@ -1,10 +1,10 @@
 """`cos-matting demo`: the whole pipeline offline, ending in demo-out/report.html.
 
-Starts the local cloud with its matting engine, deploys the submit function
-(COS trigger) and the callback function (Function URL) into it, uploads sample
-clips, lets triggers, jobs and callbacks run, then downloads the outputs and
-writes a report with frames across every clip, the videos playable in the page, and
-sizes, durations and timings with units.
+Starts the local cloud with its matting engine, deploys into it with `cos-matting
+deploy` (the same command, zips and API calls as a real deploy: role, layer, the three
+functions, COS trigger, Function URL, timer), uploads sample clips, lets triggers, jobs
+and callbacks run, then downloads the outputs and writes a report with frames across every
+clip, the videos playable in the page, and sizes, durations and timings with units.
 
 The output folder is only ever written if it is new, empty, or the output of an earlier
 demo (it holds a marker file); the new output is staged inside it and replaces the previous
@@ -105,15 +105,12 @@ def pipeline(args, out: Path) -> int:
     cloud.start()
     say(f"local cloud up at {cloud.url} (bucket {BUCKET}, data in {work})")
     try:
-        env = {**cloud.function_env(), "COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION,
-               "COS_MATTING_RULES": json.dumps(RULES), "COS_MATTING_CALLBACK_FORMAT": "JSON",
-               "COS_MATTING_CALLBACK_KEYS": "demo-callback-key-0123456789abcdef"}
-        callback_url = cloud.add_function_url("callback", str(ROOT / "functions" / "callback"), env)
-        env["COS_MATTING_CALLBACK_URL"] = callback_url
+        settings_env = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION,
+                        "COS_MATTING_RULES": json.dumps(RULES), "COS_MATTING_CALLBACK_FORMAT": "JSON",
+                        "COS_MATTING_CALLBACK_KEYS": "demo-callback-key-0123456789abcdef"}
+        deploy(cloud, settings_env, work)
+        env = {**cloud.function_env(), **settings_env}
         settings = load_settings(env)
-        cloud.add_trigger(BUCKET, function_dir=str(ROOT / "functions" / "submit"), env=env,
-                          prefix="input/", events=("cos:ObjectCreated:*",))
-        say(f"deployed: submit <- COS trigger on input/, callback <- Function URL {callback_url.split('?')[0]}")
 
         clips = sample_clips(work / "samples")
         client = CosS3Client(CosConfig(**cloud.cos_config_kwargs()), retry=1)
@@ -141,6 +138,21 @@ def pipeline(args, out: Path) -> int:
     finally:
         cloud.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def deploy(cloud, settings_env: Dict[str, str], work: Path) -> None:
+    """`cos-matting deploy` into the local cloud, as a user would run it against Tencent Cloud."""
+    from cli.main import main
+
+    env_file = work / "demo.env"
+    env_file.write_text("".join(f"{k}='{v}'\n" for k, v in settings_env.items()), encoding="utf-8")
+    started = time.time()
+    code = main(["deploy", "--local", cloud.url, "--env-file", str(env_file), "--state-dir", str(work / "state"),
+                 "--dist", str(ROOT / "dist"), "--yes"])
+    if code != 0:
+        raise SystemExit(f"[demo] cos-matting deploy failed (exit {code})")
+    say(f"deployed with `cos-matting deploy` in {time.time() - started:.1f} s: submit <- COS trigger on input/, "
+        "callback <- Function URL, reconcile <- timer")
 
 
 def wait_for_jobs(store, expected: int, timeout: float):

@@ -67,8 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                       "in the Function URL request the callback function receives, with a valid token "
                                       "for --record-id signed with COS_MATTING_CALLBACK_KEYS.")
     cb.add_argument("--job-id", default=PLACEHOLDER_JOB, help="JobId (default: the library's placeholder)")
-    cb.add_argument("--record", metavar="RECORD_ID",
-                    help="build the callback of this record's job from the local cloud (its job id, keys and state), "
+    cb.add_argument("--record", metavar="RECORD_ID|KEY",
+                    help="build the callback of this record's job (or of the current version of the object KEY) from the local cloud (its job id, keys and state), "
                          "wrapped in a Function URL request with a valid token (needs COS_MATTING_ENDPOINT or --local, "
                          "and COS_MATTING_CALLBACK_KEYS); `cos-matting status KEY --json` shows record ids")
     cb.add_argument("--state", choices=sorted(STATES), default=None,
@@ -218,7 +218,16 @@ def from_record(args: argparse.Namespace) -> Dict[str, Any]:
         raise usage("--record", "builds callbacks for the local cloud only",
                     "pass --local http://127.0.0.1:9000 (or export COS_MATTING_ENDPOINT)")
     clients = make_clients(settings, env)
-    record, _ = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix).load(args.record)
+    rid = args.record
+    if not re.fullmatch(r"[0-9a-f]{32}", rid):  # a source key: its current version's record
+        from shared.records import record_id
+
+        head = clients.storage.head(settings.bucket, rid)
+        if head is None:
+            raise usage(f"--record {rid}", f"neither a record id nor an object in {settings.bucket}",
+                        "`cos-matting status` lists both")
+        rid = record_id(settings.bucket, rid, str(head.get("ETag", "")).strip('"'))
+    record, _ = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix).load(rid)
     if record is None:
         raise usage(f"--record {args.record}", f"no such record in {settings.rec_bucket}/{settings.records_prefix}",
                     "`cos-matting status --json` lists the record ids")

@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("function", nargs="?", metavar="FUNCTION", help="only this function (e.g. submit, callback)")
     parser.add_argument("--follow", "-f", action="store_true", help="keep printing new invocations until Ctrl-C")
     parser.add_argument("--tail", "-n", type=int, default=20, metavar="N",
-                        help="start with the last N invocations (default: %(default)s; 0 for all)")
+                        help="start with the last N finished invocations (default: %(default)s; 0: none, only new "
+                             "ones with --follow)")
+    parser.add_argument("--all", action="store_true", help="start with every finished invocation")
     parser.add_argument("--failed", action="store_true", help="only failed invocations")
     parser.add_argument("--json", action="store_true", help="one JSON object per invocation")
     parser.add_argument("--interval", type=float, default=0.5, help=argparse.SUPPRESS)
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     # order, and keep the cursor at the first one still running.
     cursor = next((i for i, inv in enumerate(items) if inv.get("ok") is None), len(items))
     selected = [inv for inv in items[:cursor] if wanted(inv)]
-    for inv in selected[-args.tail:] if args.tail else selected:
+    for inv in selected if args.all else selected[len(selected) - max(0, args.tail):]:
         show(inv, out, args.json)
     if not args.follow:
         if not selected and not args.json:

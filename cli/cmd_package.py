@@ -8,8 +8,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DESCRIPTION = """\
 Build what SCF runs, reproducibly (same inputs -> same bytes):
 
-  dist/cos-matting-layer.zip      third-party modules under python/ (SCF unpacks
-                                  layers to /opt, and /opt/python is on sys.path)
+  dist/cos-matting-layer.zip      third-party modules at the zip's root (SCF unpacks
+                                  layers to /opt; its Python path is /var/user, /opt)
   dist/cos-matting-<fn>.zip       functions/<fn>/index.py + shared/, for fn in
                                   submit, callback, reconcile (handler index.main_handler)
   dist/layer/, dist/scf/<fn>/     the same trees unpacked: serverless.yml and

@@ -218,7 +218,11 @@ def credentials(env: Mapping[str, str]) -> Any:
 
 
 def scf_client(env: Mapping[str, str], region: str) -> Any:
-    return _scf("scf_client").ScfClient(credentials(env), region)
+    """COS_MATTING_ENDPOINT points it at the local cloud's SCF API, like every other client."""
+    from deploy.clients import client
+
+    _scf("scf_client")  # a clear message when the SDK is missing
+    return client("scf", env, region, credentials(env))
 
 
 _JSON_IN_LINE = re.compile(r"\{.*\}")

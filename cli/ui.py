@@ -108,7 +108,7 @@ def confirm(args: argparse.Namespace, question: str, count: int, threshold: int 
     stdin = stdin or sys.stdin
     stream = stream or sys.stderr
     if not (hasattr(stdin, "isatty") and stdin.isatty()):
-        raise usage(None, f"{question.rstrip('?')}: refusing to change {count} things without confirmation",
+        raise usage(None, f"{question.rstrip('?')}: not confirmed",
                     "pass --yes to confirm (standard input is not a terminal, so there is nobody to ask)")
     stream.write(f"{question} [y/N] ")
     stream.flush()

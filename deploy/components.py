@@ -1,27 +1,27 @@
-"""Typed model of the serverless-cloud-framework inputs this project's YAML files use.
+"""The schema `cos-matting deploy` reads serverless.yml (and deploy/layer/serverless.yml) with.
 
-The `scf` CLI (npm `serverless-cloud-framework`) cannot be installed here, so the
-files are checked against what the components document instead:
+The files keep the input names of the serverless framework's `multi-scf` and `layer`
+components (github.com/serverless-components/tencent-multi-scf `docs/configure.md`,
+`src/interface/inputs.ts`; tencent-layer `docs/configure.md`; the triggers'
+parameters from tencent-component-toolkit `lib/modules/triggers/{cos,timer,http}`),
+so users of `scf deploy` can read the same file. This model is the deployer's own
+input validation: it proves the file is what deploy/spec.py turns into API calls,
+not that the published components accept it (the `scf` CLI is not reachable from
+here; what it would do with the file is discussed in deploy/README.md). The API
+calls themselves are checked against the SDK's request models
+(tests/test_deploy_e2e.py).
 
-* `multi-scf` (serverless.yml): `docs/configure.md` and `src/interface/inputs.ts` of
-  github.com/serverless-components/tencent-multi-scf; functions and triggers are
-  handed to `tencent-component-toolkit` (`src/modules/scf/utils.ts`,
-  `src/modules/triggers/{cos,timer,http}.ts`), which is where the Function URL
-  (`type: http`) parameters come from.
-* `layer` (deploy/layer/serverless.yml): `docs/configure.md` of
-  github.com/serverless-components/tencent-layer.
-
-Only what is documented is accepted (`extra="forbid"`), plus a few project rules
-that turn silent misconfigurations into errors: a disabled COS/timer trigger, a
-COS trigger bucket that is not the XML-API domain `<bucket>-<appid>.cos.<region>.myqcloud.com`,
-async-retry settings the toolkit would ignore, per-function `environments` that
+Only known keys are accepted (`extra="forbid"`), plus rules that turn silent
+misconfigurations into errors: a disabled COS/timer trigger, a COS trigger bucket
+that is not the XML-API domain `<bucket>-<appid>.cos.<region>.myqcloud.com`,
+async-retry keys the components would ignore, per-function `environments` that
 would replace (not extend) the shared list. Every error names its path, e.g.
 `serverless.yml: inputs.triggers[0].parameters.bucket: ...`.
 
 `load_serverless(path, environ)` resolves the framework variables first:
 `${env:NAME}` from `environ` (a missing one is an error naming the path),
 `${app}`, `${stage}`, `${name}`, `${org}` from the file; `${output:...}` references
-to other instances stay as they are (they only exist after a deploy).
+to other instances stay as they are (only `scf deploy` resolves them).
 """
 import re
 from pathlib import Path

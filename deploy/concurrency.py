@@ -1,7 +1,7 @@
 """Reserved concurrency for the deployed functions: the stop switch (0) and the cap.
 
-Neither the multi-scf nor the scf component manages reserved concurrency, so it is
-a deploy-time setting applied with the SCF API after `scf deploy`:
+`cos-matting deploy` applies COS_MATTING_DEPLOY_*_CONCURRENCY; this is the operator's
+switch between deploys (and what `scf deploy` users run, as neither component manages it):
 
     python -m deploy.concurrency show                      # current value of each function
     python -m deploy.concurrency apply                     # COS_MATTING_DEPLOY_*_CONCURRENCY from .env
@@ -11,7 +11,7 @@ a deploy-time setting applied with the SCF API after `scf deploy`:
 
 SCF expresses the reservation in memory: ReservedConcurrencyMem = instances x the
 function's memorySize (from serverless.yml), which this tool computes.
-Credentials: TENCENT_SECRET_ID / TENCENT_SECRET_KEY (/ TENCENT_TOKEN), as for `scf deploy`.
+Credentials and endpoint: deploy/clients.py (TENCENTCLOUD_* or TENCENT_SECRET_*; COS_MATTING_ENDPOINT).
 """
 import argparse
 import sys
@@ -40,13 +40,9 @@ def plan(environ: Mapping[str, str]) -> Dict[str, Dict[str, object]]:
 
 
 def scf_client(environ: Mapping[str, str], region: str):
-    from tencentcloud.common import credential
-    from tencentcloud.scf.v20180416 import scf_client as sdk
+    from deploy.clients import client
 
-    sid, skey = environ.get("TENCENT_SECRET_ID", ""), environ.get("TENCENT_SECRET_KEY", "")
-    if not (sid and skey):
-        raise ValueError("TENCENT_SECRET_ID and TENCENT_SECRET_KEY are required")
-    return sdk.ScfClient(credential.Credential(sid, skey, environ.get("TENCENT_TOKEN") or None), region)
+    return client("scf", environ, region)
 
 
 def apply_one(client, fn: Dict[str, object], instances: Optional[int]) -> str:

@@ -1,9 +1,15 @@
 """Build the SCF deployment artefacts in dist/, reproducibly.
 
-    dist/cos-matting-layer.zip        python/<deps>   -> /opt/python on SCF
+    dist/cos-matting-layer.zip        <deps> at the zip's root -> /opt on SCF
     dist/cos-matting-<fn>.zip         index.py + shared/   (fn = submit, callback, reconcile)
     dist/layer/, dist/scf/<fn>/       the same trees unpacked, for the `layer` and
                                       `multi-scf` components (`src:` is a folder there)
+
+SCF unpacks a layer under /opt and its Python runtime's path is /var/user (the
+code) then /opt, so packages sit at the root of the layer zip, not under python/
+(AWS Lambda's layout). Source: Tencent's layer page ("将依赖库的代码包文件夹直接打包并
+创建为层，则在函数代码中可直接通过 import 引用", cloud.tencent.com/document/product/583/40159)
+and PLATFORM.md section 3 (corrected).
 
 Dependencies are wheels for the SCF runtime (CPython 3.10, manylinux2014_x86_64),
 fetched with `pip download --only-binary=:all: --platform ... --no-deps` from the
@@ -200,7 +206,7 @@ def _skip(name: str) -> bool:
     return any(p in SKIP_DIRS for p in parts) or name.endswith(SKIP_SUFFIXES)
 
 
-def wheel_tree(path: Path, prefix: str = "python/") -> Tree:
+def wheel_tree(path: Path, prefix: str = "") -> Tree:
     """Install a wheel by unpacking it (purelib/platlib land at the root; scripts/headers/data are dropped)."""
     tree: Tree = {}
     with zipfile.ZipFile(path) as zf:
@@ -217,7 +223,7 @@ def wheel_tree(path: Path, prefix: str = "python/") -> Tree:
     return tree
 
 
-def crcmod_tree(sdist: Path, prefix: str = "python/") -> Tree:
+def crcmod_tree(sdist: Path, prefix: str = "") -> Tree:
     name, version, _ = CRCMOD
     tree: Tree = {}
     with tarfile.open(sdist, "r:gz") as tf:
@@ -275,7 +281,7 @@ def check_closure(tree: Tree) -> List[str]:
            "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
            "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
     for name, data in tree.items():
-        if re.match(r"^python/[^/]+\.dist-info/METADATA$", name):
+        if re.match(r"^[^/]+\.dist-info/METADATA$", name):
             meta = BytesParser().parsebytes(data)
             dist = normalize(meta["Name"])
             provided[dist] = meta["Version"]
@@ -330,6 +336,14 @@ def _artefact(path: Path, data: bytes, limit: int) -> Artefact:
     return Artefact(path, len(data), hashlib.sha256(data).hexdigest(), limit)
 
 
+LAYOUT = "root-v1"  # bump when the layer's tree changes for the same lock (e.g. python/ -> root)
+
+
+def layer_inputs(lock: Path = LOCK) -> str:
+    """What the layer's bytes depend on: the hashed lock, crcmod's pinned sdist, the layout."""
+    return hashlib.sha256(lock.read_bytes() + repr((CRCMOD, CRCMOD_FILES, LAYOUT)).encode()).hexdigest()
+
+
 def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, *, root: Path = ROOT, lock: Path = LOCK,
           functions: Iterable[str] = FUNCTIONS, layer: bool = True, offline: bool = False,
           unpacked: bool = True, log: Log = print) -> List[Artefact]:
@@ -340,6 +354,21 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, *, root: Path = 
         artefacts.append(_artefact(out / f"cos-matting-{fn}.zip", zip_bytes(tree), FUNCTION_LIMIT))
         if unpacked:
             write_tree(tree, out / "scf" / fn)
+    manifest_path = out / "manifest.json"
+    try:  # a partial build (--function, --skip-layer) updates its entries and keeps the others
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    inputs = layer_inputs(lock)
+    previous = manifest.get("cos-matting-layer.zip") or {}
+    layer_zip = out / "cos-matting-layer.zip"
+    if layer and previous.get("inputs") == inputs and layer_zip.is_file() and sha256_file(layer_zip) == previous["sha256"]:
+        # Same lock, same layout: the zip would come out byte for byte the same (the build is reproducible).
+        artefacts.append(Artefact(layer_zip, layer_zip.stat().st_size, previous["sha256"], LAYER_LIMIT))
+        layer = False
+        if unpacked and not (out / "layer").is_dir():
+            with zipfile.ZipFile(layer_zip) as zf:
+                zf.extractall(out / "layer")
     if layer:
         pins = read_lock(lock)
         wheels = fetch_wheels(pins, cache, log, offline)
@@ -350,12 +379,9 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, *, root: Path = 
         artefacts.append(_artefact(out / "cos-matting-layer.zip", zip_bytes(tree), LAYER_LIMIT))
         if unpacked:
             write_tree(tree, out / "layer")
-    manifest_path = out / "manifest.json"
-    try:  # a partial build (--function, --skip-layer) updates its entries and keeps the others
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        manifest = {}
     manifest.update({a.path.name: {"bytes": a.size, "sha256": a.sha256} for a in artefacts})
+    if "cos-matting-layer.zip" in manifest and any(a.path.name == "cos-matting-layer.zip" for a in artefacts):
+        manifest["cos-matting-layer.zip"]["inputs"] = inputs
     write_atomic(out / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return artefacts
 

@@ -45,9 +45,12 @@ def values_from(environ: Mapping[str, str]) -> Dict[str, Any]:
     def appid(bucket: str) -> str:
         return bucket.rsplit("-", 1)[1]
 
+    backgrounds = {s.defaults.background_key} | {r.options.get("background_key") for r in s.rules}
     return {
         "REGION": s.region, "BUCKET": s.bucket, "APPID": appid(s.bucket),
         "WATCH_PREFIX": list(s.watch_prefixes),
+        # Combination jobs read a background object of the source bucket (PLATFORM.md section 8).
+        "BACKGROUND_KEY": sorted(k for k in backgrounds if k),
         "OUTPUT_REGION": s.out_region, "OUTPUT_BUCKET": s.out_bucket, "OUTPUT_APPID": appid(s.out_bucket),
         "OUTPUT_PREFIX": s.output_prefix,
         "RECORDS_BUCKET": s.rec_bucket, "RECORDS_APPID": appid(s.rec_bucket), "RECORDS_PREFIX": s.records_prefix,
@@ -75,6 +78,7 @@ def _fill(text: str, values: Mapping[str, Any]) -> List[str]:
 
 
 def render(values: Mapping[str, Any], tmpl: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The template filled in; a statement whose resources expand to nothing (no background key) is left out."""
     policy = copy.deepcopy(tmpl if tmpl is not None else template())
     for statement in policy["statement"]:
         statement["resource"] = [r for res in statement["resource"] for r in _fill(res, values)]
@@ -82,6 +86,7 @@ def render(values: Mapping[str, Any], tmpl: Optional[Dict[str, Any]] = None) -> 
             for key, value in list(conds.items()):
                 filled = _fill(value, values)
                 conds[key] = filled[0] if len(filled) == 1 else filled
+    policy["statement"] = [st for st in policy["statement"] if st["resource"]]
     return policy
 
 

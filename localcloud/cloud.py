@@ -10,12 +10,15 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from shared.events import Upload, build_event
 from shared.jobs import JobDetail
 
+from .camapi import CamService
 from .ci import CallbackRecord, Callbacks, Engine, JobService
 from .cos import Bucket, CosError, ObjectMeta, ObjectStore
 from .credentials import RoleCredentials
 from .faults import Faults
 from .scf import Function, Invocation, Runtime, Trigger, function_url_event, function_url_reply
+from .scfapi import ScfService
 from .server import Reply, _json, make_server
+from .tcapi import Api, reply_json
 
 
 class LocalCloud:
@@ -50,6 +53,13 @@ class LocalCloud:
         self.jobs = JobService(os.path.join(self.data_dir, "ci"), self.store, region, self.faults,
                                self.callback_sender, None, job_workers, on_output=self._output_written)
         self.runtime = Runtime(self.faults, function_python)  # e.g. a python3.10 like SCF's runtime
+        # The Tencent Cloud API 3.0 (SCF, CAM) that deploy and doctor call, persisted under data_dir.
+        buckets = list(buckets)
+        appid = buckets[0].rsplit("-", 1)[1] if buckets else "1250000000"
+        self.cam = CamService(os.path.join(self.data_dir, "cam"), appid=appid)
+        self.scf = ScfService(self, os.path.join(self.data_dir, "scf"))
+        self.api = Api(self.credentials, {("scf", "2018-04-16"): self.scf, ("cam", "2019-01-16"): self.cam})
+        self.ci_unbound: set = set()  # buckets to report as not bound to CI (doctor's failing case)
         if self.credentials.rotating:  # every invocation gets the role credentials of its moment
             self.runtime.invocation_env = self.credentials.role_env
         for name in buckets:
@@ -68,6 +78,7 @@ class LocalCloud:
                                         daemon=True, name="localcloud-http")
         self._thread.start()
         self.jobs.start()
+        self.scf.start()  # functions deployed before a restart run again
         return self
 
     def stop(self) -> None:
@@ -81,6 +92,7 @@ class LocalCloud:
             self._server.server_close()
             self._server = None
         self.jobs.stop()
+        self.scf.stop()
         self.runtime.close()
         self.jobs.close()
         self.store.close()
@@ -229,6 +241,16 @@ class LocalCloud:
                                    handler.client_address[0])
         status, out_headers, out_body = function_url_reply(self.runtime.run(fn, event, "http"))
         return Reply(status, out_headers, out_body)
+
+    def _api(self, handler: Any) -> Reply:
+        """Tencent Cloud API 3.0 calls (X-TC-Action) and the Function URLs of deployed functions."""
+        if handler.raw_path.startswith("/_url/"):
+            return self.scf.function_url(handler)
+        if handler.raw_path in ("/mediabucket", "/ai_bucket"):
+            from .cibinding import describe
+
+            return describe(handler, self)
+        return Reply(*reply_json(handler, self.api))
 
     def _control(self, handler: Any) -> Reply:
         """Test-only control API: never part of the emulated COS/CI surface."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from . import scfenv
 from .faults import Faults
 
 INIT_TIMEOUT = 60.0
@@ -58,8 +59,8 @@ class _Worker:
 
     _ids = itertools.count(1)
 
-    def __init__(self, function_dir: str, env: Dict[str, str], python: str) -> None:
-        self.proc = subprocess.Popen([python, "-m", "localcloud.worker", function_dir],
+    def __init__(self, argv: List[str], env: Dict[str, str], function_dir: str) -> None:
+        self.proc = subprocess.Popen(argv,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=env, cwd=function_dir, text=True, encoding="utf-8", bufsize=1)
         self.replies: "queue.Queue[Optional[dict]]" = queue.Queue()
@@ -142,17 +143,29 @@ class _Worker:
 
 
 class Function:
-    """A deployed function: code dir, environment, a pool of warm workers."""
+    """A deployed function: code dir, environment, a pool of warm workers.
+
+    With `layers` (a function deployed through the SCF API) it runs the way SCF runs
+    it (localcloud/scfenv.py): isolated interpreter, path = code dir + layer dirs,
+    only its own environment. Without, it runs a source folder of this checkout
+    with the repository on PYTHONPATH (the quick local loop).
+    """
 
     def __init__(self, name: str, function_dir: str, env: Mapping[str, str], concurrency: int = 2,
                  timeout: float = 60.0, python: Optional[str] = None,
-                 invocation_env: Optional[Callable[[], Dict[str, str]]] = None) -> None:
+                 invocation_env: Optional[Callable[[], Dict[str, str]]] = None,
+                 layers: Optional[Sequence[str]] = None) -> None:
         self.name, self.function_dir = name, resolve_dir(function_dir)
         self.python = python or sys.executable
         if not os.path.isfile(os.path.join(self.function_dir, "index.py")):
             raise ValueError(f"{self.function_dir} has no index.py")
         self.concurrency, self.timeout = concurrency, timeout
-        self.env = build_env(env, name)
+        if layers is None:
+            self.env = build_env(env, name)
+            self.argv = [self.python, "-m", "localcloud.worker", self.function_dir]
+        else:
+            self.env = scfenv.environment(env, name)
+            self.argv = scfenv.command(self.python, self.function_dir, layers)
         self.invocation_env = invocation_env  # variables refreshed per invocation (rotating role credentials)
         self._idle: "queue.LifoQueue[_Worker]" = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(concurrency)
@@ -192,7 +205,7 @@ class Function:
             try:
                 worker = self._idle.get_nowait()
             except queue.Empty:
-                worker = _Worker(self.function_dir, self.env, self.python)
+                worker = _Worker(self.argv, self.env, self.function_dir)
                 with self._lock:
                     self._all.append(worker)
                 return worker

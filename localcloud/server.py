@@ -82,6 +82,9 @@ class Handler(BaseHTTPRequestHandler):
                 reply = self._bucket_request(match.group("bucket"), match.group("region"))
             elif self.raw_path.startswith("/_fn/"):
                 reply = self.cloud._function_url(self)
+            elif self.headers.get("X-TC-Action") or self.raw_path.startswith("/_url/") or \
+                    self.raw_path in ("/mediabucket", "/ai_bucket"):
+                reply = self.cloud._api(self)  # TC API 3.0 (SCF, CAM), deployed Function URLs, CI bucket binding
             elif self.raw_path.startswith("/_localcloud/") or self.raw_path == "/_localcloud":
                 reply = self.cloud._control(self)
             else:
@@ -273,6 +276,8 @@ class Handler(BaseHTTPRequestHandler):
                 return f"cos.versioning.{method.lower()}", lambda: cos_http.versioning(self, bucket)
             if method == "GET":
                 return "cos.list", lambda: self._list(bucket)
+            if method == "HEAD":  # HeadBucket (436/7735): 200 when it exists and the caller may read it
+                return "cos.head_bucket", lambda: Reply(200)
             raise CosError(405, "MethodNotAllowed", f"{method} on the bucket is not supported by the local cloud")
         if "tagging" in q:
             route = {"PUT": "cos.tagging.put", "GET": "cos.tagging.get", "DELETE": "cos.tagging.delete"}.get(method)

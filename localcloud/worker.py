@@ -1,4 +1,9 @@
-"""A warm SCF-like worker: `python -m localcloud.worker <function_dir>`.
+"""A warm SCF-like worker: `python -m localcloud.worker [--layer DIR]... [--run SCRIPT] <function_dir>`.
+
+Run as a file with `python -I -S worker.py ...` (see localcloud/scfenv.py) it is the
+runtime of a deployed function: the path is the code folder, then each `--layer`
+folder, then the standard library, exactly as SCF sets it; `--run SCRIPT` runs one
+script under that path instead of serving invocations (the packaging tests' probes).
 
 Imports `<function_dir>/index.py` once (cold start), then serves invocations
 as JSON lines: `{"id", "event", "context"}` in on stdin, `{"id", "ok",
@@ -50,14 +55,34 @@ class _Capture(io.TextIOBase):
         self.lines, self._partial = None, ""
 
 
+def _args(argv: List[str]) -> "tuple[str, List[str], Optional[str]]":
+    layers: List[str] = []
+    run: Optional[str] = None
+    rest = list(argv)
+    while rest and rest[0] in ("--layer", "--run"):
+        flag, value = rest.pop(0), rest.pop(0)
+        if flag == "--layer":
+            layers.append(os.path.abspath(value))
+        else:
+            run = os.path.abspath(value)
+    if len(rest) != 1:
+        raise SystemExit("usage: worker.py [--layer DIR]... [--run SCRIPT] FUNCTION_DIR")
+    return os.path.abspath(rest[0]), layers, run
+
+
 def main(argv: List[str]) -> int:
-    function_dir = os.path.abspath(argv[0])
+    function_dir, layers, run = _args(argv)
+    sys.path[:0] = [function_dir, *layers]  # SCF: /var/user, then /opt
+    os.chdir(function_dir)
+    if run is not None:
+        import runpy
+
+        runpy.run_path(run, run_name="__main__")
+        return 0
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)  # stray fd-level output from the handler goes to stderr, never into the protocol
     out, err = _Capture(sys.__stderr__), _Capture(sys.__stderr__)
     sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
-    sys.path.insert(0, function_dir)
-    os.chdir(function_dir)
     init_logs: List[str] = []
     out.start(init_logs)
     err.start(init_logs)

@@ -18,6 +18,11 @@ DEFAULT_SUFFIXES = ".mp4,.mov,.m4v,.mkv,.webm,.avi,.flv,.ts"
 OUTPUT_FIELDS = ("output_prefix", "key_dir", "stem", "ext", "mode", "segment_type", "record_id")
 
 
+# Formatted with the name the user wrote: the variable at top level, the rule's field in a rule.
+COMBINATION_NEEDS = ("mode Combination lays the person over a background picture or video: set {background_key} "
+                     "to its key in the source bucket")
+
+
 class ConfigError(ValueError):
     """A setting is missing or invalid; the message names the variable."""
 
@@ -43,7 +48,7 @@ class JobOptions(BaseModel):
     @model_validator(mode="after")
     def _combination(self) -> "JobOptions":
         if self.mode == "Combination" and not self.background_key:
-            raise ValueError("mode Combination requires background_key")
+            raise ValueError(COMBINATION_NEEDS)
         return self
 
 
@@ -65,9 +70,13 @@ class Rule(BaseModel):
     @field_validator("options")
     @classmethod
     def _known(cls, options: Dict[str, Any]) -> Dict[str, Any]:
-        unknown = sorted(set(options) - set(JobOptions.model_fields))
-        if unknown:
-            raise ValueError(f"unknown option(s) {unknown}; allowed: {sorted(JobOptions.model_fields)}")
+        import difflib
+
+        allowed = list(JobOptions.model_fields)
+        for name in sorted(set(options) - set(allowed)):
+            near = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+            raise ValueError(f"unknown field {name!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                             + f"; a rule has \"prefix\" and any of: {', '.join(allowed)}")
         return options
 
 
@@ -142,12 +151,15 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _guards(self) -> "Settings":
         for i, rule in enumerate(self.rules):
+            where = f"{env_name('rules')} rule {i + 1} (prefix {rule.prefix!r})"
             try:
                 JobOptions.model_validate({**self.defaults.model_dump(), **rule.options})
             except ValidationError as exc:
-                from .jobs import format_errors
-
-                raise ValueError(f"{env_name('rules')}[{i}] (prefix {rule.prefix!r}): {format_errors(exc)}") from None
+                raise ValueError(f"{where}: " + "; ".join(_describe(err, rule=True) for err in exc.errors())) from None
+            if not any(rule.prefix.startswith(w) or w.startswith(rule.prefix) for w in self.watch_prefixes):
+                raise ValueError(f"{where}: the prefix is outside every watched prefix "
+                                 f"({env_name('watch_prefixes')}: {', '.join(self.watch_prefixes)}), so the rule can "
+                                 f"never apply; use a prefix under one of them")
         if self.callback_url and not self.callback_keys:
             raise ValueError(f"{env_name('callback_url')} is set but {env_name('callback_keys')} is empty")
         for name, bucket, prefix in (("output_prefix", self.out_bucket, self.output_prefix),
@@ -241,24 +253,72 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         raise ConfigError(_explain(exc)) from None
 
 
+# Allowed values in words where the check itself is a pattern or a type.
+BUCKET_WORDS = "a bucket as NAME-APPID (lower-case letters, digits and hyphens, then the APPID), e.g. videos-1250000000"
+WORDS = {
+    "bucket": BUCKET_WORDS, "output_bucket": BUCKET_WORDS, "records_bucket": BUCKET_WORDS,
+    "region": "a region name such as ap-guangzhou, ap-shanghai or na-siliconvalley",
+    "callback_url": "an http:// or https:// URL without spaces (the callback function's Function URL)",
+    "endpoint": "the local cloud's http://HOST:PORT, without a path, e.g. http://127.0.0.1:9000",
+    "user_data": "printable ASCII text, at most 900 characters",
+    "rules": 'a JSON list of rules, e.g. [{"prefix": "input/greenscreen/", "segment_type": "GreenScreenSeg"}]',
+    "prefix": "a folder such as input/greenscreen/",
+}
+
+
+def _bounds(field: str) -> str:
+    info = Settings.model_fields.get(field) or JobOptions.model_fields.get(field)
+    low = high = None
+    for item in getattr(info, "metadata", ()):
+        low = getattr(item, "ge", low)
+        high = getattr(item, "le", high)
+    if low is not None and high is not None:
+        return f" from {low} to {high}"
+    return f" of at least {low}" if low is not None else ""
+
+
+def _describe(err: Dict[str, Any], rule: bool = False) -> str:
+    """One pydantic error as `<name>: <allowed values in words> (got ...)`, named as the user wrote it."""
+    loc = [str(p) for p in err["loc"]]
+    if loc and loc[0] == "defaults":
+        loc = loc[1:]
+    field = loc[-1] if loc else ""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "value_error":
+        detail = str(ctx.get("error") or err["msg"]).replace("Value error, ", "")
+        if detail == COMBINATION_NEEDS:
+            return detail.format(background_key='"background_key"' if rule else env_name("background_key"))
+    elif kind == "missing":
+        detail = "required" + (f": {WORDS[field]}" if field in WORDS else "")
+    elif kind == "literal_error":
+        detail = f"allowed values: {ctx.get('expected')}"
+    elif kind.startswith(("int_", "greater_", "less_")):
+        detail = f"a whole number{_bounds(field)}"
+    elif kind.startswith("float_"):
+        detail = "a number"
+    elif kind == "string_too_long":
+        detail = f"at most {ctx.get('max_length')} characters"
+    elif field in WORDS:
+        detail = f"expected {WORDS[field]}"
+    else:
+        detail = err["msg"]
+    got = err.get("input")
+    suffix = f" (got {got!r})" if isinstance(got, (str, int)) and len(str(got)) <= 80 else ""
+    if not field:
+        return detail
+    name = f'"{field}"' if rule else env_name(field)
+    return f"{name}: {detail}{suffix}"
+
+
 def _explain(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
-        if loc and loc[0] == "defaults":
-            loc = loc[1:]
-        detail = err["msg"]
-        var = env_name(loc[0]) if loc else "settings"
-        if not loc and detail.startswith("Value error, "):
-            lines.append(detail[len("Value error, "):])
-            continue
-        expected = (err.get("ctx") or {}).get("expected")
-        if expected:
-            detail = f"allowed values: {expected}"
-        got = err.get("input")
-        suffix = f" (got {got!r})" if isinstance(got, (str, int)) else ""
-        where = ".".join(loc[1:])
-        lines.append(f"{var}{'[' + where + ']' if where else ''}: {detail}{suffix}")
+        if loc[:1] == ["rules"] and len(loc) >= 2 and loc[1].isdigit():
+            rule_err = {**err, "loc": tuple(p for p in loc[2:] if p != "options")}
+            lines.append(f"{env_name('rules')} rule {int(loc[1]) + 1}: {_describe(rule_err, rule=True)}")
+        else:
+            lines.append(_describe(err))
     return "invalid settings: " + "; ".join(lines)
 
 

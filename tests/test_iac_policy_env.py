@@ -17,8 +17,14 @@ from shared.config import known_variables  # noqa: E402
 ALLOWED_ACTIONS = {
     "name/cos:GetObject", "name/cos:PutObject", "name/cos:HeadObject", "name/cos:GetObjectTagging",
     "name/cos:PutObjectTagging", "name/cos:GetBucket",
-    "name/ci:CreateMediaJobs", "name/ci:DescribeMediaJob", "name/ci:DescribeMediaJobs", "name/ci:CancelMediaJobs",
-    "name/ci:CreateBodyJointsDetectJob", "name/cam:PassRole",
+    "name/ci:CreateMediaJobs", "name/ci:DescribeMediaJob", "name/ci:DescribeMediaJobs", "name/ci:CancelMediaJob",
+    "name/ci:CancelAiProcessJob", "name/ci:CreateBodyJointsDetectJob", "name/cam:PassRole",
+}
+# Resource formats, PLATFORM.md section 8 (corrected): roles use uin/, COS and CI use uid/<appid>.
+RESOURCE_FORMATS = {
+    "cam": re.compile(r"^qcs::cam::uin/\d+:roleName/[\w+=,.@-]+$"),
+    "cos": re.compile(r"^qcs::cos:[a-z]+-[a-z0-9-]+:uid/\d+:[a-z0-9-]+-\d+/\S+$"),
+    "ci": re.compile(r"^qcs::ci:[a-z]+-[a-z0-9-]+:uid/\d+:bucket/[a-z0-9-]+-\d+/\*$"),
 }
 
 
@@ -34,8 +40,21 @@ def test_template_is_valid_json_with_known_actions_only():
     assert set(actions) <= ALLOWED_ACTIONS, set(actions) - ALLOWED_ACTIONS
     assert not any("*" in a for a in actions)
     assert all(s["effect"] == "allow" for s in tmpl["statement"])
-    # The job API and its sub-account requirements (PLATFORM.md section 1).
-    assert {"name/ci:CreateBodyJointsDetectJob", "name/cam:PassRole", "name/ci:CreateMediaJobs"} <= set(actions)
+    # The job API and its sub-account requirements (PLATFORM.md sections 1 and 8): both create actions the
+    # docs name, the singular cancel action (and the newer AI-process one), describe/list, PassRole.
+    assert {"name/ci:CreateBodyJointsDetectJob", "name/cam:PassRole", "name/ci:CreateMediaJobs",
+            "name/ci:CancelMediaJob", "name/ci:CancelAiProcessJob", "name/ci:DescribeMediaJob",
+            "name/ci:DescribeMediaJobs"} <= set(actions)
+    assert "name/ci:CancelMediaJobs" not in actions  # not an action name (the singular is)
+
+
+def test_every_rendered_resource_has_the_documented_format(rendered):
+    for statement in rendered["statement"]:
+        for res in statement["resource"]:
+            service = res.split(":")[2]
+            assert RESOURCE_FORMATS[service].match(res), res
+            for action in statement["action"]:
+                assert action.startswith(f"name/{service}:"), (action, res)
 
 
 def test_rendered_resources_are_scoped(rendered):
@@ -54,7 +73,7 @@ def test_rendered_resources_are_scoped(rendered):
     assert sorted(st["condition"]["string_like"]["cos:prefix"] for st in listings) == [".cos-matting/records/*",
                                                                                       "input/*"]
     [passrole] = [st for st in s if "name/cam:PassRole" in st["action"]]
-    assert passrole["resource"] == [f"qcs::cam::uid/{checks.PLACEHOLDERS['COS_MATTING_DEPLOY_OWNER_UIN']}:roleName/CI_QCSRole"]
+    assert passrole["resource"] == [f"qcs::cam::uin/{checks.PLACEHOLDERS['COS_MATTING_DEPLOY_OWNER_UIN']}:roleName/CI_QCSRole"]
     [ci] = [st for st in s if "name/ci:CreateMediaJobs" in st["action"]]
     assert ci["resource"] == ["qcs::ci:ap-guangzhou:uid/1250000000:bucket/videos-1250000000/*"]
 
@@ -79,6 +98,22 @@ def test_render_expands_watch_prefixes_and_separate_buckets():
     conditions = [st["condition"]["string_like"]["cos:prefix"] for st in rendered["statement"] if "condition" in st]
     assert ["input/*", "uploads/*"] in conditions
     assert "qcs::cos:ap-shanghai:uid/1250000000:out-1250000000/matting/*" in resources
+
+
+def test_jobs_may_read_the_watched_prefix_and_every_background_key():
+    values = policy.values_from(checks.example_environ())
+    assert values["BACKGROUND_KEY"] == []  # .env.example: no Combination default, no rules
+    reads = [r for st in policy.render(values)["statement"] if "name/cos:GetObject" in st["action"]
+             for r in st["resource"]]
+    assert "qcs::cos:ap-guangzhou:uid/1250000000:videos-1250000000/input/*" in reads
+    env = checks.example_environ()
+    env.update(COS_MATTING_BACKGROUND_KEY="bg/default.png", COS_MATTING_MODE="Combination",
+               COS_MATTING_RULES='[{"prefix": "input/gs/", "mode": "Combination", "background_key": "bg/s.png"}]')
+    values = policy.values_from(env)
+    assert values["BACKGROUND_KEY"] == ["bg/default.png", "bg/s.png"]
+    [background] = [st for st in policy.render(values)["statement"] if st["action"] == ["name/cos:GetObject"]]
+    assert background["resource"] == ["qcs::cos:ap-guangzhou:uid/1250000000:videos-1250000000/bg/default.png",
+                                      "qcs::cos:ap-guangzhou:uid/1250000000:videos-1250000000/bg/s.png"]
 
 
 def test_policy_needs_owner_uin():

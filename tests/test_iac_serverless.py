@@ -1,10 +1,12 @@
-"""serverless.yml (multi-scf) and deploy/layer/serverless.yml against the typed component model.
+"""serverless.yml and deploy/layer/serverless.yml as `cos-matting deploy` reads them.
 
-Offline: the `scf` CLI is not installable here, so the files are validated with
-deploy/components.py (the components' documented inputs) and deploy/checks.py
-(project rules: handlers, settings, recursion guard, triggers, timeouts).
+deploy/components.py is the deployer's input schema (multi-scf's input names) and
+deploy/checks.py the project rules (handlers, settings, recursion guard, triggers,
+timeouts). That the resulting API calls are what SCF and CAM accept is tested against
+the SDK's request models and the local cloud in tests/test_deploy_e2e.py.
 """
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -312,14 +314,30 @@ def test_submit_has_a_dead_letter_target(sf, environ):
     expect_error(empty, "deadLetter", "name")
 
 
-def test_async_retry_plan_and_request(environ):
-    from deploy import invoke_config
+def test_async_retry_and_concurrency_settings_reach_the_deploy_spec(environ):
+    from deploy import spec as specs
 
-    fn = invoke_config.plan(environ)
-    assert fn["name"] == "cos-matting-dev-submit" and (fn["retry_num"], fn["msg_ttl"]) == (2, 21600)
-    req = invoke_config.request(fn)
-    assert req.FunctionName == "cos-matting-dev-submit" and req.AsyncTriggerConfig.MsgTTL == 21600
-    assert req.AsyncTriggerConfig.RetryConfig[0].RetryNum == 2
-    for key, value in (("COS_MATTING_DEPLOY_RETRY_NUM", "3"), ("COS_MATTING_DEPLOY_MSG_TTL", "10")):
-        with pytest.raises(ValueError, match=key):
-            invoke_config.plan({**environ, key: value})
+    spec = specs.build(environ)
+    assert (spec.retry_num, spec.msg_ttl) == (2, 21600)
+    assert spec.functions["submit"].reserved == int(environ["COS_MATTING_DEPLOY_SUBMIT_CONCURRENCY"])
+    assert spec.functions["callback"].reserved is None  # empty: the shared pool
+    for key, value in (("COS_MATTING_DEPLOY_RETRY_NUM", "3"), ("COS_MATTING_DEPLOY_MSG_TTL", "10"),
+                       ("COS_MATTING_DEPLOY_SUBMIT_CONCURRENCY", "-1")):
+        with pytest.raises(specs.SpecError, match=key):
+            specs.build({**environ, key: value})
+
+
+def test_deploy_spec_leaves_empty_settings_out_and_fills_the_callback_url_itself(environ):
+    from deploy import spec as specs
+
+    spec = specs.build(environ)
+    for fn in spec.functions.values():
+        assert all(v != "" for v in fn.env.values()), fn.key
+        assert "COS_MATTING_CALLBACK_URL" not in fn.env  # deploy sets it from the Function URL it creates
+        assert "COS_MATTING_MODE" not in fn.env  # unset in .env.example: left out, the code's default applies
+    assert [f.key for f in spec.ordered()][0] == "callback"
+    [url] = [t for t in spec.triggers if t.type == "http"]
+    assert json.loads(url.desc) == {"AuthType": "NONE", "NetConfig": {"EnableIntranet": False, "EnableExtranet": True}}
+    [cos] = [t for t in spec.triggers if t.type == "cos"]
+    assert cos.name == "videos-1250000000.cos.ap-guangzhou.myqcloud.com" and cos.enable
+    assert json.loads(cos.desc) == {"event": "cos:ObjectCreated:*", "filter": {"Prefix": "input/", "Suffix": ""}}

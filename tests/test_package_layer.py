@@ -6,7 +6,6 @@ the reason (never silently passed). Function-zip tests need no network.
 """
 import importlib.metadata
 import json
-import os
 import shutil
 import stat
 import subprocess
@@ -22,30 +21,12 @@ if str(ROOT) not in sys.path:
 
 from deploy import checks, package  # noqa: E402
 from deploy.components import function_environment, load_serverless  # noqa: E402
+from localcloud import scfenv  # noqa: E402
 
 CACHE = ROOT / ".cache" / "wheels"
 
 
-def find_python310():
-    candidates = []
-    try:
-        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=20).stdout.strip()
-        if root:
-            candidates.append(Path(root) / "versions" / "3.10.13" / "bin" / "python3.10")
-            candidates += sorted(Path(root).glob("versions/3.10.*/bin/python3.10"), reverse=True)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    candidates.append(Path.home() / ".pyenv" / "versions" / "3.10.13" / "bin" / "python3.10")
-    which = shutil.which("python3.10")
-    if which:
-        candidates.append(Path(which))
-    for c in candidates:
-        if c.is_file() and os.access(c, os.X_OK):
-            return str(c)
-    return None
-
-
-PY310 = find_python310()
+PY310 = scfenv.find_python310()
 
 
 def _build(out: Path, **kw):
@@ -123,21 +104,35 @@ def test_layer_reproducible_within_target(builds, capsys):
         print("\n" + "\n".join(f"  {n}: {x.size:,d} bytes ({package.human(x.size)})" for n, x in sorted(a.items())))
 
 
+def test_rebuild_into_the_same_folder_reuses_the_layer_until_the_lock_changes(builds, tmp_path):
+    first, a, _, _ = builds
+    out = tmp_path / "dist"
+    shutil.copytree(first, out)
+    empty = tmp_path / "no-wheels"
+    again = {x.path.name: x for x in package.build(out, empty, offline=True, log=lambda m: None)}
+    assert again["cos-matting-layer.zip"].sha256 == a["cos-matting-layer.zip"].sha256  # no wheel was needed
+    lock = tmp_path / "lock.txt"
+    lock.write_text(package.LOCK.read_text() + "# changed\n")
+    with pytest.raises(package.PackageError, match="not in the wheel cache"):
+        package.build(out, empty, lock=lock, offline=True, log=lambda m: None)
+
+
 def test_layer_contents(builds):
     first, a, _, _ = builds
     with zipfile.ZipFile(a["cos-matting-layer.zip"].path) as zf:
         names = zf.namelist()
-    assert all(n.startswith("python/") for n in names)
+    # SCF unpacks the layer to /opt and puts /opt itself on the path: packages at the root.
+    assert not any(n.startswith("python/") for n in names), [n for n in names if n.startswith("python/")][:3]
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
-    assert "python/cos_python_sdk_v5-1.9.44.dist-info/METADATA" in names
-    assert "python/crcmod/_crcfunpy.py" in names and not any("_crcfunext" in n for n in names)
-    assert any(n.startswith("python/pydantic_core/_pydantic_core.cpython-310-x86_64-linux-gnu") for n in names)
-    assert not any(n.startswith("python/bin/") for n in names)
+    assert "cos_python_sdk_v5-1.9.44.dist-info/METADATA" in names and "qcloud_cos/__init__.py" in names
+    assert "crcmod/_crcfunpy.py" in names and not any("_crcfunext" in n for n in names)
+    assert any(n.startswith("pydantic_core/_pydantic_core.cpython-310-x86_64-linux-gnu") for n in names)
+    assert not any(n.startswith("bin/") for n in names)
     meta = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Dist: missing-dist>=1\n" \
            b"Requires-Dist: only-on-windows; sys_platform == 'win32'\n"
-    assert package.check_closure({"python/demo-1.0.dist-info/METADATA": meta}) == \
+    assert package.check_closure({"demo-1.0.dist-info/METADATA": meta}) == \
         ["demo needs missing-dist>=1: not in the layer"]
-    assert (first / "layer" / "python" / "qcloud_cos" / "__init__.py").is_file()
+    assert (first / "layer" / "qcloud_cos" / "__init__.py").is_file()
 
 
 @pytest.mark.parametrize("function", ["submit", "callback", "reconcile"])
@@ -154,23 +149,26 @@ def test_handler_imports_on_python310_from_the_zips(builds, function, tmp_path):
     env = {k: v for k, v in function_environment(sf, function).items() if v}
     env.update(TENCENTCLOUD_SECRETID="AKIDplaceholder", TENCENTCLOUD_SECRETKEY="placeholder",
                TENCENTCLOUD_SESSIONTOKEN="token", TENCENTCLOUD_REGION="ap-guangzhou", PATH="/usr/bin:/bin")
+    # The probe runs under the SCF-like runtime (localcloud/scfenv.py): it sets nothing itself.
     probe = f"""
 import sys
-sys.path[:0] = [{str(code)!r}, {str(opt / 'python')!r}]
+assert sys.path[:2] == [{str(code)!r}, {str(opt)!r}], sys.path
 import index
 assert callable(index.main_handler)
 import qcloud_cos, crcmod, pydantic_core, flask, serverless_wsgi
 assert qcloud_cos.__file__.startswith({str(opt)!r}), qcloud_cos.__file__
 assert sys.modules["crcmod.crcmod"]._usingExtension is False
 assert crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xffffffffffffffff, rev=True)(b"123456789") == 0x995DC9BBDF1939FA
-bad = [p for p in sys.path if "site-packages" in p or p in ("", ".")]
-assert not bad, bad
+bad = [p for p in sys.path[2:] if not p.startswith(sys.base_prefix)]  # after code + layer: the stdlib only
+assert not bad and not [p for p in sys.path if "site-packages" in p or p in ("", ".")], sys.path
 # VmHWM (peak RSS of this image); ru_maxrss would carry the forking pytest's peak across exec.
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
 print(sys.version_info[:2], int(hwm) // 1024)
 """
-    proc = subprocess.run([PY310, "-I", "-S", "-c", probe], cwd=str(code), env=env, capture_output=True, text=True,
-                          timeout=120)
+    script = tmp_path / "probe.py"
+    script.write_text(probe)
+    proc = subprocess.run(scfenv.command(PY310, str(code), [str(opt)], run=str(script)), cwd=str(code),
+                          env=scfenv.environment(env, function), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     version, rss_mb = proc.stdout.strip().rsplit(" ", 1)[0], int(proc.stdout.split()[-1])
     assert version == "(3, 10)"
@@ -182,7 +180,7 @@ def test_cli_package_help_and_skip_layer(tmp_path, capsys):
     from cli.main import build_parser, main
 
     help_text = build_parser()._subparsers._group_actions[0].choices["package"].format_help()
-    assert "manylinux2014_x86_64" in help_text and "--offline" in help_text and "/opt/python" in help_text
+    assert "manylinux2014_x86_64" in help_text and "--offline" in help_text and "/var/user, /opt" in help_text
     assert main(["package", "--skip-layer", "--out", str(tmp_path / "dist")]) == 0
     out = capsys.readouterr().out
     assert "cos-matting-submit.zip" in out and "bytes" in out
@@ -204,16 +202,18 @@ def test_submit_from_the_zips_alone_on_python310_against_the_local_cloud(builds,
     obj["meta"]["ETag"] = f'"{uploaded.etag}"'
     env = {**cloud.function_env(), "COS_MATTING_BUCKET": "videos-1250000000", "COS_MATTING_REGION": "ap-guangzhou",
            "PATH": "/usr/bin:/bin"}
-    probe = f"""
+    probe = """
 import json, sys
-sys.path[:0] = [{str(code)!r}, {str(opt / 'python')!r}]
 import index
-result = index.main_handler(json.loads(sys.stdin.read()), {{}})
+result = index.main_handler(json.loads(sys.stdin.read()), {})
 assert not [p for p in sys.path if "site-packages" in p], sys.path
 print(json.dumps(result))
 """
-    proc = subprocess.run([PY310, "-I", "-S", "-c", probe], input=json.dumps(event), cwd=str(code), env=env,
-                          capture_output=True, text=True, timeout=120)
+    script = tmp_path / "probe.py"
+    script.write_text(probe)
+    proc = subprocess.run(scfenv.command(PY310, str(code), [str(opt)], run=str(script)), input=json.dumps(event),
+                          cwd=str(code), env=scfenv.environment(env, "submit"), capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [outcome] = json.loads(proc.stdout.strip().splitlines()[-1])["outcomes"]
     assert outcome["outcome"] == "submitted"

@@ -26,9 +26,9 @@ def test_vermin_reports_no_violation_for_python310():
 
 
 def test_every_deployed_file_compiles_on_python310(tmp_path):
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_package_layer import PY310
+    from localcloud.scfenv import find_python310
 
+    PY310 = find_python310()
     if PY310 is None:
         pytest.skip("no CPython 3.10 interpreter found")
     files = sorted(str(p) for d in ("functions", "shared") for p in (ROOT / d).rglob("*.py"))

@@ -205,159 +205,192 @@ def process(input_path: str, output_path: str, opts: jobs.SegmentVideoOptions,
     if opts.Mode == "Combination":  # fail before any decoding
         compose.open_background(background_path, 16, 16).close()
     container, in_v = _open_input(input_path)
-    out = None
-    writer: Optional[_Writer] = None
-    matter: Optional[FrameMatter] = None
-    ok = False
-    try:
+    _Transcode(container, in_v, output_path, opts, background_path, encoder_options).run(should_stop)
+    return media_info(output_path)
+
+
+class _Transcode:
+    """One run of `process`: the open input and output, and what the first decoded video
+    frame decides (size, encoder stream, matter, audio route, writer thread).
+
+    Steps: `run` checks the decoder and opens the output, `_demux` feeds packets to
+    `_video` / `_audio` (audio that comes before the first video frame waits in
+    `pending_audio`), `_flush` drains the encoders, `_close` always releases everything
+    and removes a partial output.
+    """
+
+    def __init__(self, container: Any, in_v: Any, output_path: str, opts: jobs.SegmentVideoOptions,
+                 background_path: Optional[str], encoder_options: Optional[Dict[str, str]]) -> None:
+        self.container, self.in_v, self.output_path = container, in_v, output_path
+        self.opts, self.background_path = opts, background_path
+        self.encoder_options = dict(encoder_options or ENCODER_OPTIONS)
+        self.in_a: Any = None
+        self.rate: Any = None
+        self.tb: Any = None
+        self.out: Any = None
+        self.writer: Optional[_Writer] = None
+        self.matter: Optional[FrameMatter] = None
+        self.v_out: Any = None
+        self.a_out: Any = None  # (kind, stream): "copy" or "aac"
+        self.pending_audio: list = []
+        self.size = (0, 0)
+        self.frames = 0
+        self.last_pts: Optional[int] = None
+        self.t0: Optional[int] = None
+
+    def run(self, should_stop: Optional[Callable[[], bool]]) -> None:
+        ok = False
         try:
-            in_v.thread_type = "AUTO"
-            ctx = in_v.codec_context
+            self._check_decoder()
+            self.in_a = next(iter(self.container.streams.audio), None)
+            self.rate = self.in_v.average_rate or self.in_v.guessed_rate or Fraction(25)
+            self.tb = self.in_v.time_base or Fraction(1, max(1, int(round(float(self.rate)))))
+            self.out = av.open(self.output_path, "w", format="mp4", options={"movflags": "+faststart"})
+            self._demux(should_stop)
+            self._flush()
+            ok = True
+        except MattingError:
+            raise
+        except (av.error.FFmpegError, OSError) as exc:
+            raise MattingError("UnsupportedFormat", f"the video could not be processed: {exc}") from None
+        finally:
+            self._close(ok)
+
+    def _check_decoder(self) -> None:
+        try:
+            self.in_v.thread_type = "AUTO"
+            ctx = self.in_v.codec_context
             if ctx is None or ctx.codec is None:
                 raise MattingError("UnsupportedFormat", "no decoder for the video codec")
         except MattingError:
             raise
         except (av.error.FFmpegError, ValueError, AttributeError) as exc:
             raise MattingError("UnsupportedFormat", f"the video stream cannot be decoded: {exc}") from None
-        in_a = next(iter(container.streams.audio), None)
-        rate = in_v.average_rate or in_v.guessed_rate or Fraction(25)
-        tb = in_v.time_base or Fraction(1, max(1, int(round(float(rate)))))
 
-        out = av.open(output_path, "w", format="mp4", options={"movflags": "+faststart"})
-        v_out = None
-        a_out = None  # (kind, stream): "copy" or "aac"
-        pending_audio = []
-        size = (0, 0)
-        frames = 0
-        last_pts = None
-        t0 = None
-
-        def setup(frame: av.VideoFrame) -> None:
-            nonlocal matter, v_out, a_out, writer, size
-            w, h = frame.width, frame.height
-            size = (w, h)
-            matter = FrameMatter(opts, w, h, background_path)
-            v = out.add_stream(ENCODER, rate=rate)
-            v.width, v.height = _even(w), _even(h)
-            v.pix_fmt = PIX_FMT
-            v.time_base = tb
-            v.codec_context.time_base = tb
-            v.options = dict(encoder_options or ENCODER_OPTIONS)
-            v.thread_type = "AUTO"
-            cc = v.codec_context
-            cc.color_range = 1  # limited, as OpenCV's BT.601 conversion writes it
-            # the YUV values round-trip, so the input's colour description still applies
-            for attr in ("colorspace", "color_primaries", "color_trc"):
-                value = getattr(frame, attr, None)
-                if value not in (None, 2):  # 2 = unspecified
-                    try:
-                        setattr(cc, attr, value)
-                    except (AttributeError, ValueError, TypeError):  # pragma: no cover
-                        pass
-            v_out = v
-            if in_a is not None:
-                if in_a.codec_context.name in MP4_AUDIO_COPY:
-                    a_out = ("copy", out.add_stream_from_template(in_a))
-                else:
-                    a_out = ("aac", out.add_stream("aac", rate=in_a.rate or 48000))
-            writer = _Writer(out)
-
-        def write_audio(packet: av.Packet) -> None:
-            kind, a = a_out
-            if kind == "copy":
-                if packet.dts is None or packet.size == 0:
-                    return
-                packet.stream = a
-                writer.put(a, packet)
-            else:
-                for af in packet.decode():
-                    af.pts = None
-                    writer.put(a, af)
-
-        def write_video(frame: av.VideoFrame) -> None:
-            nonlocal pending_audio, frames, last_pts, t0
-            if v_out is None:
-                setup(frame)
-                for p in pending_audio:
-                    write_audio(p)
-                pending_audio = []
-            w, h = size
-            rgb = frame_rgb(frame)
-            if (frame.width, frame.height) != (w, h):  # resolution change mid-stream
-                rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-            pts = frame.pts
-            if pts is None:
-                pts = int(round(frames / float(rate) / float(tb)))
-            if last_pts is not None and pts <= last_pts:
-                pts = last_pts + 1
-            if t0 is None:
-                t0 = pts
-            rgb_out, alpha = matter(rgb, float((pts - t0) * tb))
-            if rgb_out is None:
-                of = grey_frame(alpha, v_out.width, v_out.height)
-            else:
-                of = rgb_frame(rgb_out, v_out.width, v_out.height)
-            of.pts = pts
-            of.time_base = tb
-            if frame.duration:
-                of.duration = frame.duration
-            last_pts = pts
-            frames += 1
-            writer.put(v_out, of)
-
-        streams = [in_v] + ([in_a] if in_a is not None else [])
+    def _demux(self, should_stop: Optional[Callable[[], bool]]) -> None:
+        streams = [self.in_v] + ([self.in_a] if self.in_a is not None else [])
         try:
-            for packet in container.demux(streams):
+            for packet in self.container.demux(streams):
                 if should_stop is not None and should_stop():
                     raise MattingError("Cancelled", "the job was cancelled while matting")
-                if packet.stream.index == in_v.index:
+                if packet.stream.index == self.in_v.index:
                     try:
                         decoded = packet.decode()
                     except av.error.InvalidDataError:
                         continue  # a damaged packet is skipped, as FFmpeg does
                     for frame in decoded:
-                        write_video(frame)
-                elif a_out is not None:
-                    write_audio(packet)
-                elif packet.size and len(pending_audio) < 10000:
-                    pending_audio.append(packet)
+                        self._video(frame)
+                elif self.a_out is not None:
+                    self._audio(packet)
+                elif packet.size and len(self.pending_audio) < 10000:
+                    self.pending_audio.append(packet)
         except MattingError:
             raise
         except av.error.FFmpegError as exc:
-            if frames == 0:
+            if self.frames == 0:
                 raise MattingError("InvalidInput", f"the video cannot be decoded: {exc}") from None
             # a truncated file: keep what was decoded
-        if frames == 0:
+        if self.frames == 0:
             raise MattingError("InvalidInput", "the input has no decodable video frame")
-        writer.put(v_out, None)  # flush the encoder
-        if a_out is not None and a_out[0] == "aac":
-            writer.put(a_out[1], None)
-        w_, writer = writer, None
-        w_.close()
-        out.close()
-        out = None
-        ok = True
-    except MattingError:
-        raise
-    except (av.error.FFmpegError, OSError) as exc:
-        raise MattingError("UnsupportedFormat", f"the video could not be processed: {exc}") from None
-    finally:
-        if writer is not None:
+
+    def _setup(self, frame: av.VideoFrame) -> None:
+        """The first video frame fixes the output: size, encoder, matter, audio route, writer."""
+        w, h = frame.width, frame.height
+        self.size = (w, h)
+        self.matter = FrameMatter(self.opts, w, h, self.background_path)
+        v = self.out.add_stream(ENCODER, rate=self.rate)
+        v.width, v.height = _even(w), _even(h)
+        v.pix_fmt = PIX_FMT
+        v.time_base = self.tb
+        v.codec_context.time_base = self.tb
+        v.options = dict(self.encoder_options)
+        v.thread_type = "AUTO"
+        cc = v.codec_context
+        cc.color_range = 1  # limited, as OpenCV's BT.601 conversion writes it
+        # the YUV values round-trip, so the input's colour description still applies
+        for attr in ("colorspace", "color_primaries", "color_trc"):
+            value = getattr(frame, attr, None)
+            if value not in (None, 2):  # 2 = unspecified
+                try:
+                    setattr(cc, attr, value)
+                except (AttributeError, ValueError, TypeError):  # pragma: no cover
+                    pass
+        self.v_out = v
+        in_a = self.in_a
+        if in_a is not None:
+            if in_a.codec_context.name in MP4_AUDIO_COPY:
+                self.a_out = ("copy", self.out.add_stream_from_template(in_a))
+            else:
+                self.a_out = ("aac", self.out.add_stream("aac", rate=in_a.rate or 48000))
+        self.writer = _Writer(self.out)
+
+    def _audio(self, packet: av.Packet) -> None:
+        kind, a = self.a_out
+        if kind == "copy":
+            if packet.dts is None or packet.size == 0:
+                return
+            packet.stream = a
+            self.writer.put(a, packet)
+        else:
+            for af in packet.decode():
+                af.pts = None
+                self.writer.put(a, af)
+
+    def _video(self, frame: av.VideoFrame) -> None:
+        if self.v_out is None:
+            self._setup(frame)
+            for p in self.pending_audio:
+                self._audio(p)
+            self.pending_audio = []
+        w, h = self.size
+        rgb = frame_rgb(frame)
+        if (frame.width, frame.height) != (w, h):  # resolution change mid-stream
+            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        pts = frame.pts
+        if pts is None:
+            pts = int(round(self.frames / float(self.rate) / float(self.tb)))
+        if self.last_pts is not None and pts <= self.last_pts:
+            pts = self.last_pts + 1
+        if self.t0 is None:
+            self.t0 = pts
+        rgb_out, alpha = self.matter(rgb, float((pts - self.t0) * self.tb))
+        if rgb_out is None:
+            of = grey_frame(alpha, self.v_out.width, self.v_out.height)
+        else:
+            of = rgb_frame(rgb_out, self.v_out.width, self.v_out.height)
+        of.pts = pts
+        of.time_base = self.tb
+        if frame.duration:
+            of.duration = frame.duration
+        self.last_pts = pts
+        self.frames += 1
+        self.writer.put(self.v_out, of)
+
+    def _flush(self) -> None:
+        self.writer.put(self.v_out, None)  # flush the encoder
+        if self.a_out is not None and self.a_out[0] == "aac":
+            self.writer.put(self.a_out[1], None)
+        writer, self.writer = self.writer, None
+        writer.close()
+        self.out.close()
+        self.out = None
+
+    def _close(self, ok: bool) -> None:
+        if self.writer is not None:
             try:
-                writer.close()
+                self.writer.close()
             except BaseException:  # noqa: BLE001 - already failing
                 pass
-        if matter is not None:
-            matter.close()
-        if out is not None:
+        if self.matter is not None:
+            self.matter.close()
+        if self.out is not None:
             try:
-                out.close()
+                self.out.close()
             except Exception:  # noqa: BLE001 - already failing
                 pass
-        container.close()
-        if not ok and os.path.exists(output_path):
-            os.remove(output_path)
-    return media_info(output_path)
+        self.container.close()
+        if not ok and os.path.exists(self.output_path):
+            os.remove(self.output_path)
 
 
 def media_info(path: str) -> Dict[str, Any]:

@@ -9,6 +9,8 @@ from typing import Iterator, Optional, Tuple
 import cv2
 import numpy as np
 
+from .clips import write_clip
+
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
 PERSON = os.path.join(ASSETS, "person.jpg")
 PERSON_ALPHA = os.path.join(ASSETS, "person_alpha.png")
@@ -66,7 +68,5 @@ def room_background(width: int, height: int) -> np.ndarray:
 
 def write_person_clip(path: str, width: int = 320, height: int = 240, frames: int = 75, fps: int = 25,
                       image: Optional[str] = None, audio: bool = True) -> int:
-    from .samples import write_clip
-
     return write_clip(path, (rgb for rgb, _ in person_frames(width, height, frames, image=image)),
                       width, height, fps, audio)

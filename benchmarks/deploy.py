@@ -1,0 +1,77 @@
+"""`cos-matting deploy` against the local cloud: how long each kind of deploy takes, and the zip sizes.
+
+The local cloud runs in its own process (`cos-matting localcloud`), and every deploy is the
+command a user runs (`cos-matting deploy --local URL --yes`), so the times include the
+CLI's start, packaging, the SDK's signed HTTP calls and the local SCF starting nothing
+(functions start on their first event). Four runs, one after the other:
+
+  first      into an empty cloud, from an empty dist/ (the layer zip is built from the
+             wheel cache: run `cos-matting package` once beforehand to fill it)
+  unchanged  the same again: reads only, no write call
+  one change COS_MATTING_DEPLOY_SUBMIT_CONCURRENCY changed: one write
+  destroy    --destroy
+
+    .venv/bin/python benchmarks/deploy.py
+"""
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUCKET, REGION = "videos-1250000000", "ap-guangzhou"
+SETTINGS = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION,
+            "COS_MATTING_CALLBACK_KEYS": "bench-key-0123456789abcdef0123"}
+
+
+def start_cloud(data_dir: str):
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "localcloud", "--port", "0", "--data", data_dir,
+                             "--bucket", BUCKET, "--region", REGION, "--quiet"], cwd=str(ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    match = re.search(r"listening on (http://\S+)", line)
+    if not match:
+        proc.kill()
+        raise SystemExit(f"local cloud did not start: {line!r}")
+    return proc, match.group(1)
+
+
+def deploy(url: str, work: Path, *extra: str):
+    cmd = [sys.executable, "-m", "cli.main", "deploy", "--local", url, "--env-file", str(work / ".env"),
+           "--state-dir", str(work / "state"), "--dist", str(work / "dist"), "--yes", *extra]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=str(work), capture_output=True, text=True)
+    took = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"deploy failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    changes = re.search(r": (\d+) change\(s\)", proc.stdout)
+    return took, int(changes.group(1)) if changes else -1
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="cos-matting-bench-deploy-"))
+    (work / ".env").write_text("".join(f"{k}={v}\n" for k, v in SETTINGS.items()))
+    proc, url = start_cloud(str(work / "cloud"))
+    try:
+        rows = [("first", *deploy(url, work)), ("unchanged", *deploy(url, work))]
+        (work / ".env").write_text((work / ".env").read_text() + "COS_MATTING_DEPLOY_SUBMIT_CONCURRENCY=3\n")
+        rows.append(("one change", *deploy(url, work)))
+        rows.append(("destroy", *deploy(url, work, "--destroy")))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    print("cos-matting deploy against the local cloud (own process), wall time of the whole command:")
+    for name, took, changes in rows:
+        print(f"  {name:<11} {took:6.2f} s  {changes:3d} change(s)")
+    manifest = json.loads((work / "dist" / "manifest.json").read_text())
+    print("zips (dist/manifest.json):")
+    for name, info in sorted(manifest.items()):
+        print(f"  {name:<28} {info['bytes']:>10,d} bytes  {info['bytes'] / 1024 / 1024:6.2f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Tencent Cloud API clients (tencentcloud-sdk-python) for the deploy tools and the CLI.
+
+`COS_MATTING_ENDPOINT` (the local cloud, e.g. http://127.0.0.1:9000) points every client
+there: the SDK's `HttpProfile(protocol, endpoint)` replaces `<service>.tencentcloudapi.com`
+and the request is still signed with TC3-HMAC-SHA256 for its service (the SDK's
+`abstract_client.py`), which the local cloud verifies.
+
+Credentials, first found wins: TENCENTCLOUD_SECRETID / TENCENTCLOUD_SECRETKEY
+(/ TENCENTCLOUD_SESSIONTOKEN), the SDK's own names; TENCENT_SECRET_ID / TENCENT_SECRET_KEY
+(/ TENCENT_TOKEN), the serverless framework's names used in .env; then the SDK's default
+chain (~/.tencentcloud/credentials, a CVM role).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Mapping, Optional
+from urllib.parse import urlsplit
+
+ENDPOINT = "COS_MATTING_ENDPOINT"
+PRODUCTS = {"scf": ("tencentcloud.scf.v20180416", "scf_client", "ScfClient"),
+            "cam": ("tencentcloud.cam.v20190116", "cam_client", "CamClient")}
+
+
+class ApiCallError(RuntimeError):
+    """A call the API refused: `code` is the API's error code (ResourceNotFound.Function, ...)."""
+
+    def __init__(self, action: str, code: str, message: str) -> None:
+        super().__init__(f"{action}: {code}: {message}")
+        self.action, self.code, self.message = action, code, message
+
+
+def credential(env: Mapping[str, str]) -> Any:
+    from tencentcloud.common import credential as cred
+
+    for sid, key, token in (("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN"),
+                            ("TENCENT_SECRET_ID", "TENCENT_SECRET_KEY", "TENCENT_TOKEN")):
+        if env.get(sid) and env.get(key):
+            return cred.Credential(env[sid], env[key], env.get(token) or None)
+    try:
+        return cred.DefaultCredentialProvider().get_credentials()
+    except Exception as exc:  # the SDK raises its own exception type when nothing is found
+        raise ValueError("no Tencent Cloud credentials: set TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY (or "
+                         f"TENCENT_SECRET_ID / TENCENT_SECRET_KEY in .env), or ~/.tencentcloud/credentials ({exc})") \
+            from None
+
+
+def client(product: str, env: Mapping[str, str], region: str = "", cred: Any = None) -> Any:
+    """An SDK client of `product` ("scf" or "cam"), pointed at COS_MATTING_ENDPOINT when it is set."""
+    import importlib
+
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+
+    package, module, cls = PRODUCTS[product]
+    http = HttpProfile(reqTimeout=120)
+    if env.get(ENDPOINT):
+        url = urlsplit(env[ENDPOINT])
+        http = HttpProfile(protocol=url.scheme, endpoint=url.netloc, reqTimeout=120)
+    sdk = importlib.import_module(f"{package}.{module}")
+    return getattr(sdk, cls)(cred or credential(env), region, ClientProfile(httpProfile=http))
+
+
+class Api:
+    """Calls by action name with plain dicts, through the SDK's request models; every call is recorded."""
+
+    def __init__(self, product: str, env: Mapping[str, str], region: str = "", sdk_client: Any = None) -> None:
+        import importlib
+
+        self.product = product
+        self.models = importlib.import_module(f"{PRODUCTS[product][0]}.models")
+        self._client = sdk_client
+        self._env, self._region = dict(env), region
+        self.sent: List[Dict[str, Any]] = []  # {"action", "params"} of every request, in order
+
+    @property
+    def sdk(self) -> Any:
+        if self._client is None:
+            self._client = client(self.product, self._env, self._region)
+        return self._client
+
+    def call(self, action: str, params: Mapping[str, Any]) -> Dict[str, Any]:
+        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
+        params = {k: v for k, v in params.items() if v is not None}
+        self.sent.append({"action": action, "params": params})
+        request = getattr(self.models, f"{action}Request")()
+        request.from_json_string(json.dumps(params))
+        try:
+            response = getattr(self.sdk, action)(request)
+        except TencentCloudSDKException as exc:
+            raise ApiCallError(action, exc.get_code() or "ClientError", exc.get_message()) from None
+        return json.loads(response.to_json_string())
+
+    def get(self, action: str, params: Mapping[str, Any], missing: tuple = ()) -> Optional[Dict[str, Any]]:
+        """A read that answers None when the error code says the thing does not exist."""
+        try:
+            return self.call(action, params)
+        except ApiCallError as exc:
+            if exc.code in missing:
+                return None
+            raise

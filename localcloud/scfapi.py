@@ -1,0 +1,615 @@
+"""The SCF API (version 2018-04-16) of the local cloud, running what was deployed.
+
+Request and response fields are the SDK's (`tencentcloud/scf/v20180416/models.py`); how
+triggers are described follows what tencent-component-toolkit 2.27.6 sends
+(`lib/modules/triggers/{cos,timer,http}.js`): a COS trigger is named after the bucket's
+XML-API domain and described by `{"event", "filter": {"Prefix", "Suffix"}}`, a timer by
+its 7-field cron, a Function URL (`Type: http`) by `{"AuthType", "NetConfig"}`, and the
+answer's TriggerDesc carries `NetConfig.ExtranetUrl` (as read back by
+github.com/DVKunion/SeaMoon `pkg/sdk/tencent`). Error codes are the SDK's
+(`tencentcloud/scf/v20180416/errorcodes.py`).
+
+A deployed function runs the way SCF runs it (localcloud/scfenv.py): its code zip
+unpacked in one folder (the working directory), each layer zip in another, the path
+exactly those, CPython 3.10 when available, its own environment plus what SCF injects:
+role credentials only if its role exists in the local CAM and trusts scf.qcloud.com,
+the region, and COS_MATTING_ENDPOINT (the local cloud's stand-in for public endpoints).
+State (functions, layer versions, triggers, settings, zips) persists under `data_dir`;
+a restarted cloud runs the same functions again.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from . import scfenv
+from .scf import Function, Trigger, function_url_event, function_url_reply
+from .tcapi import ApiError
+
+if TYPE_CHECKING:
+    from .cloud import LocalCloud
+
+RUNTIMES = ("Python3.10", "Python3.9", "Python3.7", "Python3.6", "Python2.7")  # PLATFORM.md section 3
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]$")
+DEFAULT_CONCURRENCY = 2  # warm workers per function here (the machine has 2 cores)
+_python_lock = threading.Lock()
+_python: List[Optional[str]] = []
+
+
+def runtime_python(preferred: Optional[str]) -> str:
+    """CPython 3.10 like SCF's runtime when there is one (looked up once), else this interpreter."""
+    if preferred:
+        return preferred
+    with _python_lock:
+        if not _python:
+            _python.append(scfenv.find_python310())
+    return _python[0] or sys.executable
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _zip(param: Dict[str, Any], field: str) -> bytes:
+    raw = (param or {}).get("ZipFile")
+    if not raw:
+        raise ApiError("InvalidParameterValue.Code", f"{field}.ZipFile is required (the local cloud takes zips "
+                                                     "in the request, not from COS or git)")
+    try:
+        data = base64.b64decode(raw, validate=True)
+        zipfile.ZipFile(io.BytesIO(data)).testzip()
+    except (binascii.Error, zipfile.BadZipFile, ValueError):
+        raise ApiError("InvalidParameterValue.ZipFile", f"{field}.ZipFile is not a base64-encoded zip") from None
+    return data
+
+
+# -- cron with seconds: "second minute hour day month weekday year" ------------------------------
+
+
+def _cron_field(spec: str, value: int, low: int) -> bool:
+    for part in spec.split(","):
+        step = 1
+        if "/" in part:
+            part, step_text = part.split("/", 1)
+            step = int(step_text)
+        if part in ("*", "?"):
+            first, last = low, 10 ** 6
+        elif "-" in part:
+            first, last = (int(x) for x in part.split("-", 1))
+        else:
+            first = last = int(part)
+            if step != 1:
+                last = 10 ** 6
+        if first <= value <= last and (value - first) % step == 0:
+            return True
+    return False
+
+
+def cron_matches(cron: str, moment: datetime) -> bool:
+    """SCF timer crons have 7 fields, seconds first (SCF doc 583/9708)."""
+    sec, minute, hour, day, month, weekday, year = cron.split()
+    values = ((sec, moment.second, 0), (minute, moment.minute, 0), (hour, moment.hour, 0), (day, moment.day, 1),
+              (month, moment.month, 1), (weekday, (moment.weekday() + 1) % 7, 0), (year, moment.year, 1970))
+    return all(_cron_field(spec, value, low) for spec, value, low in values)
+
+
+def check_cron(cron: str) -> None:
+    try:
+        if len(cron.split()) != 7:
+            raise ValueError
+        cron_matches(cron, datetime.now(timezone.utc))
+    except ValueError:
+        raise ApiError("InvalidParameterValue.TriggerDesc", f"timer TriggerDesc {cron!r} is not a 7-field cron "
+                                                            "(second minute hour day month weekday year)") from None
+
+
+class ScfService:
+    """Actions are the methods named like the API's (`CreateFunction`, ...): params in, Response fields out."""
+
+    unlocked = ("Invoke",)  # a synchronous invocation must not hold up the other API calls
+
+    def __init__(self, cloud: "LocalCloud", data_dir: str) -> None:
+        self.cloud, self.dir = cloud, data_dir
+        os.makedirs(os.path.join(data_dir, "blobs"), exist_ok=True)
+        self.state: Dict[str, Any] = {"functions": {}, "layers": {}}
+        path = os.path.join(data_dir, "state.json")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                self.state = json.load(fh)
+        self.running: Dict[str, Function] = {}
+        self._cos: Dict[str, Trigger] = {}  # "<fn key>/<trigger name>" -> trigger in the runtime
+        self._timers: Dict[str, threading.Event] = {}
+        self.lock = threading.RLock()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Run every persisted function again (after the server is bound: their env has its URL)."""
+        with self.lock:
+            for key in list(self.state["functions"]):
+                self._deploy(key)
+
+    def stop(self) -> None:
+        with self.lock:
+            for stop in self._timers.values():
+                stop.set()
+            for fn in self.running.values():
+                fn.close()
+            self.running.clear()
+
+    def _save(self) -> None:
+        path = os.path.join(self.dir, "state.json")
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(self.state, fh, indent=1, sort_keys=True)
+        os.replace(path + ".tmp", path)
+
+    def _blob(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        path = os.path.join(self.dir, "blobs", sha + ".zip")
+        if not os.path.exists(path):
+            with open(path + ".tmp", "wb") as fh:
+                fh.write(data)
+            os.replace(path + ".tmp", path)
+        return sha
+
+    def _unpacked(self, sha: str) -> str:
+        """The zip's tree (content-addressed, so never changed under a running worker)."""
+        dest = os.path.join(self.dir, "unpacked", sha)
+        if not os.path.isdir(dest):
+            tmp = dest + f".tmp{uuid.uuid4().hex[:6]}"
+            with zipfile.ZipFile(os.path.join(self.dir, "blobs", sha + ".zip")) as zf:
+                zf.extractall(tmp)
+            os.replace(tmp, dest)
+        return dest
+
+    # -- functions ------------------------------------------------------------------------------
+    @staticmethod
+    def _key(p: Dict[str, Any]) -> str:
+        return f"{p.get('Namespace') or 'default'}/{p.get('FunctionName') or ''}"
+
+    def _get(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        fn = self.state["functions"].get(self._key(p))
+        if fn is None:
+            raise ApiError("ResourceNotFound.Function", f"function {p.get('FunctionName')!r} does not exist in "
+                                                        f"namespace {p.get('Namespace') or 'default'}")
+        return fn
+
+    def _configure(self, fn: Dict[str, Any], p: Dict[str, Any]) -> None:
+        """Apply (and check) the configuration fields of Create/UpdateFunctionConfiguration."""
+        for field in ("Description", "Role", "Type", "InstallDependency", "InitTimeout"):
+            if field in p:
+                fn[field] = p[field]
+        if "Runtime" in p:
+            if p["Runtime"] not in RUNTIMES:
+                raise ApiError("InvalidParameterValue.Runtime", f"Runtime {p['Runtime']!r}: one of {', '.join(RUNTIMES)}")
+            fn["Runtime"] = p["Runtime"]
+        if "MemorySize" in p:
+            mem = p["MemorySize"]
+            if mem != 64 and not (128 <= mem <= 3072 and mem % 128 == 0):
+                raise ApiError("InvalidParameterValue.MemorySize", "MemorySize: 64, or 128-3072 in steps of 128 (MB)")
+            fn["MemorySize"] = mem
+        if "Timeout" in p:
+            if not 1 <= p["Timeout"] <= 900:
+                raise ApiError("InvalidParameterValue.Timeout", "Timeout: 1-900 seconds")
+            fn["Timeout"] = p["Timeout"]
+        if "Environment" in p:
+            variables = (p["Environment"] or {}).get("Variables") or []
+            for var in variables:  # SCF API Variable.Value: "不可为空字符" (PLATFORM.md section 3)
+                if not var.get("Key") or not var.get("Value"):
+                    raise ApiError("InvalidParameterValue.Environment",
+                                   f"environment variable {var.get('Key')!r}: Key and Value must not be empty")
+            fn["Environment"] = {"Variables": [{"Key": v["Key"], "Value": v["Value"]} for v in variables]}
+        if "Layers" in p:
+            for layer in p["Layers"] or []:
+                self._layer_version(layer.get("LayerName", ""), layer.get("LayerVersion", 0))
+            fn["Layers"] = [{"LayerName": x["LayerName"], "LayerVersion": x["LayerVersion"]} for x in p["Layers"] or []]
+        if "DeadLetterConfig" in p:
+            fn["DeadLetterConfig"] = p["DeadLetterConfig"]
+        if "PublicNetConfig" in p:
+            fn["PublicNetConfig"] = p["PublicNetConfig"]
+        if "Handler" in p:
+            if not re.fullmatch(r"[A-Za-z_]\w*\.[A-Za-z_]\w*", p["Handler"] or ""):
+                raise ApiError("InvalidParameterValue.Handler", "Handler must look like index.main_handler")
+            fn["Handler"] = p["Handler"]
+
+    def CreateFunction(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        key = self._key(p)
+        if not NAME_RE.match(p.get("FunctionName") or ""):
+            raise ApiError("InvalidParameterValue.FunctionName", "FunctionName: 2-60 letters, digits, _ and -, "
+                                                                 "starting with a letter")
+        if key in self.state["functions"]:
+            raise ApiError("ResourceInUse.Function", f"function {p['FunctionName']!r} already exists")
+        for field in ("Handler", "Runtime"):
+            if not p.get(field):
+                raise ApiError("MissingParameter", f"{field} is required")
+        fn: Dict[str, Any] = {"FunctionName": p["FunctionName"], "Namespace": p.get("Namespace") or "default",
+                              "FunctionId": "lam-" + uuid.uuid4().hex[:8], "MemorySize": 128, "Timeout": 3,
+                              "Type": "Event", "Description": "", "Role": "", "Environment": {"Variables": []},
+                              "Layers": [], "Status": "Active", "AddTime": _now(), "ModTime": _now(),
+                              "Tags": p.get("Tags") or [], "Triggers": [], "Reserved": None,
+                              "AsyncTriggerConfig": {"RetryConfig": [{"RetryNum": 2}], "MsgTTL": 21600}}
+        self._configure(fn, p)
+        fn["CodeSha256"] = self._blob(_zip(p.get("Code") or {}, "Code"))
+        self.state["functions"][key] = fn
+        self._deploy(key)
+        return {}
+
+    def UpdateFunctionCode(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        fn = self._get(p)
+        source = p.get("Code") if p.get("Code") else p
+        fn["CodeSha256"] = self._blob(_zip(source, "Code" if p.get("Code") else "UpdateFunctionCode"))
+        if p.get("Handler"):
+            self._configure(fn, {"Handler": p["Handler"]})
+        fn["ModTime"] = _now()
+        self._deploy(self._key(p))
+        return {}
+
+    def UpdateFunctionConfiguration(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        fn = self._get(p)
+        self._configure(fn, p)
+        fn["ModTime"] = _now()
+        self._deploy(self._key(p))
+        return {}
+
+    def GetFunction(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        fn = self._get(p)
+        out = {k: v for k, v in fn.items() if k not in ("CodeSha256", "Reserved", "AsyncTriggerConfig")}
+        out["CodeSize"] = os.path.getsize(os.path.join(self.dir, "blobs", fn["CodeSha256"] + ".zip"))
+        out["Triggers"] = [self._trigger_out(t) for t in fn["Triggers"]]
+        out.update(Qualifier="$LATEST", FunctionVersion="$LATEST", AvailableStatus="Available", StatusDesc="")
+        return out
+
+    def ListFunctions(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        ns = p.get("Namespace") or "default"
+        found = [fn for fn in self.state["functions"].values() if fn["Namespace"] == ns
+                 and (p.get("SearchKey") or "") in fn["FunctionName"]]
+        offset, limit = p.get("Offset") or 0, p.get("Limit") or 20
+        out = [{k: fn[k] for k in ("FunctionName", "FunctionId", "Namespace", "Runtime", "Status", "Description",
+                                   "AddTime", "ModTime", "Type")} for fn in found[offset:offset + limit]]
+        return {"Functions": out, "TotalCount": len(found)}
+
+    def DeleteFunction(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        key = self._key(p)
+        fn = self._get(p)
+        for trig in list(fn["Triggers"]):
+            self._unbind(key, trig)
+        del self.state["functions"][key]
+        running = self.running.pop(key, None)
+        if running is not None:
+            running.close()
+        return {}
+
+    # -- running what was deployed --------------------------------------------------------------
+    def _has_role(self, fn: Dict[str, Any]) -> bool:
+        return bool(fn.get("Role")) and self.cloud.cam.trusts(fn["Role"], "scf.qcloud.com")
+
+    def _platform_env(self, fn: Dict[str, Any]) -> Dict[str, str]:
+        """What SCF adds: role credentials (only with a role that trusts SCF), region, the local endpoint."""
+        env = {"TENCENTCLOUD_REGION": self.cloud.region, "COS_MATTING_ENDPOINT": self.cloud.url}
+        if self._has_role(fn):
+            env.update({k: v for k, v in self.cloud.function_env().items() if k.startswith("TENCENTCLOUD_")})
+        return env
+
+    def _deploy(self, key: str) -> None:
+        """(Re)start the function from its state; triggers follow the new instance."""
+        fn = self.state["functions"][key]
+        old = self.running.pop(key, None)
+        module, _, handler = fn.get("Handler", "index.main_handler").partition(".")
+        code = self._unpacked(fn["CodeSha256"])
+        layers = [self._unpacked(self._layer_version(x["LayerName"], x["LayerVersion"], deleted=True)["Sha256"])
+                  for x in fn.get("Layers") or []]
+        env = {**self._platform_env(fn), **{v["Key"]: v["Value"] for v in fn["Environment"]["Variables"]},
+               "LOCALCLOUD_HANDLER": handler}
+        reserved = fn.get("Reserved")
+        instances = DEFAULT_CONCURRENCY if reserved is None else reserved // max(fn["MemorySize"], 1)
+        new: Optional[Function] = None
+        if module == "index" and os.path.isfile(os.path.join(code, "index.py")):
+            new = Function(fn["FunctionName"], code, env, max(1, min(instances, DEFAULT_CONCURRENCY)),
+                           float(fn["Timeout"]), runtime_python(self.cloud.runtime.python),
+                           self.cloud.runtime.invocation_env if self._has_role(fn) else None, layers=layers)
+            new.stopped = instances == 0  # type: ignore[attr-defined]  # reserved concurrency 0: never runs
+            self.running[key] = new
+        for trig in fn["Triggers"]:
+            self._bind(key, trig)
+        if old is not None:
+            old.close()
+        self._save()
+
+    # -- layers ---------------------------------------------------------------------------------
+    def _layer_version(self, name: str, version: int, deleted: bool = False) -> Dict[str, Any]:
+        """A published version; `deleted` also finds removed ones (functions bound to them keep running)."""
+        for v in self.state["layers"].get(name, []):
+            if v["LayerVersion"] == version and (deleted or v["Status"] == "Active"):
+                return v
+        raise ApiError("ResourceNotFound.LayerVersion", f"layer {name!r} has no version {version}")
+
+    def PublishLayerVersion(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        name = p.get("LayerName") or ""
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", name):
+            raise ApiError("InvalidParameterValue.LayerName", "LayerName: 1-64 letters, digits, _ and -")
+        if not p.get("CompatibleRuntimes"):
+            raise ApiError("MissingParameter", "CompatibleRuntimes is required")
+        versions = self.state["layers"].setdefault(name, [])
+        number = max((v["LayerVersion"] for v in versions), default=0) + 1
+        versions.append({"LayerName": name, "LayerVersion": number, "Description": p.get("Description") or "",
+                         "CompatibleRuntimes": p["CompatibleRuntimes"], "AddTime": _now(), "Status": "Active",
+                         "LicenseInfo": p.get("LicenseInfo") or "",
+                         "Sha256": self._blob(_zip(p.get("Content") or {}, "Content"))})
+        self._save()
+        return {"LayerVersion": number}
+
+    @staticmethod
+    def _layer_out(v: Dict[str, Any]) -> Dict[str, Any]:
+        return {k: val for k, val in v.items() if k != "Sha256"}
+
+    def ListLayerVersions(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        versions = [v for v in self.state["layers"].get(p.get("LayerName") or "", []) if v["Status"] == "Active"]
+        if not versions:
+            raise ApiError("ResourceNotFound.Layer", f"layer {p.get('LayerName')!r} does not exist")
+        return {"LayerVersions": [self._layer_out(v) for v in sorted(versions, key=lambda v: -v["LayerVersion"])]}
+
+    def GetLayerVersion(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        v = self._layer_version(p.get("LayerName") or "", p.get("LayerVersion") or 0)
+        return {**self._layer_out(v), "CodeSha256": v["Sha256"], "Location": ""}
+
+    def DeleteLayerVersion(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        v = self._layer_version(p.get("LayerName") or "", p.get("LayerVersion") or 0)
+        v["Status"] = "Deleted"  # hidden from Get/List; functions already bound to it keep it
+        self._save()
+        return {}
+
+    # -- concurrency and async retry ------------------------------------------------------------
+    def PutReservedConcurrencyConfig(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        fn = self._get(p)
+        mem = p.get("ReservedConcurrencyMem")
+        if not isinstance(mem, int) or mem < 0 or mem % fn["MemorySize"]:
+            raise ApiError("InvalidParameterValue.ReservedConcurrencyMem",
+                           f"ReservedConcurrencyMem must be a multiple of the function's memory ({fn['MemorySize']} MB)")
+        fn["Reserved"] = mem
+        self._deploy(self._key(p))
+        return {}
+
+    def GetReservedConcurrencyConfig(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        return {"ReservedMem": self._get(p)["Reserved"]}
+
+    def DeleteReservedConcurrencyConfig(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        self._get(p)["Reserved"] = None
+        self._deploy(self._key(p))
+        return {}
+
+    def UpdateFunctionEventInvokeConfig(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        fn = self._get(p)
+        config = p.get("AsyncTriggerConfig") or {}
+        retry = (config.get("RetryConfig") or [{}])[0].get("RetryNum")
+        ttl = config.get("MsgTTL")
+        if retry is None or not 0 <= retry <= 2 or ttl is None or not 60 <= ttl <= 21600:
+            raise ApiError("InvalidParameterValue.AsyncTriggerConfig", "RetryConfig[0].RetryNum 0-2 and MsgTTL "
+                                                                       "60-21600 s are required")
+        fn["AsyncTriggerConfig"] = {"RetryConfig": [{"RetryNum": retry}], "MsgTTL": ttl}
+        self._deploy(self._key(p))
+        return {}
+
+    def GetFunctionEventInvokeConfig(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        return {"AsyncTriggerConfig": self._get(p)["AsyncTriggerConfig"]}
+
+    # -- triggers -------------------------------------------------------------------------------
+    def _trigger_out(self, t: Dict[str, Any]) -> Dict[str, Any]:
+        return {k: v for k, v in t.items() if k != "UrlId"}
+
+    def _parse_trigger(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        kind, name, desc = p.get("Type"), p.get("TriggerName") or "", p.get("TriggerDesc") or ""
+        if kind == "cos":
+            m = re.fullmatch(r"([a-z0-9][a-z0-9-]*-\d+)\.cos\.([a-z0-9-]+)\.myqcloud\.com", name)
+            if not m:
+                raise ApiError("InvalidParameterValue.TriggerName", "a COS trigger is named after the bucket's XML "
+                                                                    "API domain <bucket>-<appid>.cos.<region>.myqcloud.com")
+            if m.group(2) != self.cloud.region or m.group(1) not in self.cloud.store.buckets:
+                raise ApiError("ResourceNotFound.Cos", f"bucket {m.group(1)} does not exist in {self.cloud.region} "
+                                                       "(a COS trigger binds a bucket of the function's region)")
+            try:
+                parsed = json.loads(desc)
+                event, flt = parsed["event"], parsed.get("filter") or {}
+                assert isinstance(event, str) and event.startswith("cos:")
+            except (ValueError, KeyError, AssertionError, TypeError):
+                raise ApiError("InvalidParameterValue.TriggerDesc", 'a COS TriggerDesc is {"event": "cos:...", '
+                                                                    '"filter": {"Prefix": ..., "Suffix": ...}}') from None
+            desc = json.dumps({"bucketUrl": name, "event": event, "filter": {"Prefix": flt.get("Prefix") or "",
+                                                                             "Suffix": flt.get("Suffix") or ""}})
+        elif kind == "timer":
+            cron = desc
+            if desc.startswith("{"):
+                cron = json.loads(desc).get("cron", "")
+            check_cron(cron)
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", name):
+                raise ApiError("InvalidParameterValue.TriggerName", "timer names: up to 100 letters, digits, - and _")
+            desc = json.dumps({"cron": cron})  # read back as {"cron": ...} (toolkit timer.js comment)
+        elif kind == "http":
+            try:
+                parsed = json.loads(desc)
+                net = parsed["NetConfig"]
+                auth = parsed.get("AuthType", "NONE")
+                assert auth in ("NONE", "CAM") and isinstance(net, dict)
+            except (ValueError, KeyError, AssertionError, TypeError):
+                raise ApiError("InvalidParameterValue.TriggerDesc", 'a Function URL TriggerDesc is {"AuthType": '
+                                                                    '"NONE"|"CAM", "NetConfig": {...}}') from None
+            desc = json.dumps(parsed)
+        else:
+            raise ApiError("InvalidParameterValue.Type", f"trigger Type {kind!r}: the local cloud has cos, timer, http")
+        enable = p.get("Enable", "OPEN")
+        if enable not in ("OPEN", "CLOSE"):
+            raise ApiError("InvalidParameterValue.Enable", "Enable is OPEN or CLOSE")
+        return {"Type": kind, "TriggerName": name, "TriggerDesc": desc, "Enable": 1 if enable == "OPEN" else 0,
+                "Qualifier": p.get("Qualifier") or "$DEFAULT", "CustomArgument": p.get("CustomArgument") or "",
+                "Description": p.get("Description") or "", "AddTime": _now(), "ModTime": _now(),
+                "AvailableStatus": "Available"}
+
+    def CreateTrigger(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        fn, key = self._get(p), self._key(p)
+        trig = self._parse_trigger(p)
+        for old in fn["Triggers"]:
+            if old["Type"] == trig["Type"] and (old["TriggerName"] == trig["TriggerName"] or trig["Type"] == "http"):
+                raise ApiError("ResourceInUse.Trigger", f"{trig['Type']} trigger {old['TriggerName']!r} already exists")
+        if trig["Type"] == "http":
+            trig["UrlId"] = uuid.uuid4().hex[:12]
+            desc = json.loads(trig["TriggerDesc"])
+            net = desc.setdefault("NetConfig", {})
+            url = f"{self.cloud.url}/_url/{trig['UrlId']}"
+            net["ExtranetUrl"] = url if net.get("EnableExtranet") else ""
+            net["IntranetUrl"] = url if net.get("EnableIntranet") else ""
+            trig["TriggerDesc"] = json.dumps(desc)
+        fn["Triggers"].append(trig)
+        self._bind(key, trig)
+        self._save()
+        return {"TriggerInfo": self._trigger_out(trig)}
+
+    def _find_trigger(self, fn: Dict[str, Any], p: Dict[str, Any]) -> Dict[str, Any]:
+        for trig in fn["Triggers"]:
+            if trig["Type"] == p.get("Type") and trig["TriggerName"] == p.get("TriggerName"):
+                return trig
+        raise ApiError("ResourceNotFound.Trigger", f"{p.get('Type')} trigger {p.get('TriggerName')!r} does not exist")
+
+    def UpdateTrigger(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        fn, key = self._get(p), self._key(p)
+        old = self._find_trigger(fn, p)
+        merged = {"Type": old["Type"], "TriggerName": old["TriggerName"],
+                  "TriggerDesc": p.get("TriggerDesc") or old["TriggerDesc"],
+                  "Enable": p.get("Enable") or ("OPEN" if old["Enable"] else "CLOSE"),
+                  "Qualifier": p.get("Qualifier") or old["Qualifier"]}
+        new = self._parse_trigger(merged)
+        new["AddTime"] = old["AddTime"]
+        if old.get("UrlId"):  # a Function URL keeps its address across updates
+            new["UrlId"] = old["UrlId"]
+            desc = json.loads(new["TriggerDesc"])
+            prev = json.loads(old["TriggerDesc"]).get("NetConfig", {})
+            net = desc.setdefault("NetConfig", {})
+            url = prev.get("ExtranetUrl") or prev.get("IntranetUrl") or f"{self.cloud.url}/_url/{old['UrlId']}"
+            net["ExtranetUrl"] = url if net.get("EnableExtranet") else ""
+            net["IntranetUrl"] = url if net.get("EnableIntranet") else ""
+            new["TriggerDesc"] = json.dumps(desc)
+        self._unbind(key, old)
+        fn["Triggers"][fn["Triggers"].index(old)] = new
+        self._bind(key, new)
+        self._save()
+        return {}
+
+    def DeleteTrigger(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        fn, key = self._get(p), self._key(p)
+        trig = self._find_trigger(fn, p)
+        self._unbind(key, trig)
+        fn["Triggers"].remove(trig)
+        self._save()
+        return {}
+
+    def ListTriggers(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        triggers = self._get(p)["Triggers"]
+        for flt in p.get("Filters") or []:
+            field = {"Type": "Type", "Qualifier": "Qualifier", "TriggerName": "TriggerName"}.get(flt.get("Name"))
+            if field:
+                triggers = [t for t in triggers if str(t[field]) in (flt.get("Values") or [])]
+        offset, limit = p.get("Offset") or 0, p.get("Limit") or 20
+        return {"Triggers": [self._trigger_out(t) for t in triggers[offset:offset + limit]],
+                "TotalCount": len(triggers)}
+
+    def _bind(self, key: str, trig: Dict[str, Any]) -> None:
+        """Make a trigger live in the runtime (COS uploads, timer ticks; URLs are looked up per request)."""
+        self._unbind(key, trig)
+        fn = self.running.get(key)
+        if fn is None or not trig["Enable"]:
+            return
+        ident = f"{key}/{trig['Type']}/{trig['TriggerName']}"
+        desc = json.loads(trig["TriggerDesc"])
+        retry = self.state["functions"][key]["AsyncTriggerConfig"]["RetryConfig"][0]["RetryNum"]
+        if trig["Type"] == "cos" and not getattr(fn, "stopped", False):
+            bucket = trig["TriggerName"].split(".cos.", 1)[0]
+            t = Trigger(bucket, fn, desc["filter"]["Prefix"], desc["filter"]["Suffix"], (desc["event"],), retry)
+            self._cos[ident] = t
+            self.cloud.runtime.triggers.append(t)
+        elif trig["Type"] == "timer":
+            self._timers[ident] = self._start_timer(fn, desc["cron"], trig["TriggerName"], trig["CustomArgument"])
+
+    def _unbind(self, key: str, trig: Dict[str, Any]) -> None:
+        ident = f"{key}/{trig['Type']}/{trig['TriggerName']}"
+        cos = self._cos.pop(ident, None)
+        if cos is not None and cos in self.cloud.runtime.triggers:
+            self.cloud.runtime.triggers.remove(cos)
+        stop = self._timers.pop(ident, None)
+        if stop is not None:
+            stop.set()
+
+    def _start_timer(self, fn: Function, cron: str, name: str, argument: str) -> threading.Event:
+        stop = threading.Event()
+
+        def loop() -> None:
+            last = None
+            while not stop.wait(0.2):
+                now = datetime.now(timezone.utc).replace(microsecond=0)
+                if now != last and cron_matches(cron, now) and not getattr(fn, "stopped", False):
+                    # The timer event (SCF doc 583/9708): Type, TriggerName, Time, Message.
+                    event = {"Type": "Timer", "TriggerName": name, "Time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                             "Message": argument}
+                    self.cloud.runtime.invoke_async(fn, event, "timer", retries=0)
+                last = now
+
+        threading.Thread(target=loop, daemon=True, name=f"scf-timer-{name}").start()
+        return stop
+
+    # -- invoking -------------------------------------------------------------------------------
+    def Invoke(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        key = self._key(p)
+        with self.lock:
+            self._get(p)
+            fn = self.running.get(key)
+        if fn is None:
+            raise ApiError("ResourceNotFound.Function", f"function {p.get('FunctionName')!r} has no runnable code")
+        try:
+            event = json.loads(p.get("ClientContext") or "{}")
+        except ValueError:
+            raise ApiError("InvalidParameterValue.ClientContext", "ClientContext must be a JSON string") from None
+        if p.get("InvocationType") == "Event":
+            self.cloud.runtime.invoke_async(fn, event, "direct", retries=0)
+            return {"Result": {"FunctionRequestId": uuid.uuid4().hex, "InvokeResult": 0, "RetMsg": "", "ErrMsg": "",
+                               "Log": "", "Duration": 0.0, "BillDuration": 0, "MemUsage": 0}}
+        inv = self.cloud.runtime.run(fn, event, "direct")
+        return {"Result": {"FunctionRequestId": inv.request_id, "InvokeResult": 0 if inv.ok else -1,
+                           "RetMsg": json.dumps(inv.result) if inv.ok else "", "ErrMsg": "" if inv.ok else inv.error,
+                           "Log": "\n".join(inv.logs), "Duration": round(inv.duration * 1000, 3),
+                           "BillDuration": int(inv.duration * 1000) + 1, "MemUsage": 0}}
+
+    def function_url(self, handler: Any) -> Any:
+        """Serve `/_url/<id>/...`: the deployed Function URL of an `http` trigger."""
+        from .replies import Reply, _json
+
+        url_id, _, rest = handler.raw_path[len("/_url/"):].partition("/")
+        with self.lock:
+            found = [(key, t) for key, fn in self.state["functions"].items() for t in fn["Triggers"]
+                     if t.get("UrlId") == url_id]
+            fn = self.running.get(found[0][0]) if found else None
+        if not found or fn is None or not found[0][1]["Enable"]:
+            return _json(404, {"errorCode": 404, "errorMessage": f"no Function URL {url_id!r}"})
+        if json.loads(found[0][1]["TriggerDesc"]).get("AuthType") == "CAM" and not handler.headers.get("Authorization"):
+            return _json(403, {"errorCode": 403, "errorMessage": "this Function URL requires CAM authentication"})
+        body = handler.body(6 << 20)  # 6 MB: the synchronous payload limit
+        event = function_url_event(handler.command, "/" + rest, handler.query_pairs, dict(handler.headers.items()),
+                                   body, handler.client_address[0])
+        status, headers, out = function_url_reply(self.cloud.runtime.run(fn, event, "http"))
+        return Reply(status, headers, out)
+
+    # -- reading what exists (doctor, tests) ----------------------------------------------------
+    def function_url_of(self, namespace: str, name: str) -> Optional[str]:
+        fn = self.state["functions"].get(f"{namespace}/{name}")
+        for t in (fn or {}).get("Triggers", []):
+            if t["Type"] == "http":
+                return json.loads(t["TriggerDesc"])["NetConfig"].get("ExtranetUrl") or None
+        return None
+

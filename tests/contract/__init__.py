@@ -1,0 +1,1 @@
+"""tests/contract: a package, so its conftest is not the top-level `conftest` module the older tests import."""

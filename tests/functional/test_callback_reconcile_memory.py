@@ -1,0 +1,174 @@
+"""A job's end, through the callback handler and through reconcile, on the in-memory cloud.
+
+Callbacks are recorded by the stand-in (never sent); `deliver` hands one to the callback
+app through Flask's test client, as the Function URL would. Late, twice, out of order, for
+another record, with the output gone, and never at all (reconcile) are all covered here.
+"""
+import json
+from urllib.parse import urlsplit
+
+import pytest
+
+from helpers import BUCKET
+from shared import tags
+from shared.callback import create_app
+from shared.events import Upload
+from shared.reconcile import reconcile
+from shared.records import Record, RecordStore, Source, record_id
+from shared.submit import Submitter
+
+
+@pytest.fixture
+def flow(memory_cloud, settings_of):
+    settings = settings_of(COS_MATTING_CALLBACK_URL="https://cb.example.com/cb", COS_MATTING_CALLBACK_FORMAT="JSON")
+    clients = memory_cloud.clients(settings)
+    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    app = create_app(lambda: settings, lambda s: clients).test_client()
+
+    def submit(key="input/clip.mp4", body=b"video bytes"):
+        etag = memory_cloud.upload(BUCKET, key, body)
+        up = Upload(bucket=BUCKET, appid="1250000000", region="ap-guangzhou", key=key, etag=etag, size=len(body),
+                    event_name="cos:ObjectCreated:Put")
+        out = Submitter(settings, clients, sleep=lambda s: None).process(up)
+        assert out.outcome == "submitted"
+        return out.record_id, out.job_id
+
+    def deliver(callback, body=None):
+        url = urlsplit(callback.url)
+        return app.post(f"{url.path}?{url.query}", data=callback.body if body is None else body,
+                        content_type="application/json")
+
+    return settings, clients, store, submit, deliver
+
+
+def finish(cloud, job_id, state="Success", **kw):
+    cloud.set_job_state(BUCKET, job_id, state, **kw)
+    return next(c for c in reversed(cloud.callbacks) if c.job_id == job_id)
+
+
+def test_success_callback_records_the_result_and_tags_both_objects(flow, memory_cloud):
+    _, _, store, submit, deliver = flow
+    rid, job_id = submit()
+    answer = deliver(finish(memory_cloud, job_id))
+    assert answer.status_code == 200 and answer.get_json()["results"][0]["result"] == "advanced"
+    record, _ = store.load(rid)
+    assert record.state == "Success" and record.output["key"] == "matting/clip.mask.mp4"
+    assert record.media and "total_s" in record.timings
+    out_tags = memory_cloud.tags(BUCKET, "matting/clip.mask.mp4")
+    assert out_tags == {tags.ROLE: "output", tags.RECORD: rid, tags.JOB: job_id}
+    assert memory_cloud.tags(BUCKET, "input/clip.mp4")[tags.STATE] == "Success"
+
+
+def test_failed_job_keeps_code_and_message(flow, memory_cloud):
+    _, _, store, submit, deliver = flow
+    rid, job_id = submit("input/broken.mp4")
+    assert deliver(finish(memory_cloud, job_id, "Failed", code="InputNotVideo", message="not a video")).status_code == 200
+    record, _ = store.load(rid)
+    assert record.state == "Failed" and record.error == {"Code": "InputNotVideo", "Message": "not a video"}
+
+
+def test_twice_and_late_change_nothing(flow, memory_cloud):
+    settings, clients, store, submit, deliver = flow
+    rid, job_id = submit()
+    callback = finish(memory_cloud, job_id)
+    assert deliver(callback).status_code == 200
+    stages = [s.key for s in store.stages(rid)]
+    for _ in range(2):  # a duplicate, then a late one after reconcile ran too
+        answer = deliver(callback)
+        assert answer.status_code == 200 and answer.get_json()["results"][0]["result"] == "unchanged"
+    assert reconcile(settings, clients, older_than=0).advanced == 0
+    assert [s.key for s in store.stages(rid)] == stages
+
+
+def test_the_body_is_only_a_hint_the_job_is_re_read(flow, memory_cloud):
+    _, _, store, submit, deliver = flow
+    rid, job_id = submit()
+    callback = finish(memory_cloud, job_id, "Failed", code="X", message="y")
+    claims_success = json.dumps({"EventName": "TaskFinish",
+                                 "JobsDetail": {"JobId": job_id, "State": "Success"}}).encode()
+    assert deliver(callback, claims_success).status_code == 200
+    assert store.load(rid)[0].state == "Failed"
+
+
+def test_a_token_for_one_record_cannot_finish_another_job(flow, memory_cloud):
+    _, _, store, submit, deliver = flow
+    rid_a, job_a = submit("input/a.mp4")
+    rid_b, job_b = submit("input/b.mp4")
+    callback_a = finish(memory_cloud, job_a)
+    finish(memory_cloud, job_b)
+    body_b = json.dumps({"EventName": "TaskFinish", "JobsDetail": {"JobId": job_b}}).encode()
+    assert deliver(callback_a, body_b).status_code == 403
+    assert store.load(rid_b)[0].state == "Submitted"
+
+
+def test_tampered_token_gets_401_and_writes_nothing(flow, memory_cloud):
+    _, _, store, submit, deliver = flow
+    rid, job_id = submit()
+    callback = finish(memory_cloud, job_id)
+    callback.url = callback.url.replace("rid=", "rid=0")
+    assert deliver(callback).status_code == 401
+    assert store.load(rid)[0].state == "Submitted"
+
+
+def test_ci_down_answers_503_and_the_sender_s_retry_succeeds(flow, memory_cloud):
+    _, _, store, submit, deliver = flow
+    rid, job_id = submit()
+    callback = finish(memory_cloud, job_id)
+    memory_cloud.faults.add("ci.get", status=503)
+    assert deliver(callback).status_code == 503 and store.load(rid)[0].state == "Submitted"
+    assert deliver(callback).status_code == 200 and store.load(rid)[0].state == "Success"
+
+
+def test_output_gone_before_the_callback_is_noted(flow, memory_cloud):
+    _, _, store, submit, deliver = flow
+    rid, job_id = submit()
+    callback = finish(memory_cloud, job_id)
+    memory_cloud.delete(BUCKET, "matting/clip.mask.mp4")
+    assert deliver(callback).status_code == 200
+    record, _ = store.load(rid)
+    assert record.state == "Success" and record.notes == ["not tagged, object gone: matting/clip.mask.mp4"]
+
+
+def test_oversized_body_gets_413(flow, memory_cloud):
+    _, _, _, submit, deliver = flow
+    _, job_id = submit()
+    assert deliver(finish(memory_cloud, job_id), b"{" + b" " * (300 * 1024) + b"}").status_code == 413
+
+
+def test_reconcile_finishes_what_never_called_back(flow, memory_cloud):
+    settings, clients, store, submit, _ = flow
+    done_rid, done = submit("input/done.mp4")
+    running_rid, running = submit("input/running.mp4")
+    memory_cloud.set_job_state(BUCKET, done, "Success")  # its callback is never delivered
+    memory_cloud.set_job_state(BUCKET, running, "Running")
+    summary = reconcile(settings, clients, older_than=0)
+    assert (summary.scanned, summary.advanced, summary.still_running, summary.failed) == (2, 2, 1, 0)
+    assert store.load(done_rid)[0].state == "Success" and store.load(running_rid)[0].state == "Running"
+    assert memory_cloud.tags(BUCKET, "matting/done.mask.mp4")[tags.ROLE] == "output"
+    assert reconcile(settings, clients, older_than=0).advanced == 0  # idempotent
+
+
+def test_reconcile_resubmits_stale_claims_and_sweeps_unrecorded_uploads(flow, memory_cloud):
+    settings, clients, store, _, _ = flow
+    etag = memory_cloud.upload(BUCKET, "input/claimed.mp4", b"c")
+    rid = record_id(BUCKET, "input/claimed.mp4", etag)
+    store.claim(Record(id=rid, source=Source(bucket=BUCKET, region="ap-guangzhou", key="input/claimed.mp4",
+                                             etag=etag, size=1)))
+    memory_cloud.upload(BUCKET, "input/never-triggered.mp4", b"n")
+    memory_cloud.upload(BUCKET, "input/notes.txt", b"not a video")
+    stale = settings.model_copy(update={"claim_lease_seconds": 0})
+    summary = reconcile(stale, clients, older_than=0)
+    assert (summary.resubmitted, summary.swept, summary.failed) == (1, 1, 0)
+    assert sorted(j.Input.Object for j in memory_cloud.list_jobs(BUCKET)) == ["input/claimed.mp4",
+                                                                               "input/never-triggered.mp4"]
+    again = reconcile(stale, clients, older_than=0)
+    assert (again.resubmitted, again.swept) == (0, 0) and len(memory_cloud.list_jobs(BUCKET)) == 2
+
+
+def test_reconcile_goes_on_past_an_unreadable_record(flow, memory_cloud):
+    settings, clients, store, submit, _ = flow
+    rid, job_id = submit("input/fine.mp4")
+    memory_cloud.set_job_state(BUCKET, job_id, "Success")
+    clients.storage.put_json(BUCKET, f"{settings.records_prefix}{'0' * 32}/1-submitted.json", b"not json")
+    summary = reconcile(settings, clients, older_than=0)
+    assert (summary.failed, summary.advanced) == (1, 1) and store.load(rid)[0].state == "Success"
