@@ -5,6 +5,7 @@ dependency); only `if TYPE_CHECKING:` blocks are left out. An exception must be 
 below with the reason, never by loosening a rule.
 """
 import ast
+import functools
 import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Set, Tuple
@@ -19,6 +20,13 @@ ALLOWED: Dict[str, Set[str]] = {
     "deploy": {"shared"},                 # packaging and checks read the settings model
     "cli": {"shared", "localcloud", "deploy"},
 }
+# Imports across layers that break a rule, each with its reason; a new one fails the test.
+KNOWN_LAYER_BREAKS: Set[Tuple[str, str]] = {
+    # deploy reads the user's --env-file with the CLI's .env reader (deploy/checks.py has another):
+    # the one reader both should share has no home yet (issue 15)
+    ("deploy.spec", "cli.common"),
+    ("deploy.spec", "cli.common.read_env_file"),
+}
 # Third-party packages the deployed code may import (pyproject `dependencies`, shipped in the layer).
 DEPLOYED_DEPS = {"qcloud_cos", "pydantic", "pydantic_core", "flask", "werkzeug", "serverless_wsgi"}
 # Known import cycles inside a layer, each with its reason; a new cycle fails the test.
@@ -27,6 +35,7 @@ KNOWN_CYCLES: Set[Tuple[str, ...]] = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def modules() -> Dict[str, Path]:
     found = {}
     for layer in LAYERS:
@@ -70,6 +79,7 @@ def imports(name: str, path: Path) -> Iterator[Tuple[str, int]]:
                 yield f"{module}.{alias.name}", node.lineno
 
 
+@functools.lru_cache(maxsize=None)
 def graph() -> Dict[str, List[Tuple[str, int]]]:
     known = modules()
     edges: Dict[str, List[Tuple[str, int]]] = {}
@@ -85,7 +95,8 @@ def test_layers_import_only_what_they_may():
         layer = name.split(".")[0]
         for target, line in targets:
             other = target.split(".")[0]
-            if other in LAYERS and other != layer and other not in ALLOWED[layer]:
+            if other in LAYERS and other != layer and other not in ALLOWED[layer] \
+                    and (name, target) not in KNOWN_LAYER_BREAKS:
                 wrong.append(f"{known[name].relative_to(ROOT)}:{line} imports {target} ({layer} -> {other})")
     assert not wrong, "layer rule broken (see ARCHITECTURE.md):\n" + "\n".join(wrong)
 
