@@ -30,4 +30,5 @@ bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf dist demo-out .localcloud .pytest_cache
+	rm -rf dist .localcloud .pytest_cache
+	test ! -d demo-out || test -f demo-out/.cos-matting-demo.json && rm -rf demo-out || echo "demo-out is not a demo folder: left alone"

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="jobs to cancel")
     parser.add_argument("--state", choices=CANCELLABLE, help="cancel the job of every record in this state")
+    parser.add_argument("--prefix", metavar="KEY_PREFIX", default="",
+                        help="with --state: only records whose source key starts with this")
     parser.add_argument("--dry-run", action="store_true", help="show what would be cancelled")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--concurrency", "-j", type=int, default=8, metavar="N",
@@ -108,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.job_ids) == bool(args.state):
         raise UsageError("give JOB_ID(s) or --state STATE (one of the two)")
+    if args.prefix and not args.state:
+        raise UsageError("--prefix goes with --state")
     if args.concurrency < 1:
         raise UsageError("--concurrency must be >= 1")
     env, settings = load(args)
@@ -115,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     with logs_aside(args.verbose) as out:
         if args.state:
-            targets = targets_in_state(settings, clients, args.state, args.concurrency, progress)
+            targets = [t for t in targets_in_state(settings, clients, args.state, args.concurrency, progress)
+                       if t["key"].startswith(args.prefix)]
             job_ids = [t["job_id"] for t in targets]
             if not args.dry_run and not confirm(args, f"cancel {len(job_ids)} job(s) in state {args.state}?",
                                                 len(job_ids), threshold=1):

@@ -159,3 +159,13 @@ def test_logs_show_and_follow_the_functions_invocations(cloud, tmp_path):
         assert follow.wait(10) == 0
     result = subprocess.run([str(SCRIPT), "logs", "nosuch"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "functions seen: submit" in result.stderr
+
+
+def test_cancel_by_state_under_a_prefix_only(cli_env, capsys):
+    records(cli_env, capsys, ["input/a/1.mp4", "input/b/2.mp4"])
+    code, out, _ = run_cli(capsys, "cancel", "--state", "Submitted", "--prefix", "input/a/", "--yes")
+    assert code == 0 and "cancelled 1 of 1" in out
+    assert {j.Input.Object: j.State for j in cli_env.list_jobs(BUCKET)} == {"input/a/1.mp4": "Cancel",
+                                                                            "input/b/2.mp4": "Submitted"}
+    code, _, err = run_cli(capsys, "cancel", "sjob", "--prefix", "input/")
+    assert code == 2 and "--prefix goes with --state" in err

@@ -15,7 +15,7 @@ from shared import jobs
 
 from . import compose
 from .errors import MattingError
-from .human import HumanMatter
+from .human import SelfieSegmenter, get_segmenter
 from .keying import ColorKeyer
 
 # Encoder settings (also used by the benchmark's decode+encode floor).
@@ -57,9 +57,9 @@ class FrameMatter:
         self.mode = opts.Mode
         self.threshold = int(opts.BinaryThreshold)
         self.keyer: Optional[ColorKeyer] = None
-        self.human: Optional[HumanMatter] = None
+        self.human: Optional[SelfieSegmenter] = None
         if opts.SegmentType == "HumanSeg":
-            self.human = HumanMatter(width, height)
+            self.human = get_segmenter()
         elif opts.SegmentType == "GreenScreenSeg":
             self.keyer = ColorKeyer(width, height, green_screen=True)
         else:

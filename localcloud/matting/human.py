@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Dict, Optional
+from typing import Dict
 
 import cv2
 import numpy as np
@@ -73,35 +73,12 @@ class SelfieSegmenter:
         return mask
 
 
-def model_for(width: int, height: int) -> str:
-    return GENERAL
-
-
-def get_segmenter(width: int, height: int, name: Optional[str] = None) -> SelfieSegmenter:
-    """The cached model for a frame size (or by file name)."""
-    name = name or model_for(width, height)
+def get_segmenter(name: str = GENERAL) -> SelfieSegmenter:
+    """The model file `name` in localcloud/models/, loaded once per process and shared by every
+    job (it keeps no per-video state: a temporal-smoothing option, never used, was removed)."""
     with _cache_lock:
         seg = _cache.get(name)
         if seg is None:
             seg = _cache[name] = SelfieSegmenter(os.path.join(MODELS_DIR, name))
         return seg
 
-
-class HumanMatter:
-    """Per-video state: the model plus optional temporal smoothing of the low-res
-    output (an exponential moving average, off by default: it lags on fast motion)."""
-
-    def __init__(self, width: int, height: int, smoothing: float = 0.0, model: Optional[str] = None):
-        self.seg = get_segmenter(width, height, model)
-        self.width, self.height = width, height
-        self.smoothing = float(smoothing)
-        self._prev: Optional[np.ndarray] = None
-
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        low = self.seg.low_res(rgb)
-        if self.smoothing > 0 and self._prev is not None:
-            low = cv2.addWeighted(low, 1.0 - self.smoothing, self._prev, self.smoothing, 0.0)
-        self._prev = low
-        mask = cv2.resize(low, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-        np.clip(mask, 0.0, 1.0, out=mask)
-        return mask

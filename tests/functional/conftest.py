@@ -18,7 +18,15 @@ def memory_cloud():
     return MemoryCloud(buckets=(BUCKET, OUT_BUCKET))
 
 
+class _SettingsOf:
+    """settings_of(**extra): settings as a deployed function loads them from ENV plus `extra`."""
+
+    env = ENV
+
+    def __call__(self, **extra: str):
+        return load_settings({**ENV, **extra})
+
+
 @pytest.fixture
 def settings_of():
-    """Settings as a deployed function loads them, plus `extra` environment variables."""
-    return lambda **extra: load_settings({**ENV, **extra})
+    return _SettingsOf()
