@@ -64,8 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     via.add_argument("--namespace", default="default", help="--via scf: SCF namespace (default: %(default)s)")
     via.add_argument("--qualifier", default="$DEFAULT",
                      help="--via scf: version or alias, as the COS trigger uses (default: %(default)s)")
-    via.add_argument("--rate", type=float, default=100.0, metavar="N",
-                     help="--via scf: objects sent per second at most (default: %(default)s)")
+    via.add_argument("--rate", type=float, default=500.0, metavar="N",
+                     help="--via scf: objects sent per second at most, to spare CI and the function's "
+                          "concurrency (default: %(default)s; the SCF Invoke API itself takes at most 100 calls/s)")
     via.add_argument("--batch", type=int, default=None, metavar="N",
                      help="--via scf: records per invocation, within SCF's 128 KB async payload "
                           "(default: 20)")

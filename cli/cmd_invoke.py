@@ -195,6 +195,7 @@ class Result:
     logs: List[str] = field(default_factory=list)
     duration: float = 0.0
     notes: List[str] = field(default_factory=list)
+    ran: bool = True  # False: never handed to a handler (unreadable file, wrong shape, usage problem)
 
     @property
     def outcomes(self) -> List[Dict[str, Any]]:
@@ -418,7 +419,7 @@ def print_result(res: Result, out, err, quiet: bool = False, title: str = "") ->
         out.write("  ".join(f"{k}={v}" for k, v in rows[0].items()) + "\n")
     if not res.ok:
         # "?": the event was never run (unreadable file, unknown shape, a usage problem)
-        out.write(f"{'not run' if res.function == '?' else 'handler raised'}: {res.error}\n")
+        out.write(f"{'handler raised' if res.ran else 'not run'}: {res.error}\n")
         if res.traceback and not quiet:
             err.write(res.traceback)
     out.write(f"{'FAILED' if res.failed else 'ok'} ({res.duration * 1000:.0f} ms)\n")

@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Dict, List, Mapping, Tuple
 
-from cli.common import ROOT
+from cli.common import ROOT, warn_unknown_variables
 from cli.ui import usage
 
 DEFAULT_BUCKET = "videos-1250000000"
@@ -184,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         if "callback" in names and not env.get("COS_MATTING_CALLBACK_URL"):
             env["COS_MATTING_CALLBACK_URL"] = f"{cloud.url}/_fn/callback"  # what add_function_url serves
         full = {**cloud.function_env(), **env}
+        warn_unknown_variables(env)  # a misspelt --env would be silently ignored by the functions
         for flag, function_dir in ([("--function-url", d) for _, d in urls] + [("--trigger", d) for d in triggers]
                                    + [("--timer", d) for d, _ in timers]):
             check_function_env(flag, function_dir, full)

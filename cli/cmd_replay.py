@@ -277,10 +277,11 @@ def replay(items: List[Item], runner: Any, env: Mapping[str, str], args: argpars
     for item in items:
         kind = item.function or (kind_of(item.event) if item.error is None else None)
         if item.error is not None:
-            res = Result(function="?", ok=False, error=item.error)
+            res = Result(function="?", ok=False, error=item.error, ran=False)
         elif kind is None:
-            res = Result(function="?", ok=False, error="unknown event shape (not a COS event, a callback, a Function "
-                                                        "URL request or a timer event)")
+            res = Result(function="?", ok=False, ran=False,
+                         error="unknown event shape (not a COS event, a callback, a Function URL request or a timer "
+                               "event)")
         else:
             try:
                 event, notes = prepare(kind, item.event, env, args.record_id, args.job_id)
@@ -289,7 +290,7 @@ def replay(items: List[Item], runner: Any, env: Mapping[str, str], args: argpars
                 res = runner.invoke(kind, event)
                 res.notes = notes + res.notes
             except UsageError as exc:
-                res = Result(function=kind, ok=False, error=str(exc))
+                res = Result(function=kind, ok=False, error=str(exc), ran=False)
         entry = {"source": item.source, **res.as_dict()}
         results.append(entry)
         if on_result is not None:

@@ -134,8 +134,8 @@ def job_section(record: Record, source: Dict[str, Any], output: Dict[str, Any], 
     labels = {"upload_to_submitted_s": "upload → job submitted", "submitted_to_final_s": "job submitted → final",
               "upload_to_final_s": "upload → final"}
     facts.update({f"{labels.get(k, k)} (measured)": f"{v:.2f} s" for k, v in measured.items()})
-    ci_labels = {"queued_s": "queued (CI)", "running_s": "running (CI)", "total_s": "total (CI)"}
-    facts.update({ci_labels.get(k, k): f"{v:.0f} s (whole seconds)" for k, v in (record.timings or {}).items()})
+    ci_labels = {"queued_s": "queued", "running_s": "running", "total_s": "total"}
+    facts.update({f"{ci_labels.get(k, k)} (CI, whole seconds)": f"{v:.0f} s" for k, v in (record.timings or {}).items()})
     for key, value in (record.media or {}).items():
         facts[f"output {key} (CI)"] = media_value(key, value)
     if record.error:

@@ -14,6 +14,7 @@ from .camapi import CamService
 from .ci import CallbackRecord, Callbacks, Engine, JobService
 from .cos import Bucket, CosError, ObjectMeta, ObjectStore
 from .credentials import RoleCredentials
+from .multipart import MultipartUploads
 from .faults import Faults
 from .scf import Function, Invocation, Runtime, Trigger, function_url_event, function_url_reply
 from .scfapi import ScfService
@@ -120,6 +121,8 @@ class LocalCloud:
     # -- buckets & objects ------------------------------------------------
     def add_bucket(self, name: str) -> Bucket:
         bucket = self.store.add_bucket(name)
+        if bucket.uploads is None:
+            bucket.uploads = MultipartUploads(bucket)
         self.jobs.add_bucket(name)
         return bucket
 

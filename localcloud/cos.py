@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .journal import Journal
 
@@ -110,9 +110,7 @@ class Bucket:
         self.journal_path = os.path.join(root, "objects.jsonl")
         os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
         self._load()
-        from .multipart import MultipartUploads  # imports this module
-
-        self.uploads = MultipartUploads(self)
+        self.uploads: Any = None  # its MultipartUploads, attached by LocalCloud.add_bucket
 
     # -- disk layout ------------------------------------------------------
     def _base(self, key: str) -> str:

@@ -29,17 +29,14 @@ from urllib.parse import urlsplit
 from shared import xmlcodec
 from shared.cloud import CI, Clients, Storage
 from shared.config import Settings
-from shared.jobs import JobDetail
 
 from . import ci_http
 from .callbacks import CallbackRecord, Callbacks
 from .ci import JobService
+from .cloud import LocalCloud
 from .cos import CosError, check_key, validate_tags
 from .faults import Fault, Faults
 from .replies import Reply, _gmt, _iso
-
-STATES = ("Submitted", "Running", "Pause", "Success", "Failed", "Cancel")
-
 
 class _Object:
     __slots__ = ("data", "etag", "content_type", "last_modified", "tags")
@@ -102,6 +99,7 @@ class MemoryCloud:
         self.faults = Faults()
         self.buckets: Dict[str, Dict[str, _Object]] = {}
         self.jobs = _MemoryJobs(self)
+        self.callback_sender = self.jobs.callbacks
         for name in buckets:
             self.add_bucket(name)
 
@@ -140,24 +138,11 @@ class MemoryCloud:
     def tags(self, bucket: str, key: str) -> Dict[str, str]:
         return dict(self.bucket(bucket)[key].tags)
 
-    def get_job(self, bucket: str, job_id: str) -> JobDetail:
-        return self.jobs.get(bucket, job_id)
-
-    def list_jobs(self, bucket: Optional[str] = None) -> List[JobDetail]:
-        return self.jobs.all_jobs(bucket)
-
-    def set_job_state(self, bucket: str, job_id: str, state: str, code: Optional[str] = None,
-                      message: Optional[str] = None, media_info: Optional[Dict[str, Any]] = None,
-                      force: bool = False) -> JobDetail:
-        """Move a job as CI would (LocalCloud.set_job_state): a small fake output on Success,
-        a callback recorded for every terminal state."""
-        if state not in STATES:
-            raise ValueError(f"unknown state {state!r}")
-        return self.jobs.set_state(bucket, job_id, state, code, message, media_info, force)
-
-    @property
-    def callbacks(self) -> List[CallbackRecord]:
-        return list(self.jobs.callbacks.records)
+    # the control surface is LocalCloud's own: the same methods over the same JobService
+    get_job = LocalCloud.get_job
+    list_jobs = LocalCloud.list_jobs
+    set_job_state = LocalCloud.set_job_state
+    callbacks = LocalCloud.callbacks
 
 
 class MemoryClients(Clients):

@@ -192,17 +192,23 @@ class MultipartUploads:
                                    f"Part {part.number} is {part.size} bytes; every part but the last must be "
                                    f"at least {MIN_PART} bytes.")
             paths = [self._part_path(upload_id, p.number) for p in parts]
+            del self.uploads[upload_id]  # taken: a concurrent Complete or Abort sees NoSuchUpload
         tmp = os.path.join(self.bucket.root, "tmp", uuid.uuid4().hex)
-        with open(tmp, "wb") as out:
-            for path in paths:
-                with open(path, "rb") as src:
-                    shutil.copyfileobj(src, out, CHUNK)
-        obj = ObjectMeta(key, sum(p.size for p in parts), multipart_etag([p.etag for p in parts]),
-                         upload.content_type or "application/octet-stream", time.time(), dict(upload.meta),
-                         dict(upload.tags))
-        obj = self.bucket.commit(tmp, obj, forbid_overwrite)
-        with self.lock:
-            self.uploads.pop(upload_id, None)
+        try:
+            with open(tmp, "wb") as out:
+                for path in paths:
+                    with open(path, "rb") as src:
+                        shutil.copyfileobj(src, out, CHUNK)
+            obj = ObjectMeta(key, sum(p.size for p in parts), multipart_etag([p.etag for p in parts]),
+                             upload.content_type or "application/octet-stream", time.time(), dict(upload.meta),
+                             dict(upload.tags))
+            obj = self.bucket.commit(tmp, obj, forbid_overwrite)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            with self.lock:  # refused (e.g. forbid-overwrite): the upload stays, as on COS
+                self.uploads[upload_id] = upload
+            raise
         shutil.rmtree(self._dir(upload_id), ignore_errors=True)
         return obj
 

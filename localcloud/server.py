@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from shared import xmlcodec
 
 from . import ci_http, cos_http
+from .cos_http import HOST_RE
 from .auth import AuthError, verify
 from .cos import CosError, ObjectMeta, check_key, validate_tags
 from .faults import Fault
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from .cloud import LocalCloud
 
 log = logging.getLogger("localcloud.server")
-HOST_RE = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9-]*-\d+)\.(?:cos|ci)\.(?P<region>[a-z0-9-]+)\.myqcloud\.com$")
 MAX_XML = 1 << 20
 SMALL_BODY = 64 << 10  # answers up to this size are sent in one write with their headers
 

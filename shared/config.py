@@ -272,7 +272,12 @@ def unknown_variables(environ: Mapping[str, str]) -> List[Tuple[str, Optional[st
 
 
 def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
-    environ = os.environ if environ is None else environ
+    if environ is None:  # a function's cold start: a misspelt variable is logged, not silently ignored
+        environ = os.environ
+        from .log import log
+
+        for name, near in unknown_variables(environ):
+            log("settings.unknown_variable", level="warning", variable=name, did_you_mean=near)
     try:
         return Settings.model_validate(_raw_from_env(environ))
     except json.JSONDecodeError as exc:

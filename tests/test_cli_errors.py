@@ -132,6 +132,8 @@ def test_replay_says_which_file_is_empty_or_not_json_and_takes_paths_after_optio
     assert errors["b-broken.json"].startswith("not valid JSON (")
     assert errors["c-notjson.json"].startswith("not valid JSON (it starts with")
     assert "unknown event shape" not in result.stdout
+    text = run_script(["replay", str(folder / "a-empty.json")], env_for(cloud)).stdout
+    assert "not run: empty file" in text and "handler raised" not in text  # it never reached a handler
 
 
 def test_replay_remote_without_credentials_says_so(tmp_path):
@@ -168,3 +170,19 @@ def test_debug_shows_the_traceback(cloud):
 def test_version():
     result = run_script(["--version"], clean_environ())
     assert result.returncode == 0 and result.stdout.startswith("cos-matting ")
+
+
+def test_localcloud_warns_about_a_misspelt_env_once(tmp_path):
+    proc = subprocess.Popen([str(SCRIPT), "localcloud", "--port", "0", "--data", str(tmp_path / "d"),
+                             "--trigger", "functions/submit", "--function-url", "callback=functions/callback",
+                             "--env", "COS_MATTING_BUCKET=videos-1250000000", "--env", "COS_MATTING_REGION=ap-guangzhou",
+                             "--env", "COS_MATTING_CALLBACK_KEYS=local-callback-key-0123456789",
+                             "--env", "COS_MATTING_MOD=Mask"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("localcloud listening on")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    err = proc.stderr.read()
+    assert err.count("warning: COS_MATTING_MOD is not a cos-matting setting (ignored); did you mean "
+                     "COS_MATTING_MODE?") == 1, err

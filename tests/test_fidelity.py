@@ -134,6 +134,30 @@ def test_complete_checks_the_part_list_as_cos_documents(cloud, cos_client):
     assert "Upload" not in cos_client.list_multipart_uploads(Bucket=BUCKET, Prefix="input/")
 
 
+def test_two_completes_of_one_upload_make_one_object_and_one_event(cloud, cos_client, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fn = tmp_path / "count"
+    fn.mkdir()
+    (fn / "index.py").write_text("def main_handler(event, context):\n    return 'ok'\n")
+    cloud.add_trigger(BUCKET, str(fn), prefix="input/")
+    up = cos_client.create_multipart_upload(Bucket=BUCKET, Key="input/twice.mp4")["UploadId"]
+    etag = cos_client.upload_part(Bucket=BUCKET, Key="input/twice.mp4", Body=b"v" * 10, PartNumber=1,
+                                  UploadId=up)["ETag"]
+
+    def complete(client):
+        try:
+            return client.complete_multipart_upload(Bucket=BUCKET, Key="input/twice.mp4", UploadId=up,
+                                                    MultipartUpload={"Part": [{"PartNumber": 1, "ETag": etag}]})
+        except CosServiceError as exc:
+            return code_of(exc)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(complete, [sdk_client(cloud), sdk_client(cloud)]))
+    assert sorted(str(type(r).__name__) for r in results) == ["dict", "str"] and "NoSuchUpload" in results
+    assert cloud.wait_idle(20) and len(cloud.invocations) == 1
+
+
 def test_abort_discards_the_parts(cloud, cos_client):
     up = cos_client.create_multipart_upload(Bucket=BUCKET, Key="input/gone.bin")["UploadId"]
     cos_client.upload_part(Bucket=BUCKET, Key="input/gone.bin", Body=b"x" * 10, PartNumber=1, UploadId=up)
@@ -213,6 +237,7 @@ def test_forbid_overwrite_is_ignored_once_versioning_was_enabled(cloud, cos_clie
     err = error_of(cos_client.complete_multipart_upload, Bucket=BUCKET, Key="r.json", UploadId=up,
                    MultipartUpload={"Part": [{"PartNumber": 1, "ETag": etag}]}, Metadata=create_only)
     assert (err.get_status_code(), code_of(err)) == (409, "FileAlreadyExists")
+    assert [u["UploadId"] for u in cos_client.list_multipart_uploads(Bucket=BUCKET, Prefix="r.json")["Upload"]] == [up]
     cos_client.put_bucket_versioning(Bucket=BUCKET, Status="Enabled")
     assert cos_client.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
     # PUT Object (436/7749) as secondary sources read it, and PLATFORM.md section 2: on a bucket

@@ -170,3 +170,12 @@ def test_throttling_is_retryable(backend):
         backend.ci.create(request(1))
     assert (err.value.status, err.value.code) == (429, "TooManyRequests") and err.value.retryable
     assert not err.value.unknown_outcome and backend.ci.list()[0] == []
+
+
+def test_lookup_pages_through_the_queue(backend):
+    """The job searched for is older than the first page of 100 (newest first)."""
+    backend.ci.create(request(0, user_data="cm:oldest"))
+    for n in range(1, 105):  # in-process, as a busy bucket would have them
+        backend.cloud.jobs.create(BUCKET, request(n))
+    assert backend.ci.find("cm:oldest").Input.Object == "input/clip-0.mp4"
+    assert backend.ci.find("cm:missing") is None

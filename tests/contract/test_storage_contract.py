@@ -131,3 +131,13 @@ def test_sdk_retries_absorb_one_server_error(backend):
     assert backend.cloud.faults.injected["cos.get"] == 1
     backend.cloud.faults.add("cos.get", status=404, code="NoSuchKey")
     assert backend.retrying.get(OTHER_BUCKET, "out.json") is None  # 4xx: never retried
+
+
+def test_list_all_pages_past_a_thousand_keys(backend):
+    """GET Bucket answers at most 1000 keys a page: list_all follows the markers."""
+    for n in range(1003):
+        backend.cloud.upload(BUCKET, f"records/{n:04d}/0-claim-1.json", b"{}")
+    page, marker = backend.storage.list(BUCKET, "records/")
+    assert len(page) == 1000 and marker == "records/0999/0-claim-1.json"
+    keys = [o["Key"] for o in backend.storage.list_all(BUCKET, "records/")]
+    assert len(keys) == 1003 and keys == sorted(keys)
