@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", action="store_true",
                         help="local cloud only: upload a placeholder for every object a COS event names that does not "
                              "exist, and rewrite the event's ETag to the object's real ETag (the submit path reads the "
-                             "object's tags: without it the outcome is skipped:missing)")
+                             "object's tags: without it the outcome is skipped:gone)")
     parser.add_argument("--stop-on-failure", action="store_true", help="stop at the first failed event")
     remote = parser.add_argument_group("remote (SCF Invoke API)")
     remote.add_argument("--remote", action="store_true", help="invoke the deployed function instead of running locally")

@@ -130,9 +130,10 @@ class _Tick:
         if newest.rank == 3:  # final (even if that snapshot is unreadable): only the marker was left
             self.store.close(rid)
             self.summary.finished += 1
-        elif newest.rank == 0:
-            if newest.age_seconds >= lease:
-                self.count(self.submitter.resume(self._takeover(record, newest)), "resubmitted")
+        elif not record.job_id:  # a claim (a newer stage may be unreadable: the readable snapshot decides)
+            claim = latest([s for s in stages if s.rank == 0 and s.attempt == record.attempt] or [newest])
+            if claim.age_seconds >= lease:
+                self.count(self.submitter.resume(self._takeover(record, claim)), "resubmitted")
         elif newest.age_seconds >= self.older_than:
             result, record = refresh(self.clients, self.store, record)
             self.summary.advanced += result == "advanced"

@@ -402,3 +402,15 @@ def test_a_body_naming_a_foreign_job_writes_nothing(flow, cloud):
     assert requests.post(url, json=body, timeout=20).status_code == 403
     assert flow.record(a.key).state == "Submitted" and flow.tags(a.key)[tags.STATE] == "Submitted"
     assert not cloud.bucket(BUCKET).exists("matting/input/mine.mp4.mask.mp4")
+
+
+def test_a_claim_with_an_unreadable_newer_stage_is_still_resumed(flow, cloud, cos_client):
+    up = flow.upload("input/claim-then-corrupt.mp4")
+    cloud.faults.add("ci.create", count=4, status=503)  # the claim stays without a job
+    flow.submit(up)
+    rid = flow.record(up.key).id
+    cos_client.put_object(Bucket=BUCKET, Key=f"{flow.settings.records_prefix}{rid}/001-2-running.json", Body=b"")
+    summary = reconcile(flow.settings.model_copy(update={"claim_lease_seconds": 0}), flow.clients, older_than=0)
+    assert summary.resubmitted == 1 and summary.failed == 0
+    record = flow.record(up.key)
+    assert record.job_id and [j.JobId for j in flow.jobs()] == [record.job_id]
