@@ -115,6 +115,7 @@ def advance(clients: Clients, store: RecordStore, record: Record, job: JobDetail
     if not store.advance(new):
         return "unchanged", record  # a concurrent writer recorded this stage first
     if new.terminal:
+        settle_published(clients, store, new)
         settle_source_tags(clients, new)
     log("record.advanced", record_id=record.id, job_id=job.JobId, state=job.State, previous=record.state,
         attempt=record.attempt)
@@ -220,6 +221,21 @@ def tag_source(clients: Clients, record: Record) -> List[str]:
         return []
     note = _limit_note(src.key, skipped)
     return [note] if note else []
+
+
+def settle_published(clients: Clients, store: RecordStore, record: Record) -> None:
+    """After the final stage is written: an older version's publish that raced ours (its copy
+    after ours, its re-check before our final stage existed) is put right here, so one of the
+    two always sees the other."""
+    out = record.output or {}
+    if record.state != "Success" or not record.publish_as or out.get("key") != record.publish_as:
+        return
+    try:
+        current = clients.out_storage.get_tags(out["bucket"], record.publish_as) or {}
+        if current.get(tags.RECORD) != record.id:
+            publish(clients, store, record)
+    except CloudError as exc:
+        log("publish.settle_failed", level="warning", key=record.publish_as, error=str(exc))
 
 
 def settle_source_tags(clients: Clients, record: Record) -> None:
