@@ -146,7 +146,8 @@ def test_replay_remote_invokes_the_deployed_function_through_the_scf_api(deploye
     event = str(ROOT / "events" / "cos" / "put-video.json")
     assert main(["replay", event, "--remote", "--function", "cos-matting-dev-{kind}", "--region", REGION] + args) == 0
     printed = capsys.readouterr()
-    assert "note: SCF request " in printed.out + printed.err and "skipped:missing" in printed.out  # the event's object is not in the bucket
+    # The event's object is not in the bucket: the deployed submit skips it (and says so through Invoke).
+    assert "note: SCF request " in printed.out + printed.err and "input/interview.mp4  skipped:" in printed.out
     [invoke] = [c for c in cloud.api.calls if c.action == "Invoke"]
     assert invoke.params["FunctionName"] == "cos-matting-dev-submit" and not invoke.error
     assert [i.function for i in cloud.invocations if i.kind == "direct"] == ["cos-matting-dev-submit"]
