@@ -226,8 +226,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_env_options(parser, example=True)
     args = parser.parse_args(argv)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     environ = environ_from(args)
     if environ is None:
         return 2
