@@ -63,7 +63,7 @@ def deploy_env(args: argparse.Namespace) -> dict:
         args.env_file = str(Path.cwd() / ".env")
     from deploy.spec import deploy_environ
 
-    return deploy_environ(None, environment(args), args.stage)
+    return deploy_environ(environment(args), args.stage)
 
 
 def zips(dist: Path, log) -> dict:
@@ -78,7 +78,7 @@ def zips(dist: Path, log) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from deploy import spec as specs
-    from deploy.apply import Deployer, State, state_path
+    from deploy.apply import Deployer, State, state_path, target_of
     from deploy.clients import ENDPOINT, Api, ApiCallError
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress on stderr
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     endpoint = environ.get(ENDPOINT, "")
     target = endpoint or f"tencentcloud:{spec.region}"
-    state = State(state_path(args.state_dir, spec.stage, endpoint), target)
+    state = State(state_path(args.state_dir, spec.stage, endpoint), target_of(endpoint, spec.region))
     started = time.time()
     try:
         artefacts = {} if args.destroy else zips(args.dist, log)

@@ -76,6 +76,12 @@ def state_path(folder: Path, stage: str, endpoint: str) -> Path:
     return folder / (f"{stage}-local.json" if endpoint else f"{stage}.json")
 
 
+def target_of(endpoint: str, region: str) -> str:
+    """What a state file belongs to: the local cloud (whatever its port: it keeps its state across
+    restarts), or Tencent Cloud in one region."""
+    return "localcloud" if endpoint else f"tencentcloud:{region}"
+
+
 def _env_map(config: Optional[Mapping[str, Any]]) -> Dict[str, str]:
     return {v["Key"]: v["Value"] for v in ((config or {}).get("Variables") or [])}
 
@@ -160,8 +166,7 @@ class Deployer:
             self._write(Step("create", "role", spec.role, "trusts scf.qcloud.com"), self.cam, "CreateRole",
                         {"RoleName": spec.role, "PolicyDocument": json.dumps(TRUST),
                          "Description": "cos-matting functions (created by cos-matting deploy)"})
-            self.state.data["role"] = {"name": spec.role, "created": True}
-            self._save()
+            self._remember("role", {"name": spec.role, "created": True})
         else:
             trust = json.loads(got["RoleInfo"]["PolicyDocument"])
             if not any("scf.qcloud.com" in json.dumps(st.get("principal")) for st in trust.get("statement", [])):
@@ -177,8 +182,7 @@ class Deployer:
                                {"PolicyName": spec.policy_name, "PolicyDocument": json.dumps(document),
                                 "Description": "least privilege of the cos-matting functions (cos-matting deploy)"})
             policy_id = made.get("PolicyId")
-            self.state.data["policy"] = {"name": spec.policy_name, "id": policy_id, "created": True}
-            self._save()
+            self._remember("policy", {"name": spec.policy_name, "id": policy_id, "created": True})
         else:
             policy_id = found[0]["PolicyId"]
             current = self.cam.call("GetPolicy", {"PolicyId": policy_id})
@@ -237,21 +241,21 @@ class Deployer:
                         {**self._ns(fn), **config, "Code": zipped, "Handler": fn.handler, "Type": "Event",
                          "Tags": fn.tags or None})
             self._wait_active(fn)
-            self.state.data["functions"][fn.name] = {"key": fn.key, "code_sha256": sha, "created": True}
-            self._save()
+            self._remember("functions", {**self.state.data["functions"],
+                                         fn.name: {"key": fn.key, "code_sha256": sha, "created": True}})
             return
         changed = [k for k, v in config.items() if self._differs(k, current.get(k), v)]
         if changed:
             self._write(Step("update", "function", fn.name, self._describe(changed, current, config)), self.scf,
                         "UpdateFunctionConfiguration", {**self._ns(fn), **{k: config[k] for k in changed}})
             self._wait_active(fn)
-        known = self.state.data["functions"].setdefault(fn.name, {"key": fn.key, "created": False})
+        known = self.state.data["functions"].get(fn.name) or {}
         if known.get("code_sha256") != sha or current.get("Handler") != fn.handler:
             self._write(Step("update", "code", fn.name, f"{len(code):,d} bytes, sha256:{sha[:12]}"), self.scf,
                         "UpdateFunctionCode", {**self._ns(fn), "ZipFile": zipped["ZipFile"], "Handler": fn.handler})
             self._wait_active(fn)
-            known["code_sha256"] = sha
-        self._save()
+        self._remember("functions", {**self.state.data["functions"],
+                                     fn.name: {"key": fn.key, "created": bool(known.get("created")), "code_sha256": sha}})
 
     @staticmethod
     def _differs(field: str, current: Any, desired: Any) -> bool:
@@ -339,6 +343,12 @@ class Deployer:
                 return
         self._write(Step("update", "retry", fn.name, f"{self.spec.retry_num} retries, events kept {self.spec.msg_ttl} s"),
                     self.scf, "UpdateFunctionEventInvokeConfig", {**self._ns(fn), "AsyncTriggerConfig": want})
+
+    def _remember(self, key: str, value: Any) -> None:
+        """Record what deploy made (only when applying: a plan leaves the state as it found it)."""
+        if self.apply:
+            self.state.data[key] = value
+            self.state.save()
 
     def _save(self) -> None:
         if self.apply:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from . import checks, dotenv
+from . import checks
 from .components import CosTrigger, HttpTrigger, ServerlessFile, TimerTrigger, function_environment, load_layer
 from .components import load_serverless
 
@@ -85,12 +85,11 @@ class Spec:
         return sorted(self.functions.values(), key=lambda f: (f.key != "callback", f.key))
 
 
-def deploy_environ(env_file: Optional[Path], base: Mapping[str, str], stage: Optional[str] = None) -> Dict[str, str]:
-    """.env.example's values (its defaults; empty ones stay unset), then the process environment, then the env file."""
+def deploy_environ(base: Mapping[str, str], stage: Optional[str] = None) -> Dict[str, str]:
+    """.env.example's values (its defaults; empty ones stay unset) under `base` (the process environment
+    with the user's .env over it, as the CLI reads them)."""
     environ = dict(checks.read_dotenv(checks.ENV_EXAMPLE))
     environ.update(base)
-    if env_file is not None:
-        environ.update(dotenv.read(env_file))  # the CLI's reader too
     if stage:
         environ["COS_MATTING_DEPLOY_STAGE"] = stage
     if not environ.get("COS_MATTING_DEPLOY_STAGE"):

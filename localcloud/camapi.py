@@ -12,20 +12,15 @@ The local SCF asks `trusts()` before giving a function its role's credentials.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
-import time
 from typing import Any, Dict, List
 
-from .tcapi import ApiError
+from .tcapi import ApiError, load_state, save_state, timestamp
 
 ACTION_RE = re.compile(r"^name/[a-z0-9]+:[A-Za-z*]+$")
 RESOURCE_RE = re.compile(r"^qcs::(?P<service>[a-z0-9]+):[a-z0-9-]*:(?P<kind>uin|uid)/\d+:\S+$")
 
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def check_document(text: str, trust: bool = False) -> Dict[str, Any]:
@@ -39,7 +34,7 @@ def check_document(text: str, trust: bool = False) -> Dict[str, Any]:
                                                                '"statement": [...]}') from None
     for i, st in enumerate(statements):
         if st.get("effect") not in ("allow", "deny"):
-            raise ApiError("InvalidParameter.StrategyEffectError", f"statement[{i}].effect must be allow or deny")
+            raise ApiError("InvalidParameter.EffectError", f"statement[{i}].effect must be allow or deny")
         actions = st.get("action")
         actions = [actions] if isinstance(actions, str) else actions
         if not actions or not all(isinstance(a, str) and (a == "*" or ACTION_RE.match(a)) for a in actions):
@@ -68,18 +63,10 @@ class CamService:
     def __init__(self, data_dir: str, owner_uin: str = "100000000001", appid: str = "1250000000") -> None:
         self.dir, self.owner_uin, self.appid = data_dir, owner_uin, appid
         self.lock = threading.RLock()
-        os.makedirs(data_dir, exist_ok=True)
-        self.state: Dict[str, Any] = {"roles": {}, "policies": {}, "next_policy": 100000001}
-        path = os.path.join(data_dir, "state.json")
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as fh:
-                self.state = json.load(fh)
+        self.state: Dict[str, Any] = load_state(data_dir, {"roles": {}, "policies": {}, "next_policy": 100000001})
 
     def _save(self) -> None:
-        path = os.path.join(self.dir, "state.json")
-        with open(path + ".tmp", "w", encoding="utf-8") as fh:
-            json.dump(self.state, fh, indent=1, sort_keys=True)
-        os.replace(path + ".tmp", path)
+        save_state(self.dir, self.state)
 
     # -- what the local SCF asks -----------------------------------------------------------------
     def trusts(self, role: str, service: str) -> bool:
@@ -116,8 +103,8 @@ class CamService:
         check_document(p.get("PolicyDocument") or "", trust=True)
         role_id = str(4611686018427000000 + len(self.state["roles"]) + 1)
         self.state["roles"][name] = {"RoleId": role_id, "RoleName": name, "PolicyDocument": p["PolicyDocument"],
-                                     "Description": p.get("Description") or "", "AddTime": _now(),
-                                     "UpdateTime": _now(), "ConsoleLogin": 0, "RoleType": "user",
+                                     "Description": p.get("Description") or "", "AddTime": timestamp(),
+                                     "UpdateTime": timestamp(), "ConsoleLogin": 0, "RoleType": "user",
                                      "SessionDuration": 7200, "Attached": [],
                                      "RoleArn": f"qcs::cam::uin/{self.owner_uin}:roleName/{name}"}
         self._save()
@@ -130,7 +117,7 @@ class CamService:
     def UpdateAssumeRolePolicy(self, p: Dict[str, Any]) -> Dict[str, Any]:
         role = self._role(p)
         check_document(p.get("PolicyDocument") or "", trust=True)
-        role.update(PolicyDocument=p["PolicyDocument"], UpdateTime=_now())
+        role.update(PolicyDocument=p["PolicyDocument"], UpdateTime=timestamp())
         self._save()
         return {}
 
@@ -166,8 +153,8 @@ class CamService:
         self.state["next_policy"] += 1
         self.state["policies"][str(policy_id)] = {"PolicyId": policy_id, "PolicyName": name,
                                                   "PolicyDocument": p["PolicyDocument"], "Type": 1,
-                                                  "Description": p.get("Description") or "", "AddTime": _now(),
-                                                  "UpdateTime": _now()}
+                                                  "Description": p.get("Description") or "", "AddTime": timestamp(),
+                                                  "UpdateTime": timestamp()}
         self._save()
         return {"PolicyId": policy_id}
 
@@ -182,7 +169,7 @@ class CamService:
             policy["PolicyDocument"] = p["PolicyDocument"]
         if p.get("Description") is not None:
             policy["Description"] = p["Description"]
-        policy["UpdateTime"] = _now()
+        policy["UpdateTime"] = timestamp()
         self._save()
         return {"PolicyId": policy["PolicyId"]}
 

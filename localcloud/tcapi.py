@@ -95,6 +95,36 @@ def verify(method: str, path: str, query: str, headers: Mapping[str, str], body:
     return secret_id, service
 
 
+# -- what the services share ---------------------------------------------------------------------
+
+
+def timestamp() -> str:
+    """The API's time format ("2026-12-01 09:30:00", e.g. AddTime / ModTime)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def load_state(folder: str, default: Dict[str, Any]) -> Dict[str, Any]:
+    """A service's persisted state (`<folder>/state.json`), or `default` for a new cloud."""
+    import os
+
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "state.json")
+    if not os.path.exists(path):
+        return default
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def save_state(folder: str, state: Mapping[str, Any]) -> None:
+    """Written whole and renamed into place: a crash leaves the previous state, never half of one."""
+    import os
+
+    path = os.path.join(folder, "state.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as fh:
+        json.dump(state, fh, indent=1, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
 # -- the SDK's request models as the schema -----------------------------------------------------
 
 _TYPE = re.compile(r"^\s*:type (\w+): (.+?)\s*$", re.M)
