@@ -112,14 +112,14 @@ def peak_rss_batch(cloud):
                          capture_output=True, text=True, check=True)
     submit_rss = int(out.stdout.strip().splitlines()[-1]) / 1024
 
-    from shared.records import record_id
+    from shared.identity import Correlation
 
     jobs = {j.Input.Object: j for j in cloud.list_jobs(BUCKET) if j.Input.Object.startswith("input/rss/")}
     calls = []
     for key, job in jobs.items():
         cloud.faults.add("callback.send", count=1, drop=True)
         cloud.set_job_state(BUCKET, job.JobId, "Success")
-        rid = record_id(BUCKET, key, cloud.bucket(BUCKET).head(key).etag)
+        rid = Correlation.parse(job.Operation.UserData).record_id
         exp = int(time.time()) + 600
         calls.append({"httpMethod": "POST", "path": "/", "headers": {"content-type": "application/json"},
                       "body": json.dumps({"EventName": "TaskFinish", "JobsDetail": {"JobId": job.JobId}}),

@@ -200,19 +200,20 @@ def backfill_scf(settings: Any, source: Any, invoker: Invoker, checkpoint: Optio
         return summary
     pace = pace or Pace(rate)
     records: List[str] = []
+    size = [payload_size([])]  # bytes of the pending payload, kept as records are added
     batch_end: Any = summary.position  # source position once the pending batch is accepted
 
     def flush() -> None:
         if records:
             body = payload(records)
-            size = len(body.encode("utf-8"))
             pace.wait(len(records))
             invoker.send(body)
             summary.invocations += 1
-            summary.payload_bytes += size
-            summary.max_payload = max(summary.max_payload, size)
+            summary.payload_bytes += size[0]
+            summary.max_payload = max(summary.max_payload, size[0])
             summary.counts["sent"] += len(records)
             records.clear()
+            size[0] = payload_size([])
         summary.position = batch_end
         if checkpoint is not None:
             checkpoint.save(summary, sent_before + summary.counts["sent"])
@@ -227,13 +228,15 @@ def backfill_scf(settings: Any, source: Any, invoker: Invoker, checkpoint: Optio
                 summary.counts[f"skipped:{item.reason}"] += 1
             else:
                 rec = record_json(item.upload)
+                grow = len(rec.encode("utf-8")) + (1 if records else 0)  # the record and its comma
                 if payload_size([rec]) > ASYNC_LIMIT:  # cannot happen with COS's 850-byte keys; never send it
                     summary.counts["skipped:event-too-large"] += 1
-                elif len(records) >= batch or payload_size(records + [rec]) > ASYNC_LIMIT:
-                    flush()
-                    records.append(rec)
                 else:
+                    if len(records) >= batch or size[0] + grow > ASYNC_LIMIT:
+                        flush()
+                        grow = len(rec.encode("utf-8"))
                     records.append(rec)
+                    size[0] += grow
             batch_end = item.position
             if on_progress is not None:
                 on_progress(summary)

@@ -64,8 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     via.add_argument("--namespace", default="default", help="--via scf: SCF namespace (default: %(default)s)")
     via.add_argument("--qualifier", default="$DEFAULT",
                      help="--via scf: version or alias, as the COS trigger uses (default: %(default)s)")
-    via.add_argument("--rate", type=float, default=100.0, metavar="N",
-                     help="--via scf: objects sent per second at most (default: %(default)s)")
+    via.add_argument("--rate", type=float, default=500.0, metavar="N",
+                     help="--via scf: objects sent per second at most, to spare CI and the function's "
+                          "concurrency (default: %(default)s; the SCF Invoke API itself takes at most 100 calls/s)")
     via.add_argument("--batch", type=int, default=None, metavar="N",
                      help="--via scf: records per invocation, within SCF's 128 KB async payload "
                           "(default: 20)")
@@ -170,7 +171,8 @@ def backfill(settings: Any, clients: ThreadClients, bucket: str, prefixes: List[
     A KeyboardInterrupt (Ctrl-C, or raised by `on_progress`) stops listing and submitting, lets the
     objects in flight finish, and returns the summary with `interrupted` and `resume_after` set.
     """
-    from shared.records import RecordStore, record_id
+    from shared.identity import ObjectVersion, epoch_of
+    from shared.records import RecordStore
     from shared.submit import Submitter
 
     summary = Summary(bucket=bucket, prefixes=sorted(set(prefixes)), dry_run=dry_run, resume_after=start_after)
@@ -232,7 +234,7 @@ def backfill(settings: Any, clients: ThreadClients, bucket: str, prefixes: List[
                 if reason:
                     record(index, up.key, f"skipped:{reason}")
                 elif dry_run:
-                    rid = record_id(up.bucket, up.key, up.etag)
+                    rid = ObjectVersion(bucket, up.key, up.etag, up.size, epoch_of(item.modified)).record_id
                     record(index, up.key, "has-record" if rid in known else "would-submit")
                 else:
                     pending[pool.submit(work, up)] = (index, up.key)

@@ -66,6 +66,7 @@ def targets_in_state(settings: Any, clients: Any, state: str, concurrency: int =
 def cancel_one(settings: Any, clients: Any, job_id: str, dry_run: bool = False) -> Dict[str, Any]:
     """Cancel one job and advance its record. Returns a result row; `outcome` starts with failed: on error."""
     from shared.cloud import CloudError
+    from shared.identity import Correlation
     from shared.progress import WrongJob, advance
     from shared.records import RecordStore
 
@@ -74,11 +75,11 @@ def cancel_one(settings: Any, clients: Any, job_id: str, dry_run: bool = False) 
     step = "describe"
     try:
         job = clients.ci.describe(job_id)
-        marker = job.user_data.split("|", 1)[0]
-        if not marker.startswith("cm:"):
+        corr = Correlation.parse(job.user_data)
+        if corr is None:
             row.update(outcome="failed:not-ours", detail="the job has no cos-matting correlation id (UserData cm:...)")
             return row
-        rid = marker[3:]
+        rid = corr.record_id
         row.update(record_id=rid, key=job.Input.Object if job.Input else None, before=job.State)
         if dry_run:
             row["outcome"] = "would-cancel" if job.State in CANCELLABLE else f"skipped:{job.State}"

@@ -220,13 +220,11 @@ def from_record(args: argparse.Namespace) -> Dict[str, Any]:
     clients = make_clients(settings, env)
     rid = args.record
     if not re.fullmatch(r"[0-9a-f]{32}", rid):  # a source key: its current version's record
-        from shared.records import record_id
-
-        head = clients.storage.head(settings.bucket, rid)
-        if head is None:
+        version = clients.storage.version(settings.bucket, rid)
+        if version is None:
             raise usage(f"--record {rid}", f"neither a record id nor an object in {settings.bucket}",
                         "`cos-matting status` lists both")
-        rid = record_id(settings.bucket, rid, str(head.get("ETag", "")).strip('"'))
+        rid = version.record_id
     record, _ = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix).load(rid)
     if record is None:
         raise usage(f"--record {args.record}", f"no such record in {settings.rec_bucket}/{settings.records_prefix}",

@@ -363,8 +363,10 @@ def record_lookup(env: Mapping[str, str]):
             job = Clients(settings, env).ci.describe(job_id)
         except (CloudError, ValueError):
             return None
-        marker = job.user_data.split("|", 1)[0]
-        return marker[3:] if marker.startswith("cm:") else None
+        from shared.identity import Correlation
+
+        corr = Correlation.parse(job.user_data)
+        return corr.record_id if corr else None
 
     return lookup
 

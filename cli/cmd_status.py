@@ -3,7 +3,7 @@
 Reads the record log (one listing of the records prefix, then the newest
 snapshot of every record, concurrently) and lists the watched prefixes: every
 upload the trigger should have turned into a job (same filters as the submit
-path) whose record id (bucket + key + ETag) has no record is reported as
+path) whose record id (bucket + key + object version) has no record is reported as
 "never became a job" (run `cos-matting backfill` to submit them).
 """
 from __future__ import annotations
@@ -21,17 +21,20 @@ from cli.progress import Progress
 from cli.ui import size, table
 
 MISSING = "NoRecord"
-STATES = ("Claimed", "Submitted", "Running", "Pause", "Success", "Failed", "Cancel", MISSING)
+STATES = ("Claimed", "Submitted", "Running", "Pause", "Success", "Failed", "Cancel", "Gone", "Superseded", MISSING)
 
 
 COLUMNS = """\
 columns:
   SOURCE  the uploaded object's key (the record id when the record cannot be read)
   JOB     the Cloud Infinite job id (- before the job exists)
-  STATE   Claimed (taken, no job yet), Submitted, Running, Pause, Success, Failed, Cancel;
+  STATE   Claimed (taken, no job yet), Submitted, Running, Pause, Success, Failed, Cancel,
+          Gone / Superseded (a claim closed: the source was deleted / overwritten);
           "(stuck)" when a claim outlived COS_MATTING_CLAIM_LEASE_SECONDS without a job
+  ATTEMPTS how many times the record ran (cos-matting retry adds one; history is kept)
   AGE     time since the record last changed (its newest stage): s seconds, m minutes, h hours, d days
-  OUTPUT  the output object, or the job's error code and message, whole (wrapped)
+  OUTPUT  the output object, or the error code and message, whole (wrapped); whether a retry
+          can help (retry: now | after-fix | new-input) is in the record (KEY, or --json)
   SIZE    (uploads that never became a job) the object's size, KiB/MiB/GiB
 totals count the rows shown (after KEY/--state filters); "of N" gives all records.
 
@@ -88,9 +91,9 @@ def collect(settings: Any, clients: ThreadClients, concurrency: int = 16, upload
     def read(stages):
         newest = latest(stages)
         try:
-            return stages, newest, store().read(newest), None
+            return stages, newest, store().load(newest.record_id)[0], None
         except ValueError as exc:  # a corrupt snapshot: show it, do not stop the report
-            return stages, newest, None, f"unreadable {newest.key}: {str(exc).splitlines()[0]}"
+            return stages, newest, None, str(exc).splitlines()[0]
 
     # Shown only when reading takes more than a second (thousands of records), on stderr.
     bar = Progress(total=len(groups), label="reading records", delay=1.0, enabled=progress)
@@ -104,11 +107,12 @@ def collect(settings: Any, clients: ThreadClients, concurrency: int = 16, upload
     for stages, newest, rec, problem in snapshots:
         row: Dict[str, Any] = {"record_id": newest.record_id, "state": rec.state if rec else "?",
                                "age_s": round(age_seconds(newest.last_modified), 1) if newest.last_modified else None,
-                               "stages": [s.key.rsplit("/", 1)[-1] for s in sorted(stages, key=lambda s: (s.rank, s.attempt))]}
+                               "stages": [s.key.rsplit("/", 1)[-1] for s in sorted(stages, key=lambda s: s.order)],
+                               "attempts": max(s.attempt for s in stages)}
         if rec is not None:
             row.update(bucket=rec.source.bucket, key=rec.source.key, etag=rec.source.etag, size=rec.source.size,
                        job_id=rec.job_id, output=(rec.output or {}).get("key"), error=rec.error,
-                       attempt=rec.attempt, notes=rec.notes or None)
+                       attempt=rec.attempt, retry=rec.retry.value if rec.retry else None, notes=rec.notes or None)
         if problem:
             row["error"] = {"Code": "Unreadable", "Message": problem}
         if newest.rank == 0 and row["age_s"] is not None and row["age_s"] >= settings.claim_lease_seconds:
@@ -118,7 +122,7 @@ def collect(settings: Any, clients: ThreadClients, concurrency: int = 16, upload
     missing = []
     if uploads:
         have = {r["record_id"] for r in rows}
-        from shared.records import record_id
+        from shared.identity import ObjectVersion
 
         storage = clients.get().storage
         for prefix in settings.watch_prefixes:
@@ -126,7 +130,7 @@ def collect(settings: Any, clients: ThreadClients, concurrency: int = 16, upload
                 up = to_upload(obj, settings.bucket, settings.region)
                 if skip_reason(settings, up):
                     continue
-                rid = record_id(up.bucket, up.key, up.etag)
+                rid = ObjectVersion.from_listing(settings.bucket, obj).record_id
                 if rid not in have:
                     missing.append({"record_id": rid, "state": MISSING, "bucket": up.bucket, "key": up.key,
                                     "etag": up.etag, "size": up.size,
@@ -149,7 +153,7 @@ def _detail(row: Dict[str, Any]) -> str:
     if row.get("output"):
         return row["output"]
     error = row.get("error") or {}
-    if row.get("state") in ("Failed", "?") and error:
+    if row.get("state") in ("Failed", "Cancel", "Gone", "Superseded", "?") and error:
         return f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ")
     return ""
 
@@ -197,11 +201,11 @@ def show(args: argparse.Namespace, settings: Any, clients: ThreadClients, out, p
                              "never_became_a_job": len(missing), "records": records, "missing": missing}) + "\n")
     else:
         if records:
-            out.write(table(["SOURCE", "JOB", "STATE", "AGE", "OUTPUT"],
+            out.write(table(["SOURCE", "JOB", "STATE", "ATTEMPTS", "AGE", "OUTPUT"],
                             [[r.get("key") or r["record_id"], r.get("job_id") or "-",
-                              r["state"] + (" (stuck)" if r.get("stuck") else ""), age(r.get("age_s")),
-                              _detail(r)] for r in records],
-                            {0: 60, 4: 60}, right=(3,)) + "\n")
+                              r["state"] + (" (stuck)" if r.get("stuck") else ""), r.get("attempts", 1),
+                              age(r.get("age_s")), _detail(r)] for r in records],
+                            {0: 60, 5: 60}, right=(3, 4)) + "\n")
         elif not missing:
             out.write("no records" + (" match" if args.query or args.state else "") + "\n")
         if args.query and len(records) == 1:

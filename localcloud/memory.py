@@ -239,6 +239,26 @@ class MemoryClient:
 
         return self._send("GET", "cos.list", listing)
 
+    def copy_object(self, Bucket: str, Key: str, CopySource: Dict[str, str], **_: Any) -> Dict[str, str]:
+        """Server-side copy (tags copied, as COS's default x-cos-tagging-directive Copy)."""
+        def copy() -> Dict[str, str]:
+            check_key(Key)
+            with self.cloud.lock:
+                source = self._object(CopySource["Bucket"], CopySource["Key"])
+                obj = self.cloud.bucket(Bucket)[Key] = _Object(source.data, source.content_type)
+                obj.tags = dict(source.tags)
+            return {"ETag": f'"{obj.etag}"', "LastModified": _iso(obj.last_modified)}
+
+        return self._send("PUT", "cos.copy", copy)
+
+    def delete_object(self, Bucket: str, Key: str, **_: Any) -> Dict[str, str]:
+        def delete() -> Dict[str, str]:
+            with self.cloud.lock:
+                self.cloud.bucket(Bucket).pop(Key, None)  # COS answers 204 for a missing key too
+            return {}
+
+        return self._send("DELETE", "cos.delete", delete)
+
     def get_object_tagging(self, Bucket: str, Key: str, **_: Any) -> Dict[str, Any]:
         def get() -> Dict[str, Any]:
             tags = self._object(Bucket, Key).tags

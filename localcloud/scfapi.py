@@ -353,25 +353,9 @@ class ScfService(TriggerActions):
 
     # -- invoking -------------------------------------------------------------------------------
     def Invoke(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        key = self._key(p)
-        with self.lock:
-            self._get(p)
-            fn = self.running.get(key)
-        if fn is None:
-            raise ApiError("ResourceNotFound.Function", f"function {p.get('FunctionName')!r} has no runnable code")
-        try:
-            event = json.loads(p.get("ClientContext") or "{}")
-        except ValueError:
-            raise ApiError("InvalidParameterValue.ClientContext", "ClientContext must be a JSON string") from None
-        if p.get("InvocationType") == "Event":
-            self.cloud.runtime.invoke_async(fn, event, "direct", retries=0)
-            return {"Result": {"FunctionRequestId": uuid.uuid4().hex, "InvokeResult": 0, "RetMsg": "", "ErrMsg": "",
-                               "Log": "", "Duration": 0.0, "BillDuration": 0, "MemUsage": 0}}
-        inv = self.cloud.runtime.run(fn, event, "direct")
-        return {"Result": {"FunctionRequestId": inv.request_id, "InvokeResult": 0 if inv.ok else -1,
-                           "RetMsg": json.dumps(inv.result) if inv.ok else "", "ErrMsg": "" if inv.ok else inv.error,
-                           "Log": "\n".join(inv.logs), "Duration": round(inv.duration * 1000, 3),
-                           "BillDuration": int(inv.duration * 1000) + 1, "MemUsage": 0}}
+        from .scfinvoke import invoke  # payload limits, async retries, functions run without a deploy
+
+        return invoke(self, p)
 
     def function_url(self, handler: Any) -> Any:
         """Serve `/_url/<id>/...`: the deployed Function URL of an `http` trigger."""

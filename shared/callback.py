@@ -12,8 +12,8 @@ from .cloud import CloudError, Clients
 from .config import Settings
 from .jobs import as_list
 from .log import log
-from .progress import WrongJob, advance
-from .records import RecordStore
+from .progress import WrongJob, advance, belongs
+from .records import RecordStore, UnreadableRecord
 
 MAX_BODY = 256 * 1024
 
@@ -84,14 +84,19 @@ def handle(settings: Settings, clients: Clients, query: Dict[str, str], body: by
         record, _ = store.load(rid)
         if record is None:
             return 404, {"error": f"no record {rid}"}
+        jobs = [clients.ci.describe(job_id) for job_id in ids]
+        for job in jobs:  # every job the body names is checked before anything is written
+            belongs(rid, job)
         results = []
-        for job_id in ids:
-            job = clients.ci.describe(job_id)
+        for job in jobs:
             result, record = advance(clients, store, record, job)
-            results.append({"job_id": job_id, "result": result, "state": record.state})
+            results.append({"job_id": job.JobId, "result": result, "state": record.state})
     except WrongJob as exc:
         log("callback.rejected", level="warning", record_id=rid, reason=str(exc))
         return 403, {"error": str(exc)}
+    except UnreadableRecord as exc:  # nothing readable: CI's retries cannot fix it, an operator can
+        log("callback.failed", level="error", record_id=rid, key=exc.key, why=exc.why)
+        return 422, {"error": str(exc)}
     except CloudError as exc:
         log("callback.failed", level="error", record_id=rid, error=str(exc))
         status = 404 if exc.operation == "ci.get" and exc.status in (400, 404) else 503

@@ -11,12 +11,15 @@ when they changed. The SDK signs with the values its config holds when the call
 starts (CosS3Auth copies them), hence the check before each call.
 """
 import os
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from . import xmlcodec
 from .config import Settings
 from .jobs import JobDetail, JobRequest, JobsResponse, as_list
+
+if TYPE_CHECKING:
+    from .identity import ObjectVersion  # noqa: F401
 
 
 class CloudError(Exception):
@@ -154,6 +157,22 @@ class Storage:
             if exc.status == 404:
                 return None
             raise
+
+    def version(self, bucket: str, key: str) -> Optional["ObjectVersion"]:
+        """The object's current version from a HEAD (ETag normalised), or None if it is gone."""
+        from .identity import ObjectVersion
+
+        head = self.head(bucket, key)
+        return None if head is None else ObjectVersion.from_head(bucket, key, head)
+
+    def copy(self, bucket: str, key: str, src_bucket: str, src_region: str, src_key: str) -> None:
+        """Server-side copy (PUT with x-cos-copy-source): publishes a result under its stable name."""
+        self._call("cos.copy", self.client.copy_object, Bucket=bucket, Key=key,
+                   CopySource={"Bucket": src_bucket, "Region": src_region, "Key": src_key})
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Idempotent: deleting what is gone is fine (COS answers 204 either way)."""
+        self._call("cos.delete", self.client.delete_object, Bucket=bucket, Key=key)
 
     def list(self, bucket: str, prefix: str, marker: str = "", max_keys: int = 1000) -> Tuple[List[Dict[str, str]], str]:
         """One page: ([{Key, ETag, Size, LastModified}], next marker or '')."""

@@ -15,7 +15,9 @@ from .jobs import Channel, CallbackFormatName, Level, ModeName, SegmentTypeName,
 
 PREFIX = "COS_MATTING_"
 DEFAULT_SUFFIXES = ".mp4,.mov,.m4v,.mkv,.webm,.avi,.flv,.ts"
-OUTPUT_FIELDS = ("output_prefix", "key_dir", "stem", "ext", "mode", "segment_type", "record_id")
+OUTPUT_FIELDS = ("output_prefix", "key", "watched", "key_dir", "stem", "ext", "mode", "segment_type", "record_id")
+MAX_KEY_BYTES = 850  # COS's object key limit (PLATFORM.md section 2)
+VERSIONS_DIR = ".versions/"  # under the output prefix: each job's own result, see staging_key
 
 
 # Formatted with the name the user wrote: the variable at top level, the rule's field in a rule.
@@ -90,8 +92,8 @@ class Settings(BaseModel):
     max_size_mb: int = Field(5120, ge=1)
     output_bucket: Optional[str] = Field(None, pattern=r"^[a-z0-9-]+-\d+$")
     output_region: Optional[str] = None
-    output_prefix: str = "matting/"
-    output_name: str = "{output_prefix}{key_dir}{stem}.{mode}.mp4"
+    output_prefix: str = Field("matting/", max_length=200)
+    output_name: str = "{output_prefix}{key}.{mode}.mp4"
     records_bucket: Optional[str] = Field(None, pattern=r"^[a-z0-9-]+-\d+$")
     records_prefix: str = ".cos-matting/records/"
     defaults: JobOptions = Field(default_factory=JobOptions)
@@ -102,9 +104,12 @@ class Settings(BaseModel):
     callback_token_ttl: int = Field(7 * 86400, ge=60)
     claim_lease_seconds: int = Field(300, ge=10, description="after this a claim without a job is taken over")
     reconcile_after_seconds: int = Field(1800, ge=0)
+    reconcile_budget_seconds: float = Field(180.0, gt=0, le=900, allow_inf_nan=False,
+                                            description="reconcile stops and saves its place after this; keep "
+                                                        "below the reconcile function's timeout")
     submit_attempts: int = Field(4, ge=1, le=10)
     endpoint: Optional[str] = Field(None, pattern=r"^https?://[^/]+/?$", description="local cloud, e.g. http://127.0.0.1:9000")
-    timeout_seconds: float = Field(10.0, gt=0)
+    timeout_seconds: float = Field(10.0, gt=0, le=300, allow_inf_nan=False)
 
     @field_validator("watch_prefixes", "suffixes", "callback_keys", mode="before")
     @classmethod
@@ -116,7 +121,12 @@ class Settings(BaseModel):
     @field_validator("suffixes")
     @classmethod
     def _dot_lower(cls, value: Tuple[str, ...]) -> Tuple[str, ...]:
-        return tuple(s.lower() if s.startswith(".") else "." + s.lower() for s in value)
+        if not value:
+            raise ValueError("must list at least one suffix, e.g. .mp4,.mov (an empty list matches nothing)")
+        out = tuple(s.lower() if s.startswith(".") else "." + s.lower() for s in value)
+        if "." in out:
+            raise ValueError("a bare '.' is not a suffix")
+        return out
 
     @field_validator("watch_prefixes")
     @classmethod
@@ -128,6 +138,8 @@ class Settings(BaseModel):
     def _required_dir(cls, value: str) -> str:
         if not _dir(value):
             raise ValueError("must be a non-empty folder such as 'matting/' (the bucket root would loop)")
+        if any(part in ("", ".", "..") for part in _dir(value)[:-1].split("/")):
+            raise ValueError("must be a plain folder path: no empty, '.' or '..' segments")
         return _dir(value)
 
     @field_validator("output_name")
@@ -139,6 +151,14 @@ class Settings(BaseModel):
             raise ValueError(f"unknown placeholder {exc}; allowed: {', '.join('{%s}' % f for f in OUTPUT_FIELDS)}") from None
         if not value.startswith("{output_prefix}"):
             raise ValueError("must start with {output_prefix} so outputs stay under the output prefix")
+        if "{key}" not in value and "{stem}" not in value:
+            raise ValueError("must contain the source's name: {key} (the default) or {stem}")
+        literal = value
+        for name in OUTPUT_FIELDS:
+            literal = literal.replace("{%s}" % name, "\x00")
+        if any(part in (".", "..") for chunk in literal.split("\x00") for part in chunk.split("/")[1:-1]) \
+                or ".." in literal or "//" in literal:
+            raise ValueError("must not contain '..', '//' or './' segments: outputs would leave the output prefix")
         return value
 
     @field_validator("callback_keys")
@@ -160,6 +180,15 @@ class Settings(BaseModel):
                 raise ValueError(f"{where}: the prefix is outside every watched prefix "
                                  f"({env_name('watch_prefixes')}: {', '.join(self.watch_prefixes)}), so the rule can "
                                  f"never apply; use a prefix under one of them")
+        _check_output_names(self)
+        if self.out_bucket == self.rec_bucket and (self.output_prefix.startswith(self.records_prefix)
+                                                   or self.records_prefix.startswith(self.output_prefix)):
+            raise ValueError(f"{env_name('records_prefix')}={self.records_prefix!r} and {env_name('output_prefix')}="
+                             f"{self.output_prefix!r} overlap in one bucket: records and outputs need their own folders")
+        if self.claim_lease_seconds <= max_submit_seconds(self):
+            raise ValueError(f"{env_name('claim_lease_seconds')}={self.claim_lease_seconds} must exceed the longest "
+                             f"possible submit ({max_submit_seconds(self):.0f}s from {env_name('timeout_seconds')} x "
+                             f"{env_name('submit_attempts')} plus lookups and backoff), or a live claim is taken over")
         if self.callback_url and not self.callback_keys:
             raise ValueError(f"{env_name('callback_url')} is set but {env_name('callback_keys')} is empty")
         for name, bucket, prefix in (("output_prefix", self.out_bucket, self.output_prefix),
@@ -327,24 +356,74 @@ def _explain(exc: ValidationError) -> str:
     return "invalid settings: " + "; ".join(lines)
 
 
+def max_submit_seconds(settings: "Settings") -> float:
+    """The longest one submit can take: every POST /jobs times out and is followed by a lookup
+    (one list call: it is scoped to the job's queue and input key, so one page), with the
+    full-jitter backoff at its cap, plus the claim and record writes. Submit stops retrying
+    before this (submit.Submitter._submit); a claim younger than it may still be live."""
+    attempts, timeout = settings.submit_attempts, settings.timeout_seconds
+    backoff = sum(min(8.0, 0.25 * 2 ** i) for i in range(attempts - 1))
+    return attempts * 2 * timeout + backoff + 3 * timeout
+
+
+def escape_key(key: str) -> str:
+    """An injective, readable spelling of a key as output path segments: `%` -> `%25`, an empty
+    segment -> `%00`, `.` -> `%2E`, `..` -> `%2E%2E`, control characters -> `%XX`. So `x//a.mp4`,
+    `x/./a.mp4` and `x/a.mp4` stay three names and none can climb out of the output prefix."""
+    def segment(part: str) -> str:
+        part = "".join(ch if ch >= " " and ch != "\x7f" else "%%%02X" % ord(ch) for ch in part.replace("%", "%25"))
+        return {"": "%00", ".": "%2E", "..": "%2E%2E"}.get(part, part)
+
+    return "/".join(segment(p) for p in key.split("/"))
+
+
 def output_key(settings: Settings, key: str, mode: str, segment_type: str, record_id: str) -> str:
-    """The predictable output name; path tricks in the key can never leave the output prefix."""
+    """The predictable output name of a source key (what users look for). Longer than COS's
+    850 bytes: cut at a character boundary and end with `~<sha256 of the key, 16 hex>` and the
+    template's extension, so it stays readable, unique and under the limit."""
+    import hashlib
+
     watched = max((p for p in settings.watch_prefixes if key.startswith(p)), key=len, default="")
-    rel = key[len(watched):]
-    parts = [_safe_part(p) for p in rel.split("/")]
-    parts = [p for p in parts if p]
-    name = parts.pop() if parts else record_id
+    rel = escape_key(key[len(watched):])
+    key_dir, _, name = rel.rpartition("/")
     stem, ext = posixpath.splitext(name)
-    key_dir = "".join(p + "/" for p in parts)
-    out = settings.output_name.format(output_prefix=settings.output_prefix, key_dir=key_dir, stem=stem or name,
-                                      ext=ext.lstrip("."), mode=mode.lower(), segment_type=segment_type,
-                                      record_id=record_id)
-    normalized = posixpath.normpath(out)
-    if not normalized.startswith(settings.output_prefix) or normalized.startswith("/"):
+    out = settings.output_name.format(output_prefix=settings.output_prefix, key=escape_key(key),
+                                      watched=escape_key(watched), key_dir=key_dir + "/" if key_dir else "",
+                                      stem=stem or name, ext=ext.lstrip("."), mode=mode.lower(),
+                                      segment_type=segment_type, record_id=record_id)
+    if any(part in ("", ".", "..") for part in out.split("/")) or not out.startswith(settings.output_prefix):
         raise ValueError(f"output key {out!r} escapes {settings.output_prefix!r}")
-    return normalized
+    if len(out.encode("utf-8")) <= MAX_KEY_BYTES:
+        return out
+    suffix = posixpath.splitext(out)[1] if len(posixpath.splitext(out)[1]) <= 16 else ""
+    tail = "~" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16] + suffix
+    head = out[:len(out) - len(suffix)].encode("utf-8")[:MAX_KEY_BYTES - len(tail)].decode("utf-8", "ignore")
+    return head + tail
 
 
-def _safe_part(part: str) -> str:
-    part = "".join(ch for ch in part if ch >= " " and ch != "\x7f")
-    return "" if part in ("", ".", "..") else part
+def staging_key(settings: Settings, record_id: str, attempt: int, published: str) -> str:
+    """Where one attempt's job writes: its own key, so a job for an older version can never
+    overwrite the current version's result. The callback copies it to the published name
+    only while its version is still the object's current one (progress.publish)."""
+    return f"{settings.output_prefix}{VERSIONS_DIR}{record_id}-{attempt}{posixpath.splitext(published)[1]}"
+
+
+def _check_output_names(settings: Settings) -> None:
+    """Render the template for keys that differ only in what is easy to lose; refuse a collision."""
+    import hashlib
+
+    prefixes = settings.watch_prefixes
+    names = ["a.mp4", "a.MOV", "A.mp4", "a.b.mp4", "a.b.mkv", "a", "a.", "x/a.mp4", "x//a.mp4", "x/./a.mp4",
+             "x/../a.mp4", "x/a/b.mp4", "x.a/b.mp4", "%2E.mp4", "a%00.mp4"]
+    seen: Dict[str, str] = {}
+    for prefix in prefixes:
+        for name in names:
+            key = prefix + name
+            try:
+                out = output_key(settings, key, "Mask", "HumanSeg", hashlib.sha256(key.encode()).hexdigest()[:32])
+            except ValueError as exc:
+                raise ValueError(f"{env_name('output_name')}={settings.output_name!r}: {exc}") from None
+            if out in seen:
+                raise ValueError(f"{env_name('output_name')}={settings.output_name!r} gives {seen[out]!r} and {key!r} "
+                                 f"the same output {out!r}; keep {{key}} (the default) in it")
+            seen[out] = key

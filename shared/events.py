@@ -1,8 +1,10 @@
 """COS trigger events: the raw SCF shape, and the decoded upload it describes."""
-from typing import List
+from typing import Any, List, Union
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .identity import normalise_etag
 
 
 class _Loose(BaseModel):
@@ -110,7 +112,7 @@ def to_upload(record: CosRecord, region: str = "") -> Upload:
         appid=bucket.appid,
         region=region or bucket.s3Region or (bucket.cosRegion if "-" in bucket.cosRegion else "") or bucket.region,
         key=decode_key(obj.key, obj.url, bucket.appid, short),
-        etag=str(meta.get("etag", "")).strip('"'),
+        etag=normalise_etag(meta.get("etag", "")),  # a hint only: the HEAD decides (identity.py)
         size=obj.size,
         event_name=record.event.eventName,
         event_time=record.event.eventTime,
@@ -120,6 +122,33 @@ def to_upload(record: CosRecord, region: str = "") -> Upload:
 
 def parse_event(data: dict) -> CosEvent:
     return CosEvent.model_validate(data)
+
+
+class Malformed(BaseModel):
+    """One record of an event that is not a COS record we can read: it fails alone."""
+
+    index: int
+    error: str
+
+
+def parse_uploads(data: Any, region: str = "") -> List[Union[Upload, Malformed]]:
+    """Every record of a trigger event, decoded one by one: a malformed record becomes a
+    `Malformed` entry and the others go on. Raises ValueError only for a body that has no
+    `Records` list at all (nothing to go on with)."""
+    from pydantic import ValidationError
+
+    records = data.get("Records") if isinstance(data, dict) else None
+    if not isinstance(records, list) or not records:
+        raise ValueError("event has no Records list: not a COS trigger event")
+    out: List[Union[Upload, Malformed]] = []
+    for index, raw in enumerate(records):
+        try:
+            out.append(to_upload(CosRecord.model_validate(raw), region))
+        except (ValidationError, TypeError, ValueError) as exc:
+            detail = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": (), "msg": str(exc)}
+            where = ".".join(str(p) for p in detail["loc"]) or "record"
+            out.append(Malformed(index=index, error=f"Records[{index}].{where}: {detail['msg']}"))
+    return out
 
 
 # The short region codes events carry in `cosBucket.region` (a captured event: "gz").
@@ -163,5 +192,5 @@ def build_event(uploads_: List[Upload], source_ip: str = "127.0.0.1", queue: str
 def upload_from_listing(bucket: str, region: str, obj: dict, event_name: str = "cos:ObjectCreated:Put") -> Upload:
     """An Upload for an object found by listing (backfill, reconcile's sweep), as its trigger would say."""
     appid = bucket.rsplit("-", 1)[-1]
-    return Upload(bucket=bucket, appid=appid, region=region, key=obj["Key"], etag=str(obj.get("ETag", "")).strip('"'),
+    return Upload(bucket=bucket, appid=appid, region=region, key=obj["Key"], etag=normalise_etag(obj.get("ETag", "")),
                   size=int(obj.get("Size") or 0), event_name=event_name)

@@ -1,13 +1,29 @@
 """Advance a record from the job as CI reports it (`GET /jobs/<id>`): shared by the
-callback and by reconcile, so both move records in exactly the same way."""
+callback, reconcile and `cancel`, so all move records in exactly the same way.
+
+Newest version wins. Each attempt's job writes its own key (`<output prefix>.versions/
+<record id>-<attempt>.mp4`). On Success the result is published, copied under the
+predictable name, only if the source still is the version the record belongs to (a
+HEAD right before the copy); a record whose source was overwritten meanwhile keeps its
+result at its own key, noted. The one window left, a newer version published between
+our HEAD and our copy, is closed after the copy: if the source changed, the current
+version's record, when already Success, is published again over ours.
+
+A job that carries this record's id but is not the job the record names (a slow
+create answered after our retry, an old attempt's job) is cancelled when it has not
+started, its result is ignored, and a note is written beside the record.
+"""
 from datetime import datetime
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from . import tags
 from .cloud import CloudError, Clients
-from .jobs import JobDetail, STATE_RANK
+from .identity import Correlation
+from .jobs import JobDetail
 from .log import log
-from .records import Record, RecordStore, now_iso
+from .records import RANK, Record, RecordStore, Retry, now_iso
+
+MAX_REPUBLISH = 2
 
 
 class WrongJob(Exception):
@@ -52,7 +68,8 @@ def output_location(job: JobDetail) -> Optional[Dict[str, str]]:
     op = job.Operation
     if not op or not op.Output:
         return None
-    return {"bucket": op.Output.Bucket, "region": op.Output.Region, "key": op.Output.Object}
+    return {"bucket": op.Output.Bucket, "region": op.Output.Region, "key": op.Output.Object,
+            "staging": op.Output.Object}
 
 
 def apply(record: Record, job: JobDetail) -> Record:
@@ -63,56 +80,168 @@ def apply(record: Record, job: JobDetail) -> Record:
         update.update(output=output_location(job), media=media_essentials(job) or None)
     elif job.State in ("Failed", "Cancel"):
         update["error"] = {"Code": job.Code, "Message": job.Message}
+        # CI gave up on this input; a cancel was someone's choice: either way the same
+        # request will not do better until the input or the decision changes.
+        update["retry"] = Retry.NEW_INPUT
     return record.model_copy(update=update)
 
 
-def check_correlation(record_id: str, job: JobDetail) -> None:
-    marker = f"cm:{record_id}"
-    if not (job.user_data == marker or job.user_data.startswith(marker + "|")):
+def belongs(record_id: str, job: JobDetail) -> Correlation:
+    corr = Correlation.parse(job.user_data)
+    if corr is None or corr.record_id != record_id:
         raise WrongJob(f"job {job.JobId} does not belong to record {record_id}")
+    return corr
 
 
 def advance(clients: Clients, store: RecordStore, record: Record, job: JobDetail) -> Tuple[str, Record]:
-    """Move `record` forward to the job's state. Returns ("advanced"|"unchanged", record).
+    """Move `record` forward to the job's state. Returns ("advanced"|"unchanged"|"ignored", record).
 
-    Terminal states tag first and record second: tags are idempotent, so a tag
-    failure leaves nothing written and the sender's retry redoes it all.
+    Terminal states publish and tag first and record second: both are idempotent, so a
+    failure leaves nothing recorded and the sender's retry redoes it all.
     """
-    check_correlation(record.id, job)
-    if STATE_RANK[job.State] <= record.rank:
+    corr = belongs(record.id, job)
+    if corr.attempt < record.attempt:  # an earlier attempt's own job, heard late: history, not news
+        log("record.old_attempt", record_id=record.id, job_id=job.JobId, attempt=corr.attempt)
+        return "ignored", record
+    if corr.attempt > record.attempt or (record.job_id and record.job_id != job.JobId):
+        return "ignored", second_job(clients, store, record, job, corr)
+    if RANK[job.State] <= record.rank:
         return "unchanged", record
     new = apply(record, job)
     if new.terminal:
-        notes = tag_outputs(clients, new)
+        notes = finish(clients, store, new)
         if notes:
             new = new.model_copy(update={"notes": list(record.notes) + notes})
     if not store.advance(new):
         return "unchanged", record  # a concurrent writer recorded this stage first
-    log("record.advanced", record_id=record.id, job_id=job.JobId, state=job.State, previous=record.state)
+    if new.terminal:
+        settle_source_tags(clients, new)
+    log("record.advanced", record_id=record.id, job_id=job.JobId, state=job.State, previous=record.state,
+        attempt=record.attempt)
     return "advanced", new
 
 
-def tag_outputs(clients: Clients, record: Record) -> list:
-    """Mark the output as ours (the loop guard reads it) and give the source its final state."""
-    notes = []
-    links = {tags.RECORD: record.id, tags.JOB: record.job_id or ""}
-    targets = []
+def second_job(clients: Clients, store: RecordStore, record: Record, job: JobDetail, corr: Correlation) -> Record:
+    """A job this record did not choose: cancel it if it has not started, note it, ignore its result."""
+    action = "ignored its result"
+    if job.State == "Submitted":
+        try:
+            clients.ci.cancel(job.JobId)
+            action = "cancelled it before it started"
+        except CloudError as exc:
+            action = f"could not cancel it ({exc.code}); ignored its result"
+    text = (f"second job {job.JobId} (attempt {corr.attempt}, {job.State}) found for this record, "
+            f"whose job is {record.job_id or 'not recorded yet'}: {action}")
+    store.note(record, job.JobId, text)
+    log("record.second_job", level="warning", record_id=record.id, job_id=job.JobId, action=action)
+    return record.model_copy(update={"notes": list(record.notes) + [text]})
+
+
+def finish(clients: Clients, store: RecordStore, record: Record) -> List[str]:
+    """Publish a success (newest version wins) and tag the source; returns notes for the record."""
+    notes: List[str] = []
     if record.state == "Success" and record.output:
-        targets.append((clients.out_storage, record.output["bucket"], record.output["key"],
-                        {tags.ROLE: "output", **links}))
-    targets.append((clients.storage, record.source.bucket, record.source.key, {**links, tags.STATE: record.state}))
-    for storage, bucket, key, ours in targets:
-        current = storage.get_tags(bucket, key)
-        if current is None:
-            notes.append(f"not tagged, object gone: {key}")
-            continue
-        merged, skipped = tags.merge(current, ours)
-        if merged != current:
-            storage.put_tags(bucket, key, merged)
-        if skipped:
-            notes.append(f"tag limit reached on {key}: kept the user's tags, skipped {', '.join(skipped)}")
-            log("tags.limit", level="warning", key=key, skipped=skipped)
+        published, note = publish(clients, store, record)
+        if published:
+            record.output["key"] = published
+        if note:
+            notes.append(note)
+    current = clients.storage.version(record.source.bucket, record.source.key)
+    if current is None:
+        notes.append(f"source gone, not tagged: {record.source.key}")
+    elif current.record_id == record.id:
+        notes += tag_source(clients, record)
     return notes
+
+
+def publish(clients: Clients, store: RecordStore, record: Record, depth: int = 0) -> Tuple[Optional[str], str]:
+    """(published key or None, note). See the module docstring for the ordering."""
+    out = record.output or {}
+    bucket, staging, name = out["bucket"], out.get("staging") or out["key"], record.publish_as
+    links = {tags.ROLE: "output", tags.RECORD: record.id, tags.JOB: record.job_id or ""}
+    skipped = _tag(clients.out_storage, bucket, staging, links)
+    if skipped is None:
+        return None, f"not published: the job's output {staging} is gone"
+    if not name or name == staging:
+        return None, _limit_note(staging, skipped)
+    current = clients.storage.version(record.source.bucket, record.source.key)
+    if current is None or current.record_id != record.id:
+        why = "gone" if current is None else "overwritten by a newer version"
+        return None, f"not published as {name}: the source was {why}; result kept at {staging}"
+    before = clients.out_storage.get_tags(bucket, name) or {}
+    clients.out_storage.copy(bucket, name, bucket, out["region"], staging)
+    skipped = _tag(clients.out_storage, bucket, name, links, before) or []
+    after = clients.storage.version(record.source.bucket, record.source.key)
+    if after is not None and after.record_id != record.id and depth < MAX_REPUBLISH:
+        newer, _ = store.load(after.record_id)
+        if newer is not None and newer.state == "Success" and newer.output:
+            publish(clients, store, newer, depth + 1)  # it may have published between our HEAD and copy
+            return None, f"superseded while publishing: {name} holds the newer version's result"
+    return name, _limit_note(name, skipped)
+
+
+def _tag(storage, bucket: str, key: str, ours: Dict[str, str],
+         keep: Optional[Dict[str, str]] = None) -> Optional[List[str]]:
+    """Read, merge and write in one step, right before the write (and the user's tags from
+    `keep`, read before a copy replaced the object). None if the object is gone."""
+    current = storage.get_tags(bucket, key)
+    if current is None:
+        return None
+    user = {k: v for k, v in (keep or {}).items() if not k.startswith("cos-matting:")}
+    merged, skipped = tags.merge({**user, **current}, ours)
+    if merged != current:
+        storage.put_tags(bucket, key, merged)
+    return skipped
+
+
+def _limit_note(key: str, skipped: List[str]) -> str:
+    if not skipped:
+        return ""
+    log("tags.limit", level="warning", key=key, skipped=skipped)
+    return f"tag limit reached on {key}: kept the user's tags, skipped {', '.join(skipped)}"
+
+
+def tag_source(clients: Clients, record: Record) -> List[str]:
+    """The source's job/state tags, read right before the write; a state never moves back."""
+    ours = {tags.RECORD: record.id, tags.JOB: record.job_id or "", tags.STATE: record.state,
+            tags.ATTEMPT: str(record.attempt)}
+    src = record.source
+    try:
+        current = clients.storage.get_tags(src.bucket, src.key)
+        if current is None:
+            return [f"source gone, not tagged: {src.key}"]
+        merged, skipped = tags.merge_progress(current, ours)
+        if merged != current:
+            clients.storage.put_tags(src.bucket, src.key, merged)
+    except CloudError as exc:
+        if record.terminal:
+            raise  # the final state must reach the source: the sender retries
+        log("tags.source_failed", level="warning", key=src.key, error=str(exc))  # the final state tags it again
+        return []
+    note = _limit_note(src.key, skipped)
+    return [note] if note else []
+
+
+def settle_source_tags(clients: Clients, record: Record) -> None:
+    """After the final stage is written: a submit's read-merge-write of `Submitted` that raced
+    ours (read before our tag write, written after it) is put right. Submit checks the other
+    way round (Submitter._settle), so one of the two always sees the other."""
+    src = record.source
+    try:
+        current = clients.storage.get_tags(src.bucket, src.key)
+        if current and current.get(tags.RECORD) == record.id and current.get(tags.STATE) != record.state:
+            tag_source(clients, record)
+    except CloudError as exc:
+        log("tags.settle_failed", level="warning", key=src.key, error=str(exc))
+
+
+def close_as(store: RecordStore, record: Record, state: str) -> None:
+    """Close a claim that can never become a job (source gone or overwritten)."""
+    reason = {"Gone": "the source object is gone", "Superseded": "the source was overwritten by a newer version"}
+    closed = record.model_copy(update={"state": state, "updated_at": now_iso(), "retry": Retry.NEW_INPUT,
+                                       "error": {"Code": "Source" + state, "Message": reason[state]}})
+    store.advance(closed)
+    log("record.closed", record_id=record.id, state=state)
 
 
 def refresh(clients: Clients, store: RecordStore, record: Record) -> Tuple[str, Record]:

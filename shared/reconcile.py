@@ -1,24 +1,58 @@
 """Reconcile: what never called back, claims that never became a job, uploads never claimed.
 
-- Records still Submitted/Running after `older_than` are re-read from CI and
-  advanced exactly as a callback would.
-- Claims older than the lease with no job, and uploads in the watched prefixes
-  that have no record at all (every SCF retry failed), go through the same
-  idempotent submit path as a trigger: claim or take over, look up, submit.
+It works from what is pending, never from history, so a tick costs what is open:
+- the open index (`<records_prefix>open/`, records.py): a Submitted/Running record
+  older than `older_than` is re-read from CI and advanced exactly as a callback would;
+  a claim past its lease is resumed through the submit path (or closed, when the source
+  is gone or overwritten); a marker whose record is final is removed;
+- CI's listing of the jobs created since the last tick (StartCreationTime): a job
+  carrying a record's id that is not the job the record names (a slow create answered
+  after our retry) is cancelled if not started, and noted;
+- the sweep for uploads that never became a record lists the watched prefixes at most
+  SWEEP_PAGES pages per tick and checks (one listing of the record's folder) only
+  objects modified since the last complete pass began.
+Each part stops at the time budget; the place it reached is saved in
+`<records_prefix>state/reconcile.json` and the next tick goes on from there.
 """
-from typing import Optional, Set
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, List, Optional
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .cloud import CloudError, Clients
 from .config import Settings
-from .events import Upload, upload_from_listing
+from .events import upload_from_listing
+from .identity import Correlation, ObjectVersion, epoch_of
 from .log import log
-from .progress import refresh
-from .records import RecordStore, age_seconds, latest, record_id
-from .submit import Submitter, skip_reason
+from .progress import refresh, second_job
+from .records import Record, RecordStore, UnreadableRecord, latest
+from .submit import Kind, Outcome, Submitter, skip_reason
 
 EVENT_NAME = "cos:ObjectCreated:Reconcile"
+STATE_KEY = "state/reconcile.json"
+SWEEP_MARGIN = 120  # seconds of clock skew between COS's Last-Modified and ours
+# Listing pages (1000 keys) the sweep reads per tick: its cost stays flat however large the
+# watched prefixes grow; a full pass over N objects takes N / 1000 ticks (50,000 objects and
+# a 10-minute timer: about 8 hours). It is the last resort: an upload whose every trigger
+# retry failed also reaches the submit function's dead-letter queue (serverless.yml).
+SWEEP_PAGES = 1
+
+
+class Sweep(BaseModel):
+    prefix: int = 0           # index into the watched prefixes
+    marker: str = ""          # last key listed
+    pass_started: float = 0.0
+    checked_before: float = 0.0  # every upload older than this was checked by a complete pass
+
+
+class Place(BaseModel):
+    """Where the last tick stopped."""
+
+    open_after: str = ""
+    jobs_since: float = 0.0  # CI jobs created since then were checked for second jobs
+    sweep: Sweep = Field(default_factory=Sweep)
 
 
 class Summary(BaseModel):
@@ -27,67 +61,202 @@ class Summary(BaseModel):
     still_running: int = 0
     resubmitted: int = 0
     swept: int = 0
+    closed: int = 0
+    second_jobs: int = 0
     failed: int = 0
     finished: int = 0
+    unreadable: List[str] = Field(default_factory=list)
+    stopped_early: bool = False  # the budget ran out: the next tick goes on from the saved place
+    elapsed_s: float = 0.0
+
+
+class _Tick:
+    def __init__(self, settings: Settings, clients: Clients, submitter: Submitter, older_than: float,
+                 budget: float, clock: Callable[[], float]) -> None:
+        self.settings, self.clients, self.submitter, self.older_than = settings, clients, submitter, older_than
+        self.store = submitter.store
+        self.clock, self.deadline = clock, clock() + budget
+        self.summary = Summary()
+        self.records: Dict[str, Optional[Record]] = {}
+
+    def out_of_time(self) -> bool:
+        if self.clock() >= self.deadline:
+            self.summary.stopped_early = True
+            return True
+        return False
+
+    def count(self, outcome: Outcome, counter: str) -> None:
+        log("reconcile.submit", **outcome.model_dump(exclude_none=True))
+        if outcome.kind is Kind.SUBMITTED:
+            setattr(self.summary, counter, getattr(self.summary, counter) + 1)
+        elif outcome.kind is Kind.SKIPPED and outcome.reason and outcome.reason.value in ("gone", "stale"):
+            self.summary.closed += 1
+        elif outcome.failed:
+            self.summary.failed += 1
+
+    # -- the open index ------------------------------------------------------------------------
+    def open_records(self, place: Place) -> None:
+        after = place.open_after
+        while True:
+            page, next_after = self.store.open_page(after, limit=100)
+            for rid, marked in page:
+                if self.out_of_time():
+                    place.open_after = after
+                    return
+                self.summary.scanned += 1
+                try:
+                    self.one(rid, marked)
+                except UnreadableRecord as exc:  # reported (which object, why) and skipped
+                    self.records[rid] = None
+                    self.summary.unreadable.append(f"{exc.key}: {exc.why}")
+                except (CloudError, ValueError) as exc:
+                    self.summary.failed += 1
+                    log("reconcile.failed", level="error", record_id=rid, error=str(exc)[:500])
+                after = rid
+            if not next_after:
+                place.open_after = ""  # a full round: start again from the top next tick
+                return
+            after = next_after
+
+    def one(self, rid: str, marked: str) -> None:
+        record, stages = self.store.load(rid)
+        self.records[rid] = record
+        lease = self.settings.claim_lease_seconds
+        if record is None:  # marked, never claimed (a crash in between, or the claim write failed)
+            if time.time() - epoch_of(marked) >= lease:
+                self.unclaimed(rid)
+            return
+        newest = latest(stages)
+        if newest.rank == 3:  # final (even if that snapshot is unreadable): only the marker was left
+            self.store.close(rid)
+            self.summary.finished += 1
+        elif newest.rank == 0:
+            if newest.age_seconds >= lease:
+                self.count(self.submitter.resume(self._takeover(record, newest)), "resubmitted")
+        elif newest.age_seconds >= self.older_than:
+            result, record = refresh(self.clients, self.store, record)
+            self.summary.advanced += result == "advanced"
+            self.summary.still_running += not record.terminal
+
+    def _takeover(self, record: Record, newest: Any) -> Record:
+        import uuid
+
+        takeover = record.model_copy(update={"generation": newest.generation + 1, "owner": uuid.uuid4().hex})
+        if not self.store.claim(takeover):
+            raise CloudError("reconcile", 409, "ClaimTaken", f"record {record.id}: another worker took over first")
+        return takeover
+
+    def unclaimed(self, rid: str) -> None:
+        source = self.store.open_source(rid)
+        version = self.clients.storage.version(source.bucket, source.key) if source else None
+        if version is None or version.record_id != rid:
+            self.store.close(rid)
+            self.summary.closed += 1
+            return
+        up = upload_from_listing(version.bucket, source.region, {"Key": version.key, "ETag": version.etag,
+                                                                 "Size": version.size}, EVENT_NAME)
+        self.count(self.submitter.process(up), "resubmitted")
+
+    # -- second jobs, from CI's own listing -------------------------------------------------------
+    def second_jobs(self, place: Place) -> None:
+        """Jobs CI created since the last complete check (a minute's overlap) that carry a
+        record's current attempt but are not its job: cancelled if not started, noted."""
+        started = time.time()
+        since = place.jobs_since or started - 86400
+        start = datetime.fromtimestamp(since - 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S%z")
+        token = ""
+        while True:
+            if self.out_of_time():
+                return
+            jobs, token = self.clients.ci.list(states="All", size=100, next_token=token, start=start)
+            for job in jobs:
+                corr = Correlation.parse(job.user_data)
+                if corr is None:
+                    continue
+                if corr.record_id not in self.records:
+                    try:
+                        self.records[corr.record_id] = self.store.load(corr.record_id)[0]
+                    except UnreadableRecord:
+                        self.records[corr.record_id] = None
+                record = self.records[corr.record_id]
+                if record is None or not record.job_id or corr.attempt != record.attempt \
+                        or record.job_id == job.JobId or any(job.JobId in n for n in record.notes):
+                    continue
+                self.records[corr.record_id] = second_job(self.clients, self.store, record, job, corr)
+                self.summary.second_jobs += 1
+            if not token or not jobs:
+                place.jobs_since = started
+                return
+
+    # -- uploads that never became a record -----------------------------------------------------------
+    def sweep(self, place: Place) -> None:
+        s, prefixes, now = place.sweep, self.settings.watch_prefixes, time.time()
+        if not s.pass_started:
+            s.pass_started = now
+        for _ in range(SWEEP_PAGES):
+            if s.prefix >= len(prefixes):
+                break
+            if self.out_of_time():
+                return
+            page, marker = self.clients.storage.list(self.settings.bucket, prefixes[s.prefix], s.marker, 1000)
+            for obj in page:
+                if self.out_of_time():
+                    return
+                self.sweep_one(obj, s.checked_before, now)
+                s.marker = obj["Key"]
+            if not marker:
+                s.prefix, s.marker = s.prefix + 1, ""
+        if s.prefix < len(prefixes):
+            return  # this tick's pages are read: the pass goes on next tick
+        # a complete pass: everything modified before it started (less the settle time) is checked
+        place.sweep = Sweep(checked_before=s.pass_started - self.older_than - SWEEP_MARGIN)
+
+    def sweep_one(self, obj: Dict[str, Any], checked_before: float, now: float) -> None:
+        modified = epoch_of(obj.get("LastModified"))
+        if modified < checked_before or now - modified < self.older_than:
+            return
+        up = upload_from_listing(self.settings.bucket, self.settings.region, obj, EVENT_NAME)
+        if skip_reason(self.settings, up):
+            return
+        rid = ObjectVersion.from_listing(self.settings.bucket, obj).record_id
+        if rid in self.records or self.store.stages(rid):
+            return
+        self.count(self.submitter.process(up), "swept")
 
 
 def reconcile(settings: Settings, clients: Clients, older_than: Optional[float] = None,
-              submitter: Optional[Submitter] = None, sweep: bool = True) -> Summary:
+              submitter: Optional[Submitter] = None, sweep: bool = True, budget: Optional[float] = None,
+              clock: Callable[[], float] = time.monotonic) -> Summary:
+    started = clock()
     older_than = settings.reconcile_after_seconds if older_than is None else older_than
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
-    submitter = submitter or Submitter(settings, clients)
-    summary = Summary()
-    known: Set[str] = set()
-    for stages in store.scan():
-        summary.scanned += 1
-        newest = latest(stages)
-        known.add(newest.record_id)
-        try:
-            if newest.rank == 3:
-                summary.finished += 1
-            elif newest.rank == 0:
-                if newest.age_seconds >= settings.claim_lease_seconds:
-                    record = store.read(newest)
-                    if record is not None:
-                        _submit(submitter, _upload(record.source), summary, "resubmitted")
-            elif newest.age_seconds >= older_than:
-                result, record = refresh(clients, store, store.read(newest))
-                summary.advanced += result == "advanced"
-                summary.still_running += not record.terminal
-        except (CloudError, ValueError) as exc:  # ValueError: an unreadable record; the rest go on
-            summary.failed += 1
-            log("reconcile.failed", level="error", record_id=newest.record_id, error=str(exc)[:500])
-    if sweep:
-        _sweep(settings, clients, submitter, known, older_than, summary)
-    log("reconcile.summary", **summary.model_dump())
-    return summary
+    budget = settings.reconcile_budget_seconds if budget is None else budget
+    tick = _Tick(settings, clients, submitter or Submitter(settings, clients), older_than, budget, clock)
+    place = load_place(tick.store)
+    try:
+        tick.open_records(place)
+        tick.second_jobs(place)
+        if sweep:
+            tick.sweep(place)
+    except CloudError as exc:  # a listing failed: keep what was reached, the next tick goes on
+        tick.summary.failed += 1
+        log("reconcile.listing_failed", level="error", error=str(exc))
+    save_place(tick.store, place)
+    tick.summary.elapsed_s = round(clock() - started, 3)
+    log("reconcile.summary", **tick.summary.model_dump())
+    return tick.summary
 
 
-def _sweep(settings: Settings, clients: Clients, submitter: Submitter, known: Set[str], older_than: float,
-           summary: Summary) -> None:
-    """Uploads that never became a record: their trigger never ran, or every retry failed."""
-    for prefix in settings.watch_prefixes:
-        try:
-            for obj in clients.storage.list_all(settings.bucket, prefix):
-                up = upload_from_listing(settings.bucket, settings.region, obj, EVENT_NAME)
-                if skip_reason(settings, up) or record_id(up.bucket, up.key, up.etag) in known:
-                    continue
-                if age_seconds(obj.get("LastModified", "")) >= older_than:
-                    _submit(submitter, up, summary, "swept")
-        except CloudError as exc:
-            summary.failed += 1
-            log("reconcile.sweep_failed", level="error", prefix=prefix, error=str(exc))
+def load_place(store: RecordStore) -> Place:
+    body = store.storage.get(store.bucket, store.prefix + STATE_KEY)
+    try:
+        return Place.model_validate_json(body) if body else Place()
+    except ValueError:
+        log("reconcile.place_unreadable", level="warning", key=store.prefix + STATE_KEY)
+        return Place()  # start from the top: slower, never wrong
 
 
-def _upload(source) -> Upload:
-    return Upload(bucket=source.bucket, appid=source.bucket.rsplit("-", 1)[-1], region=source.region,
-                  key=source.key, etag=source.etag, size=source.size, event_name=EVENT_NAME)
-
-
-def _submit(submitter: Submitter, up: Upload, summary: Summary, counter: str) -> None:
-    outcome = submitter.process(up)
-    log("reconcile.submit", **outcome.model_dump())
-    if outcome.outcome == "submitted":
-        setattr(summary, counter, getattr(summary, counter) + 1)
-    elif outcome.failed:
-        summary.failed += 1
+def save_place(store: RecordStore, place: Place) -> None:
+    try:
+        store.storage.put_json(store.bucket, store.prefix + STATE_KEY, json.dumps(place.model_dump()).encode())
+    except CloudError as exc:
+        log("reconcile.place_not_saved", level="warning", error=str(exc))

@@ -1,38 +1,66 @@
 """Job records on COS: an append-only log per uploaded object version.
 
-A record is a folder `<records_prefix><record id>/` holding one object per
-stage, each written create-if-absent (`x-cos-forbid-overwrite`) and each a full
+A record is a folder `<records_prefix><record id>/` (the id comes from the
+object version, see identity.py) holding one object per stage and attempt,
+each written create-if-absent (`x-cos-forbid-overwrite`) and each a full
 snapshot of the record at that stage:
 
-    0-claim-<n>.json   claim attempt n (n > 1: a stale claim taken over)
-    1-submitted.json   the job id and the request
-    2-running.json     the job was seen Running or Pause
-    3-final.json       Success | Failed | Cancel, with results or the error
+    001-0-claim-1.json   attempt 1 claimed (claim-2...: a stale claim taken over)
+    001-1-submitted.json the job id and the request
+    001-2-running.json   the job was seen Running or Pause
+    001-3-final.json     Success | Failed | Cancel, with results or the error
+    001-n-<job id>.json  a note: a second job found for attempt 1 (cancelled, ignored)
+    002-0-claim-1.json   `cos-matting retry`: attempt 2, history kept
 
-The current state is the highest stage present. Because no stage object is
-ever overwritten, a record only moves forward and a late or duplicate writer
+The current state is the highest (attempt, stage) present. No stage object is
+ever overwritten, so a record only moves forward and a late or duplicate writer
 cannot replace a newer state with an older one.
+
+Beside the folders, `<records_prefix>open/<record id>` lists what is pending:
+written before a claim, deleted once the record is final. Reconcile walks that
+index, never the history, so its cost follows the open records.
 """
-import hashlib
+import json
+import re
 import time
 import uuid
-import re
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from .cloud import Storage
+from .identity import ObjectVersion
 from .jobs import STATE_RANK
+from .log import log
 
 CLAIMED = "Claimed"
-_STAGE = re.compile(r"^(?P<rank>[0-3])-(?P<name>claim-(?P<attempt>\d+)|submitted|running|final)\.json$")
-STAGE_FILE = {1: "1-submitted.json", 2: "2-running.json", 3: "3-final.json"}
+# Record-only final states: the claim was closed without a job because the source is gone,
+# or because the object was overwritten (the newer version has its own record).
+GONE, SUPERSEDED = "Gone", "Superseded"
+RANK = {**STATE_RANK, GONE: 3, SUPERSEDED: 3}
+_STAGE = re.compile(r"^(?P<attempt>\d{3})-(?:(?P<rank>[0-3])-(?:claim-(?P<gen>\d+)|submitted|running|final)"
+                    r"|n-(?P<job>[A-Za-z0-9_-]{1,128}))\.json$")
+STAGE_NAME = {1: "submitted", 2: "running", 3: "final"}
+OPEN = "open/"
+MAX_ATTEMPTS = 999
 
 
-def record_id(bucket: str, key: str, etag: str) -> str:
-    """One id per uploaded object version: the correlation id everywhere."""
-    return hashlib.sha256(f"{bucket}\n{key}\n{etag}".encode()).hexdigest()[:32]
+class Retry(str, Enum):
+    """Whether running the record again can help (recorded with every failure)."""
+
+    NOW = "now"              # transient: the same request may well succeed
+    AFTER_FIX = "after-fix"  # settings, permissions or the role: fix, then `cos-matting retry`
+    NEW_INPUT = "new-input"  # the job itself failed on this input: upload a new version
+
+
+class UnreadableRecord(ValueError):
+    """A stage object that is empty or not a record: `key` says which, the message why."""
+
+    def __init__(self, key: str, why: str) -> None:
+        self.key, self.why = key, why
+        super().__init__(f"unreadable record object {key}: {why}")
 
 
 def now_iso() -> str:
@@ -51,6 +79,16 @@ class Source(BaseModel):
     key: str
     etag: str
     size: int = 0
+    modified: int = 0  # Last-Modified, epoch seconds
+    version_id: str = ""
+
+    def version(self) -> ObjectVersion:
+        return ObjectVersion(self.bucket, self.key, self.etag, self.size, self.modified, self.version_id)
+
+    @classmethod
+    def of(cls, version: ObjectVersion, region: str) -> "Source":
+        return cls(bucket=version.bucket, region=region, key=version.key, etag=version.etag, size=version.size,
+                   modified=version.modified, version_id=version.version_id)
 
 
 class Record(BaseModel):
@@ -59,22 +97,25 @@ class Record(BaseModel):
     id: str
     state: str = CLAIMED
     source: Source
-    attempt: int = 1
+    attempt: int = Field(1, ge=1, le=MAX_ATTEMPTS)  # a retry is a new attempt; earlier ones stay in the folder
+    generation: int = 1  # claim takeovers within one attempt
     owner: str = Field(default_factory=lambda: uuid.uuid4().hex)  # who wrote the claim: tells our own retried write from a rival's
     claimed_at: str = Field(default_factory=now_iso)
     job_id: Optional[str] = None
     submitted_at: Optional[str] = None
     updated_at: Optional[str] = None
     request: Optional[Dict[str, Any]] = None
+    publish_as: Optional[str] = None  # the predictable output name; the job itself writes a per-attempt key
     output: Optional[Dict[str, str]] = None
     media: Optional[Dict[str, Any]] = None
     timings: Optional[Dict[str, float]] = None
     error: Optional[Dict[str, str]] = None
+    retry: Optional[Retry] = None
     notes: List[str] = Field(default_factory=list)
 
     @property
     def rank(self) -> int:
-        return STATE_RANK.get(self.state, 0)
+        return RANK.get(self.state, 0)
 
     @property
     def terminal(self) -> bool:
@@ -85,14 +126,20 @@ class Stage(BaseModel):
     """A stage object as seen in a listing (no GET needed)."""
 
     record_id: str
-    rank: int
-    attempt: int = 0
+    attempt: int
+    rank: int = 0
+    generation: int = 0
+    note_job: str = ""  # set for a note object
     key: str
     last_modified: str = ""
 
     @property
     def age_seconds(self) -> float:
         return age_seconds(self.last_modified)
+
+    @property
+    def order(self) -> Tuple[int, int, int]:
+        return self.attempt, self.rank, self.generation
 
 
 def age_seconds(stamp: str, now: Optional[float] = None) -> float:
@@ -122,13 +169,46 @@ class RecordStore:
         return self.storage.put_json(self.bucket, self._key(record.id, name), body, create_only=True)
 
     def claim(self, record: Record) -> bool:
-        """Create claim attempt `record.attempt`; False if someone holds it already."""
-        return self._write(record, f"0-claim-{record.attempt}.json")
+        """Create claim `record.generation` of `record.attempt`; False if someone holds it already.
+        The open marker goes first: a crash between the two leaves a marker reconcile resolves."""
+        self.mark_open(record)
+        return self._write(record, f"{record.attempt:03d}-0-claim-{record.generation}.json")
 
     def advance(self, record: Record) -> bool:
-        """Write the stage for `record.state`; False if that stage already exists."""
-        return self._write(record, STAGE_FILE[record.rank])
+        """Write the stage for `record.state`; False if that stage already exists. Final: closes the marker."""
+        written = self._write(record, f"{record.attempt:03d}-{record.rank}-{STAGE_NAME[record.rank]}.json")
+        if record.terminal:
+            self.close(record.id)
+        return written
 
+    def note(self, record: Record, job_id: str, text: str) -> None:
+        """A second job for this attempt: kept beside the stages, shown by `load` and `status`."""
+        body = json.dumps({"job_id": job_id, "note": text}).encode()
+        self.storage.put_json(self.bucket, self._key(record.id, f"{record.attempt:03d}-n-{job_id}.json"), body,
+                              create_only=True)
+
+    # -- the open index -------------------------------------------------------------------------
+    def mark_open(self, record: Record) -> None:
+        body = record.source.model_dump_json().encode()
+        self.storage.put_json(self.bucket, f"{self.prefix}{OPEN}{record.id}", body, create_only=True)
+
+    def close(self, rid: str) -> None:
+        self.storage.delete(self.bucket, f"{self.prefix}{OPEN}{rid}")
+
+    def open_page(self, after: str = "", limit: int = 1000) -> Tuple[List[Tuple[str, str]], str]:
+        """([(record id, marker LastModified)], next cursor or '') from the open index."""
+        page, marker = self.storage.list(self.bucket, self.prefix + OPEN, after and self.prefix + OPEN + after, limit)
+        return ([(o["Key"][len(self.prefix + OPEN):], o.get("LastModified", "")) for o in page],
+                marker[len(self.prefix + OPEN):] if marker else "")
+
+    def open_source(self, rid: str) -> Optional[Source]:
+        body = self.storage.get(self.bucket, f"{self.prefix}{OPEN}{rid}")
+        try:
+            return Source.model_validate_json(body) if body else None
+        except ValidationError:
+            return None
+
+    # -- reading --------------------------------------------------------------------------------
     def stages(self, rid: str) -> List[Stage]:
         page, _ = self.storage.list(self.bucket, f"{self.prefix}{rid}/")
         return [s for s in (self._stage(o) for o in page) if s]
@@ -139,26 +219,60 @@ class RecordStore:
         match = _STAGE.match(name)
         if not match:
             return None
-        return Stage(record_id=rid, rank=int(match["rank"]), attempt=int(match["attempt"] or 0),
+        return Stage(record_id=rid, attempt=int(match["attempt"]), rank=int(match["rank"] or 0),
+                     generation=int(match["gen"] or 0), note_job=match["job"] or "",
                      key=obj["Key"], last_modified=obj.get("LastModified", ""))
 
-    def read(self, stage: Stage) -> Optional[Record]:
+    def read(self, stage: Stage) -> Record:
         body = self.storage.get(self.bucket, stage.key)
-        return Record.model_validate_json(body) if body else None
+        if body is None:
+            raise UnreadableRecord(stage.key, "gone between listing and reading")
+        if not body.strip():
+            raise UnreadableRecord(stage.key, f"empty ({len(body)} bytes)")
+        try:
+            return Record.model_validate_json(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise UnreadableRecord(stage.key, f"not a record ({'.'.join(map(str, first['loc'])) or 'body'}: "
+                                              f"{first['msg']})") from None
 
     def load(self, rid: str) -> Tuple[Optional[Record], List[Stage]]:
-        """The newest snapshot of a record (None if it has none) and its stages."""
+        """The newest readable snapshot (None if the record has no stage) and its stages.
+
+        An unreadable stage is reported and skipped: the next older snapshot (each is a
+        full copy) stands in, noted. Raises UnreadableRecord only if none can be read."""
         stages = self.stages(rid)
-        if not stages:
-            return None, []
-        return self.read(latest(stages)), stages
+        snaps = sorted((s for s in stages if not s.note_job), key=lambda s: s.order, reverse=True)
+        if not snaps:
+            return None, stages
+        problems: List[UnreadableRecord] = []
+        for stage in snaps:
+            try:
+                record = self.read(stage)
+            except UnreadableRecord as exc:
+                log("record.unreadable", level="error", record_id=rid, key=exc.key, why=exc.why)
+                problems.append(exc)
+                continue
+            extra = [f"skipped {p}" for p in problems]
+            extra += [self._note_text(s) for s in stages if s.note_job and s.attempt == record.attempt]
+            if extra:
+                record = record.model_copy(update={"notes": list(record.notes) + [n for n in extra if n not in record.notes]})
+            return record, stages
+        others = "".join(f"; older {p.key} too: {p.why}" for p in problems[1:])
+        raise UnreadableRecord(snaps[0].key, problems[0].why + others)
+
+    def _note_text(self, stage: Stage) -> str:
+        try:
+            return str(json.loads(self.storage.get(self.bucket, stage.key) or b"{}").get("note"))
+        except (ValueError, AttributeError):
+            return f"second job {stage.note_job} (note {stage.key} unreadable)"
 
     def scan(self) -> Iterator[List[Stage]]:
-        """Every record's stages, grouped, from listings only."""
+        """Every record's stages, grouped, from listings only (history: for `status`, not reconcile)."""
         group: List[Stage] = []
         for obj in self.storage.list_all(self.bucket, self.prefix):
             stage = self._stage(obj)
-            if not stage:
+            if not stage or stage.note_job:
                 continue
             if group and group[0].record_id != stage.record_id:
                 yield group
@@ -169,5 +283,4 @@ class RecordStore:
 
 
 def latest(stages: List[Stage]) -> Stage:
-    return max(stages, key=lambda s: (s.rank, s.attempt))
-
+    return max((s for s in stages if not s.note_job), key=lambda s: s.order)

@@ -1,66 +1,116 @@
-"""Upload -> exactly one SegmentVideoBody job: filter, claim, build, submit, record, tag.
+"""Upload -> exactly one SegmentVideoBody job per object version: filter, HEAD, claim, build,
+submit, record, tag.
 
-Every record of an event ends with one outcome: `submitted`, `skipped:<reason>`,
-`duplicate` or `failed:<step>`, logged as one JSON line with the record id.
+Every record of an event ends with one `Outcome` (kind + reason/step), logged as one JSON
+line with the record id; its wire spelling is `submitted`, `duplicate`, `skipped:<reason>`
+or `failed:<step>`.
 """
 import random
-import uuid
 import time
-from typing import Callable, Dict, List, Optional
+import uuid
+from enum import Enum
+from typing import Callable, List, Optional, Union
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, computed_field
 
-from . import tags, tokens
+from . import tokens
 from .cloud import CloudError, Clients
-from .config import Settings, output_key
-from .events import Upload
+from .config import Settings, max_submit_seconds, output_key, staging_key
+from .events import Malformed, Upload
+from .identity import Correlation, epoch_of, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
-from .records import Record, RecordStore, Source, ci_time, latest, now_iso, record_id
+from .progress import close_as, tag_source
+from .records import MAX_ATTEMPTS, Record, RecordStore, Retry, Source, ci_time, latest, now_iso
 
 Sleep = Callable[[float], None]
 
 
+class _Word(str, Enum):
+    def __str__(self) -> str:  # f"skipped:{reason}" spells the value on every Python
+        return str(self.value)
+
+
+class Kind(_Word):
+    SUBMITTED = "submitted"
+    DUPLICATE = "duplicate"  # another invocation holds this version, or it is already done
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class Skip(_Word):
+    EVENT_NAME = "event-name"
+    OTHER_BUCKET = "other-bucket"
+    LOOP_GUARD = "loop-guard"
+    PREFIX = "prefix"
+    CONTROL_CHARACTERS = "control-characters"
+    SUFFIX = "suffix"
+    EMPTY = "empty"
+    TOO_LARGE = "too-large"
+    GONE = "gone"    # the object no longer exists
+    STALE = "stale"  # the event names a version the object no longer has
+
+
+class Step(_Word):
+    PARSE = "parse"
+    HEAD = "head"
+    TAGS = "tags"
+    CLAIM = "claim"
+    BUILD = "build"
+    SUBMIT = "submit"
+    RECORD = "record"
+
+
 class Outcome(BaseModel):
     key: str
-    outcome: str
+    kind: Kind
+    reason: Optional[Skip] = None
+    step: Optional[Step] = None
     record_id: Optional[str] = None
     job_id: Optional[str] = None
+    attempt: Optional[int] = None
     detail: Optional[str] = None
+
+    @computed_field  # type: ignore[misc]
+    @property
+    def outcome(self) -> str:
+        qualifier = self.reason or self.step
+        return self.kind.value + (f":{qualifier.value}" if qualifier else "")
 
     @property
     def failed(self) -> bool:
-        return self.outcome.startswith("failed:")
+        return self.kind is Kind.FAILED
 
 
-def skip_reason(settings: Settings, up: Upload) -> Optional[str]:
+def skip_reason(settings: Settings, up: Upload) -> Optional[Skip]:
     """Why this upload must not become a job, from the event alone (no I/O)."""
     if not up.created:
-        return "event-name"
+        return Skip.EVENT_NAME
     if up.bucket != settings.bucket:
-        return "other-bucket"
+        return Skip.OTHER_BUCKET
     for bucket, prefix in ((settings.out_bucket, settings.output_prefix), (settings.rec_bucket, settings.records_prefix)):
         if up.bucket == bucket and up.key.lstrip("/").startswith(prefix):
-            return "loop-guard"
+            return Skip.LOOP_GUARD
     if not any(up.key.startswith(p) for p in settings.watch_prefixes):
-        return "prefix"
+        return Skip.PREFIX
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in up.key):
-        return "control-characters"  # cannot travel in the job's XML
+        return Skip.CONTROL_CHARACTERS  # cannot travel in the job's XML
     if not up.key.lower().endswith(settings.suffixes):
-        return "suffix"
-    if up.size <= 0:
-        return "empty"
-    if up.size > settings.max_size_bytes:
-        return "too-large"
+        return Skip.SUFFIX
+    return size_reason(settings, up.size)
+
+
+def size_reason(settings: Settings, size: int) -> Optional[Skip]:
+    if size <= 0:
+        return Skip.EMPTY
+    if size > settings.max_size_bytes:
+        return Skip.TOO_LARGE
     return None
 
 
-def correlation_marker(rid: str) -> str:
-    return f"cm:{rid}"
-
-
-def build_request(settings: Settings, up: Upload, rid: str, now: float) -> JobRequest:
-    opts = settings.options_for(up.key)
+def build_request(settings: Settings, record: Record, now: float) -> JobRequest:
+    src = record.source
+    opts = settings.options_for(src.key)
     body = {
         "Mode": opts.mode, "SegmentType": opts.segment_type,
         "BackgroundRed": opts.background_red, "BackgroundGreen": opts.background_green,
@@ -68,24 +118,38 @@ def build_request(settings: Settings, up: Upload, rid: str, now: float) -> JobRe
         "RemoveRed": opts.remove_red, "RemoveGreen": opts.remove_green, "RemoveBlue": opts.remove_blue,
     }
     if opts.mode == "Combination":
-        body["BackgroundLogoUrl"] = background_url(up.bucket, up.region, opts.background_key or "")
-    user_data = correlation_marker(rid) + (f"|{opts.user_data}" if opts.user_data else "")
+        body["BackgroundLogoUrl"] = background_url(src.bucket, src.region, opts.background_key or "")
+    marker = Correlation(record.id, record.attempt).marker
+    user_data = marker + (f"|{opts.user_data}" if opts.user_data else "")
+    published = published_key(settings, record)
     request = {
         "Tag": "SegmentVideoBody",
-        "Input": {"Object": up.key},
+        "Input": {"Object": src.key},
         "Operation": {
             "SegmentVideoBody": body,
+            # The job writes its own key; progress.publish copies it to `published`.
             "Output": {"Region": settings.out_region, "Bucket": settings.out_bucket,
-                       "Object": output_key(settings, up.key, opts.mode, opts.segment_type, rid)},
+                       "Object": staging_key(settings, record.id, record.attempt, published)},
             "UserData": user_data,
             "JobLevel": opts.job_level,
         },
         "CallBackFormat": settings.callback_format,
-        "CallBack": (tokens.callback_url(settings.callback_url, settings.callback_keys, rid,
+        "CallBack": (tokens.callback_url(settings.callback_url, settings.callback_keys, record.id,
                                          settings.callback_token_ttl, now)
                      if settings.callback_url else None),
     }
-    return JobRequest.model_validate(request, context={"bucket": up.bucket})
+    return JobRequest.model_validate(request, context={"bucket": src.bucket})
+
+
+def published_key(settings: Settings, record: Record) -> str:
+    opts = settings.options_for(record.source.key)
+    return output_key(settings, record.source.key, opts.mode, opts.segment_type, record.id)
+
+
+def retry_hint(exc: CloudError) -> Retry:
+    """A 4xx from POST /jobs (403 before CI's role is authorised, 400 for a bad request):
+    fix the cause, then `cos-matting retry`."""
+    return Retry.NOW if exc.retryable else Retry.AFTER_FIX
 
 
 class Submitter:
@@ -96,77 +160,164 @@ class Submitter:
     def process(self, up: Upload) -> Outcome:
         reason = skip_reason(self.settings, up)
         if reason:
-            return Outcome(key=up.key, outcome=f"skipped:{reason}")
-        rid = record_id(up.bucket, up.key, up.etag)
-        step = "tags"
+            return Outcome(key=up.key, kind=Kind.SKIPPED, reason=reason)
+        step = Step.HEAD
+        rid = None
         try:
+            version = self.clients.storage.version(up.bucket, up.key)
+            if version is None:
+                return Outcome(key=up.key, kind=Kind.SKIPPED, reason=Skip.GONE)
+            rid = version.record_id
+            hinted = normalise_etag(up.etag)
+            # Same ETag means same bytes (an event's size can be wrong then); only without an
+            # ETag does the size tell versions apart.
+            if (hinted and hinted != version.etag) or (not hinted and up.size and up.size != version.size):
+                return Outcome(key=up.key, kind=Kind.SKIPPED, reason=Skip.STALE, record_id=rid,
+                               detail=f"event names ETag {hinted or '-'} size {up.size}; the object is now "
+                                      f"ETag {version.etag} size {version.size}")
+            reason = size_reason(self.settings, version.size)
+            if reason:
+                return Outcome(key=up.key, kind=Kind.SKIPPED, reason=reason, record_id=rid)
+            step = Step.TAGS
             existing = self.clients.storage.get_tags(up.bucket, up.key)
             if existing is None:
-                return Outcome(key=up.key, outcome="skipped:missing", record_id=rid)
-            if tags.is_output(existing):
-                return Outcome(key=up.key, outcome="skipped:loop-guard", record_id=rid, detail="tagged as output")
-            step = "claim"
-            record = Record(id=rid, source=Source(bucket=up.bucket, region=up.region, key=up.key,
-                                                  etag=up.etag, size=up.size))
-            if not self.store.claim(record):
-                record = self._take_over(record)
-                if record is None:
-                    return Outcome(key=up.key, outcome="duplicate", record_id=rid)
-            return self._submit_claimed(record, up, existing)
-        except CloudError as exc:
-            return Outcome(key=up.key, outcome=f"failed:{step}", record_id=rid, detail=str(exc))
+                return Outcome(key=up.key, kind=Kind.SKIPPED, reason=Skip.GONE, record_id=rid)
+            from .tags import is_output
 
-    def _take_over(self, record: Record) -> Optional[Record]:
-        """A claim exists. Take it over only if it is stale and never reached a job."""
+            if is_output(existing):
+                return Outcome(key=up.key, kind=Kind.SKIPPED, reason=Skip.LOOP_GUARD, record_id=rid,
+                               detail="tagged as output")
+            step = Step.CLAIM
+            record = Record(id=rid, source=Source.of(version, up.region))
+            if not self.store.claim(record):
+                record = self._existing(record, up)
+                if record is None:
+                    return Outcome(key=up.key, kind=Kind.DUPLICATE, record_id=rid)
+            return self._submit_claimed(record)
+        except CloudError as exc:
+            return Outcome(key=up.key, kind=Kind.FAILED, step=step, record_id=rid, detail=str(exc))
+        except ValueError as exc:  # an unreadable record: reported, this upload fails alone
+            return Outcome(key=up.key, kind=Kind.FAILED, step=Step.CLAIM, record_id=rid, detail=str(exc))
+
+    def _existing(self, record: Record, up: Upload) -> Optional[Record]:
+        """A claim exists. Ours (an SDK retry of our own write), stale (take it over), or a
+        final non-success that a later upload of the same bytes re-opens; else None."""
         stages = self.store.stages(record.id)
         if not stages:
             return None
         newest = latest(stages)
-        first_claim = min(s.last_modified for s in stages)
-        if newest.rank == 0 and newest.attempt == record.attempt:
-            held = self.store.read(newest)
+        if newest.rank == 3:
+            held, _ = self.store.load(record.id)
+            # An upload event newer than the failure (same bytes, same second: one version to COS)
+            # is a new attempt; an SCF retry of the original event is older than the failure.
+            fresh_upload = up.event_time and up.event_time > epoch_of(newest.last_modified)
+            if held is not None and held.state != "Success" and fresh_upload and held.attempt < MAX_ATTEMPTS:
+                return self.new_attempt(held, "a new upload of the same bytes after a failure")
+            self.store.close(record.id)  # our claim attempt re-created the open marker
+            return None
+        if newest.rank > 0:
+            return None
+        if newest.attempt == record.attempt and newest.generation == record.generation:
+            held, _ = self.store.load(record.id)
             if held is not None and held.owner == record.owner:
                 return record  # our own write went through and an SDK retry hit 409
-        if newest.rank > 0 or newest.age_seconds < self.settings.claim_lease_seconds:
+        if newest.age_seconds < self.settings.claim_lease_seconds:
             return None
-        # claimed_at stays the first claim's time: no job for this upload can be older.
-        takeover = record.model_copy(update={"attempt": newest.attempt + 1, "claimed_at": first_claim or now_iso(),
-                                             "owner": uuid.uuid4().hex})
+        held, _ = self.store.load(record.id)
+        base = held or record
+        # claimed_at stays the first claim's time: no job for this attempt can be older.
+        takeover = base.model_copy(update={"generation": newest.generation + 1, "owner": uuid.uuid4().hex,
+                                           "attempt": newest.attempt})
         return takeover if self.store.claim(takeover) else None
 
-    def _submit_claimed(self, record: Record, up: Upload, source_tags: Dict[str, str]) -> Outcome:
-        rid = record.id
+    def new_attempt(self, held: Record, why: str) -> Optional[Record]:
+        """Claim attempt n+1 of a final record (history kept); None if someone else just did."""
+        fresh = Record(id=held.id, source=held.source, attempt=held.attempt + 1,
+                       notes=[f"attempt {held.attempt + 1}: {why}; attempt {held.attempt} ended {held.state}"])
+        return fresh if self.store.claim(fresh) else None
+
+    def resume(self, record: Record) -> Outcome:
+        """A claim past its lease with no job (its submitter died), or a retry: check the
+        source is still this version, then submit through the same idempotent path."""
+        src = record.source
         try:
-            request = build_request(self.settings, up, rid, time.time())
+            version = self.clients.storage.version(src.bucket, src.key)
+        except CloudError as exc:
+            return Outcome(key=src.key, kind=Kind.FAILED, step=Step.HEAD, record_id=record.id, detail=str(exc))
+        if version is None or version.record_id != record.id:
+            reason = Skip.GONE if version is None else Skip.STALE
+            close_as(self.store, record, "Gone" if version is None else "Superseded")
+            return Outcome(key=src.key, kind=Kind.SKIPPED, reason=reason, record_id=record.id,
+                           detail="claim closed: " + ("the source is gone" if version is None
+                                                      else "the source was overwritten since"))
+        return self._submit_claimed(record)
+
+    def retry(self, rid: str) -> Outcome:
+        """`cos-matting retry`: a new attempt of a final, unsuccessful record."""
+        held, _ = self.store.load(rid)
+        if held is None:
+            return Outcome(key="", kind=Kind.FAILED, step=Step.CLAIM, record_id=rid, detail=f"no record {rid}")
+        if not held.terminal or held.state == "Success":
+            return Outcome(key=held.source.key, kind=Kind.DUPLICATE, record_id=rid, attempt=held.attempt,
+                           detail=f"record is {held.state}: nothing to retry")
+        fresh = self.new_attempt(held, "cos-matting retry")
+        if fresh is None:
+            return Outcome(key=held.source.key, kind=Kind.DUPLICATE, record_id=rid, detail="retried concurrently")
+        return self.resume(fresh)
+
+    def _submit_claimed(self, record: Record) -> Outcome:
+        rid, key = record.id, record.source.key
+        try:
+            request = build_request(self.settings, record, time.time())
         except (ValidationError, ValueError) as exc:
-            detail = format_errors(exc)
-            self._record_final(record, "InvalidRequest", detail)
-            return Outcome(key=up.key, outcome="failed:build", record_id=rid, detail=detail)
-        step = "submit"
+            detail = format_errors(exc) if isinstance(exc, ValidationError) else str(exc)
+            self._record_final(record, "InvalidRequest", detail, Retry.AFTER_FIX)
+            return Outcome(key=key, kind=Kind.FAILED, step=Step.BUILD, record_id=rid, attempt=record.attempt,
+                           detail=detail)
+        step = Step.SUBMIT
         try:
-            job = self._existing_job(record) if record.attempt > 1 else None
+            job = self._existing_job(record) if record.generation > 1 else None
             job = job or self._submit(request, record)
-            step = "record"
+            step = Step.RECORD
+            out = request.Operation.Output
             submitted = record.model_copy(update={
                 "state": "Submitted", "job_id": job.JobId, "submitted_at": now_iso(),
                 "request": request.model_dump(exclude_none=True, exclude={"CallBack"}),
+                "publish_as": published_key(self.settings, record),
             })
             self.store.advance(submitted)  # False only if a callback got there first: fine
-            self._tag_source(up, job.JobId, source_tags)
+            log("submit.job", record_id=rid, job_id=job.JobId, attempt=record.attempt, output=out.Object)
+            tag_source(self.clients, submitted)
+            self._settle(submitted)
         except CloudError as exc:
-            if step == "submit" and not exc.retryable:
-                self._record_final(record, exc.code, exc.message)
-            return Outcome(key=up.key, outcome=f"failed:{step}", record_id=rid, detail=str(exc))
-        return Outcome(key=up.key, outcome="submitted", record_id=rid, job_id=job.JobId)
+            if step is Step.SUBMIT and not exc.retryable:
+                self._record_final(record, exc.code, exc.message, retry_hint(exc))
+            return Outcome(key=key, kind=Kind.FAILED, step=step, record_id=rid, attempt=record.attempt, detail=str(exc))
+        return Outcome(key=key, kind=Kind.SUBMITTED, record_id=rid, job_id=job.JobId, attempt=record.attempt)
+
+    def _settle(self, submitted: Record) -> None:
+        """If the job already ended while we tagged `Submitted`, tag its newer state (the
+        callback checks the other way round: progress.settle_source_tags)."""
+        try:
+            newest = latest(self.store.stages(submitted.id))
+            if newest.attempt == submitted.attempt and newest.rank > 1:
+                current, _ = self.store.load(submitted.id)
+                if current is not None:
+                    tag_source(self.clients, current)
+        except (CloudError, ValueError) as exc:  # best effort: the job is submitted and recorded
+            log("tags.settle_failed", level="warning", record_id=submitted.id, error=str(exc))
 
     def _submit(self, request: JobRequest, record: Record) -> JobDetail:
         """POST /jobs, safely retried: after an unknown outcome, look the job up first."""
         attempts = self.settings.submit_attempts
+        # The bound the claim lease is validated against (config.max_submit_seconds): past it,
+        # stop and leave the claim to a takeover rather than outlive the lease.
+        deadline = time.monotonic() + max_submit_seconds(self.settings) - 2 * self.settings.timeout_seconds
         for attempt in range(attempts):
             try:
                 return self.clients.ci.create(request)
             except CloudError as exc:
-                if not exc.retryable or attempt == attempts - 1:
+                if not exc.retryable or attempt == attempts - 1 or time.monotonic() > deadline:
                     raise
                 log("submit.retry", level="warning", record_id=record.id, attempt=attempt + 1, error=str(exc))
                 if exc.unknown_outcome:
@@ -177,34 +328,28 @@ class Submitter:
         raise AssertionError("unreachable")
 
     def _existing_job(self, record: Record) -> Optional[JobDetail]:
-        """The job CI already has for this record, searched from shortly before its first claim."""
-        return self.clients.ci.find(correlation_marker(record.id), start=ci_time(record.claimed_at, -600),
-                                    input_object=record.source.key)
+        """The job CI already has for this attempt, searched from shortly before its first claim."""
+        marker = Correlation(record.id, record.attempt).marker
+        return self.clients.ci.find(marker, start=ci_time(record.claimed_at, -600), input_object=record.source.key)
 
-    def _record_final(self, record: Record, code: str, message: str) -> None:
-        failed = record.model_copy(update={"state": "Failed", "updated_at": now_iso(),
+    def _record_final(self, record: Record, code: str, message: str, retry: Retry) -> None:
+        failed = record.model_copy(update={"state": "Failed", "updated_at": now_iso(), "retry": retry,
                                            "error": {"Code": code, "Message": message}})
         try:
             self.store.advance(failed)
         except CloudError as exc:
             log("record.write_failed", level="error", record_id=record.id, error=str(exc))
 
-    def _tag_source(self, up: Upload, job_id: str, existing: Dict[str, str]) -> None:
-        """Best effort, onto the tags read by the loop guard: the final state is tagged again when the job ends."""
-        try:
-            merged, skipped = tags.merge(existing, {tags.JOB: job_id, tags.STATE: "Submitted"})
-            self.clients.storage.put_tags(up.bucket, up.key, merged)
-            if skipped:
-                log("tags.limit", level="warning", key=up.key, skipped=skipped)
-        except CloudError as exc:
-            log("tags.source_failed", level="warning", key=up.key, error=str(exc))
 
-
-def handle(uploads: List[Upload], submitter: Submitter) -> List[Outcome]:
-    """Process every record, log each outcome; the caller raises if any failed."""
+def handle(items: List[Union[Upload, Malformed]], submitter: Submitter) -> List[Outcome]:
+    """Process every record (a malformed one fails alone), log each outcome; the caller raises if any failed."""
     outcomes = []
-    for up in uploads:
-        outcome = submitter.process(up)
-        log("submit.outcome", level="error" if outcome.failed else "info", **outcome.model_dump())
+    for item in items:
+        if isinstance(item, Malformed):
+            outcome = Outcome(key="", kind=Kind.FAILED, step=Step.PARSE, detail=item.error)
+        else:
+            outcome = submitter.process(item)
+        log("submit.outcome", level="error" if outcome.failed else "info", **outcome.model_dump(exclude_none=True))
         outcomes.append(outcome)
     return outcomes
+

@@ -11,6 +11,9 @@ ROLE = "cos-matting:role"      # "output" on what we wrote: the loop guard reads
 RECORD = "cos-matting:record"  # links an output (or a source) to its record id
 JOB = "cos-matting:job"
 STATE = "cos-matting:state"
+ATTEMPT = "cos-matting:attempt"
+_PROGRESS = (JOB, STATE, ATTEMPT)
+_RANK = {"Submitted": 1, "Running": 2, "Pause": 2}  # anything else we write is final (3)
 
 
 def clean(value: str, limit: int = MAX_VALUE) -> str:
@@ -29,6 +32,19 @@ def merge(existing: Dict[str, str], ours: Dict[str, str]) -> Tuple[Dict[str, str
         else:
             skipped.append(key)
     return merged, skipped
+
+
+def merge_progress(existing: Dict[str, str], ours: Dict[str, str]) -> Tuple[Dict[str, str], List[str]]:
+    """`merge`, except that the state tags of one record never move backwards: a Submitted
+    written after the callback's Success (or an old attempt's Failed after a retry's Submitted)
+    leaves the newer state in place. Call it on tags read right before the write."""
+    def order(tags: Dict[str, str]) -> Tuple[int, int]:
+        attempt = tags.get(ATTEMPT, "")
+        return (int(attempt) if attempt.isdigit() else 0), _RANK.get(tags.get(STATE, ""), 3 if tags.get(STATE) else 0)
+
+    if existing.get(RECORD) == ours.get(RECORD) and order(existing) > order(ours):
+        ours = {k: v for k, v in ours.items() if k not in _PROGRESS}
+    return merge(existing, ours)
 
 
 def from_sdk(response: dict) -> Dict[str, str]:

@@ -3,7 +3,12 @@ import base64
 import hashlib
 import hmac
 from typing import Sequence
+import re
 from urllib.parse import urlencode
+
+_RID = re.compile(r"^[\x21-\x7e]{1,64}\Z")
+_EXP = re.compile(r"^[0-9]{1,12}\Z")
+_MAC = re.compile(r"^[A-Za-z0-9_-]{43}\Z")  # 32 bytes, urlsafe base64 without padding
 
 
 def sign(key: str, record_id: str, expires: int) -> str:
@@ -13,7 +18,11 @@ def sign(key: str, record_id: str, expires: int) -> str:
 
 def verify(keys: Sequence[str], record_id: str, expires: str, token: str, now: float) -> bool:
     """True when the token was made by any current key for this record and has not expired."""
-    if not (keys and record_id and token and expires.isdigit()) or int(expires) < now:
+    # Every field must have its exact shape (ASCII digits, hex id, base64url MAC): anything
+    # else is a forgery or damage and gets the same False (401), never an exception (500).
+    if not (keys and _RID.match(record_id or "") and _EXP.match(expires or "") and _MAC.match(token or "")):
+        return False
+    if int(expires) < now:
         return False
     # Check every key so the time taken does not depend on which one matched.
     matches = [hmac.compare_digest(sign(k, record_id, int(expires)), token) for k in keys]

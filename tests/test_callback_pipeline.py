@@ -57,9 +57,9 @@ def test_success_callback_records_result_and_tags(flow, cloud, cos_client):
     cloud.set_job_state(BUCKET, job_id, "Success")
     cloud.wait_idle(timeout=30)
     record, _ = store.load(rid)
-    assert record.state == "Success" and record.output["key"] == "matting/clip.mask.mp4"
+    assert record.state == "Success" and record.output["key"] == "matting/input/clip.mp4.mask.mp4"
     assert record.media and record.timings and "total_s" in record.timings
-    out_tags = clients.storage.get_tags(BUCKET, "matting/clip.mask.mp4")
+    out_tags = clients.storage.get_tags(BUCKET, "matting/input/clip.mp4.mask.mp4")
     assert out_tags[tags.ROLE] == "output" and out_tags[tags.RECORD] == rid and out_tags[tags.JOB] == job_id
     src_tags = clients.storage.get_tags(BUCKET, "input/clip.mp4")
     assert src_tags[tags.STATE] == "Success" and src_tags[tags.JOB] == job_id
@@ -149,7 +149,7 @@ def test_concurrent_callbacks_for_one_job(flow, cloud):
     assert codes == [200] * 6
     record, stages = store.load(rid)
     assert record.state == "Success" and sum(1 for s in stages if s.rank == 3) == 1
-    assert clients.storage.get_tags(BUCKET, "matting/clip.mask.mp4")[tags.ROLE] == "output"
+    assert clients.storage.get_tags(BUCKET, "matting/input/clip.mp4.mask.mp4")[tags.ROLE] == "output"
 
 
 def test_write_failure_answers_5xx_and_the_retry_succeeds(flow, cloud):
@@ -173,18 +173,18 @@ def test_dropped_callback_is_recovered_by_reconcile(flow, cloud):
     assert summary.advanced == 1 and summary.failed == 0
     record, _ = store.load(rid)
     assert record.state == "Success"
-    assert clients.storage.get_tags(BUCKET, "matting/clip.mask.mp4")[tags.ROLE] == "output"
+    assert clients.storage.get_tags(BUCKET, "matting/input/clip.mp4.mask.mp4")[tags.ROLE] == "output"
     assert reconcile(settings, clients, older_than=0).advanced == 0  # idempotent
 
 
 def test_reconcile_resubmits_a_claim_that_never_became_a_job(flow, cloud, cos_client):
     settings, clients, store, submit = flow
-    from shared.records import Record, Source, record_id
+    from shared.records import Record, Source
 
-    etag = put(cos_client, "input/orphan.mp4", b"orphan")
-    rid = record_id(BUCKET, "input/orphan.mp4", etag)
-    store.claim(Record(id=rid, source=Source(bucket=BUCKET, region="ap-guangzhou", key="input/orphan.mp4",
-                                             etag=etag, size=6)))
+    put(cos_client, "input/orphan.mp4", b"orphan")
+    version = clients.storage.version(BUCKET, "input/orphan.mp4")
+    rid = version.record_id
+    store.claim(Record(id=rid, source=Source.of(version, "ap-guangzhou")))
     summary = reconcile(settings.model_copy(update={"claim_lease_seconds": 0}), clients, older_than=3600)
     assert summary.resubmitted == 1
     record, _ = store.load(rid)
@@ -215,7 +215,10 @@ def test_reconcile_goes_on_past_an_unreadable_record(flow, cloud, cos_client):
     settings, clients, store, submit = flow
     rid, job_id, url = submit("input/fine.mp4")
     finish_silently(cloud, job_id)
-    cos_client.put_object(Bucket=BUCKET, Key=f"{settings.records_prefix}{'0' * 32}/1-submitted.json", Body=b"not json")
+    broken, _, _ = submit("input/broken-record.mp4")
+    for name in ("001-0-claim-1.json", "001-1-submitted.json"):  # every snapshot of it unreadable
+        cos_client.put_object(Bucket=BUCKET, Key=f"{settings.records_prefix}{broken}/{name}", Body=b"")
     summary = reconcile(settings, clients, older_than=0)
-    assert summary.failed == 1 and summary.advanced == 1
+    assert summary.advanced == 1 and len(summary.unreadable) == 1
+    assert summary.unreadable[0].startswith(f"{settings.records_prefix}{broken}/001-1-submitted.json: empty")
     assert store.load(rid)[0].state == "Success"

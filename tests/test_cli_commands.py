@@ -8,7 +8,8 @@ from cli import common
 from helpers import clients_for, put, settings_for
 from shared import tags, tokens
 from shared.events import parse_event, uploads
-from shared.records import RecordStore, record_id
+from shared.identity import ObjectVersion
+from shared.records import RecordStore
 from test_cli_support import (BUCKET, KEYS, ROOT, all_jobs, clean_environ, cli_env, run_cli, run_json,  # noqa: F401
                               run_script, script_env)
 
@@ -180,14 +181,14 @@ def test_generated_callbacks_match_the_library(capsys, state, fmt, array, librar
 
 def test_generated_function_url_callback_carries_a_valid_token(capsys, monkeypatch):
     monkeypatch.setenv("COS_MATTING_CALLBACK_KEYS", KEYS)
-    event = json.loads(generate(capsys, "callback", "--job-id", "sabc", "--record-id", "r" * 32, "--funcurl"))
+    event = json.loads(generate(capsys, "callback", "--job-id", "sabc", "--record-id", "0123456789abcdef" * 2, "--funcurl"))
     real = json.loads((EVENTS / "funcurl" / "post-json-callback.json").read_text())
     assert set(event) == set(real) and event["httpMethod"] == "POST"
     q = event["queryString"]
     assert tokens.verify([KEYS], q["rid"], q["exp"], q["t"], now=__import__("time").time())
     assert json.loads(event["body"])["JobsDetail"]["JobId"] == "sabc"
     monkeypatch.delenv("COS_MATTING_CALLBACK_KEYS")
-    code, _, err = run_cli(capsys, "generate-event", "callback", "--record-id", "r" * 32, "--funcurl")
+    code, _, err = run_cli(capsys, "generate-event", "callback", "--record-id", "0123456789abcdef" * 2, "--funcurl")
     assert code == 2 and "COS_MATTING_CALLBACK_KEYS" in err
 
 
@@ -252,7 +253,7 @@ def test_invoke_callback_wraps_a_bare_body_and_signs_the_token(cli_env, cos_clie
                                  "result": "advanced", "state": "Success"}]
     assert any("UserData" in n for n in data["notes"])  # the record id came from the job
     record, _ = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix).load(outcome["record_id"])
-    assert record.state == "Success" and record.output["key"] == "matting/called.mask.mp4"
+    assert record.state == "Success" and record.output["key"] == "matting/input/called.mp4.mask.mp4"
     # A Function URL event from the library, placeholders and all; the replay is a no-op.
     code, data = run_json(capsys, "invoke", "callback", "--event", str(EVENTS / "funcurl" / "post-base64-xml-callback.json"),
                           "--job-id", outcome["job_id"], "--subprocess")
@@ -299,9 +300,9 @@ def test_status_table_totals_and_uploads_that_never_became_a_job(submitted, cli_
     code, out, _ = run_cli(capsys, "status")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["SOURCE", "JOB", "STATE", "AGE", "OUTPUT"]
+    assert lines[0].split() == ["SOURCE", "JOB", "STATE", "ATTEMPTS", "AGE", "OUTPUT"]
     row_a = next(l for l in lines if l.startswith("input/a.mp4"))
-    assert "Success" in row_a and "matting/a.mask.mp4" in row_a
+    assert "Success" in row_a and "matting/input/a.mp4.mask.mp4" in row_a
     assert "1 upload(s) in input/ never became a job" in out and "input/never.mp4" in out
     assert "poster.jpg" not in out and "elsewhere" not in out
     assert "totals: 3 record(s): Submitted=2  Success=1  never-became-a-job=1" in out
@@ -313,13 +314,14 @@ def test_status_table_totals_and_uploads_that_never_became_a_job(submitted, cli_
     assert code == 0 and "never-became-a-job=0" in out
 
 
-def test_status_json_filters_and_single_record(submitted, capsys):
+def test_status_json_filters_and_single_record(submitted, cli_env, capsys):
     code, data = run_json(capsys, "status")
     assert code == 0 and data["totals"] == {"Submitted": 3} and data["never_became_a_job"] == 1
     assert [r["key"] for r in data["records"]] == ["input/a.mp4", "input/b.mp4", "input/c.mp4"]
     [missing] = data["missing"]
-    etag = missing["etag"]
-    assert missing["key"] == "input/never.mp4" and missing["record_id"] == record_id(BUCKET, "input/never.mp4", etag)
+    meta = cli_env.bucket(BUCKET).head("input/never.mp4")  # the record id is the object version's
+    version = ObjectVersion(BUCKET, meta.key, meta.etag, meta.size, int(meta.last_modified))
+    assert missing["key"] == "input/never.mp4" and missing["record_id"] == version.record_id
     _, data = run_json(capsys, "status", submitted["input/b.mp4"])
     assert [r["key"] for r in data["records"]] == ["input/b.mp4"]
     _, data = run_json(capsys, "status", "--state", "missing")

@@ -109,5 +109,5 @@ def test_every_callback_and_function_url_event_replays_to_the_stored_outcome(loc
                                 "--job-id", out.job_id, "--record-id", out.record_id)
     check_golden("replay-callbacks.json", normalise(results))
     assert code == 1  # the invalid-* bodies answer 400
-    record = clients.storage.get(BUCKET, f"{settings.records_prefix}{out.record_id}/3-final.json")
+    record = clients.storage.get(BUCKET, f"{settings.records_prefix}{out.record_id}/001-3-final.json")
     assert record and json.loads(record)["state"] == "Success"

@@ -70,8 +70,9 @@ def test_output_never_escapes_the_output_prefix(parts):
 
 def test_output_names_are_predictable():
     s = load_settings(BASE)
-    assert output_key(s, "input/team/Clip One.MOV", "Foreground", "HumanSeg", "r") == "matting/team/Clip One.foreground.mp4"
-    assert output_key(s, "input/../../etc/x.mp4", "Mask", "HumanSeg", "r") == "matting/etc/x.mask.mp4"
+    assert output_key(s, "input/team/Clip One.MOV", "Foreground", "HumanSeg", "r") == \
+        "matting/input/team/Clip One.MOV.foreground.mp4"
+    assert output_key(s, "input/../../etc/x.mp4", "Mask", "HumanSeg", "r") == "matting/input/%2E%2E/%2E%2E/etc/x.mp4.mask.mp4"
 
 
 # --- COS events -----------------------------------------------------------------

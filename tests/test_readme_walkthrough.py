@@ -51,7 +51,7 @@ def check_upload(r, folder):
 def check_watch(r, folder):
     last = r.stdout.split("(Ctrl-C to stop)")[-1]
     row = next(line for line in last.splitlines() if line.startswith("input/person.mp4"))
-    assert "Success" in row and "matting/person.mask.mp4" in row, last
+    assert "Success" in row and "matting/input/person.mp4.mask.mp4" in row, last
     assert "totals: 1 record(s): Success=1" in last
 
 

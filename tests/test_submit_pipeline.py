@@ -6,7 +6,7 @@ import pytest
 from helpers import BUCKET, ROOT, clients_for, function_env, put, settings_for
 from shared import tags
 from shared.events import Upload
-from shared.records import Record, RecordStore, Source, record_id
+from shared.records import Record, RecordStore, Source
 from shared.submit import Submitter, handle
 
 
@@ -28,7 +28,7 @@ def upload_of(client, key, body=b"\x00\x00\x00\x18ftypmp42 video bytes", event="
 @pytest.fixture
 def pipeline(cloud, cos_client):
     settings = settings_for(cloud, COS_MATTING_CALLBACK_URL="http://127.0.0.1:1/cb",
-                            COS_MATTING_CLAIM_LEASE_SECONDS="10",
+                            COS_MATTING_CLAIM_LEASE_SECONDS="60",
                             COS_MATTING_RULES='[{"prefix": "input/greenscreen/", "segment_type": "GreenScreenSeg"}]')
     clients = clients_for(cloud, settings)
     submitter = Submitter(settings, clients, sleep=lambda s: None)
@@ -43,9 +43,10 @@ def test_upload_becomes_one_complete_job(pipeline, cos_client):
     assert out.outcome == "submitted" and out.job_id
     [job] = all_jobs(clients)
     assert job.JobId == out.job_id and job.State == "Submitted"
-    rid = record_id(up.bucket, up.key, up.etag)
-    assert job.Operation.UserData == f"cm:{rid}"
-    assert job.Operation.Output.Object == "matting/team/Interview One.mask.mp4"
+    rid = clients.storage.version(up.bucket, up.key).record_id
+    assert job.Operation.UserData == f"cm:{rid}.1"
+    # the job writes its own key; the callback publishes it as matting/input/team/Interview One.MOV.mask.mp4
+    assert job.Operation.Output.Object == f"matting/.versions/{rid}-1.mp4"
     assert job.Input.Object == up.key
     record, _ = store.load(rid)
     assert (record.state, record.job_id) == ("Submitted", job.JobId)
@@ -108,18 +109,17 @@ def test_permanent_rejection_is_recorded_as_failed(pipeline, cloud, cos_client):
     out = submitter.process(up)
     assert out.outcome == "failed:submit"
     record, _ = store.load(out.record_id)
-    assert record.state == "Failed" and record.error["Code"]
-    assert submitter.process(up).outcome == "duplicate"  # the SCF retry does not resubmit
+    assert record.state == "Failed" and record.error["Code"] and record.retry == "after-fix"
+    assert submitter.process(up).outcome == "duplicate"  # the SCF retry does not resubmit (cos-matting retry does)
     assert all_jobs(clients) == []
 
 
 def test_crash_between_claim_and_submit_is_recovered(pipeline, cos_client):
     settings, clients, submitter, store = pipeline
     up = upload_of(cos_client, "input/crashed.mp4")
-    rid = record_id(up.bucket, up.key, up.etag)
+    version = clients.storage.version(up.bucket, up.key)
     # A previous invocation claimed and died before POST /jobs.
-    store.claim(Record(id=rid, source=Source(bucket=BUCKET, region="ap-guangzhou", key=up.key, etag=up.etag,
-                                             size=up.size)))
+    store.claim(Record(id=version.record_id, source=Source.of(version, "ap-guangzhou")))
     assert submitter.process(up).outcome == "duplicate"  # within the lease: maybe still running
     later = Submitter(settings.model_copy(update={"claim_lease_seconds": 0}), clients, sleep=lambda s: None)
     assert later.process(up).outcome == "submitted"  # past the lease: taken over
@@ -132,7 +132,7 @@ def test_crash_after_submit_before_record_does_not_submit_twice(pipeline, cos_cl
     up = upload_of(cos_client, "input/half.mp4")
     first = submitter.process(up)
     # Simulate the lost record: delete the Submitted stage, keep claim and job.
-    cos_client.delete_object(Bucket=BUCKET, Key=f"{settings.records_prefix}{first.record_id}/1-submitted.json")
+    cos_client.delete_object(Bucket=BUCKET, Key=f"{settings.records_prefix}{first.record_id}/001-1-submitted.json")
     later = Submitter(settings.model_copy(update={"claim_lease_seconds": 0}), clients, sleep=lambda s: None)
     again = later.process(up)
     assert again.outcome == "submitted" and again.job_id == first.job_id
@@ -158,7 +158,7 @@ def test_skips_and_failures_in_one_batch(pipeline, cloud, cos_client):
                   etag="x", size=10, event_name="cos:ObjectCreated:Put")
     cloud.faults.add("ci.create", count=1, status=400)
     outcomes = handle([bad, good, image, gone], submitter)
-    assert [o.outcome for o in outcomes] == ["failed:submit", "submitted", "skipped:suffix", "skipped:missing"]
+    assert [o.outcome for o in outcomes] == ["failed:submit", "submitted", "skipped:suffix", "skipped:gone"]
 
 
 def test_trigger_runs_the_real_handler_and_outputs_never_trigger(cloud, cos_client):
@@ -190,7 +190,7 @@ def test_handler_raises_after_processing_the_rest_and_the_retry_is_safe(cloud, c
     first = cloud.invoke("submit", event)
     assert not first.ok and "input/first-fails.mp4: failed:submit" in first.error
     assert [j.Input.Object for j in cloud.list_jobs(BUCKET)] == ["input/second-fine.mp4"]
-    settings = settings_for(cloud, COS_MATTING_CLAIM_LEASE_SECONDS="10")
+    settings = settings_for(cloud, COS_MATTING_CLAIM_LEASE_SECONDS="60")
     retry = cloud.invoke("submit", event)  # SCF's retry, a minute later in real life
     assert retry.ok and [o["outcome"] for o in retry.result["outcomes"]] == ["duplicate", "duplicate"]
     # within the lease the half-done upload waits for reconcile, which finishes it

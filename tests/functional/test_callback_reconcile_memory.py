@@ -14,7 +14,7 @@ from shared import tags
 from shared.callback import create_app
 from shared.events import Upload
 from shared.reconcile import reconcile
-from shared.records import Record, RecordStore, Source, record_id
+from shared.records import Record, RecordStore, Source
 from shared.submit import Submitter
 
 
@@ -52,9 +52,9 @@ def test_success_callback_records_the_result_and_tags_both_objects(flow, memory_
     answer = deliver(finish(memory_cloud, job_id))
     assert answer.status_code == 200 and answer.get_json()["results"][0]["result"] == "advanced"
     record, _ = store.load(rid)
-    assert record.state == "Success" and record.output["key"] == "matting/clip.mask.mp4"
+    assert record.state == "Success" and record.output["key"] == "matting/input/clip.mp4.mask.mp4"
     assert record.media and "total_s" in record.timings
-    out_tags = memory_cloud.tags(BUCKET, "matting/clip.mask.mp4")
+    out_tags = memory_cloud.tags(BUCKET, "matting/input/clip.mp4.mask.mp4")
     assert out_tags == {tags.ROLE: "output", tags.RECORD: rid, tags.JOB: job_id}
     assert memory_cloud.tags(BUCKET, "input/clip.mp4")[tags.STATE] == "Success"
 
@@ -123,10 +123,11 @@ def test_output_gone_before_the_callback_is_noted(flow, memory_cloud):
     _, _, store, submit, deliver = flow
     rid, job_id = submit()
     callback = finish(memory_cloud, job_id)
-    memory_cloud.delete(BUCKET, "matting/clip.mask.mp4")
+    memory_cloud.delete(BUCKET, f"matting/.versions/{rid}-1.mp4")  # the job's own output
     assert deliver(callback).status_code == 200
     record, _ = store.load(rid)
-    assert record.state == "Success" and record.notes == ["not tagged, object gone: matting/clip.mask.mp4"]
+    assert record.state == "Success"
+    assert record.notes == [f"not published: the job's output matting/.versions/{rid}-1.mp4 is gone"]
 
 
 def test_oversized_body_gets_413(flow, memory_cloud):
@@ -144,16 +145,15 @@ def test_reconcile_finishes_what_never_called_back(flow, memory_cloud):
     summary = reconcile(settings, clients, older_than=0)
     assert (summary.scanned, summary.advanced, summary.still_running, summary.failed) == (2, 2, 1, 0)
     assert store.load(done_rid)[0].state == "Success" and store.load(running_rid)[0].state == "Running"
-    assert memory_cloud.tags(BUCKET, "matting/done.mask.mp4")[tags.ROLE] == "output"
+    assert memory_cloud.tags(BUCKET, "matting/input/done.mp4.mask.mp4")[tags.ROLE] == "output"
     assert reconcile(settings, clients, older_than=0).advanced == 0  # idempotent
 
 
 def test_reconcile_resubmits_stale_claims_and_sweeps_unrecorded_uploads(flow, memory_cloud):
     settings, clients, store, _, _ = flow
-    etag = memory_cloud.upload(BUCKET, "input/claimed.mp4", b"c")
-    rid = record_id(BUCKET, "input/claimed.mp4", etag)
-    store.claim(Record(id=rid, source=Source(bucket=BUCKET, region="ap-guangzhou", key="input/claimed.mp4",
-                                             etag=etag, size=1)))
+    memory_cloud.upload(BUCKET, "input/claimed.mp4", b"c")
+    version = clients.storage.version(BUCKET, "input/claimed.mp4")
+    store.claim(Record(id=version.record_id, source=Source.of(version, "ap-guangzhou")))
     memory_cloud.upload(BUCKET, "input/never-triggered.mp4", b"n")
     memory_cloud.upload(BUCKET, "input/notes.txt", b"not a video")
     stale = settings.model_copy(update={"claim_lease_seconds": 0})
@@ -169,6 +169,9 @@ def test_reconcile_goes_on_past_an_unreadable_record(flow, memory_cloud):
     settings, clients, store, submit, _ = flow
     rid, job_id = submit("input/fine.mp4")
     memory_cloud.set_job_state(BUCKET, job_id, "Success")
-    clients.storage.put_json(BUCKET, f"{settings.records_prefix}{'0' * 32}/1-submitted.json", b"not json")
+    broken, _ = submit("input/broken-record.mp4")
+    for name in ("001-0-claim-1.json", "001-1-submitted.json"):  # nothing of it readable
+        memory_cloud.upload(BUCKET, f"{settings.records_prefix}{broken}/{name}", b"not json")
     summary = reconcile(settings, clients, older_than=0)
-    assert (summary.failed, summary.advanced) == (1, 1) and store.load(rid)[0].state == "Success"
+    assert (summary.failed, summary.advanced) == (0, 1) and store.load(rid)[0].state == "Success"
+    assert [u.split(": ")[0] for u in summary.unreadable] == [f"{settings.records_prefix}{broken}/001-1-submitted.json"]

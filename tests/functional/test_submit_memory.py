@@ -10,7 +10,7 @@ import pytest
 from helpers import BUCKET
 from shared import tags
 from shared.events import Upload
-from shared.records import Record, RecordStore, Source, record_id
+from shared.records import Record, RecordStore, Source
 from shared.submit import Submitter, handle
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42 video bytes"
@@ -19,7 +19,7 @@ VIDEO = b"\x00\x00\x00\x18ftypmp42 video bytes"
 @pytest.fixture
 def pipe(memory_cloud, settings_of):
     settings = settings_of(COS_MATTING_CALLBACK_URL="https://cb.example.com/cb",
-                           COS_MATTING_CLAIM_LEASE_SECONDS="10",
+                           COS_MATTING_CLAIM_LEASE_SECONDS="60",
                            COS_MATTING_RULES='[{"prefix": "input/greenscreen/", "segment_type": "GreenScreenSeg"}]')
     clients = memory_cloud.clients(settings)
     store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
@@ -38,12 +38,14 @@ def test_one_upload_one_job_one_record_and_tags(pipe, memory_cloud):
     out = submitter.process(up)
     assert out.outcome == "submitted"
     [job] = memory_cloud.list_jobs(BUCKET)
-    rid = record_id(up.bucket, up.key, up.etag)
-    assert (job.JobId, job.user_data, job.Input.Object) == (out.job_id, f"cm:{rid}", up.key)
-    assert job.Operation.Output.Object == "matting/team/Interview One.mask.mp4"
+    rid = clients.storage.version(up.bucket, up.key).record_id
+    assert (job.JobId, job.user_data, job.Input.Object) == (out.job_id, f"cm:{rid}.1", up.key)
+    assert job.Operation.Output.Object == f"matting/.versions/{rid}-1.mp4"  # published on success, see progress.py
     record, _ = store.load(rid)
     assert (record.state, record.job_id) == ("Submitted", job.JobId) and "CallBack" not in record.request
-    assert memory_cloud.tags(BUCKET, up.key) == {tags.JOB: job.JobId, tags.STATE: "Submitted"}
+    assert record.publish_as == "matting/input/team/Interview One.MOV.mask.mp4"
+    assert memory_cloud.tags(BUCKET, up.key) == {tags.RECORD: rid, tags.JOB: job.JobId, tags.STATE: "Submitted",
+                                                 tags.ATTEMPT: "1"}
 
 
 def test_rules_pick_the_segment_type(pipe, memory_cloud):
@@ -80,7 +82,7 @@ def test_lost_answer_to_our_own_claim_is_recognised(pipe, memory_cloud):
     memory_cloud.faults.add("cos.put", drop=True, after=True)
     out = submitter.process(upload(memory_cloud, "input/claim.mp4"))
     assert out.outcome == "submitted" and len(memory_cloud.list_jobs(BUCKET)) == 1
-    assert [s.key.rsplit("/", 1)[1] for s in store.stages(out.record_id)] == ["0-claim-1.json", "1-submitted.json"]
+    assert [s.key.rsplit("/", 1)[1] for s in store.stages(out.record_id)] == ["001-0-claim-1.json", "001-1-submitted.json"]
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
@@ -115,21 +117,21 @@ def test_a_permanent_rejection_is_recorded_and_never_resubmitted(pipe, memory_cl
 def test_a_stale_claim_is_taken_over_once(pipe, memory_cloud):
     settings, clients, submitter, store = pipe
     up = upload(memory_cloud, "input/crashed.mp4")
-    rid = record_id(up.bucket, up.key, up.etag)
-    store.claim(Record(id=rid, source=Source(bucket=BUCKET, region="ap-guangzhou", key=up.key, etag=up.etag,
-                                             size=up.size)))  # an invocation that died before POST /jobs
+    version = clients.storage.version(up.bucket, up.key)
+    rid = version.record_id
+    store.claim(Record(id=rid, source=Source.of(version, "ap-guangzhou")))  # an invocation that died before POST /jobs
     assert submitter.process(up).outcome == "duplicate"
     later = Submitter(settings.model_copy(update={"claim_lease_seconds": 0}), clients, sleep=lambda s: None)
     assert later.process(up).outcome == "submitted"
     assert later.process(up).outcome == "duplicate" and len(memory_cloud.list_jobs(BUCKET)) == 1
-    assert store.load(rid)[0].attempt == 2
+    assert store.load(rid)[0].generation == 2  # a takeover within attempt 1
 
 
 def test_a_lost_submitted_stage_finds_the_existing_job(pipe, memory_cloud):
     settings, clients, submitter, _ = pipe
     up = upload(memory_cloud, "input/half.mp4")
     first = submitter.process(up)
-    memory_cloud.delete(BUCKET, f"{settings.records_prefix}{first.record_id}/1-submitted.json")
+    memory_cloud.delete(BUCKET, f"{settings.records_prefix}{first.record_id}/001-1-submitted.json")
     later = Submitter(settings.model_copy(update={"claim_lease_seconds": 0}), clients, sleep=lambda s: None)
     again = later.process(up)
     assert (again.outcome, again.job_id) == ("submitted", first.job_id) and len(memory_cloud.list_jobs(BUCKET)) == 1
@@ -146,7 +148,7 @@ def test_skips_and_failures_in_one_batch(pipe, memory_cloud):
     memory_cloud.faults.add("ci.create", status=400)
     outcomes = handle([bad, good, image, output, copied, gone], submitter)
     assert [o.outcome for o in outcomes] == ["failed:submit", "submitted", "skipped:suffix", "skipped:loop-guard",
-                                             "skipped:loop-guard", "skipped:missing"]
+                                             "skipped:loop-guard", "skipped:gone"]
 
 
 def test_tags_read_failure_is_a_failed_step_not_a_job(pipe, memory_cloud):

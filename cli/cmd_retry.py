@@ -1,0 +1,142 @@
+"""`cos-matting retry KEY|RECORD_ID... | --state Failed [--since WHEN]`: run failed records again.
+
+Each record is re-run as a new attempt through the same idempotent path a trigger
+takes (shared.submit.Submitter.retry): attempt n+1 is claimed create-if-absent,
+so two retries at once give one job; the earlier attempts stay in the record's
+folder (history). The source must still be the version the record belongs to:
+a record whose source is gone or was overwritten is reported, not retried (the
+new version has its own record). A KEY means the key's current version: its
+record is retried, or, if it never became a record, submitted.
+
+Only final, unsuccessful records are retried (Failed, Cancel, Gone, Superseded
+whose source came back). More than one record asks first; `--yes` skips the
+question (needed without a terminal).
+"""
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional
+
+from cli.cmd_backfill import parse_since
+from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside, make_clients
+from cli.ui import add_yes, confirm, table
+
+RETRYABLE = ("Failed", "Cancel", "Gone", "Superseded")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("retry", help="run failed records again, as a new attempt (history kept)",
+                                   description=__doc__.split("\n\n", 1)[1],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("targets", nargs="*", metavar="KEY|RECORD_ID", help="source keys or record ids")
+    parser.add_argument("--state", choices=RETRYABLE, help="every record whose current attempt ended in this state")
+    parser.add_argument("--since", type=parse_since, metavar="WHEN",
+                        help="with --state: only records that ended at or after WHEN (ISO date/time, UTC)")
+    parser.add_argument("--dry-run", action="store_true", help="show what would be retried")
+    add_yes(parser)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_verbose(parser)
+    add_env_options(parser)
+    parser.set_defaults(func=run)
+
+
+def resolve(settings: Any, clients: Any, target: str) -> Dict[str, Any]:
+    """A record id as given, or a key's current version's record id."""
+    from shared.identity import RECORD_ID
+
+    if RECORD_ID.match(target):
+        return {"record_id": target}
+    version = clients.storage.version(settings.bucket, target)
+    if version is None:
+        return {"key": target, "outcome": "failed:gone", "detail": f"no object {target} in {settings.bucket}"}
+    return {"record_id": version.record_id, "key": target}
+
+
+def in_state(settings: Any, clients: Any, state: str, since: Optional[datetime]) -> List[Dict[str, Any]]:
+    """Records whose newest stage is final in `state` (a scan of the records: history, on demand)."""
+    from shared.records import RecordStore, UnreadableRecord, age_seconds, latest
+
+    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    found = []
+    for stages in store.scan():
+        newest = latest(stages)
+        if newest.rank != 3:
+            continue
+        if since is not None and age_seconds(newest.last_modified) > (datetime.now(timezone.utc) - since).total_seconds():
+            continue
+        try:
+            record, _ = store.load(newest.record_id)
+        except UnreadableRecord as exc:
+            found.append({"record_id": newest.record_id, "outcome": "failed:unreadable", "detail": str(exc)})
+            continue
+        if record is not None and record.state == state:
+            found.append({"record_id": record.id, "key": record.source.key, "before": record.state,
+                          "attempt": record.attempt})
+    return found
+
+
+def retry_one(settings: Any, clients: Any, row: Dict[str, Any], dry_run: bool) -> Dict[str, Any]:
+    from shared.cloud import CloudError
+    from shared.events import Upload
+    from shared.records import RecordStore
+    from shared.submit import Submitter
+
+    submitter = Submitter(settings, clients)
+    rid = row["record_id"]
+    try:
+        record, _ = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix).load(rid)
+        if record is None:
+            if not row.get("key"):
+                return {**row, "outcome": "failed:no-record", "detail": f"no record {rid}"}
+            if dry_run:
+                return {**row, "outcome": "would-submit"}
+            version = clients.storage.version(settings.bucket, row["key"])
+            if version is None:
+                return {**row, "outcome": "failed:gone", "detail": f"no object {row['key']}"}
+            up = Upload(bucket=settings.bucket, appid=settings.bucket.rsplit("-", 1)[-1], region=settings.region,
+                        key=version.key, etag=version.etag, size=version.size, event_name="cos:ObjectCreated:Retry")
+            out = submitter.process(up)
+        else:
+            row = {**row, "key": record.source.key, "before": record.state, "attempt": record.attempt}
+            if dry_run:
+                ok = record.state in RETRYABLE
+                return {**row, "outcome": "would-retry" if ok else f"skipped:{record.state}"}
+            out = submitter.retry(rid)
+    except (CloudError, ValueError) as exc:
+        return {**row, "outcome": "failed:record", "detail": str(exc)}
+    return {**row, "outcome": out.outcome, "job_id": out.job_id, "attempt": out.attempt or row.get("attempt"),
+            "detail": out.detail}
+
+
+def run(args: argparse.Namespace) -> int:
+    if bool(args.targets) == bool(args.state):
+        raise UsageError("give KEY|RECORD_ID(s) or --state STATE (one of the two)")
+    if args.since and not args.state:
+        raise UsageError("--since goes with --state")
+    env, settings = load(args)
+    clients = make_clients(settings, env)
+    with logs_aside(args.verbose) as out:
+        if args.state:
+            rows = in_state(settings, clients, args.state, args.since)
+        else:
+            rows = [resolve(settings, clients, t) for t in dict.fromkeys(args.targets)]
+        todo = [r for r in rows if "outcome" not in r]
+        if not args.dry_run and not confirm(args, f"retry {len(todo)} record(s) as new attempts?", len(todo)):
+            out.write("nothing retried\n")
+            return 1
+        rows = [r if "outcome" in r else retry_one(settings, clients, r, args.dry_run) for r in rows]
+    failed = [r for r in rows if r["outcome"].startswith("failed")]
+    if args.json:
+        out.write(dump_json(rows) + "\n")
+    else:
+        if rows:
+            out.write(table(["SOURCE", "BEFORE", "ATTEMPT", "OUTCOME", "JOB", "DETAIL"],
+                            [[r.get("key") or r["record_id"], r.get("before") or "", r.get("attempt") or "",
+                              r["outcome"], r.get("job_id") or "", r.get("detail") or ""] for r in rows],
+                            {0: 50, 5: 80}, right=(2,)) + "\n")
+        done = sum(1 for r in rows if r["outcome"] == "submitted")
+        out.write(f"{'would retry' if args.dry_run else 'retried'} "
+                  f"{sum(1 for r in rows if r['outcome'].startswith('would')) if args.dry_run else done} of "
+                  f"{len(rows)} record(s)" + (f", {len(failed)} failed" if failed else "") + "\n")
+    return 1 if failed else 0

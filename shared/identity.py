@@ -1,0 +1,103 @@
+"""Who is who: the object version, the record id and the correlation id, one home each.
+
+A record belongs to one *object version*, read from a `HEAD` of the object
+(never from the event, which can be late, spell the ETag in any case, or lack
+it: PLATFORM.md section 4). The version is the version id where versioning is
+on, otherwise ETag + size + Last-Modified: re-uploading the same bytes after a
+delete gets a new Last-Modified, so it is a new upload with its own record.
+Listings carry the same three fields (ISO `LastModified` instead of an HTTP
+date), so the sweep and `status` compute the same record id without a HEAD.
+
+The correlation id travels in the job's UserData as `cm:<record id>.<attempt>`
+(then `|user data`): a callback or reconcile tells this record's job from a
+rival's, and a retry's job from the failed attempt's.
+"""
+import calendar
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Mapping, Optional
+
+RECORD_ID = re.compile(r"^[0-9a-f]{32}$")
+_MARKER = re.compile(r"^cm:(?P<rid>[0-9a-f]{32})(?:\.(?P<attempt>\d{1,4}))?(?:\||$)")
+
+
+def normalise_etag(value: Any) -> str:
+    """`"ABC"`, `abc`, `W/"abc"` -> `abc` (COS ETags are hex, case carries no meaning)."""
+    text = str(value or "").strip()
+    if text[:2] in ("W/", "w/"):
+        text = text[2:]
+    return text.strip('"').strip().lower()
+
+
+def epoch_of(stamp: Any) -> int:
+    """Whole seconds from an HTTP date (HEAD) or an ISO stamp (listing); 0 if absent or unreadable."""
+    text = str(stamp or "").strip()
+    if not text:
+        return 0
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            return calendar.timegm(when.timetuple())
+        return int(when.timestamp())
+    except ValueError:
+        pass
+    try:
+        return int(parsedate_to_datetime(text).timestamp())
+    except (TypeError, ValueError, IndexError):
+        return 0
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One version of one object, as COS reports it now."""
+
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    modified: int  # Last-Modified, epoch seconds
+    version_id: str = ""
+
+    @property
+    def token(self) -> str:
+        """What tells this version from every other version of the key."""
+        if self.version_id and self.version_id != "null":
+            return f"v:{self.version_id}"
+        return f"{self.etag}:{self.size}:{self.modified}"
+
+    @property
+    def record_id(self) -> str:
+        return hashlib.sha256(f"{self.bucket}\n{self.key}\n{self.token}".encode()).hexdigest()[:32]
+
+    @classmethod
+    def from_head(cls, bucket: str, key: str, headers: Mapping[str, Any]) -> "ObjectVersion":
+        h = {str(k).lower(): v for k, v in (headers or {}).items()}
+        return cls(bucket, key, normalise_etag(h.get("etag")), int(h.get("content-length") or 0),
+                   epoch_of(h.get("last-modified")), str(h.get("x-cos-version-id") or ""))
+
+    @classmethod
+    def from_listing(cls, bucket: str, obj: Mapping[str, Any]) -> "ObjectVersion":
+        return cls(bucket, str(obj["Key"]), normalise_etag(obj.get("ETag")), int(obj.get("Size") or 0),
+                   epoch_of(obj.get("LastModified")), str(obj.get("VersionId") or ""))
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """The record and attempt a job belongs to."""
+
+    record_id: str
+    attempt: int = 1
+
+    @property
+    def marker(self) -> str:
+        return f"cm:{self.record_id}.{self.attempt}"
+
+    @classmethod
+    def parse(cls, user_data: str) -> Optional["Correlation"]:
+        match = _MARKER.match(user_data or "")
+        if not match:
+            return None
+        return cls(match["rid"], int(match["attempt"] or 1))
