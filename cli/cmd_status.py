@@ -17,7 +17,7 @@ import io
 import sys
 import time
 from collections import Counter
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from cli.cmd_backfill import parse_since
 from cli.common import ThreadClients, UsageError, add_env_options, age, dump_json, load
@@ -97,7 +97,7 @@ def _state(text: str) -> str:
 
 
 def collect(settings: Any, clients: ThreadClients, args: argparse.Namespace, progress: bool = False,
-            out: Any = None) -> Dict[str, Any]:
+            out: Any = None, follow: Optional[Set[str]] = None) -> Dict[str, Any]:
     """{"records": [...], "missing": [...], "scan": {...}, "next_after": cursor or None}."""
     from cli import records_view
 
@@ -123,9 +123,12 @@ def collect(settings: Any, clients: ThreadClients, args: argparse.Namespace, pro
         if next_after is None:
             bar.total = len(records)  # the end of the history: now the total is known
     else:
-        rids = records_view.open_ids(settings, clients)
+        # --watch follows what it saw open until the end: a record that finishes stays on screen
+        rids = sorted(set(records_view.open_ids(settings, clients)) | (follow or set()))
         bar.total = len(rids)
         records = records_view.open_rows(settings, clients, rids, args.concurrency, on_row=bar.update)
+        if follow is not None:
+            follow.update(r["record_id"] for r in records)
     bar.finish(len(records))
     scan = None
     missing = []
@@ -201,11 +204,12 @@ def run(args: argparse.Namespace) -> int:
     clients = ThreadClients(settings, env, pool=max(4, args.concurrency))
     if args.watch is None:
         return show(args, settings, clients, sys.stdout)
+    follow: Set[str] = set()
     clear = sys.stdout.isatty()
     try:
         while True:
             buffer = io.StringIO()
-            code = show(args, settings, clients, buffer, progress=False)
+            code = show(args, settings, clients, buffer, progress=False, follow=follow)
             sys.stdout.write(("\x1b[H\x1b[2J" if clear else "\n")
                              + f"every {args.watch:g} s, {time.strftime('%H:%M:%S')} (Ctrl-C to stop)\n"
                              + buffer.getvalue())
@@ -224,11 +228,12 @@ def _line(row: Dict[str, Any]) -> str:
             f"{age(row.get('age_s')):>5}  {_detail(row)}").rstrip()
 
 
-def show(args: argparse.Namespace, settings: Any, clients: ThreadClients, out, progress: bool = True) -> int:
+def show(args: argparse.Namespace, settings: Any, clients: ThreadClients, out, progress: bool = True,
+         follow: Optional[Set[str]] = None) -> int:
     streaming = (args.all or args.state in FINAL) and args.limit == 0 and not args.json and not args.query
     if streaming:
         out.write(f"{'SOURCE':<60}  {'JOB':<34}  {'STATE':<10}  {'AGE':>5}  OUTPUT\n")
-    data = collect(settings, clients, args, progress=progress and not args.no_progress,
+    data = collect(settings, clients, args, progress=progress and not args.no_progress, follow=follow,
                    out=(lambda row: (out.write(_line(row) + "\n"), out.flush())) if streaming else None)
     everything = data["read"]
     records = [r for r in data["records"] if matches(r, None, args.state)]  # a query's rows are its lookup
@@ -272,8 +277,7 @@ def show(args: argparse.Namespace, settings: Any, clients: ThreadClients, out, p
         summary = "  ".join(f"{s}={totals[s]}" for s in STATES if totals.get(s))
         shown = sum(totals.values())
         of = f" of {sum(everything.values())}" if (args.query or args.state) else ""
-        scope = "" if args.all or args.query or args.state in FINAL else " open"
-        out.write(f"\ntotals: {shown}{scope} record(s){of}" + (f": {summary}" if summary else "")
+        out.write(f"\ntotals: {shown} record(s){of}" + (f": {summary}" if summary else "")
                   + ("" if args.no_uploads else f"  never-became-a-job={len(missing)}") + "\n")
         if data["scan"] is not None:
             out.write(scan_note(data["scan"]) + "\n")
