@@ -329,8 +329,6 @@ class Runner:
 
 def _load(name: str) -> Any:
     path = handler_file(name)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     spec = importlib.util.spec_from_file_location(f"_cos_matting_invoke_{name}_{next(_counter)}", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]

@@ -52,10 +52,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
 
 
 def _deploy_package():
-    # deploy/ is tooling next to the sources, not an installed package: import it from the checkout.
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from deploy import package
+    from deploy import package  # installed with the CLI (pyproject: packages deploy*), imported when used
 
     return package
 

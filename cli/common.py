@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import io
 import os
-import shlex
 import sys
 import threading
 from pathlib import Path
@@ -44,33 +43,16 @@ def add_env_options(parser: argparse.ArgumentParser) -> None:
 
 
 def read_env_file(path: str) -> Dict[str, str]:
-    """Parse a .env file: `KEY=VALUE`, optional `export `, quotes, `#` comments."""
+    """Parse a .env file with the reader the deploy tools use (deploy/dotenv.py: `KEY=VALUE`,
+    optional `export `, quotes, `#` comments); a bad line is a usage error naming it."""
+    from deploy.dotenv import DotenvError, read
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return read(path)
     except OSError as exc:
         raise UsageError(f"--env-file {path}: {exc.strerror or exc}") from None
-    values: Dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export "):].lstrip()
-        name, sep, value = line.partition("=")
-        name = name.strip()
-        if not sep or not name.replace("_", "").isalnum():
-            raise UsageError(f"--env-file {path}:{number}: expected KEY=VALUE, got {raw.strip()!r}")
-        value = value.strip()
-        if value[:1] in ("'", '"'):
-            try:
-                parts = shlex.split(value, comments=True)
-            except ValueError:
-                raise UsageError(f"--env-file {path}:{number}: unbalanced quotes in {name}") from None
-            value = parts[0] if parts else ""
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[name] = value
-    return values
+    except DotenvError as exc:
+        raise UsageError(f"--env-file {exc}") from None
 
 
 def quiet_sdk_logs() -> None:

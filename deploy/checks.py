@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from . import dotenv
 from .components import (ConfigFileError, CosTrigger, HttpTrigger, ServerlessFile, TimerTrigger, cos_domain_parts,
                          env_references, function_environment, load_layer, load_serverless, read_yaml)
 
@@ -43,18 +44,8 @@ CLAIMING = ("submit", "reconcile")  # functions that create claims (reconcile re
 
 
 def read_dotenv(path: Path) -> Dict[str, str]:
-    """KEY=VALUE lines (no interpolation); comments and blank lines ignored; quotes stripped."""
-    values: Dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        key, value = key.strip(), value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
+    """The variables of a .env file, read as the CLI reads them (deploy/dotenv.py)."""
+    return dotenv.read(path)
 
 
 def example_environ() -> Dict[str, str]:
@@ -80,7 +71,11 @@ def environ_from(args: argparse.Namespace) -> Optional[Dict[str, str]]:
     if not args.env.is_file():
         print(f"error: {args.env} not found (copy .env.example)", file=sys.stderr)
         return None
-    return read_dotenv(args.env)
+    try:
+        return read_dotenv(args.env)
+    except dotenv.DotenvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 def _defines_main_handler(path: Path) -> bool:
@@ -231,8 +226,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_env_options(parser, example=True)
     args = parser.parse_args(argv)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     environ = environ_from(args)
     if environ is None:
         return 2

@@ -15,10 +15,8 @@ Credentials and endpoint: deploy/clients.py (TENCENTCLOUD_* or TENCENT_SECRET_*;
 """
 import argparse
 import sys
-from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTING = "COS_MATTING_DEPLOY_{}_CONCURRENCY"  # SUBMIT, CALLBACK, RECONCILE; empty = no reservation
 
 
@@ -63,8 +61,6 @@ def apply_one(client, fn: Dict[str, object], instances: Optional[int]) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.concurrency", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     from deploy.checks import add_env_options, environ_from
 
     add_env_options(parser)

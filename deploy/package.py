@@ -346,14 +346,13 @@ def layer_inputs(lock: Path = LOCK) -> str:
 
 def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, *, root: Path = ROOT, lock: Path = LOCK,
           functions: Iterable[str] = FUNCTIONS, layer: bool = True, offline: bool = False,
-          unpacked: bool = True, log: Log = print) -> List[Artefact]:
+          log: Log = print) -> List[Artefact]:
     """Build the zips (and their unpacked trees) into `out`; returns what was written."""
     artefacts: List[Artefact] = []
     for fn in functions:
         tree = source_tree(fn, root)
         artefacts.append(_artefact(out / f"cos-matting-{fn}.zip", zip_bytes(tree), FUNCTION_LIMIT))
-        if unpacked:
-            write_tree(tree, out / "scf" / fn)
+        write_tree(tree, out / "scf" / fn)
     manifest_path = out / "manifest.json"
     try:  # a partial build (--function, --skip-layer) updates its entries and keeps the others
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -366,7 +365,7 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, *, root: Path = 
         # Same lock, same layout: the zip would come out byte for byte the same (the build is reproducible).
         artefacts.append(Artefact(layer_zip, layer_zip.stat().st_size, previous["sha256"], LAYER_LIMIT))
         layer = False
-        if unpacked and not (out / "layer").is_dir():
+        if not (out / "layer").is_dir():
             with zipfile.ZipFile(layer_zip) as zf:
                 zf.extractall(out / "layer")
     if layer:
@@ -377,8 +376,7 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, *, root: Path = 
         if problems:
             raise PackageError("the lock is incomplete (run --update-lock):\n  " + "\n  ".join(problems))
         artefacts.append(_artefact(out / "cos-matting-layer.zip", zip_bytes(tree), LAYER_LIMIT))
-        if unpacked:
-            write_tree(tree, out / "layer")
+        write_tree(tree, out / "layer")
     manifest.update({a.path.name: {"bytes": a.size, "sha256": a.sha256} for a in artefacts})
     if "cos-matting-layer.zip" in manifest and any(a.path.name == "cos-matting-layer.zip" for a in artefacts):
         manifest["cos-matting-layer.zip"]["inputs"] = inputs

@@ -93,8 +93,6 @@ def render(values: Mapping[str, Any], tmpl: Optional[Dict[str, Any]] = None) -> 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.policy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     from deploy.checks import add_env_options, environ_from
     from deploy.components import ConfigFileError
     from shared.config import ConfigError

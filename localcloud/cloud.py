@@ -34,7 +34,6 @@ class LocalCloud:
                  port: int = 0, engine: Optional[Engine] = None, job_workers: int = 2,
                  callback_retries: int = 3, callback_backoff: Sequence[float] = (0.2, 0.5, 1.0),
                  callback_timeout: float = 5.0, callback_arrays: str = "none",
-                 extra_credentials: Optional[Mapping[str, str]] = None, function_python: Optional[str] = None,
                  verbose: bool = False, credential_rotation: Optional[float] = None,
                  credential_lifetime: Optional[float] = None) -> None:
         self.data_dir = os.path.abspath(data_dir)
@@ -42,7 +41,7 @@ class LocalCloud:
         self.host, self.port, self.verbose = host, port, verbose
         # Functions get role credentials that rotate every `credential_rotation` seconds (None: the
         # account's key, as before) and expire `credential_lifetime` seconds after issue.
-        self.credentials = RoleCredentials({secret_id: secret_key, **(extra_credentials or {})},
+        self.credentials = RoleCredentials({secret_id: secret_key},
                                            credential_rotation, credential_lifetime)
         self.faults = Faults()
         self.started = time.time()
@@ -53,7 +52,7 @@ class LocalCloud:
                                          callback_arrays)
         self.jobs = JobService(os.path.join(self.data_dir, "ci"), self.store, region, self.faults,
                                self.callback_sender, None, job_workers, on_output=self._output_written)
-        self.runtime = Runtime(self.faults, function_python)  # e.g. a python3.10 like SCF's runtime
+        self.runtime = Runtime(self.faults)
         # The Tencent Cloud API 3.0 (SCF, CAM) that deploy and doctor call, persisted under data_dir.
         buckets = list(buckets)
         appid = buckets[0].rsplit("-", 1)[1] if buckets else "1250000000"

@@ -151,20 +151,6 @@ def parse_uploads(data: Any, region: str = "") -> List[Union[Upload, Malformed]]
     return out
 
 
-def scrub(event: dict) -> dict:
-    """A copy safe to archive: the uploader's Authorization header removed."""
-    import copy
-
-    clean = copy.deepcopy(event)
-    for record in clean.get("Records", []) or []:
-        params = (record.get("event") or {}).get("requestParameters") or {}
-        headers = params.get("requestHeaders")
-        if isinstance(headers, dict):
-            for name in [h for h in headers if h.lower() in ("authorization", "x-cos-security-token")]:
-                headers.pop(name)
-    return clean
-
-
 # The short region codes events carry in `cosBucket.region` (a captured event: "gz").
 SHORT_REGIONS = {"ap-guangzhou": "gz", "ap-shanghai": "sh", "ap-beijing": "bj", "ap-chengdu": "cd",
                  "ap-chongqing": "cq", "ap-nanjing": "nj", "ap-hongkong": "hk", "ap-singapore": "sg"}

@@ -58,3 +58,19 @@ def test_the_projects_env_example_reads_cleanly():
 
     values = read(ENV_EXAMPLE)
     assert "COS_MATTING_BUCKET" in values and all("#" not in v for v in values.values())
+
+
+def test_the_cli_and_the_deploy_tools_read_a_file_alike(tmp_path):
+    """The two readers that used to disagree (issue 15) are one: the same file, the same values."""
+    from cli.common import UsageError, read_env_file
+    from deploy import checks
+
+    path = tmp_path / ".env"
+    path.write_text("A=foo # note\nexport B=bar\nC='x # y'\nD=\"q\"\n", encoding="utf-8")
+    expected = {"A": "foo", "B": "bar", "C": "x # y", "D": "q"}
+    assert read_env_file(str(path)) == checks.read_dotenv(path) == expected
+    path.write_text("A=1\nnot a line\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"^--env-file .*\.env:2: expected KEY=VALUE"):
+        read_env_file(str(path))
+    with pytest.raises(DotenvError, match=r"\.env:2: expected KEY=VALUE"):
+        checks.read_dotenv(path)
