@@ -76,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="scan this COS inventory report for uploads that never became a job instead of "
                              "listing the bucket")
     parser.add_argument("--check", action="store_true",
-                        help="exit 1 if an upload never became a job, a claim is stuck, or a job failed")
+                        help="exit 1 if an upload never became a job, a claim is stuck, or a job failed (failed jobs "
+                             "are history: add --all, e.g. with --since)")
     parser.add_argument("--concurrency", "-j", type=int, default=16, metavar="N",
                         help="parallel record reads (default: %(default)s)")
     parser.add_argument("--watch", "-w", type=float, nargs="?", const=2.0, metavar="SECONDS",
