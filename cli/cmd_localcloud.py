@@ -22,6 +22,8 @@ http://HOST:PORT/_fn/<name>/; a function URL named `callback` is wired into the 
 COS_MATTING_CALLBACK_URL (unless --env sets it), so jobs call back with any --port, 0 included.
 Every function's environment must pass the settings check (the same as at SCF cold start). Test-only control routes (no auth: keep --host on loopback) live under
 http://HOST:PORT/_localcloud/ (health, jobs, jobs/<bucket>/<id>/state, faults, invocations, callbacks, idle).
+It also serves the SCF and CAM APIs (Tencent Cloud API 3.0): `cos-matting deploy --local http://HOST:PORT`
+deploys into it, and what was deployed runs from its zips (kept under --data, back after a restart).
 
 example:
   cos-matting localcloud --port 9000 --engine matting \\

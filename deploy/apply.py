@@ -137,7 +137,10 @@ class Deployer:
             if got.get("Status") == "Active":
                 return
             if "Failed" in (got.get("Status") or "") or time.time() > deadline:
-                raise RuntimeError(f"function {fn.name}: status {got.get('Status')} {got.get('StatusDesc') or ''}")
+                from .clients import ApiCallError
+
+                raise ApiCallError("GetFunction", f"Status {got.get('Status')}",
+                                   f"function {fn.name} did not become Active: {got.get('StatusDesc') or ''}")
             time.sleep(1.0)
 
     # -- the whole deployment -------------------------------------------------------------------

@@ -201,8 +201,8 @@ class Doctor:
                  "reconcile", "cos-matting deploy")
 
 
-def http_status(url: str, timeout: float = 10.0) -> int:
-    """The status of a GET (0 when nothing answers)."""
+def http_status(url: str, timeout: float = 30.0) -> int:
+    """The status of a GET (0 when nothing answers); 30 s allows a cold start of the callback function."""
     import urllib.error
     import urllib.request
 

@@ -70,6 +70,39 @@ def _zip(param: Dict[str, Any], field: str) -> bytes:
         raise ApiError("InvalidParameterValue.ZipFile", f"{field}.ZipFile is not a base64-encoded zip") from None
     return data
 
+class DeployedFunction(Function):
+    """A function deployed through the API. Reserved concurrency 0 stops it (PLATFORM.md section 3): an
+    asynchronous event (COS, timer) then waits, as SCF keeps it queued (up to MsgTTL), until the
+    reservation is lifted; a synchronous call (Function URL, Invoke) is refused at once. An event that
+    waited, or was queued when the function was redeployed, runs on the newest version."""
+
+    def __init__(self, *args: Any, gate: threading.Event, ttl: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate, self.ttl = gate, ttl
+        self.successor: Optional["DeployedFunction"] = None
+        self.closed = False
+
+    def invoke(self, inv: Any, kill_after: Optional[float] = None) -> Any:
+        if not self.gate.is_set() and (inv.kind in ("http", "direct") or not self.gate.wait(self.ttl)):
+            inv.ok, inv.error = False, "ResourceInsufficient: reserved concurrency is 0, the function is stopped"
+            return inv
+        if self.successor is not None:
+            return self.successor.invoke(inv, kill_after)
+        if self.closed:
+            inv.ok, inv.error = False, "the function was deleted or the cloud stopped"
+            return inv
+        return super().invoke(inv, kill_after)
+
+    def close(self) -> None:
+        """Like Function.close, but events already queued here still run (on the successor)."""
+        self.closed = True
+        self.executor.shutdown(wait=False)
+        with self._lock:
+            workers, self._all = list(self._all), []
+        for worker in workers:
+            worker.close()
+
+
 class ScfService(TriggerActions):
     """Actions are the methods named like the API's (`CreateFunction`, ...): params in, Response fields out."""
 
@@ -82,6 +115,7 @@ class ScfService(TriggerActions):
         self.running: Dict[str, Function] = {}
         self._cos: Dict[str, Trigger] = {}  # "<fn key>/<trigger name>" -> trigger in the runtime
         self._timers: Dict[str, threading.Event] = {}
+        self._gates: Dict[str, threading.Event] = {}  # set = may run (reserved concurrency is not 0)
         self.lock = threading.RLock()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -97,6 +131,8 @@ class ScfService(TriggerActions):
                 stop.set()
             for fn in self.running.values():
                 fn.close()
+            for gate in self._gates.values():
+                gate.set()  # events waiting on a stopped function give up now, not after MsgTTL
             self.running.clear()
 
     def _save(self) -> None:
@@ -236,6 +272,9 @@ class ScfService(TriggerActions):
         running = self.running.pop(key, None)
         if running is not None:
             running.close()
+        gate = self._gates.pop(key, None)
+        if gate is not None:
+            gate.set()  # waiting events find the function closed
         return {}
 
     # -- running what was deployed --------------------------------------------------------------
@@ -259,20 +298,26 @@ class ScfService(TriggerActions):
                   for x in fn.get("Layers") or []]
         env = {**self._platform_env(fn), **{v["Key"]: v["Value"] for v in fn["Environment"]["Variables"]},
                "LOCALCLOUD_HANDLER": handler}
-        reserved = fn.get("Reserved")
-        instances = DEFAULT_CONCURRENCY if reserved is None else reserved // max(fn["MemorySize"], 1)
-        new: Optional[Function] = None
+        gate = self._gate(key)
+        new: Optional[DeployedFunction] = None
         if module == "index" and os.path.isfile(os.path.join(code, "index.py")):
-            new = Function(fn["FunctionName"], code, env, max(1, min(instances, DEFAULT_CONCURRENCY)),
-                           float(fn["Timeout"]), runtime_python(self.cloud.runtime.python),
-                           self.cloud.runtime.invocation_env if self._has_role(fn) else None, layers=layers)
-            new.stopped = instances == 0  # type: ignore[attr-defined]  # reserved concurrency 0: never runs
+            new = DeployedFunction(fn["FunctionName"], code, env, DEFAULT_CONCURRENCY, float(fn["Timeout"]),
+                                   runtime_python(self.cloud.runtime.python),
+                                   self.cloud.runtime.invocation_env if self._has_role(fn) else None,
+                                   layers=layers, gate=gate, ttl=float(fn["AsyncTriggerConfig"]["MsgTTL"]))
             self.running[key] = new
         for trig in fn["Triggers"]:
             self._bind(key, trig)
         if old is not None:
+            old.successor = new
             old.close()
         self._save()
+
+    def _gate(self, key: str) -> threading.Event:
+        """Open unless the function's reserved concurrency is 0 (kept across redeploys of the function)."""
+        gate = self._gates.setdefault(key, threading.Event())
+        (gate.clear if self.state["functions"][key].get("Reserved") == 0 else gate.set)()
+        return gate
 
     # -- layers ---------------------------------------------------------------------------------
     def _layer_version(self, name: str, version: int, deleted: bool = False) -> Dict[str, Any]:
@@ -325,7 +370,8 @@ class ScfService(TriggerActions):
             raise ApiError("InvalidParameterValue",
                            f"ReservedConcurrencyMem must be a multiple of the function's memory ({fn['MemorySize']} MB)")
         fn["Reserved"] = mem
-        self._deploy(self._key(p))
+        self._gate(self._key(p))  # 0 stops it; anything else lets waiting events run
+        self._save()
         return {}
 
     def GetReservedConcurrencyConfig(self, p: Dict[str, Any]) -> Dict[str, Any]:
@@ -333,7 +379,8 @@ class ScfService(TriggerActions):
 
     def DeleteReservedConcurrencyConfig(self, p: Dict[str, Any]) -> Dict[str, Any]:
         self._get(p)["Reserved"] = None
-        self._deploy(self._key(p))
+        self._gate(self._key(p))
+        self._save()
         return {}
 
     def UpdateFunctionEventInvokeConfig(self, p: Dict[str, Any]) -> Dict[str, Any]:

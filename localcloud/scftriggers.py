@@ -187,7 +187,7 @@ class TriggerActions:
         ident = f"{key}/{trig['Type']}/{trig['TriggerName']}"
         desc = json.loads(trig["TriggerDesc"])
         retry = self.state["functions"][key]["AsyncTriggerConfig"]["RetryConfig"][0]["RetryNum"]
-        if trig["Type"] == "cos" and not getattr(fn, "stopped", False):
+        if trig["Type"] == "cos":
             bucket = trig["TriggerName"].split(".cos.", 1)[0]
             t = Trigger(bucket, fn, desc["filter"]["Prefix"], desc["filter"]["Suffix"], (desc["event"],), retry)
             self._cos[ident] = t
@@ -211,7 +211,7 @@ class TriggerActions:
             last = None
             while not stop.wait(0.2):
                 now = datetime.now(timezone.utc).replace(microsecond=0)
-                if now != last and cron_matches(cron, now) and not getattr(fn, "stopped", False):
+                if now != last and cron_matches(cron, now):
                     # The timer event (SCF doc 583/9708): Type, TriggerName, Time, Message.
                     event = {"Type": "Timer", "TriggerName": name, "Time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                              "Message": argument}

@@ -146,7 +146,8 @@ def test_replay_remote_invokes_the_deployed_function_through_the_scf_api(deploye
     event = str(ROOT / "events" / "cos" / "put-video.json")
     assert main(["replay", event, "--remote", "--function", "cos-matting-dev-{kind}", "--region", REGION] + args) == 0
     printed = capsys.readouterr()
-    assert "note: SCF request " in printed.out + printed.err and "skipped:missing" in printed.out  # the event's object is not in the bucket
+    # The event's object is not in the bucket: the deployed submit skips it (and says so through Invoke).
+    assert "note: SCF request " in printed.out + printed.err and "input/interview.mp4  skipped:" in printed.out
     [invoke] = [c for c in cloud.api.calls if c.action == "Invoke"]
     assert invoke.params["FunctionName"] == "cos-matting-dev-submit" and not invoke.error
     assert [i.function for i in cloud.invocations if i.kind == "direct"] == ["cos-matting-dev-submit"]
@@ -169,3 +170,26 @@ def test_without_its_record_of_the_code_deploy_uploads_it_again_and_a_plan_chang
     assert [(c.action, c.params["FunctionName"]) for c in cloud.api.writes(mark)] == [
         ("UpdateFunctionCode", "cos-matting-dev-submit")]
     assert json.loads(state.read_text())["functions"]["cos-matting-dev-submit"]["code_sha256"]
+
+
+def test_reserved_concurrency_zero_holds_events_until_it_is_lifted(deployed):
+    """SCF's stop switch: COS events wait in the async queue (not lost), synchronous calls are refused."""
+    import time as clock
+
+    from deploy.clients import Api
+
+    cloud, args, deploy, tmp = deployed
+    scf = Api("scf", {"COS_MATTING_ENDPOINT": cloud.url, "TENCENTCLOUD_SECRETID": "AKIDlocal",
+                      "TENCENTCLOUD_SECRETKEY": "localsecretkey"}, REGION)
+    name = {"FunctionName": "cos-matting-dev-submit"}
+    scf.call("PutReservedConcurrencyConfig", {**name, "ReservedConcurrencyMem": 0})
+    sdk_client(cloud).put_object(Bucket=BUCKET, Key="input/while-stopped.mp4", Body=b"\x00\x00\x00\x18ftypmp42")
+    clock.sleep(1.5)
+    assert not [i for i in cloud.invocations if i.kind == "cos" and i.ok is not None]  # held, not run, not failed
+    assert cloud.list_jobs(BUCKET) == []
+    refused = scf.call("Invoke", {**name, "ClientContext": "{}"})["Result"]
+    assert refused["InvokeResult"] != 0 and "reserved concurrency is 0" in refused["ErrMsg"]
+    scf.call("PutReservedConcurrencyConfig", {**name, "ReservedConcurrencyMem": 10 * 128})
+    done = wait_for(lambda: [i for i in cloud.invocations if i.kind == "cos" and i.ok is not None], timeout=60)
+    assert done[0].ok, done[0].summary()
+    assert len(cloud.list_jobs(BUCKET)) == 1
