@@ -171,7 +171,6 @@ def backfill(settings: Any, clients: ThreadClients, bucket: str, prefixes: List[
     A KeyboardInterrupt (Ctrl-C, or raised by `on_progress`) stops listing and submitting, lets the
     objects in flight finish, and returns the summary with `interrupted` and `resume_after` set.
     """
-    from shared.identity import ObjectVersion, epoch_of
     from shared.records import RecordStore
     from shared.submit import Submitter
 
@@ -234,7 +233,7 @@ def backfill(settings: Any, clients: ThreadClients, bucket: str, prefixes: List[
                 if reason:
                     record(index, up.key, f"skipped:{reason}")
                 elif dry_run:
-                    rid = ObjectVersion(bucket, up.key, up.etag, up.size, epoch_of(item.modified)).record_id
+                    rid = item.record_id
                     record(index, up.key, "has-record" if rid in known else "would-submit")
                 else:
                     pending[pool.submit(work, up)] = (index, up.key)

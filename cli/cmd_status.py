@@ -1,10 +1,14 @@
-"""`cos-matting status [KEY|JOB_ID|RECORD_ID] [--state S] [--json]`: the records, and the uploads that never became a job.
+"""`cos-matting status [KEY|JOB_ID|RECORD_ID] [--state S] [--all] [--json]`: the records, and the uploads that never became a job.
 
-Reads the record log (one listing of the records prefix, then the newest
-snapshot of every record, concurrently) and lists the watched prefixes: every
-upload the trigger should have turned into a job (same filters as the submit
-path) whose record id (bucket + key + object version) has no record is reported as
-"never became a job" (run `cos-matting backfill` to submit them).
+What it reads follows what is asked, never all history (cli/records_view.py):
+by default the open records (the open index: Claimed, Submitted, Running, Pause)
+and their totals; with --all, or a final --state (Success, Failed, Cancel, Gone,
+Superseded), the history a page at a time from a cursor, stopping after --limit
+rows (--since keeps recent ones, --after RECORD_ID goes on where a page ended);
+with KEY|JOB_ID|RECORD_ID, just that record. "Never became a job" comes from an
+incremental scan of the watched prefixes (or of a COS inventory report with
+--inventory): each call reads at most --scan objects from where the last call
+stopped and checks only uploads the trigger would take (cli/uploads_scan.py).
 """
 from __future__ import annotations
 
@@ -13,15 +17,17 @@ import io
 import sys
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Set
 
+from cli.cmd_backfill import parse_since
 from cli.common import ThreadClients, UsageError, add_env_options, age, dump_json, load
 from cli.progress import Progress
 from cli.ui import size, table
 
 MISSING = "NoRecord"
-STATES = ("Claimed", "Submitted", "Running", "Pause", "Success", "Failed", "Cancel", "Gone", "Superseded", MISSING)
+STATES = ("Open", "Claimed", "Submitted", "Running", "Pause", "Success", "Failed", "Cancel", "Gone", "Superseded",
+          MISSING)
+FINAL = ("Success", "Failed", "Cancel", "Gone", "Superseded")
 
 
 COLUMNS = """\
@@ -51,11 +57,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("query", nargs="?", metavar="KEY|JOB_ID|RECORD_ID",
                         help="show only this source key (or key prefix), job or record; one match prints its record")
     parser.add_argument("--state", type=_state, help=f"only records in this state: {', '.join(STATES)}")
+    parser.add_argument("--all", action="store_true",
+                        help="the history too (finished records), a page at a time, at most --limit rows")
+    parser.add_argument("--limit", type=int, default=100, metavar="N",
+                        help="with --all or a final --state: stop after N rows, printing the cursor to go on "
+                             "(default: %(default)s; 0: no limit, rows are printed as they are read)")
+    parser.add_argument("--since", metavar="DATE", type=parse_since,
+                        help="with --all: only records changed at or after DATE (2026-11-01, or with a time and zone)")
+    parser.add_argument("--after", metavar="RECORD_ID", default="",
+                        help="with --all: start after this record id (the cursor a limited page printed)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--no-uploads", action="store_true",
-                        help="skip listing the watched prefixes (no 'never became a job' check)")
+                        help="no 'never became a job' check")
+    parser.add_argument("--scan", type=int, default=1000, metavar="N",
+                        help="objects of the watched prefixes (or --inventory) read per call for the 'never became "
+                             "a job' check, resuming where the last call stopped (default: %(default)s)")
+    parser.add_argument("--inventory", metavar="MANIFEST_KEY",
+                        help="scan this COS inventory report for uploads that never became a job instead of "
+                             "listing the bucket")
     parser.add_argument("--check", action="store_true",
-                        help="exit 1 if an upload never became a job, a claim is stuck, or a job failed")
+                        help="exit 1 if an upload never became a job, a claim is stuck, or a job failed (failed jobs "
+                             "are history: add --all, e.g. with --since)")
     parser.add_argument("--concurrency", "-j", type=int, default=16, metavar="N",
                         help="parallel record reads (default: %(default)s)")
     parser.add_argument("--watch", "-w", type=float, nargs="?", const=2.0, metavar="SECONDS",
@@ -75,68 +97,82 @@ def _state(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(STATES)}")
 
 
-def collect(settings: Any, clients: ThreadClients, concurrency: int = 16, uploads: bool = True,
-            progress: bool = False) -> Dict[str, Any]:
-    """{"records": [...], "missing": [...]} with one row per record and per upload without a record."""
-    from shared.records import RecordStore, age_seconds, latest
-    from shared.submit import skip_reason
+def collect(settings: Any, clients: ThreadClients, args: argparse.Namespace, progress: bool = False,
+            out: Any = None, follow: Optional[Set[str]] = None) -> Dict[str, Any]:
+    """{"records": [...], "missing": [...], "scan": {...}, "next_after": cursor or None}."""
+    from cli import records_view
 
-    from cli.cmd_backfill import to_upload
-
-    def store() -> RecordStore:
-        return RecordStore(clients.get().storage, settings.rec_bucket, settings.records_prefix)
-
-    groups = list(store().scan())
-
-    def read(stages):
-        newest = latest(stages)
-        try:
-            return stages, newest, store().load(newest.record_id)[0], None
-        except ValueError as exc:  # a corrupt snapshot: show it, do not stop the report
-            return stages, newest, None, str(exc).splitlines()[0]
-
-    # Shown only when reading takes more than a second (thousands of records), on stderr.
-    bar = Progress(total=len(groups), label="reading records", delay=1.0, enabled=progress)
-    snapshots = []
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for snapshot in pool.map(read, groups):
-            snapshots.append(snapshot)
-            bar.update(len(snapshots))
-    bar.finish(len(snapshots))
-    rows = []
-    for stages, newest, rec, problem in snapshots:
-        row: Dict[str, Any] = {"record_id": newest.record_id, "state": rec.state if rec else "?",
-                               "age_s": round(age_seconds(newest.last_modified), 1) if newest.last_modified else None,
-                               "stages": [s.key.rsplit("/", 1)[-1] for s in sorted(stages, key=lambda s: s.order)],
-                               "attempts": max(s.attempt for s in stages)}
-        if rec is not None:
-            row.update(bucket=rec.source.bucket, key=rec.source.key, etag=rec.source.etag, size=rec.source.size,
-                       job_id=rec.job_id, output=(rec.output or {}).get("key"), error=rec.error,
-                       attempt=rec.attempt, retry=rec.retry.value if rec.retry else None, notes=rec.notes or None)
-        if problem:
-            row["error"] = {"Code": "Unreadable", "Message": problem}
-        if newest.rank == 0 and row["age_s"] is not None and row["age_s"] >= settings.claim_lease_seconds:
-            row["stuck"] = "claim expired without a job (reconcile resubmits it)"
-        rows.append(row)
-    rows.sort(key=lambda r: (r.get("key") or "", r["record_id"]))
+    bar = Progress(label="reading records", delay=1.0, enabled=progress)
+    next_after = None
+    read: List[str] = []  # the state of every record read (the "of N" of filtered totals)
+    if args.query:
+        records = records_view.lookup(settings, clients, args.query)
+    elif args.all or (args.state in FINAL):
+        records = []
+        for row in records_view.history(settings, clients, args.after, args.since, None, args.concurrency):
+            if args.state and row["state"] != args.state:
+                read.append(row["state"])
+                continue
+            if args.limit and len(records) >= args.limit:
+                next_after = records[-1]["record_id"]
+                break
+            read.append(row["state"])
+            records.append(row)
+            if out is not None:  # --limit 0: every row is printed as it is read
+                out(row)
+            bar.update(len(records))
+        if next_after is None:
+            bar.total = len(records)  # the end of the history: now the total is known
+    else:
+        # --watch follows what it saw open until the end: a record that finishes stays on screen
+        rids = sorted(set(records_view.open_ids(settings, clients)) | (follow or set()))
+        bar.total = len(rids)
+        records = records_view.open_rows(settings, clients, rids, args.concurrency, on_row=bar.update)
+        if follow is not None:
+            follow.update(r["record_id"] for r in records)
+    bar.finish(len(records))
+    scan = None
     missing = []
-    if uploads:
-        have = {r["record_id"] for r in rows}
-        from shared.identity import ObjectVersion
+    if not args.no_uploads:
+        scan = uploads(settings, clients, args)
+        missing = [{**m, "state": MISSING, "age_s": _age(m.get("modified"))} for m in scan.missing.values()]
+        missing.sort(key=lambda r: r["key"])
+    return {"records": records, "missing": missing, "scan": scan, "next_after": next_after,
+            "read": Counter(read) if read else Counter(r["state"] for r in records)}
 
-        storage = clients.get().storage
-        for prefix in settings.watch_prefixes:
-            for obj in storage.list_all(settings.bucket, prefix):
-                up = to_upload(obj, settings.bucket, settings.region)
-                if skip_reason(settings, up):
-                    continue
-                rid = ObjectVersion.from_listing(settings.bucket, obj).record_id
-                if rid not in have:
-                    missing.append({"record_id": rid, "state": MISSING, "bucket": up.bucket, "key": up.key,
-                                    "etag": up.etag, "size": up.size,
-                                    "age_s": round(age_seconds(str(obj.get("LastModified", ""))), 1)
-                                    if obj.get("LastModified") else None})
-    return {"records": rows, "missing": missing}
+
+def _age(stamp: Any) -> Optional[float]:
+    from shared.records import age_seconds
+
+    return round(age_seconds(stamp), 1) if stamp else None
+
+
+def uploads(settings: Any, clients: ThreadClients, args: argparse.Namespace) -> Any:
+    """One step of the incremental scan for uploads that never became a job (state saved per bucket)."""
+    from cli import uploads_scan
+    from cli.sources import open_source
+    from shared.records import RecordStore
+
+    storage = clients.get().storage
+    source = open_source(storage, settings, args.inventory, list(settings.watch_prefixes))
+    path = uploads_scan.state_path(settings.bucket, settings.endpoint or "")
+    state = uploads_scan.load_state(path)
+
+    def has_record(rid: str) -> bool:
+        return bool(RecordStore(clients.get().storage, settings.rec_bucket, settings.records_prefix).stages(rid))
+
+    state = uploads_scan.scan(settings, source, state, has_record, args.scan, args.concurrency)
+    uploads_scan.save_state(path, state)
+    return state
+
+
+def scan_note(scan: Any) -> str:
+    where = (f"inventory {scan.source['inventory']}" if "inventory" in scan.source
+             else ", ".join(f"{scan.source.get('bucket')}/{p}" for p in scan.source.get("prefixes", [])))
+    if scan.complete:
+        return f"   (uploads checked: a complete pass over {where}; the next call looks at what changed since)"
+    return (f"   (uploads checked so far: {scan.read} object(s) of {where}, pass {scan.passes + 1} in progress; "
+            f"each status call reads up to --scan more)")
 
 
 def matches(row: Dict[str, Any], query: Optional[str], state: Optional[str]) -> bool:
@@ -169,11 +205,12 @@ def run(args: argparse.Namespace) -> int:
     clients = ThreadClients(settings, env, pool=max(4, args.concurrency))
     if args.watch is None:
         return show(args, settings, clients, sys.stdout)
+    follow: Set[str] = set()
     clear = sys.stdout.isatty()
     try:
         while True:
             buffer = io.StringIO()
-            code = show(args, settings, clients, buffer, progress=False)
+            code = show(args, settings, clients, buffer, progress=False, follow=follow)
             sys.stdout.write(("\x1b[H\x1b[2J" if clear else "\n")
                              + f"every {args.watch:g} s, {time.strftime('%H:%M:%S')} (Ctrl-C to stop)\n"
                              + buffer.getvalue())
@@ -185,29 +222,48 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
-def show(args: argparse.Namespace, settings: Any, clients: ThreadClients, out, progress: bool = True) -> int:
-    data = collect(settings, clients, args.concurrency, uploads=not args.no_uploads,
-                   progress=progress and not args.no_progress)
-    everything = Counter(r["state"] for r in data["records"])
-    records = [r for r in data["records"] if matches(r, args.query, args.state)]
+def _line(row: Dict[str, Any]) -> str:
+    """One row as a fixed-width line, for rows printed as they are read (--limit 0)."""
+    source = row.get("key") or row["record_id"]
+    return (f"{source[:60]:<60}  {row.get('job_id') or '-':<34}  {row['state']:<10}  "
+            f"{age(row.get('age_s')):>5}  {_detail(row)}").rstrip()
+
+
+def show(args: argparse.Namespace, settings: Any, clients: ThreadClients, out, progress: bool = True,
+         follow: Optional[Set[str]] = None) -> int:
+    streaming = (args.all or args.state in FINAL) and args.limit == 0 and not args.json and not args.query
+    if streaming:
+        out.write(f"{'SOURCE':<60}  {'JOB':<34}  {'STATE':<10}  {'AGE':>5}  OUTPUT\n")
+    data = collect(settings, clients, args, progress=progress and not args.no_progress, follow=follow,
+                   out=(lambda row: (out.write(_line(row) + "\n"), out.flush())) if streaming else None)
+    everything = data["read"]
+    records = [r for r in data["records"] if matches(r, None, args.state)]  # a query's rows are its lookup
     missing = [r for r in data["missing"] if matches(r, args.query, args.state)]
     totals = Counter(r["state"] for r in records)
     stuck = [r for r in records if r.get("stuck")]
     failed = [r for r in records if r.get("state") == "Failed"]
     show.in_progress = sum(totals[s] for s in IN_PROGRESS) + len(missing)  # type: ignore[attr-defined]
     if args.json:
+        scan = data["scan"]
         out.write(dump_json({"bucket": settings.bucket, "watch_prefixes": list(settings.watch_prefixes),
                              "totals": dict(sorted(totals.items())), "all_totals": dict(sorted(everything.items())),
-                             "never_became_a_job": len(missing), "records": records, "missing": missing}) + "\n")
+                             "never_became_a_job": len(missing), "records": records, "missing": missing,
+                             "next_after": data["next_after"],
+                             "uploads_scan": None if scan is None else {
+                                 k: getattr(scan, k) for k in ("source", "read", "checked", "complete", "passes",
+                                                               "position")}}) + "\n")
     else:
-        if records:
+        if records and not streaming:
             out.write(table(["SOURCE", "JOB", "STATE", "ATTEMPTS", "AGE", "OUTPUT"],
                             [[r.get("key") or r["record_id"], r.get("job_id") or "-",
                               r["state"] + (" (stuck)" if r.get("stuck") else ""), r.get("attempts", 1),
                               age(r.get("age_s")), _detail(r)] for r in records],
                             {0: 60, 5: 60}, right=(3, 4)) + "\n")
-        elif not missing:
+        elif not missing and not records:
             out.write("no records" + (" match" if args.query or args.state else "") + "\n")
+        if data["next_after"]:
+            out.write(f"(first {len(records)} shown; more: cos-matting status --all --after {data['next_after']}"
+                      + (f" --state {args.state}" if args.state else "") + ")\n")
         if args.query and len(records) == 1:
             out.write("\n" + dump_json(records[0]) + "\n")
         if missing:
@@ -224,6 +280,8 @@ def show(args: argparse.Namespace, settings: Any, clients: ThreadClients, out, p
         of = f" of {sum(everything.values())}" if (args.query or args.state) else ""
         out.write(f"\ntotals: {shown} record(s){of}" + (f": {summary}" if summary else "")
                   + ("" if args.no_uploads else f"  never-became-a-job={len(missing)}") + "\n")
+        if data["scan"] is not None:
+            out.write(scan_note(data["scan"]) + "\n")
     if args.query and not records and not missing:
         print(f"cos-matting: no record matches {args.query!r} (a source key or key prefix, a job id or a record id)",
               file=sys.stderr)

@@ -20,7 +20,18 @@ class Item:
     upload: Any  # shared.events.Upload
     reason: Optional[str]
     position: Any
-    modified: str = ""
+    obj: Dict[str, Any]  # as a GET Bucket entry: Key, ETag, Size, LastModified
+
+    @property
+    def modified(self) -> str:
+        return str(self.obj.get("LastModified", ""))
+
+    @property
+    def record_id(self) -> str:
+        """The record id of this object version, from the listing fields alone (no HEAD)."""
+        from shared.identity import ObjectVersion
+
+        return ObjectVersion.from_listing(self.upload.bucket, self.obj).record_id
 
 
 def parse_modified(stamp: str) -> Optional[datetime]:
@@ -45,12 +56,11 @@ def judge(settings: Any, bucket: str, obj: Dict[str, Any], position: Any,
     from shared.submit import skip_reason
 
     up = upload_from_listing(bucket, settings.region, obj, BACKFILL_EVENT)
-    modified = str(obj.get("LastModified", ""))
     if since is not None:
-        when = parse_modified(modified)
+        when = parse_modified(str(obj.get("LastModified", "")))
         if when is not None and when < since:
-            return Item(up, "before-since", position, modified)
-    return Item(up, skip_reason(settings, up), position, modified)
+            return Item(up, "before-since", position, obj)
+    return Item(up, skip_reason(settings, up), position, obj)
 
 
 class ListingSource:

@@ -1,12 +1,16 @@
-""""Uploads that never became a job", found incrementally: each `status` call checks a bounded
-number of objects (`budget`) from a COS inventory report or a listing, resuming where the last call
-stopped (the position is saved in a small state file), so its cost per call does not grow with the
-bucket. Objects the trigger would skip are not checked (same filter, `cli/sources.py`); an object is
-missing when no record exists for its version. What was found missing is re-checked on every call
-and dropped once a record appears (a backfill, a late trigger).
+""""Uploads that never became a job", found incrementally, so `status` costs the same with 10^2 or
+10^7 objects in the bucket:
 
-One pass over a listing ends at its last key; the next call starts a new pass. A pass over an
-inventory ends with the report: a newer report starts a new pass.
+- each call reads at most `budget` objects of the source (a COS inventory report, or the listing
+  of the watched prefixes), from the position the last call saved, and stops;
+- objects the trigger would skip are not checked (its own filter, cli/sources.py); the others
+  are checked for a record of their version (one listing of that record's folder);
+- once a pass is complete, the next pass (the listing again, or a newer inventory) only checks
+  objects modified since the previous pass began (less a margin for clock skew): older ones were
+  checked then, and those found missing are kept and re-checked on every call until a record
+  appears (a backfill, a late trigger).
+
+The state is a small JSON file per bucket under ~/.cache/cos-matting (XDG_CACHE_HOME).
 """
 from __future__ import annotations
 
@@ -16,57 +20,59 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 HasRecord = Callable[[str], bool]
+MARGIN = 120  # seconds: COS's Last-Modified and this clock may disagree this much
+WINDOW = 64  # objects checked concurrently
 
 
 @dataclass
 class ScanState:
-    source: Dict[str, Any]
+    source: Dict[str, Any] = field(default_factory=dict)
     position: Any = None
-    checked: int = 0  # candidates checked in this pass
-    read: int = 0  # objects read in this pass (skipped ones included)
-    passes: int = 0  # completed passes
-    complete: bool = False  # this pass reached the end of the source
+    read: int = 0  # objects read in this pass
+    checked: int = 0  # records looked up in this pass
+    complete: bool = False
     started_at: float = field(default_factory=time.time)
     finished_at: Optional[float] = None
-    missing: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # record id -> what the upload is
+    passes: int = 0  # completed passes
+    checked_before: float = 0.0  # every candidate modified before this was checked by a complete pass
+    missing: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # record id -> the upload
 
-    def as_dict(self) -> Dict[str, Any]:
-        return dict(self.__dict__)
+    def new_pass(self, source: Dict[str, Any]) -> None:
+        self.source, self.position, self.read, self.checked, self.complete = dict(source), None, 0, 0, False
+        self.started_at, self.finished_at = time.time(), None
 
 
-def state_path(bucket: str, identity: Mapping[str, Any]) -> str:
+def state_path(bucket: str, endpoint: str = "") -> str:
+    """One state per bucket and cloud (the local cloud's buckets are named like real ones)."""
     import hashlib
 
-    digest = hashlib.sha256(json.dumps([bucket, identity], sort_keys=True).encode()).hexdigest()[:16]
+    where = hashlib.sha256(endpoint.encode()).hexdigest()[:8] if endpoint else "cloud"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "cos-matting", f"uploads-{digest}.json")
+    return os.path.join(base, "cos-matting", f"uploads-{bucket}-{where}.json")
 
 
-def load_state(path: str, identity: Mapping[str, Any]) -> ScanState:
+def load_state(path: str) -> ScanState:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("source") == dict(identity):
-            return ScanState(**data)
-    except FileNotFoundError:
-        pass
+        return ScanState(**json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
-        pass  # an unreadable state only costs a fresh pass
-    return ScanState(source=dict(identity))
+        return ScanState()  # none yet, or unreadable: a fresh pass is all it costs
 
 
 def save_state(path: str, state: ScanState) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
-    Path(tmp).write_text(json.dumps(state.as_dict()) + "\n", encoding="utf-8")
+    Path(tmp).write_text(json.dumps(state.__dict__) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
 def scan(settings: Any, source: Any, state: ScanState, has_record: HasRecord, budget: int,
-         record_id_of: Callable[[Any, str], str], concurrency: int = 16) -> ScanState:
-    """Re-check what was missing, then check up to `budget` more candidates from the saved position."""
+         concurrency: int = 16) -> ScanState:
+    """Re-check what was missing, then read up to `budget` more objects from the saved position."""
+    from shared.identity import epoch_of
+
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         rids = list(state.missing)
         for rid, found in zip(rids, pool.map(has_record, rids)):
@@ -74,39 +80,37 @@ def scan(settings: Any, source: Any, state: ScanState, has_record: HasRecord, bu
                 state.missing.pop(rid, None)
         if budget <= 0:
             return state
-        if state.complete and source.kind == "listing":  # the listing moves on: a new pass
-            state.position, state.checked, state.read, state.complete = None, 0, 0, False
-            state.started_at, state.finished_at = time.time(), None
-        if state.complete:
+        if state.source != dict(source.identity) or (state.complete and source.kind == "listing"):
+            if state.complete:  # what this pass saw need not be checked again
+                state.checked_before = state.started_at - MARGIN
+            state.new_pass(source.identity)
+        if state.complete:  # this inventory is done: a newer one starts the next pass
             return state
         window: List[Any] = []
 
-        def check(items: List[Any]) -> None:
-            found = list(pool.map(has_record, [rid for _, rid in items]))
-            for (item, rid), exists in zip(items, found):
+        def check() -> None:
+            found = list(pool.map(has_record, [item.record_id for item in window]))
+            for item, exists in zip(window, found):
                 if not exists:
-                    state.missing[rid] = {"record_id": rid, "bucket": item.upload.bucket, "key": item.upload.key,
-                                          "etag": item.upload.etag, "size": item.upload.size,
-                                          "modified": item.modified}
-            state.checked += len(items)
-            state.position = items[-1][0].position if items else state.position
+                    state.missing[item.record_id] = {"record_id": item.record_id, "bucket": item.upload.bucket,
+                                                     "key": item.upload.key, "etag": item.upload.etag,
+                                                     "size": item.upload.size, "modified": item.modified}
+            state.checked += len(window)
+            window.clear()
 
-        exhausted = True
+        read = 0
         for item in source.items(settings, state.position):
+            read += 1
             state.read += 1
-            if item.reason:
-                if not window:
-                    state.position = item.position
-                continue
-            window.append((item, record_id_of(item.upload, item.modified)))
-            if len(window) >= 64:
-                check(window)
-                window = []
-            if state.checked + len(window) >= budget:
-                exhausted = False
-                break
-        check(window)
-        if exhausted:
-            state.complete, state.finished_at = True, time.time()
-            state.passes += 1
+            if not item.reason and epoch_of(item.modified) >= state.checked_before:
+                window.append(item)
+                if len(window) >= WINDOW:
+                    check()
+            state.position = item.position
+            if read >= budget:
+                check()
+                return state
+        check()
+        state.complete, state.finished_at = True, time.time()
+        state.passes += 1
     return state

@@ -132,13 +132,8 @@ class Storage:
         return True
 
     def get(self, bucket: str, key: str) -> Optional[bytes]:
-        try:
-            response = self._call("cos.get", self.client.get_object, Bucket=bucket, Key=key)
-        except CloudError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return response["Body"].get_raw_stream().read()
+        stream = self.open(bucket, key)
+        return None if stream is None else stream.read()
 
     def open(self, bucket: str, key: str) -> Optional[Any]:
         """The body as a raw byte stream (read(n)), not held in memory; None if there is no such object."""

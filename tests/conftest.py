@@ -21,6 +21,12 @@ def sdk_client(cloud: LocalCloud, retry: int = 0, **overrides) -> CosS3Client:
     return CosS3Client(CosConfig(**{**cloud.cos_config_kwargs(), **overrides}), retry=retry)
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """The CLI keeps small state (backfill checkpoints, the uploads scan) under XDG_CACHE_HOME: per test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
 @pytest.fixture
 def cloud(tmp_path):
     """A started LocalCloud with two buckets, fast callback retries, stopped after the test."""

@@ -93,7 +93,7 @@ CHECKS = [  # (how the README's command starts, check of what it printed)
     (".venv/bin/cos-matting generate-event callback --record", check_generate),
     (".venv/bin/cos-matting replay callback.json", check_replay_callback),
     (".venv/bin/cos-matting replay --seed", check_replay_seed),
-    (".venv/bin/cos-matting status", check_status),
+    (".venv/bin/cos-matting status --all", check_status),
     (".venv/bin/cos-matting backfill ", check_backfill),
 ]
 

@@ -1,0 +1,157 @@
+"""What `status` shows, at bucket scale: costs follow what is asked for, never all history.
+
+- open records: from the open index (`<records_prefix>open/`, shared/records.py), one listing
+  plus one read per open record;
+- history: the records prefix a page (1,000 keys) at a time, in record-id order, from a cursor,
+  filtered by `since` (the newest stage's Last-Modified, from the listing: no read) and by state,
+  stopping after `limit` rows: memory and time follow the page, not the history;
+- one record: by record id (direct), job id (CI describe -> the correlation id in UserData),
+  or source key (HEAD -> the object version's record id).
+"""
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+RID = re.compile(r"^[0-9a-f]{32}$")
+Row = Dict[str, Any]
+
+
+def _store(settings: Any, clients: Any) -> Any:
+    from shared.records import RecordStore
+
+    return RecordStore(clients.get().storage, settings.rec_bucket, settings.records_prefix)
+
+
+def row_of(settings: Any, rid: str, stages: List[Any], record: Any, problem: Optional[str] = None) -> Row:
+    """One status row from a record's stages (listing) and newest readable snapshot."""
+    from shared.records import age_seconds, latest
+
+    snaps = [s for s in stages if not getattr(s, "note_job", "")]
+    newest = latest(snaps) if snaps else None
+    modified = newest.last_modified if newest else ""
+    row: Row = {"record_id": rid, "state": record.state if record else ("Open" if not stages else "?"),
+                "age_s": round(age_seconds(modified), 1) if modified else None,
+                "stages": [s.key.rsplit("/", 1)[-1] for s in sorted(stages, key=lambda s: s.order)],
+                "attempts": max((s.attempt for s in stages), default=1)}
+    if record is not None:
+        row.update(bucket=record.source.bucket, key=record.source.key, etag=record.source.etag,
+                   size=record.source.size, job_id=record.job_id, output=(record.output or {}).get("key"),
+                   error=record.error, attempt=record.attempt, retry=record.retry.value if record.retry else None,
+                   notes=record.notes or None)
+    if problem:
+        row["error"] = {"Code": "Unreadable", "Message": problem}
+    if newest is not None and newest.rank == 0 and row["age_s"] is not None \
+            and row["age_s"] >= settings.claim_lease_seconds:
+        row["stuck"] = "claim expired without a job (reconcile resubmits it)"
+    return row
+
+
+def _load(settings: Any, clients: Any, rid: str) -> Row:
+    from shared.records import UnreadableRecord
+
+    store = _store(settings, clients)
+    try:
+        record, stages = store.load(rid)
+        return row_of(settings, rid, stages, record)
+    except UnreadableRecord as exc:  # shown, never the end of the report
+        return row_of(settings, rid, store.stages(rid), None, str(exc).splitlines()[0])
+
+
+def load_many(settings: Any, clients: Any, rids: List[str], concurrency: int = 16,
+              on_row: Optional[Callable[[int], None]] = None) -> List[Row]:
+    rows: List[Row] = []
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for row in pool.map(lambda rid: _load(settings, clients, rid), rids):
+            rows.append(row)
+            if on_row is not None:
+                on_row(len(rows))
+    return rows
+
+
+def open_ids(settings: Any, clients: Any) -> List[str]:
+    store, rids, after = _store(settings, clients), [], ""
+    while True:
+        page, after = store.open_page(after)
+        rids.extend(rid for rid, _ in page)
+        if not after:
+            return rids
+
+
+def open_rows(settings: Any, clients: Any, rids: List[str], concurrency: int = 16,
+              on_row: Optional[Callable[[int], None]] = None) -> List[Row]:
+    """The open records `rids` (from `open_ids`), newest snapshot each, sorted by source key."""
+    rows = load_many(settings, clients, rids, concurrency, on_row)
+    return sorted(rows, key=lambda r: (r.get("key") or "", r["record_id"]))
+
+
+def history(settings: Any, clients: Any, after: str = "", since: Optional[datetime] = None,
+            states: Optional[Tuple[str, ...]] = None, concurrency: int = 16) -> Iterator[Row]:
+    """Every record after the cursor `after` (a record id), in record-id order, a page at a time."""
+    from shared.records import latest
+
+    store = _store(settings, clients)
+    storage, prefix = store.storage, settings.records_prefix
+    marker = f"{prefix}{after}/~" if after else ""  # "~" sorts after every stage name: the next record
+    group: List[Any] = []
+    threshold = since.timestamp() if since else None
+
+    def wanted(stages: List[Any]) -> bool:
+        if threshold is None:
+            return True
+        from shared.identity import epoch_of
+
+        return epoch_of(latest(stages).last_modified) >= threshold
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        while True:
+            page, marker = storage.list(settings.rec_bucket, prefix, marker)
+            groups: List[List[Any]] = []
+            for obj in page:
+                stage = store._stage(obj)
+                if stage is None or not RID.match(stage.record_id):
+                    continue  # open/ and state/ live beside the record folders
+                if group and group[0].record_id != stage.record_id:
+                    groups.append(group)
+                    group = []
+                group.append(stage)
+            if not marker and group:
+                groups.append(group)
+                group = []
+            chosen = [g for g in groups if wanted([s for s in g if not s.note_job] or g)]
+            for row in pool.map(lambda g: _load(settings, clients, g[0].record_id), chosen):
+                if states is None or row["state"] in states:
+                    yield row
+            if not marker:
+                return
+
+
+def lookup(settings: Any, clients: Any, query: str) -> List[Row]:
+    """The record(s) a query names: a record id, a job id, a source key, or a key prefix."""
+    from shared.cloud import CloudError
+    from shared.identity import Correlation, ObjectVersion
+
+    if RID.match(query):
+        row = _load(settings, clients, query)
+        return [row] if row["stages"] else []
+    storage = clients.get().storage
+    try:
+        job = clients.get().ci.describe(query)
+        marker = Correlation.parse(job.user_data)
+        if marker:
+            return [_load(settings, clients, marker.record_id)]
+    except CloudError:
+        pass  # not a job id: a key
+    head = storage.head(settings.bucket, query)
+    if head is not None:
+        row = _load(settings, clients, ObjectVersion.from_head(settings.bucket, query, head).record_id)
+        return [row] if row["stages"] else []
+    rids, marker_key = [], ""
+    while len(rids) < 1000:  # a key prefix: its current objects, one page or a few
+        page, marker_key = storage.list(settings.bucket, query, marker_key)
+        rids.extend(ObjectVersion.from_listing(settings.bucket, o).record_id for o in page)
+        if not marker_key:
+            break
+    return [r for r in load_many(settings, clients, rids) if r["stages"]]
