@@ -191,12 +191,19 @@ def test_concurrent_jobs_in_threads(tmp_path, clip):
 
     src, bg = clip
     combos = [("Mask", "HumanSeg"), ("Foreground", "HumanSeg"), ("Combination", "GreenScreenSeg"), ("Mask", "SolidColorSeg")]
+    # Lossless x264 (qp 0): the decoded video is exactly the matte the engine produced, so
+    # this compares mattes. With the default lossy CRF, libx264's rate control codes the
+    # first GOP slightly differently when other jobs share the process, although the frames
+    # it is fed are bit-identical (measured: /work/notes/flake.md, 5-11 of 40 runs under
+    # load); that is encoder behaviour, not state shared between our jobs.
+    lossless = {"preset": "veryfast", "qp": "0"}
     with ThreadPoolExecutor(4) as pool:
-        infos = list(pool.map(lambda i: process(src, str(tmp_path / f"o{i}.mp4"), opts_for(*combos[i]), bg), range(4)))
+        infos = list(pool.map(lambda i: process(src, str(tmp_path / f"o{i}.mp4"), opts_for(*combos[i]), bg,
+                                                encoder_options=lossless), range(4)))
     assert all(info["Stream"]["Video"]["NumFrames"] == str(N) for info in infos)
     # same job alone gives the same matte (no state shared between jobs)
     alone = str(tmp_path / "alone.mp4")
-    process(src, alone, opts_for("Mask", "HumanSeg"), bg)
+    process(src, alone, opts_for("Mask", "HumanSeg"), bg, encoder_options=lossless)
     a, b = list(read_video(alone)), list(read_video(str(tmp_path / "o0.mp4")))
     assert max(np.abs(x.astype(int) - y).max() for x, y in zip(a, b)) <= 2
 
