@@ -21,11 +21,12 @@ import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from cli.common import ThreadClients, UsageError, add_env_options, add_verbose, dump_json, is_local, load, logs_aside
+from cli.common import (ThreadClients, UsageError, add_env_options, add_verbose, dump_json, is_local, load, logs_aside,
+                        parse_since)
 from cli.progress import Progress
 from cli.sources import BACKFILL_EVENT, ListingSource, list_objects, open_source  # noqa: F401 (list_objects: re-exported)
 COUNTERS = ("submitted", "duplicate", "skipped", "failed")
@@ -80,14 +81,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_verbose(parser)
     add_env_options(parser)
     parser.set_defaults(func=run)
-
-
-def parse_since(text: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a date like 2026-11-01 or 2026-11-01T08:00:00+08:00")
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 @dataclass

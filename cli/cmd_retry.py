@@ -18,8 +18,7 @@ import argparse
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from cli.cmd_backfill import parse_since
-from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside, make_clients
+from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside, make_clients, parse_since
 from cli.ui import add_yes, confirm, table
 
 RETRYABLE = ("Failed", "Cancel", "Gone", "Superseded")

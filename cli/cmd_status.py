@@ -19,8 +19,7 @@ import time
 from collections import Counter
 from typing import Any, Dict, List, Optional, Set
 
-from cli.cmd_backfill import parse_since
-from cli.common import ThreadClients, UsageError, add_env_options, age, dump_json, load
+from cli.common import ThreadClients, UsageError, add_env_options, age, dump_json, load, parse_since
 from cli.progress import Progress
 from cli.ui import size, table
 

@@ -13,6 +13,7 @@ import io
 import os
 import sys
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, TextIO
 from urllib.parse import urlsplit
@@ -248,6 +249,15 @@ def logs_aside(verbose: bool = False) -> Iterator[TextIO]:
     sink = LogSink(forward=sys.stderr if verbose else None, keep=False)
     with captured_stdout(sink):
         yield out
+
+
+def parse_since(text: str) -> datetime:
+    """`--since` of backfill, status and retry: an ISO date or date-time, UTC when it has no zone."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a date like 2026-11-01 or 2026-11-01T08:00:00+08:00")
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:
