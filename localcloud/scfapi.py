@@ -298,15 +298,15 @@ class ScfService(TriggerActions):
         code = self._unpacked(fn["CodeSha256"])
         layers = [self._unpacked(self._layer_version(x["LayerName"], x["LayerVersion"], deleted=True)["Sha256"])
                   for x in fn.get("Layers") or []]
-        env = {**self._platform_env(fn), **{v["Key"]: v["Value"] for v in fn["Environment"]["Variables"]},
-               "LOCALCLOUD_HANDLER": handler}
+        env = {**self._platform_env(fn), **{v["Key"]: v["Value"] for v in fn["Environment"]["Variables"]}}
         gate = self._gate(key)
         new: Optional[DeployedFunction] = None
         if module == "index" and os.path.isfile(os.path.join(code, "index.py")):
             new = DeployedFunction(fn["FunctionName"], code, env, DEFAULT_CONCURRENCY, float(fn["Timeout"]),
                                    runtime_python(self.cloud.runtime.python),
                                    self.cloud.runtime.invocation_env if self._has_role(fn) else None,
-                                   layers=layers, gate=gate, ttl=float(fn["AsyncTriggerConfig"]["MsgTTL"]))
+                                   layers=layers, handler=handler, gate=gate,
+                                   ttl=float(fn["AsyncTriggerConfig"]["MsgTTL"]))
             self.running[key] = new
         for trig in fn["Triggers"]:
             self._bind(key, trig)
