@@ -280,3 +280,30 @@ def test_the_api_refuses_bad_signatures_empty_variables_and_roles_it_does_not_kn
                 {"effect": "allow", "action": ["name/cam:PassRole"],
                  "resource": ["qcs::cam::uid/100000000001:roleName/CI_QCSRole"]}]})})
     assert cam_uid.value.code == "InvalidParameter.ResourceError"  # role resources use uin/ (PLATFORM.md s. 8)
+
+
+def test_a_deployed_function_runs_the_handler_its_configuration_names(site):
+    # SCF's `Handler` is `<file>.<function>` (CreateFunction, api 583/18586); the local SCF passes the
+    # function name to the worker as an argument, so the function's environment holds only what SCF sets.
+    import base64
+    import io
+    import zipfile
+
+    from deploy.clients import Api
+
+    cloud, *_ = site
+    scf = Api("scf", {"COS_MATTING_ENDPOINT": cloud.url, "TENCENTCLOUD_SECRETID": "AKIDlocal",
+                      "TENCENTCLOUD_SECRETKEY": "localsecretkey"}, REGION)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("index.py", "import os\ndef main_handler(event, context):\n    return {'handler': 'main'}\n"
+                                "def other(event, context):\n"
+                                "    return {'handler': 'other', 'local': sorted(k for k in os.environ if 'LOCALCLOUD' in k)}\n")
+    zipped = base64.b64encode(buf.getvalue()).decode()
+    scf.call("CreateFunction", {"FunctionName": "named", "Handler": "index.other", "Runtime": "Python3.10",
+                                "Code": {"ZipFile": zipped}})
+    result = scf.call("Invoke", {"FunctionName": "named", "ClientContext": "{}"})["Result"]
+    assert result["InvokeResult"] == 0 and json.loads(result["RetMsg"]) == {"handler": "other", "local": []}
+    scf.call("UpdateFunctionCode", {"FunctionName": "named", "ZipFile": zipped, "Handler": "index.main_handler"})
+    result = scf.call("Invoke", {"FunctionName": "named", "ClientContext": "{}"})["Result"]
+    assert json.loads(result["RetMsg"]) == {"handler": "main"}
