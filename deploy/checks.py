@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from . import dotenv, rules
-from .components import ConfigFileError, ServerlessFile, env_references, load_layer, load_serverless, read_yaml
+from .components import ServerlessFile
+from .files import ConfigFileError, env_references, load_layer, load_serverless, read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVERLESS = ROOT / "serverless.yml"

@@ -23,7 +23,7 @@ SETTING = "COS_MATTING_DEPLOY_{}_CONCURRENCY"  # SUBMIT, CALLBACK, RECONCILE; em
 def plan(environ: Mapping[str, str]) -> Dict[str, Dict[str, object]]:
     """Function key -> {name, memory, instances (None = unset)} from serverless.yml + env."""
     from deploy.checks import SERVERLESS
-    from deploy.components import load_serverless
+    from deploy.files import load_serverless
 
     sf = load_serverless(SERVERLESS, environ)
     out: Dict[str, Dict[str, object]] = {}

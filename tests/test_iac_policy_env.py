@@ -11,7 +11,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from deploy import checks, policy  # noqa: E402
-from deploy.components import env_references, read_yaml  # noqa: E402
+from deploy.files import env_references, read_yaml  # noqa: E402
 from shared.config import known_variables  # noqa: E402
 
 ALLOWED_ACTIONS = {

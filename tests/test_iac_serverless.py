@@ -1,7 +1,7 @@
 """serverless.yml and deploy/layer/serverless.yml as `cos-matting deploy` reads them.
 
-deploy/components.py is the deployer's input schema (multi-scf's input names) and
-deploy/checks.py the project rules (handlers, settings, recursion guard, triggers,
+deploy/components.py is the deployer's input schema (multi-scf's input names, read by deploy/files.py) and
+deploy/rules.py the project rules (handlers, settings, recursion guard, triggers,
 timeouts). That the resulting API calls are what SCF and CAM accept is tested against
 the SDK's request models and the local cloud in tests/test_deploy_e2e.py.
 """
@@ -17,8 +17,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from deploy import checks, rules  # noqa: E402
-from deploy.components import (ConfigFileError, LayerFile, ServerlessFile, function_environment,  # noqa: E402
-                               load_layer, load_serverless, read_yaml, resolve_variables, validate)
+from deploy.components import LayerFile, ServerlessFile, function_environment  # noqa: E402
+from deploy.files import ConfigFileError, load_layer, load_serverless, read_yaml, resolve_variables, validate  # noqa: E402
 from shared.config import known_variables, load_settings  # noqa: E402
 
 SERVERLESS = ROOT / "serverless.yml"
