@@ -67,7 +67,9 @@ def own_cpu() -> float:
 
 def run(url: str, prefix: str, concurrency: int, server_pid: int) -> Dict[str, float]:
     from cli.cmd_backfill import backfill
-    from cli.common import ThreadClients, logs_aside, quiet_sdk_logs
+    from cli.env import quiet_sdk_logs
+    from cli.clients import ThreadClients
+    from cli.common import logs_aside
     from shared.config import load_settings
 
     quiet_sdk_logs()

@@ -25,8 +25,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from cli.common import (ThreadClients, UsageError, add_env_options, add_verbose, dump_json, is_local, load, logs_aside,
-                        parse_since)
+from cli.errors import UsageError
+from cli.env import add_env_options, is_local, load
+from cli.clients import ThreadClients
+from cli.common import add_verbose, logs_aside
+from cli.ui import dump_json, parse_since
 from cli.progress import Progress
 from cli.sources import BACKFILL_EVENT, ListingSource, list_objects, open_source  # noqa: F401 (list_objects: re-exported)
 COUNTERS = ("submitted", "duplicate", "skipped", "failed")

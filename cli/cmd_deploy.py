@@ -5,8 +5,9 @@ import sys
 import time
 from pathlib import Path
 
-from cli.common import EXIT_FAILED, EXIT_OK, ROOT, UsageError, add_env_options, environment
-from cli.ui import add_yes, confirm, failure, usage
+from cli.errors import EXIT_FAILED, EXIT_OK, UsageError, failure, usage
+from cli.env import ROOT, add_env_options, environment
+from cli.ui import add_yes, confirm
 
 DESCRIPTION = """\
 Deploy (or upgrade, or remove) the pipeline described by serverless.yml with the official

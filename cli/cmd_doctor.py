@@ -2,8 +2,9 @@
 import argparse
 import sys
 
-from cli.common import EXIT_FAILED, EXIT_OK, add_env_options
-from cli.ui import table, usage
+from cli.errors import EXIT_FAILED, EXIT_OK, usage
+from cli.env import add_env_options
+from cli.ui import table
 
 DESCRIPTION = """\
 Check a live deployment (Tencent Cloud, or the local cloud with --local) against

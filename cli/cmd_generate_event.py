@@ -19,7 +19,9 @@ import time
 import uuid
 from typing import Any, Dict, List, Optional
 
-from cli.common import UsageError, add_env_options, dump_json, environment
+from cli.errors import UsageError
+from cli.env import add_env_options, environment
+from cli.ui import dump_json
 
 PLACEHOLDER_JOB = "s0000000000000000000000000000000"
 COS_EVENTS = ("cos:ObjectCreated:Put", "cos:ObjectCreated:Post", "cos:ObjectCreated:Copy",
@@ -207,11 +209,12 @@ def callback_keys(env) -> List[str]:
 
 def from_record(args: argparse.Namespace) -> Dict[str, Any]:
     """callback_body() arguments for a record in the local cloud (its job re-read from CI)."""
-    from cli.common import load, make_clients
+    from cli.env import load
+    from cli.clients import make_clients
     from shared.cloud import CloudError
     from shared.records import RecordStore
 
-    from cli.ui import usage
+    from cli.errors import usage
 
     env, settings = load(args)
     if not env.get("COS_MATTING_ENDPOINT"):

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from cli.common import (ROOT, UsageError, LogSink, add_env_options, captured_stdout, dump_json, environment,
-                        parse_log_line, patched_environ, require_local)
-from cli.ui import table
+from cli.errors import UsageError
+from cli.env import ROOT, add_env_options, environment, patched_environ, require_local
+from cli.common import LogSink, captured_stdout, parse_log_line
+from cli.ui import dump_json, table
 
 KINDS = ("submit", "callback", "reconcile")
 PLACEHOLDER_JOB = "s0000000000000000000000000000000"
@@ -386,7 +387,7 @@ def check_settings(env: Mapping[str, str]) -> None:
     """Fail before running anything (exit 2, naming the variable) if the handlers could not start."""
     from shared.config import load_settings
 
-    from cli.common import check_reachable, warn_unknown_variables
+    from cli.env import check_reachable, warn_unknown_variables
 
     load_settings(env)
     if not (env.get("TENCENTCLOUD_SECRETID") and env.get("TENCENTCLOUD_SECRETKEY")):

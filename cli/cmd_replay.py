@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from cli.cmd_invoke import KINDS, Result, Runner, add_run_options, check_settings, kind_of, prepare, print_result
-from cli.common import UsageError, dump_json, environment, is_local, require_local
+from cli.errors import UsageError
+from cli.env import environment, is_local, require_local
+from cli.ui import dump_json
 
 EVENT_SUFFIXES = (".json", ".xml", ".jsonl", ".ndjson")
 STREAM_SUFFIXES = (".jsonl", ".ndjson")
@@ -325,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
         if not is_local(env):
             raise UsageError("--seed uploads placeholder objects: only against a local cloud (COS_MATTING_ENDPOINT "
                              "or --local)")
-        from cli.common import make_clients
+        from cli.clients import make_clients
         from shared.config import load_settings
 
         settings = load_settings(env)

@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from cli import common
 from helpers import clients_for, put, settings_for
 from shared import tags, tokens
 from shared.events import parse_event, uploads
@@ -117,7 +116,7 @@ def test_table_progress_and_age_helpers():
     lines = text.splitlines()
     assert lines[0].startswith("A       LONG") and set(lines[1]) <= {"-", " "}
     assert lines[2].split() == ["x", "yyyyy"] and lines[3].split() == ["zzzzz"]  # wrapped, nothing cut
-    assert [common.age(s) for s in (None, 5, 90, 7200, 200000)] == ["-", "5s", "1m", "2h", "2d"]
+    assert [ui.age(s) for s in (None, 5, 90, 7200, 200000)] == ["-", "5s", "1m", "2h", "2d"]
     import io
 
     stream = io.StringIO()

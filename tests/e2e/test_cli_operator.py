@@ -47,13 +47,15 @@ def test_confirm_asks_on_a_terminal_and_needs_yes_otherwise():
 
     import pytest
 
+    from cli.errors import UsageError
+
     args = argparse.Namespace(yes=False)
     asked = io.StringIO()
     assert ui.confirm(args, "cancel 3 job(s)?", 3, stdin=Terminal("y\n"), stream=asked)
     assert asked.getvalue() == "cancel 3 job(s)? [y/N] "
     assert not ui.confirm(args, "cancel 3 job(s)?", 3, stdin=Terminal("\n"), stream=io.StringIO())
     assert ui.confirm(argparse.Namespace(yes=True), "cancel 3 job(s)?", 3, stdin=io.StringIO())
-    with pytest.raises(ui.UsageError, match="pass --yes"):
+    with pytest.raises(UsageError, match="pass --yes"):
         ui.confirm(args, "cancel 3 job(s)?", 3, stdin=io.StringIO("y\n"))
 
 

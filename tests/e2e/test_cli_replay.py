@@ -9,7 +9,7 @@ import pytest
 
 from cli import cmd_replay
 from cli.cmd_replay import build_invoke_request, expand, function_name, result_from_response
-from cli.common import UsageError
+from cli.errors import UsageError
 from helpers import put
 from .cli_support import BUCKET, ROOT, all_jobs, cli_env, run_cli, run_json  # noqa: F401
 

@@ -34,9 +34,7 @@ KNOWN_LAYER_BREAKS: Set[Tuple[str, str]] = set()
 # Third-party packages the deployed code may import (pyproject `dependencies`, shipped in the layer).
 DEPLOYED_DEPS = {"qcloud_cos", "pydantic", "pydantic_core", "flask", "werkzeug", "serverless_wsgi"}
 # Known import cycles inside a layer, each with its reason; a new cycle fails the test.
-KNOWN_CYCLES: Set[Tuple[str, ...]] = {
-    ("cli.common", "cli.ui"),  # ui.py reads common's terminal helpers, common prints through ui (cli/* is being split)
-}
+KNOWN_CYCLES: Set[Tuple[str, ...]] = set()
 
 
 @functools.lru_cache(maxsize=None)
