@@ -11,7 +11,7 @@ import pytest
 from cli import backfill_scf
 from cli.backfill_scf import ASYNC_LIMIT, payload, payload_size, record_json
 from helpers import function_env, settings_for
-from test_cli_support import BUCKET, all_jobs, run_cli, run_json  # noqa: F401
+from .cli_support import BUCKET, all_jobs, run_cli, run_json  # noqa: F401
 
 FUNCTION = "submit"
 

@@ -6,7 +6,7 @@ import pytest
 import requests
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
-from conftest import BUCKET, OTHER_BUCKET, REGION, sdk_client
+from helpers import BUCKET, OTHER_BUCKET, REGION, sdk_client
 from localcloud import LocalCloud
 from shared import xmlcodec
 

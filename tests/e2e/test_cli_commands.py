@@ -9,7 +9,7 @@ from shared import tags, tokens
 from shared.events import parse_event, uploads
 from shared.identity import ObjectVersion
 from shared.records import RecordStore
-from test_cli_support import (BUCKET, KEYS, ROOT, all_jobs, clean_environ, cli_env, run_cli, run_json,  # noqa: F401
+from .cli_support import (BUCKET, KEYS, ROOT, all_jobs, clean_environ, cli_env, run_cli, run_json,  # noqa: F401
                               run_script, script_env)
 
 EVENTS = ROOT / "events"

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from helpers import BUCKET, ROOT, function_env
-from test_cli_support import SCRIPT, clean_environ, run_script
+from .cli_support import SCRIPT, clean_environ, run_script
 
 
 def env_for(cloud, **changes):

@@ -12,7 +12,7 @@ import time
 import pytest
 from qcloud_cos.cos_exception import CosServiceError
 
-from conftest import REGION, sdk_client
+from helpers import REGION, sdk_client
 from helpers import BUCKET, ROOT, function_env, settings_for, clients_for, wait_for
 from localcloud.matting import engine
 from localcloud.matting.samples import write_green_screen_clip

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cli.main import main
-from conftest import sdk_client
+from helpers import sdk_client
 from helpers import BUCKET, REGION, wait_for
 from localcloud import LocalCloud
 from localcloud.matting import engine

@@ -12,7 +12,7 @@ from requests.structures import CaseInsensitiveDict
 from helpers import REGION
 from localcloud import tcapi
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Common error codes of API 3.0 (https://cloud.tencent.com/document/api/583/17244 "公共错误码").
 COMMON = {"AuthFailure.InvalidAuthorization", "AuthFailure.SecretIdNotFound", "AuthFailure.SignatureExpire",
           "AuthFailure.SignatureFailure", "InvalidAction", "InvalidParameter", "InvalidParameterValue",

@@ -9,7 +9,7 @@ from helpers import clients_for, settings_for
 from shared.cloud import Storage
 from shared.identity import ObjectVersion
 from shared.records import Record, RecordStore, Source
-from test_cli_support import BUCKET, all_jobs, cli_env, run_cli, run_json  # noqa: F401
+from .cli_support import BUCKET, all_jobs, cli_env, run_cli, run_json  # noqa: F401
 
 
 def make_records(cloud, n, state, prefix="done/"):

@@ -14,7 +14,7 @@ import pytest
 
 from cli.inventory import InventoryError, Position, parse_manifest, rows
 from cli.sources import InventorySource
-from conftest import BUCKET, OTHER_BUCKET
+from helpers import BUCKET, OTHER_BUCKET
 from helpers import clients_for, settings_for
 
 TRICKY = ["input/a b.mp4", "input/a+b.mp4", "input/100%.mp4", "input/视频/片段.MP4", "input/x,\"y\".mp4"]

@@ -11,7 +11,7 @@ from cli import cmd_replay
 from cli.cmd_replay import build_invoke_request, expand, function_name, result_from_response
 from cli.errors import UsageError
 from helpers import put
-from test_cli_support import BUCKET, ROOT, all_jobs, cli_env, run_cli, run_json  # noqa: F401
+from .cli_support import BUCKET, ROOT, all_jobs, cli_env, run_cli, run_json  # noqa: F401
 
 EVENTS = ROOT / "events"
 

@@ -1,4 +1,4 @@
-"""A misspelt COS_MATTING_* variable is never silently ignored: the CLI warns (tests/test_cli_errors.py)
+"""A misspelt COS_MATTING_* variable is never silently ignored: the CLI warns (tests/e2e/test_cli_errors.py)
 and a function's cold start logs it with the nearest known name."""
 import json
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from conftest import BUCKET, ROOT, sdk_client
+from helpers import BUCKET, ROOT, sdk_client
 from shared.events import parse_event, uploads
 
 RECORDER = '''

@@ -3,7 +3,7 @@
 deploy/components.py is the deployer's input schema (multi-scf's input names) and
 deploy/checks.py the project rules (handlers, settings, recursion guard, triggers,
 timeouts). That the resulting API calls are what SCF and CAM accept is tested against
-the SDK's request models and the local cloud in tests/test_deploy_e2e.py.
+the SDK's request models and the local cloud in tests/e2e/test_deploy_e2e.py.
 """
 import importlib.util
 import json
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

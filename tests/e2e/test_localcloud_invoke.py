@@ -9,7 +9,7 @@ from tencentcloud.scf.v20180416 import models
 
 from cli.backfill_scf import scf_client
 from helpers import function_env
-from test_cli_support import BUCKET
+from .cli_support import BUCKET
 
 LIMIT = 128 * 1024
 

@@ -9,7 +9,7 @@ from cli import cmd_backfill
 from cli.backfill import Frontier
 from cli.sources import list_objects
 from helpers import clients_for, settings_for
-from test_cli_support import BUCKET, all_jobs, cli_env, run_cli, run_json, run_script, script_env  # noqa: F401
+from .cli_support import BUCKET, all_jobs, cli_env, run_cli, run_json, run_script, script_env  # noqa: F401
 
 
 def fill(cloud, n, prefix="input/bulk/", start=0):

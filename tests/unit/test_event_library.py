@@ -9,7 +9,7 @@ from shared.config import load_settings
 from shared.events import parse_event, uploads
 from shared.submit import skip_reason
 
-EVENTS = Path(__file__).resolve().parent.parent / "events"
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 SETTINGS = load_settings({"COS_MATTING_BUCKET": "videos-1250000000", "COS_MATTING_REGION": "ap-guangzhou"})
 
 # file -> the skip reason of each record (None: goes on to claim and submit)

@@ -11,7 +11,7 @@ import requests
 from qcloud_cos.cos_auth import CosS3Auth
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
-from conftest import BUCKET, OTHER_BUCKET, REGION, sdk_client
+from helpers import BUCKET, OTHER_BUCKET, REGION, sdk_client
 from localcloud import EngineError, LocalCloud
 from shared import xmlcodec
 from shared.jobs import JobDetail, JobRequest, JobsResponse, background_url

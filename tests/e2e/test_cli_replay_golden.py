@@ -3,7 +3,7 @@ LocalCloud, outcomes compared with tests/golden/*.json.
 
 A change in any outcome fails with a diff. To accept new outcomes on purpose:
 
-    UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_cli_replay_golden.py
+    UPDATE_GOLDEN=1 .venv/bin/pytest tests/e2e/test_cli_replay_golden.py
 
 COS events: `--seed` uploads a placeholder for every object an event names and
 rewrites the event's ETag to the object's real one (the submit path reads the
@@ -23,7 +23,7 @@ from shared.events import Upload
 from shared.submit import Submitter
 
 EVENTS = ROOT / "events"
-GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
 @pytest.fixture

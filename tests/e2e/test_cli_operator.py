@@ -7,8 +7,8 @@ import subprocess
 import time
 
 from cli import progress as progress_mod, ui
-from helpers import BUCKET, ROOT, function_env, put
-from test_cli_support import SCRIPT, cli_env, clean_environ, run_cli  # noqa: F401 (fixture)
+from helpers import BUCKET, ROOT, function_env, put, sdk_client
+from .cli_support import SCRIPT, cli_env, clean_environ, run_cli  # noqa: F401 (fixture)
 
 
 # -- tables, prompt, progress -------------------------------------------------------------------
@@ -77,7 +77,7 @@ def test_progress_shows_total_eta_and_stays_quiet_for_short_work():
 
 def records(cli_env, capsys, keys):
     for key in keys:
-        put_key = put(__import__("conftest").sdk_client(cli_env), key)
+        put_key = put(sdk_client(cli_env), key)
         assert put_key
     code, out, err = run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress")
     assert code == 0, err
@@ -141,7 +141,7 @@ def test_upload_is_multipart_above_the_part_size_with_progress(cli_env, capsys, 
 def test_logs_show_and_follow_the_functions_invocations(cloud, tmp_path):
     env = {**clean_environ(), **function_env(cloud)}
     cloud.add_trigger(BUCKET, str(ROOT / "functions" / "submit"), env=function_env(cloud), prefix="input/")
-    client = __import__("conftest").sdk_client(cloud)
+    client = sdk_client(cloud)
     put(client, "input/first.mp4")
     assert cloud.wait_idle(30)
     result = subprocess.run([str(SCRIPT), "logs", "submit"], env=env, capture_output=True, text=True, timeout=60)

@@ -3,10 +3,10 @@ that still runs what was deployed."""
 import pytest
 
 from cli.main import main
-from conftest import sdk_client
+from helpers import sdk_client
 from helpers import BUCKET, REGION, wait_for
 from localcloud import LocalCloud
-from test_deploy_e2e import write_env
+from .test_deploy_e2e import write_env
 
 
 def start(data_dir):
