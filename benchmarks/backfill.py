@@ -66,7 +66,7 @@ def own_cpu() -> float:
 
 
 def run(url: str, prefix: str, concurrency: int, server_pid: int) -> Dict[str, float]:
-    from cli.cmd_backfill import backfill
+    from cli.backfill import backfill
     from cli.env import quiet_sdk_logs
     from cli.clients import ThreadClients
     from cli.common import logs_aside

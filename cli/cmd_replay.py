@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from cli.cmd_invoke import KINDS, Result, Runner, add_run_options, check_settings, kind_of, prepare, print_result
 from cli.errors import UsageError
-from cli.env import environment, is_local, require_local
+from cli.env import credentials, environment, is_local, require_local
 from cli.ui import dump_json
 
 EVENT_SUFFIXES = (".json", ".xml", ".jsonl", ".ndjson")
@@ -203,20 +203,6 @@ def build_invoke_request(function: str, event: Any, namespace: str = "default", 
     request.Qualifier = qualifier
     request.LogType = "Tail"
     return request
-
-
-def credentials(env: Mapping[str, str]) -> Any:
-    from tencentcloud.common import credential
-
-    sid = env.get("TENCENTCLOUD_SECRETID") or env.get("TENCENTCLOUD_SECRET_ID")
-    key = env.get("TENCENTCLOUD_SECRETKEY") or env.get("TENCENTCLOUD_SECRET_KEY")
-    if sid and key:
-        return credential.Credential(sid, key, env.get("TENCENTCLOUD_SESSIONTOKEN") or None)
-    try:
-        return credential.DefaultCredentialProvider().get_credentials()
-    except Exception as exc:  # the SDK raises its own exception type when nothing is found
-        raise UsageError("no Tencent Cloud credentials: export TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY, "
-                         f"or configure ~/.tencentcloud/credentials ({exc})") from None
 
 
 def scf_client(env: Mapping[str, str], region: str) -> Any:

@@ -6,7 +6,8 @@ from collections import Counter
 import pytest
 
 from cli import cmd_backfill
-from cli.cmd_backfill import Frontier, list_objects
+from cli.backfill import Frontier
+from cli.sources import list_objects
 from helpers import clients_for, settings_for
 from .cli_support import BUCKET, all_jobs, cli_env, run_cli, run_json, run_script, script_env  # noqa: F401
 

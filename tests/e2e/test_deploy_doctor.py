@@ -74,7 +74,8 @@ def test_doctor_fails_each_broken_piece_with_its_fix(deployed, capsys):
 
 
 def test_a_new_layer_is_published_only_when_its_bytes_change(deployed, capsys):
-    from cli.cmd_deploy import deploy_env, zips
+    from cli.cmd_deploy import zips
+    from cli.env import deploy_env
     from cli.main import build_parser
     from deploy import spec as specs
     from deploy.apply import Deployer, State, state_path, target_of

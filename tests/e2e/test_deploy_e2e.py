@@ -147,7 +147,8 @@ def test_deploy_runs_the_pipeline_then_redeploys_nothing_then_destroys(site, cap
 def test_every_request_deploy_sends_fits_the_sdk_request_models(site):
     """Fields exist and types are right, checked on what deploy hands the SDK (the SDK itself drops unknown
     fields with only a warning, so the server could never notice)."""
-    from cli.cmd_deploy import deploy_env, zips
+    from cli.cmd_deploy import zips
+    from cli.env import deploy_env
     from deploy import spec as specs
     from deploy.apply import Deployer, State
     from deploy.clients import Api
@@ -183,7 +184,8 @@ def test_every_request_deploy_sends_fits_the_sdk_request_models(site):
 
 
 def test_one_function_setting_in_serverless_yml_updates_only_that_function(site, tmp_path):
-    from cli.cmd_deploy import deploy_env, zips
+    from cli.cmd_deploy import zips
+    from cli.env import deploy_env
     from cli.main import build_parser
     from deploy import checks
     from deploy import spec as specs
