@@ -62,7 +62,16 @@ def test_deploy_runs_the_pipeline_then_redeploys_nothing_then_destroys(site, cap
     started = time.time()
     assert main(deploy + args) == 0
     took = time.time() - started
-    out = capsys.readouterr().out
+    url = _first_deploy_made_everything_once(cloud, capsys.readouterr().out)
+    print(f"\n  first deploy into the local cloud: {took:.1f} s")
+    _deployed_functions_run_scf_style(cloud)
+    client = _big_multipart_upload_reaches_success(cloud, tmp, url)
+    _doctor_green_redeploy_reads_only_one_setting_updates_one_function(cloud, args, deploy, tmp, capsys)
+    _destroy_leaves_nothing_deploy_made_and_the_bucket_untouched(cloud, client, args, deploy)
+
+
+def _first_deploy_made_everything_once(cloud, out):
+    """Every resource created exactly once, submit after the callback URL it needs; returns that URL."""
     url = out.split("callback Function URL: ", 1)[1].split()[0]
     writes = [a for a, _ in _writes(cloud, 0)]
     assert sorted(writes) == sorted(["CreateRole", "CreatePolicy", "AttachRolePolicy", "PublishLayerVersion",
@@ -81,15 +90,19 @@ def test_deploy_runs_the_pipeline_then_redeploys_nothing_then_destroys(site, cap
         assert params["Runtime"] == "Python3.10" and params["Role"] == "cos-matting-scf"
         assert (dict((v["Key"], v["Value"]) for v in variables).get("COS_MATTING_CALLBACK_URL") == url) == \
             (not name.endswith("callback"))
-    print(f"\n  first deploy into the local cloud: {took:.1f} s")
+    return url
 
-    # The deployed functions run SCF-style: isolated interpreter on the unpacked zips.
+
+def _deployed_functions_run_scf_style(cloud):
+    """Isolated interpreter on the unpacked zips."""
     submit = cloud.scf.running["default/cos-matting-dev-submit"]
     assert submit.argv[1:3] == ["-I", "-S"] and "--layer" in submit.argv
     if find_python310():
         assert "3.10" in submit.argv[0]
 
-    # A video over 5 MB, uploaded the way people do (multipart), through trigger -> job -> callback.
+
+def _big_multipart_upload_reaches_success(cloud, tmp, url):
+    """A video over 5 MB, uploaded the way people do (multipart), through trigger -> job -> callback."""
     client = sdk_client(cloud, retry=1)
     video = big_video(tmp / "talk.mp4")
     client.upload_file(Bucket=BUCKET, Key="input/talks/big talk.mp4", LocalFilePath=str(video), PartSize=1,
@@ -114,25 +127,26 @@ def test_deploy_runs_the_pipeline_then_redeploys_nothing_then_destroys(site, cap
     assert any(c.url.startswith(url) and c.ok for c in cloud.callbacks), [c.url for c in cloud.callbacks]
     cos_events = [i.event["Records"][0]["event"]["eventName"] for i in cloud.invocations if i.kind == "cos"]
     assert cos_events[0] == "cos:ObjectCreated:CompleteMultipartUpload", cos_events
+    return client
 
-    # doctor: all green.
+
+def _doctor_green_redeploy_reads_only_one_setting_updates_one_function(cloud, args, deploy, tmp, capsys):
     capsys.readouterr()
     assert main(["doctor"] + args) == 0, capsys.readouterr().out
     assert "12/12 checks passed" in capsys.readouterr().out
 
-    # Deploy again with no change: reads only.
-    mark = len(cloud.api.calls)
+    mark = len(cloud.api.calls)  # deploy again with no change: reads only
     assert main(deploy + args) == 0
     assert _writes(cloud, mark) == []
     assert "nothing to do" in capsys.readouterr().out
 
-    # One setting of one function changes: exactly that function is updated.
-    mark = len(cloud.api.calls)
+    mark = len(cloud.api.calls)  # one setting of one function changes: exactly that function is updated
     write_env(tmp / ".env", COS_MATTING_DEPLOY_SUBMIT_CONCURRENCY="3")
     assert main(deploy + args) == 0
     assert _writes(cloud, mark) == [("PutReservedConcurrencyConfig", "cos-matting-dev-submit")]
 
-    # --destroy: nothing deploy made is left; the bucket and its objects are untouched.
+
+def _destroy_leaves_nothing_deploy_made_and_the_bucket_untouched(cloud, client, args, deploy):
     objects_before = sorted(o["Key"] for o in client.list_objects(Bucket=BUCKET, MaxKeys=1000).get("Contents", []))
     assert main(deploy + args + ["--destroy"]) == 0
     assert cloud.scf.state["functions"] == {}
