@@ -5,6 +5,7 @@ cos-python-sdk-v5 uploads (multipart, `upload_file`). What runs is what was depl
 the packaged zips, unpacked SCF-style (code dir + layer dir, isolated CPython 3.10).
 """
 import json
+import shutil
 import time
 
 import numpy as np
@@ -42,7 +43,7 @@ def write_env(path, **extra):
 
 
 @pytest.fixture
-def site(tmp_path):
+def site(tmp_path, dist):
     cloud = LocalCloud(data_dir=str(tmp_path / "cloud"), buckets=[BUCKET], region=REGION, engine=engine,
                        callback_backoff=(0.05, 0.1, 0.2), callback_timeout=5.0).start()
     args = ["--local", cloud.url, "--env-file", str(write_env(tmp_path / ".env"))]
@@ -59,6 +60,7 @@ def _writes(cloud, since):
 @pytest.mark.slow
 def test_deploy_runs_the_pipeline_then_redeploys_nothing_then_destroys(site, capsys):
     cloud, args, deploy, tmp = site
+    shutil.rmtree(tmp / "dist")  # a first deploy in a fresh clone builds its zips and the layer itself
     started = time.time()
     assert main(deploy + args) == 0
     took = time.time() - started
