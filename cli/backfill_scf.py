@@ -289,7 +289,7 @@ def scf_client(env: Mapping[str, str], region: str) -> Any:
     from tencentcloud.common.profile.http_profile import HttpProfile
     from tencentcloud.scf.v20180416.scf_client import ScfClient
 
-    from cli.cmd_replay import credentials
+    from cli.remote import credentials
 
     endpoint = env.get("COS_MATTING_SCF_ENDPOINT") or env.get("COS_MATTING_ENDPOINT")
     profile = None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
+import contextvars
+import logging
 import os
 import sys
 import threading
@@ -189,66 +190,79 @@ class ThreadClients:
         return clients
 
 
-# -- captured logs (shared.log writes JSON lines to stdout) ----------------------------------------
+# -- captured logs (shared.log's records on the `cos_matting` logger) ------------------------------
 
-class LogSink(io.TextIOBase):
-    """A thread-safe stdout stand-in: keeps complete lines, optionally forwards them."""
+_capture: "contextvars.ContextVar[Optional[List[str]]]" = contextvars.ContextVar("cos_matting_capture", default=None)
+_aside: List[Optional[TextIO]] = []  # logs_aside targets, innermost last; None drops the lines
+_lock = threading.Lock()
 
-    def __init__(self, forward: Optional[TextIO] = None, keep: bool = True) -> None:
-        self.forward, self.keep = forward, keep
-        self.lines: List[str] = []
-        self._partial = ""
-        self._lock = threading.Lock()
 
-    def writable(self) -> bool:
-        return True
+class _Router(logging.Handler):
+    """The CLI's one handler on the `cos_matting` logger: a line goes to the capture of the
+    invocation running in this context (`captured`), else where `logs_aside` sends it, else to
+    stdout as a deployed function would print it."""
 
-    def write(self, text: str) -> int:
-        with self._lock:
-            text, self._partial = self._partial + text, ""
-            *done, self._partial = text.split("\n")
-            for line in done:
-                if self.keep:
-                    self.lines.append(line)
-                if self.forward is not None:
-                    self.forward.write(line + "\n")
-        return len(text)
+    prints_lines = True  # shared.log.configure adds no stdout handler next to it
 
-    def flush(self) -> None:
-        if self.forward is not None:
-            self.forward.flush()
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            lines = _capture.get()
+            if lines is not None:
+                lines.append(line)
+                return
+            with _lock:
+                target = _aside[-1] if _aside else sys.stdout
+            if target is not None:
+                target.write(line + "\n")
+                target.flush()
+        except Exception:
+            self.handleError(record)
 
-    def close_partial(self) -> None:
-        with self._lock:
-            if self._partial:
-                if self.keep:
-                    self.lines.append(self._partial)
-                if self.forward is not None:
-                    self.forward.write(self._partial + "\n")
-                self._partial = ""
+
+def route_logs() -> None:
+    """Install the router (once): it replaces the stdout handler a handler's cold start may have
+    added (`shared.log.configure` adds none while the router is there)."""
+    from shared.log import JsonFormatter, StdoutHandler, logger
+
+    with _lock:
+        if any(isinstance(h, _Router) for h in logger.handlers):
+            return
+        for old in [h for h in logger.handlers if isinstance(h, StdoutHandler)]:
+            logger.removeHandler(old)
+        router = _Router()
+        router.setFormatter(JsonFormatter())
+        logger.addHandler(router)
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
 
 
 @contextlib.contextmanager
-def captured_stdout(sink: LogSink, stderr_too: bool = False) -> Iterator[LogSink]:
-    old_out, old_err = sys.stdout, sys.stderr
-    sys.stdout = sink  # type: ignore[assignment]
-    if stderr_too:
-        sys.stderr = sink  # type: ignore[assignment]
+def captured() -> Iterator[List[str]]:
+    """The log lines written in this context (this thread, this invocation) while it lasts;
+    other threads' invocations keep theirs apart."""
+    route_logs()
+    lines: List[str] = []
+    token = _capture.set(lines)
     try:
-        yield sink
+        yield lines
     finally:
-        sys.stdout, sys.stderr = old_out, old_err
-        sink.close_partial()
+        _capture.reset(token)
 
 
 @contextlib.contextmanager
 def logs_aside(verbose: bool = False) -> Iterator[TextIO]:
-    """Keep the pipeline's JSON log lines (shared.log writes them to stdout) out of the command's
-    output: dropped, or with `verbose` sent to stderr. Yields the real stdout for the command's output."""
-    out = sys.stdout
-    sink = LogSink(forward=sys.stderr if verbose else None, keep=False)
-    with captured_stdout(sink):
-        yield out
+    """Keep the pipeline's JSON log lines out of the command's output, from every thread: dropped,
+    or with `verbose` sent to stderr. Yields the stdout for the command's output."""
+    route_logs()
+    target = sys.stderr if verbose else None
+    with _lock:
+        _aside.append(target)
+    try:
+        yield sys.stdout
+    finally:
+        with _lock:
+            _aside.remove(target)
 
 
 def parse_since(text: str) -> datetime:
@@ -275,16 +289,6 @@ def patched_environ(env: Mapping[str, str]) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-def parse_log_line(line: str) -> Optional[Dict[str, Any]]:
-    import json
-
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and "event" in data else None
 
 
 # -- output ---------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from .cos import Bucket, CosError, ObjectMeta, ObjectStore
 from .credentials import RoleCredentials
 from .multipart import MultipartUploads
 from .faults import Faults
-from .scf import Function, Invocation, Runtime, Trigger, function_url_event, function_url_reply
+from .scf import Function, Invocation, Runtime, Trigger, function_url_reply
+from .scfevents import function_url_event
 from .scfapi import ScfService
 from .server import Reply, _json, make_server
 from .tcapi import Api, reply_json
