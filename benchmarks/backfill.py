@@ -66,8 +66,10 @@ def own_cpu() -> float:
 
 
 def run(url: str, prefix: str, concurrency: int, server_pid: int) -> Dict[str, float]:
-    from cli.cmd_backfill import backfill
-    from cli.common import ThreadClients, logs_aside, quiet_sdk_logs
+    from cli.backfill import backfill
+    from cli.env import quiet_sdk_logs
+    from cli.clients import ThreadClients
+    from cli.logcapture import logs_aside
     from shared.config import load_settings
 
     quiet_sdk_logs()

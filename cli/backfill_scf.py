@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
-from cli.common import UsageError
+from cli.errors import UsageError
 
 ASYNC_LIMIT = 128 * 1024  # bytes of ClientContext for InvocationType=Event (doc 583/17243)
 INVOKE_API_RATE = 100  # Invoke requests per second the API accepts (doc 583/17243)
@@ -289,7 +289,7 @@ def scf_client(env: Mapping[str, str], region: str) -> Any:
     from tencentcloud.common.profile.http_profile import HttpProfile
     from tencentcloud.scf.v20180416.scf_client import ScfClient
 
-    from cli.remote import credentials
+    from cli.env import credentials
 
     endpoint = env.get("COS_MATTING_SCF_ENDPOINT") or env.get("COS_MATTING_ENDPOINT")
     profile = None
@@ -311,7 +311,7 @@ def run_scf(args: Any, env: Mapping[str, str], settings: Any, source: Any) -> in
     """The `--via scf` branch of `cos-matting backfill`."""
     import sys
 
-    from cli.common import dump_json
+    from cli.ui import dump_json
     from cli.progress import Progress
 
     if args.dry_run:

@@ -16,20 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
-import time
-from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any
 
-from cli.common import (ThreadClients, UsageError, add_env_options, add_verbose, dump_json, is_local, load, logs_aside,
-                        parse_since)
+from cli.backfill import Summary, backfill, count_objects, read_checkpoint, write_checkpoint
+from cli.clients import ThreadClients
+from cli.logcapture import add_verbose, logs_aside
+from cli.env import add_env_options, is_local, load
+from cli.errors import UsageError
 from cli.progress import Progress
-from cli.sources import BACKFILL_EVENT, ListingSource, list_objects, open_source  # noqa: F401 (list_objects: re-exported)
-COUNTERS = ("submitted", "duplicate", "skipped", "failed")
+from cli.sources import open_source
+from cli.ui import dump_json, parse_since
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,199 +80,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-@dataclass
-class Summary:
-    bucket: str
-    prefixes: List[str]
-    listed: int = 0
-    counts: Counter = field(default_factory=Counter)  # outcome -> n (submitted, duplicate, skipped:*, failed:*)
-    failures: List[Dict[str, Any]] = field(default_factory=list)
-    interrupted: bool = False
-    resume_after: str = ""
-    elapsed: float = 0.0
-    dry_run: bool = False
-    source: str = ""  # what was read: a listing of bucket/prefixes, or an inventory report
-
-    def total(self, group: str) -> int:
-        return sum(n for k, n in self.counts.items() if k == group or k.startswith(group + ":"))
-
-    @property
-    def done(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def rate(self) -> float:
-        return self.done / self.elapsed if self.elapsed > 0 else 0.0
-
-    def totals(self) -> Dict[str, int]:
-        if self.dry_run:
-            return {"would-submit": self.counts["would-submit"], "has-record": self.counts["has-record"],
-                    "skipped": self.total("skipped")}
-        return {name: self.total(name) for name in COUNTERS}
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {"bucket": self.bucket, "prefixes": self.prefixes, "source": self.source, "listed": self.listed,
-                "done": self.done,
-                "totals": self.totals(), "outcomes": dict(sorted(self.counts.items())),
-                "failures": self.failures, "interrupted": self.interrupted, "resume_after": self.resume_after or None,
-                "elapsed_s": round(self.elapsed, 3), "per_second": round(self.rate, 1), "dry_run": self.dry_run}
-
-
-def to_upload(obj: Dict[str, Any], bucket: str, region: str) -> Any:
-    """The Upload a trigger would have sent for a listed object (same record id: bucket + key + ETag)."""
-    from shared.events import upload_from_listing
-
-    return upload_from_listing(bucket, region, obj, BACKFILL_EVENT)
-
-
-class Frontier:
-    """The last position (listing key, or inventory file/row) such that it and everything read before
-    it are finished: where a rerun resumes."""
-
-    def __init__(self) -> None:
-        self.keys: List[Any] = []
-        self.finished: List[bool] = []
-        self.next = 0
-
-    def add(self, key: Any) -> int:
-        self.keys.append(key)
-        self.finished.append(False)
-        return len(self.keys) - 1
-
-    def finish(self, index: int) -> None:
-        self.finished[index] = True
-        while self.next < len(self.finished) and self.finished[self.next]:
-            self.next += 1
-
-    @property
-    def key(self) -> Any:
-        return self.keys[self.next - 1] if self.next else ""
-
-
-ProgressHook = Callable[[Summary], None]
-
-
-def backfill(settings: Any, clients: ThreadClients, bucket: str, prefixes: List[str], since: Optional[datetime] = None,
-             concurrency: int = 8, dry_run: bool = False, start_after: Any = "", limit: Optional[int] = None,
-             on_progress: Optional[ProgressHook] = None, source: Any = None) -> Summary:
-    """Read (a listing of the prefixes, or `source`: see cli/sources.py), filter and push every object
-    through Submitter.process with at most `concurrency` in flight.
-
-    A KeyboardInterrupt (Ctrl-C, or raised by `on_progress`) stops listing and submitting, lets the
-    objects in flight finish, and returns the summary with `interrupted` and `resume_after` set.
-    """
-    from shared.records import RecordStore
-    from shared.submit import Submitter
-
-    summary = Summary(bucket=bucket, prefixes=sorted(set(prefixes)), dry_run=dry_run, resume_after=start_after)
-    started = time.monotonic()
-    frontier = Frontier()
-    local = threading.local()
-
-    def submitter() -> Submitter:
-        sub = getattr(local, "submitter", None)
-        if sub is None:
-            sub = local.submitter = Submitter(settings, clients.get())
-        return sub
-
-    def work(up: Any) -> Any:
-        return submitter().process(up)
-
-    def record(index: int, key: str, outcome: str, detail: Optional[str] = None) -> None:
-        summary.counts[outcome] += 1
-        if outcome.startswith("failed"):  # the resume point stays before it, so a rerun retries it
-            summary.failures.append({"key": key, "outcome": outcome, "detail": detail})
-        else:
-            frontier.finish(index)
-
-    known = set()
-    if dry_run:
-        store = RecordStore(clients.get().storage, settings.rec_bucket, settings.records_prefix)
-        known = {stages[0].record_id for stages in store.scan()}
-
-    storage = clients.get().storage
-    pending: Dict[Future, Tuple[int, str]] = {}
-    window = max(1, concurrency) * 4
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="backfill")
-
-    def drain(block: bool) -> None:
-        if not pending:
-            return
-        done, _ = wait(list(pending), timeout=None if block else 0, return_when=FIRST_COMPLETED)
-        for fut in done:
-            index, key = pending.pop(fut)
-            if fut.cancelled():
-                continue
-            exc = fut.exception()
-            if exc is not None:
-                record(index, key, "failed:error", f"{type(exc).__name__}: {exc}")
-            else:
-                out = fut.result()
-                record(index, key, out.outcome, out.detail)
-
-    source = source or ListingSource(storage, bucket, prefixes)
-    summary.source = source.describe()
-    try:
-        try:
-            for item in source.items(settings, start_after, since):
-                if limit is not None and summary.listed >= limit:
-                    break
-                summary.listed += 1
-                up, reason = item.upload, item.reason
-                index = frontier.add(item.position)
-                if reason:
-                    record(index, up.key, f"skipped:{reason}")
-                elif dry_run:
-                    rid = item.record_id
-                    record(index, up.key, "has-record" if rid in known else "would-submit")
-                else:
-                    pending[pool.submit(work, up)] = (index, up.key)
-                    while len(pending) >= window:
-                        drain(block=True)
-                    drain(block=False)
-                if on_progress is not None:
-                    on_progress(summary)
-            while pending:
-                drain(block=True)
-                if on_progress is not None:
-                    on_progress(summary)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            for fut in list(pending):
-                if fut.cancel():
-                    pending.pop(fut)
-            while pending:  # in-flight objects finish: their outcome is known, not half-done
-                drain(block=True)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        summary.elapsed = time.monotonic() - started
-    summary.resume_after = frontier.key or start_after
-    if on_progress is not None and not summary.interrupted:
-        on_progress(summary)
-    return summary
-
-
-def read_checkpoint(path: str, identity: Dict[str, Any]) -> Any:
-    """The saved resume position (a key for a listing, {file, row} for an inventory), checked to belong
-    to this source (`identity`: bucket + prefixes, or the inventory)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return ""
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--checkpoint {path}: unreadable ({exc})") from None
-    saved = {k: sorted(data.get(k) or []) if k == "prefixes" else data.get(k) for k in identity}
-    if saved != identity:
-        raise UsageError(f"--checkpoint {path} belongs to {' '.join(str(data.get(k)) for k in identity)}, not "
-                         f"{' '.join(str(v) for v in identity.values())}: remove it or use another file")
-    return data.get("start_after") or ""
-
-
-def write_checkpoint(path: str, identity: Dict[str, Any], summary: Summary) -> None:
-    Path(path).write_text(json.dumps({**identity, "start_after": summary.resume_after, "saved_at": time.time()})
-                          + "\n", encoding="utf-8")
-
-
 def print_summary(summary: Summary, out: Any) -> None:
     scope = summary.source or ", ".join(f"{summary.bucket}/{p}" for p in summary.prefixes)
     head = "dry run" if summary.dry_run else ("interrupted" if summary.interrupted else "done")
@@ -294,16 +98,6 @@ def print_summary(summary: Summary, out: Any) -> None:
             out.write(f"resume with: --start-after {json.dumps(summary.resume_after, ensure_ascii=False)} "
                       f"(or rerun from the start: finished objects say duplicate)\n")
     out.flush()
-
-
-def count_objects(source: Any, settings: Any, start: Any = "", limit: Optional[int] = None) -> int:
-    """How many objects the run will list (a listing without the work)."""
-    count = 0
-    for _ in source.items(settings, start):
-        count += 1
-        if limit is not None and count >= limit:
-            break
-    return count
 
 
 def run(args: argparse.Namespace) -> int:

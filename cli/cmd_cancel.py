@@ -11,8 +11,11 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List
 
-from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside
-from cli.common import ThreadClients
+from cli.errors import UsageError
+from cli.env import add_env_options, load
+from cli.clients import ThreadClients
+from cli.logcapture import add_verbose, logs_aside
+from cli.ui import dump_json
 from cli.progress import Progress
 from cli.ui import add_yes, confirm, table
 

@@ -178,7 +178,7 @@ def wait_for_jobs(store, expected: int, timeout: float):
         if len(done) >= expected:
             return snapshots, seen
         if time.time() - start > timeout:
-            from cli.ui import failure
+            from cli.errors import failure
 
             raise failure("--timeout", f"gave up after {timeout:.0f} s: {line}", "give it longer with --timeout")
         time.sleep(0.1)

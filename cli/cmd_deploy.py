@@ -5,8 +5,9 @@ import sys
 import time
 from pathlib import Path
 
-from cli.common import EXIT_FAILED, EXIT_OK, ROOT, UsageError, add_env_options, environment
-from cli.ui import add_yes, confirm, failure, usage
+from cli.errors import EXIT_FAILED, EXIT_OK, UsageError, failure, usage
+from cli.env import ROOT, add_env_options, deploy_env
+from cli.ui import add_yes, confirm
 
 DESCRIPTION = """\
 Deploy (or upgrade, or remove) the pipeline described by serverless.yml with the official
@@ -55,15 +56,6 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                         help="where the zips are built (default: %(default)s)")
     add_env_options(parser)
     parser.set_defaults(func=run)
-
-
-def deploy_env(args: argparse.Namespace) -> dict:
-    """The process environment, then .env (unless --env-file names another), then --local."""
-    if not getattr(args, "env_file", None) and (Path.cwd() / ".env").is_file():
-        args.env_file = str(Path.cwd() / ".env")
-    from deploy.spec import deploy_environ
-
-    return deploy_environ(environment(args), args.stage)
 
 
 def zips(dist: Path, log) -> dict:

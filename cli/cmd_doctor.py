@@ -2,8 +2,9 @@
 import argparse
 import sys
 
-from cli.common import EXIT_FAILED, EXIT_OK, add_env_options
-from cli.ui import table, usage
+from cli.errors import EXIT_FAILED, EXIT_OK, usage
+from cli.env import add_env_options, deploy_env
+from cli.ui import table
 
 DESCRIPTION = """\
 Check a live deployment (Tencent Cloud, or the local cloud with --local) against
@@ -32,7 +33,6 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli.cmd_deploy import deploy_env
     from deploy import spec as specs
     from deploy.clients import Api
     from deploy.doctor import Doctor, cos_client, http_status

@@ -19,8 +19,10 @@ import time
 import uuid
 from typing import Any, Dict, List, Optional
 
-from cli.common import UsageError, add_env_options, dump_json, environment
+from cli.env import add_env_options, environment
+from cli.errors import UsageError
 from cli.eventio import PLACEHOLDER_JOB, PLACEHOLDER_QUERY, signed_query
+from cli.ui import dump_json
 from localcloud.scfevents import callback_request
 
 COS_EVENTS = ("cos:ObjectCreated:Put", "cos:ObjectCreated:Post", "cos:ObjectCreated:Copy",
@@ -173,11 +175,12 @@ def encode_body(body: Dict[str, Any], fmt: str) -> str:
 
 def from_record(args: argparse.Namespace) -> Dict[str, Any]:
     """callback_body() arguments for a record in the local cloud (its job re-read from CI)."""
-    from cli.common import load, make_clients
+    from cli.clients import make_clients
+    from cli.env import load
     from shared.cloud import CloudError
     from shared.records import RecordStore
 
-    from cli.ui import usage
+    from cli.errors import usage
 
     env, settings = load(args)
     if not env.get("COS_MATTING_ENDPOINT"):

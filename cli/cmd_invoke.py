@@ -11,9 +11,11 @@ import argparse
 import sys
 from typing import Any
 
-from cli.common import UsageError, dump_json, environment, require_local
+from cli.env import environment, require_local
+from cli.errors import UsageError
 from cli.eventio import KINDS, decode_event, prepare, read_event_text
 from cli.handlers import Runner, add_run_options, check_settings, child_main, print_result
+from cli.ui import dump_json
 from localcloud.scfevents import timer_event
 
 

@@ -8,8 +8,8 @@ import sys
 import threading
 from typing import Dict, List, Mapping, Tuple
 
-from cli.common import ROOT, warn_unknown_variables
-from cli.ui import usage
+from cli.errors import usage
+from cli.env import ROOT, warn_unknown_variables
 
 DEFAULT_BUCKET = "videos-1250000000"
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]*-\d+")  # COS: name-APPID, lower case letters, digits, hyphens

@@ -21,8 +21,8 @@ import time
 from typing import Any, Dict, List
 from urllib.request import urlopen
 
-from cli.common import ENDPOINT, add_env_options, check_reachable, environment
-from cli.ui import failure, usage
+from cli.errors import failure, usage
+from cli.env import ENDPOINT, add_env_options, check_reachable, environment
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

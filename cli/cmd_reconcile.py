@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import argparse
 
-from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside, make_clients
+from cli.errors import UsageError
+from cli.env import add_env_options, load
+from cli.clients import make_clients
+from cli.logcapture import add_verbose, logs_aside
+from cli.ui import dump_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

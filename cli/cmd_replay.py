@@ -17,10 +17,12 @@ import argparse
 import sys
 from typing import Any, Dict, List, Mapping
 
-from cli.common import UsageError, dump_json, environment, is_local, require_local
+from cli.env import environment, is_local, require_local
+from cli.errors import UsageError
 from cli.eventio import Item, expand, kind_of, prepare, seed
 from cli.handlers import Result, Runner, add_run_options, check_settings, print_result
 from cli.remote import RemoteRunner, scf_client
+from cli.ui import dump_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         if not is_local(env):
             raise UsageError("--seed uploads placeholder objects: only against a local cloud (COS_MATTING_ENDPOINT "
                              "or --local)")
-        from cli.common import make_clients
+        from cli.clients import make_clients
         from shared.config import load_settings
 
         settings = load_settings(env)

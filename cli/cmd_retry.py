@@ -18,8 +18,11 @@ import argparse
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from cli.common import UsageError, add_env_options, add_verbose, dump_json, load, logs_aside, make_clients, parse_since
-from cli.ui import add_yes, confirm, table
+from cli.errors import UsageError
+from cli.env import add_env_options, load
+from cli.clients import make_clients
+from cli.logcapture import add_verbose, logs_aside
+from cli.ui import add_yes, confirm, dump_json, parse_since, table
 
 RETRYABLE = ("Failed", "Cancel", "Gone", "Superseded")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.ui import size, usage
+from cli.errors import usage
+from cli.ui import size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -19,7 +19,10 @@ import time
 from collections import Counter
 from typing import Any, Dict, List, Optional, Set
 
-from cli.common import ThreadClients, UsageError, add_env_options, age, dump_json, load, parse_since
+from cli.errors import UsageError
+from cli.env import add_env_options, load
+from cli.clients import ThreadClients
+from cli.ui import age, dump_json, parse_since
 from cli.progress import Progress
 from cli.ui import size, table
 

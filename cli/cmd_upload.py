@@ -14,9 +14,11 @@ import threading
 import time
 from pathlib import Path
 
-from cli.common import add_env_options, load, make_clients
+from cli.env import add_env_options, load
+from cli.clients import make_clients
 from cli.progress import Progress
-from cli.ui import size, usage
+from cli.errors import usage
+from cli.ui import size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from cli.common import UsageError
+from cli.errors import UsageError
 
 KINDS = ("submit", "callback", "reconcile")
 PLACEHOLDER_JOB = "s0000000000000000000000000000000"

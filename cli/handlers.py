@@ -4,7 +4,7 @@
 process (warm, like a reused SCF container) or with `subprocess_mode` in a fresh interpreter
 per call (a cold start). The per-record outcomes come from what the handler returned, or
 from the `SubmitFailed` it raised; its log lines are captured per invocation through the
-`cos_matting` logger (`cli.common.captured`), never by swapping stdout.
+`cos_matting` logger (`cli.logcapture.captured`), never by swapping stdout.
 """
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
-from cli.common import ROOT, UsageError, add_env_options, captured, patched_environ
+from cli.env import ROOT, add_env_options, patched_environ
+from cli.errors import UsageError
 from cli.eventio import KINDS, PLACEHOLDER_JOB
+from cli.logcapture import captured
 from cli.ui import table
 
 SUBMIT_FIELDS = ("key", "outcome", "record_id", "job_id", "detail")  # what a submit outcome row shows
@@ -207,7 +209,7 @@ def check_settings(env: Mapping[str, str]) -> None:
     """Fail before running anything (exit 2, naming the variable) if the handlers could not start."""
     from shared.config import load_settings
 
-    from cli.common import check_reachable, warn_unknown_variables
+    from cli.env import check_reachable, warn_unknown_variables
 
     load_settings(env)
     if not (env.get("TENCENTCLOUD_SECRETID") and env.get("TENCENTCLOUD_SECRETKEY")):

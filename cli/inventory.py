@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import unquote_plus
 
-from cli.common import UsageError
+from cli.errors import UsageError
 
 CHUNK = 256 << 10
 

@@ -82,7 +82,8 @@ def _quiet_broken_pipe() -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from cli.ui import explain, print_error
+    from cli.errors import explain
+    from cli.ui import print_error
 
     args_in, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
     debug = debug or os.environ.get("COS_MATTING_DEBUG", "") not in ("", "0")

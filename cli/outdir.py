@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import List
 
-from cli.ui import failure, usage
+from cli.errors import failure, usage
 
 MARKER = ".cos-matting-demo.json"
 STAGING = ".cos-matting-demo.staging"

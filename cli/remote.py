@@ -12,7 +12,8 @@ import json
 import re
 from typing import Any, Dict, List, Mapping
 
-from cli.common import UsageError
+from cli.env import credentials
+from cli.errors import UsageError
 from cli.handlers import Result, outcomes_of, submit_rows
 
 SYNC_LIMIT = 6 * 1024 * 1024  # SCF RequestResponse payload limit
@@ -45,20 +46,6 @@ def build_invoke_request(function: str, event: Any, namespace: str = "default", 
     request.Qualifier = qualifier
     request.LogType = "Tail"
     return request
-
-
-def credentials(env: Mapping[str, str]) -> Any:
-    from tencentcloud.common import credential
-
-    sid = env.get("TENCENTCLOUD_SECRETID") or env.get("TENCENTCLOUD_SECRET_ID")
-    key = env.get("TENCENTCLOUD_SECRETKEY") or env.get("TENCENTCLOUD_SECRET_KEY")
-    if sid and key:
-        return credential.Credential(sid, key, env.get("TENCENTCLOUD_SESSIONTOKEN") or None)
-    try:
-        return credential.DefaultCredentialProvider().get_credentials()
-    except Exception as exc:  # the SDK raises its own exception type when nothing is found
-        raise UsageError("no Tencent Cloud credentials: export TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY, "
-                         f"or configure ~/.tencentcloud/credentials ({exc})") from None
 
 
 def scf_client(env: Mapping[str, str], region: str) -> Any:

@@ -1,7 +1,7 @@
 """Terminal helpers every command shares: the one-line error, the `--yes` / prompt for bulk
-changes, and tables measured in display columns (wide CJK characters take two).
+changes, `--since`, tables measured in display columns (wide CJK characters take two), and
+how sizes, durations, ages and JSON are printed. (The errors themselves: `cli.errors`.)
 
-    raise usage("--bucket 'Videos'", "expected NAME-APPID", "e.g. --bucket videos-1250000000")
     if not confirm(args, f"cancel {n} job(s)?"): return EXIT_FAILED
     print(table(["KEY", "STATE"], rows, wrap={0: 40}))
 """
@@ -10,31 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
-from cli.common import EXIT_USAGE, UsageError
-
-
-class WorkError(Exception):
-    """The work failed (not the user's input): one line, exit 1. Raise it with what/which/what to do."""
-
-    exit_code = 1
-
-
-def message(what: str, which: Optional[str] = None, fix: Optional[str] = None) -> str:
-    """`<which>: <what> (<fix>)` on one line: what went wrong, which input, what to do."""
-    text = f"{which}: {what}" if which else what
-    return f"{text}; {fix}" if fix else text
-
-
-def usage(which: Optional[str], what: str, fix: Optional[str] = None) -> UsageError:
-    """A usage or configuration mistake (exit 2), as an exception to raise."""
-    return UsageError(message(what, which, fix))
-
-
-def failure(which: Optional[str], what: str, fix: Optional[str] = None) -> WorkError:
-    """A failure of the work (exit 1), as an exception to raise."""
-    return WorkError(message(what, which, fix))
+from cli.errors import usage
 
 
 def print_error(text: str, stream: Optional[TextIO] = None) -> None:
@@ -42,54 +21,6 @@ def print_error(text: str, stream: Optional[TextIO] = None) -> None:
     first = " ".join(str(text).split())  # always one line
     stream.write(f"cos-matting: error: {first}\n")
     stream.flush()
-
-
-# COS/CI error codes that mean the settings are wrong, not the work: exit 2 with what to fix.
-# Codes as COS documents them (https://cloud.tencent.com/document/product/436/7730).
-_CONFIG_CODES = {
-    "NoSuchBucket": ("the bucket does not exist (in this region)",
-                     "check COS_MATTING_BUCKET (name-APPID) and COS_MATTING_REGION; with the local cloud, start it "
-                     "with --bucket NAME-APPID"),
-    "SignatureDoesNotMatch": ("the secret key was refused (signature does not match)",
-                              "check TENCENTCLOUD_SECRETKEY (with the local cloud: localsecretkey unless you passed "
-                              "--secret-key)"),
-    "InvalidAccessKeyId": ("the secret id is not known",
-                           "check TENCENTCLOUD_SECRETID (with the local cloud: AKIDlocal unless you passed --secret-id)"),
-    "AccessDenied": ("access denied", "check the credentials' CAM policy (python -m deploy.policy prints the one "
-                                      "cos-matting needs)"),
-}
-
-
-def explain(exc: BaseException) -> "tuple[int, str]":
-    """(exit code, one line) for an exception that reached the command line."""
-    from shared.cloud import CloudError
-    from shared.config import ConfigError
-
-    if isinstance(exc, ConfigError):
-        return EXIT_USAGE, str(exc)
-    if isinstance(exc, WorkError):
-        return exc.exit_code, str(exc)
-    try:
-        from qcloud_cos.cos_exception import CosClientError, CosServiceError
-
-        if isinstance(exc, (CosClientError, CosServiceError)):
-            from shared.cloud import _wrap
-
-            exc = _wrap("cos", exc)
-    except ImportError:
-        pass
-    if isinstance(exc, CloudError):
-        if exc.code in _CONFIG_CODES:
-            what, fix = _CONFIG_CODES[exc.code]
-            return EXIT_USAGE, message(what, f"{exc.operation} (HTTP {exc.status} {exc.code})", fix)
-        if exc.status == 0:
-            return 1, message(f"could not reach the service ({exc.message.splitlines()[0][:200]})", exc.operation,
-                              "check the network, or COS_MATTING_ENDPOINT / that `cos-matting localcloud` runs")
-        return 1, str(exc)
-    if isinstance(exc, OSError) and exc.filename:
-        return 1, message(exc.strerror or str(exc), str(exc.filename))
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return 1, f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)"
 
 
 # -- confirmation for bulk changes --------------------------------------------------------------
@@ -114,6 +45,15 @@ def confirm(args: argparse.Namespace, question: str, count: int, threshold: int 
     stream.flush()
     answer = stdin.readline().strip().lower()
     return answer in ("y", "yes")
+
+
+def parse_since(text: str) -> datetime:
+    """`--since` of backfill, status and retry: an ISO date or date-time, UTC when it has no zone."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a date like 2026-11-01 or 2026-11-01T08:00:00+08:00")
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 # -- display width ------------------------------------------------------------------------------
@@ -203,5 +143,17 @@ def seconds(value: Optional[float]) -> str:
     return f"{minutes} min {rest} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
-__all__ = ["EXIT_USAGE", "WorkError", "message", "usage", "failure", "print_error", "explain", "add_yes", "confirm",
-           "width", "pad", "wrap", "table", "size", "seconds"]
+def age(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def dump_json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)

@@ -9,7 +9,7 @@ input validation: it proves the file is what deploy/spec.py turns into API calls
 not that the published components accept it (the `scf` CLI is not reachable from
 here; what it would do with the file is discussed in deploy/README.md). The API
 calls themselves are checked against the SDK's request models
-(tests/test_deploy_e2e.py).
+(tests/e2e/test_deploy_e2e.py).
 
 Only known keys are accepted (`extra="forbid"`), plus rules that turn silent
 misconfigurations into errors: a disabled COS/timer trigger, a COS trigger bucket

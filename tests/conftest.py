@@ -3,22 +3,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from qcloud_cos import CosConfig, CosS3Client
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from helpers import BUCKET, OTHER_BUCKET, REGION, sdk_client  # noqa: E402
 from localcloud import LocalCloud  # noqa: E402
-
-BUCKET = "videos-1250000000"
-OTHER_BUCKET = "outputs-1250000000"
-REGION = "ap-guangzhou"
-
-
-def sdk_client(cloud: LocalCloud, retry: int = 0, **overrides) -> CosS3Client:
-    """The real cos-python-sdk-v5 client pointed at `cloud` (overrides change CosConfig kwargs)."""
-    return CosS3Client(CosConfig(**{**cloud.cos_config_kwargs(), **overrides}), retry=retry)
 
 
 @pytest.fixture(autouse=True)

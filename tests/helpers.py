@@ -6,10 +6,18 @@ from typing import Dict
 from shared.cloud import Clients
 from shared.config import Settings, load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the repository: tests/helpers.py is one level down
 BUCKET = "videos-1250000000"
+OTHER_BUCKET = "outputs-1250000000"
 REGION = "ap-guangzhou"
 KEYS = "k" * 32
+
+
+def sdk_client(cloud, retry: int = 0, **overrides):
+    """The real cos-python-sdk-v5 client pointed at `cloud` (overrides change CosConfig kwargs)."""
+    from qcloud_cos import CosConfig, CosS3Client
+
+    return CosS3Client(CosConfig(**{**cloud.cos_config_kwargs(), **overrides}), retry=retry)
 
 
 def function_env(cloud, **extra: str) -> Dict[str, str]:

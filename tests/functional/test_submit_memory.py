@@ -1,6 +1,6 @@
 """shared/submit driven through the in-memory cloud: every outcome of one upload, no sockets.
 
-The same paths run over HTTP in tests/test_submit_pipeline.py; here they take milliseconds,
+The same paths run over HTTP in tests/e2e/test_submit_pipeline.py; here they take milliseconds,
 so the edge cases (lost answers, throttling, takeover, concurrency) are cheap to cover.
 """
 import threading

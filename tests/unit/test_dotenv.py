@@ -62,7 +62,8 @@ def test_the_projects_env_example_reads_cleanly():
 
 def test_the_cli_and_the_deploy_tools_read_a_file_alike(tmp_path):
     """The two readers that used to disagree (issue 15) are one: the same file, the same values."""
-    from cli.common import UsageError, read_env_file
+    from cli.errors import UsageError
+    from cli.env import read_env_file
     from deploy import checks
 
     path = tmp_path / ".env"

@@ -1,4 +1,4 @@
-"""The CLI's capture of the handlers' log lines (cli/common.py `captured`, `logs_aside`): through a
+"""The CLI's capture of the handlers' log lines (cli/logcapture.py `captured`, `logs_aside`): through a
 logging handler, per invocation, so two invocations in two threads at once keep their own lines,
 and nothing swaps sys.stdout."""
 import json
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from cli.common import captured, logs_aside
+from cli.logcapture import captured, logs_aside
 from shared.log import log, logger
 
 

@@ -1,0 +1,1 @@
+"""tests/e2e: the real SDKs against the HTTP local cloud, the CLI as a subprocess, real media and packages."""

@@ -1,0 +1,196 @@
+"""`cos-matting doctor` failing where it should (with the fix), a layer change, and a restarted cloud
+that still runs what was deployed."""
+import pytest
+
+from cli.main import main
+from helpers import sdk_client
+from helpers import BUCKET, REGION, wait_for
+from localcloud import LocalCloud
+from .test_deploy_e2e import write_env
+
+
+def start(data_dir):
+    return LocalCloud(data_dir=str(data_dir), buckets=[BUCKET], region=REGION).start()
+
+
+@pytest.fixture
+def deployed(tmp_path, capsys):
+    cloud = start(tmp_path / "cloud")
+    args = ["--local", cloud.url, "--env-file", str(write_env(tmp_path / ".env"))]
+    deploy = ["deploy", "--state-dir", str(tmp_path / "state"), "--dist", str(tmp_path / "dist"), "--yes"]
+    assert main(deploy + args) == 0
+    capsys.readouterr()
+    yield cloud, args, deploy, tmp_path
+    cloud.stop()
+
+
+def rows(out):
+    """CHECK -> (RESULT, DETAIL) from doctor's table (continuation lines joined)."""
+    found, last = {}, None
+    for line in out.splitlines()[2:]:
+        if line.startswith(" ") and last:
+            found[last] = (found[last][0], found[last][1] + " " + line.strip())
+            continue
+        for result in ("  ok  ", "  FAIL  "):
+            if result in line:
+                name, _, detail = line.partition(result)
+                last = name.strip()
+                found[last] = (result.strip(), detail.strip())
+    return found
+
+
+def test_doctor_fails_each_broken_piece_with_its_fix(deployed, capsys):
+    cloud, args, deploy, tmp = deployed
+    cloud.ci_unbound.add(BUCKET)  # the bucket is no longer bound to Cloud Infinite
+    sdk_client(cloud).put_bucket_versioning(Bucket=BUCKET, Status="Enabled")  # records bucket = source bucket
+    from deploy.clients import Api
+
+    scf = Api("scf", {"COS_MATTING_ENDPOINT": cloud.url, "TENCENTCLOUD_SECRETID": "AKIDlocal",
+                      "TENCENTCLOUD_SECRETKEY": "localsecretkey"}, REGION)
+    got = scf.call("GetFunction", {"FunctionName": "cos-matting-dev-submit"})
+    variables = [v for v in got["Environment"]["Variables"] if v["Key"] != "COS_MATTING_CALLBACK_URL"]
+    scf.call("UpdateFunctionConfiguration", {"FunctionName": "cos-matting-dev-submit", "Runtime": "Python3.9",
+                                             "Environment": {"Variables": variables}})
+    scf.call("UpdateTrigger", {"FunctionName": "cos-matting-dev-reconcile", "Type": "timer",
+                               "TriggerName": "reconcile-every-10-minutes", "Enable": "CLOSE"})
+    assert main(["doctor"] + args) == 1
+    table = rows(capsys.readouterr().out)
+    assert table["bucket bound to CI"][0] == "FAIL" and "Bucket management" in table["bucket bound to CI"][1]
+    assert table["records bucket not versioned"][0] == "FAIL" and "versioning Enabled" in \
+        table["records bucket not versioned"][1]
+    submit = table["function submit"]
+    assert submit[0] == "FAIL" and "runtime Python3.9" in submit[1] and "COS_MATTING_CALLBACK_URL unset" in submit[1]
+    assert "fix: cos-matting deploy" in submit[1]
+    assert table["timer"][0] == "FAIL"
+    for name in ("credentials", "role", "policy", "function callback", "COS trigger", "Function URL"):
+        assert table[name][0] == "ok", (name, table[name])
+
+    # deploy puts back what it owns (the function, the timer); the bucket settings stay the user's to fix.
+    assert main(deploy + args) == 0
+    capsys.readouterr()
+    assert main(["doctor"] + args) == 1
+    table = rows(capsys.readouterr().out)
+    assert [n for n, (r, _) in table.items() if r == "FAIL"] == ["bucket bound to CI", "records bucket not versioned"]
+
+
+def test_a_new_layer_is_published_only_when_its_bytes_change(deployed, capsys):
+    from cli.cmd_deploy import zips
+    from cli.env import deploy_env
+    from cli.main import build_parser
+    from deploy import spec as specs
+    from deploy.apply import Deployer, State, state_path, target_of
+    from deploy.clients import Api
+
+    cloud, args, deploy, tmp = deployed
+    environ = deploy_env(build_parser().parse_args(deploy + args))
+    spec = specs.build(environ)
+    artefacts = zips(tmp / "dist", lambda m: None)
+    artefacts["layer"] = artefacts["layer"] + b"\0"  # other bytes (a zip with a trailing byte still reads)
+    state = State(state_path(tmp / "state", "dev", cloud.url), target_of(cloud.url, REGION))
+    mark = len(cloud.api.calls)
+    Deployer(spec, Api("scf", environ, REGION), Api("cam", environ), state, artefacts, apply=True,
+             log=lambda m: None).run()
+    writes = [(c.action, c.params.get("FunctionName") or c.params.get("LayerName")) for c in cloud.api.writes(mark)]
+    assert writes[0] == ("PublishLayerVersion", "cos-matting-dev-deps")
+    assert sorted(writes[1:]) == [("UpdateFunctionConfiguration", f"cos-matting-dev-{f}")
+                                  for f in ("callback", "reconcile", "submit")]
+    assert all(c.params["Layers"] == [{"LayerName": "cos-matting-dev-deps", "LayerVersion": 2}]
+               for c in cloud.api.writes(mark)[1:])
+    assert [v["version"] for v in state.data["layer_versions"]] == [1, 2]  # --destroy removes both
+
+
+def test_a_restarted_cloud_runs_what_was_deployed(deployed, capsys):
+    cloud, args, deploy, tmp = deployed
+    cloud.stop()
+    again = start(tmp / "cloud")
+    try:
+        assert sorted(again.scf.running) == ["default/cos-matting-dev-callback", "default/cos-matting-dev-reconcile",
+                                             "default/cos-matting-dev-submit"]
+        # The Function URL answers at the new address's path; deploy notices the port changed and
+        # fixes submit's callback setting, and only that.
+        mark = len(again.api.calls)
+        args = ["--local", again.url] + args[2:]
+        assert main(deploy + args) == 0
+        assert sorted((c.action, c.params["FunctionName"]) for c in again.api.writes(mark)) == [
+            ("UpdateFunctionConfiguration", "cos-matting-dev-reconcile"),
+            ("UpdateFunctionConfiguration", "cos-matting-dev-submit")]
+        sdk_client(again).put_object(Bucket=BUCKET, Key="input/after-restart.mp4", Body=b"\x00\x00\x00\x18ftypmp42")
+        done = wait_for(lambda: [i for i in again.invocations if i.kind == "cos" and i.ok is not None], timeout=60)
+        assert done[0].ok, done[0].summary()
+    finally:
+        again.stop()
+
+
+def test_a_failed_deploy_says_what_failed_and_destroy_removes_what_it_had_made(tmp_path, capsys):
+    cloud = start(tmp_path / "cloud")  # serves videos-1250000000 only
+    try:
+        args = ["--local", cloud.url, "--env-file",
+                str(write_env(tmp_path / ".env", COS_MATTING_BUCKET="elsewhere-1250000000"))]
+        deploy = ["deploy", "--state-dir", str(tmp_path / "state"), "--dist", str(tmp_path / "dist"), "--yes"]
+        assert main(deploy + args) == 1
+        err = capsys.readouterr().err
+        assert "CreateTrigger: ResourceNotFound.Cos" in err and "--destroy to undo" in err
+        made = sorted(cloud.scf.state["functions"])
+        assert made == ["default/cos-matting-dev-callback", "default/cos-matting-dev-reconcile",
+                        "default/cos-matting-dev-submit"]  # the COS trigger came last and failed
+        assert main(deploy + args + ["--destroy"]) == 0
+        assert cloud.scf.state["functions"] == {} and cloud.cam.state["roles"] == {}
+        assert cloud.runtime.triggers == []
+    finally:
+        cloud.stop()
+
+
+def test_replay_remote_invokes_the_deployed_function_through_the_scf_api(deployed, capsys):
+    cloud, args, deploy, tmp = deployed
+    from helpers import ROOT
+
+    event = str(ROOT / "events" / "cos" / "put-video.json")
+    assert main(["replay", event, "--remote", "--function", "cos-matting-dev-{kind}", "--region", REGION] + args) == 0
+    printed = capsys.readouterr()
+    # The event's object is not in the bucket: the deployed submit skips it (and says so through Invoke).
+    assert "note: SCF request " in printed.out + printed.err and "input/interview.mp4  skipped:" in printed.out
+    [invoke] = [c for c in cloud.api.calls if c.action == "Invoke"]
+    assert invoke.params["FunctionName"] == "cos-matting-dev-submit" and not invoke.error
+    assert [i.function for i in cloud.invocations if i.kind == "direct"] == ["cos-matting-dev-submit"]
+
+
+def test_without_its_record_of_the_code_deploy_uploads_it_again_and_a_plan_changes_no_state(deployed, capsys):
+    """Another machine (no state file) must not skip code it cannot prove is current; the plan that
+    precedes every apply must not pretend the upload already happened."""
+    import json
+
+    cloud, args, deploy, tmp = deployed
+    state = tmp / "state" / "dev-local.json"
+    data = json.loads(state.read_text())
+    del data["functions"]["cos-matting-dev-submit"]["code_sha256"]
+    state.write_text(json.dumps(data))
+    assert main([a for a in deploy if a != "--yes"] + args + ["--plan"]) == 0
+    assert json.loads(state.read_text()) == data
+    mark = len(cloud.api.calls)
+    assert main(deploy + args) == 0
+    assert [(c.action, c.params["FunctionName"]) for c in cloud.api.writes(mark)] == [
+        ("UpdateFunctionCode", "cos-matting-dev-submit")]
+    assert json.loads(state.read_text())["functions"]["cos-matting-dev-submit"]["code_sha256"]
+
+
+def test_reserved_concurrency_zero_holds_events_until_it_is_lifted(deployed):
+    """SCF's stop switch: COS events wait in the async queue (not lost), synchronous calls are refused."""
+    import time as clock
+
+    from deploy.clients import Api
+
+    cloud, args, deploy, tmp = deployed
+    scf = Api("scf", {"COS_MATTING_ENDPOINT": cloud.url, "TENCENTCLOUD_SECRETID": "AKIDlocal",
+                      "TENCENTCLOUD_SECRETKEY": "localsecretkey"}, REGION)
+    name = {"FunctionName": "cos-matting-dev-submit"}
+    scf.call("PutReservedConcurrencyConfig", {**name, "ReservedConcurrencyMem": 0})
+    sdk_client(cloud).put_object(Bucket=BUCKET, Key="input/while-stopped.mp4", Body=b"\x00\x00\x00\x18ftypmp42")
+    clock.sleep(1.5)
+    assert not [i for i in cloud.invocations if i.kind == "cos" and i.ok is not None]  # held, not run, not failed
+    assert cloud.list_jobs(BUCKET) == []
+    refused = scf.call("Invoke", {**name, "ClientContext": "{}"})["Result"]
+    assert refused["InvokeResult"] != 0 and "reserved concurrency is 0" in refused["ErrMsg"]
+    scf.call("PutReservedConcurrencyConfig", {**name, "ReservedConcurrencyMem": 10 * 128})
+    done = wait_for(lambda: [i for i in cloud.invocations if i.kind == "cos" and i.ok is not None], timeout=60)
+    assert done[0].ok, done[0].summary()
+    assert len(cloud.list_jobs(BUCKET)) == 1
