@@ -154,7 +154,7 @@ class Function:
     def __init__(self, name: str, function_dir: str, env: Mapping[str, str], concurrency: int = 2,
                  timeout: float = 60.0, python: Optional[str] = None,
                  invocation_env: Optional[Callable[[], Dict[str, str]]] = None,
-                 layers: Optional[Sequence[str]] = None) -> None:
+                 layers: Optional[Sequence[str]] = None, handler: str = "main_handler") -> None:
         self.name, self.function_dir = name, resolve_dir(function_dir)
         self.python = python or sys.executable
         if not os.path.isfile(os.path.join(self.function_dir, "index.py")):
@@ -165,7 +165,7 @@ class Function:
             self.argv = [self.python, "-m", "localcloud.worker", self.function_dir]
         else:
             self.env = scfenv.environment(env, name)
-            self.argv = scfenv.command(self.python, self.function_dir, layers)
+            self.argv = scfenv.command(self.python, self.function_dir, layers, handler=handler)
         self.invocation_env = invocation_env  # variables refreshed per invocation (rotating role credentials)
         self._idle: "queue.LifoQueue[_Worker]" = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(concurrency)

@@ -126,7 +126,7 @@ class TriggerActions:
                 "AvailableStatus": "Available"}
 
     def CreateTrigger(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn, key = self._get(p), self._key(p)
+        fn, key = self.function_config(p), self.function_key(p)
         trig = self._parse_trigger(p)
         for old in fn["Triggers"]:
             if old["Type"] == trig["Type"] and (old["TriggerName"] == trig["TriggerName"] or trig["Type"] == "http"):
@@ -145,7 +145,7 @@ class TriggerActions:
         raise ApiError("ResourceNotFound.Trigger", f"{p.get('Type')} trigger {p.get('TriggerName')!r} does not exist")
 
     def UpdateTrigger(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn, key = self._get(p), self._key(p)
+        fn, key = self.function_config(p), self.function_key(p)
         old = self._find_trigger(fn, p)
         merged = {"Type": old["Type"], "TriggerName": old["TriggerName"],
                   "TriggerDesc": p.get("TriggerDesc") or old["TriggerDesc"],
@@ -162,7 +162,7 @@ class TriggerActions:
         return {}
 
     def DeleteTrigger(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn, key = self._get(p), self._key(p)
+        fn, key = self.function_config(p), self.function_key(p)
         trig = self._find_trigger(fn, p)
         self._unbind(key, trig)
         fn["Triggers"].remove(trig)
@@ -170,7 +170,7 @@ class TriggerActions:
         return {}
 
     def ListTriggers(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        triggers = self._get(p)["Triggers"]
+        triggers = self.function_config(p)["Triggers"]
         for flt in p.get("Filters") or []:
             field = {"Type": "Type", "Qualifier": "Qualifier", "TriggerName": "TriggerName"}.get(flt.get("Name"))
             if field:
