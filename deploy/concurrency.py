@@ -17,13 +17,15 @@ import argparse
 import sys
 from typing import Dict, List, Mapping, Optional
 
+from deploy.clients import Api
+
 SETTING = "COS_MATTING_DEPLOY_{}_CONCURRENCY"  # SUBMIT, CALLBACK, RECONCILE; empty = no reservation
 
 
 def plan(environ: Mapping[str, str]) -> Dict[str, Dict[str, object]]:
     """Function key -> {name, memory, instances (None = unset)} from serverless.yml + env."""
     from deploy.checks import SERVERLESS
-    from deploy.components import load_serverless
+    from deploy.files import load_serverless
 
     sf = load_serverless(SERVERLESS, environ)
     out: Dict[str, Dict[str, object]] = {}
@@ -37,25 +39,22 @@ def plan(environ: Mapping[str, str]) -> Dict[str, Dict[str, object]]:
     return out
 
 
-def scf_client(environ: Mapping[str, str], region: str):
-    from deploy.clients import client
-
-    return client("scf", environ, region)
+def _names(fn: Dict[str, object]) -> Dict[str, object]:
+    return {"FunctionName": fn["name"], "Namespace": fn["namespace"]}
 
 
-def apply_one(client, fn: Dict[str, object], instances: Optional[int]) -> str:
-    from tencentcloud.scf.v20180416 import models
-
+def apply_one(scf: Api, fn: Dict[str, object], instances: Optional[int]) -> str:
+    """Reserve `instances` x the function's memory (0 stops it), or remove the reservation (None)."""
     if instances is None:
-        req = models.DeleteReservedConcurrencyConfigRequest()
-        req.FunctionName, req.Namespace = fn["name"], fn["namespace"]
-        client.DeleteReservedConcurrencyConfig(req)
+        scf.call("DeleteReservedConcurrencyConfig", _names(fn))
         return f"{fn['name']}: reservation removed (shared pool)"
-    req = models.PutReservedConcurrencyConfigRequest()
-    req.FunctionName, req.Namespace = fn["name"], fn["namespace"]
-    req.ReservedConcurrencyMem = instances * int(fn["memory"])
-    client.PutReservedConcurrencyConfig(req)
+    scf.call("PutReservedConcurrencyConfig", {**_names(fn), "ReservedConcurrencyMem": instances * int(fn["memory"])})
     return f"{fn['name']}: reserved {instances} x {fn['memory']} MB" + ("  (STOPPED)" if instances == 0 else "")
+
+
+def show(scf: Api, fn: Dict[str, object]) -> str:
+    mem = scf.call("GetReservedConcurrencyConfig", _names(fn)).get("ReservedMem")
+    return f"{fn['name']}: " + ("shared pool" if mem is None else f"{mem // int(fn['memory'])} instances ({mem} MB)")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -79,16 +78,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         functions = plan(environ)
         region = str(next(iter(functions.values()))["region"])
-        client = scf_client(environ, region)
+        client = Api("scf", environ, region)
         if args.action == "show":
-            from tencentcloud.scf.v20180416 import models
-
             for fn in functions.values():
-                req = models.GetReservedConcurrencyConfigRequest()
-                req.FunctionName, req.Namespace = fn["name"], fn["namespace"]
-                mem = client.GetReservedConcurrencyConfig(req).ReservedMem
-                print(f"{fn['name']}: " + ("shared pool" if mem is None else f"{mem // int(fn['memory'])} instances "
-                                           f"({mem} MB)"))
+                print(show(client, fn))
         elif args.action == "apply":
             for fn in functions.values():
                 print(apply_one(client, fn, fn["instances"]))

@@ -33,7 +33,8 @@ def template() -> Dict[str, Any]:
 def values_from(environ: Mapping[str, str]) -> Dict[str, Any]:
     """Template values from serverless.yml resolved with `environ` (the submit function's settings)."""
     from deploy.checks import SERVERLESS
-    from deploy.components import function_environment, load_serverless
+    from deploy.components import function_environment
+    from deploy.files import load_serverless
     from shared.config import load_settings
 
     sf = load_serverless(SERVERLESS, environ)
@@ -94,7 +95,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.policy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     from deploy.checks import add_env_options, environ_from
-    from deploy.components import ConfigFileError
+    from deploy.files import ConfigFileError
     from shared.config import ConfigError
 
     add_env_options(parser, example=True)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import checks
-from .components import CosTrigger, HttpTrigger, ServerlessFile, TimerTrigger, function_environment, load_layer
-from .components import load_serverless
+from .components import CosTrigger, HttpTrigger, ServerlessFile, TimerTrigger, function_environment
+from .files import load_layer, load_serverless
 
 CALLBACK_URL = "COS_MATTING_CALLBACK_URL"
 # Functions that start jobs and so sign callback URLs; the callback function itself does not need its own URL.
@@ -123,7 +123,7 @@ def build(environ: Mapping[str, str], serverless: Path = checks.SERVERLESS, laye
     """The desired deployment; SpecError names the first setting that makes it impossible."""
     from shared.config import ConfigError, known_variables, load_settings
 
-    from .components import ConfigFileError
+    from .files import ConfigFileError
     from .policy import PolicyError, render, values_from
 
     try:

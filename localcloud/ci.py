@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from shared.jobs import (TAG, TERMINAL_STATES, EchoedOptions, EchoedOutput, JobDetail, JobInput, JobOperation,
                          JobRequest, MediaInfoSpec, MediaResultSpec, OutputFileSpec, background_key)
 
-from .callbacks import CallbackRecord, Callbacks  # noqa: F401 - imported from here by cloud.py
+from .callbacks import Callbacks
 from .cos import CosError, ObjectStore
 from .faults import Faults
 from .journal import Journal

@@ -15,7 +15,7 @@ from shared.jobs import JobRequest, JobsResponse, format_errors
 
 from .ci import ai_queue, parse_ci_time
 from .cos import CosError
-from .replies import Reply, _xml
+from .replies import Reply, xml_reply
 
 
 def route(h: Any, bucket: str, path: str) -> Tuple[str, Callable[[], Reply]]:
@@ -53,7 +53,7 @@ def queues(h: Any, bucket: str) -> Reply:
     result = {"RequestId": h.request_id, "TotalCount": str(len(chosen)),
               "PageNumber": h.query.get("pageNumber") or "1", "PageSize": h.query.get("pageSize") or "10",
               "QueueList": chosen or None, "NonExistPIDs": [i for i in ids if i != queue["QueueId"]] or None}
-    return _xml(200, "Response", result)
+    return xml_reply(200, "Response", result)
 
 
 def create(h: Any, bucket: str) -> Reply:

@@ -11,14 +11,17 @@ from shared.events import Upload, build_event
 from shared.jobs import JobDetail
 
 from .camapi import CamService
-from .ci import CallbackRecord, Callbacks, Engine, JobService
-from .cos import Bucket, CosError, ObjectMeta, ObjectStore
+from .callbacks import CallbackRecord, Callbacks
+from .ci import Engine, JobService
+from .cos import Bucket, ObjectMeta, ObjectStore
 from .credentials import RoleCredentials
 from .multipart import MultipartUploads
 from .faults import Faults
-from .scf import Function, Invocation, Runtime, Trigger, function_url_event, function_url_reply
+from .scf import Function, Invocation, Runtime, Trigger, function_url_reply
+from .scfevents import function_url_event
 from .scfapi import ScfService
-from .server import Reply, _json, make_server
+from .replies import Reply, json_reply
+from .server import make_server
 from .tcapi import Api, reply_json
 
 
@@ -131,7 +134,7 @@ class LocalCloud:
     def upload(self, bucket: str, key: str, data: bytes, content_type: str = "") -> ObjectMeta:
         """Put an object as an uploader would (fires triggers), without going through HTTP."""
         obj = self.store.bucket(bucket).put_bytes(key, data, content_type)
-        self._object_created(bucket, obj, "cos:ObjectCreated:Put")
+        self.object_created(bucket, obj, "cos:ObjectCreated:Put")
         return obj
 
     def generate_inventory(self, bucket: str, destination: Optional[str] = None, prefix: str = "cos_bucket_inventory",
@@ -144,9 +147,9 @@ class LocalCloud:
         return generate(self.store.bucket(bucket), dest, prefix, inventory_id, filter_prefix, **kw).as_dict()
 
     def _output_written(self, bucket: str, key: str, event_name: str) -> None:
-        self._object_created(bucket, self.store.bucket(bucket).head(key), event_name)
+        self.object_created(bucket, self.store.bucket(bucket).head(key), event_name)
 
-    def _object_created(self, bucket: str, obj: ObjectMeta, event_name: str) -> None:
+    def object_created(self, bucket: str, obj: ObjectMeta, event_name: str) -> None:
         for trigger in self.runtime.triggers:
             if trigger.matches(bucket, obj.key, event_name):
                 upload = Upload(bucket=bucket, appid=bucket.rsplit("-", 1)[1], region=self.region, key=obj.key,
@@ -231,12 +234,13 @@ class LocalCloud:
             time.sleep(0.02)
         return False
 
-    # -- HTTP: Function URLs and the control API ---------------------------
-    def _function_url(self, handler: Any) -> Reply:
+    # -- HTTP: Function URLs and the Tencent Cloud API ------------------------
+    def serve_function_url(self, handler: Any) -> Reply:
+        """`/_fn/<name>/...`: a function added with `add_function_url`, invoked with a Function URL event."""
         name, _, rest = handler.raw_path[len("/_fn/"):].partition("/")
         fn = self.runtime.functions.get(name)
         if fn is None:
-            return _json(404, {"errorCode": 404, "errorMessage": f"no function URL named {name!r}"})
+            return json_reply(404, {"errorCode": 404, "errorMessage": f"no function URL named {name!r}"})
         body = handler.body(6 << 20)
         headers = {k: v for k, v in handler.headers.items()}
         event = function_url_event(handler.command, "/" + rest, handler.query_pairs, headers, body,
@@ -244,7 +248,7 @@ class LocalCloud:
         status, out_headers, out_body = function_url_reply(self.runtime.run(fn, event, "http"))
         return Reply(status, out_headers, out_body)
 
-    def _api(self, handler: Any) -> Reply:
+    def serve_api(self, handler: Any) -> Reply:
         """Tencent Cloud API 3.0 calls (X-TC-Action) and the Function URLs of deployed functions."""
         if handler.raw_path.startswith("/_url/"):
             return self.scf.function_url(handler)
@@ -253,53 +257,6 @@ class LocalCloud:
 
             return describe(handler, self)
         return Reply(*reply_json(handler, self.api))
-
-    def _control(self, handler: Any) -> Reply:
-        """Test-only control API: never part of the emulated COS/CI surface."""
-        import json
-
-        parts = [p for p in handler.raw_path.split("/") if p][1:]
-        method = handler.command
-        try:
-            payload = json.loads(handler.body() or b"{}") if method in ("POST", "PUT") else {}
-            if parts == ["health"]:
-                return _json(200, {"ok": True, "buckets": sorted(self.store.buckets), "region": self.region})
-            if parts == ["jobs"] and method == "GET":
-                jobs = self.list_jobs(handler.query.get("bucket"))
-                if handler.query.get("count"):  # 10^5 jobs: the number, not 100 MB of JSON
-                    return _json(200, {"count": len(jobs)})
-                return _json(200, [j.wire() for j in jobs])
-            if len(parts) == 4 and parts[0] == "jobs" and parts[3] == "state" and method == "POST":
-                detail = self.set_job_state(parts[1], parts[2], payload["state"], payload.get("code"),
-                                            payload.get("message"), payload.get("media_info"),
-                                            bool(payload.get("force")))
-                return _json(200, detail.wire())
-            if parts == ["faults"] and method == "POST":
-                if "rate" in payload:
-                    self.faults.random(**payload)
-                else:
-                    self.faults.add(**payload)
-                return _json(200, {"pending": self.faults.pending()})
-            if parts == ["faults"] and method == "DELETE":
-                self.faults.clear()
-                return _json(200, {"pending": {}})
-            if parts == ["faults"] and method == "GET":
-                return _json(200, {"pending": self.faults.pending(), "injected": dict(self.faults.injected)})
-            if parts == ["inventory"] and method == "POST":
-                return _json(200, self.generate_inventory(**payload))
-            if parts == ["invocations"] and method == "GET":
-                return _json(200, [i.summary() for i in self.invocations])
-            if parts == ["callbacks"] and method == "GET":
-                return _json(200, [{"url": c.url, "job_id": c.job_id, "state": c.state, "format": c.fmt,
-                                    "attempts": c.attempts, "status": c.status, "ok": c.ok, "error": c.error}
-                                   for c in self.callbacks])
-            if parts == ["idle"] and method == "GET":
-                return _json(200, {"idle": self.wait_idle(float(handler.query.get("timeout") or 10))})
-        except CosError as exc:
-            return _json(exc.status, {"error": exc.code, "message": exc.message})
-        except (ValueError, TypeError, KeyError) as exc:
-            return _json(400, {"error": type(exc).__name__, "message": str(exc)})
-        return _json(404, {"error": "NotFound", "message": f"{method} {handler.raw_path} is not a control route"})
 
 
 __all__ = ["LocalCloud"]

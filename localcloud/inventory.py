@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Sequence
 from urllib.parse import quote
 
 from .cos import Bucket, CosError, ObjectMeta
+from .replies import iso_date
 
 # Bucket and Key are always present; the rest are the documented OptionalFields we can fill.
 FIELDS = ("Size", "LastModifiedDate", "ETag", "StorageClass", "IsMultipartUploaded")
@@ -58,10 +59,6 @@ def encode_key(key: str) -> str:
     return quote(key, safe="")
 
 
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + ".000Z"
-
-
 def _cell(obj: ObjectMeta, bucket: str, name: str) -> str:
     if name == "Bucket":
         return bucket
@@ -70,7 +67,7 @@ def _cell(obj: ObjectMeta, bucket: str, name: str) -> str:
     if name == "Size":
         return str(obj.size)
     if name == "LastModifiedDate":
-        return _iso(obj.last_modified)
+        return iso_date(obj.last_modified)
     if name == "ETag":
         return obj.etag
     if name == "StorageClass":

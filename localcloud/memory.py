@@ -36,7 +36,7 @@ from .ci import JobService
 from .cloud import LocalCloud
 from .cos import CosError, check_key, validate_tags
 from .faults import Fault, Faults
-from .replies import Reply, _gmt, _iso
+from .replies import Reply, http_date, iso_date
 
 class _Object:
     __slots__ = ("data", "etag", "content_type", "last_modified", "tags")
@@ -233,7 +233,7 @@ class MemoryClient:
             if truncated:
                 result["NextMarker"] = page[-1][0] if page else Marker
             if page:
-                result["Contents"] = [{"Key": k, "LastModified": _iso(o.last_modified), "ETag": f'"{o.etag}"',
+                result["Contents"] = [{"Key": k, "LastModified": iso_date(o.last_modified), "ETag": f'"{o.etag}"',
                                        "Size": str(len(o.data)), "StorageClass": "STANDARD"} for k, o in page]
             return result
 
@@ -247,7 +247,7 @@ class MemoryClient:
                 source = self._object(CopySource["Bucket"], CopySource["Key"])
                 obj = self.cloud.bucket(Bucket)[Key] = _Object(source.data, source.content_type)
                 obj.tags = dict(source.tags)
-            return {"ETag": f'"{obj.etag}"', "LastModified": _iso(obj.last_modified)}
+            return {"ETag": f'"{obj.etag}"', "LastModified": iso_date(obj.last_modified)}
 
         return self._send("PUT", "cos.copy", copy)
 
@@ -342,7 +342,7 @@ class MemoryClient:
     @staticmethod
     def _headers(obj: _Object) -> Dict[str, str]:
         headers = {"ETag": f'"{obj.etag}"', "Content-Type": obj.content_type,
-                   "Last-Modified": _gmt(obj.last_modified), "Accept-Ranges": "bytes",
+                   "Last-Modified": http_date(obj.last_modified), "Accept-Ranges": "bytes",
                    "x-cos-storage-class": "STANDARD", "Content-Length": str(len(obj.data))}
         if obj.tags:
             headers["x-cos-tagging-count"] = str(len(obj.tags))

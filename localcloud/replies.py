@@ -18,17 +18,17 @@ class Reply:
     file: Optional[Tuple[str, int, int]] = None  # (path, offset, length) streamed instead of body
 
 
-def _xml(status: int, root: str, content: Any, headers: Optional[Dict[str, str]] = None) -> Reply:
+def xml_reply(status: int, root: str, content: Any, headers: Optional[Dict[str, str]] = None) -> Reply:
     return Reply(status, {"Content-Type": "application/xml", **(headers or {})}, xmlcodec.dump(root, content))
 
 
-def _json(status: int, content: Any) -> Reply:
+def json_reply(status: int, content: Any) -> Reply:
     return Reply(status, {"Content-Type": "application/json"}, json.dumps(content, default=str).encode("utf-8"))
 
 
-def _gmt(epoch: float) -> str:
+def http_date(epoch: float) -> str:
     return formatdate(epoch, usegmt=True)
 
 
-def _iso(epoch: float) -> str:
+def iso_date(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + ".000Z"

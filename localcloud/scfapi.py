@@ -33,7 +33,8 @@ import zipfile
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from . import scfenv
-from .scf import Function, Trigger, function_url_event, function_url_reply
+from .scf import Function, Trigger, function_url_reply
+from .scfevents import function_url_event
 from .scftriggers import TriggerActions
 from .tcapi import ApiError, load_state, save_state, timestamp
 
@@ -159,11 +160,13 @@ class ScfService(TriggerActions):
 
     # -- functions ------------------------------------------------------------------------------
     @staticmethod
-    def _key(p: Dict[str, Any]) -> str:
+    def function_key(p: Dict[str, Any]) -> str:
+        """`<namespace>/<name>` of the function a request names (the key of `state["functions"]`)."""
         return f"{p.get('Namespace') or 'default'}/{p.get('FunctionName') or ''}"
 
-    def _get(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn = self.state["functions"].get(self._key(p))
+    def function_config(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        """The stored configuration of the function a request names; ResourceNotFound.Function if none."""
+        fn = self.state["functions"].get(self.function_key(p))
         if fn is None:
             raise ApiError("ResourceNotFound.Function", f"function {p.get('FunctionName')!r} does not exist in "
                                                         f"namespace {p.get('Namespace') or 'default'}")
@@ -208,7 +211,7 @@ class ScfService(TriggerActions):
             fn["Handler"] = p["Handler"]
 
     def CreateFunction(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        key = self._key(p)
+        key = self.function_key(p)
         if not NAME_RE.match(p.get("FunctionName") or ""):
             raise ApiError("InvalidParameterValue.FunctionName", "FunctionName: 2-60 letters, digits, _ and -, "
                                                                  "starting with a letter")
@@ -230,24 +233,24 @@ class ScfService(TriggerActions):
         return {}
 
     def UpdateFunctionCode(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn = self._get(p)
+        fn = self.function_config(p)
         source = p.get("Code") if p.get("Code") else p
         fn["CodeSha256"] = self._blob(_zip(source, "Code" if p.get("Code") else "UpdateFunctionCode"))
         if p.get("Handler"):
             self._configure(fn, {"Handler": p["Handler"]})
         fn["ModTime"] = timestamp()
-        self._deploy(self._key(p))
+        self._deploy(self.function_key(p))
         return {}
 
     def UpdateFunctionConfiguration(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn = self._get(p)
+        fn = self.function_config(p)
         self._configure(fn, p)
         fn["ModTime"] = timestamp()
-        self._deploy(self._key(p))
+        self._deploy(self.function_key(p))
         return {}
 
     def GetFunction(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn = self._get(p)
+        fn = self.function_config(p)
         out = {k: v for k, v in fn.items() if k not in ("CodeSha256", "Reserved", "AsyncTriggerConfig")}
         out["CodeSize"] = os.path.getsize(os.path.join(self.dir, "blobs", fn["CodeSha256"] + ".zip"))
         out["Triggers"] = [self._trigger_out(t) for t in fn["Triggers"]]
@@ -264,8 +267,8 @@ class ScfService(TriggerActions):
         return {"Functions": out, "TotalCount": len(found)}
 
     def DeleteFunction(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        key = self._key(p)
-        fn = self._get(p)
+        key = self.function_key(p)
+        fn = self.function_config(p)
         for trig in list(fn["Triggers"]):
             self._unbind(key, trig)
         del self.state["functions"][key]
@@ -296,15 +299,15 @@ class ScfService(TriggerActions):
         code = self._unpacked(fn["CodeSha256"])
         layers = [self._unpacked(self._layer_version(x["LayerName"], x["LayerVersion"], deleted=True)["Sha256"])
                   for x in fn.get("Layers") or []]
-        env = {**self._platform_env(fn), **{v["Key"]: v["Value"] for v in fn["Environment"]["Variables"]},
-               "LOCALCLOUD_HANDLER": handler}
+        env = {**self._platform_env(fn), **{v["Key"]: v["Value"] for v in fn["Environment"]["Variables"]}}
         gate = self._gate(key)
         new: Optional[DeployedFunction] = None
         if module == "index" and os.path.isfile(os.path.join(code, "index.py")):
             new = DeployedFunction(fn["FunctionName"], code, env, DEFAULT_CONCURRENCY, float(fn["Timeout"]),
                                    runtime_python(self.cloud.runtime.python),
                                    self.cloud.runtime.invocation_env if self._has_role(fn) else None,
-                                   layers=layers, gate=gate, ttl=float(fn["AsyncTriggerConfig"]["MsgTTL"]))
+                                   layers=layers, handler=handler, gate=gate,
+                                   ttl=float(fn["AsyncTriggerConfig"]["MsgTTL"]))
             self.running[key] = new
         for trig in fn["Triggers"]:
             self._bind(key, trig)
@@ -364,27 +367,27 @@ class ScfService(TriggerActions):
 
     # -- concurrency and async retry ------------------------------------------------------------
     def PutReservedConcurrencyConfig(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn = self._get(p)
+        fn = self.function_config(p)
         mem = p.get("ReservedConcurrencyMem")
         if not isinstance(mem, int) or mem < 0 or mem % fn["MemorySize"]:
             raise ApiError("InvalidParameterValue",
                            f"ReservedConcurrencyMem must be a multiple of the function's memory ({fn['MemorySize']} MB)")
         fn["Reserved"] = mem
-        self._gate(self._key(p))  # 0 stops it; anything else lets waiting events run
+        self._gate(self.function_key(p))  # 0 stops it; anything else lets waiting events run
         self._save()
         return {}
 
     def GetReservedConcurrencyConfig(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        return {"ReservedMem": self._get(p)["Reserved"]}
+        return {"ReservedMem": self.function_config(p)["Reserved"]}
 
     def DeleteReservedConcurrencyConfig(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        self._get(p)["Reserved"] = None
-        self._gate(self._key(p))
+        self.function_config(p)["Reserved"] = None
+        self._gate(self.function_key(p))
         self._save()
         return {}
 
     def UpdateFunctionEventInvokeConfig(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn = self._get(p)
+        fn = self.function_config(p)
         config = p.get("AsyncTriggerConfig") or {}
         retry = (config.get("RetryConfig") or [{}])[0].get("RetryNum")
         ttl = config.get("MsgTTL")
@@ -392,11 +395,11 @@ class ScfService(TriggerActions):
             raise ApiError("InvalidParameterValue.AsyncTriggerConfig", "RetryConfig[0].RetryNum 0-2 and MsgTTL "
                                                                        "60-21600 s are required")
         fn["AsyncTriggerConfig"] = {"RetryConfig": [{"RetryNum": retry}], "MsgTTL": ttl}
-        self._deploy(self._key(p))
+        self._deploy(self.function_key(p))
         return {}
 
     def GetFunctionEventInvokeConfig(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        return {"AsyncTriggerConfig": self._get(p)["AsyncTriggerConfig"]}
+        return {"AsyncTriggerConfig": self.function_config(p)["AsyncTriggerConfig"]}
 
     # -- invoking -------------------------------------------------------------------------------
     def Invoke(self, p: Dict[str, Any]) -> Dict[str, Any]:
@@ -406,7 +409,7 @@ class ScfService(TriggerActions):
 
     def function_url(self, handler: Any) -> Any:
         """Serve `/_url/<id>/...`: the deployed Function URL of an `http` trigger."""
-        from .replies import Reply, _json
+        from .replies import Reply, json_reply
 
         url_id, _, rest = handler.raw_path[len("/_url/"):].partition("/")
         with self.lock:
@@ -414,9 +417,9 @@ class ScfService(TriggerActions):
                      if t.get("UrlId") == url_id]
             fn = self.running.get(found[0][0]) if found else None
         if not found or fn is None or not found[0][1]["Enable"]:
-            return _json(404, {"errorCode": 404, "errorMessage": f"no Function URL {url_id!r}"})
+            return json_reply(404, {"errorCode": 404, "errorMessage": f"no Function URL {url_id!r}"})
         if json.loads(found[0][1]["TriggerDesc"]).get("AuthType") == "CAM" and not handler.headers.get("Authorization"):
-            return _json(403, {"errorCode": 403, "errorMessage": "this Function URL requires CAM authentication"})
+            return json_reply(403, {"errorCode": 403, "errorMessage": "this Function URL requires CAM authentication"})
         body = handler.body(6 << 20)  # 6 MB: the synchronous payload limit
         event = function_url_event(handler.command, "/" + rest, handler.query_pairs, dict(handler.headers.items()),
                                    body, handler.client_address[0])

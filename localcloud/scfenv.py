@@ -44,13 +44,17 @@ def find_python310() -> Optional[str]:
     return None
 
 
-def command(python: str, code_dir: str, layers: Sequence[str] = (), run: Optional[str] = None) -> List[str]:
-    """argv that starts the SCF-like runtime on `code_dir` (a warm worker, or `run` one script)."""
+def command(python: str, code_dir: str, layers: Sequence[str] = (), run: Optional[str] = None,
+            handler: str = "main_handler") -> List[str]:
+    """argv that starts the SCF-like runtime on `code_dir` (a warm worker serving `index.<handler>`, or
+    `run` one script). The handler is an argument, not a variable: SCF sets no such variable."""
     argv = [python, "-I", "-S", WORKER]
     for layer in layers:
         argv += ["--layer", os.path.abspath(layer)]
     if run:
         argv += ["--run", os.path.abspath(run)]
+    if handler != "main_handler":
+        argv += ["--handler", handler]
     return argv + [os.path.abspath(code_dir)]
 
 

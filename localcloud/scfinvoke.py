@@ -40,7 +40,7 @@ RETRY_DELAY = 0.5
 
 
 def _function(service: "ScfService", p: Dict[str, Any]) -> Tuple["Function", int]:
-    key = service._key(p)
+    key = service.function_key(p)
     with service.lock:
         config = service.state["functions"].get(key)
         fn = service.running.get(key) if config is not None else None
@@ -48,7 +48,7 @@ def _function(service: "ScfService", p: Dict[str, Any]) -> Tuple["Function", int
         if (p.get("Namespace") or "default") == "default":
             fn = service.cloud.runtime.functions.get(p.get("FunctionName") or "")
         if fn is None:
-            service._get(p)  # raises ResourceNotFound.Function
+            service.function_config(p)  # raises ResourceNotFound.Function
         return fn, DEFAULT_ASYNC_RETRIES
     if fn is None:
         raise ApiError("ResourceNotFound.Function", f"function {p.get('FunctionName')!r} has no runnable code")

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict
 
 from .scf import Function, Trigger
+from .scfevents import timer_event
 from .tcapi import ApiError, timestamp
 
 
@@ -125,7 +126,7 @@ class TriggerActions:
                 "AvailableStatus": "Available"}
 
     def CreateTrigger(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn, key = self._get(p), self._key(p)
+        fn, key = self.function_config(p), self.function_key(p)
         trig = self._parse_trigger(p)
         for old in fn["Triggers"]:
             if old["Type"] == trig["Type"] and (old["TriggerName"] == trig["TriggerName"] or trig["Type"] == "http"):
@@ -144,7 +145,7 @@ class TriggerActions:
         raise ApiError("ResourceNotFound.Trigger", f"{p.get('Type')} trigger {p.get('TriggerName')!r} does not exist")
 
     def UpdateTrigger(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn, key = self._get(p), self._key(p)
+        fn, key = self.function_config(p), self.function_key(p)
         old = self._find_trigger(fn, p)
         merged = {"Type": old["Type"], "TriggerName": old["TriggerName"],
                   "TriggerDesc": p.get("TriggerDesc") or old["TriggerDesc"],
@@ -161,7 +162,7 @@ class TriggerActions:
         return {}
 
     def DeleteTrigger(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn, key = self._get(p), self._key(p)
+        fn, key = self.function_config(p), self.function_key(p)
         trig = self._find_trigger(fn, p)
         self._unbind(key, trig)
         fn["Triggers"].remove(trig)
@@ -169,7 +170,7 @@ class TriggerActions:
         return {}
 
     def ListTriggers(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        triggers = self._get(p)["Triggers"]
+        triggers = self.function_config(p)["Triggers"]
         for flt in p.get("Filters") or []:
             field = {"Type": "Type", "Qualifier": "Qualifier", "TriggerName": "TriggerName"}.get(flt.get("Name"))
             if field:
@@ -212,10 +213,7 @@ class TriggerActions:
             while not stop.wait(0.2):
                 now = datetime.now(timezone.utc).replace(microsecond=0)
                 if now != last and cron_matches(cron, now):
-                    # The timer event (SCF doc 583/9708): Type, TriggerName, Time, Message.
-                    event = {"Type": "Timer", "TriggerName": name, "Time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                             "Message": argument}
-                    self.cloud.runtime.invoke_async(fn, event, "timer", retries=0)
+                    self.cloud.runtime.invoke_async(fn, timer_event(name, argument, now), "timer", retries=0)
                 last = now
 
         threading.Thread(target=loop, daemon=True, name=f"scf-timer-{name}").start()

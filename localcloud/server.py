@@ -3,28 +3,29 @@
 The real SDK connects to ip:port and still sends `Host: <bucket>.cos.<region>
 .myqcloud.com`, for CI calls too, so the bucket comes from the Host header and
 `/jobs...` paths are CI. Anything else on a plain host is the test-only
-control API (`/_localcloud/...`) or a Function URL (`/_fn/<name>/...`).
+control API (`/_localcloud/...`), a Function URL (`/_fn/<name>/...`, deployed ones
+`/_url/<id>/...`) or a Tencent Cloud API 3.0 call (`X-TC-Action`).
+
+This module is the plumbing (bodies, streaming, errors, faults, keep-alive); the answers
+are in `cos_http` (COS), `ci_http` (CI), `control` and `LocalCloud.serve_*`.
 """
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from shared import xmlcodec
-
-from . import ci_http, cos_http
-from .cos_http import HOST_RE
+from . import ci_http, control, cos_http
 from .auth import AuthError, verify
-from .cos import CosError, ObjectMeta, check_key, validate_tags
+from .cos import CosError
+from .cos_http import HOST_RE
 from .faults import Fault
-from .replies import Reply, _gmt, _iso, _json, _xml  # noqa: F401 - _json is imported from here by cloud.py
+from .replies import Reply, xml_reply
 
 if TYPE_CHECKING:
     from .cloud import LocalCloud
@@ -81,12 +82,12 @@ class Handler(BaseHTTPRequestHandler):
             if match:
                 reply = self._bucket_request(match.group("bucket"), match.group("region"))
             elif self.raw_path.startswith("/_fn/"):
-                reply = self.cloud._function_url(self)
+                reply = self.cloud.serve_function_url(self)
             elif self.headers.get("X-TC-Action") or self.raw_path.startswith("/_url/") or \
                     self.raw_path in ("/mediabucket", "/ai_bucket"):
-                reply = self.cloud._api(self)  # TC API 3.0 (SCF, CAM), deployed Function URLs, CI bucket binding
+                reply = self.cloud.serve_api(self)  # TC API 3.0 (SCF, CAM), deployed Function URLs, CI bucket binding
             elif self.raw_path.startswith("/_localcloud/") or self.raw_path == "/_localcloud":
-                reply = self.cloud._control(self)
+                reply = control.serve(self.cloud, self)
             else:
                 reply = self._cos_error(CosError(404, "NoSuchBucket", f"no bucket in Host {host!r}"))
         except Dropped:
@@ -113,6 +114,13 @@ class Handler(BaseHTTPRequestHandler):
         if len(data) > limit:
             raise CosError(400, "EntityTooLarge", f"body exceeds {limit} bytes")
         return data
+
+    def user_meta(self) -> Dict[str, str]:
+        """The request's `x-cos-meta-*` headers, names lower-cased as COS stores them."""
+        return {k.lower(): v for k, v in self.headers.items() if k.lower().startswith("x-cos-meta-")}
+
+    def forbid_overwrite(self) -> bool:
+        return (self.headers.get("x-cos-forbid-overwrite") or "").strip().lower() == "true"
 
     def _chunk(self) -> bytes:
         size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
@@ -214,13 +222,13 @@ class Handler(BaseHTTPRequestHandler):
     def _cos_error(self, err: CosError, resource: str = "") -> Reply:
         content = {"Code": err.code, "Message": err.message, "Resource": resource or self.headers.get("Host", ""),
                    "RequestId": self.request_id, "TraceId": uuid.uuid4().hex}
-        return _xml(err.status, "Error", content, {"x-cos-request-id": self.request_id})
+        return xml_reply(err.status, "Error", content, {"x-cos-request-id": self.request_id})
 
     def _ci_error(self, err: CosError) -> Reply:
         # CI documents <Response><Code/><Message/><RequestId/></Response> (no <Resource>); the Go SDK
         # parses <Error>: `cloud.ci_error_root` switches the root so clients are tested on both.
         content = {"Code": err.code, "Message": err.message, "RequestId": self.request_id}
-        return _xml(err.status, self.cloud.ci_error_root, content, {"x-ci-request-id": self.request_id})
+        return xml_reply(err.status, self.cloud.ci_error_root, content, {"x-ci-request-id": self.request_id})
 
     def _fault_reply(self, fault: Fault, ci: bool) -> Reply:
         code = fault.error_code(ci)
@@ -238,7 +246,7 @@ class Handler(BaseHTTPRequestHandler):
             cloud.store.bucket(bucket_name)  # NoSuchBucket before auth, like COS
             path = unquote(self.raw_path)
             verify(self.command, path, self.query, self.headers, cloud.credentials)
-            route, action = (self._ci_route if is_ci else self._cos_route)(bucket_name, path)
+            route, action = (ci_http if is_ci else cos_http).route(self, bucket_name, path)
         except AuthError as exc:
             return error(CosError(exc.status, exc.code, exc.message))
         except CosError as exc:
@@ -265,168 +273,6 @@ class Handler(BaseHTTPRequestHandler):
         if fault.drop:
             raise Dropped()
         return self._fault_reply(fault, is_ci) if fault.status else None
-
-    def _cos_route(self, bucket: str, path: str) -> Tuple[str, Callable[[], Reply]]:
-        key = path[1:]
-        method, q = self.command, self.query
-        if not key:
-            if method == "GET" and "uploads" in q:
-                return "cos.multipart.list_uploads", lambda: cos_http.list_uploads(self, bucket)
-            if "versioning" in q and method in ("GET", "PUT"):
-                return f"cos.versioning.{method.lower()}", lambda: cos_http.versioning(self, bucket)
-            if method == "GET":
-                return "cos.list", lambda: self._list(bucket)
-            if method == "HEAD":  # HeadBucket (436/7735): 200 when it exists and the caller may read it
-                return "cos.head_bucket", lambda: Reply(200)
-            raise CosError(405, "MethodNotAllowed", f"{method} on the bucket is not supported by the local cloud")
-        if "tagging" in q:
-            route = {"PUT": "cos.tagging.put", "GET": "cos.tagging.get", "DELETE": "cos.tagging.delete"}.get(method)
-            if route is None:
-                raise CosError(405, "MethodNotAllowed", f"{method} ?tagging")
-            return route, lambda: self._tagging(bucket, key)
-        if method in ("PUT", "POST"):
-            check_key(key)
-        if "uploadId" in q:
-            multipart = {"PUT": ("cos.multipart.part", cos_http.upload_part),
-                         "POST": ("cos.multipart.complete", cos_http.complete),
-                         "DELETE": ("cos.multipart.abort", cos_http.abort),
-                         "GET": ("cos.multipart.list_parts", cos_http.list_parts)}
-            if method not in multipart or (method == "PUT" and "partNumber" not in q):
-                raise CosError(405, "MethodNotAllowed", f"{method} ?uploadId")
-            route, fn = multipart[method]
-            return route, lambda: fn(self, bucket, key)
-        if method == "POST" and "uploads" in q:
-            return "cos.multipart.initiate", lambda: cos_http.initiate(self, bucket, key)
-        if method == "PUT" and self.headers.get("x-cos-copy-source"):
-            return "cos.copy", lambda: self._copy(bucket, key)
-        actions = {"PUT": ("cos.put", self._put), "GET": ("cos.get", self._get), "HEAD": ("cos.head", self._head),
-                   "DELETE": ("cos.delete", self._delete)}
-        if method not in actions:
-            raise CosError(405, "MethodNotAllowed", f"{method} on an object is not supported by the local cloud")
-        route, fn = actions[method]
-        return route, lambda: fn(bucket, key)
-
-    def _object_headers(self, obj: ObjectMeta) -> Dict[str, str]:
-        headers = {"ETag": f'"{obj.etag}"', "Content-Type": obj.content_type, "Last-Modified": _gmt(obj.last_modified),
-                   "Accept-Ranges": "bytes", "x-cos-storage-class": "STANDARD"}
-        headers.update(obj.meta)
-        if obj.tags:
-            headers["x-cos-tagging-count"] = str(len(obj.tags))
-        if obj.version_id:  # HEAD/GET Object on a versioned bucket (436/7745)
-            headers["x-cos-version-id"] = obj.version_id
-        return headers
-
-    def _user_meta(self) -> Dict[str, str]:
-        return {k.lower(): v for k, v in self.headers.items() if k.lower().startswith("x-cos-meta-")}
-
-    def _forbid(self) -> bool:
-        return (self.headers.get("x-cos-forbid-overwrite") or "").strip().lower() == "true"
-
-    def _put(self, bucket: str, key: str) -> Reply:
-        tags = None
-        if self.headers.get("x-cos-tagging"):
-            tags = validate_tags(parse_qsl(self.headers["x-cos-tagging"], keep_blank_values=True))
-        read, length = self.body_reader()
-        obj = self.cloud.store.bucket(bucket).put_stream(
-            key, read, length, self.headers.get("Content-Type") or "", self._user_meta(), tags, self._forbid())
-        self.close_connection = False  # whole body read: keep-alive is safe
-        self.cloud._object_created(bucket, obj, "cos:ObjectCreated:Put")
-        return Reply(200, {"ETag": f'"{obj.etag}"', **({"x-cos-version-id": obj.version_id} if obj.version_id else {})})
-
-    def _copy(self, bucket: str, key: str) -> Reply:
-        src, src_key = cos_http.copy_source(self)
-        replace = None
-        if (self.headers.get("x-cos-metadata-directive") or "Copy").lower() == "replaced":
-            replace = (self.headers.get("Content-Type") or "", self._user_meta())
-        obj = self.cloud.store.bucket(bucket).copy_from(src, src_key, key, replace, self._forbid())
-        self.cloud._object_created(bucket, obj, "cos:ObjectCreated:Copy")
-        return _xml(200, "CopyObjectResult", {"ETag": f'"{obj.etag}"', "LastModified": _iso(obj.last_modified)},
-                    {"x-cos-version-id": obj.version_id} if obj.version_id else None)
-
-    def _head(self, bucket: str, key: str) -> Reply:
-        obj = self.cloud.store.bucket(bucket).head(key)
-        return Reply(200, self._object_headers(obj), file=(self.cloud.store.bucket(bucket).data_path(key), 0, obj.size))
-
-    def _get(self, bucket: str, key: str) -> Reply:
-        b = self.cloud.store.bucket(bucket)
-        obj = b.head(key)
-        headers = self._object_headers(obj)
-        start, count, status = 0, obj.size, 200
-        rng = self.headers.get("Range")
-        if rng:
-            match = re.match(r"^bytes=(\d*)-(\d*)$", rng.strip())
-            if not match or (not match.group(1) and not match.group(2)):
-                raise CosError(416, "InvalidRange", f"Range {rng!r} is not satisfiable")
-            first, last = match.group(1), match.group(2)
-            if first:
-                start = int(first)
-                end = min(int(last), obj.size - 1) if last else obj.size - 1
-            else:
-                start = max(obj.size - int(last), 0)
-                end = obj.size - 1
-            if start >= obj.size or end < start:
-                raise CosError(416, "InvalidRange", f"Range {rng!r} is not satisfiable for {obj.size} bytes")
-            count, status = end - start + 1, 206
-            headers["Content-Range"] = f"bytes {start}-{end}/{obj.size}"
-        return Reply(status, headers, file=(b.data_path(key), start, count))
-
-    def _delete(self, bucket: str, key: str) -> Reply:
-        self.cloud.store.bucket(bucket).delete(key)
-        return Reply(204)
-
-    def _list(self, bucket: str) -> Reply:
-        q = self.query
-        try:
-            max_keys = int(q.get("max-keys") or 1000)
-        except ValueError:
-            raise CosError(400, "InvalidArgument", "max-keys must be an integer") from None
-        max_keys = max(0, min(max_keys, 1000))
-        prefix, marker, delimiter = q.get("prefix", ""), q.get("marker", ""), q.get("delimiter", "")
-        contents, prefixes, truncated, next_marker = self.cloud.store.bucket(bucket).list(prefix, marker, max_keys,
-                                                                                        delimiter)
-        enc = (lambda s: quote(s, safe="/")) if q.get("encoding-type") == "url" else (lambda s: s)
-        result: Dict[str, Any] = {"Name": bucket, "EncodingType": q.get("encoding-type") or None,
-                                  "Prefix": enc(prefix), "Marker": enc(marker), "MaxKeys": str(max_keys),
-                                  "Delimiter": enc(delimiter) or None, "IsTruncated": "true" if truncated else "false"}
-        if truncated:
-            result["NextMarker"] = enc(next_marker)
-        result["CommonPrefixes"] = [{"Prefix": enc(p)} for p in prefixes] or None
-        result["Contents"] = [{"Key": enc(o.key), "LastModified": _iso(o.last_modified), "ETag": f'"{o.etag}"',
-                               "Size": str(o.size), "Owner": {"ID": "1250000000", "DisplayName": "1250000000"},
-                               "StorageClass": "STANDARD"} for o in contents] or None
-        return _xml(200, "ListBucketResult", result)
-
-    def _tagging(self, bucket: str, key: str) -> Reply:
-        b = self.cloud.store.bucket(bucket)
-        if self.command == "GET":
-            tags = b.head(key).tags
-            return _xml(200, "Tagging", {"TagSet": {"Tag": [{"Key": k, "Value": v} for k, v in tags.items()]}})
-        if self.command == "DELETE":
-            b.set_tags(key, {})
-            return Reply(204)
-        raw = self.body()
-        try:
-            root, content = xmlcodec.parse(raw)
-        except xmlcodec.XMLError as exc:
-            raise CosError(400, "MalformedXML", str(exc)) from None
-        tag_set = content.get("TagSet") if isinstance(content, dict) else None
-        if root != "Tagging" or not isinstance(tag_set, (dict, str)):
-            raise CosError(400, "MalformedXML", "body must be <Tagging><TagSet><Tag>...</Tag></TagSet></Tagging>")
-        items = (tag_set.get("Tag") if isinstance(tag_set, dict) else None) or []
-        items = items if isinstance(items, list) else [items]
-        pairs = []
-        for item in items:
-            if not isinstance(item, dict) or not isinstance(item.get("Key"), str):
-                raise CosError(400, "MalformedXML", "each <Tag> needs <Key> and <Value>")
-            value = item.get("Value", "")
-            pairs.append((item["Key"], value if isinstance(value, str) else ""))
-        b.head(key)
-        b.set_tags(key, validate_tags(pairs))
-        return Reply(200)
-
-    # -- CI ---------------------------------------------------------------
-    def _ci_route(self, bucket: str, path: str) -> Tuple[str, Callable[[], Reply]]:
-        return ci_http.route(self, bucket, path)
 
 
 class Server(ThreadingHTTPServer):

@@ -44,7 +44,7 @@ AAC otherwise. Not kept: rotation metadata, subtitles, further audio streams.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
 
 from shared import jobs
 
@@ -55,13 +55,11 @@ __all__ = ["engine", "MattingError", "process", "media_info", "options_of"]
 
 
 def engine(job: jobs.JobDetail, request: jobs.JobRequest, input_path: str,
-           background_path: Optional[str], output_path: str,
-           *, should_stop: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
+           background_path: Optional[str], output_path: str) -> Dict[str, Any]:
     """Run one SegmentVideoBody job locally; returns the output's MediaInfo wire dict.
 
     Thread-safe (a worker pool may run several at once; the model is shared behind
-    a lock). Optional `should_stop()` is polled per packet for cancellation
-    (MattingError code "Cancelled", partial output removed).
+    a lock).
     """
     opts = options_of(job, request)
-    return process(input_path, output_path, opts, background_path, should_stop=should_stop)
+    return process(input_path, output_path, opts, background_path)

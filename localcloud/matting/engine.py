@@ -5,7 +5,7 @@ import os
 import queue
 import threading
 from fractions import Fraction
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
 
 import av
 import cv2
@@ -195,17 +195,16 @@ def _open_input(input_path: str):
 
 
 def process(input_path: str, output_path: str, opts: jobs.SegmentVideoOptions,
-            background_path: Optional[str] = None, encoder_options: Optional[Dict[str, str]] = None,
-            *, should_stop: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
+            background_path: Optional[str] = None, encoder_options: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """Matte `input_path` into `output_path` (H.264 MP4). Returns the output's MediaInfo wire dict.
 
-    `should_stop`, if given, is polled once per packet; when it returns true the
-    job stops, the partial output is removed and MattingError("Cancelled") raised.
+    On any failure the partial output is removed. There is no cancelling a running job: CI
+    cancels only jobs not yet started (Submitted/Pause; localcloud/ci.py `cancel`).
     """
     if opts.Mode == "Combination":  # fail before any decoding
         compose.open_background(background_path, 16, 16).close()
     container, in_v = _open_input(input_path)
-    _Transcode(container, in_v, output_path, opts, background_path, encoder_options).run(should_stop)
+    _Transcode(container, in_v, output_path, opts, background_path, encoder_options).run()
     return media_info(output_path)
 
 
@@ -238,7 +237,7 @@ class _Transcode:
         self.last_pts: Optional[int] = None
         self.t0: Optional[int] = None
 
-    def run(self, should_stop: Optional[Callable[[], bool]]) -> None:
+    def run(self) -> None:
         ok = False
         try:
             self._check_decoder()
@@ -246,7 +245,7 @@ class _Transcode:
             self.rate = self.in_v.average_rate or self.in_v.guessed_rate or Fraction(25)
             self.tb = self.in_v.time_base or Fraction(1, max(1, int(round(float(self.rate)))))
             self.out = av.open(self.output_path, "w", format="mp4", options={"movflags": "+faststart"})
-            self._demux(should_stop)
+            self._demux()
             self._flush()
             ok = True
         except MattingError:
@@ -267,12 +266,10 @@ class _Transcode:
         except (av.error.FFmpegError, ValueError, AttributeError) as exc:
             raise MattingError("UnsupportedFormat", f"the video stream cannot be decoded: {exc}") from None
 
-    def _demux(self, should_stop: Optional[Callable[[], bool]]) -> None:
+    def _demux(self) -> None:
         streams = [self.in_v] + ([self.in_a] if self.in_a is not None else [])
         try:
             for packet in self.container.demux(streams):
-                if should_stop is not None and should_stop():
-                    raise MattingError("Cancelled", "the job was cancelled while matting")
                 if packet.stream.index == self.in_v.index:
                     try:
                         decoded = packet.decode()

@@ -10,7 +10,6 @@ class MattingError(Exception):
       UnsupportedFormat   a video stream this build cannot decode, or the output cannot be written
       BackgroundNotFound  Combination without a background file, or the file is missing/empty
       InvalidBackground   the background exists but is neither a decodable image nor a video
-      Cancelled           should_stop() returned true while matting
     """
 
     def __init__(self, code: str, message: str):

@@ -219,7 +219,9 @@ def test_invoke_exits_1_when_the_handler_raises(cli_env, cos_client, capsys, tmp
     cli_env.faults.add("ci.create", count=1, status=400)
     code, out, err = run_cli(capsys, "invoke", "submit", "--event", str(path))
     assert code == 1
-    assert "failed:submit" in out and "handler raised: RuntimeError" in out and "FAILED" in out
+    # the handler's one typed error (shared.submit.SubmitFailed, a RuntimeError) names the key and step
+    assert "failed:submit" in out and "FAILED" in out
+    assert "handler raised: SubmitFailed: 1 of 1 records failed: input/rejected.mp4: failed:submit" in out
 
 
 def test_invoke_without_an_endpoint_says_what_to_set(cloud, capsys, monkeypatch, tmp_path):

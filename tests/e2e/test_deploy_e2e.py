@@ -264,9 +264,7 @@ def test_the_api_refuses_bad_signatures_empty_variables_and_roles_it_does_not_kn
     from tencentcloud.common.common_client import CommonClient
     from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-    from deploy.clients import client
-
-    common = CommonClient("scf", "2018-04-16", scf.sdk.credential, REGION, client("scf", scf._env, REGION).profile)
+    common = CommonClient("scf", "2018-04-16", scf.sdk.credential, REGION, scf.sdk.profile)
     with pytest.raises(TencentCloudSDKException) as unknown:
         common.call_json("ListFunctions", {"Namespace": "default", "Limt": 10})
     assert unknown.value.get_code() == "UnknownParameter" and "Limt" in unknown.value.get_message()
@@ -281,3 +279,52 @@ def test_the_api_refuses_bad_signatures_empty_variables_and_roles_it_does_not_kn
                 {"effect": "allow", "action": ["name/cam:PassRole"],
                  "resource": ["qcs::cam::uid/100000000001:roleName/CI_QCSRole"]}]})})
     assert cam_uid.value.code == "InvalidParameter.ResourceError"  # role resources use uin/ (PLATFORM.md s. 8)
+
+
+def test_a_deployed_function_runs_the_handler_its_configuration_names(site):
+    # SCF's `Handler` is `<file>.<function>` (CreateFunction, api 583/18586); the local SCF passes the
+    # function name to the worker as an argument, so the function's environment holds only what SCF sets.
+    import base64
+    import io
+    import zipfile
+
+    from deploy.clients import Api
+
+    cloud, *_ = site
+    scf = Api("scf", {"COS_MATTING_ENDPOINT": cloud.url, "TENCENTCLOUD_SECRETID": "AKIDlocal",
+                      "TENCENTCLOUD_SECRETKEY": "localsecretkey"}, REGION)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("index.py", "import os\ndef main_handler(event, context):\n    return {'handler': 'main'}\n"
+                                "def other(event, context):\n"
+                                "    return {'handler': 'other', 'local': sorted(k for k in os.environ if 'LOCALCLOUD' in k)}\n")
+    zipped = base64.b64encode(buf.getvalue()).decode()
+    scf.call("CreateFunction", {"FunctionName": "named", "Handler": "index.other", "Runtime": "Python3.10",
+                                "Code": {"ZipFile": zipped}})
+    result = scf.call("Invoke", {"FunctionName": "named", "ClientContext": "{}"})["Result"]
+    assert result["InvokeResult"] == 0 and json.loads(result["RetMsg"]) == {"handler": "other", "local": []}
+    scf.call("UpdateFunctionCode", {"FunctionName": "named", "ZipFile": zipped, "Handler": "index.main_handler"})
+    result = scf.call("Invoke", {"FunctionName": "named", "ClientContext": "{}"})["Result"]
+    assert json.loads(result["RetMsg"]) == {"handler": "main"}
+
+
+def test_the_concurrency_switch_stops_and_restarts_a_deployed_function(site, capsys):
+    # python -m deploy.concurrency through tencentcloud-sdk-python-scf against the local SCF API
+    # (Put/Get/DeleteReservedConcurrencyConfig; ReservedConcurrencyMem = instances x memorySize).
+    from cli.cmd_deploy import deploy_env
+    from cli.main import build_parser
+    from deploy import concurrency
+
+    cloud, args, deploy, tmp = site
+    assert main(deploy + args) == 0
+    environ = deploy_env(build_parser().parse_args(deploy + args))  # what deploy resolved serverless.yml with
+    env = tmp / "switch.env"
+    env.write_text("".join(f"{k}={v}\n" for k, v in environ.items() if k.startswith(("COS_MATTING_", "TENCENT"))))
+    capsys.readouterr()
+    assert concurrency.main(["--env", str(env), "set", "submit", "0"]) == 0
+    assert concurrency.main(["--env", str(env), "show"]) == 0
+    out = capsys.readouterr().out
+    assert "STOPPED" in out and "cos-matting-dev-submit: 0 instances (0 MB)" in out
+    assert concurrency.main(["--env", str(env), "unset", "submit"]) == 0
+    assert concurrency.main(["--env", str(env), "show"]) == 0
+    assert "cos-matting-dev-submit: shared pool" in capsys.readouterr().out

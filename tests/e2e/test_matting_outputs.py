@@ -208,12 +208,24 @@ def test_concurrent_jobs_in_threads(tmp_path, clip):
     assert max(np.abs(x.astype(int) - y).max() for x, y in zip(a, b)) <= 2
 
 
-def test_should_stop_cancels(tmp_path, clip):
+def test_a_failure_mid_job_leaves_no_partial_output(tmp_path, clip, monkeypatch):
+    # The engine's promise on any failure after the output was opened (it replaces the test of the
+    # removed `should_stop`, the only other way to stop a job mid-stream).
     from localcloud.matting import MattingError
+    from localcloud.matting.engine import FrameMatter
 
     src, _ = clip
     out = tmp_path / "o.mp4"
     calls = []
+    real = FrameMatter.matte
+
+    def failing(self, rgb):
+        calls.append(1)
+        if len(calls) > 5:
+            raise MattingError("UnsupportedFormat", "injected failure on the sixth frame")
+        return real(self, rgb)
+
+    monkeypatch.setattr(FrameMatter, "matte", failing)
     with pytest.raises(MattingError) as err:
-        process(src, str(out), opts_for("Mask", "GreenScreenSeg"), should_stop=lambda: calls.append(1) or len(calls) > 5)
-    assert err.value.code == "Cancelled" and not out.exists()
+        process(src, str(out), opts_for("Mask", "GreenScreenSeg"))
+    assert err.value.code == "UnsupportedFormat" and len(calls) == 6 and not out.exists()

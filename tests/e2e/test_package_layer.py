@@ -20,7 +20,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from deploy import checks, package  # noqa: E402
-from deploy.components import function_environment, load_serverless  # noqa: E402
+from deploy.components import function_environment  # noqa: E402
+from deploy.files import load_serverless  # noqa: E402
 from localcloud import scfenv  # noqa: E402
 
 CACHE = ROOT / ".cache" / "wheels"

@@ -11,7 +11,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from deploy import checks, policy  # noqa: E402
-from deploy.components import env_references, read_yaml  # noqa: E402
+from deploy.files import env_references, read_yaml  # noqa: E402
 from shared.config import known_variables  # noqa: E402
 
 ALLOWED_ACTIONS = {
@@ -177,19 +177,26 @@ def test_concurrency_plan_from_env():
     env["COS_MATTING_DEPLOY_SUBMIT_CONCURRENCY"] = "0"
     assert concurrency.plan(env)["submit"]["instances"] == 0  # the stop switch
 
+    from tencentcloud.scf.v20180416 import models
+
+    from deploy.clients import Api
+
     class FakeClient:
         def __init__(self):
             self.calls = []
 
         def PutReservedConcurrencyConfig(self, req):
             self.calls.append(("put", req.FunctionName, req.ReservedConcurrencyMem))
+            return models.PutReservedConcurrencyConfigResponse()
 
         def DeleteReservedConcurrencyConfig(self, req):
             self.calls.append(("delete", req.FunctionName))
+            return models.DeleteReservedConcurrencyConfigResponse()
 
     client = FakeClient()
-    assert "STOPPED" in concurrency.apply_one(client, functions["submit"], 0)
-    concurrency.apply_one(client, functions["submit"], 10)
-    concurrency.apply_one(client, functions["callback"], None)
+    scf = Api("scf", {}, sdk_client=client)
+    assert "STOPPED" in concurrency.apply_one(scf, functions["submit"], 0)
+    concurrency.apply_one(scf, functions["submit"], 10)
+    concurrency.apply_one(scf, functions["callback"], None)
     assert client.calls == [("put", "cos-matting-dev-submit", 0), ("put", "cos-matting-dev-submit", 1280),
                             ("delete", "cos-matting-dev-callback")]

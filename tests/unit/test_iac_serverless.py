@@ -1,7 +1,7 @@
 """serverless.yml and deploy/layer/serverless.yml as `cos-matting deploy` reads them.
 
-deploy/components.py is the deployer's input schema (multi-scf's input names) and
-deploy/checks.py the project rules (handlers, settings, recursion guard, triggers,
+deploy/components.py is the deployer's input schema (multi-scf's input names, read by deploy/files.py) and
+deploy/rules.py the project rules (handlers, settings, recursion guard, triggers,
 timeouts). That the resulting API calls are what SCF and CAM accept is tested against
 the SDK's request models and the local cloud in tests/e2e/test_deploy_e2e.py.
 """
@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from deploy import checks  # noqa: E402
-from deploy.components import (ConfigFileError, LayerFile, ServerlessFile, function_environment,  # noqa: E402
-                               load_layer, load_serverless, read_yaml, resolve_variables, validate)
+from deploy import checks, rules  # noqa: E402
+from deploy.components import LayerFile, ServerlessFile, function_environment  # noqa: E402
+from deploy.files import ConfigFileError, load_layer, load_serverless, read_yaml, resolve_variables, validate  # noqa: E402
 from shared.config import known_variables, load_settings  # noqa: E402
 
 SERVERLESS = ROOT / "serverless.yml"
@@ -132,7 +132,7 @@ def test_timeouts_below_lease_and_period(sf):
 
 @pytest.mark.parametrize("function", ["submit", "callback", "reconcile"])
 def test_handler_imports_and_is_callable(sf, function, monkeypatch):
-    path = checks.handler_source(sf, function)
+    path = rules.handler_source(sf, function, checks.ROOT)
     assert path.is_file(), f"{path} missing (handlers are written by another engineer; rerun when they land)"
     for key, value in function_environment(sf, function).items():
         if value:
