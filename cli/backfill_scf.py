@@ -310,25 +310,6 @@ def print_summary(summary: Summary, out: Any) -> None:
     out.flush()
 
 
-def scf_client(env: Mapping[str, str], region: str) -> Any:
-    """tencentcloud-sdk-python-scf's client; against the local cloud its endpoint is the local cloud's
-    port (COS_MATTING_ENDPOINT), where the SCF API is served too."""
-    from urllib.parse import urlsplit
-
-    from tencentcloud.common.profile.client_profile import ClientProfile
-    from tencentcloud.common.profile.http_profile import HttpProfile
-    from tencentcloud.scf.v20180416.scf_client import ScfClient
-
-    from cli.env import credentials
-
-    endpoint = env.get("COS_MATTING_SCF_ENDPOINT") or env.get("COS_MATTING_ENDPOINT")
-    profile = None
-    if endpoint:
-        url = urlsplit(endpoint)
-        profile = ClientProfile(httpProfile=HttpProfile(protocol=url.scheme, endpoint=url.netloc, reqTimeout=30))
-    return ScfClient(credentials(env), region, profile)
-
-
 def default_checkpoint(identity: Mapping[str, Any], function: str) -> str:
     import hashlib
 
@@ -341,8 +322,9 @@ def run_scf(args: Any, env: Mapping[str, str], settings: Any, source: Any) -> in
     """The `--via scf` branch of `cos-matting backfill`."""
     import sys
 
-    from cli.ui import dump_json
     from cli.progress import Progress
+    from cli.remote import scf_client
+    from cli.ui import dump_json
 
     if args.dry_run:
         raise UsageError("--dry-run applies to --via local (with --via scf nothing is read from the record log)")
