@@ -4,7 +4,8 @@
 message is the event name and whose fields ride on the record; `JsonFormatter` turns it
 into `{"ts", "level", "event", **fields}` (secret fields left out). The fields stay at the
 top level because CLS parses the first level of a JSON log line into `key: value`
-fields (SCF "日志开发", https://www.tencentcloud.com/zh/document/product/583/40326).
+fields (SCF Python "Log Development", https://www.tencentcloud.com/document/product/583/40326;
+CLS keeps at most 8 KB of a line, 583/39778).
 
 `configure()` gives the logger its one handler at cold start (functions/*/index.py), or
 on first use. The logger does not propagate: SCF's own example on that page logs with
