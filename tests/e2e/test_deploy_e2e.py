@@ -311,7 +311,7 @@ def test_a_deployed_function_runs_the_handler_its_configuration_names(site):
 def test_the_concurrency_switch_stops_and_restarts_a_deployed_function(site, capsys):
     # python -m deploy.concurrency through tencentcloud-sdk-python-scf against the local SCF API
     # (Put/Get/DeleteReservedConcurrencyConfig; ReservedConcurrencyMem = instances x memorySize).
-    from cli.cmd_deploy import deploy_env
+    from cli.env import deploy_env
     from cli.main import build_parser
     from deploy import concurrency
 
