@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 from cli.errors import UsageError
 from cli.env import add_env_options, load
 from cli.clients import ThreadClients
-from cli.common import add_verbose, logs_aside
+from cli.logcapture import add_verbose, logs_aside
 from cli.ui import dump_json
 from cli.progress import Progress
 from cli.ui import add_yes, confirm, table

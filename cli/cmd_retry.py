@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional
 from cli.errors import UsageError
 from cli.env import add_env_options, load
 from cli.clients import make_clients
-from cli.common import add_verbose, logs_aside
+from cli.logcapture import add_verbose, logs_aside
 from cli.ui import add_yes, confirm, dump_json, parse_since, table
 
 RETRYABLE = ("Failed", "Cancel", "Gone", "Superseded")

@@ -9,7 +9,7 @@ import random
 import time
 import uuid
 from enum import Enum
-from typing import Callable, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from pydantic import BaseModel, ValidationError, computed_field
 
@@ -341,8 +341,29 @@ class Submitter:
             log("record.write_failed", level="error", record_id=record.id, error=str(exc))
 
 
+class SubmitFailed(RuntimeError):
+    """Some records of an event failed: raised once, after every record was processed, carrying
+    every outcome (like powertools' BatchProcessingError after its per-record results,
+    aws_lambda_powertools/utilities/batch). SCF retries an asynchronous invocation that raised
+    (COS triggers invoke asynchronously), and a retry is safe: a record already submitted comes
+    back `duplicate`. The message names each failed key and step, readable in the function log."""
+
+    def __init__(self, outcomes: List[Outcome]) -> None:
+        self.outcomes = list(outcomes)
+        failed = [o for o in self.outcomes if o.failed]
+        super().__init__(f"{len(failed)} of {len(self.outcomes)} records failed: "
+                         + "; ".join(f"{o.key}: {o.outcome}" for o in failed))
+
+
+def answer(outcomes: List[Outcome]) -> Dict[str, Any]:
+    """The submit handler's return value; `SubmitFailed` instead when any record failed."""
+    if any(o.failed for o in outcomes):
+        raise SubmitFailed(outcomes)
+    return {"outcomes": [o.model_dump(exclude_none=True) for o in outcomes]}
+
+
 def handle(items: List[Union[Upload, Malformed]], submitter: Submitter) -> List[Outcome]:
-    """Process every record (a malformed one fails alone), log each outcome; the caller raises if any failed."""
+    """Process every record (a malformed one fails alone), log each outcome; `answer` raises if any failed."""
     outcomes = []
     for item in items:
         if isinstance(item, Malformed):
