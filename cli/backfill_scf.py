@@ -281,22 +281,12 @@ def print_summary(summary: Summary, out: Any) -> None:
 
 
 def scf_client(env: Mapping[str, str], region: str) -> Any:
-    """tencentcloud-sdk-python-scf's client; against the local cloud its endpoint is the local cloud's
-    port (COS_MATTING_ENDPOINT), where the SCF API is served too."""
-    from urllib.parse import urlsplit
+    """tencentcloud-sdk-python-scf's client (deploy/clients.py); against the local cloud its endpoint is the
+    local cloud's port (COS_MATTING_ENDPOINT), where the SCF API is served too. An async Invoke answers at
+    once: 30 s per request."""
+    from deploy.clients import client
 
-    from tencentcloud.common.profile.client_profile import ClientProfile
-    from tencentcloud.common.profile.http_profile import HttpProfile
-    from tencentcloud.scf.v20180416.scf_client import ScfClient
-
-    from cli.env import credentials
-
-    endpoint = env.get("COS_MATTING_SCF_ENDPOINT") or env.get("COS_MATTING_ENDPOINT")
-    profile = None
-    if endpoint:
-        url = urlsplit(endpoint)
-        profile = ClientProfile(httpProfile=HttpProfile(protocol=url.scheme, endpoint=url.netloc, reqTimeout=30))
-    return ScfClient(credentials(env), region, profile)
+    return client("scf", env, region, timeout=30)
 
 
 def default_checkpoint(identity: Mapping[str, Any], function: str) -> str:
