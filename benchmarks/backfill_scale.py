@@ -111,7 +111,7 @@ def scf_backfill(url: str, env: Dict[str, str], manifest: str, args: argparse.Na
                         str(args.rate), "--batch", str(args.batch), "--checkpoint", checkpoint], env)
 
 
-def parse_args() -> argparse.Namespace:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=100_000, help="objects for --via scf (default: %(default)s)")
     parser.add_argument("--local-objects", type=int, default=2000, help="sample for --via local (default: %(default)s)")
@@ -120,87 +120,72 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=2000, help="--rate for --via scf (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=50, help="--batch for --via scf (default: %(default)s)")
     parser.add_argument("--function-concurrency", type=int, default=2, help="submit workers (default: %(default)s)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    print(f"backfill at scale: {args.objects} objects via scf (user CPU), {args.e2e_objects} via scf end to end, "
+          f"{args.local_objects} via local; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="cos-matting-scale-") as tmp:
+        started = time.perf_counter()
+        for prefix, n in (("input/scf/", args.objects), ("input/e2e/", args.e2e_objects),
+                          ("input/local/", args.local_objects)):
+            fill(tmp, prefix, n)
+        print(f"filled {args.objects + args.e2e_objects + args.local_objects} objects in "
+              f"{time.perf_counter() - started:.1f} s (straight into the store)", flush=True)
+        reports, scf, scf_cpu = via_scf(tmp, args)
+        done, local_cpu = via_local(tmp, args, reports)
+    per_scf, per_local = scf_cpu / scf["sent"], local_cpu / done
+    ratio = per_local / per_scf
+    print(f"user CPU per 1,000 objects: scf {per_scf * 1000:.3f} s ({scf['sent']} objects), local "
+          f"{per_local * 1000:.3f} s ({done} objects) -> {ratio:.0f}x less via scf "
+          f"({'meets' if ratio >= TARGET else 'BELOW'} the {TARGET:.0f}x target)")
+    return 0
 
 
-def fill_all(tmp: str, args: argparse.Namespace) -> None:
-    started = time.perf_counter()
-    for prefix, n in (("input/scf/", args.objects), ("input/e2e/", args.e2e_objects),
-                      ("input/local/", args.local_objects)):
-        fill(tmp, prefix, n)
-    print(f"filled {args.objects + args.e2e_objects + args.local_objects} objects in "
-          f"{time.perf_counter() - started:.1f} s (straight into the store)", flush=True)
-
-
-def inventories(url: str) -> Dict[str, Dict]:
-    """One COS inventory per prefix (scf, e2e, local), generated through the control API."""
-    t0 = time.perf_counter()
-    reports = {name: control(url, "inventory", {"bucket": BUCKET, "filter_prefix": f"input/{name}/",
-                                                "inventory_id": f"bench-{name}"})
-               for name in ("scf", "e2e", "local")}
-    print(f"inventories generated in {time.perf_counter() - t0:.1f} s "
-          f"({', '.join(str(r['objects']) for r in reports.values())} rows)", flush=True)
-    return reports
-
-
-def end_to_end(url: str, env: Dict[str, str], manifest: str, args: argparse.Namespace, tmp: str) -> None:
-    """1. Send, then wait until the function has drained its queue."""
-    wall0 = time.perf_counter()
-    e2e, _, e2e_send = scf_backfill(url, env, manifest, args, f"{tmp}/e2e.checkpoint")
-    while not control(url, "idle?timeout=60", timeout=120)["idle"]:
-        pass
-    took = time.perf_counter() - wall0
-    jobs = control(url, f"jobs?bucket={BUCKET}&count=1")["count"]
-    print(f"--via scf   : {jobs} jobs for {e2e['sent']} objects {took:.1f} s after the start (sent in "
-          f"{e2e_send:.1f} s) = {jobs / took:.1f} objects/s end to end (function concurrency "
-          f"{args.function_concurrency})", flush=True)
-
-
-def user_cost_scf(url: str, env: Dict[str, str], manifest: str, args: argparse.Namespace,
-                  tmp: str) -> Tuple[int, float]:
-    """2. The user's process at full scale: read, filter, batch and send everything. (sent, CPU s)"""
-    scf, scf_cpu, scf_wall = scf_backfill(url, env, manifest, args, f"{tmp}/scf.checkpoint")
-    print(f"--via scf   : sent {scf['sent']} in {scf['invocations']} invocations (payload max "
-          f"{scf['payload_bytes']['max']} B) in {scf_wall:.1f} s; user CPU {scf_cpu:.2f} s = "
-          f"{scf_cpu / scf['sent'] * 1000:.3f} s per 1,000 objects", flush=True)
-    return scf["sent"], scf_cpu
-
-
-def user_cost_local(tmp: str, manifest: str, args: argparse.Namespace) -> Tuple[int, float]:
-    """3. The user's process doing the submit path itself, against a fresh, idle local cloud. (done, CPU s)"""
+def via_scf(tmp: str, args: argparse.Namespace) -> Tuple[Dict[str, Dict], Dict, float]:
+    """Steps 1 and 2 on one local cloud: (the inventory reports, step 2's summary, its user CPU)."""
     proc, url = start_cloud(tmp, args.function_concurrency)
+    env = user_env(url)
     try:
-        local, local_cpu, local_wall = run_command(["backfill", "--via", "local", "--inventory", manifest, "-j", "16"],
-                                                   user_env(url))
+        t0 = time.perf_counter()
+        reports = {name: control(url, "inventory", {"bucket": BUCKET, "filter_prefix": f"input/{name}/",
+                                                    "inventory_id": f"bench-{name}"})
+                   for name in ("scf", "e2e", "local")}
+        print(f"inventories generated in {time.perf_counter() - t0:.1f} s "
+              f"({', '.join(str(r['objects']) for r in reports.values())} rows)", flush=True)
+        # 1. end to end: send, then wait until the function has drained its queue
+        wall0 = time.perf_counter()
+        e2e, _, e2e_send = scf_backfill(url, env, reports["e2e"]["manifest_key"], args, f"{tmp}/e2e.checkpoint")
+        while not control(url, "idle?timeout=60", timeout=120)["idle"]:
+            pass
+        end_to_end = time.perf_counter() - wall0
+        jobs = control(url, f"jobs?bucket={BUCKET}&count=1")["count"]
+        print(f"--via scf   : {jobs} jobs for {e2e['sent']} objects {end_to_end:.1f} s after the start (sent in "
+              f"{e2e_send:.1f} s) = {jobs / end_to_end:.1f} objects/s end to end (function concurrency "
+              f"{args.function_concurrency})", flush=True)
+        # 2. the user's process at full scale: read, filter, batch and send everything
+        scf, scf_cpu, scf_wall = scf_backfill(url, env, reports["scf"]["manifest_key"], args,
+                                              f"{tmp}/scf.checkpoint")
+        print(f"--via scf   : sent {scf['sent']} in {scf['invocations']} invocations (payload max "
+              f"{scf['payload_bytes']['max']} B) in {scf_wall:.1f} s; user CPU {scf_cpu:.2f} s = "
+              f"{scf_cpu / scf['sent'] * 1000:.3f} s per 1,000 objects", flush=True)
+    finally:
+        stop(proc)  # the events of step 2 still queued are dropped with it
+    return reports, scf, scf_cpu
+
+
+def via_local(tmp: str, args: argparse.Namespace, reports: Dict[str, Dict]) -> Tuple[int, float]:
+    """Step 3: the user's process doing the submit path itself, against a fresh, idle local cloud:
+    (objects submitted, user CPU)."""
+    proc, url = start_cloud(tmp, args.function_concurrency)
+    env = user_env(url)
+    try:
+        local, local_cpu, local_wall = run_command(
+            ["backfill", "--via", "local", "--inventory", reports["local"]["manifest_key"], "-j", "16"], env)
     finally:
         stop(proc)
     done = local["totals"]["submitted"]
     print(f"--via local : submitted {done} in {local_wall:.1f} s = {done / local_wall:.1f} objects/s; user CPU "
           f"{local_cpu:.2f} s = {local_cpu / done * 1000:.3f} s per 1,000 objects", flush=True)
     return done, local_cpu
-
-
-def main() -> int:
-    args = parse_args()
-    print(f"backfill at scale: {args.objects} objects via scf (user CPU), {args.e2e_objects} via scf end to end, "
-          f"{args.local_objects} via local; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="cos-matting-scale-") as tmp:
-        fill_all(tmp, args)
-        proc, url = start_cloud(tmp, args.function_concurrency)
-        env = user_env(url)
-        try:
-            reports = inventories(url)
-            end_to_end(url, env, reports["e2e"]["manifest_key"], args, tmp)
-            sent, scf_cpu = user_cost_scf(url, env, reports["scf"]["manifest_key"], args, tmp)
-        finally:
-            stop(proc)  # the events of step 2 still queued are dropped with it
-        done, local_cpu = user_cost_local(tmp, reports["local"]["manifest_key"], args)
-    per_scf, per_local = scf_cpu / sent, local_cpu / done
-    ratio = per_local / per_scf
-    print(f"user CPU per 1,000 objects: scf {per_scf * 1000:.3f} s ({sent} objects), local "
-          f"{per_local * 1000:.3f} s ({done} objects) -> {ratio:.0f}x less via scf "
-          f"({'meets' if ratio >= TARGET else 'BELOW'} the {TARGET:.0f}x target)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def steady_sweep(clients, settings) -> None:
     from shared.reconcile import Place, Sweep, save_place
     from shared.records import RecordStore
 
-    save_place(RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix),
+    save_place(RecordStore.of(settings, clients.storage),
                Place(sweep=Sweep(checked_before=time.time() + 1)))
 
 

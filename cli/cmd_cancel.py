@@ -46,15 +46,14 @@ def targets_in_state(settings: Any, clients: Any, state: str, concurrency: int =
     """The jobs of every record whose newest snapshot is in `state` (records read in parallel)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared.records import RecordStore, latest
+    from shared.records import RecordStore
 
     pool = clients if isinstance(clients, ThreadClients) else None
 
     def store() -> Any:
-        return RecordStore((pool.get() if pool else clients).storage, settings.rec_bucket, settings.records_prefix)
+        return RecordStore.of(settings, (pool.get() if pool else clients).storage)
 
-    candidates = [latest(stages) for stages in store().scan()]
-    candidates = [newest for newest in candidates if newest.rank in (1, 2)]
+    candidates = [newest for newest in store().newest_stages() if newest.rank in (1, 2)]
     bar = Progress(total=len(candidates), label="reading records", delay=1.0, enabled=progress)
     found = []
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as executor:
@@ -73,7 +72,7 @@ def cancel_one(settings: Any, clients: Any, job_id: str, dry_run: bool = False) 
     from shared.progress import WrongJob, advance
     from shared.records import RecordStore
 
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, clients.storage)
     row: Dict[str, Any] = {"job_id": job_id}
     step = "describe"
     try:

@@ -194,7 +194,7 @@ def from_record(args: argparse.Namespace) -> Dict[str, Any]:
             raise usage(f"--record {rid}", f"neither a record id nor an object in {settings.bucket}",
                         "`cos-matting status` lists both")
         rid = version.record_id
-    record, _ = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix).load(rid)
+    record, _ = RecordStore.of(settings, clients.storage).load(rid)
     if record is None:
         raise usage(f"--record {args.record}", f"no such record in {settings.rec_bucket}/{settings.records_prefix}",
                     "`cos-matting status --json` lists the record ids")

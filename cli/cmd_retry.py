@@ -57,12 +57,11 @@ def resolve(settings: Any, clients: Any, target: str) -> Dict[str, Any]:
 
 def in_state(settings: Any, clients: Any, state: str, since: Optional[datetime]) -> List[Dict[str, Any]]:
     """Records whose newest stage is final in `state` (a scan of the records: history, on demand)."""
-    from shared.records import RecordStore, UnreadableRecord, age_seconds, latest
+    from shared.records import RecordStore, UnreadableRecord, age_seconds
 
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, clients.storage)
     found = []
-    for stages in store.scan():
-        newest = latest(stages)
+    for newest in store.newest_stages():
         if newest.rank != 3:
             continue
         if since is not None and age_seconds(newest.last_modified) > (datetime.now(timezone.utc) - since).total_seconds():
@@ -87,7 +86,7 @@ def retry_one(settings: Any, clients: Any, row: Dict[str, Any], dry_run: bool) -
     submitter = Submitter(settings, clients)
     rid = row["record_id"]
     try:
-        record, _ = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix).load(rid)
+        record, _ = RecordStore.of(settings, clients.storage).load(rid)
         if record is None:
             if not row.get("key"):
                 return {**row, "outcome": "failed:no-record", "detail": f"no record {rid}"}

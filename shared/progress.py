@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import tags
 from .cloud import CloudError, Clients
+from .dates import parse_time
 from .identity import Correlation
 from .jobs import JobDetail
 from .log import log
@@ -32,8 +33,8 @@ class WrongJob(Exception):
 
 def _parse_time(value: str) -> Optional[datetime]:
     try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
-    except (TypeError, ValueError):
+        return parse_time(value)  # CI's 2022-06-27T14:44:10+0800; "-" while not started or ended
+    except ValueError:
         return None
 
 

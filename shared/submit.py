@@ -17,7 +17,8 @@ from . import tokens
 from .cloud import CloudError, Clients
 from .config import Settings, max_submit_seconds, output_key, staging_key
 from .events import Malformed, Upload
-from .identity import Correlation, epoch_of, normalise_etag
+from .dates import epoch_of
+from .identity import Correlation, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
 from .progress import close_as, tag_source
@@ -155,7 +156,7 @@ def retry_hint(exc: CloudError) -> Retry:
 class Submitter:
     def __init__(self, settings: Settings, clients: Clients, sleep: Sleep = time.sleep) -> None:
         self.settings, self.clients, self.sleep = settings, clients, sleep
-        self.store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+        self.store = RecordStore.of(settings, clients.storage)
 
     def process(self, up: Upload) -> Outcome:
         reason = skip_reason(self.settings, up)

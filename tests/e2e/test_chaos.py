@@ -92,7 +92,7 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
                 or summary.closed or summary.swept or summary.second_jobs):
             break
 
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, clients.storage)
     jobs = cloud.list_jobs(BUCKET)
     lost, stale, untagged, user_dropped, extra_jobs = [], [], [], [], []
     for key in keys:

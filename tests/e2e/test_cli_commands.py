@@ -268,7 +268,7 @@ def test_invoke_callback_wraps_a_bare_body_and_signs_the_token(cli_env, cos_clie
     assert data["outcomes"] == [{"status": 200, "record_id": outcome["record_id"], "job_id": outcome["job_id"],
                                  "result": "advanced", "state": "Success"}]
     assert any("UserData" in n for n in data["notes"])  # the record id came from the job
-    record, _ = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix).load(outcome["record_id"])
+    record, _ = RecordStore.of(settings, clients.storage).load(outcome["record_id"])
     assert record.state == "Success" and record.output["key"] == "matting/input/called.mp4.mask.mp4"
     # A Function URL event from the library, placeholders and all; the replay is a no-op.
     code, data = run_json(capsys, "invoke", "callback", "--event", str(EVENTS / "funcurl" / "post-base64-xml-callback.json"),

@@ -24,7 +24,7 @@ from shared.submit import Submitter, build_request
 def flow(memory_cloud, settings_of):
     settings = settings_of(COS_MATTING_CALLBACK_URL="https://cb.example.com/cb", COS_MATTING_CALLBACK_FORMAT="JSON")
     clients = memory_cloud.clients(settings)
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, clients.storage)
     app = create_app(lambda: settings, lambda s: clients).test_client()
 
     def submit(key="input/clip.mp4", body=b"video bytes"):
