@@ -69,7 +69,7 @@ def run(url: str, prefix: str, concurrency: int, server_pid: int) -> Dict[str, f
     from cli.backfill import backfill
     from cli.env import quiet_sdk_logs
     from cli.clients import ThreadClients
-    from cli.common import logs_aside
+    from cli.logcapture import logs_aside
     from shared.config import load_settings
 
     quiet_sdk_logs()

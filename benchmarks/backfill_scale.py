@@ -130,50 +130,62 @@ def main() -> int:
             fill(tmp, prefix, n)
         print(f"filled {args.objects + args.e2e_objects + args.local_objects} objects in "
               f"{time.perf_counter() - started:.1f} s (straight into the store)", flush=True)
-        proc, url = start_cloud(tmp, args.function_concurrency)
-        env = user_env(url)
-        try:
-            t0 = time.perf_counter()
-            reports = {name: control(url, "inventory", {"bucket": BUCKET, "filter_prefix": f"input/{name}/",
-                                                        "inventory_id": f"bench-{name}"})
-                       for name in ("scf", "e2e", "local")}
-            print(f"inventories generated in {time.perf_counter() - t0:.1f} s "
-                  f"({', '.join(str(r['objects']) for r in reports.values())} rows)", flush=True)
-            # 1. end to end: send, then wait until the function has drained its queue
-            wall0 = time.perf_counter()
-            e2e, _, e2e_send = scf_backfill(url, env, reports["e2e"]["manifest_key"], args, f"{tmp}/e2e.checkpoint")
-            while not control(url, "idle?timeout=60", timeout=120)["idle"]:
-                pass
-            end_to_end = time.perf_counter() - wall0
-            jobs = control(url, f"jobs?bucket={BUCKET}&count=1")["count"]
-            print(f"--via scf   : {jobs} jobs for {e2e['sent']} objects {end_to_end:.1f} s after the start (sent in "
-                  f"{e2e_send:.1f} s) = {jobs / end_to_end:.1f} objects/s end to end (function concurrency "
-                  f"{args.function_concurrency})", flush=True)
-            # 2. the user's process at full scale: read, filter, batch and send everything
-            scf, scf_cpu, scf_wall = scf_backfill(url, env, reports["scf"]["manifest_key"], args,
-                                                  f"{tmp}/scf.checkpoint")
-            print(f"--via scf   : sent {scf['sent']} in {scf['invocations']} invocations (payload max "
-                  f"{scf['payload_bytes']['max']} B) in {scf_wall:.1f} s; user CPU {scf_cpu:.2f} s = "
-                  f"{scf_cpu / scf['sent'] * 1000:.3f} s per 1,000 objects", flush=True)
-        finally:
-            stop(proc)  # the events of step 2 still queued are dropped with it
-        # 3. the user's process doing the submit path itself, against a fresh, idle local cloud
-        proc, url = start_cloud(tmp, args.function_concurrency)
-        env = user_env(url)
-        try:
-            local, local_cpu, local_wall = run_command(
-                ["backfill", "--via", "local", "--inventory", reports["local"]["manifest_key"], "-j", "16"], env)
-        finally:
-            stop(proc)
-        done = local["totals"]["submitted"]
-        print(f"--via local : submitted {done} in {local_wall:.1f} s = {done / local_wall:.1f} objects/s; user CPU "
-              f"{local_cpu:.2f} s = {local_cpu / done * 1000:.3f} s per 1,000 objects", flush=True)
+        reports, scf, scf_cpu = via_scf(tmp, args)
+        done, local_cpu = via_local(tmp, args, reports)
     per_scf, per_local = scf_cpu / scf["sent"], local_cpu / done
     ratio = per_local / per_scf
     print(f"user CPU per 1,000 objects: scf {per_scf * 1000:.3f} s ({scf['sent']} objects), local "
           f"{per_local * 1000:.3f} s ({done} objects) -> {ratio:.0f}x less via scf "
           f"({'meets' if ratio >= TARGET else 'BELOW'} the {TARGET:.0f}x target)")
     return 0
+
+
+def via_scf(tmp: str, args: argparse.Namespace) -> Tuple[Dict[str, Dict], Dict, float]:
+    """Steps 1 and 2 on one local cloud: (the inventory reports, step 2's summary, its user CPU)."""
+    proc, url = start_cloud(tmp, args.function_concurrency)
+    env = user_env(url)
+    try:
+        t0 = time.perf_counter()
+        reports = {name: control(url, "inventory", {"bucket": BUCKET, "filter_prefix": f"input/{name}/",
+                                                    "inventory_id": f"bench-{name}"})
+                   for name in ("scf", "e2e", "local")}
+        print(f"inventories generated in {time.perf_counter() - t0:.1f} s "
+              f"({', '.join(str(r['objects']) for r in reports.values())} rows)", flush=True)
+        # 1. end to end: send, then wait until the function has drained its queue
+        wall0 = time.perf_counter()
+        e2e, _, e2e_send = scf_backfill(url, env, reports["e2e"]["manifest_key"], args, f"{tmp}/e2e.checkpoint")
+        while not control(url, "idle?timeout=60", timeout=120)["idle"]:
+            pass
+        end_to_end = time.perf_counter() - wall0
+        jobs = control(url, f"jobs?bucket={BUCKET}&count=1")["count"]
+        print(f"--via scf   : {jobs} jobs for {e2e['sent']} objects {end_to_end:.1f} s after the start (sent in "
+              f"{e2e_send:.1f} s) = {jobs / end_to_end:.1f} objects/s end to end (function concurrency "
+              f"{args.function_concurrency})", flush=True)
+        # 2. the user's process at full scale: read, filter, batch and send everything
+        scf, scf_cpu, scf_wall = scf_backfill(url, env, reports["scf"]["manifest_key"], args,
+                                              f"{tmp}/scf.checkpoint")
+        print(f"--via scf   : sent {scf['sent']} in {scf['invocations']} invocations (payload max "
+              f"{scf['payload_bytes']['max']} B) in {scf_wall:.1f} s; user CPU {scf_cpu:.2f} s = "
+              f"{scf_cpu / scf['sent'] * 1000:.3f} s per 1,000 objects", flush=True)
+    finally:
+        stop(proc)  # the events of step 2 still queued are dropped with it
+    return reports, scf, scf_cpu
+
+
+def via_local(tmp: str, args: argparse.Namespace, reports: Dict[str, Dict]) -> Tuple[int, float]:
+    """Step 3: the user's process doing the submit path itself, against a fresh, idle local cloud:
+    (objects submitted, user CPU)."""
+    proc, url = start_cloud(tmp, args.function_concurrency)
+    env = user_env(url)
+    try:
+        local, local_cpu, local_wall = run_command(
+            ["backfill", "--via", "local", "--inventory", reports["local"]["manifest_key"], "-j", "16"], env)
+    finally:
+        stop(proc)
+    done = local["totals"]["submitted"]
+    print(f"--via local : submitted {done} in {local_wall:.1f} s = {done / local_wall:.1f} objects/s; user CPU "
+          f"{local_cpu:.2f} s = {local_cpu / done * 1000:.3f} s per 1,000 objects", flush=True)
+    return done, local_cpu
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def fill(data_dir: str, n_open: int, n_finished: int, start: int) -> None:
     cloud = LocalCloud(data_dir=data_dir, buckets=[BUCKET], region=REGION, port=0)
     settings = load_settings({"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION,
                               "COS_MATTING_CALLBACK_KEYS": "k" * 32})
-    store = RecordStore(DirectWrites(cloud), settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, DirectWrites(cloud))
     bucket = cloud.bucket(BUCKET)
     for i in range(start, start + n_open + n_finished):
         finished = i >= start + n_open

@@ -152,7 +152,7 @@ class Backfill:
     def _recorded(self) -> Set[str]:
         from shared.records import RecordStore
 
-        store = RecordStore(self.clients.get().storage, self.settings.rec_bucket, self.settings.records_prefix)
+        store = RecordStore.of(self.settings, self.clients.get().storage)
         return {stages[0].record_id for stages in store.scan()}
 
     def _feed(self, pool: ThreadPoolExecutor) -> None:

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from cli.errors import UsageError
 
@@ -190,69 +190,99 @@ def backfill_scf(settings: Any, source: Any, invoker: Invoker, checkpoint: Optio
                  pace: Optional[Pace] = None) -> Summary:
     """Read, filter, batch and send; returns the summary. Ctrl-C (or KeyboardInterrupt from
     `on_progress`) stops after the invocation in flight, with the checkpoint at the last one accepted."""
-    summary = Summary(source=source.describe(), function=invoker.function, total=source.total)
-    started, cpu0 = time.monotonic(), time.process_time()
-    saved = {} if checkpoint is None or restart else checkpoint.load()
-    sent_before = int(saved.get("sent") or 0)
-    summary.position = saved.get("position")
-    if saved.get("complete"):
-        summary.complete = summary.already_complete = True
+    return ScfBackfill(settings, source, invoker, checkpoint, batch, on_progress).run(rate, since, limit, restart,
+                                                                                     pace)
+
+
+class ScfBackfill:
+    """One run of `backfill_scf`: the summary, and the batch being filled (its records and payload size,
+    kept as records are added) with the source position it reaches.
+
+    Steps: `run` resumes from the checkpoint, `_read` hands every item to `_take`, which starts a new
+    batch (`_flush`: pace, send, count, save the checkpoint) when the next record would not fit.
+    """
+
+    def __init__(self, settings: Any, source: Any, invoker: Invoker, checkpoint: Optional[Checkpoint], batch: int,
+                 on_progress: Optional[Hook]) -> None:
+        self.settings, self.source, self.invoker, self.checkpoint = settings, source, invoker, checkpoint
+        self.batch, self.on_progress = batch, on_progress
+        self.summary = Summary(source=source.describe(), function=invoker.function, total=source.total)
+        self.sent_before = 0  # sent by earlier runs of this checkpoint
+        self.pace: Optional[Pace] = None
+        self.records: List[str] = []
+        self.size = payload_size([])  # bytes of the pending payload
+        self.batch_end: Any = None  # source position once the pending batch is accepted
+
+    def run(self, rate: float, since: Any, limit: Optional[int], restart: bool, pace: Optional[Pace]) -> Summary:
+        summary = self.summary
+        started, cpu0 = time.monotonic(), time.process_time()
+        saved = {} if self.checkpoint is None or restart else self.checkpoint.load()
+        self.sent_before = int(saved.get("sent") or 0)
+        summary.position = self.batch_end = saved.get("position")
+        if saved.get("complete"):
+            summary.complete = summary.already_complete = True
+            return summary
+        self.pace = pace or Pace(rate)
+        try:
+            self._read(since, limit)
+        except KeyboardInterrupt:
+            summary.interrupted = True  # the pending batch was not sent; the checkpoint is before it
+        except InvokeError as exc:
+            summary.error = f"SCF Invoke {self.invoker.function}: {exc}"
+        finally:
+            summary.retries = self.invoker.retries
+            summary.elapsed = time.monotonic() - started
+            summary.cpu = time.process_time() - cpu0
         return summary
-    pace = pace or Pace(rate)
-    records: List[str] = []
-    size = [payload_size([])]  # bytes of the pending payload, kept as records are added
-    batch_end: Any = summary.position  # source position once the pending batch is accepted
 
-    def flush() -> None:
-        if records:
-            body = payload(records)
-            pace.wait(len(records))
-            invoker.send(body)
-            summary.invocations += 1
-            summary.payload_bytes += size[0]
-            summary.max_payload = max(summary.max_payload, size[0])
-            summary.counts["sent"] += len(records)
-            records.clear()
-            size[0] = payload_size([])
-        summary.position = batch_end
-        if checkpoint is not None:
-            checkpoint.save(summary, sent_before + summary.counts["sent"])
-
-    items: Iterator[Any] = source.items(settings, summary.position, since)
-    try:
-        for item in items:
+    def _read(self, since: Any, limit: Optional[int]) -> None:
+        summary = self.summary
+        for item in self.source.items(self.settings, summary.position, since):
             if limit is not None and summary.read >= limit:
                 break
             summary.read += 1
-            if item.reason:
-                summary.counts[f"skipped:{item.reason}"] += 1
-            else:
-                rec = record_json(item.upload)
-                grow = len(rec.encode("utf-8")) + (1 if records else 0)  # the record and its comma
-                if payload_size([rec]) > ASYNC_LIMIT:  # cannot happen with COS's 850-byte keys; never send it
-                    summary.counts["skipped:event-too-large"] += 1
-                else:
-                    if len(records) >= batch or size[0] + grow > ASYNC_LIMIT:
-                        flush()
-                        grow = len(rec.encode("utf-8"))
-                    records.append(rec)
-                    size[0] += grow
-            batch_end = item.position
-            if on_progress is not None:
-                on_progress(summary)
-        flush()
+            self._take(item)
+            self.batch_end = item.position
+            if self.on_progress is not None:
+                self.on_progress(summary)
+        self._flush()
         summary.complete = limit is None or summary.read < limit
-        if summary.complete and checkpoint is not None:
-            checkpoint.save(summary, sent_before + summary.counts["sent"])
-    except KeyboardInterrupt:
-        summary.interrupted = True  # the pending batch was not sent; the checkpoint is before it
-    except InvokeError as exc:
-        summary.error = f"SCF Invoke {invoker.function}: {exc}"
-    finally:
-        summary.retries = invoker.retries
-        summary.elapsed = time.monotonic() - started
-        summary.cpu = time.process_time() - cpu0
-    return summary
+        if summary.complete:
+            self._save()
+
+    def _take(self, item: Any) -> None:
+        if item.reason:
+            self.summary.counts[f"skipped:{item.reason}"] += 1
+            return
+        rec = record_json(item.upload)
+        if payload_size([rec]) > ASYNC_LIMIT:  # cannot happen with COS's 850-byte keys; never send it
+            self.summary.counts["skipped:event-too-large"] += 1
+            return
+        grow = len(rec.encode("utf-8")) + (1 if self.records else 0)  # the record and its comma
+        if len(self.records) >= self.batch or self.size + grow > ASYNC_LIMIT:
+            self._flush()
+            grow = len(rec.encode("utf-8"))
+        self.records.append(rec)
+        self.size += grow
+
+    def _flush(self) -> None:
+        summary = self.summary
+        if self.records:
+            assert self.pace is not None
+            self.pace.wait(len(self.records))
+            self.invoker.send(payload(self.records))
+            summary.invocations += 1
+            summary.payload_bytes += self.size
+            summary.max_payload = max(summary.max_payload, self.size)
+            summary.counts["sent"] += len(self.records)
+            self.records.clear()
+            self.size = payload_size([])
+        summary.position = self.batch_end
+        self._save()
+
+    def _save(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.save(self.summary, self.sent_before + self.summary.counts["sent"])
 
 
 def print_summary(summary: Summary, out: Any) -> None:
@@ -280,25 +310,6 @@ def print_summary(summary: Summary, out: Any) -> None:
     out.flush()
 
 
-def scf_client(env: Mapping[str, str], region: str) -> Any:
-    """tencentcloud-sdk-python-scf's client; against the local cloud its endpoint is the local cloud's
-    port (COS_MATTING_ENDPOINT), where the SCF API is served too."""
-    from urllib.parse import urlsplit
-
-    from tencentcloud.common.profile.client_profile import ClientProfile
-    from tencentcloud.common.profile.http_profile import HttpProfile
-    from tencentcloud.scf.v20180416.scf_client import ScfClient
-
-    from cli.env import credentials
-
-    endpoint = env.get("COS_MATTING_SCF_ENDPOINT") or env.get("COS_MATTING_ENDPOINT")
-    profile = None
-    if endpoint:
-        url = urlsplit(endpoint)
-        profile = ClientProfile(httpProfile=HttpProfile(protocol=url.scheme, endpoint=url.netloc, reqTimeout=30))
-    return ScfClient(credentials(env), region, profile)
-
-
 def default_checkpoint(identity: Mapping[str, Any], function: str) -> str:
     import hashlib
 
@@ -311,8 +322,9 @@ def run_scf(args: Any, env: Mapping[str, str], settings: Any, source: Any) -> in
     """The `--via scf` branch of `cos-matting backfill`."""
     import sys
 
-    from cli.ui import dump_json
     from cli.progress import Progress
+    from cli.remote import scf_client
+    from cli.ui import dump_json
 
     if args.dry_run:
         raise UsageError("--dry-run applies to --via local (with --via scf nothing is read from the record log)")

@@ -21,7 +21,7 @@ from typing import Any
 
 from cli.backfill import Summary, backfill, count_objects, read_checkpoint, write_checkpoint
 from cli.clients import ThreadClients
-from cli.common import add_verbose, logs_aside
+from cli.logcapture import add_verbose, logs_aside
 from cli.env import add_env_options, is_local, load
 from cli.errors import UsageError
 from cli.progress import Progress

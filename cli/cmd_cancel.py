@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List
 
-from cli.errors import UsageError
-from cli.env import add_env_options, load
+from cli.cancel import CANCELLABLE, cancel_one, targets_in_state
 from cli.clients import ThreadClients
-from cli.common import add_verbose, logs_aside
-from cli.ui import dump_json
+from cli.env import add_env_options, load
+from cli.errors import UsageError
+from cli.logcapture import add_verbose, logs_aside
 from cli.progress import Progress
-from cli.ui import add_yes, confirm, table
-
-CANCELLABLE = ("Submitted", "Running", "Pause")
+from cli.ui import add_yes, confirm, dump_json, table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,74 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_verbose(parser)
     add_env_options(parser)
     parser.set_defaults(func=run)
-
-
-def targets_in_state(settings: Any, clients: Any, state: str, concurrency: int = 8,
-                     progress: bool = True) -> List[Dict[str, Any]]:
-    """The jobs of every record whose newest snapshot is in `state` (records read in parallel)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from shared.records import RecordStore, latest
-
-    pool = clients if isinstance(clients, ThreadClients) else None
-
-    def store() -> Any:
-        return RecordStore((pool.get() if pool else clients).storage, settings.rec_bucket, settings.records_prefix)
-
-    candidates = [latest(stages) for stages in store().scan()]
-    candidates = [newest for newest in candidates if newest.rank in (1, 2)]
-    bar = Progress(total=len(candidates), label="reading records", delay=1.0, enabled=progress)
-    found = []
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as executor:
-        for done, rec in enumerate(executor.map(lambda newest: store().read(newest), candidates), 1):
-            bar.update(done)
-            if rec is not None and rec.state == state and rec.job_id:
-                found.append({"job_id": rec.job_id, "record_id": rec.id, "key": rec.source.key})
-    bar.finish(len(candidates))
-    return found
-
-
-def cancel_one(settings: Any, clients: Any, job_id: str, dry_run: bool = False) -> Dict[str, Any]:
-    """Cancel one job and advance its record. Returns a result row; `outcome` starts with failed: on error."""
-    from shared.cloud import CloudError
-    from shared.identity import Correlation
-    from shared.progress import WrongJob, advance
-    from shared.records import RecordStore
-
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
-    row: Dict[str, Any] = {"job_id": job_id}
-    step = "describe"
-    try:
-        job = clients.ci.describe(job_id)
-        corr = Correlation.parse(job.user_data)
-        if corr is None:
-            row.update(outcome="failed:not-ours", detail="the job has no cos-matting correlation id (UserData cm:...)")
-            return row
-        rid = corr.record_id
-        row.update(record_id=rid, key=job.Input.Object if job.Input else None, before=job.State)
-        if dry_run:
-            row["outcome"] = "would-cancel" if job.State in CANCELLABLE else f"skipped:{job.State}"
-            return row
-        if job.State in CANCELLABLE:
-            step = "cancel"
-            clients.ci.cancel(job_id)
-            step = "describe"
-            job = clients.ci.describe(job_id)  # the state we record is the one CI reports
-        step = "record"
-        record, _ = store.load(rid)
-        if record is None:
-            row.update(outcome="cancelled" if job.State == "Cancel" else f"skipped:{job.State}",
-                       state=job.State, detail="no record for this job")
-            return row
-        result, record = advance(clients, store, record, job)
-        row.update(state=record.state, recorded=result,
-                   outcome="cancelled" if job.State == "Cancel" and row["before"] in CANCELLABLE
-                   else f"skipped:{job.State}")
-    except WrongJob as exc:
-        row.update(outcome="failed:record", detail=str(exc))
-    except CloudError as exc:
-        row.update(outcome=f"failed:{step}", detail=str(exc))
-    return row
 
 
 def run(args: argparse.Namespace) -> int:

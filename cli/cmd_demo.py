@@ -129,7 +129,7 @@ def pipeline(args, out: Path) -> int:
             say(f"uploaded {key} ({path.stat().st_size / 1024:.1f} KiB)")
 
         clients = Clients(settings, env)
-        store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+        store = RecordStore.of(settings, clients.storage)
         records, seen = wait_for_jobs(store, len(uploads), args.timeout)
         cloud.wait_idle(timeout=30)
         code = write_outputs(out, client, clients, records, {k: p for k, p in uploads},
@@ -158,12 +158,10 @@ def deploy(cloud, settings_env: Dict[str, str], work: Path) -> None:
 def wait_for_jobs(store, expected: int, timeout: float):
     """The newest snapshot of every record once `expected` are final, and when (time.monotonic) this
     poll first saw each record in each state: {source key: {state: t}} (polled every 0.1 s)."""
-    from shared.records import latest
-
     start, last = time.time(), ""
     seen: Dict[str, Dict[str, float]] = {}
     while True:
-        snapshots = [r for r in (store.read(latest(g)) for g in store.scan()) if r is not None]
+        snapshots = list(store.newest_records())
         now = time.monotonic()
         for r in snapshots:
             seen.setdefault(r.source.key, {}).setdefault(r.state, now)

@@ -19,11 +19,12 @@ import time
 import uuid
 from typing import Any, Dict, List, Optional
 
-from cli.errors import UsageError
 from cli.env import add_env_options, environment
+from cli.errors import UsageError
+from cli.eventio import PLACEHOLDER_JOB, PLACEHOLDER_QUERY, signed_query
 from cli.ui import dump_json
+from localcloud.scfevents import callback_request
 
-PLACEHOLDER_JOB = "s0000000000000000000000000000000"
 COS_EVENTS = ("cos:ObjectCreated:Put", "cos:ObjectCreated:Post", "cos:ObjectCreated:Copy",
               "cos:ObjectCreated:CompleteMultipartUpload", "cos:ObjectRemove:Delete",
               "cos:ObjectRemove:DeleteMarkerCreated")
@@ -172,45 +173,10 @@ def encode_body(body: Dict[str, Any], fmt: str) -> str:
     return json.dumps(body, indent=2, ensure_ascii=False)
 
 
-def funcurl_event(body: str, content_type: str, query: Optional[Dict[str, Any]] = None, method: str = "POST",
-                  base64_body: bool = False) -> Dict[str, Any]:
-    """A Function URL request event, shaped like events/funcurl/*: SCF doc 583/96099 (2025) has no
-    requestContext and no isBase64Encoded, and the client address in x-scf-remote-addr; a base64
-    body keeps the older API-gateway shape, which handlers still accept."""
-    raw = base64.b64encode(body.encode("utf-8")).decode() if base64_body else body
-    event: Dict[str, Any] = {
-        "httpMethod": method, "path": "/",
-        "headers": {"accept": "*/*", "content-type": content_type,
-                    "host": "1250000000-abcdefgh-gz.scf.tencentcs.com", "user-agent": "Go-http-client/1.1",
-                    "x-forwarded-for": "203.0.113.9", "x-scf-remote-addr": "203.0.113.9"},
-        "body": raw, "queryString": dict(query or {}),
-    }
-    if base64_body:
-        event.update(isBase64Encoded=True, requestContext={"sourceIp": "203.0.113.9", "requestId": str(uuid.uuid4()),
-                                                           "httpMethod": method, "path": "/", "stage": "$DEFAULT"})
-    return event
-
-
-def token_query(keys, record_id: str, ttl: int, now: Optional[float] = None) -> Dict[str, str]:
-    from shared import tokens
-
-    expires = int(time.time() if now is None else now) + ttl
-    return {"rid": record_id, "exp": str(expires), "t": tokens.sign(keys[0], record_id, expires)}
-
-
-def callback_keys(env) -> List[str]:
-    raw = env.get("COS_MATTING_CALLBACK_KEYS", "")
-    keys = [k.strip() for k in raw.split(",") if k.strip()]
-    if not keys:
-        raise UsageError("COS_MATTING_CALLBACK_KEYS is not set: it is needed to sign the callback token "
-                         "(use the deployment's keys, or any 16+ character key for the local cloud)")
-    return keys
-
-
 def from_record(args: argparse.Namespace) -> Dict[str, Any]:
     """callback_body() arguments for a record in the local cloud (its job re-read from CI)."""
-    from cli.env import load
     from cli.clients import make_clients
+    from cli.env import load
     from shared.cloud import CloudError
     from shared.records import RecordStore
 
@@ -228,7 +194,7 @@ def from_record(args: argparse.Namespace) -> Dict[str, Any]:
             raise usage(f"--record {rid}", f"neither a record id nor an object in {settings.bucket}",
                         "`cos-matting status` lists both")
         rid = version.record_id
-    record, _ = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix).load(rid)
+    record, _ = RecordStore.of(settings, clients.storage).load(rid)
     if record is None:
         raise usage(f"--record {args.record}", f"no such record in {settings.rec_bucket}/{settings.records_prefix}",
                     "`cos-matting status --json` lists the record ids")
@@ -263,11 +229,9 @@ def run_callback(args: argparse.Namespace) -> int:
     if not args.funcurl:
         sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
         return 0
-    query = {"rid": "RECORD", "exp": "EXP", "t": "TOKEN"}
+    query = PLACEHOLDER_QUERY
     if args.record_id != "RECORD":
-        env = env or environment(args)
-        ttl = int(env.get("COS_MATTING_CALLBACK_TOKEN_TTL") or 7 * 86400)
-        query = token_query(callback_keys(env), args.record_id, ttl)
+        query = signed_query(env or environment(args), args.record_id)
     ctype = "application/xml" if args.format == "xml" else "application/json"
-    print(dump_json(funcurl_event(text, ctype, query)))
+    print(dump_json(callback_request(text, ctype, query)))
     return 0

@@ -6,6 +6,7 @@ import re
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from typing import Dict, List, Mapping, Tuple
 
 from cli.errors import usage
@@ -147,24 +148,61 @@ def _print_invocation(inv) -> None:
         print(f"  {inv.function}| {line}", file=sys.stderr, flush=True)
 
 
+@dataclass
+class Functions:
+    """What --env, --function-url, --trigger and --timer ask for, checked."""
+
+    env: Dict[str, str]
+    urls: List[Tuple[str, str]]  # (name, function dir)
+    triggers: List[str]
+    timers: List[Tuple[str, float]]  # (function dir, seconds)
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> "Functions":
+        env = dict(_pairs(args.env, "--env"))
+        urls = [(name, _function_dir("--function-url", d)) for name, d in _pairs(args.function_url, "--function-url")]
+        triggers = [_function_dir("--trigger", d) for d in args.trigger]
+        timers = []
+        for function_dir, seconds in _pairs(args.timer, "--timer"):
+            try:
+                timers.append((_function_dir("--timer", function_dir), float(seconds)))
+            except ValueError:
+                raise usage(f"--timer {function_dir}={seconds}", "SECONDS is not a number", "e.g. --timer "
+                            "functions/reconcile=60") from None
+        return cls(env, urls, triggers, timers)
+
+    def flags(self) -> List[Tuple[str, str]]:
+        return ([("--function-url", d) for _, d in self.urls] + [("--trigger", d) for d in self.triggers]
+                + [("--timer", d) for d, _ in self.timers])
+
+
 def run(args: argparse.Namespace) -> int:
     from localcloud import LocalCloud
 
     buckets: List[str] = args.buckets or [DEFAULT_BUCKET]
-    env: Dict[str, str] = dict(_pairs(args.env, "--env"))
-    urls = [(name, _function_dir("--function-url", d)) for name, d in _pairs(args.function_url, "--function-url")]
-    triggers = [_function_dir("--trigger", d) for d in args.trigger]
-    timers = []
-    for function_dir, seconds in _pairs(args.timer, "--timer"):
-        try:
-            timers.append((_function_dir("--timer", function_dir), float(seconds)))
-        except ValueError:
-            raise usage(f"--timer {function_dir}={seconds}", "SECONDS is not a number", "e.g. --timer "
-                        "functions/reconcile=60") from None
+    functions = Functions.of(args)
     cloud = LocalCloud(data_dir=args.data, buckets=buckets, region=args.region, secret_id=args.secret_id,
                        secret_key=args.secret_key, host=args.host, port=args.port, job_workers=args.workers,
                        verbose=args.verbose)
     engine = _engine(args.engine)
+    _start(cloud, args)
+    try:
+        if not args.quiet:
+            cloud.runtime.on_invocation = _print_invocation
+        if engine is not None:
+            cloud.set_engine(engine)
+        wired = _wire(cloud, args, buckets[0], functions)
+        print(f"localcloud listening on {cloud.url} (buckets: {', '.join(buckets)}; region {args.region}; "
+              f"data {cloud.data_dir})", flush=True)
+        for line in wired:  # stderr: stdout stays the one line above, for scripts
+            print(f"  {line}", file=sys.stderr, flush=True)
+        _wait_for_stop()
+    finally:
+        cloud.stop()
+    return 0
+
+
+def _start(cloud, args: argparse.Namespace) -> None:
     try:
         cloud.start()
     except OSError as exc:
@@ -174,48 +212,45 @@ def run(args: argparse.Namespace) -> int:
                         "stop that one, or pass another --port (0 picks a free one)") from None
         raise usage(f"--host {args.host} --port {args.port}", f"cannot listen there ({exc.strerror or exc})",
                     "use --host 127.0.0.1 and another --port") from None
+
+
+def _wire(cloud, args: argparse.Namespace, bucket: str, functions: Functions) -> List[str]:
+    """Check every function's environment, then add the Function URLs, triggers and timers; the
+    lines that say what was wired."""
+    env, names = functions.env, dict(functions.urls)
+    if "callback" in names and not env.get("COS_MATTING_CALLBACK_KEYS"):
+        raise usage("--function-url callback", "COS_MATTING_CALLBACK_KEYS is not set: callbacks carry a token "
+                    "signed with it", "add --env COS_MATTING_CALLBACK_KEYS=<a key of 16+ characters>")
+    if "callback" in names and not env.get("COS_MATTING_CALLBACK_URL"):
+        env["COS_MATTING_CALLBACK_URL"] = f"{cloud.url}/_fn/callback"  # what add_function_url serves
+    full = {**cloud.function_env(), **env}
+    warn_unknown_variables(env)  # a misspelt --env would be silently ignored by the functions
+    for flag, function_dir in functions.flags():
+        check_function_env(flag, function_dir, full)
+    wired = []
+    for name, function_dir in functions.urls:
+        wired.append(f"{name} <- {cloud.add_function_url(name, function_dir, env, args.function_concurrency)}/")
+    for function_dir in functions.triggers:
+        cloud.add_trigger(bucket, function_dir, env, prefix=args.trigger_prefix, suffix=args.trigger_suffix,
+                          concurrency=args.function_concurrency)
+        wired.append(f"{function_dir} <- COS trigger on {bucket}/{args.trigger_prefix}*{args.trigger_suffix}")
+    for function_dir, seconds in functions.timers:
+        cloud.add_timer(function_dir, env, seconds)
+        wired.append(f"{function_dir} <- timer every {seconds:g} s")
+    if functions.triggers and not env.get("COS_MATTING_CALLBACK_URL"):
+        wired.append("note: no callback function URL (--function-url callback=functions/callback): jobs will not "
+                     "call back; `cos-matting reconcile` finishes them")
+    elif "callback" in names:
+        wired.append(f"jobs call back to {env['COS_MATTING_CALLBACK_URL']}")
+    return wired
+
+
+def _wait_for_stop() -> None:
+    """Until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        if not args.quiet:
-            cloud.runtime.on_invocation = _print_invocation
-        if engine is not None:
-            cloud.set_engine(engine)
-        names = dict(urls)
-        if "callback" in names and not env.get("COS_MATTING_CALLBACK_KEYS"):
-            raise usage("--function-url callback", "COS_MATTING_CALLBACK_KEYS is not set: callbacks carry a token "
-                        "signed with it", "add --env COS_MATTING_CALLBACK_KEYS=<a key of 16+ characters>")
-        if "callback" in names and not env.get("COS_MATTING_CALLBACK_URL"):
-            env["COS_MATTING_CALLBACK_URL"] = f"{cloud.url}/_fn/callback"  # what add_function_url serves
-        full = {**cloud.function_env(), **env}
-        warn_unknown_variables(env)  # a misspelt --env would be silently ignored by the functions
-        for flag, function_dir in ([("--function-url", d) for _, d in urls] + [("--trigger", d) for d in triggers]
-                                   + [("--timer", d) for d, _ in timers]):
-            check_function_env(flag, function_dir, full)
-        wired = []
-        for name, function_dir in urls:
-            wired.append(f"{name} <- {cloud.add_function_url(name, function_dir, env, args.function_concurrency)}/")
-        for function_dir in triggers:
-            cloud.add_trigger(buckets[0], function_dir, env, prefix=args.trigger_prefix, suffix=args.trigger_suffix,
-                              concurrency=args.function_concurrency)
-            wired.append(f"{function_dir} <- COS trigger on {buckets[0]}/{args.trigger_prefix}*{args.trigger_suffix}")
-        for function_dir, seconds in timers:
-            cloud.add_timer(function_dir, env, seconds)
-            wired.append(f"{function_dir} <- timer every {seconds:g} s")
-        print(f"localcloud listening on {cloud.url} (buckets: {', '.join(buckets)}; region {args.region}; "
-              f"data {cloud.data_dir})", flush=True)
-        for line in wired:  # stderr: stdout stays the one line above, for scripts
-            print(f"  {line}", file=sys.stderr, flush=True)
-        if triggers and not env.get("COS_MATTING_CALLBACK_URL"):
-            print("  note: no callback function URL (--function-url callback=functions/callback): jobs will not "
-                  "call back; `cos-matting reconcile` finishes them", file=sys.stderr, flush=True)
-        elif "callback" in names:
-            print(f"  jobs call back to {env['COS_MATTING_CALLBACK_URL']}", file=sys.stderr, flush=True)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+        while not stop.wait(0.5):
             pass
-    finally:
-        cloud.stop()
-    return 0
+    except KeyboardInterrupt:
+        pass

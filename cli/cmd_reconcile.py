@@ -13,7 +13,7 @@ import argparse
 from cli.errors import UsageError
 from cli.env import add_env_options, load
 from cli.clients import make_clients
-from cli.common import add_verbose, logs_aside
+from cli.logcapture import add_verbose, logs_aside
 from cli.ui import dump_json
 
 

@@ -15,16 +15,13 @@ question (needed without a terminal).
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional
 
-from cli.errors import UsageError
-from cli.env import add_env_options, load
 from cli.clients import make_clients
-from cli.common import add_verbose, logs_aside
+from cli.env import add_env_options, load
+from cli.errors import UsageError
+from cli.logcapture import add_verbose, logs_aside
+from cli.retry import RETRYABLE, in_state, resolve, retry_one
 from cli.ui import add_yes, confirm, dump_json, parse_since, table
-
-RETRYABLE = ("Failed", "Cancel", "Gone", "Superseded")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,74 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_verbose(parser)
     add_env_options(parser)
     parser.set_defaults(func=run)
-
-
-def resolve(settings: Any, clients: Any, target: str) -> Dict[str, Any]:
-    """A record id as given, or a key's current version's record id."""
-    from shared.identity import RECORD_ID
-
-    if RECORD_ID.match(target):
-        return {"record_id": target}
-    version = clients.storage.version(settings.bucket, target)
-    if version is None:
-        return {"key": target, "outcome": "failed:gone", "detail": f"no object {target} in {settings.bucket}"}
-    return {"record_id": version.record_id, "key": target}
-
-
-def in_state(settings: Any, clients: Any, state: str, since: Optional[datetime]) -> List[Dict[str, Any]]:
-    """Records whose newest stage is final in `state` (a scan of the records: history, on demand)."""
-    from shared.records import RecordStore, UnreadableRecord, age_seconds, latest
-
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
-    found = []
-    for stages in store.scan():
-        newest = latest(stages)
-        if newest.rank != 3:
-            continue
-        if since is not None and age_seconds(newest.last_modified) > (datetime.now(timezone.utc) - since).total_seconds():
-            continue
-        try:
-            record, _ = store.load(newest.record_id)
-        except UnreadableRecord as exc:
-            found.append({"record_id": newest.record_id, "outcome": "failed:unreadable", "detail": str(exc)})
-            continue
-        if record is not None and record.state == state:
-            found.append({"record_id": record.id, "key": record.source.key, "before": record.state,
-                          "attempt": record.attempt})
-    return found
-
-
-def retry_one(settings: Any, clients: Any, row: Dict[str, Any], dry_run: bool) -> Dict[str, Any]:
-    from shared.cloud import CloudError
-    from shared.events import Upload
-    from shared.records import RecordStore
-    from shared.submit import Submitter
-
-    submitter = Submitter(settings, clients)
-    rid = row["record_id"]
-    try:
-        record, _ = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix).load(rid)
-        if record is None:
-            if not row.get("key"):
-                return {**row, "outcome": "failed:no-record", "detail": f"no record {rid}"}
-            if dry_run:
-                return {**row, "outcome": "would-submit"}
-            version = clients.storage.version(settings.bucket, row["key"])
-            if version is None:
-                return {**row, "outcome": "failed:gone", "detail": f"no object {row['key']}"}
-            up = Upload(bucket=settings.bucket, appid=settings.bucket.rsplit("-", 1)[-1], region=settings.region,
-                        key=version.key, etag=version.etag, size=version.size, event_name="cos:ObjectCreated:Retry")
-            out = submitter.process(up)
-        else:
-            row = {**row, "key": record.source.key, "before": record.state, "attempt": record.attempt}
-            if dry_run:
-                ok = record.state in RETRYABLE
-                return {**row, "outcome": "would-retry" if ok else f"skipped:{record.state}"}
-            out = submitter.retry(rid)
-    except (CloudError, ValueError) as exc:
-        return {**row, "outcome": "failed:record", "detail": str(exc)}
-    return {**row, "outcome": out.outcome, "job_id": out.job_id, "attempt": out.attempt or row.get("attempt"),
-            "detail": out.detail}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,14 +17,13 @@ import io
 import sys
 import time
 from collections import Counter
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from cli.errors import UsageError
 from cli.env import add_env_options, load
 from cli.clients import ThreadClients
-from cli.ui import age, dump_json, parse_since
 from cli.progress import Progress
-from cli.ui import size, table
+from cli.ui import age, dump_json, parse_since, size, table
 
 MISSING = "NoRecord"
 STATES = ("Open", "Claimed", "Submitted", "Running", "Pause", "Success", "Failed", "Cancel", "Gone", "Superseded",
@@ -49,6 +48,7 @@ totals count the rows shown (after KEY/--state filters); "of N" gives all record
 exit codes: 0 ok; 1 nothing matches the KEY|JOB_ID|RECORD_ID given (like grep), or with --check a
 problem was found; 2 a usage or configuration mistake."""
 IN_PROGRESS = ("Claimed", "Submitted", "Running", "Pause")
+Rows = List[Dict[str, Any]]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -101,30 +101,27 @@ def _state(text: str) -> str:
 
 def collect(settings: Any, clients: ThreadClients, args: argparse.Namespace, progress: bool = False,
             out: Any = None, follow: Optional[Set[str]] = None) -> Dict[str, Any]:
-    """{"records": [...], "missing": [...], "scan": {...}, "next_after": cursor or None}."""
+    """{"records": [...], "missing": [...], "scan": {...}, "next_after": cursor or None, "read": Counter}:
+    the records asked for, and the uploads that never became a job."""
+    records, next_after, read = read_records(settings, clients, args, progress, out, follow)
+    scan, missing = (None, []) if args.no_uploads else missing_uploads(settings, clients, args)
+    return {"records": records, "missing": missing, "scan": scan, "next_after": next_after,
+            "read": Counter(read) if read else Counter(r["state"] for r in records)}
+
+
+def read_records(settings: Any, clients: ThreadClients, args: argparse.Namespace, progress: bool = False,
+                 out: Any = None, follow: Optional[Set[str]] = None) -> Tuple[Rows, Optional[str], List[str]]:
+    """(rows, the cursor to go on from or None, the state of every record read: the "of N" of filtered
+    totals) for a query, the history (--all or a final --state), or the open records."""
     from cli import records_view
 
     bar = Progress(label="reading records", delay=1.0, enabled=progress)
     next_after = None
-    read: List[str] = []  # the state of every record read (the "of N" of filtered totals)
+    read: List[str] = []
     if args.query:
         records = records_view.lookup(settings, clients, args.query)
     elif args.all or (args.state in FINAL):
-        records = []
-        for row in records_view.history(settings, clients, args.after, args.since, None, args.concurrency):
-            if args.state and row["state"] != args.state:
-                read.append(row["state"])
-                continue
-            if args.limit and len(records) >= args.limit:
-                next_after = records[-1]["record_id"]
-                break
-            read.append(row["state"])
-            records.append(row)
-            if out is not None:  # --limit 0: every row is printed as it is read
-                out(row)
-            bar.update(len(records))
-        if next_after is None:
-            bar.total = len(records)  # the end of the history: now the total is known
+        records, next_after, read = _history(settings, clients, args, bar, out)
     else:
         # --watch follows what it saw open until the end: a record that finishes stays on screen
         rids = sorted(set(records_view.open_ids(settings, clients)) | (follow or set()))
@@ -133,14 +130,39 @@ def collect(settings: Any, clients: ThreadClients, args: argparse.Namespace, pro
         if follow is not None:
             follow.update(r["record_id"] for r in records)
     bar.finish(len(records))
-    scan = None
-    missing = []
-    if not args.no_uploads:
-        scan = uploads(settings, clients, args)
-        missing = [{**m, "state": MISSING, "age_s": _age(m.get("modified"))} for m in scan.missing.values()]
-        missing.sort(key=lambda r: r["key"])
-    return {"records": records, "missing": missing, "scan": scan, "next_after": next_after,
-            "read": Counter(read) if read else Counter(r["state"] for r in records)}
+    return records, next_after, read
+
+
+def _history(settings: Any, clients: ThreadClients, args: argparse.Namespace, bar: Progress,
+             out: Any) -> Tuple[Rows, Optional[str], List[str]]:
+    from cli import records_view
+
+    records: Rows = []
+    read: List[str] = []
+    next_after = None
+    for row in records_view.history(settings, clients, args.after, args.since, None, args.concurrency):
+        if args.state and row["state"] != args.state:
+            read.append(row["state"])
+            continue
+        if args.limit and len(records) >= args.limit:
+            next_after = records[-1]["record_id"]
+            break
+        read.append(row["state"])
+        records.append(row)
+        if out is not None:  # --limit 0: every row is printed as it is read
+            out(row)
+        bar.update(len(records))
+    if next_after is None:
+        bar.total = len(records)  # the end of the history: now the total is known
+    return records, next_after, read
+
+
+def missing_uploads(settings: Any, clients: ThreadClients, args: argparse.Namespace) -> Tuple[Any, Rows]:
+    """(the scan's state, its uploads that never became a job as rows, by key)."""
+    scan = uploads(settings, clients, args)
+    missing = [{**m, "state": MISSING, "age_s": _age(m.get("modified"))} for m in scan.missing.values()]
+    missing.sort(key=lambda r: r["key"])
+    return scan, missing
 
 
 def _age(stamp: Any) -> Optional[float]:
@@ -160,8 +182,8 @@ def uploads(settings: Any, clients: ThreadClients, args: argparse.Namespace) -> 
     path = uploads_scan.state_path(settings.bucket, settings.endpoint or "")
     state = uploads_scan.load_state(path)
 
-    def has_record(rid: str) -> bool:
-        return bool(RecordStore(clients.get().storage, settings.rec_bucket, settings.records_prefix).stages(rid))
+    def has_record(rid: str) -> bool:  # on the scan's threads: each its own clients
+        return RecordStore.of(settings, clients.get().storage).exists(rid)
 
     state = uploads_scan.scan(settings, source, state, has_record, args.scan, args.concurrency)
     uploads_scan.save_state(path, state)

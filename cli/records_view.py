@@ -10,19 +10,20 @@
 """
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-RID = re.compile(r"^[0-9a-f]{32}$")
+from shared.identity import RECORD_ID
+
 Row = Dict[str, Any]
+BATCH = 256  # records read in parallel before the next are listed (about a 1,000-key listing page)
 
 
 def _store(settings: Any, clients: Any) -> Any:
     from shared.records import RecordStore
 
-    return RecordStore(clients.get().storage, settings.rec_bucket, settings.records_prefix)
+    return RecordStore.of(settings, clients.get().storage)
 
 
 def row_of(settings: Any, rid: str, stages: List[Any], record: Any, problem: Optional[str] = None) -> Row:
@@ -89,43 +90,24 @@ def open_rows(settings: Any, clients: Any, rids: List[str], concurrency: int = 1
 
 def history(settings: Any, clients: Any, after: str = "", since: Optional[datetime] = None,
             states: Optional[Tuple[str, ...]] = None, concurrency: int = 16) -> Iterator[Row]:
-    """Every record after the cursor `after` (a record id), in record-id order, a page at a time."""
+    """Every record after the cursor `after` (a record id), in record-id order, read a batch at a time
+    (the listing of the records prefix is paged by RecordStore.scan: memory follows the batch)."""
+    from itertools import islice
+
+    from shared.dates import epoch_of
     from shared.records import latest
 
-    store = _store(settings, clients)
-    storage, prefix = store.storage, settings.records_prefix
-    marker = f"{prefix}{after}/~" if after else ""  # "~" sorts after every stage name: the next record
-    group: List[Any] = []
     threshold = since.timestamp() if since else None
-
-    def wanted(stages: List[Any]) -> bool:
-        if threshold is None:
-            return True
-        from shared.identity import epoch_of
-
-        return epoch_of(latest(stages).last_modified) >= threshold
-
+    chosen = (stages for stages in _store(settings, clients).scan(after)
+              if threshold is None or epoch_of(latest(stages).last_modified) >= threshold)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         while True:
-            page, marker = storage.list(settings.rec_bucket, prefix, marker)
-            groups: List[List[Any]] = []
-            for obj in page:
-                stage = store._stage(obj)
-                if stage is None or not RID.match(stage.record_id):
-                    continue  # open/ and state/ live beside the record folders
-                if group and group[0].record_id != stage.record_id:
-                    groups.append(group)
-                    group = []
-                group.append(stage)
-            if not marker and group:
-                groups.append(group)
-                group = []
-            chosen = [g for g in groups if wanted([s for s in g if not s.note_job] or g)]
-            for row in pool.map(lambda g: _load(settings, clients, g[0].record_id), chosen):
+            batch = list(islice(chosen, BATCH))
+            if not batch:
+                return
+            for row in pool.map(lambda stages: _load(settings, clients, stages[0].record_id), batch):
                 if states is None or row["state"] in states:
                     yield row
-            if not marker:
-                return
 
 
 def lookup(settings: Any, clients: Any, query: str) -> List[Row]:
@@ -133,7 +115,7 @@ def lookup(settings: Any, clients: Any, query: str) -> List[Row]:
     from shared.cloud import CloudError
     from shared.identity import Correlation, ObjectVersion
 
-    if RID.match(query):
+    if RECORD_ID.match(query):
         row = _load(settings, clients, query)
         return [row] if row["stages"] else []
     storage = clients.get().storage

@@ -21,46 +21,32 @@ class Item:
     reason: Optional[str]
     position: Any
     obj: Dict[str, Any]  # as a GET Bucket entry: Key, ETag, Size, LastModified
+    record_id: str  # of this object version, from the listing fields alone (no HEAD)
 
     @property
     def modified(self) -> str:
         return str(self.obj.get("LastModified", ""))
 
-    @property
-    def record_id(self) -> str:
-        """The record id of this object version, from the listing fields alone (no HEAD)."""
-        from shared.identity import ObjectVersion
-
-        return ObjectVersion.from_listing(self.upload.bucket, self.obj).record_id
-
 
 def parse_modified(stamp: str) -> Optional[datetime]:
-    from datetime import timezone
-    from email.utils import parsedate_to_datetime
+    from shared.dates import parse_time
 
-    if not stamp:
-        return None
     try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        return parse_time(stamp) if stamp else None
     except ValueError:
-        try:
-            when = parsedate_to_datetime(stamp)
-        except (TypeError, ValueError):
-            return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return None
 
 
 def judge(settings: Any, bucket: str, obj: Dict[str, Any], position: Any,
           since: Optional[datetime] = None) -> Item:
-    from shared.events import upload_from_listing
-    from shared.submit import skip_reason
+    from shared.reconcile import listed
 
-    up = upload_from_listing(bucket, settings.region, obj, BACKFILL_EVENT)
+    seen = listed(settings, bucket, obj, BACKFILL_EVENT)
     if since is not None:
         when = parse_modified(str(obj.get("LastModified", "")))
         if when is not None and when < since:
-            return Item(up, "before-since", position, obj)
-    return Item(up, skip_reason(settings, up), position, obj)
+            return Item(seen.upload, "before-since", position, obj, seen.record_id)
+    return Item(seen.upload, seen.reason, position, obj, seen.record_id)
 
 
 class ListingSource:

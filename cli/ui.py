@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from cli.errors import usage
@@ -49,11 +49,12 @@ def confirm(args: argparse.Namespace, question: str, count: int, threshold: int 
 
 def parse_since(text: str) -> datetime:
     """`--since` of backfill, status and retry: an ISO date or date-time, UTC when it has no zone."""
+    from shared.dates import parse_time
+
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_time(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a date like 2026-11-01 or 2026-11-01T08:00:00+08:00")
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 # -- display width ------------------------------------------------------------------------------

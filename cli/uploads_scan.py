@@ -71,7 +71,7 @@ def save_state(path: str, state: ScanState) -> None:
 def scan(settings: Any, source: Any, state: ScanState, has_record: HasRecord, budget: int,
          concurrency: int = 16) -> ScanState:
     """Re-check what was missing, then read up to `budget` more objects from the saved position."""
-    from shared.identity import epoch_of
+    from shared.dates import epoch_of
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         rids = list(state.missing)

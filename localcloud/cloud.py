@@ -17,7 +17,8 @@ from .cos import Bucket, ObjectMeta, ObjectStore
 from .credentials import RoleCredentials
 from .multipart import MultipartUploads
 from .faults import Faults
-from .scf import Function, Invocation, Runtime, Trigger, function_url_event, function_url_reply
+from .scf import Function, Invocation, Runtime, Trigger, function_url_reply
+from .scfevents import function_url_event
 from .scfapi import ScfService
 from .replies import Reply, json_reply
 from .server import make_server

@@ -18,11 +18,11 @@ import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import scfenv
 from .faults import Faults
+from .scfevents import scf_context, timer_event
 
 INIT_TIMEOUT = 60.0
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -182,9 +182,7 @@ class Function:
             except WorkerDied as exc:
                 inv.ok, inv.error, inv.duration = False, str(exc), time.time() - inv.started
                 return inv
-            context = {"request_id": inv.request_id, "function_name": self.name, "namespace": "default",
-                       "function_version": "$LATEST", "memory_limit_in_mb": 128,
-                       "time_limit_in_ms": int(self.timeout * 1000), "environ": ""}
+            context = scf_context(self.name, self.timeout, inv.request_id)
             try:
                 environ = self.invocation_env() if self.invocation_env else None
                 reply = worker.call(inv.event, context, self.timeout, kill_after, environ)
@@ -339,10 +337,7 @@ class Runtime:
 
         def loop() -> None:
             while not stop.wait(every_seconds):
-                now = datetime.now(timezone.utc)
-                event = {"Type": "Timer", "TriggerName": name, "Time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                         "Message": ""}
-                self.invoke_async(fn, event, "timer", retries=0)
+                self.invoke_async(fn, timer_event(name), "timer", retries=0)
 
         threading.Thread(target=loop, daemon=True, name=f"timer-{name}").start()
 
@@ -351,34 +346,6 @@ class Runtime:
             stop.set()
         for fn in self.functions.values():
             fn.close()
-
-
-def function_url_event(method: str, path: str, query: Sequence[Tuple[str, str]], headers: Mapping[str, str],
-                       body: bytes, source_ip: str) -> Dict[str, Any]:
-    """An SCF Function URL event as SCF doc 583/96099 shows it (2025): `httpMethod`, `path`,
-    `headers`, `body`, `queryString`; no `requestContext`, no `isBase64Encoded`, the client's
-    address in the header `x-scf-remote-addr` (https://cloud.tencent.com/document/product/583/96099).
-
-    How a body that is not UTF-8 text arrives is not documented: it is sent base64-encoded
-    with the API-gateway flag `isBase64Encoded`, the one case that keeps it.
-    """
-    import base64
-
-    query_dict: Dict[str, Any] = {}
-    for key, value in query:
-        if key in query_dict:
-            prev = query_dict[key]
-            query_dict[key] = (prev if isinstance(prev, list) else [prev]) + [value]
-        else:
-            query_dict[key] = value
-    headers = {k.lower(): v for k, v in headers.items()}
-    headers["x-scf-remote-addr"] = source_ip
-    event: Dict[str, Any] = {"httpMethod": method, "path": path, "headers": headers, "queryString": query_dict}
-    try:
-        event["body"] = body.decode("utf-8")
-    except UnicodeDecodeError:
-        event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode("ascii"), True
-    return event
 
 
 def function_url_reply(inv: Invocation) -> Tuple[int, Dict[str, str], bytes]:

@@ -33,7 +33,8 @@ import zipfile
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from . import scfenv
-from .scf import Function, Trigger, function_url_event, function_url_reply
+from .scf import Function, Trigger, function_url_reply
+from .scfevents import function_url_event
 from .scftriggers import TriggerActions
 from .tcapi import ApiError, load_state, save_state, timestamp
 

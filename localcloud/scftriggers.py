@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict
 
 from .scf import Function, Trigger
+from .scfevents import timer_event
 from .tcapi import ApiError, timestamp
 
 
@@ -212,10 +213,7 @@ class TriggerActions:
             while not stop.wait(0.2):
                 now = datetime.now(timezone.utc).replace(microsecond=0)
                 if now != last and cron_matches(cron, now):
-                    # The timer event (SCF doc 583/9708): Type, TriggerName, Time, Message.
-                    event = {"Type": "Timer", "TriggerName": name, "Time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                             "Message": argument}
-                    self.cloud.runtime.invoke_async(fn, event, "timer", retries=0)
+                    self.cloud.runtime.invoke_async(fn, timer_event(name, argument, now), "timer", retries=0)
                 last = now
 
         threading.Thread(target=loop, daemon=True, name=f"scf-timer-{name}").start()

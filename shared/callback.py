@@ -79,7 +79,7 @@ def handle(settings: Settings, clients: Clients, query: Dict[str, str], body: by
     except BadCallback as exc:
         log("callback.rejected", level="warning", record_id=rid, reason=str(exc))
         return 400, {"error": str(exc)}
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, clients.storage)
     try:
         record, _ = store.load(rid)
         if record is None:

@@ -12,13 +12,12 @@ The correlation id travels in the job's UserData as `cm:<record id>.<attempt>`
 (then `|user data`): a callback or reconcile tells this record's job from a
 rival's, and a retry's job from the failed attempt's.
 """
-import calendar
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Mapping, Optional
+
+from .dates import epoch_of
 
 RECORD_ID = re.compile(r"^[0-9a-f]{32}$")
 _MARKER = re.compile(r"^cm:(?P<rid>[0-9a-f]{32})(?:\.(?P<attempt>\d{1,4}))?(?:\||$)")
@@ -30,24 +29,6 @@ def normalise_etag(value: Any) -> str:
     if text[:2] in ("W/", "w/"):
         text = text[2:]
     return text.strip('"').strip().lower()
-
-
-def epoch_of(stamp: Any) -> int:
-    """Whole seconds from an HTTP date (HEAD) or an ISO stamp (listing); 0 if absent or unreadable."""
-    text = str(stamp or "").strip()
-    if not text:
-        return 0
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if when.tzinfo is None:
-            return calendar.timegm(when.timetuple())
-        return int(when.timestamp())
-    except ValueError:
-        pass
-    try:
-        return int(parsedate_to_datetime(text).timestamp())
-    except (TypeError, ValueError, IndexError):
-        return 0
 
 
 @dataclass(frozen=True)

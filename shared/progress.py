@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import tags
 from .cloud import CloudError, Clients
+from .dates import parse_time
 from .identity import Correlation
 from .jobs import JobDetail
 from .log import log
@@ -32,8 +33,8 @@ class WrongJob(Exception):
 
 def _parse_time(value: str) -> Optional[datetime]:
     try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
-    except (TypeError, ValueError):
+        return parse_time(value)  # CI's 2022-06-27T14:44:10+0800; "-" while not started or ended
+    except ValueError:
         return None
 
 
@@ -113,10 +114,15 @@ def advance(clients: Clients, store: RecordStore, record: Record, job: JobDetail
         if notes:
             new = new.model_copy(update={"notes": list(record.notes) + notes})
     if not store.advance(new):
-        return "unchanged", record  # a concurrent writer recorded this stage first
+        # A concurrent writer recorded this stage first (two jobs of one attempt, or two
+        # deliveries of one job). Our publish and tags went out before we knew, possibly under
+        # another job id; the loser is the one that sees both, so it puts the winner's back.
+        winner, _ = store.load(record.id)
+        if winner is not None and winner.terminal:
+            settle(clients, store, winner)
+        return "unchanged", record
     if new.terminal:
-        settle_published(clients, store, new)
-        settle_source_tags(clients, new)
+        settle(clients, store, new)
     log("record.advanced", record_id=record.id, job_id=job.JobId, state=job.State, previous=record.state,
         attempt=record.attempt)
     return "advanced", new
@@ -223,6 +229,13 @@ def tag_source(clients: Clients, record: Record) -> List[str]:
     return [note] if note else []
 
 
+def settle(clients: Clients, store: RecordStore, record: Record) -> None:
+    """After the final stage exists: the published output and the source carry this record's
+    own links (record id and job id), whatever raced it."""
+    settle_published(clients, store, record)
+    settle_source_tags(clients, record)
+
+
 def settle_published(clients: Clients, store: RecordStore, record: Record) -> None:
     """After the final stage is written: an older version's publish that raced ours (its copy
     after ours, its re-check before our final stage existed) is put right here, so one of the
@@ -232,7 +245,7 @@ def settle_published(clients: Clients, store: RecordStore, record: Record) -> No
         return
     try:
         current = clients.out_storage.get_tags(out["bucket"], record.publish_as) or {}
-        if current.get(tags.RECORD) != record.id:
+        if current.get(tags.RECORD) != record.id or current.get(tags.JOB) != (record.job_id or ""):
             publish(clients, store, record)
     except CloudError as exc:
         log("publish.settle_failed", level="warning", key=record.publish_as, error=str(exc))
@@ -245,7 +258,8 @@ def settle_source_tags(clients: Clients, record: Record) -> None:
     src = record.source
     try:
         current = clients.storage.get_tags(src.bucket, src.key)
-        if current and current.get(tags.RECORD) == record.id and current.get(tags.STATE) != record.state:
+        if current and current.get(tags.RECORD) == record.id and (current.get(tags.STATE) != record.state
+                                                                  or current.get(tags.JOB) != (record.job_id or "")):
             tag_source(clients, record)
     except CloudError as exc:
         log("tags.settle_failed", level="warning", key=src.key, error=str(exc))

@@ -17,18 +17,19 @@ Each part stops at the time budget; the place it reached is saved in
 import json
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from pydantic import BaseModel, Field
 
 from .cloud import CloudError, Clients
 from .config import Settings
-from .events import upload_from_listing
-from .identity import Correlation, ObjectVersion, epoch_of
+from .events import Upload, upload_from_listing
+from .dates import epoch_of
+from .identity import Correlation, ObjectVersion
 from .log import log
 from .progress import refresh, second_job
 from .records import Record, RecordStore, UnreadableRecord, latest
-from .submit import Kind, Outcome, Submitter, skip_reason
+from .submit import Kind, Outcome, Skip, Submitter, skip_reason
 
 EVENT_NAME = "cos:ObjectCreated:Reconcile"
 STATE_KEY = "state/reconcile.json"
@@ -216,13 +217,25 @@ class _Tick:
         modified = epoch_of(obj.get("LastModified"))
         if modified < checked_before or now - modified < self.older_than:
             return
-        up = upload_from_listing(self.settings.bucket, self.settings.region, obj, EVENT_NAME)
-        if skip_reason(self.settings, up):
+        seen = listed(self.settings, self.settings.bucket, obj, EVENT_NAME)
+        if seen.reason or seen.record_id in self.records or self.store.exists(seen.record_id):
             return
-        rid = ObjectVersion.from_listing(self.settings.bucket, obj).record_id
-        if rid in self.records or self.store.stages(rid):
-            return
-        self.count(self.submitter.process(up), "swept")
+        self.count(self.submitter.process(seen.upload), "swept")
+
+
+class Listed(NamedTuple):
+    """A listed object as its COS trigger would have seen it (the sweep, `status` and `backfill`)."""
+
+    upload: Upload
+    reason: Optional[Skip]  # why the trigger would skip it; None: it would take it
+    record_id: str  # its version's record id, from the listing's fields alone (no HEAD)
+
+
+def listed(settings: Settings, bucket: str, obj: Dict[str, Any], event_name: str) -> Listed:
+    """An upload in the watched prefixes with no record is one with no `reason` whose
+    `record_id` does not exist (`RecordStore.exists`)."""
+    up = upload_from_listing(bucket, settings.region, obj, event_name)
+    return Listed(up, skip_reason(settings, up), ObjectVersion.from_listing(bucket, obj).record_id)
 
 
 def reconcile(settings: Settings, clients: Clients, older_than: Optional[float] = None,

@@ -31,7 +31,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from pydantic import BaseModel, Field, ValidationError
 
 from .cloud import Storage
-from .identity import ObjectVersion
+from .dates import parse_time
+from .identity import RECORD_ID, ObjectVersion
 from .jobs import STATE_RANK
 from .log import log
 
@@ -143,23 +144,21 @@ class Stage(BaseModel):
 
 
 def age_seconds(stamp: str, now: Optional[float] = None) -> float:
+    """Seconds since an ISO or HTTP-date stamp (shared/dates.py); 0 for none."""
     if not stamp:
         return 0.0
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        when = parsedate_to_datetime(stamp)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
     current = now if now is not None else datetime.now(timezone.utc).timestamp()
-    return current - when.timestamp()
+    return current - parse_time(stamp).timestamp()
 
 
 class RecordStore:
     def __init__(self, storage: Storage, bucket: str, prefix: str) -> None:
         self.storage, self.bucket, self.prefix = storage, bucket, prefix
+
+    @classmethod
+    def of(cls, settings: Any, storage: Storage) -> "RecordStore":
+        """The record store the settings name (COS_MATTING_RECORDS_BUCKET + _PREFIX) on `storage`."""
+        return cls(storage, settings.rec_bucket, settings.records_prefix)
 
     def _key(self, rid: str, name: str) -> str:
         return f"{self.prefix}{rid}/{name}"
@@ -267,19 +266,39 @@ class RecordStore:
         except (ValueError, AttributeError):
             return f"second job {stage.note_job} (note {stage.key} unreadable)"
 
-    def scan(self) -> Iterator[List[Stage]]:
-        """Every record's stages, grouped, from listings only (history: for `status`, not reconcile)."""
+    def exists(self, rid: str) -> bool:
+        """Whether the object version `rid` has a record (any stage): one listing of its folder."""
+        return bool(self.stages(rid))
+
+    def scan(self, after: str = "") -> Iterator[List[Stage]]:
+        """Every record's stages (notes left out), grouped, in record-id order, from listings only
+        (history: for `status`, not reconcile); `after` (a record id) starts past that record."""
         group: List[Stage] = []
-        for obj in self.storage.list_all(self.bucket, self.prefix):
-            stage = self._stage(obj)
-            if not stage or stage.note_job:
-                continue
-            if group and group[0].record_id != stage.record_id:
-                yield group
-                group = []
-            group.append(stage)
+        marker = f"{self.prefix}{after}/~" if after else ""  # "~" sorts after every stage name
+        while True:
+            page, marker = self.storage.list(self.bucket, self.prefix, marker)
+            for obj in page:
+                stage = self._stage(obj)
+                if not stage or stage.note_job or not RECORD_ID.match(stage.record_id):
+                    continue  # open/ and state/ live beside the record folders
+                if group and group[0].record_id != stage.record_id:
+                    yield group
+                    group = []
+                group.append(stage)
+            if not marker:
+                break
         if group:
             yield group
+
+    def newest_stages(self, after: str = "") -> Iterator[Stage]:
+        """The newest stage of every record, from listings only (no GET)."""
+        for stages in self.scan(after):
+            yield latest(stages)
+
+    def newest_records(self) -> Iterator[Record]:
+        """The newest snapshot of every record (one GET each; UnreadableRecord if one is not a record)."""
+        for stage in self.newest_stages():
+            yield self.read(stage)
 
 
 def latest(stages: List[Stage]) -> Stage:

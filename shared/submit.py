@@ -9,7 +9,7 @@ import random
 import time
 import uuid
 from enum import Enum
-from typing import Callable, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from pydantic import BaseModel, ValidationError, computed_field
 
@@ -17,7 +17,8 @@ from . import tokens
 from .cloud import CloudError, Clients
 from .config import Settings, max_submit_seconds, output_key, staging_key
 from .events import Malformed, Upload
-from .identity import Correlation, epoch_of, normalise_etag
+from .dates import epoch_of
+from .identity import Correlation, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
 from .progress import close_as, tag_source
@@ -155,7 +156,7 @@ def retry_hint(exc: CloudError) -> Retry:
 class Submitter:
     def __init__(self, settings: Settings, clients: Clients, sleep: Sleep = time.sleep) -> None:
         self.settings, self.clients, self.sleep = settings, clients, sleep
-        self.store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+        self.store = RecordStore.of(settings, clients.storage)
 
     def process(self, up: Upload) -> Outcome:
         reason = skip_reason(self.settings, up)
@@ -341,8 +342,30 @@ class Submitter:
             log("record.write_failed", level="error", record_id=record.id, error=str(exc))
 
 
+class SubmitFailed(RuntimeError):
+    """Some records of an event failed: raised once, after every record was processed, carrying
+    every outcome (like powertools' BatchProcessingError after its per-record results,
+    aws_lambda_powertools/utilities/batch). SCF retries an asynchronous invocation (a COS
+    trigger's) whose code raised ("Error Types and Retry Policies", tencentcloud.com/document/
+    product/583/39851), and a retry is safe: a record already submitted comes back `duplicate`.
+    The message names each failed key and step, readable in the function log."""
+
+    def __init__(self, outcomes: List[Outcome]) -> None:
+        self.outcomes = list(outcomes)
+        failed = [o for o in self.outcomes if o.failed]
+        super().__init__(f"{len(failed)} of {len(self.outcomes)} records failed: "
+                         + "; ".join(f"{o.key}: {o.outcome}" for o in failed))
+
+
+def answer(outcomes: List[Outcome]) -> Dict[str, Any]:
+    """The submit handler's return value; `SubmitFailed` instead when any record failed."""
+    if any(o.failed for o in outcomes):
+        raise SubmitFailed(outcomes)
+    return {"outcomes": [o.model_dump(exclude_none=True) for o in outcomes]}
+
+
 def handle(items: List[Union[Upload, Malformed]], submitter: Submitter) -> List[Outcome]:
-    """Process every record (a malformed one fails alone), log each outcome; the caller raises if any failed."""
+    """Process every record (a malformed one fails alone), log each outcome; `answer` raises if any failed."""
     outcomes = []
     for item in items:
         if isinstance(item, Malformed):

@@ -2,7 +2,7 @@
 import base64
 import hashlib
 import hmac
-from typing import Sequence
+from typing import Dict, Sequence
 import re
 from urllib.parse import urlencode
 
@@ -29,7 +29,12 @@ def verify(keys: Sequence[str], record_id: str, expires: str, token: str, now: f
     return any(matches)
 
 
-def callback_url(base: str, keys: Sequence[str], record_id: str, ttl: int, now: float) -> str:
+def callback_query(keys: Sequence[str], record_id: str, ttl: int, now: float) -> Dict[str, str]:
+    """The query a callback URL carries: record id, expiry, token (signed with the first key)."""
     expires = int(now) + ttl
-    query = urlencode({"rid": record_id, "exp": expires, "t": sign(keys[0], record_id, expires)})
+    return {"rid": record_id, "exp": str(expires), "t": sign(keys[0], record_id, expires)}
+
+
+def callback_url(base: str, keys: Sequence[str], record_id: str, ttl: int, now: float) -> str:
+    query = urlencode(callback_query(keys, record_id, ttl, now))
     return f"{base}{'&' if '?' in base else '?'}{query}"

@@ -5,7 +5,9 @@ from shared.callback import create_app
 from shared.cloud import Clients
 from shared.config import load_settings
 from shared.funcurl import to_wsgi_event
+from shared.log import configure
 
+configure()  # JSON log lines on stdout, before anything logs
 SETTINGS = load_settings()
 app = create_app(lambda: SETTINGS, Clients)
 

@@ -2,8 +2,10 @@
 from shared.cloud import Clients
 from shared.config import load_settings
 from shared.events import parse_uploads
-from shared.submit import Submitter, handle
+from shared.log import configure
+from shared.submit import Submitter, answer, handle
 
+configure()  # JSON log lines on stdout, before anything logs
 SETTINGS = load_settings()  # validated once, at cold start: a bad deploy fails on its first event
 _submitter = None
 
@@ -13,8 +15,4 @@ def main_handler(event, context):
     if _submitter is None:
         _submitter = Submitter(SETTINGS, Clients(SETTINGS))
     outcomes = handle(parse_uploads(event, SETTINGS.region), _submitter)  # region from settings; a malformed record fails alone
-    failed = [o for o in outcomes if o.failed]
-    if failed:  # after processing the rest: SCF retries the event, and retries are safe
-        raise RuntimeError(f"{len(failed)} of {len(outcomes)} records failed: "
-                           + "; ".join(f"{o.key}: {o.outcome}" for o in failed))
-    return {"outcomes": [o.model_dump(exclude_none=True) for o in outcomes]}
+    return answer(outcomes)  # raises SubmitFailed after processing the rest: SCF retries the event, retries are safe

@@ -24,7 +24,7 @@ def flow(cloud, cos_client):
     url = cloud.add_function_url("callback", str(ROOT / "functions" / "callback"), function_env(cloud))
     settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=url, COS_MATTING_RECONCILE_AFTER_SECONDS="0")
     clients = clients_for(cloud, settings)
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, clients.storage)
 
     def submit(key="input/clip.mp4", body=b"video bytes"):
         etag = put(cos_client, key, body)

@@ -46,7 +46,7 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
                             COS_MATTING_TIMEOUT_SECONDS="2")
     clients = clients_for(cloud, settings)
     rounds = _reconcile_until_quiet(cloud, settings, clients)
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, clients.storage)
     jobs = cloud.list_jobs(BUCKET)
     found = _audit_outcomes(cloud, store, keys, groups)
     second, extra_jobs = _second_jobs(jobs, store)

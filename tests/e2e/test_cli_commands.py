@@ -219,7 +219,24 @@ def test_invoke_exits_1_when_the_handler_raises(cli_env, cos_client, capsys, tmp
     cli_env.faults.add("ci.create", count=1, status=400)
     code, out, err = run_cli(capsys, "invoke", "submit", "--event", str(path))
     assert code == 1
-    assert "failed:submit" in out and "handler raised: RuntimeError" in out and "FAILED" in out
+    # the handler's one typed error (shared.submit.SubmitFailed, a RuntimeError) names the key and step
+    assert "failed:submit" in out and "FAILED" in out
+    assert "handler raised: SubmitFailed: 1 of 1 records failed: input/rejected.mp4: failed:submit" in out
+
+
+def test_a_raised_submit_reports_its_outcomes_in_process_and_from_a_cold_child(cli_env, cos_client, capsys, tmp_path):
+    """The outcomes of a failed submit come from SubmitFailed (in-process) or the child's reply
+    (--subprocess); the log lines are captured apart and never reach the JSON on stdout."""
+    for key, mode in (("input/refused.mp4", []), ("input/refused cold.mp4", ["--subprocess"])):
+        path = tmp_path / "event.json"
+        path.write_text(submit_event(capsys, cos_client, key))
+        cli_env.faults.add("ci.create", count=1, status=400)
+        code, data = run_json(capsys, "invoke", "submit", "--event", str(path), *mode)  # stdout is only the JSON
+        assert code == 1 and not data["ok"] and data["error"].startswith("SubmitFailed: 1 of 1 records failed")
+        [outcome] = data["outcomes"]
+        assert (outcome["key"], outcome["outcome"]) == (key, "failed:submit") and outcome["detail"]
+        logged = [json.loads(line) for line in data["logs"] if line.startswith("{")]
+        assert [line["outcome"] for line in logged if line["event"] == "submit.outcome"] == ["failed:submit"]
 
 
 def test_invoke_without_an_endpoint_says_what_to_set(cloud, capsys, monkeypatch, tmp_path):
@@ -251,7 +268,7 @@ def test_invoke_callback_wraps_a_bare_body_and_signs_the_token(cli_env, cos_clie
     assert data["outcomes"] == [{"status": 200, "record_id": outcome["record_id"], "job_id": outcome["job_id"],
                                  "result": "advanced", "state": "Success"}]
     assert any("UserData" in n for n in data["notes"])  # the record id came from the job
-    record, _ = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix).load(outcome["record_id"])
+    record, _ = RecordStore.of(settings, clients.storage).load(outcome["record_id"])
     assert record.state == "Success" and record.output["key"] == "matting/input/called.mp4.mask.mp4"
     # A Function URL event from the library, placeholders and all; the replay is a no-op.
     code, data = run_json(capsys, "invoke", "callback", "--event", str(EVENTS / "funcurl" / "post-base64-xml-callback.json"),

@@ -8,8 +8,9 @@ import types
 import pytest
 
 from cli import cmd_replay
-from cli.cmd_replay import build_invoke_request, expand, function_name, result_from_response
 from cli.errors import UsageError
+from cli.eventio import expand
+from cli.remote import build_invoke_request, function_name, result_from_response
 from helpers import put
 from .cli_support import BUCKET, ROOT, all_jobs, cli_env, run_cli, run_json  # noqa: F401
 
@@ -151,9 +152,13 @@ def test_remote_replay_sends_each_event_to_the_named_function(capsys, monkeypatc
 
 
 def test_credentials_from_scf_style_variables():
-    cred = cmd_replay.credentials({"TENCENTCLOUD_SECRETID": "AKIDx", "TENCENTCLOUD_SECRETKEY": "k",
-                                   "TENCENTCLOUD_SESSIONTOKEN": "tok"})
+    from deploy.clients import credential  # the one credential chain of the SCF/CAM API clients
+
+    cred = credential({"TENCENTCLOUD_SECRETID": "AKIDx", "TENCENTCLOUD_SECRETKEY": "k",
+                       "TENCENTCLOUD_SESSIONTOKEN": "tok"})
     assert (cred.secret_id, cred.secret_key, cred.token) == ("AKIDx", "k", "tok")
+    cred = credential({"TENCENTCLOUD_SECRET_ID": "AKIDy", "TENCENTCLOUD_SECRET_KEY": "k2"})  # the SDK's own names
+    assert (cred.secret_id, cred.secret_key) == ("AKIDy", "k2")
 
 
 @pytest.mark.cloud

@@ -19,7 +19,7 @@ from localcloud.matting import engine
 from localcloud.matting.samples import green_screen_frames, write_clip
 from localcloud.scfenv import find_python310
 from localcloud.tcapi import check_params
-from shared.records import RecordStore, latest
+from shared.records import RecordStore
 
 STAGE_FUNCTIONS = ("cos-matting-dev-callback", "cos-matting-dev-reconcile", "cos-matting-dev-submit")
 ENV = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION,
@@ -114,11 +114,10 @@ def _big_multipart_upload_reaches_success(cloud, tmp, url):
 
     env = {**cloud.function_env(), **ENV}
     settings = load_settings(env)
-    store = RecordStore(Clients(settings, env).storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, Clients(settings, env).storage)
 
     def finished():
-        groups = list(store.scan())
-        records = [store.read(latest(g)) for g in groups]
+        records = list(store.newest_records())
         return records if records and all(r and r.terminal for r in records) else None
 
     [record] = wait_for(finished, timeout=240, interval=0.5)
@@ -330,7 +329,7 @@ def test_a_deployed_function_runs_the_handler_its_configuration_names(site):
 def test_the_concurrency_switch_stops_and_restarts_a_deployed_function(site, capsys):
     # python -m deploy.concurrency through tencentcloud-sdk-python-scf against the local SCF API
     # (Put/Get/DeleteReservedConcurrencyConfig; ReservedConcurrencyMem = instances x memorySize).
-    from cli.cmd_deploy import deploy_env
+    from cli.env import deploy_env
     from cli.main import build_parser
     from deploy import concurrency
 

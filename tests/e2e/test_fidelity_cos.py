@@ -17,7 +17,7 @@ from helpers import BUCKET, ROOT, function_env, settings_for, clients_for, wait_
 from localcloud.matting import engine
 from localcloud.matting.samples import write_green_screen_clip
 from shared import xmlcodec
-from shared.records import RecordStore, latest
+from shared.records import RecordStore
 
 MB = 1 << 20
 
@@ -264,11 +264,11 @@ def test_a_20mb_video_uploaded_with_upload_file_becomes_one_job_and_one_output(c
     etag = cos_client.upload_file(Bucket=BUCKET, Key="input/big.mp4", LocalFilePath=str(tmp_path / "clip.mp4"))["ETag"]
     assert etag.endswith('-20"')  # 20 parts of 1 MB
     settings = settings_for(cloud)
-    store = RecordStore(clients_for(cloud, settings).storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, clients_for(cloud, settings).storage)
 
     def finished():
         cloud.wait_idle(timeout=5)
-        records = [store.read(latest(g)) for g in store.scan()]
+        records = list(store.newest_records())
         return records if records and all(r.terminal for r in records) else None
 
     [record] = wait_for(finished, timeout=120, interval=0.5)

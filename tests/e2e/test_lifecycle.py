@@ -37,7 +37,7 @@ class Flow:
         self.settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=self.url, COS_MATTING_CLAIM_LEASE_SECONDS="60",
                                      COS_MATTING_RECONCILE_AFTER_SECONDS="0", **extra)
         self.clients = clients_for(cloud, self.settings)
-        self.store = RecordStore(self.clients.storage, self.settings.rec_bucket, self.settings.records_prefix)
+        self.store = RecordStore.of(self.settings, self.clients.storage)
 
     def upload(self, key, body=b"video bytes"):
         put(self.cos, key, body)

@@ -7,7 +7,7 @@ import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.scf.v20180416 import models
 
-from cli.backfill_scf import scf_client
+from cli.remote import scf_client
 from helpers import function_env
 from .cli_support import BUCKET
 

@@ -10,7 +10,7 @@ from localcloud.matting import engine
 from localcloud.matting.person import write_person_clip
 from localcloud.matting.samples import GREEN, write_green_screen_clip
 from shared import tags
-from shared.records import RecordStore, latest
+from shared.records import RecordStore
 
 MODES = ["Mask", "Foreground", "Combination"]
 SEGMENTS = ["HumanSeg", "GreenScreenSeg", "SolidColorSeg"]
@@ -76,11 +76,11 @@ def test_every_mode_and_segment_type_through_the_pipeline(cloud, cos_client, cli
 
     settings = settings_for(cloud, COS_MATTING_RULES=json.dumps(rules()))
     clients = clients_for(cloud, settings)
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, clients.storage)
 
     def finished():
         cloud.wait_idle(timeout=5)
-        snaps = [store.read(latest(g)) for g in store.scan()]
+        snaps = list(store.newest_records())
         return snaps if len(snaps) == len(uploads) and all(r.terminal for r in snaps) else None
 
     records = {r.source.key: r for r in wait_for(finished, timeout=300, interval=0.5)}

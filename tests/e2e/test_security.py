@@ -40,9 +40,8 @@ def test_secrets_never_logged_and_uploader_authorization_never_stored(cloud, cos
     logs = "\n".join(line for inv in cloud.invocations for line in inv.logs)
     assert '"event": "submit.outcome"' in logs and '"event": "callback.done"' in logs
     settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=url)
-    record, _ = RecordStore(clients_for(cloud, settings).storage, settings.rec_bucket,
-                            settings.records_prefix).load(json.loads(
-                                next(l for l in logs.splitlines() if "submit.outcome" in l))["record_id"])
+    record, _ = RecordStore.of(settings, clients_for(cloud, settings).storage).load(json.loads(
+        next(l for l in logs.splitlines() if "submit.outcome" in l))["record_id"])
     live_token = tokens.callback_url(url, [KEYS], record.id, 600, time.time()).split("t=")[1]
     for secret in (KEYS, env["TENCENTCLOUD_SECRETKEY"], "FORGED-TOKEN-VALUE", live_token[:20], "UPLOADER-SECRET"):
         assert secret not in logs

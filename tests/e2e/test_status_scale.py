@@ -15,7 +15,7 @@ from .cli_support import BUCKET, all_jobs, cli_env, run_cli, run_json  # noqa: F
 def make_records(cloud, n, state, prefix="done/"):
     """n records of source objects that no longer exist (history), written through RecordStore."""
     settings = settings_for(cloud)
-    store = RecordStore(clients_for(cloud, settings).storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, clients_for(cloud, settings).storage)
     rids = []
     for i in range(n):
         version = ObjectVersion(BUCKET, f"{prefix}clip-{i:04d}.mp4", f"{i:032x}", 10, 1_700_000_000 + i)

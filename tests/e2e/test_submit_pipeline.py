@@ -32,7 +32,7 @@ def pipeline(cloud, cos_client):
                             COS_MATTING_RULES='[{"prefix": "input/greenscreen/", "segment_type": "GreenScreenSeg"}]')
     clients = clients_for(cloud, settings)
     submitter = Submitter(settings, clients, sleep=lambda s: None)
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, clients.storage)
     return settings, clients, submitter, store
 
 

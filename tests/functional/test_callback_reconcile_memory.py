@@ -5,6 +5,7 @@ app through Flask's test client, as the Function URL would. Late, twice, out of 
 another record, with the output gone, and never at all (reconcile) are all covered here.
 """
 import json
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -13,16 +14,17 @@ from helpers import BUCKET
 from shared import tags
 from shared.callback import create_app
 from shared.events import Upload
+from shared.progress import advance
 from shared.reconcile import reconcile
 from shared.records import Record, RecordStore, Source
-from shared.submit import Submitter
+from shared.submit import Submitter, build_request
 
 
 @pytest.fixture
 def flow(memory_cloud, settings_of):
     settings = settings_of(COS_MATTING_CALLBACK_URL="https://cb.example.com/cb", COS_MATTING_CALLBACK_FORMAT="JSON")
     clients = memory_cloud.clients(settings)
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, clients.storage)
     app = create_app(lambda: settings, lambda s: clients).test_client()
 
     def submit(key="input/clip.mp4", body=b"video bytes"):
@@ -175,3 +177,24 @@ def test_reconcile_goes_on_past_an_unreadable_record(flow, memory_cloud):
     summary = reconcile(settings, clients, older_than=0)
     assert (summary.failed, summary.advanced) == (0, 1) and store.load(rid)[0].state == "Success"
     assert [u.split(": ")[0] for u in summary.unreadable] == [f"{settings.records_prefix}{broken}/001-1-submitted.json"]
+
+
+def test_two_jobs_of_one_attempt_racing_leave_the_winners_tags(flow, memory_cloud):
+    """Two jobs carry one attempt's correlation (a create answered after the client gave up,
+    then a retry whose lookup missed it) and both finish. Both deliveries read the record
+    before its Submitted stage existed, so neither knows which job is the record's. The
+    first to write the final stage wins; the loser has already copied and tagged the
+    output and the source with its own job id, and must put the winner's back."""
+    settings, clients, store, submit, deliver = flow
+    rid, first = submit()
+    submitted, _ = store.load(rid)
+    second = clients.ci.create(build_request(settings, submitted, time.time())).JobId
+    unsure = submitted.model_copy(update={"state": "Claimed", "job_id": None})  # read before Submitted
+    memory_cloud.set_job_state(BUCKET, first, "Success")
+    memory_cloud.set_job_state(BUCKET, second, "Success")
+    assert advance(clients, store, unsure, clients.ci.describe(first))[0] == "advanced"
+    assert advance(clients, store, unsure, clients.ci.describe(second))[0] == "unchanged"  # lost the race
+    record, _ = store.load(rid)
+    assert record.job_id == first
+    assert memory_cloud.tags(BUCKET, record.output["key"])[tags.JOB] == first
+    assert memory_cloud.tags(BUCKET, "input/clip.mp4")[tags.JOB] == first

@@ -82,3 +82,23 @@ def test_reconcile_handler_on_the_timer_event(load, memory_cloud):
                                      None)
     assert summary["swept"] == 1 and summary["failed"] == 0
     assert [j.Input.Object for j in memory_cloud.list_jobs(BUCKET)] == ["input/never-triggered.mp4"]
+
+
+def test_submit_raises_one_typed_error_carrying_every_outcome_after_the_rest(load, memory_cloud):
+    """One SubmitFailed after the whole batch (a failed record does not stop the ones after it),
+    carrying every record's outcome: what `cos-matting invoke` reports instead of reading logs."""
+    from shared.submit import SubmitFailed
+
+    submit = load("submit")
+    bad = memory_cloud.upload(BUCKET, "input/second.mp4", b"w" * 100)
+    good = memory_cloud.upload(BUCKET, "input/third.mp4", b"t" * 100)
+    event = cos_event("put-video.json", "input/second.mp4", bad, 100)
+    for key, etag in (("input/poster.jpg", "0" * 32), ("input/third.mp4", good)):
+        event["Records"].append(cos_event("put-video.json", key, etag, 100)["Records"][0])
+    memory_cloud.faults.add("ci.create", count=submit.SETTINGS.submit_attempts, status=503)
+    with pytest.raises(SubmitFailed) as raised:
+        submit.main_handler(event, None)
+    assert [(o.key, o.outcome) for o in raised.value.outcomes] == [
+        ("input/second.mp4", "failed:submit"), ("input/poster.jpg", "skipped:suffix"), ("input/third.mp4", "submitted")]
+    assert str(raised.value) == "1 of 3 records failed: input/second.mp4: failed:submit"
+    assert [j.JobId for j in memory_cloud.list_jobs(BUCKET)] == [raised.value.outcomes[2].job_id]

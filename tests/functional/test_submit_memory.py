@@ -22,7 +22,7 @@ def pipe(memory_cloud, settings_of):
                            COS_MATTING_CLAIM_LEASE_SECONDS="60",
                            COS_MATTING_RULES='[{"prefix": "input/greenscreen/", "segment_type": "GreenScreenSeg"}]')
     clients = memory_cloud.clients(settings)
-    store = RecordStore(clients.storage, settings.rec_bucket, settings.records_prefix)
+    store = RecordStore.of(settings, clients.storage)
     return settings, clients, Submitter(settings, clients, sleep=lambda s: None), store
 
 

@@ -170,10 +170,7 @@ def test_the_checker_sees_lazy_relative_and_type_checking_imports(tmp_path):
 
 
 # cli/cmd_*.py are commands, not libraries (ARCHITECTURE.md: they parse, call library modules, print).
-KNOWN_COMMAND_IMPORTS: Set[Tuple[str, str]] = {
-    ("cli.cmd_invoke", "cli.cmd_generate_event"),  # the event builders move out with the logging rework (issue 15)
-    ("cli.cmd_replay", "cli.cmd_invoke"),  # replay reuses invoke's runner until the logging rework moves it (issue 15)
-}
+KNOWN_COMMAND_IMPORTS: Set[Tuple[str, str]] = set()
 
 
 def test_no_command_imports_another():

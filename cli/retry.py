@@ -1,0 +1,76 @@
+"""Retrying records as a library: which records a target or a state names, and running one again
+as a new attempt through the trigger's own idempotent path (shared.submit.Submitter.retry).
+`cos-matting retry` (cli/cmd_retry.py) parses, asks and prints."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional
+
+RETRYABLE = ("Failed", "Cancel", "Gone", "Superseded")
+
+
+def resolve(settings: Any, clients: Any, target: str) -> Dict[str, Any]:
+    """A record id as given, or a key's current version's record id."""
+    from shared.identity import RECORD_ID
+
+    if RECORD_ID.match(target):
+        return {"record_id": target}
+    version = clients.storage.version(settings.bucket, target)
+    if version is None:
+        return {"key": target, "outcome": "failed:gone", "detail": f"no object {target} in {settings.bucket}"}
+    return {"record_id": version.record_id, "key": target}
+
+
+def in_state(settings: Any, clients: Any, state: str, since: Optional[datetime]) -> List[Dict[str, Any]]:
+    """Records whose newest stage is final in `state` (a scan of the records: history, on demand)."""
+    from shared.records import RecordStore, UnreadableRecord, age_seconds
+
+    store = RecordStore.of(settings, clients.storage)
+    found = []
+    for newest in store.newest_stages():
+        if newest.rank != 3:
+            continue
+        if since is not None and age_seconds(newest.last_modified) > (datetime.now(timezone.utc) - since).total_seconds():
+            continue
+        try:
+            record, _ = store.load(newest.record_id)
+        except UnreadableRecord as exc:
+            found.append({"record_id": newest.record_id, "outcome": "failed:unreadable", "detail": str(exc)})
+            continue
+        if record is not None and record.state == state:
+            found.append({"record_id": record.id, "key": record.source.key, "before": record.state,
+                          "attempt": record.attempt})
+    return found
+
+
+def retry_one(settings: Any, clients: Any, row: Dict[str, Any], dry_run: bool) -> Dict[str, Any]:
+    from shared.cloud import CloudError
+    from shared.events import Upload
+    from shared.records import RecordStore
+    from shared.submit import Submitter
+
+    submitter = Submitter(settings, clients)
+    rid = row["record_id"]
+    try:
+        record, _ = RecordStore.of(settings, clients.storage).load(rid)
+        if record is None:
+            if not row.get("key"):
+                return {**row, "outcome": "failed:no-record", "detail": f"no record {rid}"}
+            if dry_run:
+                return {**row, "outcome": "would-submit"}
+            version = clients.storage.version(settings.bucket, row["key"])
+            if version is None:
+                return {**row, "outcome": "failed:gone", "detail": f"no object {row['key']}"}
+            up = Upload(bucket=settings.bucket, appid=settings.bucket.rsplit("-", 1)[-1], region=settings.region,
+                        key=version.key, etag=version.etag, size=version.size, event_name="cos:ObjectCreated:Retry")
+            out = submitter.process(up)
+        else:
+            row = {**row, "key": record.source.key, "before": record.state, "attempt": record.attempt}
+            if dry_run:
+                ok = record.state in RETRYABLE
+                return {**row, "outcome": "would-retry" if ok else f"skipped:{record.state}"}
+            out = submitter.retry(rid)
+    except (CloudError, ValueError) as exc:
+        return {**row, "outcome": "failed:record", "detail": str(exc)}
+    return {**row, "outcome": out.outcome, "job_id": out.job_id, "attempt": out.attempt or row.get("attempt"),
+            "detail": out.detail}
