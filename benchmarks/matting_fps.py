@@ -33,7 +33,6 @@ sys.path.insert(0, ROOT)
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 
-from localcloud.matting import engine as _engine_mod  # noqa: E402,F401
 from localcloud.matting import process  # noqa: E402
 from localcloud.matting.engine import ENCODER, ENCODER_OPTIONS, PIX_FMT  # noqa: E402
 from localcloud.matting.samples import write_green_screen_clip  # noqa: E402
@@ -42,6 +41,7 @@ from shared import jobs  # noqa: E402
 SEGMENT_TYPES = ("HumanSeg", "GreenScreenSeg", "SolidColorSeg")
 MODES = ("Mask", "Foreground", "Combination")
 GREEN = (40, 190, 60)
+FPS_IN = 25
 
 
 def _timed(fn, frames: int):
@@ -96,7 +96,7 @@ def peak_rss_child(path: str, out_path: str) -> None:
                       "frames": info["Stream"]["Video"]["NumFrames"]}))
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer frames and a 20 s memory clip")
     ap.add_argument("--seconds", type=float, default=None, help="clip length per size (default 8, quick 3)")
@@ -104,81 +104,106 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=None, help="runs per measurement, best kept (default 2, quick 1)")
     ap.add_argument("--_rss-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.seconds = args.seconds or (3.0 if args.quick else 8.0)
+    args.memory_seconds = args.memory_seconds or (20.0 if args.quick else 60.0)
+    args.repeat = args.repeat or (1 if args.quick else 2)
+    return args
+
+
+def write_background(tmp: str) -> str:
+    """A 1280x720 gradient image, the Combination jobs' background."""
+    import cv2
+
+    bg = os.path.join(tmp, "bg.png")
+    yy, xx = np.mgrid[0:720, 0:1280]
+    cv2.imwrite(bg, np.dstack([(xx * 0.2) % 256, (yy * 0.35) % 256, np.full_like(xx, 180)]).astype(np.uint8))
+    return bg
+
+
+def measure_size(tmp: str, bg: str, w: int, h: int, seconds: float, repeat: int) -> list:
+    """The floor, then every SegmentType x Mode on one generated clip; one row per job kind."""
+    n = int(seconds * FPS_IN)
+    clip = os.path.join(tmp, f"clip{h}.mp4")
+    write_green_screen_clip(clip, w, h, n, fps=FPS_IN, key=GREEN, audio=False)
+    out = os.path.join(tmp, "out.mp4")
+    floor_run(clip, out)  # warm-up (page cache, codec init)
+
+    def best(fn):
+        runs = [_timed(fn, n) for _ in range(repeat)]
+        return max(r[0] for r in runs), min(r[1] for r in runs)
+
+    floor, floor_cpu = best(lambda: floor_run(clip, out))
+    print(f"  {w}x{h} decode+encode floor {floor:7.1f} fps  {floor_cpu:5.1f} CPU ms/frame", flush=True)
+    rows = []
+    for seg in SEGMENT_TYPES:
+        for mode in MODES:
+            opts = jobs.SegmentVideoOptions(
+                Mode=mode, SegmentType=seg, BackgroundBlue=255,
+                BackgroundLogoUrl="bg.png" if mode == "Combination" else None,
+                RemoveRed=GREEN[0], RemoveGreen=GREEN[1], RemoveBlue=GREEN[2])
+            fps, cpu = best(lambda: process(clip, out, opts, bg))
+            rows.append((f"{w}x{h}", seg, mode, fps, floor, cpu, floor_cpu))
+            print(f"  {w}x{h} {seg:<15} {mode:<12} {fps:7.1f} fps  {cpu:5.1f} CPU ms/frame", flush=True)
+    return rows
+
+
+def print_table(rows: list) -> None:
+    """Every job kind against its target: HumanSeg >= 30 fps at 640x360, keying within 1.5x of the floor."""
+    print()
+    print(f"{'size':<10}{'SegmentType':<16}{'Mode':<13}{'fps':>7}{'floor':>7}{'floor/fps':>10}"
+          f"{'CPU ms':>8}{'floor':>7}{'CPU x':>7}  target (on fps)")
+    for size, seg, mode, fps, floor, cpu, floor_cpu in rows:
+        if seg == "HumanSeg":
+            target = ">= 30 fps" if size == "640x360" else "-"
+            ok = fps >= 30 if size == "640x360" else None
+        else:
+            target = "floor/fps <= 1.5"
+            ok = floor / fps <= 1.5
+        mark = "" if ok is None else ("ok" if ok else "MISSED")
+        print(f"{size:<10}{seg:<16}{mode:<13}{fps:7.1f}{floor:7.1f}{floor / fps:10.2f}"
+              f"{cpu:8.1f}{floor_cpu:7.1f}{cpu / floor_cpu:7.2f}  {target} {mark}")
+
+
+def measure_memory(tmp: str, mem_seconds: float) -> int:
+    """Peak RSS of one job on a long 720p clip, in a fresh process; 1 if that process failed."""
+    n = int(mem_seconds * FPS_IN)
+    clip = os.path.join(tmp, "long720.mp4")
+    t = time.perf_counter()
+    write_green_screen_clip(clip, 1280, 720, n, fps=FPS_IN, key=GREEN, audio=True, preset="ultrafast")
+    gen = time.perf_counter() - t
+    res = subprocess.run([sys.executable, os.path.abspath(__file__), "--_rss-child", clip,
+                          os.path.join(tmp, "long_out.mp4")], capture_output=True, text=True)
+    if res.returncode != 0:
+        print(res.stderr)
+        return 1
+    info = json.loads(res.stdout.strip().splitlines()[-1])
+    print()
+    print(f"memory: {mem_seconds:g} s 1280x720 clip ({n} frames, {os.path.getsize(clip) / 1e6:.1f} MB, generated in {gen:.0f} s), "
+          f"GreenScreenSeg Foreground: peak RSS {info['peak_mb']:.0f} MB "
+          f"(after imports {info['before_mb']:.0f} MB), {info['frames']} frames in {info['seconds']:.1f} s "
+          f"({int(info['frames']) / info['seconds']:.1f} fps)")
+    return 0
+
+
+def main() -> int:
+    args = parse_args()
     if args._rss_child:
         peak_rss_child(*args._rss_child)
         return 0
-    seconds = args.seconds or (3.0 if args.quick else 8.0)
-    mem_seconds = args.memory_seconds or (20.0 if args.quick else 60.0)
-    args.repeat = args.repeat or (1 if args.quick else 2)
-    fps_in = 25
     load0 = os.getloadavg()[0]
     print(f"cores: {os.cpu_count()}  load average (1 min): {load0:.2f}  encoder: {ENCODER} {ENCODER_OPTIONS} {PIX_FMT}  "
-          f"clip: {seconds:g} s @ {fps_in} fps, best of {args.repeat}")
-    rows = []
+          f"clip: {args.seconds:g} s @ {FPS_IN} fps, best of {args.repeat}")
     with tempfile.TemporaryDirectory() as tmp:
-        bg = os.path.join(tmp, "bg.png")
-        import cv2
-
-        yy, xx = np.mgrid[0:720, 0:1280]
-        cv2.imwrite(bg, np.dstack([(xx * 0.2) % 256, (yy * 0.35) % 256, np.full_like(xx, 180)]).astype(np.uint8))
+        bg = write_background(tmp)
+        rows = []
         for (w, h) in ((640, 360), (1280, 720)):
-            n = int(seconds * fps_in)
-            clip = os.path.join(tmp, f"clip{h}.mp4")
-            write_green_screen_clip(clip, w, h, n, fps=fps_in, key=GREEN, audio=False)
-            out = os.path.join(tmp, "out.mp4")
-            floor_run(clip, out)  # warm-up (page cache, codec init)
-
-            def best(fn):
-                runs = [_timed(fn, n) for _ in range(args.repeat)]
-                return max(r[0] for r in runs), min(r[1] for r in runs)
-
-            floor, floor_cpu = best(lambda: floor_run(clip, out))
-            print(f"  {w}x{h} decode+encode floor {floor:7.1f} fps  {floor_cpu:5.1f} CPU ms/frame", flush=True)
-            for seg in SEGMENT_TYPES:
-                for mode in MODES:
-                    opts = jobs.SegmentVideoOptions(
-                        Mode=mode, SegmentType=seg, BackgroundBlue=255,
-                        BackgroundLogoUrl="bg.png" if mode == "Combination" else None,
-                        RemoveRed=GREEN[0], RemoveGreen=GREEN[1], RemoveBlue=GREEN[2])
-                    fps, cpu = best(lambda: process(clip, out, opts, bg))
-                    rows.append((f"{w}x{h}", seg, mode, fps, floor, cpu, floor_cpu))
-                    print(f"  {w}x{h} {seg:<15} {mode:<12} {fps:7.1f} fps  {cpu:5.1f} CPU ms/frame", flush=True)
-        print()
-        print(f"{'size':<10}{'SegmentType':<16}{'Mode':<13}{'fps':>7}{'floor':>7}{'floor/fps':>10}"
-              f"{'CPU ms':>8}{'floor':>7}{'CPU x':>7}  target (on fps)")
-        for size, seg, mode, fps, floor, cpu, floor_cpu in rows:
-            if seg == "HumanSeg":
-                target = ">= 30 fps" if size == "640x360" else "-"
-                ok = fps >= 30 if size == "640x360" else None
-            else:
-                target = "floor/fps <= 1.5"
-                ok = floor / fps <= 1.5
-            mark = "" if ok is None else ("ok" if ok else "MISSED")
-            print(f"{size:<10}{seg:<16}{mode:<13}{fps:7.1f}{floor:7.1f}{floor / fps:10.2f}"
-                  f"{cpu:8.1f}{floor_cpu:7.1f}{cpu / floor_cpu:7.2f}  {target} {mark}")
+            rows += measure_size(tmp, bg, w, h, args.seconds, args.repeat)
+        print_table(rows)
         load1 = os.getloadavg()[0]
         if max(load0, load1) > 1.5:
             print(f"NOTE: the machine was busy (load average {load0:.1f} -> {load1:.1f} on {os.cpu_count()} cores): "
                   "wall-clock fps are pessimistic; CPU ms/frame (all threads of the process) is the steadier figure.")
-
-        # memory: a long 720p clip in a fresh process
-        n = int(mem_seconds * fps_in)
-        clip = os.path.join(tmp, "long720.mp4")
-        t = time.perf_counter()
-        write_green_screen_clip(clip, 1280, 720, n, fps=fps_in, key=GREEN, audio=True, preset="ultrafast")
-        gen = time.perf_counter() - t
-        res = subprocess.run([sys.executable, os.path.abspath(__file__), "--_rss-child", clip,
-                              os.path.join(tmp, "long_out.mp4")], capture_output=True, text=True)
-        if res.returncode != 0:
-            print(res.stderr)
-            return 1
-        info = json.loads(res.stdout.strip().splitlines()[-1])
-        print()
-        print(f"memory: {mem_seconds:g} s 1280x720 clip ({n} frames, {os.path.getsize(clip) / 1e6:.1f} MB, generated in {gen:.0f} s), "
-              f"GreenScreenSeg Foreground: peak RSS {info['peak_mb']:.0f} MB "
-              f"(after imports {info['before_mb']:.0f} MB), {info['frames']} frames in {info['seconds']:.1f} s "
-              f"({int(info['frames']) / info['seconds']:.1f} fps)")
-    return 0
+        return measure_memory(tmp, args.memory_seconds)
 
 
 if __name__ == "__main__":

@@ -71,58 +71,50 @@ def steady_sweep(clients, settings) -> None:
                Place(sweep=Sweep(checked_before=time.time() + 1)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--levels", type=int, nargs="+", default=[0, 10_000, 50_000])
-    parser.add_argument("--ticks", type=int, default=5)
-    args = parser.parse_args()
-
-    from localcloud import LocalCloud
+def open_records(cloud):
+    """Settings and clients against `cloud`, and OPEN uploads submitted (their jobs stay Submitted)."""
     from shared.cloud import Clients
     from shared.config import load_settings
     from shared.events import Upload
-    from shared.reconcile import reconcile
     from shared.submit import Submitter
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cloud = LocalCloud(data_dir=tmp, buckets=[BUCKET], region=REGION, secret_id="AKIDbench",
-                           secret_key="benchsecret", port=0)
-        cloud.start()
-        kw = cloud.cos_config_kwargs()
-        env = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION, "COS_MATTING_ENDPOINT": cloud.url,
-               "TENCENTCLOUD_SECRETID": kw["SecretId"], "TENCENTCLOUD_SECRETKEY": kw["SecretKey"]}
-        settings = load_settings(env)
-        clients = Clients(settings, env)
-        submitter = Submitter(settings, clients, sleep=lambda s: None)
-        for i in range(OPEN):
-            key = f"input/open/{i:03d}.mp4"
-            meta = cloud.bucket(BUCKET).put_bytes(key, b"open %d" % i)
-            out = submitter.process(Upload(bucket=BUCKET, appid=APPID, region=REGION, key=key, etag=meta.etag,
-                                           size=meta.size, event_name="cos:ObjectCreated:Put"))
-            assert out.outcome == "submitted", out
-        counts = counting()
-        rows, made = [], 0
-        for level in args.levels:
-            fill_started = time.time()
-            add_finished(cloud, settings, made, level - made)
-            made = level
-            fill_s = time.time() - fill_started
-            steady_sweep(clients, settings)
-            reqs, secs, cpus, scanned = [], [], [], []
-            for _ in range(args.ticks):
-                counts.clear()
-                started, cpu = time.perf_counter(), time.process_time()
-                summary = reconcile(settings, clients, older_than=0)
-                secs.append(time.perf_counter() - started)
-                cpus.append(time.process_time() - cpu)  # reconcile and the in-process local cloud
-                reqs.append(sum(counts.values()))
-                scanned.append(summary.scanned)
-                assert summary.still_running == OPEN and summary.failed == 0, summary
-            rows.append({"finished": level, "open": OPEN, "requests": statistics.median(reqs),
-                         "seconds": round(min(secs), 3), "median_s": round(statistics.median(secs), 3),
-                         "cpu_s": round(statistics.median(cpus), 3), "scanned": statistics.median(scanned),
-                         "ci": counts["ci"], "cos": counts["cos"], "fill_s": round(fill_s, 1)})
-        cloud.stop()
+    kw = cloud.cos_config_kwargs()
+    env = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION, "COS_MATTING_ENDPOINT": cloud.url,
+           "TENCENTCLOUD_SECRETID": kw["SecretId"], "TENCENTCLOUD_SECRETKEY": kw["SecretKey"]}
+    settings = load_settings(env)
+    clients = Clients(settings, env)
+    submitter = Submitter(settings, clients, sleep=lambda s: None)
+    for i in range(OPEN):
+        key = f"input/open/{i:03d}.mp4"
+        meta = cloud.bucket(BUCKET).put_bytes(key, b"open %d" % i)
+        out = submitter.process(Upload(bucket=BUCKET, appid=APPID, region=REGION, key=key, etag=meta.etag,
+                                       size=meta.size, event_name="cos:ObjectCreated:Put"))
+        assert out.outcome == "submitted", out
+    return settings, clients
+
+
+def measure_level(settings, clients, counts: Counter, level: int, ticks: int, fill_s: float) -> dict:
+    """`ticks` reconcile runs in the steady state with `level` finished records: one row."""
+    from shared.reconcile import reconcile
+
+    steady_sweep(clients, settings)
+    reqs, secs, cpus, scanned = [], [], [], []
+    for _ in range(ticks):
+        counts.clear()
+        started, cpu = time.perf_counter(), time.process_time()
+        summary = reconcile(settings, clients, older_than=0)
+        secs.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu)  # reconcile and the in-process local cloud
+        reqs.append(sum(counts.values()))
+        scanned.append(summary.scanned)
+        assert summary.still_running == OPEN and summary.failed == 0, summary
+    return {"finished": level, "open": OPEN, "requests": statistics.median(reqs),
+            "seconds": round(min(secs), 3), "median_s": round(statistics.median(secs), 3),
+            "cpu_s": round(statistics.median(cpus), 3), "scanned": statistics.median(scanned),
+            "ci": counts["ci"], "cos": counts["cos"], "fill_s": round(fill_s, 1)}
+
+
+def print_rows(rows) -> None:
     base = rows[0]
     print(f"{'finished':>9} {'open':>5} {'requests/tick':>14} {'(cos+ci)':>10} {'min s':>7} {'median s':>9} "
           f"{'cpu s':>7} {'x req':>6} {'x min s':>8} {'x cpu':>6}")
@@ -134,6 +126,30 @@ def main() -> None:
                 for r in rows)
     print(f"worst ratio to 0 finished (requests, min wall time, cpu): {worst:.2f}x (target <= 1.20x)")
     print(json.dumps(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--levels", type=int, nargs="+", default=[0, 10_000, 50_000])
+    parser.add_argument("--ticks", type=int, default=5)
+    args = parser.parse_args()
+
+    from localcloud import LocalCloud
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cloud = LocalCloud(data_dir=tmp, buckets=[BUCKET], region=REGION, secret_id="AKIDbench",
+                           secret_key="benchsecret", port=0)
+        cloud.start()
+        settings, clients = open_records(cloud)
+        counts = counting()
+        rows, made = [], 0
+        for level in args.levels:
+            fill_started = time.time()
+            add_finished(cloud, settings, made, level - made)
+            made = level
+            rows.append(measure_level(settings, clients, counts, level, args.ticks, time.time() - fill_started))
+        cloud.stop()
+    print_rows(rows)
 
 
 if __name__ == "__main__":

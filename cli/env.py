@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, TextIO
+from typing import Dict, Iterator, List, Mapping, Optional, TextIO
 from urllib.parse import urlsplit
 
 from cli.errors import UsageError, failure, usage
@@ -141,22 +141,6 @@ def deploy_env(args: argparse.Namespace) -> dict:
     from deploy.spec import deploy_environ
 
     return deploy_environ(environment(args), args.stage)
-
-
-def credentials(env: Mapping[str, str]) -> Any:
-    """Tencent Cloud API credentials for the SCF calls a command makes itself (`replay --remote`,
-    `backfill --via scf`): the SDK's variables, else its default chain; none is a usage error."""
-    from tencentcloud.common import credential
-
-    sid = env.get("TENCENTCLOUD_SECRETID") or env.get("TENCENTCLOUD_SECRET_ID")
-    key = env.get("TENCENTCLOUD_SECRETKEY") or env.get("TENCENTCLOUD_SECRET_KEY")
-    if sid and key:
-        return credential.Credential(sid, key, env.get("TENCENTCLOUD_SESSIONTOKEN") or None)
-    try:
-        return credential.DefaultCredentialProvider().get_credentials()
-    except Exception as exc:  # the SDK raises its own exception type when nothing is found
-        raise UsageError("no Tencent Cloud credentials: export TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY, "
-                         f"or configure ~/.tencentcloud/credentials ({exc})") from None
 
 
 @contextlib.contextmanager

@@ -64,6 +64,10 @@ def explain(exc: BaseException) -> "tuple[int, str]":
         return EXIT_USAGE, str(exc)
     if isinstance(exc, WorkError):
         return exc.exit_code, str(exc)
+    from deploy.clients import CredentialsError
+
+    if isinstance(exc, CredentialsError):
+        return EXIT_USAGE, str(exc)
     try:
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
 

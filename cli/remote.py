@@ -1,9 +1,9 @@
 """Invoking the deployed functions through the SCF `Invoke` API (`replay --remote`).
 
 Each event goes synchronously (RequestResponse) with the log tail (LogType Tail); the
-answer maps to the same `Result` a local run gives. Credentials: TENCENTCLOUD_SECRETID /
-TENCENTCLOUD_SECRETKEY (or TENCENTCLOUD_SECRET_ID / _KEY, the ~/.tencentcloud/credentials
-profile, or an instance role).
+answer maps to the same `Result` a local run gives. Credentials as deploy/clients.py finds
+them: TENCENTCLOUD_SECRETID / TENCENTCLOUD_SECRETKEY (or TENCENTCLOUD_SECRET_ID / _KEY, or
+TENCENT_SECRET_ID / _KEY, the ~/.tencentcloud/credentials profile, or an instance role).
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import json
 import re
 from typing import Any, Dict, List, Mapping
 
-from cli.env import credentials
 from cli.errors import UsageError
 from cli.handlers import Result, outcomes_of, submit_rows
 
@@ -49,11 +48,11 @@ def build_invoke_request(function: str, event: Any, namespace: str = "default", 
 
 
 def scf_client(env: Mapping[str, str], region: str) -> Any:
-    """COS_MATTING_ENDPOINT points it at the local cloud's SCF API, like every other client."""
+    """COS_MATTING_ENDPOINT points it at the local cloud's SCF API, like every other client (deploy/clients.py)."""
     from deploy.clients import client
 
     _scf("scf_client")  # a clear message when the SDK is missing
-    return client("scf", env, region, credentials(env))
+    return client("scf", env, region)
 
 
 _JSON_IN_LINE = re.compile(r"\{.*\}")

@@ -1,14 +1,17 @@
-"""Tencent Cloud API clients (tencentcloud-sdk-python) for the deploy tools and the CLI.
+"""Tencent Cloud API clients (tencentcloud-sdk-python) for the deploy tools and the CLI: the one place
+that builds an SCF or CAM SDK client (`client`) and finds its credentials (`credential`).
 
 `COS_MATTING_ENDPOINT` (the local cloud, e.g. http://127.0.0.1:9000) points every client
 there: the SDK's `HttpProfile(protocol, endpoint)` replaces `<service>.tencentcloudapi.com`
 and the request is still signed with TC3-HMAC-SHA256 for its service (the SDK's
 `abstract_client.py`), which the local cloud verifies.
 
-Credentials, first found wins: TENCENTCLOUD_SECRETID / TENCENTCLOUD_SECRETKEY
-(/ TENCENTCLOUD_SESSIONTOKEN), the SDK's own names; TENCENT_SECRET_ID / TENCENT_SECRET_KEY
-(/ TENCENT_TOKEN), the serverless framework's names used in .env; then the SDK's default
-chain (~/.tencentcloud/credentials, a CVM role).
+Credentials, first pair found wins: TENCENTCLOUD_SECRETID / TENCENTCLOUD_SECRETKEY
+(/ TENCENTCLOUD_SESSIONTOKEN), what SCF gives a function; TENCENTCLOUD_SECRET_ID /
+TENCENTCLOUD_SECRET_KEY, the names the SDK's `EnvironmentVariableCredential` reads
+(tencentcloud/common/credential.py); TENCENT_SECRET_ID / TENCENT_SECRET_KEY (/ TENCENT_TOKEN),
+the serverless framework's names used in .env; then the SDK's default chain
+(~/.tencentcloud/credentials, a CVM role).
 """
 from __future__ import annotations
 
@@ -19,6 +22,16 @@ from urllib.parse import urlsplit
 ENDPOINT = "COS_MATTING_ENDPOINT"
 PRODUCTS = {"scf": ("tencentcloud.scf.v20180416", "scf_client", "ScfClient"),
             "cam": ("tencentcloud.cam.v20190116", "cam_client", "CamClient")}
+
+
+CREDENTIAL_NAMES = (("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN"),
+                    ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TENCENTCLOUD_SESSIONTOKEN"),
+                    ("TENCENT_SECRET_ID", "TENCENT_SECRET_KEY", "TENCENT_TOKEN"))
+TIMEOUT = 120  # seconds per request
+
+
+class CredentialsError(ValueError):
+    """No credentials in the environment or the SDK's default chain (the CLI answers it as a usage error)."""
 
 
 class ApiCallError(RuntimeError):
@@ -32,19 +45,18 @@ class ApiCallError(RuntimeError):
 def credential(env: Mapping[str, str]) -> Any:
     from tencentcloud.common import credential as cred
 
-    for sid, key, token in (("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN"),
-                            ("TENCENT_SECRET_ID", "TENCENT_SECRET_KEY", "TENCENT_TOKEN")):
+    for sid, key, token in CREDENTIAL_NAMES:
         if env.get(sid) and env.get(key):
             return cred.Credential(env[sid], env[key], env.get(token) or None)
     try:
         return cred.DefaultCredentialProvider().get_credentials()
     except Exception as exc:  # the SDK raises its own exception type when nothing is found
-        raise ValueError("no Tencent Cloud credentials: set TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY (or "
+        raise CredentialsError("no Tencent Cloud credentials: set TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY (or "
                          f"TENCENT_SECRET_ID / TENCENT_SECRET_KEY in .env), or ~/.tencentcloud/credentials ({exc})") \
             from None
 
 
-def client(product: str, env: Mapping[str, str], region: str = "", cred: Any = None) -> Any:
+def client(product: str, env: Mapping[str, str], region: str = "", cred: Any = None, timeout: int = TIMEOUT) -> Any:
     """An SDK client of `product` ("scf" or "cam"), pointed at COS_MATTING_ENDPOINT when it is set."""
     import importlib
 
@@ -52,10 +64,10 @@ def client(product: str, env: Mapping[str, str], region: str = "", cred: Any = N
     from tencentcloud.common.profile.http_profile import HttpProfile
 
     package, module, cls = PRODUCTS[product]
-    http = HttpProfile(reqTimeout=120)
+    http = HttpProfile(reqTimeout=timeout)
     if env.get(ENDPOINT):
         url = urlsplit(env[ENDPOINT])
-        http = HttpProfile(protocol=url.scheme, endpoint=url.netloc, reqTimeout=120)
+        http = HttpProfile(protocol=url.scheme, endpoint=url.netloc, reqTimeout=timeout)
     sdk = importlib.import_module(f"{package}.{module}")
     return getattr(sdk, cls)(cred or credential(env), region, ClientProfile(httpProfile=http))
 

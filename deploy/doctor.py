@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, List, Mapping, Optional
+from typing import Any, Callable, List, Mapping
 
 from .apply import FN_MISSING, ROLE_MISSING, function_url
 from .clients import Api, ApiCallError
@@ -227,7 +227,3 @@ def cos_client(spec: Spec, environ: Mapping[str, str]) -> Any:
     local = {"COS_MATTING_ENDPOINT": environ["COS_MATTING_ENDPOINT"]} if environ.get("COS_MATTING_ENDPOINT") else {}
     settings = load_settings({**spec.functions["submit"].env, **local})
     return make(settings, settings.region, 1, env)
-
-
-def first_failure(checks: List[Check]) -> Optional[Check]:
-    return next((c for c in checks if not c.ok), None)

@@ -206,7 +206,7 @@ def _skip(name: str) -> bool:
     return any(p in SKIP_DIRS for p in parts) or name.endswith(SKIP_SUFFIXES)
 
 
-def wheel_tree(path: Path, prefix: str = "") -> Tree:
+def wheel_tree(path: Path) -> Tree:
     """Install a wheel by unpacking it (purelib/platlib land at the root; scripts/headers/data are dropped)."""
     tree: Tree = {}
     with zipfile.ZipFile(path) as zf:
@@ -219,11 +219,11 @@ def wheel_tree(path: Path, prefix: str = "") -> Tree:
                 if m.group(1) not in ("purelib", "platlib"):
                     continue
                 name = m.group(2)
-            tree[prefix + name] = zf.read(info)
+            tree[name] = zf.read(info)
     return tree
 
 
-def crcmod_tree(sdist: Path, prefix: str = "") -> Tree:
+def crcmod_tree(sdist: Path) -> Tree:
     name, version, _ = CRCMOD
     tree: Tree = {}
     with tarfile.open(sdist, "r:gz") as tf:
@@ -232,9 +232,9 @@ def crcmod_tree(sdist: Path, prefix: str = "") -> Tree:
             member = tf.extractfile(f"{base}/python3/crcmod/{fname}")
             if member is None:
                 raise PackageError(f"{sdist.name}: python3/crcmod/{fname} missing")
-            tree[f"{prefix}crcmod/{fname}"] = member.read()
+            tree[f"crcmod/{fname}"] = member.read()
         licence = tf.extractfile(f"{base}/LICENSE")
-        dist_info = f"{prefix}{name}-{version}.dist-info/"
+        dist_info = f"{name}-{version}.dist-info/"
         tree[dist_info + "METADATA"] = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
                                         "Summary: CRC generator (pure-Python part of the sdist; no C extension)\n"
                                         "License: MIT\n").encode()

@@ -78,9 +78,9 @@ def _fill(text: str, values: Mapping[str, Any]) -> List[str]:
     return out
 
 
-def render(values: Mapping[str, Any], tmpl: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def render(values: Mapping[str, Any]) -> Dict[str, Any]:
     """The template filled in; a statement whose resources expand to nothing (no background key) is left out."""
-    policy = copy.deepcopy(tmpl if tmpl is not None else template())
+    policy = copy.deepcopy(template())
     for statement in policy["statement"]:
         statement["resource"] = [r for res in statement["resource"] for r in _fill(res, values)]
         for op, conds in statement.get("condition", {}).items():

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 from . import checks
 from .components import CosTrigger, HttpTrigger, ServerlessFile, TimerTrigger, function_environment
@@ -180,9 +180,3 @@ def policy_for(spec: Spec, owner_uin: str) -> Dict[str, Any]:
     """The policy with the owner UIN (known only once CAM has answered GetUserAppId, if not configured)."""
     text = json.dumps(spec.policy).replace("qcs::cam::uin/0:", f"qcs::cam::uin/{owner_uin}:")
     return json.loads(text)
-
-
-def callback_pair(spec: Spec) -> Tuple[FunctionSpec, TriggerSpec]:
-    fn = spec.functions["callback"]
-    [url] = [t for t in spec.triggers if t.type == "http" and t.function == "callback"]
-    return fn, url

@@ -46,12 +46,6 @@ class RoleCredentials(Mapping[str, str]):
         self.issued += 1
         return secret_id
 
-    def rotate(self) -> Dict[str, str]:
-        """Issue new role credentials now (the old ones live on until they expire)."""
-        with self._lock:
-            self._issue()
-        return self.role_env()
-
     def role_env(self, static_id: str = "") -> Dict[str, str]:
         """The TENCENTCLOUD_* variables a function gets now, rotating if they are due."""
         if not self.rotating:

@@ -58,12 +58,10 @@ def command(python: str, code_dir: str, layers: Sequence[str] = (), run: Optiona
     return argv + [os.path.abspath(code_dir)]
 
 
-def environment(variables: Mapping[str, str], function_name: str, namespace: str = "default",
-                platform: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+def environment(variables: Mapping[str, str], function_name: str, namespace: str = "default") -> Dict[str, str]:
     """The process environment of a deployed function: nothing inherited but PATH and locale."""
     env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ") if k in os.environ}
     env.update({"SCF_FUNCTIONNAME": function_name, "SCF_NAMESPACE": namespace, "SCF_FUNCTIONVERSION": "$LATEST",
                 "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
-    env.update({k: str(v) for k, v in (platform or {}).items()})
     env.update({k: str(v) for k, v in variables.items()})
     return env

@@ -219,8 +219,8 @@ class Handler(BaseHTTPRequestHandler):
                 count -= len(chunk)
 
     # -- errors -----------------------------------------------------------
-    def _cos_error(self, err: CosError, resource: str = "") -> Reply:
-        content = {"Code": err.code, "Message": err.message, "Resource": resource or self.headers.get("Host", ""),
+    def _cos_error(self, err: CosError) -> Reply:
+        content = {"Code": err.code, "Message": err.message, "Resource": self.headers.get("Host", ""),
                    "RequestId": self.request_id, "TraceId": uuid.uuid4().hex}
         return xml_reply(err.status, "Error", content, {"x-cos-request-id": self.request_id})
 

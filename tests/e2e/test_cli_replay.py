@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from cli import cmd_replay, env
+from cli import cmd_replay
 from cli.errors import UsageError
 from cli.eventio import expand
 from cli.remote import build_invoke_request, function_name, result_from_response
@@ -152,9 +152,13 @@ def test_remote_replay_sends_each_event_to_the_named_function(capsys, monkeypatc
 
 
 def test_credentials_from_scf_style_variables():
-    cred = env.credentials({"TENCENTCLOUD_SECRETID": "AKIDx", "TENCENTCLOUD_SECRETKEY": "k",
-                                   "TENCENTCLOUD_SESSIONTOKEN": "tok"})
+    from deploy.clients import credential  # the one credential chain of the SCF/CAM API clients
+
+    cred = credential({"TENCENTCLOUD_SECRETID": "AKIDx", "TENCENTCLOUD_SECRETKEY": "k",
+                       "TENCENTCLOUD_SESSIONTOKEN": "tok"})
     assert (cred.secret_id, cred.secret_key, cred.token) == ("AKIDx", "k", "tok")
+    cred = credential({"TENCENTCLOUD_SECRET_ID": "AKIDy", "TENCENTCLOUD_SECRET_KEY": "k2"})  # the SDK's own names
+    assert (cred.secret_id, cred.secret_key) == ("AKIDy", "k2")
 
 
 @pytest.mark.cloud
