@@ -134,13 +134,11 @@ def main():
 
 def cold_peak_memory(env, url, rid, job_id):
     """A fresh process imports the handler and serves one real callback; its max RSS."""
-    exp = int(time.time()) + 600
+    from localcloud.scfevents import callback_request
     from shared import tokens
 
-    event = {"httpMethod": "POST", "path": "/", "headers": {"content-type": "application/json"},
-             "body": json.dumps({"EventName": "TaskFinish", "JobsDetail": {"JobId": job_id}}),
-             "isBase64Encoded": False, "requestContext": {"sourceIp": "127.0.0.1"},
-             "queryString": {"rid": rid, "exp": str(exp), "t": tokens.sign(KEYS, rid, exp)}}
+    event = callback_request(json.dumps({"EventName": "TaskFinish", "JobsDetail": {"JobId": job_id}}),
+                             "application/json", tokens.callback_query([KEYS], rid, 600, time.time()))
     code = ("import json, resource, sys; import functions.callback.index as i; "
             "r = i.main_handler(json.loads(sys.stdin.read()), {}); assert r['statusCode'] == 200, r; "
             "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")

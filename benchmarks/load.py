@@ -100,6 +100,7 @@ def callback_path(cloud, records, concurrency):
 
 def peak_rss_batch(cloud):
     """Fresh processes: the submit handler with a 100-record event, the callback handler with 100 callbacks."""
+    from localcloud.scfevents import callback_request
     from shared import tokens
     from shared.events import build_event
 
@@ -120,11 +121,8 @@ def peak_rss_batch(cloud):
         cloud.faults.add("callback.send", count=1, drop=True)
         cloud.set_job_state(BUCKET, job.JobId, "Success")
         rid = Correlation.parse(job.Operation.UserData).record_id
-        exp = int(time.time()) + 600
-        calls.append({"httpMethod": "POST", "path": "/", "headers": {"content-type": "application/json"},
-                      "body": json.dumps({"EventName": "TaskFinish", "JobsDetail": {"JobId": job.JobId}}),
-                      "isBase64Encoded": False, "requestContext": {"sourceIp": "127.0.0.1"},
-                      "queryString": {"rid": rid, "exp": str(exp), "t": tokens.sign(KEYS, rid, exp)}})
+        calls.append(callback_request(json.dumps({"EventName": "TaskFinish", "JobsDetail": {"JobId": job.JobId}}),
+                                      "application/json", tokens.callback_query([KEYS], rid, 600, time.time())))
     cloud.wait_idle(timeout=60)
     code = ("import json, resource, sys; import functions.callback.index as i; "
             "codes = [i.main_handler(e, {})['statusCode'] for e in json.load(sys.stdin)]; assert codes == [200] * len(codes), codes; "

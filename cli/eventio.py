@@ -9,6 +9,7 @@ import base64
 import copy
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -166,8 +167,6 @@ def callback_keys(env: Mapping[str, str]) -> List[str]:
 
 def signed_query(env: Mapping[str, str], record_id: str) -> Dict[str, str]:
     """rid/exp/t for a record, with the deployment's first key and token TTL."""
-    import time
-
     from shared.tokens import callback_query
 
     ttl = int(env.get("COS_MATTING_CALLBACK_TOKEN_TTL") or 7 * 86400)

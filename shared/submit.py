@@ -345,9 +345,10 @@ class Submitter:
 class SubmitFailed(RuntimeError):
     """Some records of an event failed: raised once, after every record was processed, carrying
     every outcome (like powertools' BatchProcessingError after its per-record results,
-    aws_lambda_powertools/utilities/batch). SCF retries an asynchronous invocation that raised
-    (COS triggers invoke asynchronously), and a retry is safe: a record already submitted comes
-    back `duplicate`. The message names each failed key and step, readable in the function log."""
+    aws_lambda_powertools/utilities/batch). SCF retries an asynchronous invocation (a COS
+    trigger's) whose code raised ("Error Types and Retry Policies", tencentcloud.com/document/
+    product/583/39851), and a retry is safe: a record already submitted comes back `duplicate`.
+    The message names each failed key and step, readable in the function log."""
 
     def __init__(self, outcomes: List[Outcome]) -> None:
         self.outcomes = list(outcomes)

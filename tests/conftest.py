@@ -12,6 +12,22 @@ from helpers import BUCKET, OTHER_BUCKET, REGION, sdk_client  # noqa: E402
 from localcloud import LocalCloud  # noqa: E402
 
 
+def pytest_sessionstart(session):
+    """Under pytest-xdist, in the controller before any worker starts (xdist's own hook runs last):
+    fill the layer's wheel cache (.cache/wheels) once. Several workers build the layer, and two
+    `pip download`s into one folder at once could leave a half-written wheel for the other to read."""
+    config = session.config
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
+        return
+    from deploy import package
+
+    try:
+        package.fetch_wheels(package.read_lock(), package.DEFAULT_CACHE, log=lambda m: None)
+        package.fetch_crcmod(package.DEFAULT_CACHE, log=lambda m: None)
+    except package.PackageError:
+        pass  # offline with no cache: the tests that need the wheels skip or fail, each with pip's reason
+
+
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path, monkeypatch):
     """The CLI keeps small state (backfill checkpoints, the uploads scan) under XDG_CACHE_HOME: per test."""

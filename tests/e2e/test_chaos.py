@@ -30,6 +30,45 @@ def passthrough_engine(job, request, input_path, background_path, output_path):
 @pytest.mark.slow
 def test_every_upload_survives_random_faults(cloud, cos_client):
     rng = random.Random(SEED)
+    url = _wire_functions(cloud)
+    faults = cloud.faults
+    _inject_faults(faults)
+    keys, groups = _plan_uploads(rng)
+    started = time.time()
+    _upload_burst(cloud, rng, keys, groups)
+    cloud.wait_idle(timeout=600)
+    injected = sum(faults.injected.values())
+    killed = sum(1 for inv in cloud.invocations if inv.function == "submit" and "timed out" in (inv.error or ""))
+    by_route = dict(faults.injected)
+    faults.clear()
+
+    settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=url, COS_MATTING_CLAIM_LEASE_SECONDS="30",
+                            COS_MATTING_TIMEOUT_SECONDS="2")
+    clients = clients_for(cloud, settings)
+    rounds = _reconcile_until_quiet(cloud, settings, clients)
+    store = RecordStore.of(settings, clients.storage)
+    jobs = cloud.list_jobs(BUCKET)
+    found = _audit_outcomes(cloud, store, keys, groups)
+    second, extra_jobs = _second_jobs(jobs, store)
+    left_open = store.open_page()[0]
+    output_jobs = [j.Input.Object for j in jobs if not j.Input.Object.startswith("input/")]
+    overwrite, delete, user_tagged, corrupt = groups
+    print(f"\nchaos seed={SEED} uploads={UPLOADS} overwrites={len(overwrite)} deletes={len(delete)} "
+          f"user-tag-edits={len(user_tagged)} corrupt-stages={len(corrupt)} faults injected={injected} {by_route} "
+          f"handlers killed={killed} jobs={len(jobs)} second-jobs={second} "
+          f"(noticed: {second - len(extra_jobs)}) lost={len(found['lost'])} duplicates={len(extra_jobs)} "
+          f"stale={len(found['stale'])} untagged={len(found['untagged'])} "
+          f"user-tags-dropped={len(found['user_dropped'])} open={len(left_open)} output-jobs={len(output_jobs)} "
+          f"reconcile rounds={rounds} elapsed={time.time() - started:.1f}s")
+    assert injected > UPLOADS // 10, "the faults did not fire: this run proves nothing"
+    assert killed >= 1, "no handler was killed between claim and submit"
+    assert found["lost"] == [] and extra_jobs == [] and found["stale"] == [] and found["untagged"] == [] \
+        and output_jobs == []
+    assert found["user_dropped"] == [] and left_open == []
+
+
+def _wire_functions(cloud):
+    """Callback as a Function URL, submit on every upload; returns the callback URL."""
     env = function_env(cloud, COS_MATTING_CLAIM_LEASE_SECONDS="30", COS_MATTING_TIMEOUT_SECONDS="2")
     url = cloud.add_function_url("callback", str(ROOT / "functions" / "callback"), env, concurrency=3)
     env["COS_MATTING_CALLBACK_URL"] = url
@@ -38,8 +77,10 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
     cloud.add_trigger(BUCKET, function_dir=str(ROOT / "functions" / "submit"), env=env, prefix="",
                       retries=2, retry_delay=0.2, concurrency=3, timeout=4.0)
     cloud.set_engine(passthrough_engine)
+    return url
 
-    faults = cloud.faults
+
+def _inject_faults(faults):
     faults.random(rate=0.04, seed=SEED, kinds=("status", "slowdown", "drop", "after_drop"),
                   routes=["cos.put", "cos.get", "cos.head", "cos.list", "cos.copy", "cos.tagging.get",
                           "cos.tagging.put", "ci.create", "ci.get", "ci.list"])
@@ -49,13 +90,19 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
     faults.add("ci.create", count=2 * max(3, UPLOADS // 100), delay=6.0, drop=True)  # handler killed mid-submit
     faults.add("ci.create", count=max(3, UPLOADS // 100), delay=2.5)  # created after the client gave up
 
+
+def _plan_uploads(rng):
+    """The keys, and which uploads get overwritten, deleted, user-tagged, or a corrupt stage (disjoint sets)."""
     keys = [f"input/burst/{i:04d}-{rng.choice(['a', 'b b', 'c+c', '舞'])}.{rng.choice(['mp4', 'MOV', 'webm'])}"
             for i in range(UPLOADS)]
     picks = rng.sample(range(UPLOADS), UPLOADS // 20 * 4)
     n = UPLOADS // 20
-    overwrite, delete, user_tagged, corrupt = (set(picks[i * n:(i + 1) * n]) for i in range(4))
+    return keys, tuple(set(picks[i * n:(i + 1) * n]) for i in range(4))
+
+
+def _upload_burst(cloud, rng, keys, groups):
+    overwrite, delete, user_tagged, corrupt = groups
     bucket = cloud.bucket(BUCKET)
-    started = time.time()
     records_prefix = settings_for(cloud).records_prefix
 
     def act(j):  # on an upload a moment old: its job may be anywhere in flight
@@ -74,15 +121,9 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
             act(i - 8)
     for j in range(max(0, UPLOADS - 8), UPLOADS):
         act(j)
-    cloud.wait_idle(timeout=600)
-    injected = sum(faults.injected.values())
-    killed = sum(1 for inv in cloud.invocations if inv.function == "submit" and "timed out" in (inv.error or ""))
-    by_route = dict(faults.injected)
-    faults.clear()
 
-    settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=url, COS_MATTING_CLAIM_LEASE_SECONDS="30",
-                            COS_MATTING_TIMEOUT_SECONDS="2")
-    clients = clients_for(cloud, settings)
+
+def _reconcile_until_quiet(cloud, settings, clients):
     rounds = []
     for _ in range(8):  # reconcile until nothing is left to do (resubmitted jobs must run and call back)
         summary = reconcile(settings.model_copy(update={"claim_lease_seconds": 0}), clients, older_than=0)
@@ -91,32 +132,41 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
         if not (summary.advanced or summary.resubmitted or summary.still_running or summary.failed
                 or summary.closed or summary.swept or summary.second_jobs):
             break
+    return rounds
 
-    store = RecordStore.of(settings, clients.storage)
-    jobs = cloud.list_jobs(BUCKET)
-    lost, stale, untagged, user_dropped, extra_jobs = [], [], [], [], []
+
+def _audit_outcomes(cloud, store, keys, groups):
+    """Per surviving upload: a Success record, its output current and tagged, the user's tag kept."""
+    overwrite, delete, user_tagged, corrupt = groups
+    bucket = cloud.bucket(BUCKET)
+    found = {"lost": [], "stale": [], "untagged": [], "user_dropped": []}
     for key in keys:
         if not bucket.exists(key):
             continue
         record, _ = store.load(_version(bucket, key).record_id)
         if record is None or record.state != "Success":
-            lost.append((key, record.state if record else None))
+            found["lost"].append((key, record.state if record else None))
             continue
         if bucket.read(record.output["key"]) != bucket.read(key):  # passthrough: the output is the input
-            stale.append(key)
+            found["stale"].append(key)
         out_tags = bucket.head(record.output["key"]).tags
         if out_tags.get(tags.ROLE) != "output" or out_tags.get(tags.JOB) != record.job_id:
-            untagged.append(key)
+            found["untagged"].append(key)
         src_tags = bucket.head(key).tags
         if src_tags.get(tags.STATE) != "Success" or src_tags.get(tags.JOB) != record.job_id:
-            untagged.append((key, src_tags, record.job_id))
+            found["untagged"].append((key, src_tags, record.job_id))
         if key in {keys[j] for j in user_tagged} and src_tags.get("owner") != "editor":
-            user_dropped.append((key, src_tags, [n for n, group in zip("odtc", (overwrite, delete, user_tagged, corrupt))
-                                                 if keys.index(key) in group]))
+            found["user_dropped"].append((key, src_tags, [n for n, group in zip("odtc", groups)
+                                                          if keys.index(key) in group]))
+    return found
+
+
+def _second_jobs(jobs, store):
+    """(how many second jobs were made for one attempt, those nobody cancelled or noted: their result might count)."""
     by_attempt = defaultdict(list)
     for job in jobs:
         by_attempt[job.Operation.UserData.split("|")[0]].append(job)
-    second = 0
+    second, extra_jobs = 0, []
     for marker, group in by_attempt.items():
         if len(group) < 2:
             continue
@@ -126,19 +176,8 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
                 continue
             second += 1
             if job.State != "Cancel" and not any(job.JobId in note for note in record.notes):
-                extra_jobs.append(job.JobId)  # a second job nobody noticed: its result might count
-    left_open = store.open_page()[0]
-    output_jobs = [j.Input.Object for j in jobs if not j.Input.Object.startswith("input/")]
-    print(f"\nchaos seed={SEED} uploads={UPLOADS} overwrites={len(overwrite)} deletes={len(delete)} "
-          f"user-tag-edits={len(user_tagged)} corrupt-stages={len(corrupt)} faults injected={injected} {by_route} "
-          f"handlers killed={killed} jobs={len(jobs)} second-jobs={second} (noticed: {second - len(extra_jobs)}) "
-          f"lost={len(lost)} duplicates={len(extra_jobs)} stale={len(stale)} untagged={len(untagged)} "
-          f"user-tags-dropped={len(user_dropped)} open={len(left_open)} output-jobs={len(output_jobs)} "
-          f"reconcile rounds={rounds} elapsed={time.time() - started:.1f}s")
-    assert injected > UPLOADS // 10, "the faults did not fire: this run proves nothing"
-    assert killed >= 1, "no handler was killed between claim and submit"
-    assert lost == [] and extra_jobs == [] and stale == [] and untagged == [] and output_jobs == []
-    assert user_dropped == [] and left_open == []
+                extra_jobs.append(job.JobId)
+    return second, extra_jobs
 
 
 def _version(bucket, key):

@@ -14,7 +14,7 @@ def start(data_dir):
 
 
 @pytest.fixture
-def deployed(tmp_path, capsys):
+def deployed(tmp_path, dist, capsys):
     cloud = start(tmp_path / "cloud")
     args = ["--local", cloud.url, "--env-file", str(write_env(tmp_path / ".env"))]
     deploy = ["deploy", "--state-dir", str(tmp_path / "state"), "--dist", str(tmp_path / "dist"), "--yes"]
@@ -121,7 +121,7 @@ def test_a_restarted_cloud_runs_what_was_deployed(deployed, capsys):
         again.stop()
 
 
-def test_a_failed_deploy_says_what_failed_and_destroy_removes_what_it_had_made(tmp_path, capsys):
+def test_a_failed_deploy_says_what_failed_and_destroy_removes_what_it_had_made(tmp_path, dist, capsys):
     cloud = start(tmp_path / "cloud")  # serves videos-1250000000 only
     try:
         args = ["--local", cloud.url, "--env-file",

@@ -5,6 +5,7 @@ cos-python-sdk-v5 uploads (multipart, `upload_file`). What runs is what was depl
 the packaged zips, unpacked SCF-style (code dir + layer dir, isolated CPython 3.10).
 """
 import json
+import shutil
 import time
 
 import numpy as np
@@ -42,7 +43,7 @@ def write_env(path, **extra):
 
 
 @pytest.fixture
-def site(tmp_path):
+def site(tmp_path, dist):
     cloud = LocalCloud(data_dir=str(tmp_path / "cloud"), buckets=[BUCKET], region=REGION, engine=engine,
                        callback_backoff=(0.05, 0.1, 0.2), callback_timeout=5.0).start()
     args = ["--local", cloud.url, "--env-file", str(write_env(tmp_path / ".env"))]
@@ -59,10 +60,20 @@ def _writes(cloud, since):
 @pytest.mark.slow
 def test_deploy_runs_the_pipeline_then_redeploys_nothing_then_destroys(site, capsys):
     cloud, args, deploy, tmp = site
+    shutil.rmtree(tmp / "dist")  # a first deploy in a fresh clone builds its zips and the layer itself
     started = time.time()
     assert main(deploy + args) == 0
     took = time.time() - started
-    out = capsys.readouterr().out
+    url = _first_deploy_made_everything_once(cloud, capsys.readouterr().out)
+    print(f"\n  first deploy into the local cloud: {took:.1f} s")
+    _deployed_functions_run_scf_style(cloud)
+    client = _big_multipart_upload_reaches_success(cloud, tmp, url)
+    _doctor_green_redeploy_reads_only_one_setting_updates_one_function(cloud, args, deploy, tmp, capsys)
+    _destroy_leaves_nothing_deploy_made_and_the_bucket_untouched(cloud, client, args, deploy)
+
+
+def _first_deploy_made_everything_once(cloud, out):
+    """Every resource created exactly once, submit after the callback URL it needs; returns that URL."""
     url = out.split("callback Function URL: ", 1)[1].split()[0]
     writes = [a for a, _ in _writes(cloud, 0)]
     assert sorted(writes) == sorted(["CreateRole", "CreatePolicy", "AttachRolePolicy", "PublishLayerVersion",
@@ -81,15 +92,19 @@ def test_deploy_runs_the_pipeline_then_redeploys_nothing_then_destroys(site, cap
         assert params["Runtime"] == "Python3.10" and params["Role"] == "cos-matting-scf"
         assert (dict((v["Key"], v["Value"]) for v in variables).get("COS_MATTING_CALLBACK_URL") == url) == \
             (not name.endswith("callback"))
-    print(f"\n  first deploy into the local cloud: {took:.1f} s")
+    return url
 
-    # The deployed functions run SCF-style: isolated interpreter on the unpacked zips.
+
+def _deployed_functions_run_scf_style(cloud):
+    """Isolated interpreter on the unpacked zips."""
     submit = cloud.scf.running["default/cos-matting-dev-submit"]
     assert submit.argv[1:3] == ["-I", "-S"] and "--layer" in submit.argv
     if find_python310():
         assert "3.10" in submit.argv[0]
 
-    # A video over 5 MB, uploaded the way people do (multipart), through trigger -> job -> callback.
+
+def _big_multipart_upload_reaches_success(cloud, tmp, url):
+    """A video over 5 MB, uploaded the way people do (multipart), through trigger -> job -> callback."""
     client = sdk_client(cloud, retry=1)
     video = big_video(tmp / "talk.mp4")
     client.upload_file(Bucket=BUCKET, Key="input/talks/big talk.mp4", LocalFilePath=str(video), PartSize=1,
@@ -107,31 +122,34 @@ def test_deploy_runs_the_pipeline_then_redeploys_nothing_then_destroys(site, cap
 
     [record] = wait_for(finished, timeout=240, interval=0.5)
     assert record.state == "Success", record
+    # The callback writes Success before it answers CI: wait for the answer before reading its outcome.
+    assert cloud.wait_idle(timeout=60)
     assert record.source.key == "input/talks/big talk.mp4"
     invocations = [i for i in cloud.invocations if i.function == "cos-matting-dev-callback" and i.kind == "http"]
     assert any(i.ok for i in invocations), [i.summary() for i in invocations]
     assert any(c.url.startswith(url) and c.ok for c in cloud.callbacks), [c.url for c in cloud.callbacks]
     cos_events = [i.event["Records"][0]["event"]["eventName"] for i in cloud.invocations if i.kind == "cos"]
     assert cos_events[0] == "cos:ObjectCreated:CompleteMultipartUpload", cos_events
+    return client
 
-    # doctor: all green.
+
+def _doctor_green_redeploy_reads_only_one_setting_updates_one_function(cloud, args, deploy, tmp, capsys):
     capsys.readouterr()
     assert main(["doctor"] + args) == 0, capsys.readouterr().out
     assert "12/12 checks passed" in capsys.readouterr().out
 
-    # Deploy again with no change: reads only.
-    mark = len(cloud.api.calls)
+    mark = len(cloud.api.calls)  # deploy again with no change: reads only
     assert main(deploy + args) == 0
     assert _writes(cloud, mark) == []
     assert "nothing to do" in capsys.readouterr().out
 
-    # One setting of one function changes: exactly that function is updated.
-    mark = len(cloud.api.calls)
+    mark = len(cloud.api.calls)  # one setting of one function changes: exactly that function is updated
     write_env(tmp / ".env", COS_MATTING_DEPLOY_SUBMIT_CONCURRENCY="3")
     assert main(deploy + args) == 0
     assert _writes(cloud, mark) == [("PutReservedConcurrencyConfig", "cos-matting-dev-submit")]
 
-    # --destroy: nothing deploy made is left; the bucket and its objects are untouched.
+
+def _destroy_leaves_nothing_deploy_made_and_the_bucket_untouched(cloud, client, args, deploy):
     objects_before = sorted(o["Key"] for o in client.list_objects(Bucket=BUCKET, MaxKeys=1000).get("Contents", []))
     assert main(deploy + args + ["--destroy"]) == 0
     assert cloud.scf.state["functions"] == {}
