@@ -23,7 +23,6 @@ from cli.env import add_env_options, environment
 from cli.errors import UsageError
 from cli.eventio import PLACEHOLDER_JOB, PLACEHOLDER_QUERY, signed_query
 from cli.ui import dump_json
-from localcloud.scfevents import callback_request
 
 COS_EVENTS = ("cos:ObjectCreated:Put", "cos:ObjectCreated:Post", "cos:ObjectCreated:Copy",
               "cos:ObjectCreated:CompleteMultipartUpload", "cos:ObjectRemove:Delete",
@@ -232,6 +231,8 @@ def run_callback(args: argparse.Namespace) -> int:
     query = PLACEHOLDER_QUERY
     if args.record_id != "RECORD":
         query = signed_query(env or environment(args), args.record_id)
+    from localcloud.scfevents import callback_request  # lazy: `localcloud` costs ~0.1 s to import
+
     ctype = "application/xml" if args.format == "xml" else "application/json"
     print(dump_json(callback_request(text, ctype, query)))
     return 0

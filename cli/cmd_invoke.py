@@ -16,7 +16,6 @@ from cli.errors import UsageError
 from cli.eventio import KINDS, decode_event, prepare, read_event_text
 from cli.handlers import Runner, add_run_options, check_settings, child_main, print_result
 from cli.ui import dump_json
-from localcloud.scfevents import timer_event
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.event is None:
         if args.function != "reconcile":
             raise UsageError(f"invoke {args.function} needs --event FILE (or - for stdin)")
+        from localcloud.scfevents import timer_event  # lazy: `localcloud` costs ~0.1 s to import
+
         event: Any = timer_event("reconcile")
     else:
         event = decode_event(read_event_text(args.event))

@@ -1,6 +1,7 @@
 """The environment a command runs in: the process environment, an optional `.env` file
 (read by deploy/dotenv.py, the reader the deploy tools share), the `--local` switch to the
-local cloud, settings loaded once, and a fail-fast check that the endpoint answers.
+local cloud, settings loaded once, and a fail-fast check that the endpoint answers; and the
+environment `deploy` and `doctor` resolve serverless.yml with.
 """
 from __future__ import annotations
 
