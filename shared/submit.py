@@ -189,7 +189,7 @@ class Submitter:
                 return Outcome(key=up.key, kind=Kind.SKIPPED, reason=Skip.LOOP_GUARD, record_id=rid,
                                detail="tagged as output")
             step = Step.CLAIM
-            record = Record(id=rid, source=Source.of(version, up.region))
+            record = self._named(Record(id=rid, source=Source.of(version, up.region)))
             if not self.store.claim(record):
                 record = self._existing(record, up)
                 if record is None:
@@ -233,9 +233,14 @@ class Submitter:
 
     def new_attempt(self, held: Record, why: str) -> Optional[Record]:
         """Claim attempt n+1 of a final record (history kept); None if someone else just did."""
-        fresh = Record(id=held.id, source=held.source, attempt=held.attempt + 1,
-                       notes=[f"attempt {held.attempt + 1}: {why}; attempt {held.attempt} ended {held.state}"])
+        fresh = self._named(Record(id=held.id, source=held.source, attempt=held.attempt + 1,
+                                   notes=[f"attempt {held.attempt + 1}: {why}; attempt {held.attempt} ended {held.state}"]))
         return fresh if self.store.claim(fresh) else None
+
+    def _named(self, claim: Record) -> Record:
+        """The output's predictable name goes on the claim itself, so a record whose Submitted
+        stage was lost (the handler died after POST /jobs) is still published under it."""
+        return claim.model_copy(update={"publish_as": published_key(self.settings, claim)})
 
     def resume(self, record: Record) -> Outcome:
         """A claim past its lease with no job (its submitter died), or a retry: check the

@@ -240,3 +240,23 @@ def test_a_submit_whose_settle_read_fails_reopens_the_record(flow, memory_cloud)
     assert rid in [r for r, _ in store.open_page()[0]]
     assert reconcile(settings, clients, older_than=0).finished == 1
     assert memory_cloud.tags(BUCKET, "input/clip.mp4")[tags.STATE] == "Success"
+
+
+def test_a_job_whose_submitted_stage_was_lost_is_still_published_under_its_name(flow, memory_cloud, settings_of):
+    """The handler dies (here: COS fails) after POST /jobs but before the Submitted stage:
+    the record has only its claim. When the job's callback comes, the output must still be
+    published under the predictable name, not left at the per-attempt key, which a second
+    job of the same attempt would overwrite (untagged)."""
+    settings, clients, store, submit, deliver = flow
+    etag = memory_cloud.upload(BUCKET, "input/clip.mp4", b"video bytes")
+    up = Upload(bucket=BUCKET, appid="1250000000", region="ap-guangzhou", key="input/clip.mp4", etag=etag,
+                size=len(b"video bytes"), event_name="cos:ObjectCreated:Put")
+    memory_cloud.faults.add("cos.put", count=50, status=503, skip=2)  # open marker and claim pass; Submitted fails
+    out = Submitter(settings, clients, sleep=lambda s: None).process(up)
+    memory_cloud.faults.clear()
+    assert out.outcome.startswith("failed")
+    (job,) = memory_cloud.list_jobs(BUCKET)
+    assert deliver(finish(memory_cloud, job.JobId)).status_code == 200
+    record, _ = store.load(out.record_id)
+    assert record.state == "Success" and record.output["key"] == "matting/input/clip.mp4.mask.mp4"
+    assert memory_cloud.tags(BUCKET, record.output["key"])[tags.JOB] == job.JobId
