@@ -18,10 +18,11 @@ demo: $(STAMP)
 # In parallel (pytest-xdist): a worker per core plus one, as the end-to-end tests spend about a
 # third of their time waiting on sockets and subprocesses; a module's tests stay together on one
 # worker (--dist loadfile), so a module-scoped fixture (the layer builds, a shared clip) is made
-# once. `make test JOBS=1` runs them one by one.
+# once; modules with a `slow` test are handed out first (tests/conftest.py), not reordered by
+# size (--no-loadscope-reorder). `make test JOBS=1` runs them one by one.
 JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
 # The fast tier: no sockets, no subprocesses (tests/isolation.py); the in-memory cloud
 # (localcloud/memory.py) stands in for COS and CI. tests/contract proves it matches.

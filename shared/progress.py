@@ -113,16 +113,17 @@ def advance(clients: Clients, store: RecordStore, record: Record, job: JobDetail
         notes = finish(clients, store, new)
         if notes:
             new = new.model_copy(update={"notes": list(record.notes) + notes})
-    if not store.advance(new):
+    if not store.advance(new, close=False):
         # A concurrent writer recorded this stage first (two jobs of one attempt, or two
         # deliveries of one job). Our publish and tags went out before we knew, possibly under
         # another job id; the loser is the one that sees both, so it puts the winner's back.
         winner, _ = store.load(record.id)
         if winner is not None and winner.terminal:
-            settle(clients, store, winner)
+            settle_or_reopen(clients, store, winner)
         return "unchanged", record
     if new.terminal:
-        settle(clients, store, new)
+        settle(clients, store, new)  # a failure leaves the marker open: reconcile settles it again
+        store.close(new.id)
     log("record.advanced", record_id=record.id, job_id=job.JobId, state=job.State, previous=record.state,
         attempt=record.attempt)
     return "advanced", new
@@ -231,9 +232,21 @@ def tag_source(clients: Clients, record: Record) -> List[str]:
 
 def settle(clients: Clients, store: RecordStore, record: Record) -> None:
     """After the final stage exists: the published output and the source carry this record's
-    own links (record id and job id), whatever raced it."""
+    own links (record id and job id), whatever raced it. A final record's open marker is
+    closed only after this succeeded, so a CloudError here is raised, never swallowed: the
+    marker stays open and reconcile (`Reconciler.one`) settles the record again."""
     settle_published(clients, store, record)
     settle_source_tags(clients, record)
+
+
+def settle_or_reopen(clients: Clients, store: RecordStore, record: Record) -> None:
+    """`settle` for a record someone else may already have closed: if it fails, the marker is
+    written again first, so reconcile still comes back to it."""
+    try:
+        settle(clients, store, record)
+    except CloudError:
+        store.mark_open(record)
+        raise
 
 
 def settle_published(clients: Clients, store: RecordStore, record: Record) -> None:
@@ -243,12 +256,9 @@ def settle_published(clients: Clients, store: RecordStore, record: Record) -> No
     out = record.output or {}
     if record.state != "Success" or not record.publish_as or out.get("key") != record.publish_as:
         return
-    try:
-        current = clients.out_storage.get_tags(out["bucket"], record.publish_as) or {}
-        if current.get(tags.RECORD) != record.id or current.get(tags.JOB) != (record.job_id or ""):
-            publish(clients, store, record)
-    except CloudError as exc:
-        log("publish.settle_failed", level="warning", key=record.publish_as, error=str(exc))
+    current = clients.out_storage.get_tags(out["bucket"], record.publish_as) or {}
+    if current.get(tags.RECORD) != record.id or current.get(tags.JOB) != (record.job_id or ""):
+        publish(clients, store, record)
 
 
 def settle_source_tags(clients: Clients, record: Record) -> None:
@@ -256,13 +266,10 @@ def settle_source_tags(clients: Clients, record: Record) -> None:
     ours (read before our tag write, written after it) is put right. Submit checks the other
     way round (Submitter._settle), so one of the two always sees the other."""
     src = record.source
-    try:
-        current = clients.storage.get_tags(src.bucket, src.key)
-        if current and current.get(tags.RECORD) == record.id and (current.get(tags.STATE) != record.state
-                                                                  or current.get(tags.JOB) != (record.job_id or "")):
-            tag_source(clients, record)
-    except CloudError as exc:
-        log("tags.settle_failed", level="warning", key=src.key, error=str(exc))
+    current = clients.storage.get_tags(src.bucket, src.key)
+    if current and current.get(tags.RECORD) == record.id and (current.get(tags.STATE) != record.state
+                                                              or current.get(tags.JOB) != (record.job_id or "")):
+        tag_source(clients, record)
 
 
 def close_as(store: RecordStore, record: Record, state: str) -> None:

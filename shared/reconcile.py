@@ -27,7 +27,7 @@ from .events import Upload, upload_from_listing
 from .dates import epoch_of
 from .identity import Correlation, ObjectVersion
 from .log import log
-from .progress import refresh, second_job
+from .progress import refresh, second_job, settle
 from .records import Record, RecordStore, UnreadableRecord, latest
 from .submit import Kind, Outcome, Skip, Submitter, skip_reason
 
@@ -128,7 +128,9 @@ class _Tick:
                 self.unclaimed(rid)
             return
         newest = latest(stages)
-        if newest.rank == 3:  # final (even if that snapshot is unreadable): only the marker was left
+        if newest.rank == 3:  # final (even if that snapshot is unreadable): the marker was left open
+            if record.terminal:  # by a settle that failed (progress.settle), or a crash before the close
+                settle(self.clients, self.store, record)
             self.store.close(rid)
             self.summary.finished += 1
         elif not record.job_id:  # a claim (a newer stage may be unreadable: the readable snapshot decides)

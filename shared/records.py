@@ -173,10 +173,11 @@ class RecordStore:
         self.mark_open(record)
         return self._write(record, f"{record.attempt:03d}-0-claim-{record.generation}.json")
 
-    def advance(self, record: Record) -> bool:
-        """Write the stage for `record.state`; False if that stage already exists. Final: closes the marker."""
+    def advance(self, record: Record, close: bool = True) -> bool:
+        """Write the stage for `record.state`; False if that stage already exists. Final: closes the
+        marker, unless `close=False` (progress.advance closes it once the output and source are settled)."""
         written = self._write(record, f"{record.attempt:03d}-{record.rank}-{STAGE_NAME[record.rank]}.json")
-        if record.terminal:
+        if record.terminal and close:
             self.close(record.id)
         return written
 

@@ -305,8 +305,12 @@ class Submitter:
                 current, _ = self.store.load(submitted.id)
                 if current is not None:
                     tag_source(self.clients, current)
-        except (CloudError, ValueError) as exc:  # best effort: the job is submitted and recorded
+        except (CloudError, ValueError) as exc:  # the job is submitted and recorded: do not fail the event
             log("tags.settle_failed", level="warning", record_id=submitted.id, error=str(exc))
+            try:  # the callback may have closed the record already: open it again for reconcile to settle
+                self.store.mark_open(submitted)
+            except CloudError as again:
+                log("tags.reopen_failed", level="error", record_id=submitted.id, error=str(again))
 
     def _submit(self, request: JobRequest, record: Record) -> JobDetail:
         """POST /jobs, safely retried: after an unknown outcome, look the job up first."""

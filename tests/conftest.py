@@ -28,6 +28,14 @@ def pytest_sessionstart(session):
         pass  # offline with no cache: the tests that need the wheels skip or fail, each with pip's reason
 
 
+def pytest_collection_modifyitems(config, items):
+    """Modules holding a `slow` test run first, each module's tests kept together and in order.
+    Under `make test` (--dist loadfile --no-loadscope-reorder) the long modules start at once
+    instead of trailing alone at the end; xdist's default order puts the 1-test modules last."""
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)  # stable: the rest keep their order
+
+
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path, monkeypatch):
     """The CLI keeps small state (backfill checkpoints, the uploads scan) under XDG_CACHE_HOME: per test."""

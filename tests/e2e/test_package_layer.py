@@ -93,6 +93,7 @@ def test_lock_is_hashed_and_pins_the_tested_versions():
     assert "tencentcloud-sdk-python-scf" not in pins  # deployed code does not call the SCF API
 
 
+@pytest.mark.slow  # the first user of `builds`: two full layer builds
 def test_layer_reproducible_within_target(builds, capsys):
     first, a, second, b = builds
     for name in a:

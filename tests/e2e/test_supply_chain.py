@@ -53,6 +53,7 @@ def test_installed_versions_match_the_lock():
     assert not wrong, f"installed differs from requirements.lock (locked, installed): {wrong}"
 
 
+@pytest.mark.slow  # 20-30 s: pip-audit asks the index about every locked package
 def test_no_known_vulnerabilities_in_locked_dependencies():
     audit = shutil.which("pip-audit", path=str(Path(sys.executable).parent))
     if not audit:

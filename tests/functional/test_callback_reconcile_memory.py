@@ -198,3 +198,45 @@ def test_two_jobs_of_one_attempt_racing_leave_the_winners_tags(flow, memory_clou
     assert record.job_id == first
     assert memory_cloud.tags(BUCKET, record.output["key"])[tags.JOB] == first
     assert memory_cloud.tags(BUCKET, "input/clip.mp4")[tags.JOB] == first
+
+
+def test_a_final_record_stays_open_until_output_and_source_are_settled(flow, memory_cloud):
+    """The settle reads after the final stage fail (COS down for a moment), and then a racing
+    submit's late `Submitted` tag lands on the source. The callback must not answer 200 and
+    close the record as if all were done: the record stays in the open index, and the next
+    reconcile tick settles the source and only then closes it."""
+    settings, clients, store, submit, deliver = flow
+    rid, job_id = submit()
+    callback = finish(memory_cloud, job_id)
+    # tag reads before the settle: staging, published name (before the copy and after), source
+    memory_cloud.faults.add("cos.tagging.get", count=50, status=503, skip=4)
+    assert deliver(callback).status_code == 503
+    memory_cloud.faults.clear()
+    record, _ = store.load(rid)
+    assert record.state == "Success"
+    assert rid in [r for r, _ in store.open_page()[0]]
+    late = {tags.RECORD: rid, tags.JOB: job_id, tags.STATE: "Submitted", tags.ATTEMPT: "1"}
+    clients.storage.put_tags(BUCKET, "input/clip.mp4", late)  # the racing submit's read-merge-write
+    summary = reconcile(settings, clients, older_than=0)
+    assert summary.finished == 1 and summary.failed == 0
+    assert memory_cloud.tags(BUCKET, "input/clip.mp4")[tags.STATE] == "Success"
+    assert rid not in [r for r, _ in store.open_page()[0]]
+
+
+def test_a_submit_whose_settle_read_fails_reopens_the_record(flow, memory_cloud):
+    """Submit tags `Submitted`, then checks whether the job ended meanwhile (Submitter._settle).
+    If that check cannot read the record, the callback may already have closed it with the
+    source tagged backwards: submit writes the open marker again, so reconcile settles it."""
+    settings, clients, store, submit, deliver = flow
+    rid, job_id = submit()
+    assert deliver(finish(memory_cloud, job_id)).status_code == 200
+    assert rid not in [r for r, _ in store.open_page()[0]]
+    submitted, _ = store.load(rid)
+    late = {tags.RECORD: rid, tags.JOB: job_id, tags.STATE: "Submitted", tags.ATTEMPT: "1"}
+    clients.storage.put_tags(BUCKET, "input/clip.mp4", late)  # submit's tag write, landing after the callback's
+    memory_cloud.faults.add("cos.list", count=50, status=503)  # the stages cannot be listed
+    Submitter(settings, clients, sleep=lambda s: None)._settle(submitted)
+    memory_cloud.faults.clear()
+    assert rid in [r for r, _ in store.open_page()[0]]
+    assert reconcile(settings, clients, older_than=0).finished == 1
+    assert memory_cloud.tags(BUCKET, "input/clip.mp4")[tags.STATE] == "Success"

@@ -16,12 +16,16 @@ def test_each_pair_of_variable_names_gives_the_credentials(names):
     assert (cred.secret_id, cred.secret_key, cred.token) == ("AKIDa", "secret", "tok")
 
 
-def test_an_id_without_its_key_is_not_a_pair(monkeypatch, tmp_path):
-    # the SDK's default chain reads os.environ and ~/.tencentcloud: make both empty
-    for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("TENCENTCLOUD_CREDENTIALS_FILE", str(tmp_path / "none"))
+def test_an_id_without_its_key_is_not_a_pair(monkeypatch):
+    # The SDK's default chain (environment, ~/.tencentcloud, then the CVM metadata service over the network)
+    # finding nothing: what DefaultCredentialProvider.get_credentials raises then (tencentcloud/common/credential.py).
+    from tencentcloud.common.credential import DefaultCredentialProvider
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
+    def nothing(self):
+        raise TencentCloudSDKException("ClientSideError", "no valid credentail.")  # sic, credential.py
+
+    monkeypatch.setattr(DefaultCredentialProvider, "get_credentials", nothing)
     with pytest.raises(CredentialsError, match="no Tencent Cloud credentials"):
         credential({"TENCENTCLOUD_SECRETID": "AKIDx", "TENCENT_SECRET_KEY": "k"})
 
