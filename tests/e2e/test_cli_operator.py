@@ -2,8 +2,10 @@
 terminal prompt, progress with totals, display-width tables."""
 import io
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 
 from cli import progress as progress_mod, ui
@@ -138,7 +140,7 @@ def test_upload_is_multipart_above_the_part_size_with_progress(cli_env, capsys, 
 
 # -- logs -----------------------------------------------------------------------------------------
 
-def test_logs_show_and_follow_the_functions_invocations(cloud, tmp_path):
+def test_logs_show_and_follow_the_functions_invocations(cloud, tmp_path, monkeypatch):
     env = {**clean_environ(), **function_env(cloud)}
     cloud.add_trigger(BUCKET, str(ROOT / "functions" / "submit"), env=function_env(cloud), prefix="input/")
     client = sdk_client(cloud)
@@ -147,14 +149,25 @@ def test_logs_show_and_follow_the_functions_invocations(cloud, tmp_path):
     result = subprocess.run([str(SCRIPT), "logs", "submit"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "[submit cos attempt 1] ok" in result.stdout
     assert '"key": "input/first.mp4"' in result.stdout
+    # Upload only once `--follow` has read what was there (its first GET of the invocations): a fixed
+    # sleep lost that race under load (start-up > 2 s), and the read below then blocked forever.
+    read = threading.Event()
+    served = type(cloud).invocations
+    monkeypatch.setattr(type(cloud), "invocations",
+                        property(lambda self: (lambda items: (read.set(), items)[1])(served.fget(self))))
     follow = subprocess.Popen([str(SCRIPT), "logs", "--follow", "--tail", "0"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in follow.stdout], daemon=True).start()
     try:
-        time.sleep(2.0)  # it has started and read what was there
+        assert read.wait(60), "logs --follow never read the invocations"
         put(client, "input/second.mp4")
         deadline, seen = time.time() + 30, ""
         while '"key": "input/second.mp4"' not in seen and time.time() < deadline:
-            seen += follow.stdout.readline()
+            try:
+                seen += lines.get(timeout=max(0.1, deadline - time.time()))
+            except queue.Empty:
+                break
         assert '"key": "input/second.mp4"' in seen and "input/first.mp4" not in seen
     finally:
         follow.send_signal(signal.SIGINT)
