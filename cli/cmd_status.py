@@ -240,6 +240,9 @@ def run(args: argparse.Namespace) -> int:
                              + buffer.getvalue())
             sys.stdout.flush()
             if args.until_done and not getattr(show, "in_progress", 0):
+                if not follow:  # finished before the first look (a short clip on a fast machine)
+                    sys.stdout.write("nothing in progress: no open record and no upload without one "
+                                     "(`cos-matting status --all` lists the finished records)\n")
                 return code
             time.sleep(args.watch)
     except KeyboardInterrupt:
