@@ -22,7 +22,6 @@ Target: --via scf spends at least 50x less CPU per 1,000 objects in the user's p
 import argparse
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from typing import Dict, List, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BUCKET, REGION = "videos-1250000000", "ap-guangzhou"
+from _cloud import BUCKET, REGION, start_cloud  # noqa: E402 (benchmarks/, the script's folder)
 COMMAND = [sys.executable, "-m", "cli.main"]  # this tree's code (run from ROOT), not whatever is installed
 TARGET = 50.0
 
@@ -50,19 +49,10 @@ def fill(data_dir: str, prefix: str, n: int) -> None:
     cloud.stop()
 
 
-def start_cloud(data_dir: str, concurrency: int) -> Tuple[subprocess.Popen, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [*COMMAND, "localcloud", "--port", "0", "--data", data_dir, "--bucket", BUCKET, "--region", REGION,
-           "--quiet", "--trigger", "functions/submit", "--function-concurrency", str(concurrency),
-           "--env", f"COS_MATTING_BUCKET={BUCKET}", "--env", f"COS_MATTING_REGION={REGION}",
-           "--env", "COS_MATTING_CALLBACK_KEYS=" + "k" * 32]
-    proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    line = proc.stdout.readline()
-    match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
-    if not match:
-        proc.kill()
-        raise SystemExit(f"local cloud did not start: {line!r}")
-    return proc, match.group(1)
+def start_submit_cloud(data_dir: str, concurrency: int) -> Tuple[subprocess.Popen, str]:
+    return start_cloud(data_dir, "--trigger", "functions/submit", "--function-concurrency", str(concurrency),
+                       "--env", f"COS_MATTING_BUCKET={BUCKET}", "--env", f"COS_MATTING_REGION={REGION}",
+                       "--env", "COS_MATTING_CALLBACK_KEYS=" + "k" * 32)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -142,7 +132,7 @@ def main() -> int:
 
 def via_scf(tmp: str, args: argparse.Namespace) -> Tuple[Dict[str, Dict], Dict, float]:
     """Steps 1 and 2 on one local cloud: (the inventory reports, step 2's summary, its user CPU)."""
-    proc, url = start_cloud(tmp, args.function_concurrency)
+    proc, url = start_submit_cloud(tmp, args.function_concurrency)
     env = user_env(url)
     try:
         t0 = time.perf_counter()
@@ -175,7 +165,7 @@ def via_scf(tmp: str, args: argparse.Namespace) -> Tuple[Dict[str, Dict], Dict, 
 def via_local(tmp: str, args: argparse.Namespace, reports: Dict[str, Dict]) -> Tuple[int, float]:
     """Step 3: the user's process doing the submit path itself, against a fresh, idle local cloud:
     (objects submitted, user CPU)."""
-    proc, url = start_cloud(tmp, args.function_concurrency)
+    proc, url = start_submit_cloud(tmp, args.function_concurrency)
     env = user_env(url)
     try:
         local, local_cpu, local_wall = run_command(

@@ -24,21 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BUCKET, REGION = "videos-1250000000", "ap-guangzhou"
+from _cloud import BUCKET, REGION, start_cloud  # noqa: E402 (benchmarks/, the script's folder)
 SETTINGS = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION,
             "COS_MATTING_CALLBACK_KEYS": "bench-key-0123456789abcdef0123"}
-
-
-def start_cloud(data_dir: str):
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "localcloud", "--port", "0", "--data", data_dir,
-                             "--bucket", BUCKET, "--region", REGION, "--quiet"], cwd=str(ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    match = re.search(r"listening on (http://\S+)", line)
-    if not match:
-        proc.kill()
-        raise SystemExit(f"local cloud did not start: {line!r}")
-    return proc, match.group(1)
 
 
 def deploy(url: str, work: Path, *extra: str):

@@ -14,7 +14,6 @@ Target: flat within 1.5x between 0 and 50,000 finished records.
 """
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from typing import Dict, List, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BUCKET, REGION = "videos-1250000000", "ap-guangzhou"
+from _cloud import BUCKET, REGION, start_cloud  # noqa: E402 (benchmarks/, the script's folder)
 SCRIPT = Path(sys.executable).with_name("cos-matting")
 TARGET = 1.5
 
@@ -77,18 +76,6 @@ def fill(data_dir: str, n_open: int, n_finished: int, start: int) -> None:
             store.advance(submitted.model_copy(update={"state": "Success",
                                                        "output": {"key": f"matting/{key}.mask.mp4"}}))
     cloud.stop()
-
-
-def start_cloud(data_dir: str) -> Tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([str(SCRIPT), "localcloud", "--port", "0", "--data", data_dir, "--bucket", BUCKET,
-                             "--region", REGION, "--quiet"], cwd=str(ROOT), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
-    if not match:
-        proc.kill()
-        raise SystemExit(f"local cloud did not start: {line!r}")
-    return proc, match.group(1)
 
 
 def status_run(url: str, cache: str) -> Tuple[float, float, str]:
