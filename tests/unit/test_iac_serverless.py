@@ -91,7 +91,9 @@ def test_no_secret_in_the_file():
     assert entries["COS_MATTING_CALLBACK_KEYS"] == "${env:COS_MATTING_CALLBACK_KEYS}"
     # Only structural literals are written in the file; everything else comes from .env.
     literals = {k for k, v in entries.items() if "${env:" not in v}
-    assert literals == {"COS_MATTING_WATCH_PREFIXES", "COS_MATTING_OUTPUT_PREFIX", "COS_MATTING_RECORDS_PREFIX"}
+    assert literals == {"COS_MATTING_WATCH_PREFIXES", "COS_MATTING_OUTPUT_PREFIX", "COS_MATTING_RECORDS_PREFIX",
+                        "COS_MATTING_DEPLOYMENT"}
+    assert entries["COS_MATTING_DEPLOYMENT"] == "${app}-${stage}"  # the deployment's id: its app and stage
     assert "TENCENT_SECRET" not in SERVERLESS.read_text()
 
 
