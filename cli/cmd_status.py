@@ -182,8 +182,8 @@ def uploads(settings: Any, clients: ThreadClients, args: argparse.Namespace) -> 
     path = uploads_scan.state_path(settings.bucket, settings.endpoint or "")
     state = uploads_scan.load_state(path)
 
-    def has_record(rid: str) -> bool:  # on the scan's threads: each its own clients
-        return RecordStore.of(settings, clients.get().storage).exists(rid)
+    def has_record(rid: str, legacy_id: str = "") -> bool:  # on the scan's threads: each its own clients
+        return RecordStore.of(settings, clients.get().storage).exists(rid, legacy_id)
 
     state = uploads_scan.scan(settings, source, state, has_record, args.scan, args.concurrency)
     uploads_scan.save_state(path, state)
