@@ -70,7 +70,49 @@ def test_doctor_fails_each_broken_piece_with_its_fix(deployed, capsys):
     capsys.readouterr()
     assert main(["doctor"] + args) == 1
     table = rows(capsys.readouterr().out)
-    assert [n for n, (r, _) in table.items() if r == "FAIL"] == ["bucket bound to CI", "records bucket not versioned"]
+    # (an unbound bucket is in no CI list: AI content recognition fails with it)
+    assert [n for n, (r, _) in table.items() if r == "FAIL"] == ["bucket bound to CI", "AI content recognition",
+                                                                 "records bucket not versioned"]
+
+
+def test_doctor_invokes_each_function_and_reads_what_segmentvideobody_needs(deployed, capsys):
+    """A healthy stage passes every check, each function answering the health event through SCF Invoke;
+    then a function whose settings cannot load (CALLBACK_URL without CALLBACK_KEYS), AI content
+    recognition off on a bound bucket, and a records bucket whose versioning is Suspended each fail."""
+    import json
+
+    from deploy.clients import Api
+
+    cloud, args, deploy, tmp = deployed
+    code = main(["doctor", "--json"] + args)
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["ok"] and report["failed"] == 0, report
+    checks = {c["name"]: c for c in report["checks"]}
+    for kind in ("submit", "callback", "reconcile"):
+        assert checks[f"{kind} answers"]["ok"] and "deployment cos-matting-dev" in checks[f"{kind} answers"]["detail"]
+    health = [i for i in cloud.invocations if i.event == {"cos-matting": "health"}]
+    assert sorted(i.function for i in health) == ["cos-matting-dev-callback", "cos-matting-dev-reconcile",
+                                                  "cos-matting-dev-submit"]  # through SCF, no COS or CI call
+    assert cloud.list_jobs() == []
+
+    scf = Api("scf", {"COS_MATTING_ENDPOINT": cloud.url, "TENCENTCLOUD_SECRETID": "AKIDlocal",
+                      "TENCENTCLOUD_SECRETKEY": "localsecretkey"}, REGION)
+    got = scf.call("GetFunction", {"FunctionName": "cos-matting-dev-submit"})
+    variables = [v for v in got["Environment"]["Variables"] if v["Key"] != "COS_MATTING_CALLBACK_KEYS"]
+    scf.call("UpdateFunctionConfiguration", {"FunctionName": "cos-matting-dev-submit",
+                                             "Environment": {"Variables": variables}})
+    wait_for(lambda: scf.call("GetFunction", {"FunctionName": "cos-matting-dev-submit"})["Status"] == "Active")
+    cloud.ci_ai_off.add(BUCKET)
+    sdk_client(cloud).put_bucket_versioning(Bucket=BUCKET, Status="Enabled")
+    sdk_client(cloud).put_bucket_versioning(Bucket=BUCKET, Status="Suspended")
+    assert main(["doctor", "--json"] + args) == 1
+    report = json.loads(capsys.readouterr().out)
+    checks = {c["name"]: c for c in report["checks"]}
+    failed = sorted(n for n, c in checks.items() if not c["ok"])
+    assert failed == ["AI content recognition", "function submit", "records bucket not versioned", "submit answers"]
+    assert "COS_MATTING_CALLBACK_URL is set but COS_MATTING_CALLBACK_KEYS is empty" in checks["submit answers"]["detail"]
+    assert checks["bucket bound to CI"]["ok"]  # bound, only AI content recognition is off
+    assert "versioning Suspended" in checks["records bucket not versioned"]["detail"]
 
 
 def test_a_new_layer_is_published_only_when_its_bytes_change(deployed, capsys):
