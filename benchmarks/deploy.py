@@ -12,6 +12,9 @@ fill it), then four deploys, one after the other:
   one change COS_MATTING_DEPLOY_SUBMIT_CONCURRENCY changed: one write
   destroy    --destroy
 
+and, after the unchanged deploy, `cos-matting doctor --json` twice: the first cold-starts each
+function through SCF Invoke (the health event), the second finds them warm.
+
     .venv/bin/python benchmarks/deploy.py
 """
 import json
@@ -41,6 +44,19 @@ def deploy(url: str, work: Path, *extra: str):
     return took, int(changes.group(1)) if changes else -1
 
 
+def doctor(url: str, work: Path):
+    """(wall time of the command, doctor's own elapsed_s, checks passed/total)."""
+    cmd = [sys.executable, "-m", "cli.main", "doctor", "--local", url, "--env-file", str(work / ".env"), "--json"]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=str(work), capture_output=True, text=True)
+    took = time.perf_counter() - started
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        raise SystemExit(f"doctor printed no JSON ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return took, report["elapsed_s"], f"{report['passed']}/{report['passed'] + report['failed']}"
+
+
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="cos-matting-bench-deploy-"))
     (work / ".env").write_text("".join(f"{k}={v}\n" for k, v in SETTINGS.items()))
@@ -51,6 +67,7 @@ def main() -> int:
                        cwd=str(ROOT), check=True, capture_output=True)
         package_s = time.perf_counter() - started
         rows = [("first", *deploy(url, work)), ("unchanged", *deploy(url, work))]
+        doctors = [("cold", *doctor(url, work)), ("warm", *doctor(url, work))]
         (work / ".env").write_text((work / ".env").read_text() + "COS_MATTING_DEPLOY_SUBMIT_CONCURRENCY=3\n")
         rows.append(("one change", *deploy(url, work)))
         rows.append(("destroy", *deploy(url, work, "--destroy")))
@@ -62,6 +79,9 @@ def main() -> int:
     print("cos-matting deploy against the local cloud (own process), wall time of the whole command:")
     for name, took, changes in rows:
         print(f"  {name:<11} {took:6.2f} s  {changes:3d} change(s)")
+    print("cos-matting doctor --json (wall time; doctor's own time; checks passed):")
+    for name, took, own, passed in doctors:
+        print(f"  {name:<11} {took:6.2f} s  {own:6.2f} s  {passed}")
     manifest = json.loads((work / "dist" / "manifest.json").read_text())
     print("zips (dist/manifest.json):")
     for name, info in sorted(manifest.items()):
