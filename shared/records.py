@@ -54,6 +54,7 @@ _STAGE = re.compile(r"^(?P<attempt>\d{3})-(?:(?P<rank>[0-3])-(?:claim-(?P<gen>\d
 _STAGE_V1 = re.compile(r"^(?P<rank>[0-3])-(?:claim-(?P<gen>\d+)|submitted|running|final)\.json$")  # format 1
 FORMAT = 2  # bump on any change older code cannot read as is (ARCHITECTURE.md, "Record formats")
 FORMAT_KEY = "state/format.json"  # the upgrade's place and result (`RecordStore.upgrade`)
+LEGACY_RECHECK = 600.0  # seconds
 STAGE_NAME = {1: "submitted", 2: "running", 3: "final"}
 OPEN = "open/"
 MAX_ATTEMPTS = 999
@@ -169,7 +170,7 @@ class RecordStore:
     def __init__(self, storage: Storage, bucket: str, prefix: str, deployment: str = "") -> None:
         self.storage, self.bucket, self.prefix = storage, bucket, prefix
         self.deployment = deployment  # stamped on what this store writes for a record that names none
-        self._legacy: Optional[bool] = None
+        self._legacy: Optional[Tuple[bool, float]] = None  # (format 1 records may exist, when read)
 
     @classmethod
     def of(cls, settings: Any, storage: Storage) -> "RecordStore":
@@ -299,11 +300,12 @@ class RecordStore:
 
     # -- upgrades (format 1 -> 2) ----------------------------------------------------------------
     def legacy_possible(self) -> bool:
-        """False once `upgrade` has been through the whole store and found no format 1 record (read once)."""
-        if self._legacy is None:
+        """False once `upgrade` has been through the whole store and found no format 1 record: a False is
+        kept for good, a True is read again after LEGACY_RECHECK seconds (a warm container outlives it)."""
+        if self._legacy is None or (self._legacy[0] and time.monotonic() - self._legacy[1] > LEGACY_RECHECK):
             state = self._format_state()
-            self._legacy = not (state.get("done") and not state.get("legacy"))
-        return self._legacy
+            self._legacy = (not (state.get("done") and not state.get("legacy")), time.monotonic())
+        return self._legacy[0]
 
     def _format_state(self) -> Dict[str, Any]:
         try:

@@ -104,6 +104,8 @@ def test_todays_code_finishes_the_previous_releases_records(cloud, previous_rele
     code, shown = run_json(capsys, "status", "--all")
     assert code == 0 and shown["never_became_a_job"] == 0, shown["missing"]
     assert sorted(r["state"] for r in shown["records"]) == ["Success"] * 4
+    code, one = run_json(capsys, "status", "input/a.mp4")  # by key: the record is found by its format 1 id
+    assert code == 0 and [r["record_id"] for r in one["records"]] == [rid["input/a.mp4"]], one
     code, dry = run_json(capsys, "backfill", "--dry-run", "--checkpoint", str(tmp_path / "dry.json"))
     assert code == 0 and dry["totals"]["has-record"] == 4 and dry["totals"]["would-submit"] == 0, dry
     code, real = run_json(capsys, "backfill", "--checkpoint", str(tmp_path / "real.json"))
