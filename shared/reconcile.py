@@ -185,8 +185,9 @@ class _Tick:
                     except UnreadableRecord:
                         self.records[corr.record_id] = None
                 record = self.records[corr.record_id]
-                if record is None or not owned(self.settings, record) or not record.job_id or corr.attempt != record.attempt \
-                        or record.job_id == job.JobId or any(job.JobId in n for n in record.notes):
+                if record is None or not owned(self.settings, record) or not record.job_id \
+                        or corr.attempt != record.attempt or record.job_id == job.JobId \
+                        or any(job.JobId in n for n in record.notes):
                     continue
                 self.records[corr.record_id] = second_job(self.clients, self.store, record, job, corr)
                 self.summary.second_jobs += 1
