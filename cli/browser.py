@@ -169,7 +169,8 @@ class Chromium:
             raise RuntimeError(f"{expression}: {result['exceptionDetails'].get('exception', {}).get('description')}")
         return result.get("result", {}).get("value")
 
-    def wait(self, expression: str, timeout: float = 20, interval: float = 0.1) -> object:
+    def wait(self, expression: str, timeout: float = 20, interval: float = 0.1, message: str = "") -> object:
+        """Poll until `expression` is true; on timeout the error shows the value of `message` (an expression)."""
         import time
 
         deadline = time.monotonic() + timeout
@@ -181,7 +182,8 @@ class Chromium:
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"not true within {timeout} s in the page: {expression}")
+                seen = f" ({message} = {self.eval(message)!r})" if message else ""
+                raise AssertionError(f"not true within {timeout} s in the page: {expression}{seen}")
             time.sleep(interval)
 
     def screenshot(self, png: Path) -> Path:

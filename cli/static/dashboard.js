@@ -128,8 +128,8 @@
     try {
       const out = await api(path, {method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
                                    body: JSON.stringify(payload)});
-      $("d-result").textContent = out.outcome + (out.detail ? ": " + out.detail : "");
       await openRecord(shown.record_id);
+      $("d-result").textContent = out.outcome + (out.detail ? ": " + out.detail : "");
       load(false);
     } catch (e) { $("d-result").textContent = "failed: " + e.message; }
   }

@@ -1,0 +1,143 @@
+"""`cos-matting dashboard` as a user meets it: the installed command against the local cloud, the page
+driven in headless Chromium over the DevTools protocol (cli/browser.Chromium), the guards probed
+with plain HTTP."""
+import http.client
+import json
+import queue
+import re
+import subprocess
+import threading
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from cli import browser
+from helpers import BUCKET, ROOT, put, sdk_client
+from .cli_support import SCRIPT, cli_env, run_cli, script_env  # noqa: F401 (fixture)
+from .test_demo import chromium_or_skip
+
+EVIL = 'input/<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>.mp4'
+
+
+@pytest.fixture
+def dashboard(cli_env, tmp_path):
+    """The installed command on a free port: (base URL, token)."""
+    proc = subprocess.Popen([str(SCRIPT), "dashboard", "--port", "0", "--poll", "0.5"],
+                            env=script_env(cli_env, XDG_CACHE_HOME=str(tmp_path / "cache")), cwd=str(ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        line = lines.get(timeout=30)
+    except queue.Empty:
+        proc.kill()
+        raise AssertionError(f"dashboard printed nothing: {proc.stderr.read()}") from None
+    match = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(\S+)", line)
+    assert match, line
+    yield match.group(1), match.group(2)
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def request(base, path, method="GET", headers=None, body=None):
+    url = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def test_requests_without_the_token_from_another_origin_or_without_csrf_are_refused(dashboard):
+    base, token = dashboard
+    assert request(base, f"/?token={token}")[0] == 200
+    assert request(base, f"/api/records?token={token}")[0] == 200
+    for path in ("/", "/api/records", "/api/stats", "/static/dashboard.js", f"/?token={token[:-1]}x"):
+        assert request(base, path)[0] == 403, path
+    origin = {"Origin": "http://evil.example"}
+    assert request(base, f"/api/records?token={token}", headers=origin)[0] == 403
+    assert request(base, f"/api/records?token={token}", headers={"Sec-Fetch-Site": "cross-site"})[0] == 403
+    assert request(base, f"/api/records?token={token}", headers={"Host": "evil.example:80"})[0] == 403  # rebinding
+    cookie = {"Cookie": f"cos_matting_dashboard_{urllib.parse.urlsplit(base).port}={token}"}
+    assert request(base, "/api/stats", headers=cookie)[0] == 200  # the cookie alone is enough to read
+    post = {**cookie, "Origin": base, "Content-Type": "application/json"}
+    body = json.dumps({"job_id": "j" * 32})
+    assert request(base, "/api/cancel", "POST", post, body)[0] == 403  # no CSRF token
+    status, page = request(base, f"/?token={token}")
+    csrf = re.search(rb'name="csrf-token" content="([0-9a-f]+)"', page).group(1).decode()
+    assert request(base, "/api/cancel", "POST", {**post, "Origin": "http://evil.example", "X-CSRF-Token": csrf},
+                   body)[0] == 403
+    status, answer = request(base, "/api/cancel", "POST", {**post, "X-CSRF-Token": csrf}, body)
+    assert status == 200 and json.loads(answer)["outcome"].startswith("failed:")  # reached cancel_one: no such job
+
+
+@pytest.mark.slow
+def test_the_page_lists_updates_retries_cancels_and_shows_keys_as_text(cli_env, capsys, dashboard, tmp_path):
+    binary = chromium_or_skip()
+    base, token = dashboard
+    client = sdk_client(cli_env)
+    from localcloud.matting.samples import make_samples
+
+    clip = Path(make_samples(str(tmp_path / "samples"))["person"]).read_bytes()
+    for key in ("input/a.mp4", EVIL):
+        put(client, key)
+    put(client, "input/b.mp4", clip)  # a real clip: the page's player must load it from COS
+    assert run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress")[0] == 0
+    jobs = {j.Input.Object: j.JobId for j in cli_env.list_jobs(BUCKET)}
+    cli_env.set_job_state(BUCKET, jobs["input/b.mp4"], "Failed", code="InvalidInput", message="not a video")
+    assert run_cli(capsys, "reconcile", "--older-than", "0", "--no-sweep")[0] == 0  # records the failure
+
+    with browser.Chromium(binary, width=1400, height=1000) as page:
+        page.goto(f"{base}/?token={token}")
+        page.wait("document.querySelectorAll('#records tbody tr').length === 2")  # the open records: a and EVIL
+        page.eval("window.sameDocument = true")
+        texts = page.eval("[...document.querySelectorAll('#records td.key')].map(td => td.textContent)")
+        assert EVIL in texts  # the key's markup is text: no element made of it, no script run
+        assert page.eval("document.querySelectorAll('#records img, #records script').length") == 0
+        assert page.eval("window.pwned === undefined") is True
+        assert "token" not in page.eval("location.href")  # dropped from the address bar; the cookie carries it
+
+        # a new upload appears without a reload
+        put(client, "input/c.mp4")
+        assert run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress")[0] == 0
+        page.wait("[...document.querySelectorAll('#records td.key')].some(td => td.textContent === 'input/c.mp4')")
+        assert page.eval("window.sameDocument") is True
+
+        # cancel asks first: answered no, the job runs on; yes, it is cancelled and recorded
+        page.eval("[...document.querySelectorAll('#records tr')].find(tr => tr.textContent.includes('input/a.mp4')).click()")
+        page.wait("document.getElementById('d-key').textContent === 'input/a.mp4' && !document.getElementById('cancel').disabled")
+        page.dialog_answer = False
+        page.eval("document.getElementById('cancel').click()")
+        page.wait("document.getElementById('d-result').textContent === 'not done'")
+        assert page.dialogs == [f"Cancel job {jobs['input/a.mp4']} of input/a.mp4?"]
+        assert cli_env.get_job(BUCKET, jobs["input/a.mp4"]).State == "Submitted"
+        page.dialog_answer = True
+        page.eval("document.getElementById('cancel').click()")
+        page.wait("document.getElementById('d-result').textContent === 'cancelled'", message="document.getElementById('d-result').textContent")
+        assert len(page.dialogs) == 2 and cli_env.get_job(BUCKET, jobs["input/a.mp4"]).State == "Cancel"
+
+        # the failed view: the record's error and retry hint, its source playable, retry makes attempt 2
+        page.eval("const v = document.querySelector('select[name=view]'); v.value = 'failed';"
+                  "v.dispatchEvent(new Event('change', {bubbles: true}))")
+        page.wait("[...document.querySelectorAll('#records td.key')].map(td => td.textContent).join() === 'input/b.mp4'")
+        page.eval("document.querySelector('#records tbody tr').click()")
+        page.wait("document.getElementById('d-key').textContent === 'input/b.mp4' && !document.getElementById('retry').disabled")
+        fields = page.eval("document.getElementById('d-fields').textContent")
+        assert "InvalidInput: not a video" in fields and "new-input" in fields
+        assert page.eval("document.getElementById('d-timeline').children.length") == 3  # claim, submitted, final
+        source = page.eval("document.getElementById('v-source').src")
+        assert re.match(r"http://videos-1250000000\.cos\.ap-guangzhou\.localhost:\d+/input/b\.mp4\?q-sign-algorithm=sha1",
+                        source)
+        page.wait("document.getElementById('v-source').readyState >= 1",  # HAVE_METADATA: fetched and decoded
+                  message="document.getElementById('v-source').error?.message")
+        before = len(cli_env.list_jobs(BUCKET))
+        page.eval("document.getElementById('retry').click()")
+        page.wait("document.getElementById('d-result').textContent.startsWith('submitted')")
+        assert page.dialogs[-1] == "Retry input/b.mp4 as attempt 2?"
+        assert len(cli_env.list_jobs(BUCKET)) == before + 1
+        code, shown = run_cli(capsys, "status", "input/b.mp4", "--json", "--no-uploads")[:2]
+        assert json.loads(shown)["records"][0]["attempts"] == 2
+        page.wait("document.getElementById('d-timeline').children.length === 5")  # attempt 2: claim, submitted
+        page.wait("document.querySelectorAll('#chart polyline').length === 2")
+        assert page.console == []
+        assert page.screenshot(tmp_path / "dashboard.png").stat().st_size > 20_000  # docs/dashboard.png is one
