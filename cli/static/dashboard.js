@@ -7,7 +7,7 @@
   if (location.search.includes("token=")) history.replaceState(null, "", location.pathname); // the cookie carries it now
   const $ = (id) => document.getElementById(id);
   const form = $("filters"), body = document.querySelector("#records tbody");
-  let rows = [], next = null, paged = false, shown = null, busy = false;
+  let rows = [], next = null, paged = false, shown = null, busy = false, seq = 0;
 
   function el(tag, text, cls) {
     const node = document.createElement(tag);
@@ -47,11 +47,13 @@
     $("more").hidden = !next;
     $("status").textContent = rows.length ? rows.length + " record(s) shown" + (next ? ", more below" : "") : "no records in this view";
   }
-  async function load(more) {
-    if (busy) return;
+  async function load(more, polled) {
+    if (polled && busy) return;  // a poll waits for the load in flight; a change of filters never does
+    const mine = ++seq;
     busy = true;
     try {
       const data = await api("/api/records?" + query(more ? {after: next} : {}));
+      if (mine !== seq) return;  // answered after a newer request: stale
       rows = more ? rows.concat(data.rows) : data.rows;
       next = data.next;
       paged = !!more;
@@ -61,7 +63,7 @@
     } catch (e) {
       $("live").className = "live stale";
       $("live").textContent = "not updating: " + e.message;
-    } finally { busy = false; }
+    } finally { if (mine === seq) busy = false; }
   }
   function drawChart(perMinute) {
     const svg = $("chart"), ns = "http://www.w3.org/2000/svg", w = 600, h = 120, pad = 16;
@@ -143,6 +145,6 @@
   form.addEventListener("submit", (e) => { e.preventDefault(); load(false); });
   load(false);
   stats();
-  setInterval(() => { if (!paged) load(false); }, poll);
+  setInterval(() => { if (!paged) load(false, true); }, poll);
   setInterval(stats, 5000);
 })();
