@@ -27,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=8765, metavar="P",
                         help="port to serve on (default: %(default)s; 0: any free port)")
     parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default: %(default)s, this machine only; anything else shows "
-                             "the records to whoever can reach it and holds the URL)")
+                        help="address to bind (default: %(default)s, this machine only; another address of this "
+                             "machine shows the records to whoever can reach it and holds the URL; the page "
+                             "answers only to the name it is bound to, so not 0.0.0.0)")
     parser.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
                         help="how often the page refreshes what it shows (default: %(default)s)")
     parser.add_argument("--concurrency", "-j", type=int, default=16, metavar="N",
@@ -43,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: a port 0-65535")
+    if args.host in ("0.0.0.0", "::", ""):
+        raise UsageError(f"--host {args.host!r}: give one address of this machine (the page answers only to the "
+                         "address it is bound to)")
     if args.poll < 0.5:
         raise UsageError(f"--poll {args.poll:g}: at least 0.5 seconds")
     if args.concurrency < 1:

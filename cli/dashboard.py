@@ -37,7 +37,7 @@ class Dashboard:
         self.settings, self.env, self.clients, self.concurrency = settings, env, clients, concurrency
         self._open: Tuple[float, List[Tuple[str, str]]] = (0.0, [])
         self._stats: Dict[str, Any] = {}
-        self._stats_at = 0.0
+        self._stats_at, self._computing = 0.0, False
         self._lock = threading.Lock()
 
     def store(self) -> Any:
@@ -157,30 +157,41 @@ class Dashboard:
     def stats(self) -> Dict[str, Any]:
         """The last totals (recomputed in the background when older than STATS_EVERY)."""
         with self._lock:
-            stale = time.monotonic() - self._stats_at >= STATS_EVERY
+            stale = not self._computing and time.monotonic() - self._stats_at >= STATS_EVERY
             if stale:
-                self._stats_at = time.monotonic()
+                self._computing = True  # one listing at a time, however long a big bucket takes
         if stale:
             threading.Thread(target=self._compute_stats, daemon=True, name="dashboard-stats").start()
         return self._stats or {"computing": True}
 
     def _compute_stats(self) -> None:
+        from shared.cloud import CloudError
+
+        try:
+            self._stats = self._count()
+        except CloudError as exc:  # shown beside the last totals; the next poll tries again
+            self._stats = {**self._stats, "error": str(exc)}
+        finally:
+            with self._lock:
+                self._computing, self._stats_at = False, time.monotonic()
+
+    def _count(self) -> Dict[str, Any]:
         from shared.dates import epoch_of
+        from shared.records import latest
 
         started, now = time.monotonic(), time.time()
         by_rank = [0, 0, 0, 0]
         claimed, finished = [0] * WINDOW_MIN, [0] * WINDOW_MIN
         for stages in self.store().scan():
-            newest = max(stages, key=lambda s: s.order)
+            newest = latest(stages)
             by_rank[min(newest.rank, 3)] += 1
             first = min(epoch_of(s.last_modified) for s in stages)
             for series, at in ((claimed, first), (finished, epoch_of(newest.last_modified) if newest.rank == 3 else None)):
                 if at is not None and 0 <= now - at < WINDOW_MIN * 60:
                     series[WINDOW_MIN - 1 - int((now - at) // 60)] += 1
-        self._stats = {"records": sum(by_rank), "claimed": by_rank[0], "submitted": by_rank[1],
-                       "running": by_rank[2], "final": by_rank[3], "open_index": len(self.open_index()),
-                       "per_minute": {"claimed": claimed, "finished": finished}, "at": now,
-                       "seconds": round(time.monotonic() - started, 2)}
+        return {"records": sum(by_rank), "claimed": by_rank[0], "submitted": by_rank[1], "running": by_rank[2],
+                "final": by_rank[3], "open_index": len(self.open_index()), "at": now,
+                "per_minute": {"claimed": claimed, "finished": finished}, "seconds": round(time.monotonic() - started, 2)}
 
     # -- actions: exactly the CLI's ----------------------------------------------------------------
     def retry(self, rid: str) -> Dict[str, Any]:
@@ -294,16 +305,21 @@ def make_app(board: Dashboard, token: str, port: Callable[[], int], poll: float 
 def serve(board: Dashboard, host: str, port: int, poll: float, announce: Callable[[str], None],
           token: Optional[str] = None) -> None:
     """Bind, print the URL (with the token), serve until interrupted."""
+    import socket
+
     from werkzeug.serving import make_server
 
     token = token or secrets.token_urlsafe(24)
     bound = {"port": port}
     app = make_app(board, token, lambda: bound["port"], poll)
-    server = make_server(host, port, app, threaded=True)
-    bound["port"] = server.server_port
-    app.config["BIND_HOST"] = f"{host}:{server.server_port}"
-    announce(f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{server.server_port}/?token={token}")
+    # Bound here: an OSError is the caller's to explain (werkzeug's own bind prints and exits 1).
+    listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    server = make_server(host, listener.getsockname()[1], app, threaded=True, fd=listener.fileno())
+    bound["port"] = listener.getsockname()[1]
+    app.config["BIND_HOST"] = f"[{host}]:{bound['port']}" if ":" in host else f"{host}:{bound['port']}"
+    announce(f"http://{f'[{host}]' if ':' in host else host}:{bound['port']}/?token={token}")
     try:
         server.serve_forever()
     finally:
         server.server_close()
+        listener.close()

@@ -7,7 +7,7 @@
   if (location.search.includes("token=")) history.replaceState(null, "", location.pathname); // the cookie carries it now
   const $ = (id) => document.getElementById(id);
   const form = $("filters"), body = document.querySelector("#records tbody");
-  let rows = [], next = null, paged = false, shown = null, busy = false, seq = 0;
+  let rows = [], next = null, paged = false, shown = null, busy = false, seq = 0, readCount = 0;
 
   function el(tag, text, cls) {
     const node = document.createElement(tag);
@@ -45,7 +45,8 @@
       return tr;
     }));
     $("more").hidden = !next;
-    $("status").textContent = rows.length ? rows.length + " record(s) shown" + (next ? ", more below" : "") : "no records in this view";
+    $("status").textContent = rows.length ? rows.length + " record(s) shown" + (next ? ", more below" : "")
+      : next ? "none among the first " + readCount + " records read: more reads below" : "no records in this view";
   }
   async function load(more, polled) {
     if (polled && busy) return;  // a poll waits for the load in flight; a change of filters never does
@@ -55,6 +56,7 @@
       const data = await api("/api/records?" + query(more ? {after: next} : {}));
       if (mine !== seq) return;  // answered after a newer request: stale
       rows = more ? rows.concat(data.rows) : data.rows;
+      readCount = more ? readCount + data.read : data.read;
       next = data.next;
       paged = !!more;
       renderRows();

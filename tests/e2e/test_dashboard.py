@@ -141,3 +141,21 @@ def test_the_page_lists_updates_retries_cancels_and_shows_keys_as_text(cli_env, 
         page.wait("document.querySelectorAll('#chart polyline').length === 2")
         assert page.console == []
         assert page.screenshot(tmp_path / "dashboard.png").stat().st_size > 20_000  # docs/dashboard.png is one
+
+
+def test_usage_mistakes_are_one_line_and_exit_2(cloud, tmp_path):
+    import socket
+
+    from .cli_support import run_script
+
+    env = script_env(cloud, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for argv, needle in ((["--port", str(port)], f"--port {port}: cannot listen there"),
+                             (["--port", "70000"], "--port 70000: a port 0-65535"),
+                             (["--poll", "0.1"], "--poll 0.1: at least 0.5 seconds")):
+            result = run_script(["dashboard", *argv], env, timeout=60)
+            assert result.returncode == 2 and needle in result.stderr, result.stderr
+            assert len(result.stderr.strip().splitlines()) == 1
