@@ -2,7 +2,8 @@
 (cli/records_view.py), and the actions `retry` and `cancel` take (cli/retry.py, cli/cancel.py).
 
 What a request costs follows the page, never the history: the open view lists the open index
-(ids and marker times only) and reads one page of records; the finished and failed views walk
+(ids and marker times only) and reads one page of records, led by the uploads that never became a
+job (the incremental scan `status` runs, a step in the background); the finished and failed views walk
 the records prefix from a cursor (records_view.history) and stop after a page or a read budget;
 totals and the throughput chart come from listings alone (no record read), recomputed in the
 background at most every STATS_EVERY seconds.
@@ -25,6 +26,8 @@ READ_BUDGET = 1000  # records a filtered history request reads at most before it
 STATS_EVERY = 15.0  # seconds between two listings for the totals and the chart
 WINDOW_MIN = 60  # the chart's minutes
 OPEN_TTL = 1.0  # seconds an open-index listing is reused (polls from several tabs)
+UPLOADS_EVERY = 5.0  # seconds between two steps of the "never became a job" scan
+SCAN_BUDGET = 1000  # objects of the watched prefixes one step reads (as `status --scan`)
 FINAL = ("Success", "Failed", "Cancel", "Gone", "Superseded")
 SINCE = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "all": 0}
 STAGE_NAMES = {0: "claim", 1: "submitted", 2: "running", 3: "final"}
@@ -36,8 +39,7 @@ class Dashboard:
     def __init__(self, settings: Any, env: Dict[str, str], clients: Any, concurrency: int = 16) -> None:
         self.settings, self.env, self.clients, self.concurrency = settings, env, clients, concurrency
         self._open: Tuple[float, List[Tuple[str, str]]] = (0.0, [])
-        self._stats: Dict[str, Any] = {}
-        self._stats_at, self._computing = 0.0, False
+        self._jobs: Dict[str, Dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def store(self) -> Any:
@@ -74,6 +76,9 @@ class Dashboard:
         rows: List[Dict[str, Any]] = []
         if view == "open":
             ids = self.open_index()
+            if not after:  # uploads that never became a job lead the first page (unless one just did)
+                known = {rid for rid, _ in ids}
+                rows.extend(r for r in self.missing() if wanted(r) and r["record_id"] not in known)
             start = next((i + 1 for i, (rid, _) in enumerate(ids) if rid == after), 0) if after else 0
             read, end = 0, start
             while end < len(ids) and len(rows) < limit and read < READ_BUDGET:
@@ -154,26 +159,47 @@ class Dashboard:
         return client.get_presigned_url(Bucket=bucket, Key=key, Method="GET", Expired=expires, SignHost=False)
 
     # -- totals and throughput (listings only) ------------------------------------------------------
-    def stats(self) -> Dict[str, Any]:
-        """The last totals (recomputed in the background when older than STATS_EVERY)."""
-        with self._lock:
-            stale = not self._computing and time.monotonic() - self._stats_at >= STATS_EVERY
-            if stale:
-                self._computing = True  # one listing at a time, however long a big bucket takes
-        if stale:
-            threading.Thread(target=self._compute_stats, daemon=True, name="dashboard-stats").start()
-        return self._stats or {"computing": True}
-
-    def _compute_stats(self) -> None:
+    def _refreshed(self, name: str, every: float, compute: Callable[[], Any], default: Any) -> Any:
+        """The last value of `compute`, run again in the background (one run at a time) when older than
+        `every` seconds: a poll never waits for a listing of the whole bucket."""
         from shared.cloud import CloudError
 
-        try:
-            self._stats = self._count()
-        except CloudError as exc:  # shown beside the last totals; the next poll tries again
-            self._stats = {**self._stats, "error": str(exc)}
-        finally:
-            with self._lock:
-                self._computing, self._stats_at = False, time.monotonic()
+        with self._lock:
+            job = self._jobs.setdefault(name, {"at": 0.0, "running": False, "value": default})
+            start = not job["running"] and time.monotonic() - job["at"] >= every
+            job["running"] = job["running"] or start
+
+        def run() -> None:
+            try:
+                job["value"] = compute()
+            except CloudError as exc:  # kept beside the last value; the next poll tries again
+                job["value"] = {**job["value"], "error": str(exc)} if isinstance(job["value"], dict) else job["value"]
+            finally:
+                with self._lock:
+                    job["running"], job["at"] = False, time.monotonic()
+
+        if start:
+            threading.Thread(target=run, daemon=True, name=f"dashboard-{name}").start()
+        return job["value"]
+
+    def stats(self) -> Dict[str, Any]:
+        """Totals and records per minute, from listings (recomputed at most every STATS_EVERY s)."""
+        return self._refreshed("stats", STATS_EVERY, self._count, {"computing": True})
+
+    def missing(self) -> List[Dict[str, Any]]:
+        """Uploads that never became a job: the incremental scan `status` runs (cli/uploads_scan.py), one
+        step of at most SCAN_BUDGET objects at most every UPLOADS_EVERY s."""
+        from shared.records import age_seconds
+
+        def step() -> List[Dict[str, Any]]:
+            from cli import uploads_scan
+
+            state = uploads_scan.step(self.settings, self.clients, SCAN_BUDGET, self.concurrency)
+            return sorted(({**m, "state": "NoRecord", "attempts": 0} for m in state.missing.values()),
+                          key=lambda m: m["key"])
+
+        rows = self._refreshed("uploads", UPLOADS_EVERY, step, [])
+        return [{**r, "age_s": round(age_seconds(r["modified"]), 1) if r.get("modified") else None} for r in rows]
 
     def _count(self) -> Dict[str, Any]:
         from shared.dates import epoch_of

@@ -41,7 +41,8 @@
       tr.dataset.record = r.record_id;
       tr.append(el("td", r.key || r.record_id, "key"), el("td", r.state, "state-" + r.state), el("td", r.job_id || "-"),
                 el("td", r.attempts), el("td", age(r.age_s)), el("td", detailText(r)));
-      tr.addEventListener("click", () => openRecord(r.record_id));
+      if (r.state === "NoRecord") tr.title = "uploaded, never became a job: `cos-matting backfill` (or retry KEY) submits it";
+      else tr.addEventListener("click", () => openRecord(r.record_id));
       return tr;
     }));
     $("more").hidden = !next;

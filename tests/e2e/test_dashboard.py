@@ -97,10 +97,13 @@ def test_the_page_lists_updates_retries_cancels_and_shows_keys_as_text(cli_env, 
         assert page.eval("window.pwned === undefined") is True
         assert "token" not in page.eval("location.href")  # dropped from the address bar; the cookie carries it
 
-        # a new upload appears without a reload
+        # a new upload appears without a reload: first as one that never became a job (no trigger here),
+        # then, once backfill made its job, as Submitted
         put(client, "input/c.mp4")
+        row_c = "[...document.querySelectorAll('#records tr')].find(tr => tr.textContent.includes('input/c.mp4'))"
+        page.wait(f"{row_c}?.children[1].textContent === 'NoRecord'", message=f"{row_c}?.textContent")
         assert run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress")[0] == 0
-        page.wait("[...document.querySelectorAll('#records td.key')].some(td => td.textContent === 'input/c.mp4')")
+        page.wait(f"{row_c}?.children[1].textContent === 'Submitted'", message=f"{row_c}?.textContent")
         assert page.eval("window.sameDocument") is True
 
         # cancel asks first: answered no, the job runs on; yes, it is cancelled and recorded
