@@ -141,6 +141,21 @@ def test_the_page_lists_updates_retries_cancels_and_shows_keys_as_text(cli_env, 
         code, shown = run_cli(capsys, "status", "input/b.mp4", "--json", "--no-uploads")[:2]
         assert json.loads(shown)["records"][0]["attempts"] == 2
         page.wait("document.getElementById('d-timeline').children.length === 5")  # attempt 2: claim, submitted
+        # a finished record's output beside its source, both from COS through presigned URLs
+        job_c = next(j.JobId for j in cli_env.list_jobs(BUCKET) if j.Input.Object == "input/c.mp4")
+        cli_env.set_job_state(BUCKET, job_c, "Success")  # CI writes a (fake) output
+        assert run_cli(capsys, "reconcile", "--older-than", "0", "--no-sweep")[0] == 0
+        page.eval("const w = document.querySelector('select[name=view]'); w.value = 'finished';"
+                  "w.dispatchEvent(new Event('change', {bubbles: true}))")
+        page.wait(f"{row_c}?.children[1].textContent === 'Success'", message=f"{row_c}?.textContent")
+        page.eval(f"{row_c}.click()")
+        page.wait("document.getElementById('d-key').textContent === 'input/c.mp4' && "
+                  "document.getElementById('v-output').src !== ''")
+        for which, key in (("source", "input/c.mp4"), ("output", "matting/input/c.mp4.mask.mp4")):
+            url = urllib.parse.urlsplit(page.eval(f"document.getElementById('v-{which}').src"))
+            assert url.hostname == "videos-1250000000.cos.ap-guangzhou.localhost" and url.path == f"/{key}"
+            status, content = request(cli_env.url, f"{url.path}?{url.query}", headers={"Host": url.netloc})
+            assert status == 200 and content == cli_env.bucket(BUCKET).read(key), which
         page.wait("document.querySelectorAll('#chart polyline').length === 2")
         assert page.console == []
         assert page.screenshot(tmp_path / "dashboard.png").stat().st_size > 20_000  # docs/dashboard.png is one
