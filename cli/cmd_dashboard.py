@@ -1,4 +1,4 @@
-"""`cos-matting dashboard [--port P]`: the records in a browser, live.
+"""`cos-matting dashboard [--stage S | --local URL] [--port P]`: the records in a browser, live.
 
 Serves a page on loopback and prints its URL, which carries a random access token: without it
 (or the cookie the first visit sets) every request is refused, as is a request from another
