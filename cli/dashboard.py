@@ -236,11 +236,37 @@ def csrf_of(token: str) -> str:
     return hmac.new(token.encode(), b"csrf", hashlib.sha256).hexdigest()
 
 
+HEADERS = {
+    # Videos come from COS through presigned URLs (and the local cloud's *.localhost alias).
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; media-src https://*.myqcloud.com http://*.localhost:*; "
+                               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store"}
+
+
+def refusal(request: Any, token: str, csrf: str, hosts: Any, cookie: str) -> Optional[str]:
+    """Why a request is refused (403), or None: another Host (DNS rebinding), a foreign Origin, a
+    cross-site fetch, no token (query or cookie); for a POST also no CSRF token, not JSON, no Origin."""
+    if request.host not in hosts:
+        return "unknown Host (the dashboard answers only to its own address)"
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return "foreign Origin"
+    if request.headers.get("Sec-Fetch-Site") not in (None, "same-origin", "none"):
+        return "cross-site request"
+    given = request.args.get("token") or request.cookies.get(cookie) or ""
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        return "the access token is missing or wrong: open the URL `cos-matting dashboard` printed"
+    if request.method == "POST" and (origin is None or not request.is_json or not hmac.compare_digest(
+            (request.headers.get("X-CSRF-Token") or "").encode(), csrf.encode())):
+        return "CSRF check failed"
+    return None
+
+
 def make_app(board: Dashboard, token: str, port: Callable[[], int], poll: float = 2.0) -> Any:
     """The Flask app. `port` gives the bound port (known after binding) for the Host and Origin checks."""
-    from flask import Flask, abort, jsonify, render_template, request
-
-    from shared.identity import RECORD_ID
+    from flask import Flask, abort, jsonify, request
 
     app = Flask(__name__, template_folder="templates", static_folder="static", static_url_path="/static")
     cookie = lambda: f"cos_matting_dashboard_{port()}"  # noqa: E731 - cookies are per host, not per port
@@ -249,37 +275,30 @@ def make_app(board: Dashboard, token: str, port: Callable[[], int], poll: float 
     @app.before_request
     def guard() -> Any:
         hosts = {f"127.0.0.1:{port()}", f"localhost:{port()}", f"[::1]:{port()}", app.config.get("BIND_HOST", "")}
-        if request.host not in hosts:
-            abort(403, "unknown Host (the dashboard answers only to its own address)")
-        origin = request.headers.get("Origin")
-        if origin is not None and origin != f"{request.scheme}://{request.host}":
-            abort(403, "foreign Origin")
-        if request.headers.get("Sec-Fetch-Site") not in (None, "same-origin", "none"):
-            abort(403, "cross-site request")
-        given = request.args.get("token") or request.cookies.get(cookie()) or ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            abort(403, "the access token is missing or wrong: open the URL `cos-matting dashboard` printed")
-        if request.method == "POST":
-            if not hmac.compare_digest((request.headers.get("X-CSRF-Token") or "").encode(), csrf.encode()) \
-                    or not request.is_json or origin is None:
-                abort(403, "CSRF check failed")
+        why = refusal(request, token, csrf, hosts, cookie())
+        if why:
+            abort(403, why)
 
     @app.after_request
     def harden(response: Any) -> Any:
         if request.args.get("token"):
             response.set_cookie(cookie(), token, httponly=True, samesite="Strict", path="/")
-        response.headers.update({
-            # Videos come from COS through presigned URLs (and the local cloud's *.localhost alias).
-            "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                                       "connect-src 'self'; media-src https://*.myqcloud.com http://*.localhost:*; "
-                                       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-            "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
+        response.headers.update(HEADERS)
         return response
 
     @app.errorhandler(403)
     def refused(error: Any) -> Any:
         return jsonify(error=error.description), 403
+
+    add_routes(app, board, csrf, poll)
+    return app
+
+
+def add_routes(app: Any, board: Dashboard, csrf: str, poll: float) -> None:
+    """The page and its JSON API (a thin layer over `Dashboard`)."""
+    from flask import abort, jsonify, render_template, request
+
+    from shared.identity import RECORD_ID
 
     @app.get("/")
     def page() -> Any:
@@ -324,8 +343,6 @@ def make_app(board: Dashboard, token: str, port: Callable[[], int], poll: float 
         if not job_id or len(job_id) > 64:
             abort(400, "job_id: a job id")
         return jsonify(board.cancel(job_id))
-
-    return app
 
 
 def serve(board: Dashboard, host: str, port: int, poll: float, announce: Callable[[str], None],

@@ -71,6 +71,14 @@ def test_requests_without_the_token_from_another_origin_or_without_csrf_are_refu
     assert status == 200 and json.loads(answer)["outcome"].startswith("failed:")  # reached cancel_one: no such job
 
 
+ROW_C = "[...document.querySelectorAll('#records tr')].find(tr => tr.textContent.includes('input/c.mp4'))"
+
+
+def view(page, name):
+    page.eval(f"(v => {{ v.value = '{name}'; v.dispatchEvent(new Event('change', {{bubbles: true}})); }})"
+              "(document.querySelector('select[name=view]'))")
+
+
 @pytest.mark.slow
 def test_the_page_lists_updates_retries_cancels_and_shows_keys_as_text(cli_env, capsys, dashboard, tmp_path):
     binary = chromium_or_skip()
@@ -100,65 +108,74 @@ def test_the_page_lists_updates_retries_cancels_and_shows_keys_as_text(cli_env, 
         # a new upload appears without a reload: first as one that never became a job (no trigger here),
         # then, once backfill made its job, as Submitted
         put(client, "input/c.mp4")
-        row_c = "[...document.querySelectorAll('#records tr')].find(tr => tr.textContent.includes('input/c.mp4'))"
-        page.wait(f"{row_c}?.children[1].textContent === 'NoRecord'", message=f"{row_c}?.textContent")
+        page.wait(f"{ROW_C}?.children[1].textContent === 'NoRecord'", message=f"{ROW_C}?.textContent")
         assert run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress")[0] == 0
-        page.wait(f"{row_c}?.children[1].textContent === 'Submitted'", message=f"{row_c}?.textContent")
+        page.wait(f"{ROW_C}?.children[1].textContent === 'Submitted'", message=f"{ROW_C}?.textContent")
         assert page.eval("window.sameDocument") is True
 
-        # cancel asks first: answered no, the job runs on; yes, it is cancelled and recorded
-        page.eval("[...document.querySelectorAll('#records tr')].find(tr => tr.textContent.includes('input/a.mp4')).click()")
-        page.wait("document.getElementById('d-key').textContent === 'input/a.mp4' && !document.getElementById('cancel').disabled")
-        page.dialog_answer = False
-        page.eval("document.getElementById('cancel').click()")
-        page.wait("document.getElementById('d-result').textContent === 'not done'")
-        assert page.dialogs == [f"Cancel job {jobs['input/a.mp4']} of input/a.mp4?"]
-        assert cli_env.get_job(BUCKET, jobs["input/a.mp4"]).State == "Submitted"
-        page.dialog_answer = True
-        page.eval("document.getElementById('cancel').click()")
-        page.wait("document.getElementById('d-result').textContent === 'cancelled'", message="document.getElementById('d-result').textContent")
-        assert len(page.dialogs) == 2 and cli_env.get_job(BUCKET, jobs["input/a.mp4"]).State == "Cancel"
-
-        # the failed view: the record's error and retry hint, its source playable, retry makes attempt 2
-        page.eval("const v = document.querySelector('select[name=view]'); v.value = 'failed';"
-                  "v.dispatchEvent(new Event('change', {bubbles: true}))")
-        page.wait("[...document.querySelectorAll('#records td.key')].map(td => td.textContent).join() === 'input/b.mp4'")
-        page.eval("document.querySelector('#records tbody tr').click()")
-        page.wait("document.getElementById('d-key').textContent === 'input/b.mp4' && !document.getElementById('retry').disabled")
-        fields = page.eval("document.getElementById('d-fields').textContent")
-        assert "InvalidInput: not a video" in fields and "new-input" in fields
-        assert page.eval("document.getElementById('d-timeline').children.length") == 3  # claim, submitted, final
-        source = page.eval("document.getElementById('v-source').src")
-        assert re.match(r"http://videos-1250000000\.cos\.ap-guangzhou\.localhost:\d+/input/b\.mp4\?q-sign-algorithm=sha1",
-                        source)
-        page.wait("document.getElementById('v-source').readyState >= 1",  # HAVE_METADATA: fetched and decoded
-                  message="document.getElementById('v-source').error?.message")
-        before = len(cli_env.list_jobs(BUCKET))
-        page.eval("document.getElementById('retry').click()")
-        page.wait("document.getElementById('d-result').textContent.startsWith('submitted')")
-        assert page.dialogs[-1] == "Retry input/b.mp4 as attempt 2?"
-        assert len(cli_env.list_jobs(BUCKET)) == before + 1
-        code, shown = run_cli(capsys, "status", "input/b.mp4", "--json", "--no-uploads")[:2]
-        assert json.loads(shown)["records"][0]["attempts"] == 2
-        page.wait("document.getElementById('d-timeline').children.length === 5")  # attempt 2: claim, submitted
-        # a finished record's output beside its source, both from COS through presigned URLs
-        job_c = next(j.JobId for j in cli_env.list_jobs(BUCKET) if j.Input.Object == "input/c.mp4")
-        cli_env.set_job_state(BUCKET, job_c, "Success")  # CI writes a (fake) output
-        assert run_cli(capsys, "reconcile", "--older-than", "0", "--no-sweep")[0] == 0
-        page.eval("const w = document.querySelector('select[name=view]'); w.value = 'finished';"
-                  "w.dispatchEvent(new Event('change', {bubbles: true}))")
-        page.wait(f"{row_c}?.children[1].textContent === 'Success'", message=f"{row_c}?.textContent")
-        page.eval(f"{row_c}.click()")
-        page.wait("document.getElementById('d-key').textContent === 'input/c.mp4' && "
-                  "document.getElementById('v-output').src !== ''")
-        for which, key in (("source", "input/c.mp4"), ("output", "matting/input/c.mp4.mask.mp4")):
-            url = urllib.parse.urlsplit(page.eval(f"document.getElementById('v-{which}').src"))
-            assert url.hostname == "videos-1250000000.cos.ap-guangzhou.localhost" and url.path == f"/{key}"
-            status, content = request(cli_env.url, f"{url.path}?{url.query}", headers={"Host": url.netloc})
-            assert status == 200 and content == cli_env.bucket(BUCKET).read(key), which
+        cancel_asks_first(page, cli_env, jobs["input/a.mp4"])
+        retry_makes_a_new_attempt(page, cli_env, capsys)
+        output_beside_source(page, cli_env, capsys)
         page.wait("document.querySelectorAll('#chart polyline').length === 2")
         assert page.console == []
         assert page.screenshot(tmp_path / "dashboard.png").stat().st_size > 20_000  # docs/dashboard.png is one
+
+
+def cancel_asks_first(page, cloud, job_id):
+    """Answered no, the job runs on; yes, it is cancelled and recorded."""
+    page.eval("[...document.querySelectorAll('#records tr')].find(tr => tr.textContent.includes('input/a.mp4')).click()")
+    page.wait("document.getElementById('d-key').textContent === 'input/a.mp4' && !document.getElementById('cancel').disabled")
+    page.dialog_answer = False
+    page.eval("document.getElementById('cancel').click()")
+    page.wait("document.getElementById('d-result').textContent === 'not done'")
+    assert page.dialogs == [f"Cancel job {job_id} of input/a.mp4?"]
+    assert cloud.get_job(BUCKET, job_id).State == "Submitted"
+    page.dialog_answer = True
+    page.eval("document.getElementById('cancel').click()")
+    page.wait("document.getElementById('d-result').textContent === 'cancelled'",
+              message="document.getElementById('d-result').textContent")
+    assert len(page.dialogs) == 2 and cloud.get_job(BUCKET, job_id).State == "Cancel"
+
+
+def retry_makes_a_new_attempt(page, cloud, capsys):
+    """The failed view: the record's error and retry hint, its source playable; retry makes attempt 2."""
+    view(page, "failed")
+    page.wait("[...document.querySelectorAll('#records td.key')].map(td => td.textContent).join() === 'input/b.mp4'")
+    page.eval("document.querySelector('#records tbody tr').click()")
+    page.wait("document.getElementById('d-key').textContent === 'input/b.mp4' && !document.getElementById('retry').disabled")
+    fields = page.eval("document.getElementById('d-fields').textContent")
+    assert "InvalidInput: not a video" in fields and "new-input" in fields
+    assert page.eval("document.getElementById('d-timeline').children.length") == 3  # claim, submitted, final
+    source = page.eval("document.getElementById('v-source').src")
+    assert re.match(r"http://videos-1250000000\.cos\.ap-guangzhou\.localhost:\d+/input/b\.mp4\?q-sign-algorithm=sha1",
+                    source)
+    page.wait("document.getElementById('v-source').readyState >= 1",  # HAVE_METADATA: fetched and decoded
+              message="document.getElementById('v-source').error?.message")
+    before = len(cloud.list_jobs(BUCKET))
+    page.eval("document.getElementById('retry').click()")
+    page.wait("document.getElementById('d-result').textContent.startsWith('submitted')")
+    assert page.dialogs[-1] == "Retry input/b.mp4 as attempt 2?"
+    assert len(cloud.list_jobs(BUCKET)) == before + 1
+    shown = run_cli(capsys, "status", "input/b.mp4", "--json", "--no-uploads")[1]
+    assert json.loads(shown)["records"][0]["attempts"] == 2
+    page.wait("document.getElementById('d-timeline').children.length === 5")  # attempt 2: claim, submitted
+
+
+def output_beside_source(page, cloud, capsys):
+    """A finished record's output beside its source, both from COS through presigned URLs."""
+    job_c = next(j.JobId for j in cloud.list_jobs(BUCKET) if j.Input.Object == "input/c.mp4")
+    cloud.set_job_state(BUCKET, job_c, "Success")  # CI writes a (fake) output
+    assert run_cli(capsys, "reconcile", "--older-than", "0", "--no-sweep")[0] == 0
+    view(page, "finished")
+    page.wait(f"{ROW_C}?.children[1].textContent === 'Success'", message=f"{ROW_C}?.textContent")
+    page.eval(f"{ROW_C}.click()")
+    page.wait("document.getElementById('d-key').textContent === 'input/c.mp4' && "
+              "document.getElementById('v-output').src !== ''")
+    for which, key in (("source", "input/c.mp4"), ("output", "matting/input/c.mp4.mask.mp4")):
+        url = urllib.parse.urlsplit(page.eval(f"document.getElementById('v-{which}').src"))
+        assert url.hostname == "videos-1250000000.cos.ap-guangzhou.localhost" and url.path == f"/{key}"
+        status, content = request(cloud.url, f"{url.path}?{url.query}", headers={"Host": url.netloc})
+        assert status == 200 and content == cloud.bucket(BUCKET).read(key), which
 
 
 def test_usage_mistakes_are_one_line_and_exit_2(cloud, tmp_path):
