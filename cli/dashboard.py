@@ -66,10 +66,12 @@ class Dashboard:
         return ids
 
     def view(self, view: str, after: str = "", state: str = "", prefix: str = "", since: str = "24h",
-             limit: int = PAGE) -> Dict[str, Any]:
-        """{"rows": [...], "next": cursor or None, "read": records read}: a page of a view."""
+             limit: int = 0) -> Dict[str, Any]:
+        """{"rows": [...], "next": cursor or None, "read": records read}: a page (`limit`, default PAGE rows)
+        of a view, from the cursor `after` (a record id)."""
         from cli import records_view
 
+        limit = limit or PAGE
         def wanted(row: Dict[str, Any]) -> bool:
             return (not state or row["state"] == state) and (row.get("key") or "").startswith(prefix)
 

@@ -194,3 +194,53 @@ def test_usage_mistakes_are_one_line_and_exit_2(cloud, tmp_path):
             result = run_script(["dashboard", *argv], env, timeout=60)
             assert result.returncode == 2 and needle in result.stderr, result.stderr
             assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_views_are_paged_from_a_cursor_and_a_filtered_page_stops_at_its_read_budget(cloud, monkeypatch):
+    """30 finished records (3 Failed), pages of 10: the finished view's pages follow each other without a
+    gap or a repeat; the failed view reads at most READ_BUDGET records per answer, then gives its cursor."""
+    from cli import dashboard
+    from cli.clients import ThreadClients
+    from helpers import function_env, settings_for
+    from shared.identity import ObjectVersion
+    from shared.records import Record, RecordStore, Source
+
+    settings = settings_for(cloud)
+    clients = ThreadClients(settings, function_env(cloud))
+    store = RecordStore.of(settings, clients.get().storage)
+    monkeypatch.setattr(dashboard, "PAGE", 10)
+    for i in range(30):
+        version = ObjectVersion(BUCKET, f"archived/clip-{i:03d}.mp4", f"{i:032x}", 1000, 1_700_000_000 + i)
+        record = Record(id=version.record_id, source=Source.of(version, settings.region), state="Submitted",
+                        job_id=f"s{i:031x}")
+        store.claim(record)
+        final = {"state": "Failed", "error": {"Code": "InvalidInput", "Message": "x"}} if i % 10 == 0 else \
+            {"state": "Success", "output": {"key": f"matting/{i}.mp4"}}
+        store.advance(record.model_copy(update=final))
+    board = dashboard.Dashboard(settings, function_env(cloud), clients)
+    seen, after = [], ""
+    while True:
+        page = board.view("finished", after=after, since="all")
+        assert len(page["rows"]) <= dashboard.PAGE
+        seen += [r["record_id"] for r in page["rows"]]
+        if not page["next"]:
+            break
+        after = page["next"]
+    assert len(seen) == len(set(seen)) == 30 and seen == sorted(seen)
+    monkeypatch.setattr(dashboard, "READ_BUDGET", 8)
+    first = board.view("failed", since="all")
+    assert first["read"] == 8 and first["next"] and all(r["state"] == "Failed" for r in first["rows"])
+    rest, after = [], first["next"]
+    while after:
+        page = board.view("failed", after=after, since="all")
+        assert page["read"] <= 8
+        rest, after = rest + page["rows"], page["next"]
+    assert len(first["rows"]) + len(rest) == 3
+    keys, after = [], ""
+    while True:
+        page = board.view("finished", after=after, prefix="archived/clip-00", since="all")
+        keys, after = keys + [r["key"] for r in page["rows"]], page["next"]
+        if not after:
+            break
+    assert sorted(keys) == [f"archived/clip-{i:03d}.mp4" for i in range(10)]
+    assert [r["record_id"] for r in board.search(seen[7])["rows"]] == [seen[7]]  # by record id, as `status ID`
