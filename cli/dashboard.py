@@ -283,7 +283,8 @@ def make_app(board: Dashboard, token: str, port: Callable[[], int], poll: float 
 
     @app.after_request
     def harden(response: Any) -> Any:
-        if request.args.get("token"):
+        # after_request runs for refused requests too: only the right token in the URL earns the cookie
+        if hmac.compare_digest(request.args.get("token", "").encode(), token.encode()):
             response.set_cookie(cookie(), token, httponly=True, samesite="Strict", path="/")
         response.headers.update(HEADERS)
         return response

@@ -40,17 +40,25 @@ def dashboard(cli_env, tmp_path):
     proc.wait(timeout=10)
 
 
-def request(base, path, method="GET", headers=None, body=None):
+def request(base, path, method="GET", headers=None, body=None, answer=None):
+    """(status, body) of one plain HTTP request; `answer` (a dict) gets the response headers."""
     url = urllib.parse.urlsplit(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
     conn.request(method, path, body=body, headers=headers or {})
     response = conn.getresponse()
+    if answer is not None:
+        answer.update(response.getheaders())
     return response.status, response.read()
 
 
 def test_requests_without_the_token_from_another_origin_or_without_csrf_are_refused(dashboard):
     base, token = dashboard
-    assert request(base, f"/?token={token}")[0] == 200
+    headers = {}
+    assert request(base, f"/?token={token}", answer=headers)[0] == 200
+    assert f"={token};" in headers["Set-Cookie"] and "HttpOnly" in headers["Set-Cookie"]
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    headers = {}
+    assert request(base, "/?token=guess", answer=headers)[0] == 403 and "Set-Cookie" not in headers
     assert request(base, f"/api/records?token={token}")[0] == 200
     for path in ("/", "/api/records", "/api/stats", "/static/dashboard.js", f"/?token={token[:-1]}x"):
         assert request(base, path)[0] == 403, path
