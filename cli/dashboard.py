@@ -289,9 +289,17 @@ def make_app(board: Dashboard, token: str, port: Callable[[], int], poll: float 
         response.headers.update(HEADERS)
         return response
 
-    @app.errorhandler(403)
-    def refused(error: Any) -> Any:
-        return jsonify(error=error.description), 403
+    from werkzeug.exceptions import HTTPException
+
+    from shared.cloud import CloudError
+
+    @app.errorhandler(HTTPException)
+    def refused(error: Any) -> Any:  # 400, 403, 404: JSON the page shows
+        return jsonify(error=error.description), error.code
+
+    @app.errorhandler(CloudError)
+    def cloud_failed(error: Any) -> Any:  # COS or CI did not answer: the page says so and polls on
+        return jsonify(error=f"the cloud did not answer: {error}"), 502
 
     add_routes(app, board, csrf, poll)
     return app
@@ -355,6 +363,9 @@ def serve(board: Dashboard, host: str, port: int, poll: float, announce: Callabl
 
     from werkzeug.serving import make_server
 
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # its request lines would print the token
     token = token or secrets.token_urlsafe(24)
     bound = {"port": port}
     app = make_app(board, token, lambda: bound["port"], poll)

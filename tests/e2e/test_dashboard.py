@@ -38,6 +38,7 @@ def dashboard(cli_env, tmp_path):
     yield match.group(1), match.group(2)
     proc.terminate()
     proc.wait(timeout=10)
+    assert match.group(2) not in proc.stderr.read()  # never logged (werkzeug's request lines would)
 
 
 def request(base, path, method="GET", headers=None, body=None, answer=None):
