@@ -50,9 +50,10 @@ def signature(secret_key: str, sign_time: str, format_string: str) -> str:
 
 
 def presigned(query: Mapping[str, str], headers: Mapping[str, str]) -> Tuple[str, Mapping[str, str]]:
-    """(the Authorization value, headers) of a presigned URL: the same fields as query parameters (COS
-    "请求签名", 436/7778: the signature goes in the Authorization header or in the URL; cos-python-sdk-v5
-    cos_client.py get_presigned_url appends them so), its token as x-cos-security-token."""
+    """(the Authorization value, headers) of a presigned URL: the same fields as query parameters, its
+    token as x-cos-security-token (COS "请求签名", 436/7778: the signature goes in the Authorization
+    header or in the URL; cos-python-sdk-v5 cos_client.py get_presigned_url appends them so, documented
+    for the SDK on 436/31548)."""
     raw = "&".join(f"{k}={v}" for k, v in query.items() if k.startswith("q-"))
     if "x-cos-security-token" in query:
         headers = {**{k.lower(): v for k, v in headers.items()}, "x-cos-security-token": query["x-cos-security-token"]}
