@@ -148,6 +148,9 @@
   form.addEventListener("submit", (e) => { e.preventDefault(); load(false); });
   load(false);
   stats();
-  setInterval(() => { if (!paged) load(false, true); }, poll);
+  setInterval(() => {
+    if (!paged) load(false, true);
+    else $("live").textContent = "paused while you page (change a filter to go live again)";
+  }, poll);
   setInterval(stats, 5000);
 })();
