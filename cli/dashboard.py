@@ -72,24 +72,13 @@ class Dashboard:
         from cli import records_view
 
         limit = limit or PAGE
+
         def wanted(row: Dict[str, Any]) -> bool:
             return (not state or row["state"] == state) and (row.get("key") or "").startswith(prefix)
 
         rows: List[Dict[str, Any]] = []
         if view == "open":
-            ids = self.open_index()
-            if not after:  # uploads that never became a job lead the first page (unless one just did)
-                known = {rid for rid, _ in ids}
-                rows.extend(r for r in self.missing() if wanted(r) and r["record_id"] not in known)
-            start = next((i + 1 for i, (rid, _) in enumerate(ids) if rid == after), 0) if after else 0
-            read, end = 0, start
-            while end < len(ids) and len(rows) < limit and read < READ_BUDGET:
-                chunk = [rid for rid, _ in ids[end:end + limit]]
-                end += len(chunk)
-                read += len(chunk)
-                rows.extend(r for r in records_view.load_many(self.settings, self.clients, chunk, self.concurrency)
-                            if wanted(r))
-            return {"rows": rows, "next": ids[end - 1][0] if end < len(ids) and end else None, "read": read}
+            return self._open_view(after, wanted, limit)
         from datetime import datetime, timezone
 
         seconds = SINCE.get(since, SINCE["24h"])
@@ -103,6 +92,28 @@ class Dashboard:
             if len(rows) >= limit or read >= READ_BUDGET:
                 return {"rows": rows, "next": last, "read": read}
         return {"rows": rows, "next": None, "read": read}
+
+    def _open_view(self, after: str, wanted: Callable[[Dict[str, Any]], bool], limit: int) -> Dict[str, Any]:
+        """The open records newest claim first, from the cursor `after` ("<marker time>|<record id>": it
+        holds even if that record closed meanwhile); the uploads that never became a job lead the first
+        page, beside (not counted in) its `limit` records."""
+        from cli import records_view
+
+        ids = self.open_index()
+        rows: List[Dict[str, Any]] = []
+        if not after:
+            known = {rid for rid, _ in ids}
+            rows = [r for r in self.missing() if wanted(r) and r["record_id"] not in known]
+        at, _, rid = after.partition("|")
+        end = next((i for i, item in enumerate(ids) if (item[1], item[0]) < (at, rid)), len(ids)) if after else 0
+        found, read = 0, 0
+        while end < len(ids) and found < limit and read < READ_BUDGET:
+            chunk = [rid for rid, _ in ids[end:end + limit]]
+            end, read = end + len(chunk), read + len(chunk)
+            page = [r for r in records_view.load_many(self.settings, self.clients, chunk, self.concurrency) if wanted(r)]
+            rows, found = rows + page, found + len(page)
+        last = ids[end - 1] if end else None
+        return {"rows": rows, "next": f"{last[1]}|{last[0]}" if last and end < len(ids) else None, "read": read}
 
     def search(self, query: str) -> Dict[str, Any]:
         from cli import records_view

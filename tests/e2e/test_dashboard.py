@@ -226,7 +226,14 @@ def test_views_are_paged_from_a_cursor_and_a_filtered_page_stops_at_its_read_bud
         final = {"state": "Failed", "error": {"Code": "InvalidInput", "Message": "x"}} if i % 10 == 0 else \
             {"state": "Success", "output": {"key": f"matting/{i}.mp4"}}
         store.advance(record.model_copy(update=final))
+    for i in range(15):  # open: claimed, no job yet
+        version = ObjectVersion(BUCKET, f"input/open-{i:03d}.mp4", f"{i + 100:032x}", 1000, 1_700_000_000 + i)
+        store.claim(Record(id=version.record_id, source=Source.of(version, settings.region)))
     board = dashboard.Dashboard(settings, function_env(cloud), clients)
+    first = board.view("open")
+    second = board.view("open", after=first["next"])
+    assert len(first["rows"]) == 10 and len(second["rows"]) == 5 and second["next"] is None
+    assert sorted(r["key"] for r in first["rows"] + second["rows"]) == [f"input/open-{i:03d}.mp4" for i in range(15)]
     seen, after = [], ""
     while True:
         page = board.view("finished", after=after, since="all")
