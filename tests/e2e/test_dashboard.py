@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cli import browser
-from helpers import BUCKET, ROOT, put, sdk_client
+from helpers import BUCKET, ROOT, put, sdk_client, wait_for
 from .cli_support import SCRIPT, cli_env, run_cli, script_env  # noqa: F401 (fixture)
 from .test_demo import chromium_or_skip
 
@@ -260,3 +260,8 @@ def test_views_are_paged_from_a_cursor_and_a_filtered_page_stops_at_its_read_bud
             break
     assert sorted(keys) == [f"archived/clip-{i:03d}.mp4" for i in range(10)]
     assert [r["record_id"] for r in board.search(seen[7])["rows"]] == [seen[7]]  # by record id, as `status ID`
+    # totals and records per minute, from listings: all 45 written within the last minute
+    stats = wait_for(lambda: (lambda s: s if "records" in s else None)(board.stats()), timeout=30)
+    assert (stats["records"], stats["claimed"], stats["final"], stats["open_index"]) == (45, 15, 30, 15)
+    assert sum(stats["per_minute"]["claimed"]) == 45 and sum(stats["per_minute"]["finished"]) == 30
+    assert stats["per_minute"]["finished"][-1] + stats["per_minute"]["finished"][-2] == 30  # now, not an hour ago
