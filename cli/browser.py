@@ -70,6 +70,7 @@ class Chromium:
 
     def __init__(self, binary: Optional[str] = None, width: int = 1280, height: int = 900,
                  extra: Optional[List[str]] = None) -> None:
+        import fcntl
         import json
         import os
         import threading
@@ -81,18 +82,20 @@ class Chromium:
         self._profile = tempfile.TemporaryDirectory(prefix="cos-matting-chromium-")
         to_child, self._write = os.pipe()
         self._read, from_child = os.pipe()
-
-        def fds() -> None:  # in the child: its fd 3 reads our commands, fd 4 carries its answers
-            high = (os.dup(to_child), os.dup(from_child))  # neither may be clobbered by the other's dup2
-            os.dup2(high[0], 3)
-            os.dup2(high[1], 4)
-
+        # Chromium reads our commands on its fd 3 and answers on fd 4. bash renames the pipe ends (moved
+        # above 9 first, so neither lands on the other's new number): no preexec_fn, which is unsafe in
+        # a process with threads (Python's subprocess docs).
+        ends = []
+        for fd in (to_child, from_child):
+            ends.append(fcntl.fcntl(fd, fcntl.F_DUPFD, 10))
+            os.close(fd)
+        script = f'exec "$@" 3<&{ends[0]} 4>&{ends[1]} {ends[0]}<&- {ends[1]}>&-'
         self.proc = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={self._profile.name}", f"--window-size={width},{height}",
-             "--remote-debugging-pipe", *(extra or []), "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=fds, close_fds=False)
-        os.close(to_child)
-        os.close(from_child)
+            ["bash", "-c", script, "chromium", binary, *FLAGS, f"--user-data-dir={self._profile.name}",
+             f"--window-size={width},{height}", "--remote-debugging-pipe", *(extra or []), "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=tuple(ends))
+        for fd in ends:
+            os.close(fd)
         self._lock, self._next = threading.Lock(), 0
         self._answers: dict = {}
         self._arrived = threading.Condition()
