@@ -108,3 +108,29 @@ def test_refused_events_are_sent_again_by_reconcile_until_accepted(cloud, cos_cl
     log = notify.deliveries(store, rid)
     assert [(d["status"], d["attempt"]) for d in log] == [(500, 1), (500, 2), (200, 3)]
     assert hook.bad_signatures == [] and all(signed for _, _, signed, _ in hook.deliveries)
+
+
+def test_notify_test_sends_a_signed_sample_and_prints_the_answer(cloud, capsys, monkeypatch, hook):
+    from .cli_support import run_cli, run_json
+
+    for name, value in {**function_env(cloud), **hook.env()}.items():
+        monkeypatch.setenv(name, value)
+    code, result = run_json(capsys, "notify", "--test")
+    assert code == 0 and result["status"] == 200 and result["ok"] and result["answer"] == '{"ok": true}'
+    eid = result["event_id"]
+    assert eid in hook.accepted and hook.accepted[eid][1]["type"] == "test" and hook.bad_signatures == []
+
+    hook.fail_rate = 1.0
+    code, out, _ = run_cli(capsys, "notify", "--test")
+    assert code == 1 and "HTTP 500" in out and "try later" in out
+
+    monkeypatch.setenv("COS_MATTING_NOTIFY_SECRET", "a-different-secret-0123")  # the receiver refuses it
+    hook.fail_rate = 0.0
+    code, result = run_json(capsys, "notify", "--test")
+    assert code == 1 and result["status"] == 500 and len(hook.bad_signatures) == 1
+
+    code, _, err = run_cli(capsys, "notify", "--test", "--url", "http://127.0.0.1:9/nothing")
+    assert code == 1 and "nothing answered" in err and "Traceback" not in err
+    monkeypatch.delenv("COS_MATTING_NOTIFY_URL")
+    code, _, err = run_cli(capsys, "notify", "--test")
+    assert code == 2 and "COS_MATTING_NOTIFY_URL: not set" in err
