@@ -169,6 +169,7 @@ class Deployer:
 
         alarms = for_spec(self.spec, self.monitor, lambda verb, kind, name, detail, action, params:
                           self._write(Step(verb, kind, name, detail), alarms.monitor, action, params))
+        self.monitor = alarms.monitor  # one client, its calls recorded in one place (Api.sent)
         return alarms
 
     # -- role and policy ------------------------------------------------------------------------
