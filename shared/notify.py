@@ -22,6 +22,7 @@ Only the standard library sends (urllib): nothing beyond the SCF layer is needed
 """
 import hashlib
 import hmac
+import http.client
 import json
 import threading
 import time
@@ -107,7 +108,7 @@ def post(url: str, secret: str, body: bytes, event_id_: str, timeout: float = SE
             return answer.status, answer.read(ANSWER_BYTES).decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(ANSWER_BYTES).decode("utf-8", "replace")
-    except (OSError, ValueError) as exc:  # refused, reset, timed out, bad URL
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, reset, timed out, not HTTP
         return 0, f"{type(exc).__name__}: {exc}"[:ANSWER_BYTES]
 
 

@@ -110,6 +110,26 @@ def test_refused_events_are_sent_again_by_reconcile_until_accepted(cloud, cos_cl
     assert hook.bad_signatures == [] and all(signed for _, _, signed, _ in hook.deliveries)
 
 
+def test_status_shows_a_records_delivery_log(cloud, cos_client, hook, capsys, monkeypatch):
+    from .cli_support import run_json
+
+    settings, clients, store, submit = _flow(cloud, cos_client, hook)
+    hook.fail_rate = 1.0
+    rid, job_id, url = submit("input/logged.mp4")
+    _finish_silently(cloud, job_id)
+    assert _call_back(url, job_id)[0].status_code == 200
+    wait_for(lambda: notify.deliveries(store, rid), timeout=20)
+    hook.fail_rate = 0.0
+    notify.deliver_due(settings, store, lambda: False, now=time.time() + notify.BACKOFF_CAP + 1)
+    for name, value in {**function_env(cloud), **hook.env()}.items():
+        monkeypatch.setenv(name, value)
+    code, result = run_json(capsys, "status", rid)
+    assert code == 0
+    [row] = result["records"]
+    assert [(n["attempt"], n["status"], n["ok"]) for n in row["notifications"]] == [(1, 500, False), (2, 200, True)]
+    assert {n["event_id"] for n in row["notifications"]} == {notify.event_id(store.load(rid)[0])}
+
+
 def test_notify_test_sends_a_signed_sample_and_prints_the_answer(cloud, capsys, monkeypatch, hook):
     from .cli_support import run_cli, run_json
 
