@@ -11,6 +11,7 @@ Send a signed sample event to the notification webhook (COS_MATTING_NOTIFY_URL, 
 COS_MATTING_NOTIFY_SECRET) exactly as the functions send a final record's event, and print
 the receiver's status and answer. Use it to check a receiver's signature verification
 (README "Notifications"). The sample's `type` is "test" and its record id is all zeros.
+With --stage S the URL and secret are the deployed stage's own (its functions' settings).
 
 Exit 0 when the receiver answered 2xx, 1 otherwise.
 """
