@@ -7,10 +7,10 @@ DescribeBindingPolicyObjectList read them back; ModifyAlarmPolicyCondition, Bind
 UnBindingPolicyObject put a drifted one right; DeleteAlarmPolicy removes it.
 Metrics: namespace QCE/SCF_V2 (deploy/components.py ALARM_METRICS, with their source).
 
-Policies are found in the cloud, not in a state file: by name (`${app}-${stage}-...`) and by
-the remark this module writes (`cos-matting-<stage>`, the remark allows only letters, digits,
-_ and -). A policy without that remark is never changed or deleted: deploy refuses to take
-over a same-named policy someone else made, and destroy leaves it.
+Policies are found in the cloud, not in a state file: the SCF policies (DescribeAlarmPolicies,
+policy type scf_v2) carrying the remark this module writes (`<app>-<stage>`, the remark allows
+only letters, digits, _ and -), by name. A policy without that remark is never changed or
+deleted: deploy refuses to take over a same-named policy someone else made, destroy leaves it.
 
 Not verified against a real account (no account here): the policy type id `scf_v2` (the
 `QceNamespacesNew.Id` DescribeAllNamespaces answers for QCE/SCF_V2, which CreateAlarmPolicy's
@@ -51,8 +51,8 @@ class AlarmSpec:
                                              "IsPowerNotice": 0}]}
 
 
-def remark(stage: str) -> str:
-    return f"cos-matting-{stage}"
+def remark(app: str, stage: str) -> str:
+    return f"{app}-{stage}"
 
 
 def wanted(declared: List[Any], functions: Dict[str, Any]) -> List[AlarmSpec]:
@@ -86,13 +86,13 @@ class Alarms:
 
     # -- reading --------------------------------------------------------------------------------
     def found(self) -> Dict[str, List[Dict[str, Any]]]:
-        """Every policy named like this stage's (`<app>-<stage>-`), by name; ours carry our remark."""
+        """Every SCF alarm policy, by name (ours carry our remark: `ours`)."""
         out: Dict[str, List[Dict[str, Any]]] = {}
         page = 1
         while True:
             got = self.monitor.call("DescribeAlarmPolicies", {
-                "Module": MODULE, "PageNumber": page, "PageSize": PAGE, "PolicyName": f"{self.app}-{self.stage}-",
-                "MonitorTypes": [MONITOR_TYPE], "Namespaces": [POLICY_TYPE]})
+                "Module": MODULE, "PageNumber": page, "PageSize": PAGE, "MonitorTypes": [MONITOR_TYPE],
+                "Namespaces": [POLICY_TYPE]})
             for policy in got.get("Policies") or []:
                 out.setdefault(policy["PolicyName"], []).append(policy)
             if page * PAGE >= int(got.get("TotalCount") or 0):
@@ -115,7 +115,7 @@ class Alarms:
                 return out
 
     def ours(self, policies: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        return [p for p in policies if p.get("Remark") == remark(self.stage)]
+        return [p for p in policies if p.get("Remark") == remark(self.app, self.stage)]
 
     @staticmethod
     def drift(alarm: AlarmSpec, policy: Dict[str, Any]) -> List[str]:
@@ -141,13 +141,13 @@ class Alarms:
                 from .clients import ApiCallError
 
                 raise ApiCallError("CreateAlarmPolicy", "NameTaken", f"an alarm policy named {alarm.name!r} exists "
-                                   f"without the remark {remark(self.stage)!r}: it is not this deployment's; rename "
+                                   f"without the remark {remark(self.app, self.stage)!r}: it is not this deployment's; rename "
                                    "or delete it, or rename the alarm in serverless.yml")
             if not mine:
                 made = self.write("create", "alarm", alarm.name, f"{alarm.metric} {alarm.operator} {alarm.threshold} "
                                   f"per {alarm.period} s", "CreateAlarmPolicy", {
                                       "Module": MODULE, "PolicyName": alarm.name, "MonitorType": MONITOR_TYPE,
-                                      "Namespace": POLICY_TYPE, "Remark": remark(self.stage), "Enable": 1,
+                                      "Namespace": POLICY_TYPE, "Remark": remark(self.app, self.stage), "Enable": 1,
                                       "Condition": alarm.condition(), "NoticeIds": alarm.notices or None})
                 self._bind(alarm, made.get("PolicyId") or "<the new policy>", alarm.functions)
                 continue

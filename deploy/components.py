@@ -363,7 +363,9 @@ class AlarmPolicy(_Strict):
     """One alarm policy (Monitor API 2018-07-24 CreateAlarmPolicy + BindingPolicyObject), applied by
     `cos-matting deploy` (deploy/alarms.py). Not a multi-scf input: `scf deploy` does not create it."""
 
-    name: Annotated[StrictStr, Field(min_length=1, max_length=60)]  # PolicyName: at most 60 characters (SDK model)
+    # PolicyName: "up to 20 characters" (API page 248/39326, updated 2025-11-13); the SDK model
+    # (monitor v20180724 models.py, 3.1.189) says 60. The stricter holds until a real account says.
+    name: Annotated[StrictStr, Field(min_length=1, max_length=20)]
     metric: Literal[ALARM_METRICS]  # type: ignore[valid-type]
     functions: List[StrictStr] = Field(min_length=1)  # keys of inputs.functions
     period: Literal[60, 300, 3600, 86400] = 60  # seconds; the periods the metric page lists

@@ -206,17 +206,17 @@ def test_alarm_policies_are_deployed_kept_in_line_checked_and_destroyed(deployed
 
     cloud, args, deploy, tmp = deployed
     policies = {p["PolicyName"]: p for p in cloud.monitor.state["policies"].values()}
-    assert sorted(policies) == ["cos-matting-dev-dead-letter", "cos-matting-dev-errors", "cos-matting-dev-throttles"]
+    assert sorted(policies) == ["cm-dev-dlq", "cm-dev-errors", "cm-dev-throttle"]
     assert all(p["Namespace"] == "scf_v2" and p["MonitorType"] == "MT_QCE" and p["Remark"] == "cos-matting-dev"
                for p in policies.values())
-    [rule] = policies["cos-matting-dev-errors"]["Condition"]["Rules"]
+    [rule] = policies["cm-dev-errors"]["Condition"]["Rules"]
     assert (rule["MetricName"], rule["Period"], rule["Operator"], rule["Value"]) == ("Error", 300, "gt", "5")
 
     def watched(name):
         return sorted(json.loads(b["Dimensions"])["functionName"] for b in policies[name]["bound"])
 
-    assert watched("cos-matting-dev-throttles") == [f"cos-matting-dev-{f}" for f in ("callback", "reconcile", "submit")]
-    assert watched("cos-matting-dev-dead-letter") == ["cos-matting-dev-submit"]  # the one with a dead-letter queue
+    assert watched("cm-dev-throttle") == [f"cos-matting-dev-{f}" for f in ("callback", "reconcile", "submit")]
+    assert watched("cm-dev-dlq") == ["cos-matting-dev-submit"]  # the one with a dead-letter queue
 
     mark = len(cloud.api.calls)
     assert main(deploy + args) == 0
@@ -224,36 +224,36 @@ def test_alarm_policies_are_deployed_kept_in_line_checked_and_destroyed(deployed
 
     monitor = Api("monitor", {"COS_MATTING_ENDPOINT": cloud.url, "TENCENTCLOUD_SECRETID": "AKIDlocal",
                               "TENCENTCLOUD_SECRETKEY": "localsecretkey"}, REGION)
-    throttles = policies["cos-matting-dev-throttles"]["PolicyId"]
+    throttles = policies["cm-dev-throttle"]["PolicyId"]
     monitor.call("ModifyAlarmPolicyCondition", {"Module": "monitor", "PolicyId": throttles, "Condition": {
         "IsUnionRule": 0, "Rules": [{"MetricName": "Throttle", "Period": 60, "Operator": "gt", "Value": "10",
                                      "ContinuePeriod": 1, "NoticeFrequency": 3600}]}})
     monitor.call("DeleteAlarmPolicy", {"Module": "monitor",
-                                       "PolicyIds": [policies["cos-matting-dev-errors"]["PolicyId"]]})
+                                       "PolicyIds": [policies["cm-dev-errors"]["PolicyId"]]})
     foreign = monitor.call("CreateAlarmPolicy", {
-        "Module": "monitor", "PolicyName": "cos-matting-dev-mine", "MonitorType": "MT_QCE", "Namespace": "scf_v2",
+        "Module": "monitor", "PolicyName": "cm-dev-mine", "MonitorType": "MT_QCE", "Namespace": "scf_v2",
         "Remark": "someone-else", "Condition": {"Rules": [{"MetricName": "Duration", "Period": 60, "Operator": "gt",
                                                            "Value": "1000"}]}})["PolicyId"]
     capsys.readouterr()
     assert main(["doctor"] + args) == 1
     table = rows(capsys.readouterr().out)
-    assert table["alarm cos-matting-dev-errors"] == ("FAIL", "missing -> fix: cos-matting deploy")
-    assert table["alarm cos-matting-dev-throttles"][0] == "FAIL" and "Value '10' -> '0'" in \
-        table["alarm cos-matting-dev-throttles"][1]
-    assert table["alarm cos-matting-dev-dead-letter"][0] == "ok"
+    assert table["alarm cm-dev-errors"] == ("FAIL", "missing -> fix: cos-matting deploy")
+    assert table["alarm cm-dev-throttle"][0] == "FAIL" and "Value '10' -> '0'" in \
+        table["alarm cm-dev-throttle"][1]
+    assert table["alarm cm-dev-dlq"][0] == "ok"
 
     mark = len(cloud.api.calls)
     assert main(deploy + args) == 0
     assert sorted((c.action, c.params.get("PolicyName") or c.params.get("PolicyId"))
                   for c in cloud.api.writes(mark)) == sorted([
-                      ("CreateAlarmPolicy", "cos-matting-dev-errors"),
+                      ("CreateAlarmPolicy", "cm-dev-errors"),
                       ("BindingPolicyObject", next(p for p in cloud.monitor.state["policies"].values()
-                                                   if p["PolicyName"] == "cos-matting-dev-errors")["PolicyId"]),
+                                                   if p["PolicyName"] == "cm-dev-errors")["PolicyId"]),
                       ("ModifyAlarmPolicyCondition", throttles)])
     capsys.readouterr()
     main(["doctor"] + args)
     table = rows(capsys.readouterr().out)
-    assert all(table[f"alarm cos-matting-dev-{n}"][0] == "ok" for n in ("errors", "throttles", "dead-letter"))
+    assert all(table[f"alarm cm-dev-{n}"][0] == "ok" for n in ("errors", "throttle", "dlq"))
 
     assert main(deploy + args + ["--destroy"]) == 0
     assert [p["PolicyId"] for p in cloud.monitor.state["policies"].values()] == [foreign]  # only ours went

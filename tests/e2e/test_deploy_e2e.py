@@ -238,7 +238,7 @@ def test_plan_writes_nothing_and_names_every_change(site, capsys):
     out = capsys.readouterr().out
     assert cloud.api.writes() == []
     assert "19 change(s)" in out and "+ create function cos-matting-dev-submit" in out
-    assert "+ create alarm cos-matting-dev-throttles: Throttle gt 0 per 60 s" in out
+    assert "+ create alarm cm-dev-throttle: Throttle gt 0 per 60 s" in out
     assert "+ create trigger http callback-url on cos-matting-dev-callback" in out
 
 
