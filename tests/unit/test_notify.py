@@ -102,3 +102,20 @@ def test_notify_secret_is_scrubbed_from_log_lines():
 def test_backoff_doubles_to_a_cap():
     assert [notify.backoff(n) for n in (1, 2, 3)] == [30, 60, 120]
     assert notify.backoff(50) == notify.BACKOFF_CAP
+
+
+def test_the_readme_recipe_accepts_what_we_sign_and_refuses_the_rest():
+    """The receiver's recipe in README "Notifications", run as printed."""
+    import re
+    import time
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Notifications"):]
+    namespace: dict = {}
+    exec(re.findall(r"```python\n(.*?)```", section, re.S)[0], namespace)  # noqa: S102 - our own README
+    recipe, body, now = namespace["verify"], b'{"id":"evt_1"}', int(time.time())
+    assert recipe(SECRET, notify.sign(SECRET, body, now), body)
+    assert not recipe("another-secret-0123456789", notify.sign(SECRET, body, now), body)
+    assert not recipe(SECRET, notify.sign(SECRET, body, now - 301), body)
+    assert not recipe(SECRET, notify.sign(SECRET, body, now), body + b" ")
