@@ -31,6 +31,7 @@ import urllib.request
 import uuid
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
+from .cloud import CloudError
 from .log import log
 from .records import Record, RecordStore, age_seconds, now_iso
 
@@ -190,7 +191,11 @@ def deliver_due(settings: Any, store: RecordStore, out_of_time: Callable[[], boo
             if fresh or float(entry.get("next_at", 0)) > at:  # the enqueuer's own try may be under way
                 counts["waiting"] += 1
                 continue
-            counts["sent" if send(settings, store, eid, entry) else "failed"] += 1
+            try:
+                counts["sent" if send(settings, store, eid, entry) else "failed"] += 1
+            except CloudError as exc:  # the log or the outbox write failed: the entry stays, next tick
+                counts["failed"] += 1
+                log("notify.store_failed", level="warning", event_id=eid, error=str(exc)[:300])
         if not marker:
             return counts
 
