@@ -99,13 +99,23 @@ def verify(secrets: Union[str, Iterable[str]], header: Optional[str], body: byte
     raise SignatureError("no v1 signature matches the body")
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a new target: urllib would turn the POST into a bodiless GET."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)  # http(s) only: the URL is validated in shared/config.py
+
+
 def post(url: str, secret: str, body: bytes, event_id_: str, timeout: float = SEND_TIMEOUT) -> Tuple[int, str]:
     """(HTTP status or 0 when nothing answered, the answer or the error, cut short)."""
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json", "User-Agent": "cos-matting-notify/1",
         SIGNATURE_HEADER: sign(secret, body, int(time.time())), EVENT_HEADER: event_id_})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 (http(s) only: config)
+        with _OPENER.open(request, timeout=timeout) as answer:
             return answer.status, answer.read(ANSWER_BYTES).decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(ANSWER_BYTES).decode("utf-8", "replace")
@@ -118,16 +128,16 @@ def _outbox_key(store: RecordStore, eid: str) -> str:
     return f"{store.prefix}{OUTBOX}{eid}.json"
 
 
-def enqueue(settings: Any, store: RecordStore, record: Record, send_now: bool = True) -> Optional[str]:
-    """Put `record`'s final event in the outbox (create-only); with `send_now`, try it at once
-    in a daemon thread. The event id, or None when notifications are off or not for this state."""
+def enqueue(settings: Any, store: RecordStore, record: Record) -> Optional[str]:
+    """Put `record`'s final event in the outbox (create-only) and, when this call created it, try it
+    at once in a daemon thread. The event id, or None when notifications are off or not for this state."""
     if not settings.notify_url or record.state not in NOTIFIED_STATES:
         return None
     entry = {"event": event(record), "attempts": 0, "next_at": 0.0}
     eid = entry["event"]["id"]
     created = store.storage.put_json(store.bucket, _outbox_key(store, eid), json.dumps(entry).encode(),
                                      create_only=True)
-    if created and send_now:
+    if created:
         own = RecordStore(store.storage.twin(), store.bucket, store.prefix)
         threading.Thread(target=_send_quietly, args=(settings, own, eid, entry), daemon=True,
                          name=f"notify-{eid}").start()

@@ -154,3 +154,10 @@ def test_notify_test_sends_a_signed_sample_and_prints_the_answer(cloud, capsys, 
     monkeypatch.delenv("COS_MATTING_NOTIFY_URL")
     code, _, err = run_cli(capsys, "notify", "--test")
     assert code == 2 and "COS_MATTING_NOTIFY_URL: not set" in err
+
+
+def test_a_redirect_is_an_answer_not_a_new_target(hook):
+    """urllib would follow a 302 with a bodiless GET; a webhook sender must not (nor count it delivered)."""
+    hook.redirect = hook.url + "/elsewhere"
+    status, _ = notify.post(hook.url, SECRET, b'{"id": "evt_r"}', "evt_r")
+    assert status == 302 and hook.gets == 0 and hook.accepted == {}

@@ -15,6 +15,8 @@ class Webhook:
 
     def __init__(self, secret, down_until=0.0, fail_rate=0.0, delay=0.0, seed=0):
         self.secret, self.down_until, self.fail_rate, self.delay = secret, down_until, fail_rate, delay
+        self.redirect = ""  # set: every POST is answered 302 to this location
+        self.gets = 0
         self.rng, self.lock = random.Random(seed), threading.Lock()
         self.accepted = {}  # event id -> (first 2xx time, event)
         self.deliveries = []  # (event id, status, signature ok, received at)
@@ -22,8 +24,20 @@ class Webhook:
         outer = self
 
         class H(BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.gets += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if outer.redirect:
+                    self.send_response(302)
+                    self.send_header("Location", outer.redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 now = time.time()
                 if now < outer.down_until:
                     self.close_connection = True
