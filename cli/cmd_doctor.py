@@ -26,6 +26,8 @@ serverless.yml and your settings, reading only:
   COS trigger            enabled on a watched prefix, never overlapping the output or records prefix
   Function URL           the callback URL answers its health check (GET -> 200)
   timer                  reconcile's timer is present and enabled
+  alarm <name>           each alarm policy of serverless.yml exists (Cloud Monitor), matches it
+                         and watches its functions
 
 Exit 0 only when every check passes. --json prints the checks as JSON instead of the table.
 """
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise usage("credentials", str(exc)) from None
     started = time.monotonic()
-    checks = Doctor(spec, Api("scf", environ, spec.region), Api("cam", environ), cos, http_status).run()
+    checks = Doctor(spec, Api("scf", environ, spec.region), Api("cam", environ), cos, http_status,
+                    Api("monitor", environ, spec.region)).run()
     elapsed = time.monotonic() - started
     failed = [c for c in checks if not c.ok]
     if args.json:

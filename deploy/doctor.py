@@ -32,15 +32,18 @@ class Check:
 
 
 class Doctor:
-    def __init__(self, spec: Spec, scf: Api, cam: Api, cos: Any, http_get: Callable[[str], int]) -> None:
+    def __init__(self, spec: Spec, scf: Api, cam: Api, cos: Any, http_get: Callable[[str], int],
+                 monitor: Optional[Api] = None) -> None:
         self.spec, self.scf, self.cam, self.cos, self.http_get = spec, scf, cam, cos, http_get
+        self.monitor = monitor
         self.checks: List[Check] = []
         self.owner = spec.owner_uin
         self._deployed: Any = None  # DeployedStage, or the StageNotFound met, once looked up
 
     def run(self) -> List[Check]:
         for check in (self.credentials, self.bucket, self.ci_binding, self.ai_recognition, self.records_versioning,
-                      self.role, self.functions, self.health, self.cos_trigger, self.function_url, self.timer):
+                      self.role, self.functions, self.health, self.cos_trigger, self.function_url, self.timer,
+                      self.alarms):
             try:
                 check()
             except Exception as exc:  # a check that cannot run fails with its reason; the others go on
@@ -266,6 +269,13 @@ class Doctor:
                  for t in found]
         self.add("timer", bool(found), f"reconcile every {', '.join(crons)}" if found else "no enabled timer on "
                  "reconcile", "cos-matting deploy")
+
+    def alarms(self) -> None:
+        """serverless.yml's alarm policies exist, match and watch their functions (deploy/alarms.py)."""
+        from .alarms import for_spec
+
+        for name, ok, detail in for_spec(self.spec, self.monitor, lambda *a: {}).check(self.spec.alarms):
+            self.add(f"alarm {name}", ok, detail, "cos-matting deploy")
 
 
 def _listed(data: Mapping[str, Any], field: str, bucket: str) -> Optional[Mapping[str, Any]]:
