@@ -76,7 +76,10 @@ def background_png(path: Path) -> Path:
 
 
 def run(args) -> int:
+    from cli.errors import require_engine
     from cli.outdir import OutputFolder
+
+    require_engine("demo")
 
     folder = OutputFolder(Path(args.out))
     staging = folder.prepare()
