@@ -9,7 +9,7 @@ SCF unpacks a layer under /opt and its Python runtime's path is /var/user (the
 code) then /opt, so packages sit at the root of the layer zip, not under python/
 (AWS Lambda's layout). Source: Tencent's layer page ("将依赖库的代码包文件夹直接打包并
 创建为层，则在函数代码中可直接通过 import 引用", cloud.tencent.com/document/product/583/40159)
-and PLATFORM.md section 3 (corrected).
+and SCF's built-in environment (PYTHONPATH=/var/user:/opt, cloud.tencent.com/document/product/583/32748).
 
 Dependencies are wheels for the SCF runtime (CPython 3.10, manylinux2014_x86_64),
 fetched with `pip download --only-binary=:all: --platform ... --no-deps` from the

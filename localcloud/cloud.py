@@ -156,7 +156,7 @@ class LocalCloud:
                 upload = Upload(bucket=bucket, appid=bucket.rsplit("-", 1)[1], region=self.region, key=obj.key,
                                 etag=obj.etag, size=obj.size, event_name=event_name, event_time=int(time.time()),
                                 content_type=obj.content_type)
-                # Real events name the trigger's qualifier, `$DEFAULT` (a captured event, PLATFORM.md section 4).
+                # Real events name the trigger's qualifier, `$DEFAULT` (eventQueue; a Function URL's qualifier too, 583/96099).
                 queue = f"qcs:0:scf:{self.region}:appid/{upload.appid}:default.{trigger.function.name}.$DEFAULT"
                 event = build_event([upload], queue=queue)
                 self.runtime.invoke_async(trigger.function, event, "cos", trigger.retries, trigger.retry_delay)
