@@ -1,5 +1,5 @@
 """The code cites primary sources (a Tencent doc page, an SDK file, a captured event), never the team's
-summary PLATFORM.md, which is not in this repository (RULES: cite the primary source)."""
+summary of platform facts, a file outside this repository (RULES: cite the primary source)."""
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
