@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List, Optional
 ROUTES = ("cos.put", "cos.get", "cos.head", "cos.delete", "cos.list", "cos.copy",
           "cos.tagging.put", "cos.tagging.get", "cos.tagging.delete",
           "ci.create", "ci.get", "ci.list", "ci.cancel",
-          "callback.send", "scf.invoke", "api.scf", "api.cam")
+          "callback.send", "scf.invoke", "api.scf", "api.cam", "api.monitor")
 # What a status code means as a COS/CI error code.
 STATUS_CODES: Dict[int, str] = {
     400: "InvalidArgument", 403: "AccessDenied", 404: "NoSuchResource", 409: "Conflict",
