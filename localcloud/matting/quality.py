@@ -118,3 +118,27 @@ def carphone_found(tmp: str, engine: Optional[str], frames: int = 8) -> Dict[str
     person = np.mean([e[40:130, 60:110].mean() for e in est])
     window = np.mean([e[5:60, 135:170].mean() for e in est])
     return {"person": float(person), "window": float(window)}
+
+
+def halo(tmp: str, engine: Optional[str], width: int = 640, height: int = 360, frames: int = 6) -> float:
+    """How much of the old background shows around the person in Foreground, in 0..255: the
+    person over a loud magenta wall, Foreground over green; the mean excess of the output
+    over the true composite (a*F + (1-a)*green), along magenta, in a ring of +-4 px around
+    the true outline (hair included)."""
+    wall, solid = np.array((230, 60, 200), np.float32), np.array((20, 160, 40), np.float32)
+    scene = list(person_frames(width, height, frames, background=np.full((height, width, 3), wall, np.uint8)))
+    premult = [f for f, _ in person_frames(width, height, frames, background=np.zeros((height, width, 3), np.uint8))]
+    src, out = os.path.join(tmp, "halo-in.mp4"), os.path.join(tmp, "halo-out.mp4")
+    write_clip(src, (f for f, _ in scene), width, height, audio=False)
+    opts = jobs.SegmentVideoOptions(SegmentType="HumanSeg", Mode="Foreground", BackgroundRed=20,
+                                    BackgroundGreen=160, BackgroundBlue=40)
+    process(src, out, opts, human_engine=engine)
+    towards = (wall - solid) / np.linalg.norm(wall - solid)
+    kernel = np.ones((9, 9), np.uint8)
+    leaks = []
+    for (_, a), af, got in zip(scene, premult, read_video(out)):
+        inside = (a > 0.5).astype(np.uint8)
+        ring = cv2.dilate(inside, kernel).astype(bool) & ~cv2.erode(inside, kernel).astype(bool)
+        truth = af.astype(np.float32) + (1.0 - a[:, :, None]) * solid
+        leaks.append(float(((got[:height, :width].astype(np.float32) - truth)[ring] @ towards).mean()))
+    return float(np.mean(leaks))
