@@ -27,7 +27,6 @@ Exit 0 only when every check passes.
 def register(subparsers: "argparse._SubParsersAction") -> None:
     parser = subparsers.add_parser("doctor", help="check a deployment: pass/fail table with fixes",
                                    description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", help="stage name (default: COS_MATTING_DEPLOY_STAGE, else dev)")
     add_env_options(parser)
     parser.set_defaults(func=run)
 
