@@ -109,11 +109,14 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--seconds", type=float, default=None, help="clip length per size (default 8, quick 3)")
     ap.add_argument("--memory-seconds", type=float, default=None, help="memory clip length (default 60, quick 20)")
     ap.add_argument("--repeat", type=int, default=None, help="runs per measurement, best kept (default 2, quick 1)")
+    ap.add_argument("--quality-frames", type=int, default=None,
+                    help="frames per clip of the HumanSeg quality table (default 12, quick 6)")
     ap.add_argument("--_rss-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.seconds = args.seconds or (3.0 if args.quick else 8.0)
     args.memory_seconds = args.memory_seconds or (20.0 if args.quick else 60.0)
     args.repeat = args.repeat or (1 if args.quick else 2)
+    args.quality_frames = args.quality_frames or (6 if args.quick else 12)
     return args
 
 
@@ -242,7 +245,7 @@ def main() -> int:
         for (w, h) in ((640, 360), (1280, 720)):
             rows += measure_size(tmp, bg, w, h, args.seconds, args.repeat)
         print_table(rows)
-        quality_table(tmp, 6 if args.quick else 12)
+        quality_table(tmp, args.quality_frames)
         load1 = os.getloadavg()[0]
         if max(load0, load1) > 1.5:
             print(f"NOTE: the machine was busy (load average {load0:.1f} -> {load1:.1f} on {os.cpu_count()} cores): "
