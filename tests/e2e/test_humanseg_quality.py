@@ -18,7 +18,7 @@ FRAMES = 4
 
 # measured (mean over BACKGROUNDS, 4 frames): IoU, MAD x1e-3, dtSSD x1e-2
 #   rvm     100%: 0.986 / 5.7 / 5.5   50%: 0.888 / 11 / 4.7   25%: 0.560 / 24 / 5.6   12%: 0.256 / 23 / 6.3
-#   selfie  100%: 0.817 / 88 / 18     50%: 0.768 / 54 / 15    25%: 0.467 / 20 / 8.4   12%: 0.092 / 13 / 7.4
+#   selfie  100%: 0.822 / 85 / 17     50%: 0.772 / 52 / 15    25%: 0.479 / 18 / 8.4   12%: 0.058 / 12 / 7.5
 LIMITS = {  # size: (IoU at least, MAD at most, dtSSD at most)
     "rvm": {1.0: (0.96, 0.010, 0.075), 0.5: (0.83, 0.016, 0.075), 0.25: (0.48, 0.030, 0.075),
             0.12: (0.18, 0.030, 0.080)},
@@ -90,11 +90,13 @@ def test_the_man_in_the_car_is_found(tmp_path, engine):
 
 def test_no_halo_of_the_old_background_in_foreground(tmp_path):
     """Foreground over green of the person filmed against a magenta wall: around the outline
-    (the hair) the output must not turn magenta (measured 44 of 255 with the selfie model,
-    whose coarse matte overshoots the hair; -1.5 with RVM)."""
+    (the hair) the output must not turn magenta. Measured: -1.5 of 255 with RVM; 21 with the
+    selfie model, whose coarse matte overshoots the hair (44 before human.py pulled its edge
+    in by half a model pixel)."""
     rvm_halo = quality.halo(str(tmp_path), "rvm")
     assert rvm_halo < 8
-    assert quality.halo(str(tmp_path), "selfie") > 4 * max(rvm_halo, 2)
+    selfie_halo = quality.halo(str(tmp_path), "selfie")
+    assert 2 * max(rvm_halo, 2) < selfie_halo < 30  # the measure sees a halo; the selfie's is halved
 
 
 def test_media_come_from_the_installed_wheels():
