@@ -133,8 +133,8 @@ class Doctor:
     def records_versioning(self) -> None:
         """GET Bucket versioning has no Status for a bucket that never had versioning; once enabled it can
         only be Suspended, never off again (PUT Bucket versioning, 436/19889). Create-if-absent writes
-        (x-cos-forbid-overwrite) are said to be ignored on a bucket that has or ever had versioning
-        (PLATFORM.md section 2, secondary sources): so Suspended fails too."""
+        (x-cos-forbid-overwrite) are ignored on a bucket that has or ever had versioning (COS PUT Object,
+        436/7749, as secondary sources read it; not verified live): so Suspended fails too."""
         s = self._settings()
         status = (self.cos.get_bucket_versioning(Bucket=s.rec_bucket) or {}).get("Status") or "never enabled"
         self.add("records bucket not versioned", status == "never enabled",
