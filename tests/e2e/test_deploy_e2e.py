@@ -47,7 +47,7 @@ def site(tmp_path, dist):
     cloud = LocalCloud(data_dir=str(tmp_path / "cloud"), buckets=[BUCKET], region=REGION, engine=engine,
                        callback_backoff=(0.05, 0.1, 0.2), callback_timeout=5.0).start()
     args = ["--local", cloud.url, "--env-file", str(write_env(tmp_path / ".env"))]
-    deploy = ["deploy", "--state-dir", str(tmp_path / "state"), "--dist", str(tmp_path / "dist"), "--yes"]
+    deploy = ["deploy", "--dist", str(tmp_path / "dist"), "--yes"]
     yield cloud, args, deploy, tmp_path
     cloud.stop()
 
@@ -89,7 +89,7 @@ def _first_deploy_made_everything_once(cloud, out):
         assert all(v["Value"] for v in variables), name  # never an empty value (SCF Variable.Value)
         keys = {v["Key"] for v in variables}
         assert "COS_MATTING_ENDPOINT" not in keys and "COS_MATTING_OUTPUT_BUCKET" not in keys  # unset: left out
-        assert params["Runtime"] == "Python3.10" and params["Role"] == "cos-matting-scf"
+        assert params["Runtime"] == "Python3.10" and params["Role"] == "cos-matting-dev-role"
         assert (dict((v["Key"], v["Value"]) for v in variables).get("COS_MATTING_CALLBACK_URL") == url) == \
             (not name.endswith("callback"))
     return url
@@ -164,11 +164,11 @@ def _destroy_leaves_nothing_deploy_made_and_the_bucket_untouched(cloud, client, 
 def test_every_request_deploy_sends_fits_the_sdk_request_models(site):
     """Fields exist and types are right, checked on what deploy hands the SDK (the SDK itself drops unknown
     fields with only a warning, so the server could never notice)."""
-    from cli.cmd_deploy import zips
     from cli.env import deploy_env
     from deploy import spec as specs
-    from deploy.apply import Deployer, State
+    from deploy.apply import Executor, Planner
     from deploy.clients import Api
+    from deploy.package import artefacts as zips
     from cli.main import build_parser
 
     cloud, args, deploy, tmp = site
@@ -176,14 +176,10 @@ def test_every_request_deploy_sends_fits_the_sdk_request_models(site):
     environ = deploy_env(parsed)
     spec = specs.build(environ)
     artefacts = zips(tmp / "dist", lambda m: None)
-    plan = Deployer(spec, Api("scf", environ, spec.region), Api("cam", environ), State(tmp / "s.json", "t"),
-                    artefacts, apply=False, log=lambda m: None)
-    plan.run()
     scf, cam = Api("scf", environ, spec.region), Api("cam", environ)
-    doer = Deployer(spec, scf, cam, State(tmp / "s.json", "t"), artefacts, apply=True, log=lambda m: None)
-    doer.run()
-    sent = [("scf", c) for c in scf.sent] + [("cam", c) for c in cam.sent] + \
-        [(p["product"], p) for p in plan.planned]
+    calls = Planner(spec, scf, cam, artefacts).plan()
+    Executor(scf, cam, log=lambda m: None).run(calls)
+    sent = [("scf", c) for c in scf.sent] + [("cam", c) for c in cam.sent]
     modules = {"scf": "tencentcloud.scf.v20180416.models", "cam": "tencentcloud.cam.v20190116.models"}
     problems = [(product, c["action"], p) for product, c in sent
                 for p in check_params(modules[product], f"{c['action']}Request", c["params"])]
@@ -201,23 +197,22 @@ def test_every_request_deploy_sends_fits_the_sdk_request_models(site):
 
 
 def test_one_function_setting_in_serverless_yml_updates_only_that_function(site, tmp_path):
-    from cli.cmd_deploy import zips
     from cli.env import deploy_env
     from cli.main import build_parser
     from deploy import checks
     from deploy import spec as specs
-    from deploy.apply import Deployer, State
+    from deploy.apply import Executor, Planner
     from deploy.clients import Api
+    from deploy.package import artefacts as zips
 
     cloud, args, deploy, tmp = site
     environ = deploy_env(build_parser().parse_args(deploy + args))
     artefacts = zips(tmp / "dist", lambda m: None)
-    state = State(tmp / "s.json", "t")
 
     def apply(spec):
         mark = len(cloud.api.calls)
-        Deployer(spec, Api("scf", environ, spec.region), Api("cam", environ), state, artefacts, apply=True,
-                 log=lambda m: None).run()
+        scf, cam = Api("scf", environ, spec.region), Api("cam", environ)
+        Executor(scf, cam, log=lambda m: None).run(Planner(spec, scf, cam, artefacts).plan())
         return _writes(cloud, mark)
 
     assert apply(specs.build(environ))
@@ -229,13 +224,13 @@ def test_one_function_setting_in_serverless_yml_updates_only_that_function(site,
     assert update.params == {"FunctionName": "cos-matting-dev-reconcile", "Namespace": "default", "Timeout": 200}
 
 
-def test_plan_writes_nothing_and_names_every_change(site, capsys):
+def test_plan_writes_nothing_and_prints_every_call(site, capsys):
     cloud, args, deploy, tmp = site
     assert main([a for a in deploy if a != "--yes"] + args + ["--plan"]) == 0
     out = capsys.readouterr().out
     assert cloud.api.writes() == []
-    assert "13 change(s)" in out and "+ create function cos-matting-dev-submit" in out
-    assert "+ create trigger http callback-url on cos-matting-dev-callback" in out
+    assert "13 call(s)" in out and "+ scf CreateFunction cos-matting-dev-submit" in out
+    assert "+ scf CreateTrigger cos-matting-dev-callback http callback-url" in out
 
 
 def test_timer_trigger_created_through_the_api_fires(site):
