@@ -31,7 +31,7 @@ SETTINGS = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION,
 
 def deploy(url: str, work: Path, *extra: str):
     cmd = [sys.executable, "-m", "cli.main", "deploy", "--local", url, "--env-file", str(work / ".env"),
-           "--state-dir", str(work / "state"), "--dist", str(work / "dist"), "--yes", *extra]
+           "--dist", str(work / "dist"), "--yes", *extra]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=str(work), capture_output=True, text=True)
     took = time.perf_counter() - started

@@ -87,15 +87,17 @@ def run(args: argparse.Namespace) -> int:
             print(dump_json({"action": what, "stage": spec.stage, "target": target, "applied": False,
                              "calls": [c.to_json() for c in calls], "notes": planner.notes,
                              "callback_url": planner.callback_url}))
-        else:
-            print(f"{what} stage {spec.stage} to {target}: {len(calls)} call(s) (planned in {planned_s:.1f} s)")
+        else:  # with --json the JSON of what was made comes last on stdout: the plan goes to stderr
+            out = sys.stderr if args.json else sys.stdout
+            print(f"{what} stage {spec.stage} to {target}: {len(calls)} call(s) (planned in {planned_s:.1f} s)",
+                  file=out)
             for call in calls:
-                print("\n".join("  " + line for line in call.lines()))
+                print("\n".join("  " + line for line in call.lines()), file=out)
             for note in planner.notes:
-                print(f"  note: {note}")
+                print(f"  note: {note}", file=out)
             if not calls:
                 print("  nothing to do: everything matches serverless.yml" if not args.destroy
-                      else "  nothing of this stage was found")
+                      else "  nothing of this stage was found", file=out)
         if not calls or args.plan:
             return EXIT_OK
         if not confirm(args, f"make these {len(calls)} call(s)?", len(calls), threshold=1):

@@ -1,9 +1,10 @@
 """`cos-matting doctor`: is the deployment healthy? A pass/fail table with the fix for each failure."""
 import argparse
 import sys
+from pathlib import Path
 
 from cli.errors import EXIT_FAILED, EXIT_OK, usage
-from cli.env import add_env_options, deploy_env
+from cli.env import ROOT, add_env_options, deploy_env
 from cli.ui import table
 
 DESCRIPTION = """\
@@ -19,6 +20,8 @@ serverless.yml and your settings, reading only:
   COS trigger            enabled on a watched prefix, never overlapping the output or records prefix
   Function URL           the callback URL answers its health check (GET -> 200)
   timer                  reconcile's timer is present and enabled
+  matches serverless.yml code (GetFunctionAddress.CodeSha256 against the zips built from this
+                         checkout) and configuration as deploy would make them: no call to make
 
 Exit 0 only when every check passes.
 """
@@ -27,6 +30,8 @@ Exit 0 only when every check passes.
 def register(subparsers: "argparse._SubParsersAction") -> None:
     parser = subparsers.add_parser("doctor", help="check a deployment: pass/fail table with fixes",
                                    description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist", metavar="DIR",
+                        help="where the zips are built, to compare the deployed code with (default: %(default)s)")
     add_env_options(parser)
     parser.set_defaults(func=run)
 
@@ -45,7 +50,10 @@ def run(args: argparse.Namespace) -> int:
         cos = cos_client(spec, environ)
     except ValueError as exc:
         raise usage("credentials", str(exc)) from None
-    checks = Doctor(spec, Api("scf", environ, spec.region), Api("cam", environ), cos, http_status).run()
+    from deploy.package import artefacts
+
+    zips = artefacts(args.dist, lambda m: print(m, file=sys.stderr, flush=True))
+    checks = Doctor(spec, Api("scf", environ, spec.region), Api("cam", environ), cos, http_status, zips).run()
     rows = [[c.name, "ok" if c.ok else "FAIL", c.detail + (f" -> fix: {c.fix}" if c.fix else "")] for c in checks]
     print(table(["CHECK", "RESULT", "DETAIL"], rows, wrap_at={2: 90}))
     failed = [c for c in checks if not c.ok]
