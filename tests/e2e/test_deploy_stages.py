@@ -205,6 +205,13 @@ def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(s
         scf.call("UpdateFunctionCode", {**name, "ZipFile": other})
     assert busy.value.code == "FailedOperation.UpdateFunctionCode"
     wait_for(lambda: scf.call("GetFunction", name)["Status"] == "Active", timeout=10, interval=0.1)
+    # what SCF does not offer is refused (the SDK's error codes): no Python3.8, dead letter CMQ-QUEUE / CMQ-TOPIC
+    for bad, code in (({"Runtime": "Python3.8"}, "InvalidParameterValue.Runtime"),
+                      ({"DeadLetterConfig": {"Type": "CMQ", "Name": "q"}}, "InvalidParameterValue.DeadLetterConfig")):
+        with pytest.raises(ApiCallError) as refused:
+            scf.call("UpdateFunctionConfiguration", {**name, **bad})
+        assert refused.value.code == code
+    assert scf.call("GetFunction", name)["DeadLetterConfig"]["Type"] == "CMQ-QUEUE"  # what deploy set
     env = site.env_of("cos-matting-dev-submit")
     env["COS_MATTING_MAX_SIZE_MB"] = "7"
     scf.call("UpdateFunctionConfiguration", {**name, "Timeout": 30, "Environment": {"Variables": [
