@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         if not confirm(args, f"make these {len(calls)} call(s)?", len(calls), threshold=1):
             print("nothing changed")
             return EXIT_FAILED
-        executor = Executor(Api("scf", environ, spec.region), Api("cam", environ), log=log, namespace=spec.namespace)
+        executor = Executor(Api("scf", environ, spec.region), Api("cam", environ), log=log, namespace=spec.namespace,
+                            busy=planner.busy)
         done = executor.run(calls)
     except specs.SpecError as exc:
         raise UsageError(str(exc)) from None

@@ -28,7 +28,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from . import stage as st
 from .clients import Api, ApiCallError
@@ -133,20 +133,33 @@ def function_url(trigger: Mapping[str, Any]) -> Optional[str]:
 
 # -- the planner ---------------------------------------------------------------------------------
 
+class Kind(Protocol):
+    """Another kind of resource a stage has (say, alarms): it reads what exists with the planner's
+    clients and adds the calls that make it right (`planner.add`); an executor needs an Api for each
+    product its calls use (`Executor(..., apis={...})`)."""
+
+    def plan(self, planner: "Planner") -> None: ...
+
+    def destroy(self, planner: "Planner") -> None: ...
+
+
 class Planner:
     """Reads the cloud (read calls only) and returns the calls that make it what `spec` says."""
 
-    def __init__(self, spec: Spec, scf: Api, cam: Api, zips: Mapping[str, bytes]) -> None:
-        self.spec, self.scf, self.cam, self.zips = spec, scf, cam, zips
+    def __init__(self, spec: Spec, scf: Api, cam: Api, zips: Mapping[str, bytes], kinds: Sequence[Kind] = ()) -> None:
+        self.spec, self.scf, self.cam, self.zips, self.kinds = spec, scf, cam, zips, tuple(kinds)
         self.calls: List[Call] = []
         self.callback_url: Optional[str] = None  # known now (the trigger exists), else a Ref
+        self.busy: List[str] = []  # functions not Active when read: the executor waits before writing them
         self.notes: List[str] = []
 
     def _ns(self, fn: FunctionSpec) -> Dict[str, Any]:
         return {"FunctionName": fn.name, "Namespace": self.spec.namespace}
 
-    def _add(self, call: Call) -> None:
+    def add(self, call: Call) -> None:
         self.calls.append(call)
+
+    _add = add
 
     def _created(self, kind: str, name: str) -> bool:
         """In this plan, a resource this deploy creates has nothing to read yet."""
@@ -156,6 +169,7 @@ class Planner:
     def plan(self) -> List[Call]:
         owner = self.spec.owner_uin or str(self.cam.call("GetUserAppId", {}).get("OwnerUin") or "")
         current = {fn.key: self.scf.get("GetFunction", self._ns(fn), FN_MISSING) for fn in self.spec.ordered()}
+        self.busy = [got["FunctionName"] for got in current.values() if got and got.get("Status") != "Active"]
         self._check_environments(current)  # before the first write: refuse a stage that would not start
         self.role()
         self.policy(owner)
@@ -167,6 +181,8 @@ class Planner:
                 self.trigger(fn, trig)
             self.concurrency(fn)
         self.retry(self.spec.functions["submit"])
+        for kind in self.kinds:
+            kind.plan(self)
         return self.calls
 
     def _check_environments(self, current: Mapping[str, Optional[Dict[str, Any]]]) -> None:
@@ -341,6 +357,8 @@ class Planner:
         this stage (their triggers first), the layer versions deploy published, this stage's policy and,
         if deploy made it, its role. Another stage's resources, and a role the user named, are never touched."""
         spec, ns = self.spec, self.spec.namespace
+        for extra in self.kinds:  # what watches the functions goes first
+            extra.destroy(self)
         for kind, got in st.locate(self.scf, spec.app, spec.stage, ns).items():
             name = got["FunctionName"]
             if not st.is_ours(got, spec.app, spec.stage):
@@ -414,12 +432,13 @@ class Executor:
     """Makes a plan's calls in order, filling in the values earlier calls produced."""
 
     def __init__(self, scf: Api, cam: Api, log: Log = print, namespace: str = "default",
-                 values: Optional[Dict[str, Any]] = None) -> None:
-        self.apis = {"scf": scf, "cam": cam}
+                 busy: Sequence[str] = (), apis: Optional[Mapping[str, Api]] = None) -> None:
+        self.apis: Dict[str, Api] = {"scf": scf, "cam": cam, **(apis or {})}
         self.log, self.namespace = log, namespace
-        self.values: Dict[str, Any] = dict(values or {})
+        self.values: Dict[str, Any] = {}
         self.done: List[Call] = []
-        self._written: set = set()  # functions written in this run: Active is awaited before the next write
+        # functions written in this run, or not Active when planned: Active is awaited before the next write
+        self._written = set(busy)
 
     def run(self, calls: List[Call]) -> List[Call]:
         for call in calls:

@@ -231,6 +231,10 @@ def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(s
     assert "~ scf UpdateFunctionConfiguration cos-matting-dev-submit" in out and "Timeout: 30 -> 60" in out
     sha = hashlib.sha256((site.dist / "cos-matting-submit.zip").read_bytes()).hexdigest()
     assert "~ scf UpdateFunctionCode cos-matting-dev-submit" in out and f"-> {sha[:12]}" in out
+    # one more console write just before deploy: submit is Updating when deploy reads it, so deploy waits
+    # for Active before its first write too
+    site.cloud.scf.settle_seconds = 3.0  # longer than deploy takes to package and plan
+    scf.call("UpdateFunctionConfiguration", {**name, "Description": "edited in the console"})
     mark = len(site.cloud.api.calls)
     code, out, err = site.deploy("dev")  # configuration then code: the second waits for Active after the first
     assert code == 0, err
