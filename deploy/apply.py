@@ -285,7 +285,7 @@ class Planner:
                            function=fn.name))
         # Code drift: the hash SCF holds (GetFunctionAddress.CodeSha256) against the zip serverless.yml builds.
         deployed = st.code_sha256(self.scf, fn.name, self.spec.namespace)
-        if deployed.lower() != sha or current.get("Handler") != fn.handler:
+        if not st.same_code(deployed, code) or current.get("Handler") != fn.handler:
             self._add(Call("scf", "UpdateFunctionCode", {**self._ns(fn), "ZipFile": zipped["ZipFile"],
                                                          "Handler": fn.handler},
                            "update", "code", fn.name, f"{len(code):,d} bytes",
