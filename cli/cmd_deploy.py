@@ -64,7 +64,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
 def run(args: argparse.Namespace) -> int:
     from deploy import spec as specs
     from deploy.apply import Executor, Planner
-    from deploy.clients import ENDPOINT, Api, ApiCallError
+    from deploy.clients import Api, ApiCallError
     from deploy.package import artefacts
     from deploy.stage import target_label
 

@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Seque
 
 from . import stage as st
 from .clients import Api, ApiCallError
-from .spec import CALLBACK_URL, NEEDS_CALLBACK_URL, TRUST, URL_STAND_IN, FunctionSpec, Spec, SpecError, TriggerSpec, \
+from .spec import NEEDS_CALLBACK_URL, TRUST, URL_STAND_IN, FunctionSpec, Spec, SpecError, TriggerSpec, \
     policy_for
 
 FN_MISSING = st.FN_MISSING
