@@ -159,8 +159,6 @@ class Planner:
     def add(self, call: Call) -> None:
         self.calls.append(call)
 
-    _add = add
-
     def _created(self, kind: str, name: str) -> bool:
         """In this plan, a resource this deploy creates has nothing to read yet."""
         return any(c.kind == kind and c.verb == "create" and c.name == name for c in self.calls)
@@ -209,14 +207,14 @@ class Planner:
                                 "add that trust (deploy does not rewrite a role it did not make)")
             return
         if got is None:
-            self._add(Call("cam", "CreateRole", {"RoleName": spec.role, "PolicyDocument": json.dumps(TRUST),
+            self.add(Call("cam", "CreateRole", {"RoleName": spec.role, "PolicyDocument": json.dumps(TRUST),
                                                  "Description": f"cos-matting stage {spec.stage} functions "
                                                                 f"{st.MADE_BY}"},
                            "create", "role", spec.role, "trusts scf.qcloud.com"))
         elif not _trusts_scf(got):
             trust = json.loads(got["PolicyDocument"])
             trust.setdefault("statement", []).extend(TRUST["statement"])  # keep the trusts it already has
-            self._add(Call("cam", "UpdateAssumeRolePolicy", {"RoleName": spec.role, "PolicyDocument": json.dumps(trust)},
+            self.add(Call("cam", "UpdateAssumeRolePolicy", {"RoleName": spec.role, "PolicyDocument": json.dumps(trust)},
                            "update", "role", spec.role, "add trust in scf.qcloud.com"))
 
     def policy(self, owner: str) -> None:
@@ -225,17 +223,17 @@ class Planner:
         found = st.find_policy(self.cam, spec.policy_name)
         detail = f"{len(document['statement'])} statements"
         if found is None:
-            self._add(Call("cam", "CreatePolicy", {"PolicyName": spec.policy_name, "PolicyDocument": json.dumps(document),
+            self.add(Call("cam", "CreatePolicy", {"PolicyName": spec.policy_name, "PolicyDocument": json.dumps(document),
                                                    "Description": f"least privilege of the cos-matting functions, "
                                                                   f"stage {spec.stage} {st.MADE_BY}"},
                            "create", "policy", spec.policy_name, detail))
         elif st.normalised(found["Document"]) != st.normalised(document):
-            self._add(Call("cam", "UpdatePolicy", {"PolicyId": found["PolicyId"], "PolicyDocument": json.dumps(document)},
+            self.add(Call("cam", "UpdatePolicy", {"PolicyId": found["PolicyId"], "PolicyDocument": json.dumps(document)},
                            "update", "policy", spec.policy_name, detail + " (the document differs)"))
         on_role = [] if self._created("role", spec.role) else st.attached(self.cam, spec.role)
         if found is None or not any(p.get("PolicyId") == found["PolicyId"] for p in on_role):
             # by name: the policy may only be created by this plan (AttachRolePolicy takes PolicyName)
-            self._add(Call("cam", "AttachRolePolicy", {"PolicyName": spec.policy_name, "AttachRoleName": spec.role},
+            self.add(Call("cam", "AttachRolePolicy", {"PolicyName": spec.policy_name, "AttachRoleName": spec.role},
                            "attach", "policy", spec.policy_name, f"to role {spec.role}"))
 
     def layer(self) -> Any:
@@ -247,7 +245,7 @@ class Planner:
                 if f"{st.LAYER_MARK}{sha}" in (v.get("Description") or "")]
         if same:
             return max(same)
-        self._add(Call("scf", "PublishLayerVersion",
+        self.add(Call("scf", "PublishLayerVersion",
                        {"LayerName": self.spec.layer_name, "CompatibleRuntimes": self.spec.layer_runtimes,
                         "Content": {"ZipFile": base64.b64encode(data).decode("ascii")},
                         "Description": f"{st.LAYER_MARK}{sha}"},
@@ -274,19 +272,19 @@ class Planner:
         zipped = {"ZipFile": base64.b64encode(code).decode("ascii")}
         if current is None:
             detail = f"{fn.runtime}, {fn.memory} MB, {fn.timeout} s, {len(env)} variables, code sha256:{sha[:12]}"
-            self._add(Call("scf", "CreateFunction", {**self._ns(fn), **config, "Code": zipped, "Handler": fn.handler,
+            self.add(Call("scf", "CreateFunction", {**self._ns(fn), **config, "Code": zipped, "Handler": fn.handler,
                                                      "Type": "Event", "Tags": fn.tags or None},
                            "create", "function", fn.name, detail, function=fn.name))
             return
         changed = [k for k, v in config.items() if _differs(k, current.get(k), v)]
         if changed:
-            self._add(Call("scf", "UpdateFunctionConfiguration", {**self._ns(fn), **{k: config[k] for k in changed}},
+            self.add(Call("scf", "UpdateFunctionConfiguration", {**self._ns(fn), **{k: config[k] for k in changed}},
                            "update", "function", fn.name, ", ".join(changed), _changes(changed, current, config),
                            function=fn.name))
         # Code drift: the hash SCF holds (GetFunctionAddress.CodeSha256) against the zip serverless.yml builds.
         deployed = st.code_sha256(self.scf, fn.name, self.spec.namespace)
         if not st.same_code(deployed, code) or current.get("Handler") != fn.handler:
-            self._add(Call("scf", "UpdateFunctionCode", {**self._ns(fn), "ZipFile": zipped["ZipFile"],
+            self.add(Call("scf", "UpdateFunctionCode", {**self._ns(fn), "ZipFile": zipped["ZipFile"],
                                                          "Handler": fn.handler},
                            "update", "code", fn.name, f"{len(code):,d} bytes",
                            [("code sha256", deployed[:12] or "(unknown)", sha[:12])]
@@ -301,7 +299,7 @@ class Planner:
         label = f"{fn.name} {trig.type} {trig.name}"
         makes_url = "callback_url" if trig.type == "http" and fn.key == "callback" else None
         if not same_kind:
-            self._add(Call("scf", "CreateTrigger", params, "create", "trigger", label, function=fn.name,
+            self.add(Call("scf", "CreateTrigger", params, "create", "trigger", label, function=fn.name,
                            produces=makes_url))
             return
         current = same_kind[0]
@@ -312,14 +310,14 @@ class Planner:
             [("Enable", current["Enable"], params["Enable"])] if (current["Enable"] in (1, True, "OPEN")) != trig.enable
             else [])
         if trig.type == "http":  # updated in place: the URL stays (toolkit CAN_UPDATE_TRIGGER)
-            self._add(Call("scf", "UpdateTrigger", {**params, "TriggerName": current["TriggerName"]}, "update",
+            self.add(Call("scf", "UpdateTrigger", {**params, "TriggerName": current["TriggerName"]}, "update",
                            "trigger", label, changes=change, function=fn.name))
             return
-        self._add(Call("scf", "DeleteTrigger", {**self._ns(fn), "TriggerName": current["TriggerName"], "Type": trig.type,
+        self.add(Call("scf", "DeleteTrigger", {**self._ns(fn), "TriggerName": current["TriggerName"], "Type": trig.type,
                                                 "TriggerDesc": current["TriggerDesc"],
                                                 "Qualifier": current.get("Qualifier") or trig.qualifier},
                        "delete", "trigger", label, "to recreate it changed", change, function=fn.name))
-        self._add(Call("scf", "CreateTrigger", params, "create", "trigger", label, function=fn.name))
+        self.add(Call("scf", "CreateTrigger", params, "create", "trigger", label, function=fn.name))
 
     def concurrency(self, fn: FunctionSpec) -> None:
         current = None if self._created("function", fn.name) else \
@@ -329,10 +327,10 @@ class Planner:
             return
         change = [("ReservedConcurrencyMem", _show("", current), _show("", want))]
         if want is None:
-            self._add(Call("scf", "DeleteReservedConcurrencyConfig", self._ns(fn), "delete", "concurrency", fn.name,
+            self.add(Call("scf", "DeleteReservedConcurrencyConfig", self._ns(fn), "delete", "concurrency", fn.name,
                            "back to the shared pool", change, function=fn.name))
         else:
-            self._add(Call("scf", "PutReservedConcurrencyConfig", {**self._ns(fn), "ReservedConcurrencyMem": want},
+            self.add(Call("scf", "PutReservedConcurrencyConfig", {**self._ns(fn), "ReservedConcurrencyMem": want},
                            "update", "concurrency", fn.name,
                            f"{fn.reserved} instances ({want} MB)" + (" STOPPED" if fn.reserved == 0 else ""), change,
                            function=fn.name))
@@ -346,7 +344,7 @@ class Planner:
             old = ((got.get("RetryConfig") or [{}])[0].get("RetryNum"), got.get("MsgTTL"))
             if old == (self.spec.retry_num, self.spec.msg_ttl):
                 return
-        self._add(Call("scf", "UpdateFunctionEventInvokeConfig", {**self._ns(fn), "AsyncTriggerConfig": want},
+        self.add(Call("scf", "UpdateFunctionEventInvokeConfig", {**self._ns(fn), "AsyncTriggerConfig": want},
                        "update", "retry", fn.name, f"{self.spec.retry_num} retries, events kept {self.spec.msg_ttl} s",
                        [("RetryNum", _show("", old[0]), str(self.spec.retry_num)),
                         ("MsgTTL", _show("", old[1]), str(self.spec.msg_ttl))], function=fn.name))
@@ -366,28 +364,28 @@ class Planner:
                 continue
             for trig in st.triggers(self.scf, name, ns):
                 # A COS trigger is deleted with its TriggerDesc (SCF API DeleteTrigger; toolkit cos.js delete).
-                self._add(Call("scf", "DeleteTrigger", {"FunctionName": name, "Namespace": ns,
+                self.add(Call("scf", "DeleteTrigger", {"FunctionName": name, "Namespace": ns,
                                                         "TriggerName": trig["TriggerName"], "Type": trig["Type"],
                                                         "TriggerDesc": trig.get("TriggerDesc"),
                                                         "Qualifier": trig.get("Qualifier") or None},
                                "delete", "trigger", f"{name} {trig['Type']} {trig['TriggerName']}",
                                missing_ok=TRIGGER_MISSING + FN_MISSING))
-            self._add(Call("scf", "DeleteFunction", {"FunctionName": name, "Namespace": ns}, "delete", "function",
+            self.add(Call("scf", "DeleteFunction", {"FunctionName": name, "Namespace": ns}, "delete", "function",
                            name, missing_ok=FN_MISSING))
         for v in st.layer_versions(self.scf, spec.layer_name):
-            self._add(Call("scf", "DeleteLayerVersion", {"LayerName": spec.layer_name, "LayerVersion": v["LayerVersion"]},
+            self.add(Call("scf", "DeleteLayerVersion", {"LayerName": spec.layer_name, "LayerVersion": v["LayerVersion"]},
                            "delete", "layer", f"{spec.layer_name} version {v['LayerVersion']}", missing_ok=LAYER_MISSING))
         policy = st.find_policy(self.cam, spec.policy_name)
         if policy is not None and st.MADE_BY in (policy.get("Description") or ""):
             if any(p.get("PolicyId") == policy["PolicyId"] for p in st.attached(self.cam, spec.role)):
-                self._add(Call("cam", "DetachRolePolicy", {"PolicyId": policy["PolicyId"], "DetachRoleName": spec.role},
+                self.add(Call("cam", "DetachRolePolicy", {"PolicyId": policy["PolicyId"], "DetachRoleName": spec.role},
                                "detach", "policy", spec.policy_name, f"from role {spec.role}",
                                missing_ok=ROLE_MISSING + POLICY_MISSING))
-            self._add(Call("cam", "DeletePolicy", {"PolicyId": [policy["PolicyId"]]}, "delete", "policy",
+            self.add(Call("cam", "DeletePolicy", {"PolicyId": [policy["PolicyId"]]}, "delete", "policy",
                            spec.policy_name, missing_ok=POLICY_MISSING))
         role = st.find_role(self.cam, spec.role) if spec.own_role else None
         if role is not None and st.MADE_BY in (role.get("Description") or ""):
-            self._add(Call("cam", "DeleteRole", {"RoleName": spec.role}, "delete", "role", spec.role,
+            self.add(Call("cam", "DeleteRole", {"RoleName": spec.role}, "delete", "role", spec.role,
                            missing_ok=ROLE_MISSING))
         elif not spec.own_role:
             self.notes.append(f"left role {spec.role}: named by COS_MATTING_DEPLOY_ROLE, not made by deploy")

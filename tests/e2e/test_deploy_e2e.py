@@ -179,6 +179,7 @@ def test_every_request_deploy_sends_fits_the_sdk_request_models(site):
     scf, cam = Api("scf", environ, spec.region), Api("cam", environ)
     calls = Planner(spec, scf, cam, artefacts).plan()
     Executor(scf, cam, log=lambda m: None).run(calls)
+    Executor(scf, cam, log=lambda m: None).run(Planner(spec, scf, cam, artefacts).destroy())  # and back
     sent = [("scf", c) for c in scf.sent] + [("cam", c) for c in cam.sent]
     modules = {"scf": "tencentcloud.scf.v20180416.models", "cam": "tencentcloud.cam.v20190116.models"}
     problems = [(product, c["action"], p) for product, c in sent
@@ -186,7 +187,11 @@ def test_every_request_deploy_sends_fits_the_sdk_request_models(site):
     assert problems == []
     assert {c["action"] for c in scf.sent} >= {"CreateFunction", "CreateTrigger", "PublishLayerVersion",
                                                "PutReservedConcurrencyConfig", "UpdateFunctionEventInvokeConfig",
-                                               "GetFunction", "ListTriggers", "ListLayerVersions"}
+                                               "GetFunction", "ListTriggers", "ListLayerVersions", "ListFunctions",
+                                               "DeleteTrigger", "DeleteFunction",
+                                               "DeleteLayerVersion"}
+    assert {c["action"] for c in cam.sent} >= {"CreateRole", "CreatePolicy", "AttachRolePolicy", "DetachRolePolicy",
+                                               "DeletePolicy", "DeleteRole", "GetPolicy", "ListPolicies"}
     # The checker itself catches what a typo or a wrong type would send.
     assert check_params(modules["scf"], "CreateFunctionRequest", {"FunctionName": "x", "MemorySise": 128}) == \
         ["MemorySise: unknown parameter (not in CreateFunctionRequest)"]
