@@ -152,6 +152,12 @@ def build(environ: Mapping[str, str], serverless: Path = checks.SERVERLESS, laye
     from .files import ConfigFileError
     from .policy import PolicyError, render, values_from
 
+    if not strict:  # finding a stage needs its region and names, not the bucket it works on
+        if not (environ.get("COS_MATTING_REGION") or "").strip():
+            raise SpecError("COS_MATTING_REGION is required: the region the stage is deployed in (in .env or the "
+                            "environment)")
+        if not (environ.get("COS_MATTING_BUCKET") or "").strip():
+            environ = {**environ, "COS_MATTING_BUCKET": checks.PLACEHOLDERS["COS_MATTING_BUCKET"]}
     try:
         sf: ServerlessFile = load_serverless(serverless, environ)
         layer = load_layer(layer_file, environ)

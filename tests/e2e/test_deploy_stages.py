@@ -89,7 +89,8 @@ def test_each_stage_has_its_own_role_and_destroy_from_a_fresh_clone_removes_only
     assert code == 0 and site.writes(mark) == []
     assert "- scf DeleteFunction cos-matting-dev-submit" in out and "- cam DeleteRole cos-matting-dev-role" in out
     assert "prod" not in out
-    code, out, err = site.deploy("dev", "--destroy", COS_MATTING_CALLBACK_KEYS=None)  # destroy needs no settings
+    # destroy needs only the region (and credentials): no bucket, no keys, nothing local
+    code, out, err = site.deploy("dev", "--destroy", COS_MATTING_CALLBACK_KEYS=None, COS_MATTING_BUCKET=None)
     assert code == 0, err
     assert sorted(site.cloud.scf.state["functions"]) == [f"default/cos-matting-prod-{k}"
                                                           for k in ("callback", "reconcile", "submit")]
