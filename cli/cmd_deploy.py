@@ -96,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
             for note in planner.notes:
                 print(f"  note: {note}", file=out)
             if not calls:
-                print("  nothing to do: everything matches serverless.yml" if not args.destroy
-                      else "  nothing of this stage was found", file=out)
+                print("  nothing of this stage was found" if args.destroy else
+                      "  no call to make (see the notes above)" if planner.notes else
+                      "  nothing to do: everything matches serverless.yml", file=out)
         if not calls or args.plan:
             return EXIT_OK
         if not confirm(args, f"make these {len(calls)} call(s)?", len(calls), threshold=1):

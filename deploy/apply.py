@@ -276,7 +276,12 @@ class Planner:
                                                      "Type": "Event", "Tags": fn.tags or None},
                            "create", "function", fn.name, detail, function=fn.name))
             return
-        changed = [k for k, v in config.items() if _differs(k, current.get(k), v)]
+        # Runtime is set at creation and cannot be changed (the SDK's UpdateFunctionConfigurationRequest.Runtime:
+        # "创建时指定，目前不支持修改"): said, never sent.
+        if current.get("Runtime") != fn.runtime:
+            self.notes.append(f"{fn.name} runs {current.get('Runtime')}, serverless.yml says {fn.runtime}: SCF cannot "
+                              "change a function's runtime; `cos-matting deploy --destroy`, then deploy again")
+        changed = [k for k, v in config.items() if k != "Runtime" and _differs(k, current.get(k), v)]
         if changed:
             self.add(Call("scf", "UpdateFunctionConfiguration", {**self._ns(fn), **{k: config[k] for k in changed}},
                            "update", "function", fn.name, ", ".join(changed), _changes(changed, current, config),

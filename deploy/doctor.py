@@ -212,12 +212,13 @@ class Doctor:
         serverless.yml builds, the configuration field by field with GetFunction's answer."""
         if self.zips is None:
             return
-        calls = Planner(self.spec, self.scf, self.cam, self.zips).plan()
-        self.add("matches serverless.yml", not calls,
-                 "deploy would make no call" if not calls else
+        planner = Planner(self.spec, self.scf, self.cam, self.zips)
+        calls = planner.plan()
+        self.add("matches serverless.yml", not calls and not planner.notes,
+                 "deploy would make no call" if not calls and not planner.notes else
                  f"{len(calls)} difference(s): " + "; ".join(
-                     c.line()[2:] + "".join(f" [{k}: {old} -> {new}]" for k, old, new in c.changes[:4])
-                     for c in calls),
+                     [c.line()[2:] + "".join(f" [{k}: {old} -> {new}]" for k, old, new in c.changes[:4])
+                      for c in calls] + planner.notes),
                  "cos-matting deploy --plan (shows them), then cos-matting deploy (puts back what serverless.yml "
                  "says)")
 

@@ -302,6 +302,9 @@ class ScfService(TriggerActions):
 
     def UpdateFunctionConfiguration(self, p: Dict[str, Any]) -> Dict[str, Any]:
         fn = self._busy("UpdateFunctionConfiguration", p)
+        if p.get("Runtime") and p["Runtime"] != fn["Runtime"]:  # the SDK: "创建时指定，目前不支持修改"
+            raise ApiError("InvalidParameterValue.Runtime", f"Runtime is set when the function is created and cannot "
+                                                            f"be changed ({fn['Runtime']})")
         self._configure(fn, p)
         fn["ModTime"] = timestamp()
         self._deploy(self.function_key(p))

@@ -207,7 +207,9 @@ def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(s
     assert busy.value.code == "FailedOperation.UpdateFunctionCode"
     wait_for(lambda: scf.call("GetFunction", name)["Status"] == "Active", timeout=10, interval=0.1)
     # what SCF does not offer is refused (the SDK's error codes): no Python3.8, dead letter CMQ-QUEUE / CMQ-TOPIC
+    # and a runtime is set at creation (the SDK: UpdateFunctionConfigurationRequest.Runtime cannot be changed)
     for bad, code in (({"Runtime": "Python3.8"}, "InvalidParameterValue.Runtime"),
+                      ({"Runtime": "Python3.9"}, "InvalidParameterValue.Runtime"),
                       ({"DeadLetterConfig": {"Type": "CMQ", "Name": "q"}}, "InvalidParameterValue.DeadLetterConfig")):
         with pytest.raises(ApiCallError) as refused:
             scf.call("UpdateFunctionConfiguration", {**name, **bad})
@@ -248,6 +250,11 @@ def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(s
     assert "COS_MATTING_MAX_SIZE_MB" not in site.env_of("cos-matting-dev-submit")
     mark = len(site.cloud.api.calls)
     assert site.deploy("dev")[0] == 0 and site.writes(mark) == []
+    # a function made with another runtime (by hand): deploy says what to do instead of sending a change
+    site.cloud.scf.state["functions"]["default/cos-matting-dev-reconcile"]["Runtime"] = "Python3.9"
+    code, out, _ = site.deploy("dev", "--plan")
+    assert code == 0 and "no call to make (see the notes above)" in out
+    assert "note: cos-matting-dev-reconcile runs Python3.9, serverless.yml says Python3.10" in out
 
 
 def test_info_describes_a_stage_from_the_cloud(site):
