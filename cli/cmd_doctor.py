@@ -20,6 +20,8 @@ serverless.yml and your settings, reading only:
   COS trigger            enabled on a watched prefix, never overlapping the output or records prefix
   Function URL           the callback URL answers its health check (GET -> 200)
   timer                  reconcile's timer is present and enabled
+  alarm <name>           each alarm policy of serverless.yml exists (Cloud Monitor), matches it
+                         and watches its functions
   matches serverless.yml code (GetFunctionAddress.CodeSha256 against the zips built from this
                          checkout) and configuration as deploy would make them: no call to make
 
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from deploy.package import artefacts
 
     zips = artefacts(args.dist, lambda m: print(m, file=sys.stderr, flush=True))
-    checks = Doctor(spec, Api("scf", environ, spec.region), Api("cam", environ), cos, http_status, zips).run()
+    checks = Doctor(spec, Api("scf", environ, spec.region), Api("cam", environ), cos, http_status,
+                    monitor=Api("monitor", environ, spec.region), zips=zips).run()
     rows = [[c.name, "ok" if c.ok else "FAIL", c.detail + (f" -> fix: {c.fix}" if c.fix else "")] for c in checks]
     print(table(["CHECK", "RESULT", "DETAIL"], rows, wrap_at={2: 90}))
     failed = [c for c in checks if not c.ok]

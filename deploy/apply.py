@@ -67,8 +67,10 @@ class Call:
     detail: str = ""
     changes: List[Tuple[str, str, str]] = field(default_factory=list)  # (setting, old, new), secrets masked
     function: Optional[str] = None  # the function it writes: wait until it is Active first
-    produces: Optional[str] = None  # the Ref this call's answer fills in
+    produces: Optional[str] = None  # the Ref this call's answer fills in ...
+    answer_field: str = ""  # ... with this field of the answer (the callback URL is read back instead)
     missing_ok: Tuple[str, ...] = ()  # destroy: already gone is fine
+    api: Optional[Api] = field(default=None, repr=False)  # the client of another kind's product (Kind)
 
     def line(self) -> str:
         mark = {"create": "+", "attach": "+", "update": "~", "delete": "-", "detach": "-"}[self.verb]
@@ -146,8 +148,10 @@ class Kind(Protocol):
 class Planner:
     """Reads the cloud (read calls only) and returns the calls that make it what `spec` says."""
 
-    def __init__(self, spec: Spec, scf: Api, cam: Api, zips: Mapping[str, bytes], kinds: Sequence[Kind] = ()) -> None:
-        self.spec, self.scf, self.cam, self.zips, self.kinds = spec, scf, cam, zips, tuple(kinds)
+    def __init__(self, spec: Spec, scf: Api, cam: Api, zips: Mapping[str, bytes],
+                 kinds: Optional[Sequence[Kind]] = None) -> None:
+        self.spec, self.scf, self.cam, self.zips = spec, scf, cam, zips
+        self.kinds = tuple(kinds) if kinds is not None else (AlarmKind(),)
         self.calls: List[Call] = []
         self.callback_url: Optional[str] = None  # known now (the trigger exists), else a Ref
         self.busy: List[str] = []  # functions not Active when read: the executor waits before writing them
@@ -250,7 +254,7 @@ class Planner:
                         "Content": {"ZipFile": base64.b64encode(data).decode("ascii")},
                         "Description": f"{st.LAYER_MARK}{sha}"},
                        "create", "layer", self.spec.layer_name, f"new version, {len(data):,d} bytes, sha256:{sha[:12]}",
-                       produces="layer_version"))
+                       produces="layer_version", answer_field="LayerVersion"))
         return Ref("layer_version")
 
     def config(self, fn: FunctionSpec, env: Mapping[str, Any], layer_version: Any) -> Dict[str, Any]:
@@ -397,6 +401,34 @@ class Planner:
         return self.calls
 
 
+class AlarmKind:
+    """serverless.yml's alarm policies (deploy/alarms.py, Cloud Monitor) as calls of the plan: alarms.py
+    reads through its monitor client and writes through `write`, which adds a call; a policy it creates
+    is bound by the PolicyId CreateAlarmPolicy answers (a Ref until the executor has it)."""
+
+    def __init__(self, monitor: Optional[Api] = None) -> None:
+        self.monitor = monitor  # built from the spec's environment when None
+
+    def _alarms(self, planner: "Planner") -> Any:
+        from .alarms import for_spec
+
+        def write(verb: str, kind: str, name: str, detail: str, action: str, params: Dict[str, Any]) -> Dict[str, Any]:
+            made = f"alarm_policy_id:{name}" if action == "CreateAlarmPolicy" else None
+            planner.add(Call("monitor", action, params, verb, kind, name, detail, produces=made,
+                             answer_field="PolicyId" if made else "", api=alarms.monitor))
+            return {"PolicyId": Ref(made)} if made else {}
+
+        alarms = for_spec(planner.spec, self.monitor, write)
+        self.monitor = alarms.monitor
+        return alarms
+
+    def plan(self, planner: "Planner") -> None:
+        self._alarms(planner).apply(planner.spec.alarms)
+
+    def destroy(self, planner: "Planner") -> None:
+        self._alarms(planner).destroy()
+
+
 def _trusts_scf(role_info: Mapping[str, Any]) -> bool:
     trust = json.loads(role_info.get("PolicyDocument") or "{}")
     return any("scf.qcloud.com" in json.dumps(s.get("principal")) for s in trust.get("statement", []))
@@ -449,7 +481,7 @@ class Executor:
                 self.wait_active(call.function)
             self.log("  " + call.line())
             try:
-                answer = self.apis[call.product].call(call.action, self._resolve(call.params))
+                answer = (call.api or self.apis[call.product]).call(call.action, self._resolve(call.params))
             except ApiCallError as exc:
                 if exc.code not in call.missing_ok:
                     raise
@@ -458,10 +490,10 @@ class Executor:
             self.done.append(call)
             if call.function and call.action in ("CreateFunction", "UpdateFunctionConfiguration", "UpdateFunctionCode"):
                 self._written.add(call.function)
-            if call.produces == "layer_version":
-                self.values["layer_version"] = int(answer["LayerVersion"])
-            elif call.produces == "callback_url":
+            if call.produces == "callback_url":
                 self.values["callback_url"] = self.read_url(call.function or "")
+            elif call.produces:
+                self.values[call.produces] = answer[call.answer_field]
         for name in sorted(self._written - {c.function for c in calls if c.action == "DeleteFunction"}):
             self.wait_active(name)
         return self.done

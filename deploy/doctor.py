@@ -29,15 +29,16 @@ class Check:
 
 class Doctor:
     def __init__(self, spec: Spec, scf: Api, cam: Api, cos: Any, http_get: Callable[[str], int],
-                 zips: Optional[Mapping[str, bytes]] = None) -> None:
+                 monitor: Optional[Api] = None, zips: Optional[Mapping[str, bytes]] = None) -> None:
         self.spec, self.scf, self.cam, self.cos, self.http_get = spec, scf, cam, cos, http_get
+        self.monitor = monitor
         self.zips = zips  # the zips serverless.yml builds: the drift check compares the deployed code with them
         self.checks: List[Check] = []
         self.owner = spec.owner_uin
 
     def run(self) -> List[Check]:
         for check in (self.credentials, self.bucket, self.ci_binding, self.records_versioning, self.role,
-                      self.functions, self.cos_trigger, self.function_url, self.timer, self.drift):
+                      self.functions, self.cos_trigger, self.function_url, self.timer, self.alarms, self.drift):
             try:
                 check()
             except Exception as exc:  # a check that cannot run fails with its reason; the others go on
@@ -205,14 +206,21 @@ class Doctor:
         self.add("timer", bool(found), f"reconcile every {', '.join(crons)}" if found else "no enabled timer on "
                  "reconcile", "cos-matting deploy")
 
+    def alarms(self) -> None:
+        """serverless.yml's alarm policies exist, match and watch their functions (deploy/alarms.py)."""
+        from .alarms import for_spec
+
+        for name, ok, detail in for_spec(self.spec, self.monitor, lambda *a: {}).check(self.spec.alarms):
+            self.add(f"alarm {name}", ok, detail, "cos-matting deploy")
 
     def drift(self) -> None:
         """Changed outside deploy (the console, another tool): the calls `deploy` would make now. The code is
         compared by GetFunctionAddress.CodeSha256 (SCF API; GetFunction has no code hash) with the zips
-        serverless.yml builds, the configuration field by field with GetFunction's answer."""
+        serverless.yml builds, the configuration field by field with GetFunction's answer. (The alarm
+        policies have their own checks above.)"""
         if self.zips is None:
             return
-        planner = Planner(self.spec, self.scf, self.cam, self.zips)
+        planner = Planner(self.spec, self.scf, self.cam, self.zips, kinds=())
         calls = planner.plan()
         self.add("matches serverless.yml", not calls and not planner.notes,
                  "deploy would make no call" if not calls and not planner.notes else

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from . import checks
+from .alarms import wanted as wanted_alarms
 from .components import CosTrigger, HttpTrigger, ServerlessFile, TimerTrigger, function_environment
 from .files import load_layer, load_serverless
 from .stage import TAG_APP, TAG_STAGE, policy_name, role_name
@@ -84,6 +85,7 @@ class Spec:
     retry_num: int = 2
     msg_ttl: int = 21600
     environ: Dict[str, str] = field(default_factory=dict)
+    alarms: List[Any] = field(default_factory=list)  # deploy/alarms.py AlarmSpec, from serverless.yml's alarms
 
     def final_env(self, key: str, callback_url: Optional[str]) -> Dict[str, str]:
         """The environment function `key` gets: serverless.yml + .env without empty values, plus what deploy
@@ -208,7 +210,7 @@ def build(environ: Mapping[str, str], serverless: Path = checks.SERVERLESS, laye
                 triggers=[_trigger(t) for t in inputs.triggers],
                 retry_num=_int(environ, "COS_MATTING_DEPLOY_RETRY_NUM", 2, 0, 2) or 0,
                 msg_ttl=_int(environ, "COS_MATTING_DEPLOY_MSG_TTL", 21600, 60, 21600) or 21600,
-                environ=dict(environ))
+                environ=dict(environ), alarms=wanted_alarms(sf.alarms, functions))
     if strict:  # the callback URL is checked again with its real value before the first write (apply.py)
         for key in spec.functions:
             spec.check_env(key, URL_STAND_IN)

@@ -79,7 +79,8 @@ def _first_deploy_made_everything_once(cloud, out):
     assert sorted(writes) == sorted(["CreateRole", "CreatePolicy", "AttachRolePolicy", "PublishLayerVersion",
                                      "CreateFunction", "CreateFunction", "CreateFunction", "CreateTrigger",
                                      "CreateTrigger", "CreateTrigger", "PutReservedConcurrencyConfig",
-                                     "PutReservedConcurrencyConfig", "UpdateFunctionEventInvokeConfig"]), writes
+                                     "PutReservedConcurrencyConfig", "UpdateFunctionEventInvokeConfig"]
+                                  + ["CreateAlarmPolicy", "BindingPolicyObject"] * 3), writes
     # The Function URL exists before submit: submit is created with COS_MATTING_CALLBACK_URL already set.
     assert writes.index("CreateTrigger") < [i for i, a in enumerate(writes) if a == "CreateFunction"][1]
     created = {c.params["FunctionName"]: c.params for c in cloud.api.calls if c.action == "CreateFunction"}
@@ -136,7 +137,8 @@ def _big_multipart_upload_reaches_success(cloud, tmp, url):
 def _doctor_green_redeploy_reads_only_one_setting_updates_one_function(cloud, args, deploy, tmp, capsys):
     capsys.readouterr()
     assert main(["doctor", "--dist", str(tmp / "dist")] + args) == 0, capsys.readouterr().out
-    assert "13/13 checks passed" in capsys.readouterr().out
+    # 12 + serverless.yml's 3 alarm policies + matches serverless.yml (no drift)
+    assert "16/16 checks passed" in capsys.readouterr().out
 
     mark = len(cloud.api.calls)  # deploy again with no change: reads only
     assert main(deploy + args) == 0
@@ -155,6 +157,7 @@ def _destroy_leaves_nothing_deploy_made_and_the_bucket_untouched(cloud, client, 
     assert cloud.scf.state["functions"] == {}
     assert all(v["Status"] == "Deleted" for versions in cloud.scf.state["layers"].values() for v in versions)
     assert cloud.cam.state["roles"] == {} and cloud.cam.state["policies"] == {}
+    assert cloud.monitor.state["policies"] == {}
     assert cloud.runtime.triggers == []
     objects_after = sorted(o["Key"] for o in client.list_objects(Bucket=BUCKET, MaxKeys=1000).get("Contents", []))
     assert objects_after == objects_before and "input/talks/big talk.mp4" in objects_after
@@ -177,11 +180,14 @@ def test_every_request_deploy_sends_fits_the_sdk_request_models(site):
     spec = specs.build(environ)
     artefacts = zips(tmp / "dist", lambda m: None)
     scf, cam = Api("scf", environ, spec.region), Api("cam", environ)
-    calls = Planner(spec, scf, cam, artefacts).plan()
-    Executor(scf, cam, log=lambda m: None).run(calls)
-    Executor(scf, cam, log=lambda m: None).run(Planner(spec, scf, cam, artefacts).destroy())  # and back
-    sent = [("scf", c) for c in scf.sent] + [("cam", c) for c in cam.sent]
-    modules = {"scf": "tencentcloud.scf.v20180416.models", "cam": "tencentcloud.cam.v20190116.models"}
+    planner, undo = Planner(spec, scf, cam, artefacts), Planner(spec, scf, cam, artefacts)
+    Executor(scf, cam, log=lambda m: None).run(planner.plan())
+    Executor(scf, cam, log=lambda m: None).run(undo.destroy())  # and back
+    monitors = [kind.monitor for kind in planner.kinds + undo.kinds]  # the alarm policies' client
+    sent = [("scf", c) for c in scf.sent] + [("cam", c) for c in cam.sent] + \
+        [("monitor", c) for m in monitors for c in m.sent]
+    modules = {"scf": "tencentcloud.scf.v20180416.models", "cam": "tencentcloud.cam.v20190116.models",
+               "monitor": "tencentcloud.monitor.v20180724.models"}
     problems = [(product, c["action"], p) for product, c in sent
                 for p in check_params(modules[product], f"{c['action']}Request", c["params"])]
     assert problems == []
@@ -234,7 +240,8 @@ def test_plan_writes_nothing_and_prints_every_call(site, capsys):
     assert main([a for a in deploy if a != "--yes"] + args + ["--plan"]) == 0
     out = capsys.readouterr().out
     assert cloud.api.writes() == []
-    assert "13 call(s)" in out and "+ scf CreateFunction cos-matting-dev-submit" in out
+    assert "19 call(s)" in out and "+ scf CreateFunction cos-matting-dev-submit" in out
+    assert "+ monitor CreateAlarmPolicy cm-dev-throttle: Throttle gt 0 per 60 s" in out
     assert "+ scf CreateTrigger cos-matting-dev-callback http callback-url" in out
 
 
