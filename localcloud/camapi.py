@@ -6,7 +6,8 @@ InvalidParameter.RoleNameInUse, FailedOperation.PolicyNameInUse,
 InvalidParameter.PolicyIdNotExist). Policy documents are checked for the syntax CAM
 documents (version 2.0, statements with effect, action `name/<service>:<Action>`,
 resources `qcs::<service>:<region>:<uin|uid>/<id>:<resource>`), and a CAM role resource
-must use `uin/` (PLATFORM.md section 8, corrected): the mistake this project once shipped.
+must use `uin/` (CAM "资源描述方式", 215/8965: `uid/` only for COS and CAS): the mistake this
+project once shipped.
 The local SCF asks `trusts()` before giving a function its role's credentials.
 """
 from __future__ import annotations
@@ -61,8 +62,9 @@ def check_document(text: str, trust: bool = False) -> Dict[str, Any]:
 
 def reformatted(text: str) -> str:
     """A policy document the way CAM's GetPolicy answers it, not as written: keys in another order, `/`
-    escaped, a lone action or resource string turned into a one-element array (PLATFORM.md section 10,
-    from CAM's answers quoted there). A reader must compare parsed, normalised documents."""
+    escaped, a lone action or resource string turned into a one-element array. No public page documents
+    this (the CAM API's GetPolicy page only types PolicyDocument as a string); it is what issue 20 reports
+    of the live API, unverified here. A reader must compare parsed, normalised documents."""
     doc = json.loads(text)
     for st in doc.get("statement") or []:
         for key in ("action", "resource"):

@@ -41,7 +41,8 @@ from .tcapi import ApiError, load_state, save_state, timestamp
 if TYPE_CHECKING:
     from .cloud import LocalCloud
 
-RUNTIMES = ("Python3.10", "Python3.9", "Python3.7", "Python3.6", "Python2.7")  # PLATFORM.md section 3 (no 3.8)
+# CreateFunction `Runtime`: the Python ones CreateFunctionRequest lists (tencentcloud/scf/v20180416/models.py).
+RUNTIMES = ("Python3.10", "Python3.9", "Python3.7", "Python3.6", "Python2.7")
 # DeadLetterConfig.Type: the SCF API's example values (SCF API DeadLetterConfig, 583/39704; the SDK's
 # models.py only says "死信队列模式"); InvalidParameterValue.DeadLetterConfig is the SDK's error code.
 DEAD_LETTER_TYPES = ("CMQ-QUEUE", "CMQ-TOPIC")
@@ -93,7 +94,7 @@ def _zip(param: Dict[str, Any], field: str) -> bytes:
     return data
 
 class DeployedFunction(Function):
-    """A function deployed through the API. Reserved concurrency 0 stops it (PLATFORM.md section 3): an
+    """A function deployed through the API. Reserved concurrency 0 stops it (PutReservedConcurrencyConfig; 583/39464 does not say so: unverified): an
     asynchronous event (COS, timer) then waits, as SCF keeps it queued (up to MsgTTL), until the
     reservation is lifted; a synchronous call (Function URL, Invoke) is refused at once. An event that
     waited, or was queued when the function was redeployed, runs on the newest version."""
@@ -217,7 +218,7 @@ class ScfService(TriggerActions):
             fn["Timeout"] = p["Timeout"]
         if "Environment" in p:
             variables = (p["Environment"] or {}).get("Variables") or []
-            for var in variables:  # SCF API Variable.Value: "不可为空字符" (PLATFORM.md section 3)
+            for var in variables:  # SCF API Variable.Value: "不可为空字符" (scf/v20180416/models.py)
                 if not var.get("Key") or not var.get("Value"):
                     raise ApiError("InvalidParameterValue.Environment",
                                    f"environment variable {var.get('Key')!r}: Key and Value must not be empty")

@@ -92,7 +92,7 @@ def cos_client(settings: Settings, region: str, retry: int, environ: Optional[Ma
         Region=region,
         SecretId=secret_id,
         SecretKey=secret_key,
-        Token=token,  # passed explicitly: a credential provider's token is never sent (PLATFORM.md section 2)
+        Token=token,  # explicitly: the SDK sends only CosConfig's own Token (qcloud_cos/cos_client.py send_request)
         Timeout=settings.timeout_seconds,
         Scheme="https",
     )
@@ -288,7 +288,8 @@ class CI:
 
     def _list_scoped(self, start: Optional[str], input_object: Optional[str], token: str) -> JobsResponse:
         """GET /jobs scoped to the job's queue, and to its input key when known. The SDK's
-        ci_list_media_jobs has no queueType/inputObject arguments (PLATFORM.md section 1), so
+        ci_list_media_jobs has no queueType/inputObject arguments (qcloud_cos/cos_client.py; both are
+        DescribeMediaJobs parameters, 460/84766), so
         the request is built here the way the SDK builds its own CI calls."""
         from qcloud_cos.cos_auth import CosS3Auth
         from qcloud_cos.cos_comm import format_values, xml_to_dict
