@@ -19,10 +19,11 @@ from .cos import Bucket, ObjectMeta, ObjectStore
 from .credentials import RoleCredentials
 from .multipart import MultipartUploads
 from .faults import Faults
-from .scf import Function, Invocation, Runtime, Trigger, function_url_reply
-from .scfevents import function_url_event
-from .scfapi import ScfService
-from .replies import Reply, json_reply
+from . import scf_http
+from .scf import Function, Invocation, Runtime, Trigger
+from .scfapi import ScfApi
+from .scfbackend import Platform, ScfBackend
+from .replies import Reply
 from .server import make_server
 from .tcapi import Api, reply_json
 
@@ -62,9 +63,12 @@ class LocalCloud:
         buckets = list(buckets)
         appid = buckets[0].rsplit("-", 1)[1] if buckets else "1250000000"
         self.cam = CamService(os.path.join(self.data_dir, "cam"), appid=appid)
-        self.scf = ScfService(self, os.path.join(self.data_dir, "scf"))
+        platform = Platform(region, lambda: self.url, lambda: self.credentials.role_env(secret_id),
+                            lambda role: self.cam.trusts(role, "scf.qcloud.com"))
+        self.scf = ScfBackend(os.path.join(self.data_dir, "scf"), platform, self.runtime, self.store)
         self.monitor = MonitorService(os.path.join(self.data_dir, "monitor"))
-        self.api = Api(self.credentials, {("scf", "2018-04-16"): self.scf, ("cam", "2019-01-16"): self.cam,
+        self.api = Api(self.credentials, {("scf", "2018-04-16"): ScfApi(self.scf, lambda: self.url),
+                                          ("cam", "2019-01-16"): self.cam,
                                           ("monitor", "2018-07-24"): self.monitor},
                        self.faults)
         self.ci_unbound: set = set()  # buckets to report as not bound to CI (doctor's failing case)
@@ -243,21 +247,12 @@ class LocalCloud:
     # -- HTTP: Function URLs and the Tencent Cloud API ------------------------
     def serve_function_url(self, handler: Any) -> Reply:
         """`/_fn/<name>/...`: a function added with `add_function_url`, invoked with a Function URL event."""
-        name, _, rest = handler.raw_path[len("/_fn/"):].partition("/")
-        fn = self.runtime.functions.get(name)
-        if fn is None:
-            return json_reply(404, {"errorCode": 404, "errorMessage": f"no function URL named {name!r}"})
-        body = handler.body(6 << 20)
-        headers = {k: v for k, v in handler.headers.items()}
-        event = function_url_event(handler.command, "/" + rest, handler.query_pairs, headers, body,
-                                   handler.client_address[0])
-        status, out_headers, out_body = function_url_reply(self.runtime.run(fn, event, "http"))
-        return Reply(status, out_headers, out_body)
+        return scf_http.added(handler, self.runtime)
 
     def serve_api(self, handler: Any) -> Reply:
         """Tencent Cloud API 3.0 calls (X-TC-Action) and the Function URLs of deployed functions."""
         if handler.raw_path.startswith("/_url/"):
-            return self.scf.function_url(handler)
+            return scf_http.deployed(handler, self.scf)
         if handler.raw_path in CI_BUCKET_PATHS:
             from .cibinding import describe
 

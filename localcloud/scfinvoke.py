@@ -16,7 +16,7 @@ Facts and sources:
 - Concurrency: at most the function's instance count run at once; further async events wait in its
   queue, the way events beyond a function's concurrency wait in SCF's async queue.
 
-Functions are those deployed through the SCF API (localcloud/scfapi.py) and, in the default
+Functions are those deployed through the SCF API (localcloud/scfbackend.py) and, in the default
 namespace, those the local cloud runs without a deploy (`LocalCloud.add_trigger`,
 `cos-matting localcloud --trigger`), so a test or the demo can Invoke what its trigger runs.
 """
@@ -24,43 +24,24 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING, Any, Dict, Tuple
+from typing import TYPE_CHECKING, Any, Dict
 
 from .tcapi import ApiError
 
 if TYPE_CHECKING:
-    from .scf import Function
-    from .scfapi import ScfService
+    from .scfbackend import ScfBackend
 
 SYNC_LIMIT = 6 << 20
 ASYNC_LIMIT = 128 << 10
 INVOCATION_TYPES = ("RequestResponse", "Event")
-DEFAULT_ASYNC_RETRIES = 2
 RETRY_DELAY = 0.5
 
 
-def _function(service: "ScfService", p: Dict[str, Any]) -> Tuple["Function", int]:
-    key = service.function_key(p)
-    with service.lock:
-        config = service.state["functions"].get(key)
-        fn = service.running.get(key) if config is not None else None
-    if config is None:
-        if (p.get("Namespace") or "default") == "default":
-            fn = service.cloud.runtime.functions.get(p.get("FunctionName") or "")
-        if fn is None:
-            service.function_config(p)  # raises ResourceNotFound.Function
-        return fn, DEFAULT_ASYNC_RETRIES
-    if fn is None:
-        raise ApiError("ResourceNotFound.Function", f"function {p.get('FunctionName')!r} has no runnable code")
-    retries = ((config.get("AsyncTriggerConfig") or {}).get("RetryConfig") or [{}])[0].get("RetryNum")
-    return fn, DEFAULT_ASYNC_RETRIES if retries is None else int(retries)
-
-
-def invoke(service: "ScfService", p: Dict[str, Any]) -> Dict[str, Any]:
+def invoke(backend: "ScfBackend", p: Dict[str, Any]) -> Dict[str, Any]:
     kind = p.get("InvocationType") or "RequestResponse"
     if kind not in INVOCATION_TYPES:
         raise ApiError("InvalidParameterValue.InvokeType", f"InvocationType {kind!r}: {' or '.join(INVOCATION_TYPES)}")
-    fn, retries = _function(service, p)
+    fn, retries = backend.runnable(p.get("Namespace"), p.get("FunctionName"))
     body = p.get("ClientContext") or "{}"
     size, limit = len(body.encode("utf-8")), ASYNC_LIMIT if kind == "Event" else SYNC_LIMIT
     if size > limit:
@@ -71,7 +52,7 @@ def invoke(service: "ScfService", p: Dict[str, Any]) -> Dict[str, Any]:
         event = json.loads(body)
     except ValueError:
         raise ApiError("InvalidParameterValue.ClientContext", "ClientContext must be a JSON string") from None
-    runtime = service.cloud.runtime
+    runtime = backend.runtime
     if kind == "Event":
         runtime.invoke_async(fn, event, "direct", retries=retries, retry_delay=RETRY_DELAY)
         return {"Result": {"FunctionRequestId": uuid.uuid4().hex, "InvokeResult": 0, "RetMsg": "", "ErrMsg": "",

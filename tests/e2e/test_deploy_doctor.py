@@ -181,11 +181,11 @@ def test_a_failed_deploy_says_what_failed_and_destroy_removes_what_it_had_made(t
         assert main(deploy + args) == 1
         err = capsys.readouterr().err
         assert "CreateTrigger: ResourceNotFound.Cos" in err and "--destroy to undo" in err
-        made = sorted(cloud.scf.state["functions"])
+        made = sorted(cloud.scf.functions)
         assert made == ["default/cos-matting-dev-callback", "default/cos-matting-dev-reconcile",
                         "default/cos-matting-dev-submit"]  # the COS trigger came last and failed
         assert main(deploy + args + ["--destroy"]) == 0
-        assert cloud.scf.state["functions"] == {} and cloud.cam.state["roles"] == {}
+        assert cloud.scf.functions == {} and cloud.cam.state["roles"] == {}
         assert cloud.runtime.triggers == []
     finally:
         cloud.stop()

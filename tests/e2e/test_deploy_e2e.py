@@ -155,8 +155,8 @@ def _doctor_green_redeploy_reads_only_one_setting_updates_one_function(cloud, ar
 def _destroy_leaves_nothing_deploy_made_and_the_bucket_untouched(cloud, client, args, deploy):
     objects_before = sorted(o["Key"] for o in client.list_objects(Bucket=BUCKET, MaxKeys=1000).get("Contents", []))
     assert main(deploy + args + ["--destroy"]) == 0
-    assert cloud.scf.state["functions"] == {}
-    assert all(v["Status"] == "Deleted" for versions in cloud.scf.state["layers"].values() for v in versions)
+    assert cloud.scf.functions == {}
+    assert all(v.status == "Deleted" for versions in cloud.scf.layers.values() for v in versions)
     assert cloud.cam.state["roles"] == {} and cloud.cam.state["policies"] == {}
     assert cloud.monitor.state["policies"] == {}
     assert cloud.runtime.triggers == []

@@ -92,14 +92,14 @@ def test_each_stage_has_its_own_role_and_destroy_from_a_fresh_clone_removes_only
     # destroy needs only the region (and credentials): no bucket, no keys, nothing local
     code, out, err = site.deploy("dev", "--destroy", COS_MATTING_CALLBACK_KEYS=None, COS_MATTING_BUCKET=None)
     assert code == 0, err
-    assert sorted(site.cloud.scf.state["functions"]) == [f"default/cos-matting-prod-{k}"
+    assert sorted(site.cloud.scf.functions) == [f"default/cos-matting-prod-{k}"
                                                           for k in ("callback", "reconcile", "submit")]
     assert sorted(site.cloud.cam.state["roles"]) == ["cos-matting-prod-role"]
     assert sorted(p["PolicyName"] for p in site.cloud.cam.state["policies"].values()) == ["cos-matting-prod-policy"]
-    left = [(v["LayerVersion"], v["Description"]) for v in site.cloud.scf.state["layers"]["cos-matting-dev-deps"]
-            if v["Status"] == "Active"]
+    left = [(v.version, v.description) for v in site.cloud.scf.layers["cos-matting-dev-deps"]
+            if v.status == "Active"]
     assert left == [(2, "someone else's")]
-    assert all(v["Status"] == "Active" for v in site.cloud.scf.state["layers"]["cos-matting-prod-deps"])
+    assert all(v.status == "Active" for v in site.cloud.scf.layers["cos-matting-prod-deps"])
     # nothing of dev is left to find; a second destroy has nothing to do
     code, out, _ = site.deploy("dev", "--destroy")
     assert code == 0 and "nothing of this stage was found" in out
@@ -141,7 +141,7 @@ def test_deploy_refuses_a_stage_whose_functions_would_not_start_naming_the_varia
     code, _, err = site.deploy("dev", COS_MATTING_CALLBACK_KEYS=None)
     assert code == 2 and "COS_MATTING_CALLBACK_KEYS" in err and "Traceback" not in err
     assert site.writes() == []  # refused before any write
-    assert site.cloud.scf.state["functions"] == {}
+    assert site.cloud.scf.functions == {}
 
 
 def test_plan_prints_the_calls_it_makes_with_old_and_new_values_and_the_url_is_read_back(site):
@@ -251,7 +251,7 @@ def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(s
     mark = len(site.cloud.api.calls)
     assert site.deploy("dev")[0] == 0 and site.writes(mark) == []
     # a function made with another runtime (by hand): deploy says what to do instead of sending a change
-    site.cloud.scf.state["functions"]["default/cos-matting-dev-reconcile"]["Runtime"] = "Python3.9"
+    site.cloud.scf.functions["default/cos-matting-dev-reconcile"].runtime = "Python3.9"
     code, out, _ = site.deploy("dev", "--plan")
     assert code == 0 and "no call to make (see the notes above)" in out
     assert "note: cos-matting-dev-reconcile runs Python3.9, serverless.yml says Python3.10" in out

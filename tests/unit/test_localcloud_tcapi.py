@@ -27,7 +27,7 @@ def test_every_error_code_the_emulator_answers_is_a_public_one():
 
     known = COMMON | {v for m in (scf_codes, cam_codes, monitor_codes) for k, v in vars(m).items() if k.isupper()}
     used = set()
-    for name in ("tcapi.py", "scfapi.py", "scftriggers.py", "camapi.py", "monitorapi.py"):
+    for name in ("tcapi.py", "scfapi.py", "scfbackend.py", "scftriggers.py", "scfinvoke.py", "camapi.py", "monitorapi.py"):
         used |= set(re.findall(r'ApiError\(\s*"([A-Za-z.]+)"', (ROOT / "localcloud" / name).read_text()))
     assert used and used <= known, sorted(used - known)
 
