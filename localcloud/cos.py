@@ -80,22 +80,30 @@ def validate_tags(pairs: List[Tuple[str, str]]) -> Dict[str, str]:
     return tags
 
 
-def write_stream(path: str, read: Callable[[int], bytes], length: Optional[int]) -> Tuple[int, str]:
-    """Write a body read in chunks (`length` None = until b"") to `path`: (size, md5 hex).
-    A body shorter than its length is refused and nothing is left behind."""
+def copy_stream(read: Callable[[int], bytes], length: Optional[int], write: Callable[[bytes], Any]) -> Tuple[int, str]:
+    """Copy a body read in chunks (`length` None = until b"") into `write`: (size, md5 hex).
+    A body shorter than its length is refused (CosError IncompleteBody)."""
     md5, size = hashlib.md5(), 0
-    with open(path, "wb") as fh:
-        while length is None or size < length:
-            chunk = read(CHUNK if length is None else min(CHUNK, length - size))
-            if not chunk:
-                break
-            md5.update(chunk)
-            fh.write(chunk)
-            size += len(chunk)
+    while length is None or size < length:
+        chunk = read(CHUNK if length is None else min(CHUNK, length - size))
+        if not chunk:
+            break
+        md5.update(chunk)
+        write(chunk)
+        size += len(chunk)
     if length is not None and size < length:
-        os.unlink(path)
         raise CosError(400, "IncompleteBody", f"body ended after {size} of {length} bytes")
     return size, md5.hexdigest()
+
+
+def write_stream(path: str, read: Callable[[int], bytes], length: Optional[int]) -> Tuple[int, str]:
+    """`copy_stream` into the file `path`; nothing is left behind when the body is refused."""
+    try:
+        with open(path, "wb") as fh:
+            return copy_stream(read, length, fh.write)
+    except CosError:
+        os.unlink(path)
+        raise
 
 
 class Bucket:
@@ -156,16 +164,15 @@ class Bucket:
         # https://cloud.tencent.com/document/product/436/7749, as read by secondary sources).
         return forbid_overwrite and not self.versioning and key in self.objects
 
-    def commit(self, tmp_data: str, meta: ObjectMeta, forbid_overwrite: bool) -> ObjectMeta:
-        """Move a fully written temp file into place, atomically with the index."""
+    def commit(self, tmp_data: Any, meta: ObjectMeta, forbid_overwrite: bool) -> ObjectMeta:
+        """Move a fully written body (`_stage`) into place, atomically with the index."""
         with self.lock:
             if self._forbids(forbid_overwrite, meta.key):
-                os.unlink(tmp_data)
+                self._discard(tmp_data)
                 raise CosError(409, "FileAlreadyExists", "The object already exists (x-cos-forbid-overwrite is true).")
             if self.versioning:
                 meta.version_id = uuid.uuid4().hex if self.versioning == "Enabled" else "null"
-            os.makedirs(os.path.dirname(self._base(meta.key)), exist_ok=True)
-            os.replace(tmp_data, self.data_path(meta.key))
+            self._place(tmp_data, meta.key)
             self.journal.append({"op": "put", "meta": asdict(meta)})
             if meta.key not in self.objects:
                 bisect.insort(self.keys, meta.key)
@@ -180,8 +187,7 @@ class Bucket:
         check_key(key)
         if self._forbids(forbid_overwrite, key):  # cheap early answer; re-checked at commit
             raise CosError(409, "FileAlreadyExists", "The object already exists (x-cos-forbid-overwrite is true).")
-        tmp = os.path.join(self.root, "tmp", uuid.uuid4().hex)
-        size, md5 = write_stream(tmp, read, length)
+        tmp, size, md5 = self._stage(read, length)
         obj = ObjectMeta(key, size, md5, content_type or "application/octet-stream", time.time(),
                          dict(meta or {}), dict(tags or {}))
         return self.commit(tmp, obj, forbid_overwrite)
@@ -206,13 +212,11 @@ class Bucket:
         """Server-side copy; `replace_meta` = (content_type, meta) for MetadataDirective=Replaced."""
         check_key(key)
         source = src.head(src_key)
-        tmp = os.path.join(self.root, "tmp", uuid.uuid4().hex)
-        shutil.copyfile(src.data_path(src_key), tmp)
+        tmp = self._stage_copy(src, src_key)
         content_type, meta = replace_meta if replace_meta else (source.content_type, source.meta)
         etag = source.etag
         if "-" in etag:  # a copy is stored in one piece: its ETag is the content's MD5 again
-            with open(tmp, "rb") as fh:
-                etag = hashlib.md5(fh.read()).hexdigest()  # noqa: S324 - an ETag, not security
+            etag = hashlib.md5(self._staged_bytes(tmp)).hexdigest()  # noqa: S324 - an ETag, not security
         obj = ObjectMeta(key, source.size, etag, content_type or source.content_type, time.time(), dict(meta),
                          dict(source.tags))
         return self.commit(tmp, obj, forbid_overwrite)
@@ -231,6 +235,35 @@ class Bucket:
         with open(self.data_path(key), "rb") as fh:
             return fh.read()
 
+    # -- where bodies live: files here, bytes in MemoryBucket ---------------
+    def _stage(self, read: Callable[[int], bytes], length: Optional[int]) -> Tuple[Any, int, str]:
+        """Write a body aside: (its handle for `commit`, size, md5 hex)."""
+        tmp = os.path.join(self.root, "tmp", uuid.uuid4().hex)
+        size, md5 = write_stream(tmp, read, length)
+        return tmp, size, md5
+
+    def _stage_copy(self, src: "Bucket", src_key: str) -> Any:
+        tmp = os.path.join(self.root, "tmp", uuid.uuid4().hex)
+        shutil.copyfile(src.data_path(src_key), tmp)
+        return tmp
+
+    def _staged_bytes(self, tmp: Any) -> bytes:
+        with open(tmp, "rb") as fh:
+            return fh.read()
+
+    def _place(self, tmp: Any, key: str) -> None:
+        os.makedirs(os.path.dirname(self._base(key)), exist_ok=True)
+        os.replace(tmp, self.data_path(key))
+
+    def _discard(self, tmp: Any) -> None:
+        os.unlink(tmp)
+
+    def _remove(self, key: str) -> None:
+        try:
+            os.unlink(self.data_path(key))
+        except FileNotFoundError:
+            pass
+
     def delete(self, key: str) -> bool:
         with self.lock:
             if self.objects.pop(key, None) is None:
@@ -239,10 +272,7 @@ class Bucket:
             if index < len(self.keys) and self.keys[index] == key:
                 self.keys.pop(index)
             self.journal.append({"op": "delete", "key": key})
-            try:
-                os.unlink(self.data_path(key))
-            except FileNotFoundError:
-                pass
+            self._remove(key)
         return True
 
     def set_tags(self, key: str, tags: Dict[str, str]) -> None:
@@ -286,10 +316,61 @@ class Bucket:
         return contents, prefixes, truncated, last if truncated else ""
 
 
-class ObjectStore:
-    """All buckets of the local cloud, by `name-APPID`."""
+class _NoJournal:
+    def append(self, entry: Dict[str, Any]) -> None:
+        pass
 
-    def __init__(self, root: str, region: str) -> None:
+    def close(self) -> None:
+        pass
+
+
+class MemoryBucket(Bucket):
+    """The same bucket with bodies kept as bytes and nothing persisted (localcloud/memory.py, the fast tiers):
+    the rules above are shared; only where a body lives differs. No multipart uploads here (they stage
+    parts on disk)."""
+
+    def __init__(self, name: str, region: str) -> None:  # not super().__init__: it opens the disk layout
+        self.name, self.region, self.root = name, region, ""
+        self.lock = threading.Lock()
+        self.objects = {}
+        self.keys = []
+        self.versioning = ""
+        self.journal = _NoJournal()  # type: ignore[assignment]
+        self.uploads = None
+        self.bodies: Dict[str, bytes] = {}
+
+    def data_path(self, key: str) -> str:
+        raise CosError(501, "NotImplemented", "an in-memory bucket has no files (use the HTTP local cloud)")
+
+    def read(self, key: str) -> bytes:
+        self.head(key)
+        return self.bodies[key]
+
+    def _stage(self, read: Callable[[int], bytes], length: Optional[int]) -> Tuple[Any, int, str]:
+        chunks: List[bytes] = []
+        size, md5 = copy_stream(read, length, chunks.append)
+        return b"".join(chunks), size, md5
+
+    def _stage_copy(self, src: "Bucket", src_key: str) -> Any:
+        return src.read(src_key)
+
+    def _staged_bytes(self, tmp: Any) -> bytes:
+        return tmp
+
+    def _place(self, tmp: Any, key: str) -> None:
+        self.bodies[key] = tmp
+
+    def _discard(self, tmp: Any) -> None:
+        pass
+
+    def _remove(self, key: str) -> None:
+        self.bodies.pop(key, None)
+
+
+class ObjectStore:
+    """All buckets of the local cloud, by `name-APPID`; on disk under `root`, or in memory when it is None."""
+
+    def __init__(self, root: Optional[str], region: str) -> None:
         self.root, self.region = root, region
         self.buckets: Dict[str, Bucket] = {}
 
@@ -297,7 +378,8 @@ class ObjectStore:
         if not re.match(r"^[a-z0-9][a-z0-9-]*-\d+$", name):
             raise ValueError(f"bucket name must be <name>-<APPID>, lower-case: {name!r}")
         if name not in self.buckets:
-            self.buckets[name] = Bucket(name, self.region, os.path.join(self.root, name))
+            self.buckets[name] = Bucket(name, self.region, os.path.join(self.root, name)) if self.root is not None \
+                else MemoryBucket(name, self.region)
         return self.buckets[name]
 
     def close(self) -> None:

@@ -102,7 +102,7 @@ def copy_source(h: Any) -> Tuple[Bucket, str]:
 
 
 # -- objects, listing, tags -----------------------------------------------------
-def _object_headers(obj: ObjectMeta) -> Dict[str, str]:
+def object_headers(obj: ObjectMeta) -> Dict[str, str]:
     headers = {"ETag": f'"{obj.etag}"', "Content-Type": obj.content_type, "Last-Modified": http_date(obj.last_modified),
                "Accept-Ranges": "bytes", "x-cos-storage-class": "STANDARD"}
     headers.update(obj.meta)
@@ -138,13 +138,13 @@ def _copy(h: Any, bucket: str, key: str) -> Reply:
 
 def _head(h: Any, bucket: str, key: str) -> Reply:
     obj = h.cloud.store.bucket(bucket).head(key)
-    return Reply(200, _object_headers(obj), file=(h.cloud.store.bucket(bucket).data_path(key), 0, obj.size))
+    return Reply(200, object_headers(obj), file=(h.cloud.store.bucket(bucket).data_path(key), 0, obj.size))
 
 
 def _get(h: Any, bucket: str, key: str) -> Reply:
     b = h.cloud.store.bucket(bucket)
     obj = b.head(key)
-    headers = _object_headers(obj)
+    headers = object_headers(obj)
     start, count, status = 0, obj.size, 200
     rng = h.headers.get("Range")
     if rng:

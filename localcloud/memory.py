@@ -8,21 +8,20 @@ cloud's server sends; so `Storage`/`CI` and their error mapping run unchanged on
 - CI is the local cloud's own code: the SDK's request (`format_xml`) goes to `ci_http.route`
   and `JobService` (its rules untouched; only persistence, outputs and callback delivery are
   replaced, see `_MemoryJobs`), and the answer is read back with the SDK's `xml_to_dict`.
-- COS is written here (a dict per bucket), with the local cloud's rules imported (key length,
-  tag limits); tests/contract runs the same assertions on it and on the HTTP local cloud.
+- COS is the local cloud's own backend too (`localcloud.cos`: its buckets with bodies kept in
+  memory, `MemoryBucket`), so the rules (key length, tags, overwrite, copies, listing) are the same
+  code; only the SDK's call shapes are mapped here. tests/contract runs the same assertions on it
+  and on the HTTP local cloud.
 
 The control surface mirrors `LocalCloud`: `upload`, `set_job_state`, `faults` (same routes),
 `callbacks` (recorded, never sent: the test delivers them to the handler it wants).
-Copies are emulated (`copy_object`, tags copied). Not emulated: bucket versioning, multipart uploads,
-ranged GETs (a `Range` is ignored), delimiter listings (no CommonPrefixes), SCF and the API 3.0
-front (use the HTTP local cloud).
+Not emulated: bucket versioning, multipart uploads, ranged GETs (a `Range` is ignored), SCF and the
+API 3.0 front (use the HTTP local cloud).
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import tempfile
-import threading
 import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -36,18 +35,10 @@ from . import ci_http
 from .callbacks import CallbackRecord, Callbacks
 from .ci import JobService
 from .cloud import LocalCloud
-from .cos import CosError, check_key, validate_tags
+from .cos import Bucket, CosError, ObjectMeta, ObjectStore, validate_tags
+from .cos_http import object_headers
 from .faults import Fault, Faults
-from .replies import Reply, http_date, iso_date
-
-class _Object:
-    __slots__ = ("data", "etag", "content_type", "last_modified", "tags")
-
-    def __init__(self, data: bytes, content_type: str) -> None:
-        self.data, self.content_type = data, content_type or "application/octet-stream"
-        self.etag = hashlib.md5(data).hexdigest()  # noqa: S324 - an ETag, not security
-        self.last_modified = time.time()
-        self.tags: Dict[str, str] = {}
+from .replies import Reply, iso_date
 
 
 class _Dropped(Exception):
@@ -64,14 +55,12 @@ class _Recorded(Callbacks):
 
 
 class _MemoryJobs(JobService):
-    """The local cloud's JobService with its I/O replaced: no journal on disk, outputs written
-    into the MemoryCloud, callbacks recorded, no runner (jobs move by `set_job_state`)."""
+    """The local cloud's JobService over the in-memory store, without its journal on disk; no runner (jobs
+    move by `set_job_state`), callbacks recorded."""
 
-    def __init__(self, cloud: "MemoryCloud") -> None:
-        # the root is never written to: every method that would touch it is overridden below
-        super().__init__(tempfile.gettempdir(), None, cloud.region, cloud.faults, _Recorded(cloud.faults),  # type: ignore[arg-type]
-                         engine=None, workers=0)
-        self.memory = cloud
+    def __init__(self, store: ObjectStore, faults: Faults) -> None:
+        # the root is never written to: the methods that would touch it are overridden below
+        super().__init__(tempfile.gettempdir(), store, store.region, faults, _Recorded(faults), engine=None, workers=0)
 
     def add_bucket(self, bucket: str) -> None:
         with self.lock:
@@ -83,13 +72,6 @@ class _MemoryJobs(JobService):
     def close(self) -> None:
         pass
 
-    def _write_output(self, bucket: str, key: str, data: Optional[bytes] = None, path: Optional[str] = None) -> None:
-        self.memory.upload(bucket, key, data or b"", "video/mp4")
-
-    def _output_md5(self, bucket: str, key: str) -> str:
-        obj = self.memory.buckets.get(bucket, {}).get(key)
-        return obj.etag if obj else ""
-
 
 class MemoryCloud:
     """Buckets and jobs of one region, shared by every client made from it; thread-safe."""
@@ -97,17 +79,15 @@ class MemoryCloud:
     def __init__(self, buckets: Tuple[str, ...] = ("videos-1250000000",), region: str = "ap-guangzhou") -> None:
         self.region = region
         self.started = time.time()
-        self.lock = threading.RLock()
         self.faults = Faults()
-        self.buckets: Dict[str, Dict[str, _Object]] = {}
-        self.jobs = _MemoryJobs(self)
+        self.store = ObjectStore(None, region)  # in memory: MemoryBucket
+        self.jobs = _MemoryJobs(self.store, self.faults)
         self.callback_sender = self.jobs.callbacks
         for name in buckets:
             self.add_bucket(name)
 
     def add_bucket(self, name: str) -> None:
-        with self.lock:
-            self.buckets.setdefault(name, {})
+        self.store.add_bucket(name)
         self.jobs.add_bucket(name)
 
     def client(self, retry: int = 0, timeout: float = 10.0) -> "MemoryClient":
@@ -119,26 +99,18 @@ class MemoryCloud:
         return MemoryClients(settings, self)
 
     # -- control, like LocalCloud's ----------------------------------------
-    def bucket(self, name: str) -> Dict[str, _Object]:
-        bucket = self.buckets.get(name)
-        if bucket is None:
-            raise CosError(404, "NoSuchBucket", "The specified bucket does not exist.")
-        return bucket
+    def bucket(self, name: str) -> Bucket:
+        return self.store.bucket(name)
 
     def upload(self, bucket: str, key: str, data: bytes, content_type: str = "") -> str:
         """Put an object as an uploader would; returns its ETag (unquoted). No trigger fires."""
-        check_key(key)
-        obj = _Object(data, content_type)
-        with self.lock:
-            self.bucket(bucket)[key] = obj
-        return obj.etag
+        return self.bucket(bucket).put_bytes(key, data, content_type).etag
 
     def delete(self, bucket: str, key: str) -> None:
-        with self.lock:
-            self.bucket(bucket).pop(key, None)
+        self.bucket(bucket).delete(key)
 
     def tags(self, bucket: str, key: str) -> Dict[str, str]:
-        return dict(self.bucket(bucket)[key].tags)
+        return dict(self.bucket(bucket).head(key).tags)
 
     # the control surface is LocalCloud's own: the same methods over the same JobService
     get_job = LocalCloud.get_job
@@ -196,47 +168,45 @@ class MemoryClient:
         # a real config: CI builds some requests itself from it (uri, signing)
         self._conf = CosConfig(Region=cloud.region, SecretId="AKIDmemory", SecretKey="memory", Scheme="http")
 
-    # -- COS ----------------------------------------------------------------
+    # -- COS: the SDK's call shapes over the local cloud's buckets (localcloud/cos.py) ---------
     def put_object(self, Bucket: str, Body: bytes, Key: str, ContentType: str = "",
                    Metadata: Optional[Dict[str, str]] = None, **_: Any) -> Dict[str, str]:
-        forbid = str((Metadata or {}).get("x-cos-forbid-overwrite", "")).lower() == "true"
+        headers = {k.lower(): str(v) for k, v in (Metadata or {}).items()}  # the SDK sends them as headers
+        forbid = headers.get("x-cos-forbid-overwrite", "").lower() == "true"
+        meta = {k: v for k, v in headers.items() if k.startswith("x-cos-meta-")}
 
         def put() -> Dict[str, str]:
-            check_key(Key)
-            with self.cloud.lock:
-                bucket = self.cloud.bucket(Bucket)
-                if forbid and Key in bucket:
-                    raise CosError(409, "FileAlreadyExists", "The object already exists (x-cos-forbid-overwrite is true).")
-                obj = bucket[Key] = _Object(bytes(Body), ContentType)
+            obj = self.cloud.bucket(Bucket).put_bytes(Key, bytes(Body), ContentType, meta=meta, forbid_overwrite=forbid)
             return {"ETag": f'"{obj.etag}"'}
 
         return self._send("PUT", "cos.put", put)
 
     def get_object(self, Bucket: str, Key: str, **_: Any) -> Dict[str, Any]:
         def get() -> Dict[str, Any]:
-            obj = self._object(Bucket, Key)
-            return {**self._headers(obj), "Body": _Body(obj.data)}
+            bucket = self.cloud.bucket(Bucket)
+            return {**self._headers(bucket.head(Key)), "Body": _Body(bucket.read(Key))}
 
         return self._send("GET", "cos.get", get)
 
     def head_object(self, Bucket: str, Key: str, **_: Any) -> Dict[str, str]:
-        return self._send("HEAD", "cos.head", lambda: self._headers(self._object(Bucket, Key)))
+        return self._send("HEAD", "cos.head", lambda: self._headers(self.cloud.bucket(Bucket).head(Key)))
 
-    def list_objects(self, Bucket: str, Prefix: str = "", Marker: str = "", MaxKeys: int = 1000,
+    def list_objects(self, Bucket: str, Prefix: str = "", Marker: str = "", MaxKeys: int = 1000, Delimiter: str = "",
                      **_: Any) -> Dict[str, Any]:
         def listing() -> Dict[str, Any]:
             limit = max(0, min(int(MaxKeys), 1000))
-            with self.cloud.lock:
-                keys = sorted(k for k in self.cloud.bucket(Bucket) if k.startswith(Prefix) and k > Marker)
-                page = [(k, self.cloud.buckets[Bucket][k]) for k in keys[:limit]]
-            truncated = len(keys) > limit
+            page, prefixes, truncated, next_marker = self.cloud.bucket(Bucket).list(Prefix, Marker, limit, Delimiter)
             result: Dict[str, Any] = {"Name": Bucket, "Prefix": Prefix, "Marker": Marker, "MaxKeys": str(limit),
                                       "IsTruncated": "true" if truncated else "false"}
+            if Delimiter:
+                result["Delimiter"] = Delimiter
             if truncated:
-                result["NextMarker"] = page[-1][0] if page else Marker
+                result["NextMarker"] = next_marker
+            if prefixes:
+                result["CommonPrefixes"] = [{"Prefix": p} for p in prefixes]
             if page:
-                result["Contents"] = [{"Key": k, "LastModified": iso_date(o.last_modified), "ETag": f'"{o.etag}"',
-                                       "Size": str(len(o.data)), "StorageClass": "STANDARD"} for k, o in page]
+                result["Contents"] = [{"Key": o.key, "LastModified": iso_date(o.last_modified), "ETag": f'"{o.etag}"',
+                                       "Size": str(o.size), "StorageClass": "STANDARD"} for o in page]
             return result
 
         return self._send("GET", "cos.list", listing)
@@ -244,26 +214,22 @@ class MemoryClient:
     def copy_object(self, Bucket: str, Key: str, CopySource: Dict[str, str], **_: Any) -> Dict[str, str]:
         """Server-side copy (tags copied, as COS's default x-cos-tagging-directive Copy)."""
         def copy() -> Dict[str, str]:
-            check_key(Key)
-            with self.cloud.lock:
-                source = self._object(CopySource["Bucket"], CopySource["Key"])
-                obj = self.cloud.bucket(Bucket)[Key] = _Object(source.data, source.content_type)
-                obj.tags = dict(source.tags)
+            source = self.cloud.bucket(CopySource["Bucket"])
+            obj = self.cloud.bucket(Bucket).copy_from(source, CopySource["Key"], Key)
             return {"ETag": f'"{obj.etag}"', "LastModified": iso_date(obj.last_modified)}
 
         return self._send("PUT", "cos.copy", copy)
 
     def delete_object(self, Bucket: str, Key: str, **_: Any) -> Dict[str, str]:
         def delete() -> Dict[str, str]:
-            with self.cloud.lock:
-                self.cloud.bucket(Bucket).pop(Key, None)  # COS answers 204 for a missing key too
+            self.cloud.bucket(Bucket).delete(Key)  # COS answers 204 for a missing key too
             return {}
 
         return self._send("DELETE", "cos.delete", delete)
 
     def get_object_tagging(self, Bucket: str, Key: str, **_: Any) -> Dict[str, Any]:
         def get() -> Dict[str, Any]:
-            tags = self._object(Bucket, Key).tags
+            tags = self.cloud.bucket(Bucket).head(Key).tags
             return {"TagSet": {"Tag": [{"Key": k, "Value": v} for k, v in tags.items()]}} if tags else {"TagSet": None}
 
         return self._send("GET", "cos.tagging.get", get)
@@ -274,9 +240,9 @@ class MemoryClient:
         pairs = [(t["Key"], t.get("Value") or "") for t in (items if isinstance(items, list) else [items])]
 
         def put() -> None:
-            with self.cloud.lock:
-                obj = self._object(Bucket, Key)
-                obj.tags = validate_tags(pairs)
+            bucket = self.cloud.bucket(Bucket)
+            bucket.head(Key)  # a missing object first, as the server answers
+            bucket.set_tags(Key, validate_tags(pairs))
 
         return self._send("PUT", "cos.tagging.put", put)
 
@@ -335,20 +301,10 @@ class MemoryClient:
         return data
 
     # -- plumbing -------------------------------------------------------------
-    def _object(self, bucket: str, key: str) -> _Object:
-        obj = self.cloud.bucket(bucket).get(key)
-        if obj is None:
-            raise CosError(404, "NoSuchKey", "The specified key does not exist.")
-        return obj
-
     @staticmethod
-    def _headers(obj: _Object) -> Dict[str, str]:
-        headers = {"ETag": f'"{obj.etag}"', "Content-Type": obj.content_type,
-                   "Last-Modified": http_date(obj.last_modified), "Accept-Ranges": "bytes",
-                   "x-cos-storage-class": "STANDARD", "Content-Length": str(len(obj.data))}
-        if obj.tags:
-            headers["x-cos-tagging-count"] = str(len(obj.tags))
-        return headers
+    def _headers(obj: ObjectMeta) -> Dict[str, str]:
+        """The server's object headers (localcloud/cos_http.py), with the length it sends."""
+        return {**object_headers(obj), "Content-Length": str(obj.size)}
 
     def _send(self, method: str, route: str, action: Callable[[], Any], ci: bool = False) -> Any:
         """One SDK call: faults as the local cloud's server applies them, retries as the SDK does."""

@@ -115,10 +115,10 @@ def test_each_handler_answers_the_health_event_without_a_cloud_call(load, memory
 
     handler = load(name)
     handler.Clients = no_cloud  # submit and reconcile build theirs on the first real event
-    before = dict(memory_cloud.bucket(BUCKET))
+    before = dict(memory_cloud.bucket(BUCKET).objects)
     answer = handler.main_handler(dict(EVENT), None)
     assert answer["ok"] is True and answer["function"] == name and answer["settings"] == "ok"
-    assert dict(memory_cloud.bucket(BUCKET)) == before and memory_cloud.list_jobs(BUCKET) == []
+    assert dict(memory_cloud.bucket(BUCKET).objects) == before and memory_cloud.list_jobs(BUCKET) == []
 
     broken = load(name, COS_MATTING_CALLBACK_URL="https://x.example/cb", COS_MATTING_CALLBACK_KEYS="")
     answer = broken.main_handler(dict(EVENT), None)

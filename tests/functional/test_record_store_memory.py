@@ -27,7 +27,7 @@ def test_the_store_is_the_records_bucket_and_prefix_the_settings_name(memory_clo
     record = record_of(settings, "input/a.mp4", 1)
     assert not store.exists(record.id)
     write(store, record, "Claimed")
-    assert store.exists(record.id) and any(k.startswith("rec/" + record.id) for k in memory_cloud.bucket(BUCKET))
+    assert store.exists(record.id) and any(k.startswith("rec/" + record.id) for k in memory_cloud.bucket(BUCKET).objects)
 
 
 def test_scans_group_by_record_skip_the_index_and_notes_and_resume_after_a_record(memory_cloud, settings_of):
@@ -39,7 +39,7 @@ def test_scans_group_by_record_skip_the_index_and_notes_and_resume_after_a_recor
         write(store, record, state)
     store.note(records[0].model_copy(update={"state": "Success"}), "s" + "9" * 31, "a second job")
     memory_cloud.upload(BUCKET, settings.records_prefix + "state/reconcile.json", b"{}")
-    assert any(k.startswith(settings.records_prefix + OPEN) for k in memory_cloud.bucket(BUCKET))  # open markers
+    assert any(k.startswith(settings.records_prefix + OPEN) for k in memory_cloud.bucket(BUCKET).objects)  # open markers
     by_id = sorted(zip(records, states), key=lambda rs: rs[0].id)
     groups = list(store.scan())
     assert [g[0].record_id for g in groups] == [r.id for r, _ in by_id]
