@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Container, Dict
 
 from .tcapi import ApiError
@@ -39,8 +39,6 @@ class TriggerState:
         return {"Type": self.type, "TriggerName": self.name, "TriggerDesc": self.desc, "Enable": int(self.enabled),
                 "Qualifier": self.qualifier, "CustomArgument": self.custom_argument, "Description": self.description,
                 "AddTime": self.add_time, "ModTime": self.mod_time, "AvailableStatus": "Available"}
-
-
 
 
 # -- cron with seconds: "second minute hour day month weekday year" ------------------------------
@@ -81,7 +79,6 @@ def check_cron(cron: str) -> None:
     except ValueError:
         raise ApiError("InvalidParameterValue.TriggerDesc", f"timer TriggerDesc {cron!r} is not a 7-field cron "
                                                             "(second minute hour day month weekday year)") from None
-
 
 
 def parse_trigger(p: Dict[str, Any], region: str, buckets: Container[str], now: str) -> TriggerState:

@@ -181,3 +181,27 @@ def test_no_command_imports_another():
     assert not new, "a command imports another (move the shared part to a cli library module):\n" + \
         "\n".join(f"{a} -> {b}" for a, b in new)
     assert not KNOWN_COMMAND_IMPORTS - found, f"gone, remove them: {sorted(KNOWN_COMMAND_IMPORTS - found)}"
+
+
+# localcloud/: each service is a backend (plain state and rules) with thin HTTP fronts, as moto splits
+# models.py / responses.py; `LocalCloud` (cloud.py) only composes them (ARCHITECTURE.md, "Where each concept lives").
+BACKENDS = ("localcloud.cos", "localcloud.ci", "localcloud.scfbackend")
+FRONTS = ("localcloud.cloud", "localcloud.server", "localcloud.replies", "localcloud.control", "localcloud.cos_http",
+          "localcloud.ci_http", "localcloud.scfapi", "localcloud.scfinvoke", "localcloud.scf_http", "localcloud.memory")
+
+
+def test_local_cloud_backends_import_no_front_and_not_the_composer():
+    known, edges = set(modules()), graph()
+    wrong = []
+    for backend in BACKENDS:
+        seen, todo = set(), [backend]
+        while todo:  # everything the backend needs, directly or not
+            name = todo.pop()
+            for target, line in edges.get(name, []):
+                if target in FRONTS:
+                    wrong.append(f"{backend}: {name}:{line} imports {target}")
+                if target in known and target not in seen and target.startswith("localcloud."):
+                    seen.add(target)
+                    todo.append(target)
+    assert not wrong, "a backend reaches an HTTP front or LocalCloud (pass it what it needs instead):\n" + \
+        "\n".join(wrong)
