@@ -94,6 +94,14 @@ class LayerVersion:
     add_time: str = ""
     status: str = "Active"  # Deleted: hidden from Get/List; functions already bound to it keep it
 
+    @classmethod
+    def load(cls, saved: Dict[str, Any]) -> "LayerVersion":
+        if "LayerName" in saved:  # stored before the state was typed: the API's fields
+            return cls(saved["LayerName"], saved["LayerVersion"], saved["CompatibleRuntimes"], saved["Sha256"],
+                       saved.get("Description", ""), saved.get("LicenseInfo", ""), saved.get("AddTime", ""),
+                       saved.get("Status", "Active"))
+        return cls(**saved)
+
     def describe(self) -> Dict[str, Any]:
         return {"LayerName": self.name, "LayerVersion": self.version, "Description": self.description,
                 "CompatibleRuntimes": self.runtimes, "AddTime": self.add_time, "Status": self.status,
@@ -145,7 +153,29 @@ class FunctionState:
 
     @classmethod
     def load(cls, saved: Dict[str, Any]) -> "FunctionState":
+        if "FunctionName" in saved:
+            saved = _api_shaped(saved)
         return cls(**{**saved, "triggers": [TriggerState(**t) for t in saved.get("triggers") or []]})
+
+
+def _api_shaped(old: Dict[str, Any]) -> Dict[str, Any]:
+    """A function as the local cloud stored it before its state was typed (the API's fields, one dict), so a
+    data_dir kept from then runs the same functions again."""
+    retry = (old.get("AsyncTriggerConfig") or {}).get("RetryConfig") or [{}]
+    return {"name": old["FunctionName"], "namespace": old["Namespace"], "function_id": old["FunctionId"],
+            "handler": old.get("Handler", "index.main_handler"), "runtime": old.get("Runtime", ""),
+            "code_sha256": old["CodeSha256"], "memory_size": old["MemorySize"], "timeout": old["Timeout"],
+            "type": old.get("Type", "Event"), "description": old.get("Description", ""), "role": old.get("Role", ""),
+            "variables": (old.get("Environment") or {}).get("Variables") or [], "layers": old.get("Layers") or [],
+            "tags": old.get("Tags") or [], "optional": {k: old[k] for k in OPTIONAL_FIELDS if k in old},
+            "status": old.get("Status", "Active"), "add_time": old.get("AddTime", ""), "mod_time": old.get("ModTime", ""),
+            "reserved": old.get("Reserved"), "retry_num": retry[0].get("RetryNum", DEFAULT_ASYNC_RETRIES),
+            "msg_ttl": (old.get("AsyncTriggerConfig") or {}).get("MsgTTL", 21600), "settling": old.get("_settling", ""),
+            "triggers": [{"type": t["Type"], "name": t["TriggerName"], "desc": t["TriggerDesc"],
+                          "enabled": bool(t["Enable"]), "qualifier": t.get("Qualifier", "$DEFAULT"),
+                          "custom_argument": t.get("CustomArgument", ""), "description": t.get("Description", ""),
+                          "add_time": t.get("AddTime", ""), "mod_time": t.get("ModTime", ""),
+                          "url_id": t.get("UrlId", "")} for t in old.get("Triggers") or []]}
 
 
 def function_key(namespace: Optional[str], name: Optional[str]) -> str:
@@ -212,7 +242,7 @@ class ScfBackend:
         os.makedirs(os.path.join(data_dir, "blobs"), exist_ok=True)
         saved = load_state(data_dir, {"functions": {}, "layers": {}})
         self.functions: Dict[str, FunctionState] = {k: FunctionState.load(f) for k, f in saved["functions"].items()}
-        self.layers: Dict[str, List[LayerVersion]] = {n: [LayerVersion(**v) for v in vs]
+        self.layers: Dict[str, List[LayerVersion]] = {n: [LayerVersion.load(v) for v in vs]
                                                       for n, vs in saved["layers"].items()}
         self.running: Dict[str, Function] = {}
         self._cos: Dict[str, Trigger] = {}  # "<fn key>/<type>/<trigger name>" -> trigger in the runtime
