@@ -243,6 +243,39 @@ def build_env(env: Mapping[str, str], name: str) -> Dict[str, str]:
     return merged
 
 
+class DeployedFunction(Function):
+    """A function deployed through the API. Reserved concurrency 0 stops it (PutReservedConcurrencyConfig; 583/39464
+    does not say so: unverified): an asynchronous event (COS, timer) then waits, as SCF keeps it queued (up to
+    MsgTTL), until the reservation is lifted; a synchronous call (Function URL, Invoke) is refused at once. An event
+    that waited, or was queued when the function was redeployed, runs on the newest version."""
+
+    def __init__(self, *args: Any, gate: threading.Event, ttl: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate, self.ttl = gate, ttl
+        self.successor: Optional["DeployedFunction"] = None
+        self.closed = False
+
+    def invoke(self, inv: Any, kill_after: Optional[float] = None) -> Any:
+        if not self.gate.is_set() and (inv.kind in ("http", "direct") or not self.gate.wait(self.ttl)):
+            inv.ok, inv.error = False, "ResourceInsufficient: reserved concurrency is 0, the function is stopped"
+            return inv
+        if self.successor is not None:
+            return self.successor.invoke(inv, kill_after)
+        if self.closed:
+            inv.ok, inv.error = False, "the function was deleted or the cloud stopped"
+            return inv
+        return super().invoke(inv, kill_after)
+
+    def close(self) -> None:
+        """Like Function.close, but events already queued here still run (on the successor)."""
+        self.closed = True
+        self.executor.shutdown(wait=False)
+        with self._lock:
+            workers, self._all = list(self._all), []
+        for worker in workers:
+            worker.close()
+
+
 @dataclass
 class Trigger:
     bucket: str

@@ -20,7 +20,6 @@ import io
 import json
 import os
 import re
-import sys
 import threading
 import time
 import uuid
@@ -29,9 +28,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import scfenv
 from .cos import ObjectStore
-from .scf import Function, Runtime, Trigger
+from .scf import DeployedFunction, Function, Runtime, Trigger
+from .scfenv import runtime_python
 from .scfevents import timer_event
 from .scftriggers import TriggerState, cron_matches
 from .tcapi import ApiError, load_state, save_state
@@ -52,20 +51,6 @@ DEFAULT_CONCURRENCY = 2  # warm workers per function here (the machine has 2 cor
 DEFAULT_ASYNC_RETRIES = 2  # "Error Types and Retry Policies", 583/39851: 2 more tries by default
 # Configuration fields kept as sent and answered back, checked below where SCF checks them.
 OPTIONAL_FIELDS = ("InstallDependency", "InitTimeout", "DeadLetterConfig", "PublicNetConfig")
-_python_lock = threading.Lock()
-_python: List[Optional[str]] = []
-
-
-def runtime_python(preferred: Optional[str]) -> str:
-    """CPython 3.10 like SCF's runtime when there is one (looked up once), else this interpreter."""
-    if preferred:
-        return preferred
-    with _python_lock:
-        if not _python:
-            _python.append(scfenv.find_python310())
-    return _python[0] or sys.executable
-
-
 def unzip_param(param: Optional[Dict[str, Any]], field_name: str) -> bytes:
     """The zip a request carries base64-encoded in `ZipFile`."""
     raw = (param or {}).get("ZipFile")
@@ -199,39 +184,6 @@ class Platform:
 
 
 # -- the backend ---------------------------------------------------------------------------------
-
-
-class DeployedFunction(Function):
-    """A function deployed through the API. Reserved concurrency 0 stops it (PutReservedConcurrencyConfig; 583/39464
-    does not say so: unverified): an asynchronous event (COS, timer) then waits, as SCF keeps it queued (up to
-    MsgTTL), until the reservation is lifted; a synchronous call (Function URL, Invoke) is refused at once. An event
-    that waited, or was queued when the function was redeployed, runs on the newest version."""
-
-    def __init__(self, *args: Any, gate: threading.Event, ttl: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.gate, self.ttl = gate, ttl
-        self.successor: Optional["DeployedFunction"] = None
-        self.closed = False
-
-    def invoke(self, inv: Any, kill_after: Optional[float] = None) -> Any:
-        if not self.gate.is_set() and (inv.kind in ("http", "direct") or not self.gate.wait(self.ttl)):
-            inv.ok, inv.error = False, "ResourceInsufficient: reserved concurrency is 0, the function is stopped"
-            return inv
-        if self.successor is not None:
-            return self.successor.invoke(inv, kill_after)
-        if self.closed:
-            inv.ok, inv.error = False, "the function was deleted or the cloud stopped"
-            return inv
-        return super().invoke(inv, kill_after)
-
-    def close(self) -> None:
-        """Like Function.close, but events already queued here still run (on the successor)."""
-        self.closed = True
-        self.executor.shutdown(wait=False)
-        with self._lock:
-            workers, self._all = list(self._all), []
-        for worker in workers:
-            worker.close()
 
 
 class ScfBackend:

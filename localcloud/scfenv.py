@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -65,3 +67,17 @@ def environment(variables: Mapping[str, str], function_name: str, namespace: str
                 "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
     env.update({k: str(v) for k, v in variables.items()})
     return env
+
+
+_python_lock = threading.Lock()
+_python: List[Optional[str]] = []
+
+
+def runtime_python(preferred: Optional[str]) -> str:
+    """CPython 3.10 like SCF's runtime when there is one (looked up once), else this interpreter."""
+    if preferred:
+        return preferred
+    with _python_lock:
+        if not _python:
+            _python.append(find_python310())
+    return _python[0] or sys.executable
