@@ -6,8 +6,8 @@ with the SDK's own `CosServiceError`/`CosClientError` built from the error bodie
 cloud's server sends; so `Storage`/`CI` and their error mapping run unchanged on top of it.
 
 - CI is the local cloud's own code: the SDK's request (`format_xml`) goes to `ci_http.route`
-  and `JobService` (its rules untouched; only persistence, outputs and callback delivery are
-  replaced, see `_MemoryJobs`), and the answer is read back with the SDK's `xml_to_dict`.
+  and `JobService` (its rules untouched; only persistence and callback delivery are replaced,
+  see `_MemoryJobs`), and the answer is read back with the SDK's `xml_to_dict`.
 - COS is the local cloud's own backend too (`localcloud.cos`: its buckets with bodies kept in
   memory, `MemoryBucket`), so the rules (key length, tags, overwrite, copies, listing) are the same
   code; only the SDK's call shapes are mapped here. tests/contract runs the same assertions on it
@@ -15,8 +15,9 @@ cloud's server sends; so `Storage`/`CI` and their error mapping run unchanged on
 
 The control surface mirrors `LocalCloud`: `upload`, `set_job_state`, `faults` (same routes),
 `callbacks` (recorded, never sent: the test delivers them to the handler it wants).
-Not emulated: bucket versioning, multipart uploads, ranged GETs (a `Range` is ignored), SCF and the
-API 3.0 front (use the HTTP local cloud).
+Not mapped (the pipeline does not call them): bucket versioning, multipart uploads, ranged GETs (a
+`Range` is ignored), delimiter listings, user metadata; SCF and the API 3.0 front (use the HTTP
+local cloud).
 """
 from __future__ import annotations
 
@@ -171,12 +172,10 @@ class MemoryClient:
     # -- COS: the SDK's call shapes over the local cloud's buckets (localcloud/cos.py) ---------
     def put_object(self, Bucket: str, Body: bytes, Key: str, ContentType: str = "",
                    Metadata: Optional[Dict[str, str]] = None, **_: Any) -> Dict[str, str]:
-        headers = {k.lower(): str(v) for k, v in (Metadata or {}).items()}  # the SDK sends them as headers
-        forbid = headers.get("x-cos-forbid-overwrite", "").lower() == "true"
-        meta = {k: v for k, v in headers.items() if k.startswith("x-cos-meta-")}
+        forbid = str((Metadata or {}).get("x-cos-forbid-overwrite", "")).lower() == "true"
 
         def put() -> Dict[str, str]:
-            obj = self.cloud.bucket(Bucket).put_bytes(Key, bytes(Body), ContentType, meta=meta, forbid_overwrite=forbid)
+            obj = self.cloud.bucket(Bucket).put_bytes(Key, bytes(Body), ContentType, forbid_overwrite=forbid)
             return {"ETag": f'"{obj.etag}"'}
 
         return self._send("PUT", "cos.put", put)
@@ -191,19 +190,15 @@ class MemoryClient:
     def head_object(self, Bucket: str, Key: str, **_: Any) -> Dict[str, str]:
         return self._send("HEAD", "cos.head", lambda: self._headers(self.cloud.bucket(Bucket).head(Key)))
 
-    def list_objects(self, Bucket: str, Prefix: str = "", Marker: str = "", MaxKeys: int = 1000, Delimiter: str = "",
+    def list_objects(self, Bucket: str, Prefix: str = "", Marker: str = "", MaxKeys: int = 1000,
                      **_: Any) -> Dict[str, Any]:
         def listing() -> Dict[str, Any]:
             limit = max(0, min(int(MaxKeys), 1000))
-            page, prefixes, truncated, next_marker = self.cloud.bucket(Bucket).list(Prefix, Marker, limit, Delimiter)
+            page, _, truncated, next_marker = self.cloud.bucket(Bucket).list(Prefix, Marker, limit)
             result: Dict[str, Any] = {"Name": Bucket, "Prefix": Prefix, "Marker": Marker, "MaxKeys": str(limit),
                                       "IsTruncated": "true" if truncated else "false"}
-            if Delimiter:
-                result["Delimiter"] = Delimiter
             if truncated:
                 result["NextMarker"] = next_marker
-            if prefixes:
-                result["CommonPrefixes"] = [{"Prefix": p} for p in prefixes]
             if page:
                 result["Contents"] = [{"Key": o.key, "LastModified": iso_date(o.last_modified), "ETag": f'"{o.etag}"',
                                        "Size": str(o.size), "StorageClass": "STANDARD"} for o in page]
