@@ -51,6 +51,8 @@ DEFAULT_CONCURRENCY = 2  # warm workers per function here (the machine has 2 cor
 DEFAULT_ASYNC_RETRIES = 2  # "Error Types and Retry Policies", 583/39851: 2 more tries by default
 # Configuration fields kept as sent and answered back, checked below where SCF checks them.
 OPTIONAL_FIELDS = ("InstallDependency", "InitTimeout", "DeadLetterConfig", "PublicNetConfig")
+
+
 def unzip_param(param: Optional[Dict[str, Any]], field_name: str) -> bytes:
     """The zip a request carries base64-encoded in `ZipFile`."""
     raw = (param or {}).get("ZipFile")
