@@ -115,10 +115,8 @@ class Bucket:
         self.objects: Dict[str, ObjectMeta] = {}
         self.keys: List[str] = []  # sorted
         self.versioning = ""  # "", "Enabled" or "Suspended": once enabled it can only be suspended
-        self.journal_path = os.path.join(root, "objects.jsonl")
-        os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
-        self._load()
         self.uploads: Any = None  # its MultipartUploads, attached by LocalCloud.add_bucket
+        self._load()
 
     # -- disk layout ------------------------------------------------------
     def _base(self, key: str) -> str:
@@ -129,6 +127,8 @@ class Bucket:
         return self._base(key) + ".data"
 
     def _load(self) -> None:
+        self.journal_path = os.path.join(self.root, "objects.jsonl")
+        os.makedirs(os.path.join(self.root, "tmp"), exist_ok=True)
         for entry in Journal.replay(self.journal_path):
             if entry["op"] == "put":
                 meta = ObjectMeta(**entry["meta"])
@@ -329,15 +329,12 @@ class MemoryBucket(Bucket):
     the rules above are shared; only where a body lives differs. No multipart uploads here (they stage
     parts on disk)."""
 
-    def __init__(self, name: str, region: str) -> None:  # not super().__init__: it opens the disk layout
-        self.name, self.region, self.root = name, region, ""
-        self.lock = threading.Lock()
-        self.objects = {}
-        self.keys = []
-        self.versioning = ""
-        self.journal = _NoJournal()  # type: ignore[assignment]
-        self.uploads = None
+    def __init__(self, name: str, region: str) -> None:
         self.bodies: Dict[str, bytes] = {}
+        super().__init__(name, region, "")
+
+    def _load(self) -> None:
+        self.journal = _NoJournal()  # type: ignore[assignment]
 
     def data_path(self, key: str) -> str:
         raise CosError(501, "NotImplemented", "an in-memory bucket has no files (use the HTTP local cloud)")
