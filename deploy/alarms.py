@@ -3,8 +3,10 @@
 API: Monitor 2018-07-24 (`tencentcloud/monitor/v20180724/models.py`; CreateAlarmPolicy, page
 248/39326): CreateAlarmPolicy (Module "monitor", MonitorType MT_QCE, Condition.Rules), then
 BindingPolicyObject (the functions it watches); DescribeAlarmPolicies and
-DescribeBindingPolicyObjectList read them back; ModifyAlarmPolicyCondition, BindingPolicyObject /
-UnBindingPolicyObject put a drifted one right; DeleteAlarmPolicy removes it.
+DescribeBindingPolicyObjectList read them back; ModifyAlarmPolicyCondition (the rule and Enable),
+ModifyAlarmPolicyNotice (the notice templates, API page 248/51274: ModifyAlarmPolicyCondition's
+NoticeIds is "专供prom使用", Prometheus policies only, in the SDK's ModifyAlarmPolicyConditionRequest),
+BindingPolicyObject / UnBindingPolicyObject put a drifted one right; DeleteAlarmPolicy removes it.
 Metrics: namespace QCE/SCF_V2 (deploy/components.py ALARM_METRICS, with their source).
 
 Policies are found in the cloud, not in a state file: the SCF policies (DescribeAlarmPolicies,
@@ -120,17 +122,26 @@ class Alarms:
     @staticmethod
     def drift(alarm: AlarmSpec, policy: Dict[str, Any]) -> List[str]:
         """What differs between the declaration and the policy (condition and notices)."""
+        return Alarms.condition_drift(alarm, policy) + Alarms.notice_drift(alarm, policy)
+
+    @staticmethod
+    def condition_drift(alarm: AlarmSpec, policy: Dict[str, Any]) -> List[str]:
+        """What ModifyAlarmPolicyCondition puts right: the rule and whether the policy is enabled."""
         rules = (policy.get("Condition") or {}).get("Rules") or [{}]
         want = alarm.condition()["Rules"][0]
         changed = [f"{k} {rules[0].get(k)!r} -> {v!r}" for k, v in want.items()
                    if k != "IsPowerNotice" and str(rules[0].get(k)) != str(v)]
         if len(rules) != 1:
             changed.append(f"{len(rules)} rules -> 1")
-        if sorted(policy.get("NoticeIds") or []) != alarm.notices:
-            changed.append(f"notices {sorted(policy.get('NoticeIds') or [])} -> {alarm.notices}")
         if policy.get("Enable") not in (1, None):
             changed.append("disabled -> enabled")
         return changed
+
+    @staticmethod
+    def notice_drift(alarm: AlarmSpec, policy: Dict[str, Any]) -> List[str]:
+        """What ModifyAlarmPolicyNotice puts right: the notice templates."""
+        have = sorted(policy.get("NoticeIds") or [])
+        return [f"notices {have} -> {alarm.notices}"] if have != alarm.notices else []
 
     # -- deploy and destroy ---------------------------------------------------------------------
     def apply(self, alarms: List[AlarmSpec]) -> None:
@@ -152,11 +163,14 @@ class Alarms:
                 self._bind(alarm, made.get("PolicyId") or "<the new policy>", alarm.functions)
                 continue
             policy = mine[0]
-            changed = self.drift(alarm, policy)
+            changed = self.condition_drift(alarm, policy)
             if changed:
                 self.write("update", "alarm", alarm.name, "; ".join(changed), "ModifyAlarmPolicyCondition", {
-                    "Module": MODULE, "PolicyId": policy["PolicyId"], "Condition": alarm.condition(),
-                    "NoticeIds": alarm.notices, "Enable": 1})
+                    "Module": MODULE, "PolicyId": policy["PolicyId"], "Condition": alarm.condition(), "Enable": 1})
+            changed = self.notice_drift(alarm, policy)
+            if changed:
+                self.write("update", "alarm", alarm.name, "; ".join(changed), "ModifyAlarmPolicyNotice", {
+                    "Module": MODULE, "PolicyId": policy["PolicyId"], "NoticeIds": alarm.notices})
             bound = self.bound(policy["PolicyId"])
             self._bind(alarm, policy["PolicyId"], [f for f in alarm.functions if f not in bound])
             extra = sorted(f for f in bound if f not in alarm.functions)
