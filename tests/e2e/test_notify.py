@@ -161,3 +161,25 @@ def test_a_redirect_is_an_answer_not_a_new_target(hook):
     hook.redirect = hook.url + "/elsewhere"
     status, _ = notify.post(hook.url, SECRET, b'{"id": "evt_r"}', "evt_r")
     assert status == 302 and hook.gets == 0 and hook.accepted == {}
+
+
+def test_a_receiver_that_never_answers_costs_a_tick_only_a_few_tries(cloud):
+    """A receiver down (nothing answers, up to SEND_TIMEOUT each): reconcile's tick stops after
+    UNANSWERED_STOP tries and leaves the rest in the outbox, so the sweep after it still runs."""
+    down = Webhook(SECRET, down_until=time.time() + 3600)
+    try:
+        settings = settings_for(cloud, **down.env())
+        store = RecordStore.of(settings, clients_for(cloud, settings).storage)
+        for n in range(notify.UNANSWERED_STOP + 3):
+            eid = f"evt_{n:032d}"
+            entry = {"event": {"id": eid, "record_id": f"{n:032x}"}, "attempts": 1, "next_at": 0.0}
+            store.storage.put_json(store.bucket, f"{store.prefix}{notify.OUTBOX}{eid}.json", json.dumps(entry).encode())
+        counts = notify.deliver_due(settings, store, lambda: False)
+        assert counts == {"sent": 0, "failed": notify.UNANSWERED_STOP, "waiting": 0}
+        assert len(notify.pending(store)) == notify.UNANSWERED_STOP + 3  # none lost: the next tick tries again
+        down.down_until = 0.0
+        assert notify.deliver_due(settings, store, lambda: False, now=time.time() + notify.BACKOFF_CAP + 1) == \
+            {"sent": notify.UNANSWERED_STOP + 3, "failed": 0, "waiting": 0}
+        assert notify.pending(store) == []
+    finally:
+        down.close()
