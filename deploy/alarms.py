@@ -5,7 +5,8 @@ API: Monitor 2018-07-24 (`tencentcloud/monitor/v20180724/models.py`; CreateAlarm
 BindingPolicyObject (the functions it watches); DescribeAlarmPolicies and
 DescribeBindingPolicyObjectList read them back; ModifyAlarmPolicyCondition (the rule and Enable),
 ModifyAlarmPolicyNotice (the notice templates, API page 248/51274: ModifyAlarmPolicyCondition's
-NoticeIds is "专供prom使用", Prometheus policies only, in the SDK's ModifyAlarmPolicyConditionRequest),
+NoticeIds is "专供prom使用", Prometheus policies only, in the SDK's ModifyAlarmPolicyConditionRequest;
+Tencent's Terraform provider, resource_tc_monitor_alarm_policy.go, changes notice_ids the same way),
 BindingPolicyObject / UnBindingPolicyObject put a drifted one right; DeleteAlarmPolicy removes it.
 Metrics: namespace QCE/SCF_V2 (deploy/components.py ALARM_METRICS, with their source).
 
