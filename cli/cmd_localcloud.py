@@ -195,6 +195,10 @@ def run(args: argparse.Namespace) -> int:
         wired = _wire(cloud, args, buckets[0], functions)
         print(f"localcloud listening on {cloud.url} (buckets: {', '.join(buckets)}; region {args.region}; "
               f"data {cloud.data_dir})", flush=True)
+        if engine is not None:
+            from localcloud.matting import describe_humanseg
+
+            wired = [describe_humanseg()] + list(wired)
         for line in wired:  # stderr: stdout stays the one line above, for scripts
             print(f"  {line}", file=sys.stderr, flush=True)
         _wait_for_stop()
