@@ -106,8 +106,8 @@ class Alarms:
         """function name -> UniqueId of the binding, for the functions `policy_id` watches."""
         out, offset = {}, 0
         while True:
-            got = self.monitor.call("DescribeBindingPolicyObjectList", {"Module": MODULE, "PolicyId": policy_id,
-                                                                        "Limit": 100, "Offset": offset})
+            got = self.monitor.call("DescribeBindingPolicyObjectList", {  # GroupId: required, 0 (API page 248/35980)
+                "Module": MODULE, "GroupId": 0, "PolicyId": policy_id, "Limit": 100, "Offset": offset})
             items = got.get("List") or []
             for item in items:
                 name = json.loads(item.get("Dimensions") or "{}").get("functionName")
@@ -177,7 +177,8 @@ class Alarms:
             extra = sorted(f for f in bound if f not in alarm.functions)
             if extra:
                 self.write("detach", "alarm", alarm.name, f"from {', '.join(extra)}", "UnBindingPolicyObject",
-                           {"Module": MODULE, "PolicyId": policy["PolicyId"], "UniqueId": [bound[f] for f in extra]})
+                           {"Module": MODULE, "GroupId": 0, "PolicyId": policy["PolicyId"],
+                            "UniqueId": [bound[f] for f in extra]})
         declared = {a.name for a in alarms}
         for name, policies in sorted(found.items()):
             if name not in declared:  # removed from serverless.yml: ours go
@@ -186,7 +187,7 @@ class Alarms:
     def _bind(self, alarm: AlarmSpec, policy_id: str, functions: List[str]) -> None:
         if functions:
             self.write("attach", "alarm", alarm.name, f"to {', '.join(functions)}", "BindingPolicyObject", {
-                "Module": MODULE, "PolicyId": policy_id,
+                "Module": MODULE, "GroupId": 0, "PolicyId": policy_id,
                 "Dimensions": [_dims(f, self.namespace, self.region) for f in functions]})
 
     def _delete(self, name: str, policies: List[Dict[str, Any]]) -> None:

@@ -141,7 +141,10 @@ class MonitorService:
         return {}
 
     def DescribeBindingPolicyObjectList(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        """GroupId is required even with a PolicyId ("Enter 0 in this field", API page 248/35980)."""
         self._module(p)
+        if p.get("GroupId") is None:
+            raise ApiError("MissingParameter", "GroupId: required (0 when PolicyId names the policy)")
         policy = self._policy(p.get("PolicyId"))
         limit, offset = min(int(p.get("Limit") or 20), 100), int(p.get("Offset") or 0)
         bound: List[Dict[str, Any]] = policy["bound"]
