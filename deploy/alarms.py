@@ -17,8 +17,8 @@ deleted: deploy refuses to take over a same-named policy someone else made, dest
 
 Not verified against a real account (no account here): the policy type id `scf_v2` (the
 `QceNamespacesNew.Id` DescribeAllNamespaces answers for QCE/SCF_V2, which CreateAlarmPolicy's
-Namespace takes) and the binding dimensions `{"functionName", "namespace"}` (the metric
-page's dimension names). README "Alarms as code" says how to check both.
+Namespace takes), the binding dimensions `{"functionName", "namespace"}` (the metric
+page's dimension names) and the binding's short region name (MONITOR_REGIONS). README "Alarms as code" says how to check both.
 """
 from __future__ import annotations
 
@@ -74,8 +74,21 @@ def wanted(declared: List[Any], functions: Dict[str, Any]) -> List[AlarmSpec]:
     return out
 
 
+# BindingPolicyObjectDimension.Region is Cloud Monitor's short region name ("gz" for ap-guangzhou), not the
+# API region: Tencent's Terraform provider maps every binding through this table (MonitorRegionMap,
+# tencentcloud/services/monitor/extension_monitor.go) and refuses a region it lacks. Not verified on an account.
+MONITOR_REGIONS = {
+    "ap-guangzhou": "gz", "ap-shenzhen-fsi": "szjr", "ap-guangzhou-open": "gzopen", "ap-shenzhen": "szx",
+    "ap-shanghai": "sh", "ap-shanghai-fsi": "shjr", "ap-nanjing": "nj", "ap-beijing": "bj", "ap-tianjin": "tsn",
+    "ap-beijing-fsi": "bjjr", "ap-chengdu": "cd", "ap-chongqing": "cq", "ap-taipei": "tpe", "ap-hongkong": "hk",
+    "ap-singapore": "sg", "ap-bangkok": "th", "ap-mumbai": "in", "ap-seoul": "kr", "ap-tokyo": "jp",
+    "na-siliconvalley": "usw", "na-ashburn": "use", "na-toronto": "ca", "eu-frankfurt": "de", "eu-moscow": "ru",
+    "ap-qingyuan": "qy", "ap-jakarta": "jkt", "sa-saopaulo": "sao"}
+
+
 def _dims(function: str, namespace: str, region: str) -> Dict[str, Any]:
-    return {"Region": region, "Dimensions": json.dumps({"functionName": function, "namespace": namespace})}
+    return {"Region": MONITOR_REGIONS.get(region, region),
+            "Dimensions": json.dumps({"functionName": function, "namespace": namespace})}
 
 
 class Alarms:

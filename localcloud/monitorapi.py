@@ -127,6 +127,9 @@ class MonitorService:
         self._module(p)
         policy = self._policy(p.get("PolicyId"))
         for i, dim in enumerate(p.get("Dimensions") or []):
+            if "-" in (dim.get("Region") or ""):  # "gz", not "ap-guangzhou" (deploy/alarms.py MONITOR_REGIONS)
+                raise ApiError("InvalidParameterValue", f"Dimensions[{i}].Region: Cloud Monitor's short region "
+                                                        f"name (gz, sh, bj, ...), not {dim['Region']!r}")
             try:
                 dims = json.loads(dim.get("Dimensions") or "")
                 assert isinstance(dims, dict) and dims

@@ -29,6 +29,8 @@ def test_changed_notices_reach_the_policy_and_doctor_passes(cloud):
     alarms.apply([_spec(["notice-a"])])
     [policy] = cloud.monitor.state["policies"].values()
     assert policy["NoticeIds"] == ["notice-a"]
+    # bound in Cloud Monitor's short region name (deploy/alarms.py MONITOR_REGIONS): ap-guangzhou is "gz"
+    assert [b["Region"] for b in policy["bound"]] == ["gz"]
 
     sent.clear()
     alarms.apply([_spec(["notice-b", "notice-c"])])
