@@ -33,6 +33,7 @@ import uuid
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from .cloud import CloudError
+from .dates import epoch_of
 from .log import log
 from .records import Record, RecordStore, age_seconds, now_iso
 
@@ -228,10 +229,19 @@ def pending(store: RecordStore) -> List[str]:
 
 
 def deliveries(store: RecordStore, rid: str) -> List[Dict[str, Any]]:
-    """The delivery log of a record, oldest first."""
+    """The delivery log of a record, oldest first; an object there that is not a delivery is listed as
+    unreadable (with its key) rather than failing whoever shows the log."""
     out = []
     for obj in store.storage.list_all(store.bucket, f"{store.prefix}{rid}/notify-"):
         body = store.storage.get(store.bucket, obj["Key"])
-        if body:
-            out.append(json.loads(body))
-    return sorted(out, key=lambda d: d.get("sent_at", 0))
+        if not body:
+            continue
+        try:
+            delivery = json.loads(body)
+        except ValueError:
+            delivery = None
+        if not isinstance(delivery, dict):
+            delivery = {"ok": False, "status": None, "answer": f"unreadable delivery log {obj['Key']}",
+                        "sent_at": epoch_of(obj.get("LastModified", "")) or 0}
+        out.append(delivery)
+    return sorted(out, key=lambda d: d.get("sent_at") or 0)
