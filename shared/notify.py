@@ -200,8 +200,10 @@ def deliver_due(settings: Any, store: RecordStore, out_of_time: Callable[[], boo
                     unanswered=unanswered)
                 return counts
             body = store.storage.get(store.bucket, obj["Key"])
+            if body is None:  # delivered and deleted by another sender since the listing
+                continue
             try:
-                entry = json.loads(body) if body else None
+                entry = json.loads(body)
                 eid = entry["event"]["id"]
             except (ValueError, KeyError, TypeError):
                 log("notify.unreadable", level="error", key=obj["Key"])
