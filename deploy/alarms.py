@@ -18,7 +18,8 @@ deleted: deploy refuses to take over a same-named policy someone else made, dest
 Not verified against a real account (no account here): the policy type id `scf_v2` (the
 `QceNamespacesNew.Id` DescribeAllNamespaces answers for QCE/SCF_V2, which CreateAlarmPolicy's
 Namespace takes), the binding dimensions `{"functionName", "namespace"}` (the metric
-page's dimension names) and the binding's short region name (MONITOR_REGIONS). README "Alarms as code" says how to check both.
+page's dimension names) and the binding's short region name (MONITOR_REGIONS). README "Alarms as
+code" and deploy/README.md say how to check them.
 """
 from __future__ import annotations
 
