@@ -19,6 +19,8 @@ from .scftriggers import TriggerState, parse_trigger
 
 
 class ScfApi:
+    """The service object `tcapi.Api` dispatches SCF calls to: params in, Response fields out."""
+
     unlocked = ("Invoke",)  # a synchronous invocation must not hold up the other API calls
 
     def __init__(self, backend: ScfBackend, url: Callable[[], str]) -> None:
