@@ -10,7 +10,7 @@ import hashlib
 
 import pytest
 
-from helpers import BUCKET
+from helpers import BUCKET, REGION
 from shared.cloud import CloudError
 from shared.records import age_seconds
 
@@ -141,3 +141,20 @@ def test_list_all_pages_past_a_thousand_keys(backend):
     assert len(page) == 1000 and marker == "records/0999/0-claim-1.json"
     keys = [o["Key"] for o in backend.storage.list_all(BUCKET, "records/")]
     assert len(keys) == 1003 and keys == sorted(keys)
+
+
+def test_copy_makes_the_same_object_under_another_key(backend):
+    """PUT Object - Copy (https://cloud.tencent.com/document/product/436/10881): metadata is copied by default
+    ("默认情况下元数据将被复制到目标对象中"), so the content type follows. The tags follow too: both stand-ins copy
+    them (the page's excerpt read here does not state x-cos-tagging-directive's default: unverified)."""
+    body = b"mask video " * 100
+    backend.storage.put_json(BUCKET, "matting/.versions/r-1.json", body)
+    backend.storage.put_tags(BUCKET, "matting/.versions/r-1.json", {"cm-role": "output"})
+    backend.storage.copy(OTHER_BUCKET, "matting/r.json", BUCKET, REGION, "matting/.versions/r-1.json")
+    head = backend.storage.head(OTHER_BUCKET, "matting/r.json")
+    assert head["ETag"] == f'"{hashlib.md5(body).hexdigest()}"' and head["Content-Type"] == "application/json"
+    assert backend.storage.get(OTHER_BUCKET, "matting/r.json") == body
+    assert backend.storage.get_tags(OTHER_BUCKET, "matting/r.json") == {"cm-role": "output"}
+    with pytest.raises(CloudError) as err:  # a copy of nothing
+        backend.storage.copy(OTHER_BUCKET, "matting/s.json", BUCKET, REGION, "matting/.versions/none.json")
+    assert err.value.status == 404
