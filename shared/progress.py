@@ -272,6 +272,14 @@ def settle_source_tags(clients: Clients, record: Record) -> None:
         tag_source(clients, record)
 
 
+def reinstate(clients: Clients, store: RecordStore, record: Record) -> None:
+    """A done record's content is the source again (the same bytes uploaded after a newer
+    version, or deleted and uploaded again; identity.py): its published output and the
+    source's tags are this record's again. A copy onto itself changes neither: no write."""
+    settle_published(clients, store, record)
+    tag_source(clients, record)
+
+
 def close_as(store: RecordStore, record: Record, state: str) -> None:
     """Close a claim that can never become a job (source gone or overwritten)."""
     reason = {"Gone": "the source object is gone", "Superseded": "the source was overwritten by a newer version"}

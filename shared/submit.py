@@ -21,7 +21,7 @@ from .dates import epoch_of
 from .identity import Correlation, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
-from .progress import close_as, tag_source
+from .progress import close_as, reinstate, tag_source
 from .records import MAX_ATTEMPTS, Record, RecordStore, Retry, Source, ci_time, latest, now_iso
 
 Sleep = Callable[[float], None]
@@ -214,6 +214,8 @@ class Submitter:
             fresh_upload = up.event_time and up.event_time > epoch_of(newest.last_modified)
             if held is not None and held.state != "Success" and fresh_upload and held.attempt < MAX_ATTEMPTS:
                 return self.new_attempt(held, "a new upload of the same bytes after a failure")
+            if held is not None and held.state == "Success":
+                reinstate(self.clients, self.store, held)  # these bytes are the newest version again
             self.store.close(record.id)  # our claim attempt re-created the open marker
             return None
         if newest.rank > 0:

@@ -29,7 +29,7 @@ class Flow:
 
     def __init__(self, cloud, cos_client, **extra):
         self.cloud, self.cos = cloud, cos_client
-        self.url = cloud.add_function_url("callback", str(ROOT / "functions" / "callback"), function_env(cloud))
+        self.url = cloud.add_function_url("callback", str(ROOT / "functions" / "callback"), function_env(cloud, **extra))
         env = function_env(cloud, COS_MATTING_CALLBACK_URL=self.url, COS_MATTING_CLAIM_LEASE_SECONDS="60",
                            COS_MATTING_RECONCILE_AFTER_SECONDS="0", **extra)
         cloud.add_trigger(BUCKET, function_dir=str(ROOT / "functions" / "submit"), env=env, prefix="never/")

@@ -1,0 +1,108 @@
+"""Issue 22: lifecycle, third round, through the real handlers and the CLI on the local cloud.
+
+Versioned sources, in-place edits, clock skew, starved sweeps, forgotten jobs, late tag
+writes. `Flow` (tests/e2e/test_lifecycle.py) wires the deployed trio on one local cloud.
+"""
+import json
+import time
+
+import pytest
+
+from e2e.test_lifecycle import Flow, outcomes
+from helpers import BUCKET, OTHER_BUCKET, function_env
+from shared import tags
+from shared.events import Upload
+
+
+def cli(cloud, monkeypatch, capsys, *argv, **env):
+    from cli.main import main
+
+    for k, v in function_env(cloud, **env).items():
+        monkeypatch.setenv(k, v)
+    capsys.readouterr()
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+@pytest.fixture
+def flow(cloud, cos_client):
+    return Flow(cloud, cos_client)
+
+
+@pytest.fixture
+def versioned(cloud, cos_client):
+    """A versioned source bucket; records in another bucket (create-only writes need one that
+    never had versioning: 436/7749, checked by `deploy doctor`)."""
+    cos_client.put_bucket_versioning(Bucket=BUCKET, Status="Enabled")
+    return Flow(cloud, cos_client, COS_MATTING_RECORDS_BUCKET=OTHER_BUCKET)
+
+
+def copy_onto_itself(cos_client, key, **kw):
+    """An in-place edit: new metadata (or storage class), same bytes (COS PUT Object - Copy, 436/10881)."""
+    cos_client.copy_object(Bucket=BUCKET, Key=key, CopySource={"Bucket": BUCKET, "Region": "ap-guangzhou", "Key": key},
+                           CopyStatus="Replaced", Metadata={"x-cos-meta-note": "edited"}, **kw)
+
+
+def event_for(flow, key, name="cos:ObjectCreated:Copy"):
+    version = flow.clients.storage.version(BUCKET, key)
+    return Upload(bucket=BUCKET, appid="1250000000", region="ap-guangzhou", key=key, etag=version.etag,
+                  size=version.size, event_name=name, event_time=int(time.time()))
+
+
+# -- 1. one identity on versioned and unversioned buckets alike --------------------------------------
+
+def test_a_versioned_upload_that_became_a_job_is_not_missing(versioned, cloud, monkeypatch, capsys):
+    flow = versioned
+    up = flow.upload("input/versioned.mp4", b"version one")
+    assert flow.clients.storage.version(BUCKET, up.key).version_id  # the HEAD carries a version id
+    assert outcomes(flow.submit(up)[0]) == ["submitted"]
+    env = {"COS_MATTING_RECORDS_BUCKET": OTHER_BUCKET}
+    code, out = cli(cloud, monkeypatch, capsys, "status", "--json", **env)
+    assert code == 0 and json.loads(out)["never_became_a_job"] == 0
+    code, out = cli(cloud, monkeypatch, capsys, "status", "--check", **env)
+    assert code == 0, out
+    code, out = cli(cloud, monkeypatch, capsys, "backfill", "--dry-run", "--json", **env)
+    assert code == 0 and json.loads(out)["totals"]["would-submit"] == 0, out
+    assert flow.reconcile_fn()["swept"] == 0 and len(flow.jobs()) == 1
+
+
+# -- 2. an in-place edit is not a new version ---------------------------------------------------------
+
+@pytest.mark.parametrize("bucket", ["unversioned", "versioned"])
+def test_an_in_place_copy_is_not_matted_again(request, cloud, cos_client, bucket):
+    flow = request.getfixturevalue("versioned") if bucket == "versioned" else Flow(cloud, cos_client)
+    up = flow.upload("input/edited.mp4", b"the same bytes")
+    flow.submit(up)
+    [job] = flow.jobs()
+    cloud.set_job_state(BUCKET, job.JobId, "Success")
+    cloud.wait_idle(timeout=30)
+    assert flow.tags(up.key)[tags.STATE] == "Success"
+    time.sleep(1.1)  # Last-Modified has whole seconds
+    copy_onto_itself(cos_client, up.key)
+    copy_onto_itself(cos_client, up.key, StorageClass="STANDARD_IA")
+    edited = flow.clients.storage.version(BUCKET, up.key)
+    assert edited.etag == up.etag and edited.size == up.size
+    assert outcomes(flow.submit(event_for(flow, up.key))[0]) == ["duplicate"]
+    assert len(flow.jobs()) == 1
+    assert flow.tags(up.key)[tags.STATE] == "Success"  # not moved back to Submitted
+    assert flow.reconcile_fn()["swept"] == 0 and len(flow.jobs()) == 1
+
+
+def test_the_same_bytes_again_after_an_overwrite_win_back_the_output(flow, cloud, cos_client):
+    """A -> B -> A: the third upload is A's content again; its record is done, and the
+    published output must be A's again (newest version wins), not B's."""
+    key, published = "input/abba.mp4", "matting/input/abba.mp4.mask.mp4"
+    flow.submit(flow.upload(key, b"content A"))
+    [job_a] = flow.jobs()
+    cloud.set_job_state(BUCKET, job_a.JobId, "Success")
+    cloud.wait_idle(timeout=30)
+    flow.submit(flow.upload(key, b"content B!"))
+    job_b = next(j for j in flow.jobs() if j.JobId != job_a.JobId)
+    cloud.set_job_state(BUCKET, job_b.JobId, "Success")
+    cloud.wait_idle(timeout=30)
+    assert flow.tags(published)[tags.JOB] == job_b.JobId
+    again = flow.upload(key, b"content A")
+    assert outcomes(flow.submit(again)[0]) == ["duplicate"] and len(flow.jobs()) == 2
+    assert flow.tags(published)[tags.JOB] == job_a.JobId and job_a.JobId.encode() in flow.body(published)
+    src = flow.tags(key)
+    assert (src[tags.JOB], src[tags.STATE]) == (job_a.JobId, "Success")
