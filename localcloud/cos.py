@@ -98,11 +98,23 @@ def write_stream(path: str, read: Callable[[int], bytes], length: Optional[int])
     return size, md5.hexdigest()
 
 
+class Clock:
+    """COS's own clock: Last-Modified and the Date header. `offset` sets it apart from the
+    functions' clocks (a host whose clock is off: the lease tests)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
 class Bucket:
     """One bucket: thread-safe index plus files under `root`."""
 
-    def __init__(self, name: str, region: str, root: str) -> None:
+    def __init__(self, name: str, region: str, root: str, clock: Optional[Clock] = None) -> None:
         self.name, self.region, self.root = name, region, root
+        self.clock = clock or Clock()
         self.lock = threading.Lock()
         self.objects: Dict[str, ObjectMeta] = {}
         self.keys: List[str] = []  # sorted
@@ -183,7 +195,7 @@ class Bucket:
             raise CosError(409, "FileAlreadyExists", "The object already exists (x-cos-forbid-overwrite is true).")
         tmp = os.path.join(self.root, "tmp", uuid.uuid4().hex)
         size, md5 = write_stream(tmp, read, length)
-        obj = ObjectMeta(key, size, md5, content_type or "application/octet-stream", time.time(),
+        obj = ObjectMeta(key, size, md5, content_type or "application/octet-stream", self.clock(),
                          dict(meta or {}), dict(tags or {}))
         return self.commit(tmp, obj, forbid_overwrite)
 
@@ -214,7 +226,7 @@ class Bucket:
         if "-" in etag:  # a copy is stored in one piece: its ETag is the content's MD5 again
             with open(tmp, "rb") as fh:
                 etag = hashlib.md5(fh.read()).hexdigest()  # noqa: S324 - an ETag, not security
-        obj = ObjectMeta(key, source.size, etag, content_type or source.content_type, time.time(), dict(meta),
+        obj = ObjectMeta(key, source.size, etag, content_type or source.content_type, self.clock(), dict(meta),
                          dict(source.tags))
         return self.commit(tmp, obj, forbid_overwrite)
 
@@ -293,12 +305,13 @@ class ObjectStore:
     def __init__(self, root: str, region: str) -> None:
         self.root, self.region = root, region
         self.buckets: Dict[str, Bucket] = {}
+        self.clock = Clock()  # one clock for every bucket
 
     def add_bucket(self, name: str) -> Bucket:
         if not re.match(r"^[a-z0-9][a-z0-9-]*-\d+$", name):
             raise ValueError(f"bucket name must be <name>-<APPID>, lower-case: {name!r}")
         if name not in self.buckets:
-            self.buckets[name] = Bucket(name, self.region, os.path.join(self.root, name))
+            self.buckets[name] = Bucket(name, self.region, os.path.join(self.root, name), self.clock)
         return self.buckets[name]
 
     def close(self) -> None:

@@ -48,6 +48,10 @@ class Handler(BaseHTTPRequestHandler):
         return self.server_version
     cloud: "LocalCloud"  # set on the subclass made per server
 
+    def date_time_string(self, timestamp: Optional[float] = None) -> str:
+        """The Date header, on COS's clock (COS common response headers, 436/7729)."""
+        return super().date_time_string(self.cloud.store.clock() if timestamp is None else timestamp)
+
     # -- plumbing ---------------------------------------------------------
     def setup(self) -> None:
         super().setup()

@@ -124,7 +124,7 @@ class _Tick:
         self.records[rid] = record
         lease = self.settings.claim_lease_seconds
         if record is None:  # marked, never claimed (a crash in between, or the claim write failed)
-            if time.time() - epoch_of(marked) >= lease:
+            if self.store.lease_expired(self.store.open_key(rid), time.time() - epoch_of(marked), lease):
                 self.unclaimed(rid)
             return
         newest = latest(stages)
@@ -135,7 +135,7 @@ class _Tick:
             self.summary.finished += 1
         elif not record.job_id:  # a claim (a newer stage may be unreadable: the readable snapshot decides)
             claim = latest([s for s in stages if s.rank == 0 and s.attempt == record.attempt] or [newest])
-            if claim.age_seconds >= lease:
+            if self.store.lease_expired(claim.key, claim.age_seconds, lease):
                 self.count(self.submitter.resume(self._takeover(record, claim)), "resubmitted")
         elif newest.age_seconds >= self.older_than:
             result, record = refresh(self.clients, self.store, record)

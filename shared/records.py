@@ -45,6 +45,10 @@ _STAGE = re.compile(r"^(?P<attempt>\d{3})-(?:(?P<rank>[0-3])-(?:claim-(?P<gen>\d
                     r"|n-(?P<job>[A-Za-z0-9_-]{1,128}))\.json$")
 STAGE_NAME = {1: "submitted", 2: "running", 3: "final"}
 OPEN = "open/"
+# Seconds our clock may be off COS's: a signed request further off is refused
+# (RequestTimeTooSkewed, COS error codes 436/7730). Leases are judged on COS's clock
+# (`RecordStore.lease_expired`); this only bounds when it is worth asking.
+MAX_SKEW = 900
 MAX_ATTEMPTS = 999
 
 
@@ -143,6 +147,13 @@ class Stage(BaseModel):
         return self.attempt, self.rank, self.generation
 
 
+def parse_stamp(stamp: Any) -> Optional[float]:
+    try:
+        return parse_time(stamp).timestamp() if stamp else None
+    except ValueError:
+        return None
+
+
 def age_seconds(stamp: str, now: Optional[float] = None) -> float:
     """Seconds since an ISO or HTTP-date stamp (shared/dates.py); 0 for none."""
     if not stamp:
@@ -190,10 +201,13 @@ class RecordStore:
     # -- the open index -------------------------------------------------------------------------
     def mark_open(self, record: Record) -> None:
         body = record.source.model_dump_json().encode()
-        self.storage.put_json(self.bucket, f"{self.prefix}{OPEN}{record.id}", body, create_only=True)
+        self.storage.put_json(self.bucket, self.open_key(record.id), body, create_only=True)
 
     def close(self, rid: str) -> None:
-        self.storage.delete(self.bucket, f"{self.prefix}{OPEN}{rid}")
+        self.storage.delete(self.bucket, self.open_key(rid))
+
+    def open_key(self, rid: str) -> str:
+        return f"{self.prefix}{OPEN}{rid}"
 
     def open_page(self, after: str = "", limit: int = 1000) -> Tuple[List[Tuple[str, str]], str]:
         """([(record id, marker LastModified)], next cursor or '') from the open index."""
@@ -202,7 +216,7 @@ class RecordStore:
                 marker[len(self.prefix + OPEN):] if marker else "")
 
     def open_source(self, rid: str) -> Optional[Source]:
-        body = self.storage.get(self.bucket, f"{self.prefix}{OPEN}{rid}")
+        body = self.storage.get(self.bucket, self.open_key(rid))
         try:
             return Source.model_validate_json(body) if body else None
         except ValidationError:
@@ -266,6 +280,23 @@ class RecordStore:
             return str(json.loads(self.storage.get(self.bucket, stage.key) or b"{}").get("note"))
         except (ValueError, AttributeError):
             return f"second job {stage.note_job} (note {stage.key} unreadable)"
+
+    def lease_expired(self, key: str, local_age: float, lease: float) -> bool:
+        """Whether the claim (or open marker) `key` is older than `lease`, judged on COS's clock
+        alone: the `Date` of a HEAD of it minus its `Last-Modified` (COS common response headers,
+        436/7729; HEAD Object, 436/7745). Our own clock may be minutes off COS's; ages from it
+        (`local_age`) only spare the HEAD for claims younger than the lease by more than any
+        skew COS lets a signed request through with (MAX_SKEW)."""
+        if local_age + MAX_SKEW < lease:
+            return False
+        head = self.storage.head(self.bucket, key)
+        if head is None:
+            return True  # gone: nothing live holds it
+        h = {str(k).lower(): v for k, v in head.items()}
+        now, written = parse_stamp(h.get("date")), parse_stamp(h.get("last-modified"))
+        if now is None or written is None:
+            return local_age >= lease + MAX_SKEW  # no server clock to read: wait out any skew
+        return now - written >= lease
 
     def exists(self, rid: str) -> bool:
         """Whether the object version `rid` has a record (any stage): one listing of its folder."""

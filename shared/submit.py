@@ -224,7 +224,7 @@ class Submitter:
             held, _ = self.store.load(record.id)
             if held is not None and held.owner == record.owner:
                 return record  # our own write went through and an SDK retry hit 409
-        if newest.age_seconds < self.settings.claim_lease_seconds:
+        if not self.store.lease_expired(newest.key, newest.age_seconds, self.settings.claim_lease_seconds):
             return None
         held, _ = self.store.load(record.id)
         base = held or record

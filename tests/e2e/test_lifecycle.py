@@ -30,12 +30,11 @@ class Flow:
     def __init__(self, cloud, cos_client, **extra):
         self.cloud, self.cos = cloud, cos_client
         self.url = cloud.add_function_url("callback", str(ROOT / "functions" / "callback"), function_env(cloud, **extra))
-        env = function_env(cloud, COS_MATTING_CALLBACK_URL=self.url, COS_MATTING_CLAIM_LEASE_SECONDS="60",
-                           COS_MATTING_RECONCILE_AFTER_SECONDS="0", **extra)
+        extra = {"COS_MATTING_CLAIM_LEASE_SECONDS": "60", "COS_MATTING_RECONCILE_AFTER_SECONDS": "0", **extra}
+        env = function_env(cloud, COS_MATTING_CALLBACK_URL=self.url, **extra)
         cloud.add_trigger(BUCKET, function_dir=str(ROOT / "functions" / "submit"), env=env, prefix="never/")
         cloud.add_timer(str(ROOT / "functions" / "reconcile"), env=env, every_seconds=3600)
-        self.settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=self.url, COS_MATTING_CLAIM_LEASE_SECONDS="60",
-                                     COS_MATTING_RECONCILE_AFTER_SECONDS="0", **extra)
+        self.settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=self.url, **extra)
         self.clients = clients_for(cloud, self.settings)
         self.store = RecordStore.of(self.settings, self.clients.storage)
 

@@ -106,3 +106,25 @@ def test_the_same_bytes_again_after_an_overwrite_win_back_the_output(flow, cloud
     assert flow.tags(published)[tags.JOB] == job_a.JobId and job_a.JobId.encode() in flow.body(published)
     src = flow.tags(key)
     assert (src[tags.JOB], src[tags.STATE]) == (job_a.JobId, "Success")
+
+
+# -- 3. leases allow for clock skew --------------------------------------------------------------
+
+def test_a_live_claim_survives_a_clock_two_minutes_off(cloud, cos_client):
+    """The functions' clock runs 120 s ahead of COS's; the lease is the lowest the settings
+    accept. A redelivery and a reconcile tick both find a claim written a moment ago."""
+    from shared.config import max_submit_seconds
+    from shared.records import Record, Source
+
+    probe = Flow(cloud, cos_client)
+    lease = int(max_submit_seconds(probe.settings)) + 1
+    assert lease < 120
+    flow = Flow(cloud, cos_client, COS_MATTING_CLAIM_LEASE_SECONDS=str(lease))
+    cloud.store.clock.offset = -120.0
+    up = flow.upload("input/skewed.mp4")
+    version = flow.clients.storage.version(BUCKET, up.key)
+    live = Record(id=version.record_id, source=Source.of(version, "ap-guangzhou"))
+    assert flow.store.claim(live)  # another invocation's claim, its POST /jobs still on the way
+    assert outcomes(flow.submit(up)[0]) == ["duplicate"]
+    assert flow.reconcile_fn()["resubmitted"] == 0
+    assert flow.jobs() == []
