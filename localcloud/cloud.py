@@ -171,6 +171,10 @@ class LocalCloud:
     def list_jobs(self, bucket: Optional[str] = None) -> List[JobDetail]:
         return self.jobs.all_jobs(bucket)
 
+    def forget_job(self, bucket: str, job_id: str) -> None:
+        """Test control: CI forgets the job (describe answers NonExistJobIds)."""
+        self.jobs.forget(bucket, job_id)
+
     def set_job_state(self, bucket: str, job_id: str, state: str, code: Optional[str] = None,
                       message: Optional[str] = None, media_info: Optional[Dict[str, Any]] = None,
                       force: bool = False) -> JobDetail:

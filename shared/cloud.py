@@ -239,8 +239,10 @@ class CI:
     def describe(self, job_id: str) -> JobDetail:
         response = self._call("ci.get", self.client.ci_get_media_jobs, JobIDs=job_id)
         found = [j for j in response.JobsDetail if j.JobId == job_id] or response.JobsDetail
-        if not found or job_id in response.NonExistJobIds:  # CI answers 200 with <NonExistJobIds>
+        if job_id in response.NonExistJobIds:  # CI answers 200 with <NonExistJobIds>: it says it has no such job
             raise CloudError("ci.get", 404, "NoSuchJob", f"job {job_id} not found (CI lists it in NonExistJobIds)")
+        if not found:  # neither the job nor a word about it: not proof it is gone
+            raise CloudError("ci.get", 200, "EmptyResponse", f"GET /jobs/{job_id} answered without the job")
         return found[0]
 
     def list(self, states: str = "All", size: int = 100, next_token: str = "",

@@ -128,3 +128,24 @@ def test_a_live_claim_survives_a_clock_two_minutes_off(cloud, cos_client):
     assert outcomes(flow.submit(up)[0]) == ["duplicate"]
     assert flow.reconcile_fn()["resubmitted"] == 0
     assert flow.jobs() == []
+
+
+# -- 5. a job CI forgot ------------------------------------------------------------------------
+
+def test_a_job_ci_forgot_ends_failed_and_can_be_retried(flow, cloud, monkeypatch, capsys):
+    up = flow.upload("input/forgotten.mp4")
+    flow.submit(up)
+    [job] = flow.jobs()
+    cloud.forget_job(BUCKET, job.JobId)
+    summary = flow.reconcile_fn()
+    assert summary["failed"] == 0
+    record = flow.record(up.key)
+    assert record.state == "Failed" and record.retry == "now", record
+    assert "NonExistJobIds" in record.error["Message"]
+    assert flow.store.open_page()[0] == []  # final: nothing left pending
+    code, out = cli(cloud, monkeypatch, capsys, "retry", up.key, "--json")
+    assert code == 0, out
+    [row] = json.loads(out)
+    assert row["outcome"] == "submitted" and row["attempt"] == 2
+    [again] = flow.jobs()
+    assert again.JobId != job.JobId and flow.record(up.key).state == "Submitted"
