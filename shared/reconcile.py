@@ -11,8 +11,13 @@ It works from what is pending, never from history, so a tick costs what is open:
 - the sweep for uploads that never became a record lists the watched prefixes at most
   SWEEP_PAGES pages per tick and checks (one listing of the record's folder) only
   objects modified since the last complete pass began.
-Each part stops at the time budget; the place it reached is saved in
-`<records_prefix>state/reconcile.json` and the next tick goes on from there.
+Every part resumes where it stopped: the place each reached (`Place`: the open index's
+cursor, the job listing's NextToken and window, the sweep's prefix and marker) is saved in
+`<records_prefix>state/reconcile.json` and the next tick goes on from there. No part can
+starve another: each first runs to its share of the time budget (a third each, what one
+leaves unused passes to the next), then the parts that stopped early go on in turn with
+what is left. So the sweep advances every tick however long CI's job list or the open
+index has grown.
 """
 import json
 import time
@@ -48,12 +53,23 @@ class Sweep(BaseModel):
     checked_before: float = 0.0  # every upload older than this was checked by a complete pass
 
 
+class JobScan(BaseModel):
+    """A pass over CI's job list that has not reached its end yet."""
+
+    token: str = ""       # NextToken of the next page ("" : no pass under way)
+    since: float = 0.0    # the pass's StartCreationTime (the same query, page after page)
+    started: float = 0.0  # when the pass began: jobs created before it are checked once it ends
+
+
 class Place(BaseModel):
     """Where the last tick stopped."""
 
     open_after: str = ""
     jobs_since: float = 0.0  # CI jobs created since then were checked for second jobs
+    jobs: JobScan = Field(default_factory=JobScan)
     sweep: Sweep = Field(default_factory=Sweep)
+
+PHASES = ("open_records", "second_jobs", "sweep")
 
 
 class Summary(BaseModel):
@@ -76,15 +92,14 @@ class _Tick:
                  budget: float, clock: Callable[[], float]) -> None:
         self.settings, self.clients, self.submitter, self.older_than = settings, clients, submitter, older_than
         self.store = submitter.store
-        self.clock, self.deadline = clock, clock() + budget
+        self.clock, self.end = clock, clock() + budget
+        self.deadline = self.end  # the running part's: its share first (`reconcile`), then the end
         self.summary = Summary()
         self.records: Dict[str, Optional[Record]] = {}
+        self.sweep_pages = 0
 
     def out_of_time(self) -> bool:
-        if self.clock() >= self.deadline:
-            self.summary.stopped_early = True
-            return True
-        return False
+        return self.clock() >= self.deadline
 
     def count(self, outcome: Outcome, counter: str) -> None:
         log("reconcile.submit", **outcome.model_dump(exclude_none=True))
@@ -96,14 +111,15 @@ class _Tick:
             self.summary.failed += 1
 
     # -- the open index ------------------------------------------------------------------------
-    def open_records(self, place: Place) -> None:
+    def open_records(self, place: Place) -> bool:
+        """True once the round over the open index is complete."""
         after = place.open_after
         while True:
             page, next_after = self.store.open_page(after, limit=100)
             for rid, marked in page:
                 if self.out_of_time():
                     place.open_after = after
-                    return
+                    return False
                 self.summary.scanned += 1
                 try:
                     self.one(rid, marked)
@@ -116,7 +132,7 @@ class _Tick:
                 after = rid
             if not next_after:
                 place.open_after = ""  # a full round: start again from the top next tick
-                return
+                return True
             after = next_after
 
     def one(self, rid: str, marked: str) -> None:
@@ -162,17 +178,19 @@ class _Tick:
         self.count(self.submitter.process(up), "resubmitted")
 
     # -- second jobs, from CI's own listing -------------------------------------------------------
-    def second_jobs(self, place: Place) -> None:
+    def second_jobs(self, place: Place) -> bool:
         """Jobs CI created since the last complete check (a minute's overlap) that carry a
-        record's current attempt but are not its job: cancelled if not started, noted."""
-        started = time.time()
-        since = place.jobs_since or started - 86400
-        start = datetime.fromtimestamp(since - 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S%z")
-        token = ""
+        record's current attempt but are not its job: cancelled if not started, noted.
+        A pass goes on next tick from its NextToken; True once it reached the list's end."""
+        scan = place.jobs
+        if not scan.token:  # a new pass
+            scan.started = time.time()
+            scan.since = (place.jobs_since or scan.started - 86400) - 60
+        start = datetime.fromtimestamp(scan.since, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S%z")
         while True:
             if self.out_of_time():
-                return
-            jobs, token = self.clients.ci.list(states="All", size=100, next_token=token, start=start)
+                return False
+            jobs, token = self.clients.ci.list(states="All", size=100, next_token=scan.token, start=start)
             for job in jobs:
                 corr = Correlation.parse(job.user_data)
                 if corr is None:
@@ -189,31 +207,35 @@ class _Tick:
                 self.records[corr.record_id] = second_job(self.clients, self.store, record, job, corr)
                 self.summary.second_jobs += 1
             if not token or not jobs:
-                place.jobs_since = started
-                return
+                place.jobs_since, place.jobs = scan.started, JobScan()
+                return True
+            scan.token = token
 
     # -- uploads that never became a record -----------------------------------------------------------
-    def sweep(self, place: Place) -> None:
+    def sweep(self, place: Place) -> bool:
+        """True once this tick's SWEEP_PAGES are read (or the pass completed)."""
         s, prefixes, now = place.sweep, self.settings.watch_prefixes, time.time()
         if not s.pass_started:
             s.pass_started = now
-        for _ in range(SWEEP_PAGES):
+        while self.sweep_pages < SWEEP_PAGES:
             if s.prefix >= len(prefixes):
                 break
             if self.out_of_time():
-                return
+                return False
             page, marker = self.clients.storage.list(self.settings.bucket, prefixes[s.prefix], s.marker, 1000)
             for obj in page:
                 if self.out_of_time():
-                    return
+                    return False
                 self.sweep_one(obj, s.checked_before, now)
                 s.marker = obj["Key"]
+            self.sweep_pages += 1
             if not marker:
                 s.prefix, s.marker = s.prefix + 1, ""
         if s.prefix < len(prefixes):
-            return  # this tick's pages are read: the pass goes on next tick
+            return True  # this tick's pages are read: the pass goes on next tick
         # a complete pass: everything modified before it started (less the settle time) is checked
         place.sweep = Sweep(checked_before=s.pass_started - self.older_than - SWEEP_MARGIN)
+        return True
 
     def sweep_one(self, obj: Dict[str, Any], checked_before: float, now: float) -> None:
         modified = epoch_of(obj.get("LastModified"))
@@ -248,18 +270,29 @@ def reconcile(settings: Settings, clients: Clients, older_than: Optional[float] 
     budget = settings.reconcile_budget_seconds if budget is None else budget
     tick = _Tick(settings, clients, submitter or Submitter(settings, clients), older_than, budget, clock)
     place = load_place(tick.store)
-    try:
-        tick.open_records(place)
-        tick.second_jobs(place)
-        if sweep:
-            tick.sweep(place)
-    except CloudError as exc:  # a listing failed: keep what was reached, the next tick goes on
-        tick.summary.failed += 1
-        log("reconcile.listing_failed", level="error", error=str(exc))
+    phases = [p for p in PHASES if sweep or p != "sweep"]
+    unfinished = []
+    for share, phase in enumerate(phases, 1):  # each to its share of the budget first
+        tick.deadline = started + budget * share / len(phases)
+        if _run(tick, phase, place) is False:
+            unfinished.append(phase)
+    tick.deadline = tick.end
+    results = [_run(tick, phase, place) for phase in unfinished]  # then those out of time go on, in turn
+    tick.summary.stopped_early = any(r is False for r in results)
     save_place(tick.store, place)
     tick.summary.elapsed_s = round(clock() - started, 3)
     log("reconcile.summary", **tick.summary.model_dump())
     return tick.summary
+
+
+def _run(tick: _Tick, phase: str, place: Place) -> Optional[bool]:
+    """One part of the tick: True if it finished, False if out of time, None if a listing failed."""
+    try:
+        return bool(getattr(tick, phase)(place))
+    except CloudError as exc:  # keep what was reached: the next tick goes on from there
+        tick.summary.failed += 1
+        log("reconcile.listing_failed", level="error", phase=phase, error=str(exc))
+        return None
 
 
 def load_place(store: RecordStore) -> Place:

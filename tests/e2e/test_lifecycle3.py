@@ -149,3 +149,36 @@ def test_a_job_ci_forgot_ends_failed_and_can_be_retried(flow, cloud, monkeypatch
     assert row["outcome"] == "submitted" and row["attempt"] == 2
     [again] = flow.jobs()
     assert again.JobId != job.JobId and flow.record(up.key).state == "Submitted"
+
+
+# -- 4. no reconcile phase starves another ---------------------------------------------------------
+
+def fill_job_list(cloud, count):
+    """`count` jobs of no record of ours (another tool's), created straight in the local CI."""
+    from e2e.ci_support import job_dict
+    from shared.jobs import JobRequest
+
+    cloud.jobs.set_engine(None)  # they stay queued: only the list's length matters here
+    request = JobRequest.model_validate(job_dict(user_data="someone else's"), context={"bucket": BUCKET})
+    for _ in range(count):
+        cloud.jobs.create(BUCKET, request)
+
+
+def test_the_sweep_advances_every_tick_however_long_the_job_list(cloud, cos_client):
+    from helpers import put
+    from shared.reconcile import load_place
+
+    flow = Flow(cloud, cos_client, COS_MATTING_RECONCILE_BUDGET_SECONDS="1.5")
+    fill_job_list(cloud, 700)  # 7 pages of 100
+    cloud.faults.add("ci.list", count=10 ** 6, delay=0.5)  # 3.5 s to read it all, the budget is 1.5 s
+    put(cos_client, "input/trigger-lost.mp4")  # its trigger never fired
+    first = flow.reconcile_fn()
+    assert first["swept"] == 1 and first["stopped_early"]
+    assert [j.Input.Object for j in flow.jobs() if j.Input.Object == "input/trigger-lost.mp4"]
+    assert load_place(flow.store).jobs.token  # the job list's pass resumes from here
+    ticks = 1
+    while not load_place(flow.store).jobs_since and ticks < 6:
+        flow.reconcile_fn()
+        ticks += 1
+    assert load_place(flow.store).jobs_since, "the second-job scan never completed a pass"
+    assert ticks <= 4
