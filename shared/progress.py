@@ -128,7 +128,7 @@ def _write(clients: Clients, store: RecordStore, record: Record, new: Record) ->
         return "unchanged", record
     if new.terminal:
         settle(clients, store, new)  # a failure leaves the marker open: reconcile settles it again
-        store.close(new.id)
+        store.settled(new.id)
     log("record.advanced", record_id=record.id, job_id=new.job_id, state=new.state, previous=record.state,
         attempt=record.attempt)
     return "advanced", new

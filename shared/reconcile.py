@@ -5,6 +5,9 @@ It works from what is pending, never from history, so a tick costs what is open:
   older than `older_than` is re-read from CI and advanced exactly as a callback would;
   a claim past its lease is resumed through the submit path (or closed, when the source
   is gone or overwritten); a marker whose record is final is removed;
+- the recheck index (`<records_prefix>recheck/`): a final record's output and source tags
+  are read once more RECHECK_AFTER its settle and put right (a late tag write moved a
+  state back); then it leaves the index;
 - CI's listing of the jobs created since the last tick (StartCreationTime): a job
   carrying a record's id that is not the job the record names (a slow create answered
   after our retry) is cancelled if not started, and noted;
@@ -12,9 +15,10 @@ It works from what is pending, never from history, so a tick costs what is open:
   SWEEP_PAGES pages per tick and checks (one listing of the record's folder) only
   objects modified since the last complete pass began.
 Every part resumes where it stopped: the place each reached (`Place`: the open index's
-cursor, the job listing's NextToken and window, the sweep's prefix and marker) is saved in
+and recheck indexes' cursors, the job listing's NextToken and window, the sweep's prefix and
+marker) is saved in
 `<records_prefix>state/reconcile.json` and the next tick goes on from there. No part can
-starve another: each first runs to its share of the time budget (a third each, what one
+starve another: each first runs to its share of the time budget (a quarter each, what one
 leaves unused passes to the next), then the parts that stopped early go on in turn with
 what is left. So the sweep advances every tick however long CI's job list or the open
 index has grown.
@@ -33,7 +37,7 @@ from .dates import epoch_of
 from .identity import Correlation, ObjectVersion
 from .log import log
 from .progress import refresh, second_job, settle
-from .records import Record, RecordStore, UnreadableRecord, latest
+from .records import Record, RecordStore, UnreadableRecord, age_seconds, latest
 from .submit import Kind, Outcome, Skip, Submitter, skip_reason
 
 EVENT_NAME = "cos:ObjectCreated:Reconcile"
@@ -44,6 +48,11 @@ SWEEP_MARGIN = 120  # seconds of clock skew between COS's Last-Modified and ours
 # a 10-minute timer: about 8 hours). It is the last resort: an upload whose every trigger
 # retry failed also reaches the submit function's dead-letter queue (serverless.yml).
 SWEEP_PAGES = 1
+# A final record's tags are read once more this long after it was settled (or `older_than`, if
+# shorter): a tag write COS applies after its client gave up (a stalled request: the SDK timed
+# out, retried, and the first one landed later) has moved a state back by then. 40x the
+# default request timeout; a write that lands later still is not caught.
+RECHECK_AFTER = 120
 
 
 class Sweep(BaseModel):
@@ -65,11 +74,12 @@ class Place(BaseModel):
     """Where the last tick stopped."""
 
     open_after: str = ""
+    recheck_after: str = ""
     jobs_since: float = 0.0  # CI jobs created since then were checked for second jobs
     jobs: JobScan = Field(default_factory=JobScan)
     sweep: Sweep = Field(default_factory=Sweep)
 
-PHASES = ("open_records", "second_jobs", "sweep")
+PHASES = ("open_records", "rechecks", "second_jobs", "sweep")
 
 
 class Summary(BaseModel):
@@ -82,6 +92,7 @@ class Summary(BaseModel):
     second_jobs: int = 0
     failed: int = 0
     finished: int = 0
+    rechecked: int = 0
     unreadable: List[str] = Field(default_factory=list)
     stopped_early: bool = False  # the budget ran out: the next tick goes on from the saved place
     elapsed_s: float = 0.0
@@ -147,7 +158,9 @@ class _Tick:
         if newest.rank == 3:  # final (even if that snapshot is unreadable): the marker was left open
             if record.terminal:  # by a settle that failed (progress.settle), or a crash before the close
                 settle(self.clients, self.store, record)
-            self.store.close(rid)
+                self.store.settled(rid)
+            else:
+                self.store.close(rid)
             self.summary.finished += 1
         elif not record.job_id:  # a claim (a newer stage may be unreadable: the readable snapshot decides)
             claim = latest([s for s in stages if s.rank == 0 and s.attempt == record.attempt] or [newest])
@@ -176,6 +189,38 @@ class _Tick:
         up = upload_from_listing(version.bucket, source.region, {"Key": version.key, "ETag": version.etag,
                                                                  "Size": version.size}, EVENT_NAME)
         self.count(self.submitter.process(up), "resubmitted")
+
+    # -- final records' tags, once more ----------------------------------------------------------
+    def rechecks(self, place: Place) -> bool:
+        """Settled records (`RecordStore.settled`) whose tags can no longer change under us: their
+        output and source are put right (`progress.settle`) and they leave the index."""
+        after, wait = place.recheck_after, min(self.older_than, RECHECK_AFTER)
+        while True:
+            page, next_after = self.store.recheck_page(after, limit=100)
+            for rid, marked in page:
+                if self.out_of_time():
+                    place.recheck_after = after
+                    return False
+                if age_seconds(marked) >= wait:
+                    self.recheck(rid)
+                after = rid
+            if not next_after:
+                place.recheck_after = ""
+                return True
+            after = next_after
+
+    def recheck(self, rid: str) -> None:
+        try:
+            record, _ = self.store.load(rid)
+            if record is not None and record.terminal:
+                settle(self.clients, self.store, record)
+            self.store.rechecked(rid)
+            self.summary.rechecked += 1
+        except UnreadableRecord as exc:
+            self.summary.unreadable.append(f"{exc.key}: {exc.why}")
+        except CloudError as exc:  # the entry stays: the next tick tries again
+            self.summary.failed += 1
+            log("reconcile.recheck_failed", level="error", record_id=rid, error=str(exc)[:500])
 
     # -- second jobs, from CI's own listing -------------------------------------------------------
     def second_jobs(self, place: Place) -> bool:

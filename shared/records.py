@@ -45,6 +45,7 @@ _STAGE = re.compile(r"^(?P<attempt>\d{3})-(?:(?P<rank>[0-3])-(?:claim-(?P<gen>\d
                     r"|n-(?P<job>[A-Za-z0-9_-]{1,128}))\.json$")
 STAGE_NAME = {1: "submitted", 2: "running", 3: "final"}
 OPEN = "open/"
+RECHECK = "recheck/"
 # Seconds our clock may be off COS's: a signed request further off is refused
 # (RequestTimeTooSkewed, COS error codes 436/7730). Leases are judged on COS's clock
 # (`RecordStore.lease_expired`); this only bounds when it is worth asking.
@@ -211,9 +212,27 @@ class RecordStore:
 
     def open_page(self, after: str = "", limit: int = 1000) -> Tuple[List[Tuple[str, str]], str]:
         """([(record id, marker LastModified)], next cursor or '') from the open index."""
-        page, marker = self.storage.list(self.bucket, self.prefix + OPEN, after and self.prefix + OPEN + after, limit)
-        return ([(o["Key"][len(self.prefix + OPEN):], o.get("LastModified", "")) for o in page],
-                marker[len(self.prefix + OPEN):] if marker else "")
+        return self._index_page(OPEN, after, limit)
+
+    def _index_page(self, folder: str, after: str, limit: int) -> Tuple[List[Tuple[str, str]], str]:
+        base = self.prefix + folder
+        page, marker = self.storage.list(self.bucket, base, after and base + after, limit)
+        return [(o["Key"][len(base):], o.get("LastModified", "")) for o in page], marker[len(base):] if marker else ""
+
+    # -- the recheck index ------------------------------------------------------------------------
+    def settled(self, rid: str) -> None:
+        """A final record whose output and source carry its links leaves the open index for the
+        recheck index (`<records_prefix>recheck/<id>`), where reconcile reads its tags once more
+        when a tag write still on its way cannot land any more (a write COS applies after its
+        client gave up: reconcile.RECHECK_AFTER)."""
+        self.storage.put_json(self.bucket, self.prefix + RECHECK + rid, b"{}", create_only=True)
+        self.close(rid)
+
+    def recheck_page(self, after: str = "", limit: int = 1000) -> Tuple[List[Tuple[str, str]], str]:
+        return self._index_page(RECHECK, after, limit)
+
+    def rechecked(self, rid: str) -> None:
+        self.storage.delete(self.bucket, self.prefix + RECHECK + rid)
 
     def open_source(self, rid: str) -> Optional[Source]:
         body = self.storage.get(self.bucket, self.open_key(rid))

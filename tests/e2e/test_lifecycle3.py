@@ -182,3 +182,34 @@ def test_the_sweep_advances_every_tick_however_long_the_job_list(cloud, cos_clie
         ticks += 1
     assert load_place(flow.store).jobs_since, "the second-job scan never completed a pass"
     assert ticks <= 4
+
+
+# -- 6. a tag write COS applies after its client gave up -----------------------------------------------
+
+def warm(flow, cloud):
+    """One record end to end: the functions' cold starts (seconds) are behind us."""
+    flow.submit(flow.upload("input/warm-up.mp4", b"warm up"))
+    cloud.set_job_state(BUCKET, flow.record("input/warm-up.mp4").job_id, "Success")
+    cloud.wait_idle(timeout=30)
+
+
+def test_a_late_submitted_tag_write_is_repaired_by_reconcile(flow, cloud):
+    warm(flow, cloud)
+    up = flow.upload("input/late-tag.mp4")
+    # submit's Submitted tag write: COS sits on it 6 s (the client gives up after 3 s and its retry
+    # goes through), then applies it
+    cloud.faults.add("cos.tagging.put", count=1, delay=6.0)
+    started = time.time()
+    assert outcomes(flow.submit(up)[0]) == ["submitted"]
+    record = flow.record(up.key)
+    cloud.set_job_state(BUCKET, record.job_id, "Success")
+    cloud.wait_idle(timeout=30)
+    assert flow.record(up.key).state == "Success"
+    time.sleep(max(0.0, started + 6.5 - time.time()))  # the stalled write has landed
+    assert cloud.faults.injected["cos.tagging.put"] == 1
+    assert flow.tags(up.key)[tags.STATE] == "Submitted"  # moved back under our feet
+    flow.reconcile_fn()
+    src = flow.tags(up.key)
+    assert (src[tags.STATE], src[tags.JOB]) == ("Success", record.job_id)
+    published = flow.record(up.key).output["key"]
+    assert flow.tags(published)[tags.RECORD] == record.id
