@@ -277,15 +277,17 @@ class CI:
             self.queue_id = str(queues[0]["QueueId"])
         return self.queue_id
 
-    def _list_scoped(self, start: Optional[str], input_object: Optional[str], token: str) -> JobsResponse:
-        """GET /jobs scoped to the job's queue, and to its input key when known. The SDK's
-        ci_list_media_jobs has no queueType/inputObject arguments (PLATFORM.md section 1), so
-        the request is built here the way the SDK builds its own CI calls."""
+    def _list_scoped(self, scope: Dict[str, str], start: Optional[str], input_object: Optional[str],
+                     token: str) -> JobsResponse:
+        """GET /jobs scoped by `scope` (a queueId, or a queueType: DescribeMediaJobs, CI API
+        1045/50356, says the two must not be sent together), and by its input key when known. The
+        SDK's ci_list_media_jobs has no queueType/inputObject arguments (cos-python-sdk-v5
+        qcloud_cos/cos_client.py), so the request is built here the way the SDK builds its own."""
         from qcloud_cos.cos_auth import CosS3Auth
         from qcloud_cos.cos_comm import format_values, xml_to_dict
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
-        params = {"tag": "SegmentVideoBody", "queueId": self.ai_queue(), "queueType": "AIProcess",
+        params = {"tag": "SegmentVideoBody", **scope,
                   "orderByTime": "Desc", "states": "All", "size": "100", "nextToken": token}
         if start:
             params["startCreationTime"] = start
@@ -305,19 +307,24 @@ class CI:
 
     def find(self, marker: str, start: Optional[str] = None, input_object: Optional[str] = None
              ) -> Optional[JobDetail]:
-        """The job whose UserData carries `marker` (the correlation id), if CI has one: searched in
-        the job's queue, created since `start`, at most LOOKUP_PAGES pages."""
-        token = ""
-        for _ in range(self.LOOKUP_PAGES):
-            response = self._list_scoped(start, input_object, token)
-            for job in response.JobsDetail:
-                if job.user_data == marker or job.user_data.startswith(marker + "|"):
-                    return job
-            token = response.NextToken or ""
-            if not token or not response.JobsDetail:
-                return None
-        raise CloudError("ci.list", 0, "LookupTooLong", f"more than {self.LOOKUP_PAGES * 100} jobs to search for "
-                         f"{marker}: the outcome is unknown")
+        """The job whose UserData carries `marker` (the correlation id), if CI has one: created
+        since `start`, at most LOOKUP_PAGES pages per scope. Searched by the job's queue id, then by
+        the AI queue type: which of the two lists an AI job is not documented, and a miss is a
+        second job, so a job either finds counts (the second list only runs after a miss)."""
+        for scope in ({"queueId": self.ai_queue()}, {"queueType": "AIProcess"}):
+            token = ""
+            for _ in range(self.LOOKUP_PAGES):
+                response = self._list_scoped(scope, start, input_object, token)
+                for job in response.JobsDetail:
+                    if job.user_data == marker or job.user_data.startswith(marker + "|"):
+                        return job
+                token = response.NextToken or ""
+                if not token or not response.JobsDetail:
+                    break
+            else:
+                raise CloudError("ci.list", 0, "LookupTooLong", f"more than {self.LOOKUP_PAGES * 100} jobs to "
+                                 f"search for {marker}: the outcome is unknown")
+        return None
 
 
 def _none_to_empty(value: Any) -> Any:

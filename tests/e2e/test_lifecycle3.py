@@ -213,3 +213,46 @@ def test_a_late_submitted_tag_write_is_repaired_by_reconcile(flow, cloud):
     assert (src[tags.STATE], src[tags.JOB]) == ("Success", record.job_id)
     published = flow.record(up.key).output["key"]
     assert flow.tags(published)[tags.RECORD] == record.id
+
+
+# -- 7. the local CI speaks the documented forms -----------------------------------------------------
+
+@pytest.mark.parametrize("form", ["jobs", "response"])
+def test_the_documented_json_callbacks_reach_the_real_callback(cloud, cos_client, form):
+    """Job APIs: {"EventName", "JobsDetail": [...]}; AI recognition: {"Response": {...}} (intl CI
+    docs "Callback content"). Both are sent by the local CI and both finish the record."""
+    flow = Flow(cloud, cos_client, COS_MATTING_CALLBACK_FORMAT="JSON")
+    cloud.callback_sender.json_form = form
+    up = flow.upload(f"input/callback-{form}.mp4")
+    flow.submit(up)
+    job_id = flow.record(up.key).job_id
+    cloud.set_job_state(BUCKET, job_id, "Success")
+    cloud.wait_idle(timeout=30)
+    [sent] = [c for c in cloud.callbacks if c.job_id == job_id]
+    body = json.loads(sent.body)
+    notice = body["Response"] if form == "response" else body
+    assert set(body) == ({"Response"} if form == "response" else {"EventName", "JobsDetail"})
+    assert notice["EventName"] == "TaskFinish" and [d["JobId"] for d in notice["JobsDetail"]] == [job_id]
+    assert sent.ok and flow.record(up.key).state == "Success"
+
+
+def test_a_ci_error_has_the_documented_error_root(cloud, cos_client):
+    """CI's job error codes page: <Error><Code/><Message/><RequestId/><TraceId/></Error>."""
+    from qcloud_cos.cos_exception import CosServiceError
+    from shared import xmlcodec
+
+    with pytest.raises(CosServiceError) as err:
+        cos_client.ci_get_media_jobs(Bucket=BUCKET, JobIDs="")  # no job id: refused
+    root, content = xmlcodec.parse(err.value.get_origin_msg().encode())
+    assert root == "Error" and content["Code"] and content["RequestId"] and content["TraceId"]
+
+
+def test_the_lookup_before_a_retry_never_sends_queue_type_with_queue_id(cloud, cos_client):
+    """DescribeMediaJobs (1045/50356): queueType must not come with queueId. The local CI refuses
+    both (what CI does is undocumented); the lookup finds a slow create's job either way."""
+    flow = Flow(cloud, cos_client, COS_MATTING_TIMEOUT_SECONDS="1")
+    up = flow.upload("input/lookup.mp4")
+    cloud.faults.add("ci.create", count=1, delay=1.5, after=True)  # created, the answer comes too late
+    assert outcomes(flow.submit(up)[0]) == ["submitted"]
+    assert len(flow.jobs(up.key)) == 1  # the lookup found it: no second job
+    assert flow.record(up.key).job_id == flow.jobs(up.key)[0].JobId
