@@ -256,3 +256,18 @@ def test_the_lookup_before_a_retry_never_sends_queue_type_with_queue_id(cloud, c
     assert outcomes(flow.submit(up)[0]) == ["submitted"]
     assert len(flow.jobs(up.key)) == 1  # the lookup found it: no second job
     assert flow.record(up.key).job_id == flow.jobs(up.key)[0].JobId
+
+
+def test_an_appended_video_becomes_one_job_once_it_stops_growing(flow, cloud, cos_client):
+    """APPEND Object (436/7741) sends no trigger event (583/9707 lists none); should one come,
+    it is skipped: the sweep gives the whole file one job once it stops growing."""
+    key = "input/growing.mp4"
+    cos_client.append_object(Bucket=BUCKET, Key=key, Position=0, Data=b"part one ")
+    ev = event_for(flow, key, name="cos:ObjectCreated:Append")
+    cos_client.append_object(Bucket=BUCKET, Key=key, Position=9, Data=b"part two")
+    assert cos_client.head_object(Bucket=BUCKET, Key=key)["x-cos-object-type"] == "appendable"
+    assert outcomes(flow.submit(ev)[0]) == ["skipped:appending"] and flow.jobs() == []
+    assert flow.reconcile_fn()["swept"] == 1  # older_than is 0 here: it has stopped growing
+    [job] = flow.jobs()
+    record = flow.record(key)
+    assert record.job_id == job.JobId and record.source.size == len(b"part one part two")
