@@ -45,7 +45,6 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     parser = subparsers.add_parser("deploy", help="apply serverless.yml to Tencent Cloud (SCF, CAM) or the local cloud",
                                    description=DESCRIPTION, epilog=EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", help="stage name (default: COS_MATTING_DEPLOY_STAGE, else dev)")
     parser.add_argument("--plan", action="store_true", help="print what would change and stop (no write call)")
     add_yes(parser)
     parser.add_argument("--destroy", action="store_true", help="remove the functions, triggers, layer versions, "

@@ -26,6 +26,10 @@ def add_env_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--env-file", metavar="FILE",
                        help="read COS_MATTING_* and TENCENTCLOUD_* variables from a .env file "
                             "(KEY=VALUE lines; they override the process environment)")
+    group.add_argument("--stage", metavar="STAGE",
+                       help="the deployed stage to act on: its functions are found in the cloud (SCF) and their own "
+                            "settings are used, not the shell's (deploy/doctor: the stage to deploy or check; "
+                            "default COS_MATTING_DEPLOY_STAGE, else dev)")
     group.add_argument("--local", metavar="URL",
                        help="talk to the local cloud at URL (e.g. http://127.0.0.1:9000, see `cos-matting "
                             "localcloud`): sets COS_MATTING_ENDPOINT, and its default keys if none are exported")
@@ -111,15 +115,40 @@ def check_reachable(env: Mapping[str, str], timeout: float = 1.0) -> None:
 
 def load(args: argparse.Namespace, overrides: Optional[Mapping[str, str]] = None):
     """(env, settings) for a command; ConfigError names the variable; an endpoint that does not answer
-    fails at once."""
+    fails at once. With `--stage`, the settings are the deployed stage's own (deploy/stage.py)."""
     from shared.config import load_settings
 
     env = environment(args)
-    env.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    settings = load_settings(env)
     warn_unknown_variables(env)
     check_reachable(env)
+    if getattr(args, "stage", None):
+        env = stage_env(args.stage, env)
+    env.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    settings = load_settings(env)
     return env, settings
+
+
+def stage_env(stage: str, env: Mapping[str, str], stream: Optional[TextIO] = None) -> Dict[str, str]:
+    """The environment the deployed `stage`'s submit function runs with, plus the user's credentials and
+    endpoint; the target goes to stderr first, and every shell setting the stage overrides is named."""
+    from deploy.clients import ApiCallError, CredentialsError
+    from deploy.stage import StageNotFound, differing, operator_env, resolve
+
+    try:
+        deployed = resolve(env, stage)
+    except StageNotFound as exc:
+        raise usage("--stage", str(exc)) from None
+    except CredentialsError as exc:
+        raise usage("credentials", str(exc)) from None
+    except ApiCallError as exc:
+        raise failure(f"--stage {stage}", f"SCF refused {exc.action}: {exc.code}: {exc.message}") from None
+    out = stream or sys.stderr
+    source = deployed.functions.get("submit") or next(iter(deployed.functions.values()))
+    print(f"stage {stage} on {deployed.target}: the settings {source.name} runs with", file=out)
+    for name, deployed_value, shell_value in differing(deployed.settings_env(), env):
+        print(f"warning: {name} in your shell/.env ({shell_value!r}) differs from stage {stage}'s "
+              f"({deployed_value!r}); the stage's is used", file=out)
+    return operator_env(deployed, env)
 
 
 def warn_unknown_variables(env: Mapping[str, str], stream: Optional[TextIO] = None) -> List[str]:

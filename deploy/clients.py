@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 ENDPOINT = "COS_MATTING_ENDPOINT"
 PRODUCTS = {"scf": ("tencentcloud.scf.v20180416", "scf_client", "ScfClient"),
-            "cam": ("tencentcloud.cam.v20190116", "cam_client", "CamClient")}
+            "cam": ("tencentcloud.cam.v20190116", "cam_client", "CamClient"),
+            "monitor": ("tencentcloud.monitor.v20180724", "monitor_client", "MonitorClient")}
 
 
 CREDENTIAL_NAMES = (("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN"),
@@ -57,7 +58,7 @@ def credential(env: Mapping[str, str]) -> Any:
 
 
 def client(product: str, env: Mapping[str, str], region: str = "", cred: Any = None, timeout: int = TIMEOUT) -> Any:
-    """An SDK client of `product` ("scf" or "cam"), pointed at COS_MATTING_ENDPOINT when it is set."""
+    """An SDK client of `product` ("scf", "cam" or "monitor"), pointed at COS_MATTING_ENDPOINT when it is set."""
     import importlib
 
     from tencentcloud.common.profile.client_profile import ClientProfile

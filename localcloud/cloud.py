@@ -11,6 +11,7 @@ from shared.events import Upload, build_event
 from shared.jobs import JobDetail
 
 from .camapi import CamService
+from .monitorapi import MonitorService
 from .callbacks import CallbackRecord, Callbacks
 from .ci import Engine, JobService
 from .cos import Bucket, ObjectMeta, ObjectStore
@@ -59,12 +60,14 @@ class LocalCloud:
         self.jobs = JobService(os.path.join(self.data_dir, "ci"), self.store, region, self.faults,
                                self.callback_sender, None, job_workers, on_output=self._output_written)
         self.runtime = Runtime(self.faults)
-        # The Tencent Cloud API 3.0 (SCF, CAM) that deploy and doctor call, persisted under data_dir.
+        # The Tencent Cloud API 3.0 (SCF, CAM, Monitor) that deploy and doctor call, persisted under data_dir.
         buckets = list(buckets)
         appid = buckets[0].rsplit("-", 1)[1] if buckets else "1250000000"
         self.cam = CamService(os.path.join(self.data_dir, "cam"), appid=appid)
         self.scf = ScfService(self, os.path.join(self.data_dir, "scf"))
-        self.api = Api(self.credentials, {("scf", "2018-04-16"): self.scf, ("cam", "2019-01-16"): self.cam})
+        self.monitor = MonitorService(os.path.join(self.data_dir, "monitor"))
+        self.api = Api(self.credentials, {("scf", "2018-04-16"): self.scf, ("cam", "2019-01-16"): self.cam,
+                                          ("monitor", "2018-07-24"): self.monitor})
         self.ci_unbound: set = set()  # buckets to report as not bound to CI (doctor's failing case)
         if self.credentials.rotating:  # every invocation gets the role credentials of its moment
             self.runtime.invocation_env = self.credentials.role_env

@@ -59,6 +59,18 @@ def runtime_python(preferred: Optional[str]) -> str:
 
 
 
+def _matches(fn: Dict[str, Any], filters: List[Dict[str, Any]]) -> bool:
+    """ListFunctions `Filters`: every filter must hold, any of its Values; `tag-<key>` matches a tag, other
+    names a field such as Status (SDK models.py ListFunctionsRequest.Filters: "Name 字段需要以 `tag-` 起始")."""
+    tags = {t.get("Key"): t.get("Value") for t in fn.get("Tags") or []}
+    for flt in filters:
+        name, values = flt.get("Name") or "", flt.get("Values") or []
+        have = tags.get(name[4:]) if name.startswith("tag-") else fn.get(name)
+        if have not in values:
+            return False
+    return True
+
+
 def _zip(param: Dict[str, Any], field: str) -> bytes:
     raw = (param or {}).get("ZipFile")
     if not raw:
@@ -260,7 +272,7 @@ class ScfService(TriggerActions):
     def ListFunctions(self, p: Dict[str, Any]) -> Dict[str, Any]:
         ns = p.get("Namespace") or "default"
         found = [fn for fn in self.state["functions"].values() if fn["Namespace"] == ns
-                 and (p.get("SearchKey") or "") in fn["FunctionName"]]
+                 and (p.get("SearchKey") or "") in fn["FunctionName"] and _matches(fn, p.get("Filters") or [])]
         offset, limit = p.get("Offset") or 0, p.get("Limit") or 20
         out = [{k: fn[k] for k in ("FunctionName", "FunctionId", "Namespace", "Runtime", "Status", "Description",
                                    "AddTime", "ModTime", "Type")} for fn in found[offset:offset + limit]]

@@ -110,6 +110,17 @@ class Storage:
     def __init__(self, client: Any) -> None:
         self.client = client
 
+    def twin(self) -> "Storage":
+        """The same storage on its own SDK client (its own HTTP session), for another thread: an
+        SDK client keeps per-call state (cli/clients.py). A stand-in client is returned as is."""
+        from qcloud_cos import CosS3Client
+
+        if not isinstance(self.client, CosS3Client):
+            return self
+        client = CosS3Client(self.client._conf, retry=self.client._retry)
+        client.cos_matting_environ = getattr(self.client, "cos_matting_environ", None)
+        return Storage(client)
+
     def _call(self, operation: str, fn: Any, **kwargs: Any) -> Any:
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
 

@@ -18,7 +18,7 @@ Every part resumes where it stopped: the place each reached (`Place`: the open i
 and recheck indexes' cursors, the job listing's NextToken and window, the sweep's prefix and
 marker) is saved in
 `<records_prefix>state/reconcile.json` and the next tick goes on from there. No part can
-starve another: each first runs to its share of the time budget (a quarter each, what one
+starve another: each first runs to its share of the time budget (a fifth each, what one
 leaves unused passes to the next), then the parts that stopped early go on in turn with
 what is left. So the sweep advances every tick however long CI's job list or the open
 index has grown.
@@ -36,7 +36,8 @@ from .events import Upload, upload_from_listing
 from .dates import epoch_of
 from .identity import Correlation, ObjectVersion
 from .log import log
-from .progress import refresh, second_job, settle
+from .notify import deliver_due
+from .progress import refresh, second_job, settle, settle_published, settle_source_tags
 from .records import Record, RecordStore, UnreadableRecord, age_seconds, latest
 from .submit import Kind, Outcome, Skip, Submitter, skip_reason
 
@@ -79,7 +80,7 @@ class Place(BaseModel):
     jobs: JobScan = Field(default_factory=JobScan)
     sweep: Sweep = Field(default_factory=Sweep)
 
-PHASES = ("open_records", "rechecks", "second_jobs", "sweep")
+PHASES = ("open_records", "rechecks", "second_jobs", "notifications", "sweep")
 
 
 class Summary(BaseModel):
@@ -94,6 +95,7 @@ class Summary(BaseModel):
     finished: int = 0
     rechecked: int = 0
     unreadable: List[str] = Field(default_factory=list)
+    notified: Dict[str, int] = Field(default_factory=dict)  # webhook deliveries: sent, failed, waiting
     stopped_early: bool = False  # the budget ran out: the next tick goes on from the saved place
     elapsed_s: float = 0.0
 
@@ -212,8 +214,9 @@ class _Tick:
     def recheck(self, rid: str) -> None:
         try:
             record, _ = self.store.load(rid)
-            if record is not None and record.terminal:
-                settle(self.clients, self.store, record)
+            if record is not None and record.terminal:  # the tags only: its notification went out at settle
+                settle_published(self.clients, self.store, record)
+                settle_source_tags(self.clients, record)
             self.store.rechecked(rid)
             self.summary.rechecked += 1
         except UnreadableRecord as exc:
@@ -255,6 +258,15 @@ class _Tick:
                 place.jobs_since, place.jobs = scan.started, JobScan()
                 return True
             scan.token = token
+
+    # -- webhook notifications due (shared/notify.py) ------------------------------------------------
+    def notifications(self, place: Place) -> bool:
+        """The outbox's due deliveries (it has no resume point of its own: it is read from the top)."""
+        done = deliver_due(self.settings, self.store, self.out_of_time)
+        sent = self.summary.notified
+        self.summary.notified = {"sent": sent.get("sent", 0) + done["sent"],
+                                 "failed": sent.get("failed", 0) + done["failed"], "waiting": done["waiting"]}
+        return not self.out_of_time()
 
     # -- uploads that never became a record -----------------------------------------------------------
     def sweep(self, place: Place) -> bool:

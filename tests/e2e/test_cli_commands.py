@@ -13,7 +13,7 @@ from .cli_support import (BUCKET, KEYS, ROOT, all_jobs, clean_environ, cli_env, 
                               run_script, script_env)
 
 EVENTS = ROOT / "events"
-COMMANDS = ["generate-event", "invoke", "replay", "backfill", "status", "cancel", "reconcile"]
+COMMANDS = ["generate-event", "invoke", "replay", "backfill", "status", "cancel", "reconcile", "dashboard"]
 
 
 def shape(value):

@@ -1,0 +1,198 @@
+"""A stage as it lives in the cloud: its deployed functions and the settings they run with.
+
+The one home of "which stage is this acting on, and where did its settings come from?".
+`deploy`, `doctor`, `info` and every operator command (`status`, `retry`, `logs`, ...) resolve a
+stage here, through the SCF API (the real tencentcloud SDK; `COS_MATTING_ENDPOINT` points it at
+the local cloud, which serves the same API). The deployed functions are the truth about a stage:
+the shell and `.env` are only input to `deploy`, never a picture of what runs.
+
+How a stage is found (no local state file involved, so it works from a fresh clone):
+- by tag: `ListFunctions` with `Filters: [{"Name": "tag-<key>", "Values": [...]}]` (the SDK's
+  tencentcloud/scf/v20180416/models.py, ListFunctionsRequest.Filters docstring: "如果通过标签进行过滤：
+  Filter 中 Name 字段需要以 `tag-` 起始，`-` 后跟着标签名称"), on the tags deploy puts on every
+  function (`TAG_APP`, `TAG_STAGE`);
+- else by the names serverless.yml gives (`${app}-${stage}-<kind>`), so a stage deployed before
+  the stage tag existed is still found.
+Each function is then read with `GetFunction` (SCF API GetFunction, 583/18584): `Environment.Variables` are the
+settings it runs with (SCF returns them as written), `ModTime`, `Status`, `Runtime`, `Role`,
+`ClsLogsetId` / `ClsTopicId` (where its logs go) and `Triggers` (the Function URL in
+`TriggerDesc.NetConfig.ExtranetUrl`, SCF "Function URL" 583/100227).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from .clients import Api, ApiCallError
+
+KINDS = ("submit", "callback", "reconcile")
+APP = "cos-matting"  # serverless.yml `app:` (a literal there, so a fresh clone knows it)
+TAG_APP, TAG_STAGE = "app", "stage"
+FN_MISSING = ("ResourceNotFound.Function", "ResourceNotFound.FunctionName")
+ENDPOINT = "COS_MATTING_ENDPOINT"
+# Settings a deployed function has that must never be printed (values masked in `info`, plans, logs).
+SECRET_NAMES = ("KEY", "SECRET", "TOKEN", "PASSWORD")
+
+
+class StageNotFound(LookupError):
+    """No function of the stage exists where we looked; the message says where and how to deploy it."""
+
+
+def is_secret(name: str) -> bool:
+    return any(part in name.upper() for part in SECRET_NAMES)
+
+
+def masked(env: Mapping[str, str]) -> Dict[str, str]:
+    return {k: ("****" if is_secret(k) and v else v) for k, v in env.items()}
+
+
+def function_name(app: str, stage: str, kind: str) -> str:
+    return f"{app}-{stage}-{kind}"
+
+
+def target_label(env: Mapping[str, str], region: str) -> str:
+    """Where a command acts, for the line it prints on stderr before any write."""
+    endpoint = (env.get(ENDPOINT) or "").strip()
+    return f"the local cloud at {endpoint}" if endpoint else f"Tencent Cloud, region {region or '(unset)'}"
+
+
+@dataclass(frozen=True)
+class DeployedFunction:
+    kind: str
+    name: str
+    namespace: str
+    runtime: str
+    handler: str
+    status: str
+    modified: str  # GetFunction.ModTime, "2026-12-06 12:00:00"
+    role: str
+    env: Dict[str, str]  # Environment.Variables: the settings the function runs with
+    tags: Dict[str, str]
+    triggers: List[Dict[str, Any]]
+    cls_logset_id: str = ""
+    cls_topic_id: str = ""
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_answer(cls, kind: str, got: Mapping[str, Any]) -> "DeployedFunction":
+        variables = ((got.get("Environment") or {}).get("Variables")) or []
+        return cls(kind=kind, name=got.get("FunctionName") or "", namespace=got.get("Namespace") or "default",
+                   runtime=got.get("Runtime") or "", handler=got.get("Handler") or "", status=got.get("Status") or "",
+                   modified=got.get("ModTime") or "", role=got.get("Role") or "",
+                   env={v["Key"]: v.get("Value") or "" for v in variables if v.get("Key")},
+                   tags={t["Key"]: t.get("Value") or "" for t in got.get("Tags") or [] if t.get("Key")},
+                   triggers=list(got.get("Triggers") or []), cls_logset_id=got.get("ClsLogsetId") or "",
+                   cls_topic_id=got.get("ClsTopicId") or "", raw=dict(got))
+
+    def function_url(self) -> Optional[str]:
+        for trig in self.triggers:
+            if trig.get("Type") == "http":
+                url = trigger_url(trig.get("TriggerDesc") or "")
+                if url:
+                    return url
+        return None
+
+
+def trigger_url(desc: str) -> Optional[str]:
+    """The Function URL of an http trigger's TriggerDesc (`NetConfig.ExtranetUrl`, else the intranet one)."""
+    try:
+        net = (json.loads(desc or "{}") or {}).get("NetConfig") or {}
+    except ValueError:
+        return None
+    return net.get("ExtranetUrl") or net.get("IntranetUrl") or None
+
+
+@dataclass(frozen=True)
+class DeployedStage:
+    app: str
+    stage: str
+    region: str
+    namespace: str
+    target: str  # target_label(): the local cloud's URL, or Tencent Cloud and the region
+    functions: Dict[str, DeployedFunction]
+
+    @property
+    def function_url(self) -> Optional[str]:
+        fn = self.functions.get("callback")
+        return fn.function_url() if fn else None
+
+    def settings_env(self, kind: str = "submit") -> Dict[str, str]:
+        """The environment `kind` runs with (its deployed variables). submit's by default: it is the
+        function that makes jobs, so it holds the callback URL and keys a job needs."""
+        fn = self.functions.get(kind) or next(iter(self.functions.values()))
+        return dict(fn.env)
+
+    def missing(self) -> List[str]:
+        return [k for k in KINDS if k not in self.functions]
+
+
+def _by_tag(scf: Api, app: str, stage: str, namespace: str) -> Dict[str, str]:
+    """{kind: function name} of the functions tagged with this app and stage."""
+    filters = [{"Name": f"tag-{TAG_APP}", "Values": [app]}, {"Name": f"tag-{TAG_STAGE}", "Values": [stage]}]
+    found: Dict[str, str] = {}
+    offset = 0
+    while True:
+        page = scf.call("ListFunctions", {"Namespace": namespace, "Filters": filters, "Offset": offset, "Limit": 100})
+        for fn in page.get("Functions") or []:
+            name = fn.get("FunctionName") or ""
+            kind = name.rsplit("-", 1)[-1]
+            if kind in KINDS:  # tagged as ours: a function named otherwise in serverless.yml still counts
+                found.setdefault(kind, name)
+        offset += 100
+        if offset >= int(page.get("TotalCount") or 0):
+            return found
+
+
+def locate(scf: Api, app: str, stage: str, namespace: str = "default") -> Dict[str, Dict[str, Any]]:
+    """{kind: GetFunction answer} of every function of the stage that exists (by tag, then by name)."""
+    names = {k: function_name(app, stage, k) for k in KINDS}
+    try:
+        names.update(_by_tag(scf, app, stage, namespace))
+    except ApiCallError as exc:  # an API without tag filters still answers by name below
+        if not exc.code.startswith("InvalidParameter"):
+            raise
+    found: Dict[str, Dict[str, Any]] = {}
+    for kind, name in names.items():
+        got = scf.get("GetFunction", {"FunctionName": name, "Namespace": namespace}, FN_MISSING)
+        if got is not None:
+            found[kind] = got
+    return found
+
+
+def resolve(env: Mapping[str, str], stage: str, *, app: str = APP, region: Optional[str] = None,
+            namespace: str = "default", scf: Optional[Api] = None) -> DeployedStage:
+    """The stage as deployed; StageNotFound when none of its functions exists."""
+    region = region or env.get("COS_MATTING_REGION") or env.get("TENCENTCLOUD_REGION") or ""
+    target = target_label(env, region)
+    scf = scf or Api("scf", env, region)
+    found = locate(scf, app, stage, namespace)
+    if not found:
+        raise StageNotFound(f"stage {stage!r}: no function {function_name(app, stage, '{submit,callback,reconcile}')} "
+                            f"in namespace {namespace} on {target}; deploy it with `cos-matting deploy --stage {stage}`")
+    functions = {k: DeployedFunction.from_answer(k, got) for k, got in found.items()}
+    return DeployedStage(app=app, stage=stage, region=region, namespace=namespace, target=target,
+                         functions=functions)
+
+
+def operator_env(deployed: DeployedStage, user_env: Mapping[str, str], kind: str = "submit") -> Dict[str, str]:
+    """The environment an operator command runs with against `deployed`: the function's own settings,
+    plus only what SCF would add and the user must supply (credentials, the endpoint, the region)."""
+    env = deployed.settings_env(kind)
+    for name, value in user_env.items():
+        if (name.startswith(("TENCENTCLOUD_", "TENCENT_")) or name == ENDPOINT) and value:
+            env.setdefault(name, value)
+    if deployed.region:
+        env.setdefault("TENCENTCLOUD_REGION", deployed.region)
+    return env
+
+
+def differing(deployed_env: Mapping[str, str], shell_env: Mapping[str, str]) -> List[Tuple[str, str, str]]:
+    """(name, deployed value, shell value) of COS_MATTING_* settings where the shell says otherwise than
+    the deployed function: worth a warning, since the deployed value is the one used."""
+    out = []
+    for name, value in sorted(shell_env.items()):
+        if name.startswith("COS_MATTING_") and name != ENDPOINT and not name.startswith("COS_MATTING_DEPLOY_") \
+                and value and name in deployed_env and deployed_env[name] != value:
+            out.append((name, deployed_env[name], value))
+    return out
