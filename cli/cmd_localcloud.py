@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Tuple
 
-from cli.errors import usage
+from cli.errors import require_engine, usage
 from cli.env import ROOT, warn_unknown_variables
 
 DEFAULT_BUCKET = "videos-1250000000"
@@ -135,6 +135,7 @@ def check_function_env(flag: str, function_dir: str, env: Mapping[str, str]) -> 
 def _engine(name: str):
     if name == "none":
         return None
+    require_engine(f"--engine {name}")
     from localcloud import matting  # provided separately; imported only when asked for
 
     return matting.engine
@@ -194,6 +195,10 @@ def run(args: argparse.Namespace) -> int:
         wired = _wire(cloud, args, buckets[0], functions)
         print(f"localcloud listening on {cloud.url} (buckets: {', '.join(buckets)}; region {args.region}; "
               f"data {cloud.data_dir})", flush=True)
+        if engine is not None:
+            from localcloud.matting import describe_humanseg
+
+            wired = [describe_humanseg()] + list(wired)
         for line in wired:  # stderr: stdout stays the one line above, for scripts
             print(f"  {line}", file=sys.stderr, flush=True)
         _wait_for_stop()

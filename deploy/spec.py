@@ -6,7 +6,7 @@ into plain typed values shaped like the SCF and CAM API fields they become:
 
 * functions: name, handler, runtime, memory, timeout, description, role, layer, the
   environment with every empty value left out (SCF: a variable's value is never empty,
-  PLATFORM.md section 3), dead letter, reserved concurrency, tags;
+  the SDK's Variable model, tencentcloud/scf/v20180416/models.py), dead letter, reserved concurrency, tags;
 * triggers in the toolkit's CreateTrigger shapes (tencent-component-toolkit 2.27.6
   `lib/modules/triggers/{cos,timer,http}.js`);
 * the function role (trust scf.qcloud.com) and its policy (deploy/cam-policy.json

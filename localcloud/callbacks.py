@@ -7,7 +7,7 @@ The JSON forms (intl CI docs "Callback content"): job APIs send `{"EventName": "
 recognition callbacks wrap it all in `{"Response": {...}}` (`json_form="response"`). Deeper
 children may or may not be arrays (`arrays`: "jobs" only the list, "all" every container, "none"
 a bare object). Retry behaviour is undocumented (ours: `retries` tries with `backoff`). Faults can drop, delay,
-duplicate or reorder a delivery (../shared/PLATFORM.md section 5).
+duplicate or reorder a delivery (the callback page, 460/76956, says nothing of retries or signing).
 """
 from __future__ import annotations
 

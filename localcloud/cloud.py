@@ -67,7 +67,8 @@ class LocalCloud:
         self.scf = ScfService(self, os.path.join(self.data_dir, "scf"))
         self.monitor = MonitorService(os.path.join(self.data_dir, "monitor"))
         self.api = Api(self.credentials, {("scf", "2018-04-16"): self.scf, ("cam", "2019-01-16"): self.cam,
-                                          ("monitor", "2018-07-24"): self.monitor})
+                                          ("monitor", "2018-07-24"): self.monitor},
+                       self.faults)
         self.ci_unbound: set = set()  # buckets to report as not bound to CI (doctor's failing case)
         if self.credentials.rotating:  # every invocation gets the role credentials of its moment
             self.runtime.invocation_env = self.credentials.role_env
@@ -161,7 +162,7 @@ class LocalCloud:
                 upload = Upload(bucket=bucket, appid=bucket.rsplit("-", 1)[1], region=self.region, key=obj.key,
                                 etag=obj.etag, size=obj.size, event_name=event_name, event_time=int(time.time()),
                                 content_type=obj.content_type)
-                # Real events name the trigger's qualifier, `$DEFAULT` (a captured event, PLATFORM.md section 4).
+                # Real events name the trigger's qualifier, `$DEFAULT` (eventQueue; a Function URL's qualifier too, 583/96099).
                 queue = f"qcs:0:scf:{self.region}:appid/{upload.appid}:default.{trigger.function.name}.$DEFAULT"
                 event = build_event([upload], queue=queue)
                 self.runtime.invoke_async(trigger.function, event, "cos", trigger.retries, trigger.retry_delay)

@@ -92,7 +92,7 @@ def cos_client(settings: Settings, region: str, retry: int, environ: Optional[Ma
         Region=region,
         SecretId=secret_id,
         SecretKey=secret_key,
-        Token=token,  # passed explicitly: a credential provider's token is never sent (PLATFORM.md section 2)
+        Token=token,  # explicitly: the SDK sends only CosConfig's own Token (qcloud_cos/cos_client.py send_request)
         Timeout=settings.timeout_seconds,
         Scheme="https",
     )
@@ -292,8 +292,9 @@ class CI:
                      token: str) -> JobsResponse:
         """GET /jobs scoped by `scope` (a queueId, or a queueType: DescribeMediaJobs, CI API
         1045/50356, says the two must not be sent together), and by its input key when known. The
-        SDK's ci_list_media_jobs has no queueType/inputObject arguments (cos-python-sdk-v5
-        qcloud_cos/cos_client.py), so the request is built here the way the SDK builds its own."""
+        SDK's ci_list_media_jobs has no queueType/inputObject arguments (qcloud_cos/cos_client.py;
+        both are DescribeMediaJobs parameters, 460/84766), so the request is built here the way the
+        SDK builds its own CI calls."""
         from qcloud_cos.cos_auth import CosS3Auth
         from qcloud_cos.cos_comm import format_values, xml_to_dict
         from qcloud_cos.cos_exception import CosClientError, CosServiceError

@@ -16,7 +16,7 @@ from .jobs import Channel, CallbackFormatName, Level, ModeName, SegmentTypeName,
 PREFIX = "COS_MATTING_"
 DEFAULT_SUFFIXES = ".mp4,.mov,.m4v,.mkv,.webm,.avi,.flv,.ts"
 OUTPUT_FIELDS = ("output_prefix", "key", "watched", "key_dir", "stem", "ext", "mode", "segment_type", "record_id")
-MAX_KEY_BYTES = 850  # COS's object key limit (PLATFORM.md section 2)
+MAX_KEY_BYTES = 850  # COS's object key limit, bytes of UTF-8 (cloud.tencent.com/document/product/436/13324)
 VERSIONS_DIR = ".versions/"  # under the output prefix: each job's own result, see staging_key
 
 

@@ -2,7 +2,7 @@
 
 A record belongs to one *object version*, read from a `HEAD` of the object
 (never from the event, which can be late, spell the ETag in any case, or lack
-it: PLATFORM.md section 4). A version is its *content*: bucket + key + ETag + size.
+it: the COS trigger's sample event has no ETag, 583/9707). A version is its *content*: bucket + key + ETag + size.
 That is what a trigger, a HEAD, a bucket listing and an inventory row all carry
 (GET Bucket lists Key, LastModified, ETag, Size and no version id: COS API
 "GET Bucket (List Objects)", 436/7734; inventory rows: 436/33702), on versioned and

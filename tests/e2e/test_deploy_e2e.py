@@ -300,7 +300,7 @@ def test_the_api_refuses_bad_signatures_empty_variables_and_roles_it_does_not_kn
             "PolicyName": "p", "PolicyDocument": json.dumps({"version": "2.0", "statement": [
                 {"effect": "allow", "action": ["name/cam:PassRole"],
                  "resource": ["qcs::cam::uid/100000000001:roleName/CI_QCSRole"]}]})})
-    assert cam_uid.value.code == "InvalidParameter.ResourceError"  # role resources use uin/ (PLATFORM.md s. 8)
+    assert cam_uid.value.code == "InvalidParameter.ResourceError"  # role resources use uin/ (CAM 215/8965)
 
 
 def test_a_deployed_function_runs_the_handler_its_configuration_names(site):
