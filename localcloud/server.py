@@ -49,6 +49,10 @@ class Handler(BaseHTTPRequestHandler):
         return self.server_version
     cloud: "LocalCloud"  # set on the subclass made per server
 
+    def date_time_string(self, timestamp: Optional[float] = None) -> str:
+        """The Date header, on COS's clock (COS common response headers, 436/7729)."""
+        return super().date_time_string(self.cloud.store.clock() if timestamp is None else timestamp)
+
     # -- plumbing ---------------------------------------------------------
     def setup(self) -> None:
         super().setup()
@@ -226,9 +230,11 @@ class Handler(BaseHTTPRequestHandler):
         return xml_reply(err.status, "Error", content, {"x-cos-request-id": self.request_id})
 
     def _ci_error(self, err: CosError) -> Reply:
-        # CI documents <Response><Code/><Message/><RequestId/></Response> (no <Resource>); the Go SDK
-        # parses <Error>: `cloud.ci_error_root` switches the root so clients are tested on both.
-        content = {"Code": err.code, "Message": err.message, "RequestId": self.request_id}
+        # CI's job error-code page documents <Error><Code/><Message/><RequestId/><TraceId/></Error>
+        # (no <Resource>; cos-go-sdk-v5 parses <Error> too); some older pages show a <Response>
+        # root: `cloud.ci_error_root` switches it so clients are tested on both.
+        content = {"Code": err.code, "Message": err.message, "RequestId": self.request_id,
+                   "TraceId": uuid.uuid4().hex}
         return xml_reply(err.status, self.cloud.ci_error_root, content, {"x-ci-request-id": self.request_id})
 
     def _fault_reply(self, fault: Fault, ci: bool) -> Reply:

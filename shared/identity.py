@@ -2,11 +2,20 @@
 
 A record belongs to one *object version*, read from a `HEAD` of the object
 (never from the event, which can be late, spell the ETag in any case, or lack
-it: the COS trigger's sample event has no ETag, 583/9707). The version is the version id where versioning is
-on, otherwise ETag + size + Last-Modified: re-uploading the same bytes after a
-delete gets a new Last-Modified, so it is a new upload with its own record.
-Listings carry the same three fields (ISO `LastModified` instead of an HTTP
-date), so the sweep and `status` compute the same record id without a HEAD.
+it: the COS trigger's sample event has no ETag, 583/9707). A version is its *content*: bucket + key + ETag + size.
+That is what a trigger, a HEAD, a bucket listing and an inventory row all carry
+(GET Bucket lists Key, LastModified, ETag, Size and no version id: COS API
+"GET Bucket (List Objects)", 436/7734; inventory rows: 436/33702), on versioned and
+unversioned buckets alike. Not part of it:
+- the version id: a listing has none, so `status`, backfill and the sweep could
+  never find a versioned upload's record;
+- Last-Modified: a copy onto itself (new metadata, a storage-class change: PUT Object -
+  Copy, 436/10881) keeps ETag and size and only moves Last-Modified. That is an edit,
+  not a new video to matte. Deleting and uploading the same bytes again is the same
+  version too: a done record stays done (its output is published again if a newer
+  version had replaced it); a failed one gets a new attempt (submit.Submitter._existing).
+A new ETag or size is a new version. (A copy of a multipart upload gets a plain MD5
+ETag, so it counts as new: COS does not tell us the bytes are the same.)
 
 The correlation id travels in the job's UserData as `cm:<record id>.<attempt>@<deployment>`
 (then `|user data`): a callback or reconcile tells this record's job from a
@@ -43,15 +52,13 @@ class ObjectVersion:
     key: str
     etag: str
     size: int
-    modified: int  # Last-Modified, epoch seconds
-    version_id: str = ""
+    modified: int  # Last-Modified, epoch seconds (kept for people; not part of the identity)
+    version_id: str = ""  # likewise
 
     @property
     def token(self) -> str:
-        """What tells this version from every other version of the key."""
-        if self.version_id and self.version_id != "null":
-            return f"v:{self.version_id}"
-        return f"{self.etag}:{self.size}:{self.modified}"
+        """What tells this version from every other version of the key: its content (see above)."""
+        return f"{self.etag}:{self.size}"
 
     @property
     def record_id(self) -> str:

@@ -57,6 +57,11 @@ FORMAT_KEY = "state/format.json"  # the upgrade's place and result (`RecordStore
 LEGACY_RECHECK = 600.0  # seconds
 STAGE_NAME = {1: "submitted", 2: "running", 3: "final"}
 OPEN = "open/"
+RECHECK = "recheck/"
+# Seconds our clock may be off COS's: a signed request further off is refused
+# (RequestTimeTooSkewed, COS error codes 436/7730). Leases are judged on COS's clock
+# (`RecordStore.lease_expired`); this only bounds when it is worth asking.
+MAX_SKEW = 900
 MAX_ATTEMPTS = 999
 
 
@@ -158,6 +163,13 @@ class Stage(BaseModel):
         return self.attempt, self.rank, self.generation
 
 
+def parse_stamp(stamp: Any) -> Optional[float]:
+    try:
+        return parse_time(stamp).timestamp() if stamp else None
+    except ValueError:
+        return None
+
+
 def age_seconds(stamp: str, now: Optional[float] = None) -> float:
     """Seconds since an ISO or HTTP-date stamp (shared/dates.py); 0 for none."""
     if not stamp:
@@ -208,19 +220,40 @@ class RecordStore:
     # -- the open index -------------------------------------------------------------------------
     def mark_open(self, record: Record) -> None:
         body = record.source.model_dump_json().encode()
-        self.storage.put_json(self.bucket, f"{self.prefix}{OPEN}{record.id}", body, create_only=True)
+        self.storage.put_json(self.bucket, self.open_key(record.id), body, create_only=True)
 
     def close(self, rid: str) -> None:
-        self.storage.delete(self.bucket, f"{self.prefix}{OPEN}{rid}")
+        self.storage.delete(self.bucket, self.open_key(rid))
+
+    def open_key(self, rid: str) -> str:
+        return f"{self.prefix}{OPEN}{rid}"
 
     def open_page(self, after: str = "", limit: int = 1000) -> Tuple[List[Tuple[str, str]], str]:
         """([(record id, marker LastModified)], next cursor or '') from the open index."""
-        page, marker = self.storage.list(self.bucket, self.prefix + OPEN, after and self.prefix + OPEN + after, limit)
-        return ([(o["Key"][len(self.prefix + OPEN):], o.get("LastModified", "")) for o in page],
-                marker[len(self.prefix + OPEN):] if marker else "")
+        return self._index_page(OPEN, after, limit)
+
+    def _index_page(self, folder: str, after: str, limit: int) -> Tuple[List[Tuple[str, str]], str]:
+        base = self.prefix + folder
+        page, marker = self.storage.list(self.bucket, base, after and base + after, limit)
+        return [(o["Key"][len(base):], o.get("LastModified", "")) for o in page], marker[len(base):] if marker else ""
+
+    # -- the recheck index ------------------------------------------------------------------------
+    def settled(self, rid: str) -> None:
+        """A final record whose output and source carry its links leaves the open index for the
+        recheck index (`<records_prefix>recheck/<id>`), where reconcile reads its tags once more
+        when a tag write still on its way cannot land any more (a write COS applies after its
+        client gave up: reconcile.RECHECK_AFTER)."""
+        self.storage.put_json(self.bucket, self.prefix + RECHECK + rid, b"{}", create_only=True)
+        self.close(rid)
+
+    def recheck_page(self, after: str = "", limit: int = 1000) -> Tuple[List[Tuple[str, str]], str]:
+        return self._index_page(RECHECK, after, limit)
+
+    def rechecked(self, rid: str) -> None:
+        self.storage.delete(self.bucket, self.prefix + RECHECK + rid)
 
     def open_source(self, rid: str) -> Optional[Source]:
-        body = self.storage.get(self.bucket, f"{self.prefix}{OPEN}{rid}")
+        body = self.storage.get(self.bucket, self.open_key(rid))
         try:
             return Source.model_validate_json(body) if body else None
         except ValidationError:
@@ -292,6 +325,23 @@ class RecordStore:
             return str(json.loads(self.storage.get(self.bucket, stage.key) or b"{}").get("note"))
         except (ValueError, AttributeError):
             return f"second job {stage.note_job} (note {stage.key} unreadable)"
+
+    def lease_expired(self, key: str, local_age: float, lease: float) -> bool:
+        """Whether the claim (or open marker) `key` is older than `lease`, judged on COS's clock
+        alone: the `Date` of a HEAD of it minus its `Last-Modified` (COS common response headers,
+        436/7729; HEAD Object, 436/7745). Our own clock may be minutes off COS's; ages from it
+        (`local_age`) only spare the HEAD for claims younger than the lease by more than any
+        skew COS lets a signed request through with (MAX_SKEW)."""
+        if local_age + MAX_SKEW < lease:
+            return False
+        head = self.storage.head(self.bucket, key)
+        if head is None:
+            return True  # gone: nothing live holds it
+        h = {str(k).lower(): v for k, v in head.items()}
+        now, written = parse_stamp(h.get("date")), parse_stamp(h.get("last-modified"))
+        if now is None or written is None:
+            return local_age >= lease + MAX_SKEW  # no server clock to read: wait out any skew
+        return now - written >= lease
 
     def exists(self, rid: str, legacy_id: str = "") -> bool:
         """Whether the object version `rid` has a record (any stage): one listing of its folder; and
