@@ -124,7 +124,7 @@ def _notified(settings: Any, clients: Any, row: Row) -> Row:
 def lookup(settings: Any, clients: Any, query: str) -> List[Row]:
     """The record(s) a query names: a record id, a job id, a source key, or a key prefix."""
     from shared.cloud import CloudError
-    from shared.identity import Correlation, ObjectVersion, legacy_record_id
+    from shared.identity import Correlation, ObjectVersion
 
     if RECORD_ID.match(query):
         row = _load(settings, clients, query)
@@ -141,8 +141,9 @@ def lookup(settings: Any, clients: Any, query: str) -> List[Row]:
     if head is not None:
         version = ObjectVersion.from_head(settings.bucket, query, head)
         row = _load(settings, clients, version.record_id)
-        if not row["stages"]:  # the previous release's record of it (shared/records.py format 1)?
-            row = _load(settings, clients, legacy_record_id(version.bucket, version.key, version.etag))
+        if not row["stages"]:  # an older release's record of it (shared/records.py formats)?
+            older = _store(settings, clients).find_older(version)
+            row = _load(settings, clients, older) if older else row
         return [_notified(settings, clients, row)] if row["stages"] else []
     rids, marker_key = [], ""
     while len(rids) < 1000:  # a key prefix: its current objects, one page or a few

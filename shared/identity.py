@@ -14,7 +14,8 @@ unversioned buckets alike. Not part of it:
   not a new video to matte. Deleting and uploading the same bytes again is the same
   version too: a done record stays done (its output is published again if a newer
   version had replaced it); a failed one gets a new attempt (submit.Submitter._existing).
-A new ETag or size is a new version. (A copy of a multipart upload gets a plain MD5
+A new ETag or size is a new version. Records of older releases keep the ids their rule gave
+(`OLDER_IDS`: format 2 from the version id or ETag + size + Last-Modified, format 1 from the ETag). (A copy of a multipart upload gets a plain MD5
 ETag, so it counts as new: COS does not tell us the bytes are the same.)
 
 The correlation id travels in the job's UserData as `cm:<record id>.<attempt>@<deployment>`
@@ -27,13 +28,17 @@ another deployment's on the same bucket (`foreign`). Older spellings stay readab
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from .dates import epoch_of
 
 RECORD_ID = re.compile(r"^[0-9a-f]{32}$")
 DEPLOYMENT = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"  # COS_MATTING_DEPLOYMENT (shared/config.py)
 _MARKER = re.compile(r"^cm:(?P<rid>[0-9a-f]{32})(?:\.(?P<attempt>\d{1,4}))?(?:@(?P<dep>%s))?(?:\||$)" % DEPLOYMENT)
+
+
+def _id(bucket: str, key: str, token: str) -> str:
+    return hashlib.sha256(f"{bucket}\n{key}\n{token}".encode()).hexdigest()[:32]
 
 
 def normalise_etag(value: Any) -> str:
@@ -62,7 +67,7 @@ class ObjectVersion:
 
     @property
     def record_id(self) -> str:
-        return hashlib.sha256(f"{self.bucket}\n{self.key}\n{self.token}".encode()).hexdigest()[:32]
+        return _id(self.bucket, self.key, self.token)
 
     @classmethod
     def from_head(cls, bucket: str, key: str, headers: Mapping[str, Any]) -> "ObjectVersion":
@@ -101,12 +106,39 @@ class Correlation:
         return cls(match["rid"], int(match["attempt"] or 1), match["dep"] or "")
 
 
-def legacy_record_id(bucket: str, key: str, etag: str) -> str:
-    """The record id the release before the per-attempt layout gave (records.py, format 1): from the
-    ETag alone. Kept to find that release's records (records.RecordStore.exists, `is_record`)."""
-    return hashlib.sha256(f"{bucket}\n{key}\n{normalise_etag(etag)}".encode()).hexdigest()[:32]
+def id_format2(version: ObjectVersion) -> str:
+    """The id records of format 2 carry (releases up to 279d89d, and main before the content id): the
+    version id where versioning is on, otherwise ETag + size + Last-Modified. A HEAD carries all of
+    it; a listing has no version id (436/7734), so on a versioned bucket only a HEAD finds them."""
+    vid = version.version_id
+    token = f"v:{vid}" if vid and vid != "null" else f"{version.etag}:{version.size}:{version.modified}"
+    return _id(version.bucket, version.key, token)
+
+
+def id_format1(version: ObjectVersion) -> str:
+    """The id records of format 1 carry (release a5737e5, before the per-attempt layout): the ETag alone."""
+    return _id(version.bucket, version.key, version.etag)
+
+
+# Record format -> the id rule its records were written under, newest first: the one home of the older
+# releases' ids (records.RecordStore.find_older, `is_record`). A format that changes the id adds its
+# predecessor's rule here (ARCHITECTURE.md, "Record formats").
+OLDER_IDS: Dict[int, Callable[[ObjectVersion], str]] = {2: id_format2, 1: id_format1}
+# Those whose id a listing cannot always tell: format 2 took the version id where versioning is on,
+# and GET Bucket carries none (436/7734); a HEAD does (x-cos-version-id, HEAD Object 436/7745).
+HEAD_ONLY = frozenset({2})
+
+
+def older_record_ids(version: ObjectVersion) -> Dict[int, str]:
+    """{record format: the id that format gave `version`}, today's id and repeats left out."""
+    found: Dict[int, str] = {}
+    for fmt, rule in OLDER_IDS.items():
+        rid = rule(version)
+        if rid != version.record_id and rid not in found.values():
+            found[fmt] = rid
+    return found
 
 
 def is_record(version: ObjectVersion, rid: str) -> bool:
-    """Whether record `rid` belongs to `version`: today's id, or a format 1 record of the same bytes."""
-    return rid in (version.record_id, legacy_record_id(version.bucket, version.key, version.etag))
+    """Whether record `rid` belongs to `version`: today's id, or an older format's id of it."""
+    return rid == version.record_id or rid in older_record_ids(version).values()

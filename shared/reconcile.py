@@ -34,7 +34,7 @@ from .cloud import CloudError, Clients
 from .config import Settings
 from .events import Upload, upload_from_listing
 from .dates import epoch_of
-from .identity import Correlation, ObjectVersion, is_record, legacy_record_id
+from .identity import Correlation, ObjectVersion, is_record
 from .log import log
 from .notify import deliver_due
 from .progress import refresh, second_job, settle, settle_published, settle_source_tags
@@ -302,7 +302,7 @@ class _Tick:
         if modified < checked_before or now - modified < self.older_than:
             return
         seen = listed(self.settings, self.settings.bucket, obj, EVENT_NAME)
-        if seen.reason or seen.record_id in self.records or self.store.exists(seen.record_id, seen.legacy_id):
+        if seen.reason or seen.record_id in self.records or self.store.exists(seen.record_id, seen.version):
             return
         self.count(self.submitter.process(seen.upload), "swept")
 
@@ -313,7 +313,7 @@ class Listed(NamedTuple):
     upload: Upload
     reason: Optional[Skip]  # why the trigger would skip it; None: it would take it
     record_id: str  # its version's record id, from the listing's fields alone (no HEAD)
-    legacy_id: str = ""  # the id the release before the per-attempt layout gave it (RecordStore.exists)
+    version: Optional[ObjectVersion] = None  # as listed: older formats' ids of it (RecordStore.exists)
 
 
 def listed(settings: Settings, bucket: str, obj: Dict[str, Any], event_name: str) -> Listed:
@@ -321,8 +321,7 @@ def listed(settings: Settings, bucket: str, obj: Dict[str, Any], event_name: str
     `record_id` does not exist (`RecordStore.exists`)."""
     up = upload_from_listing(bucket, settings.region, obj, event_name)
     version = ObjectVersion.from_listing(bucket, obj)
-    return Listed(up, skip_reason(settings, up), version.record_id,
-                  legacy_record_id(bucket, version.key, version.etag))
+    return Listed(up, skip_reason(settings, up), version.record_id, version)
 
 
 def reconcile(settings: Settings, clients: Clients, older_than: Optional[float] = None,

@@ -18,7 +18,7 @@ from .cloud import CloudError, Clients
 from .config import Settings, max_submit_seconds, output_key, staging_key
 from .events import Malformed, Upload
 from .dates import epoch_of
-from .identity import Correlation, is_record, legacy_record_id, normalise_etag
+from .identity import Correlation, is_record, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
 from .progress import close_as, reinstate, tag_source
@@ -197,9 +197,9 @@ class Submitter:
                 return Outcome(key=up.key, kind=Kind.SKIPPED, reason=Skip.LOOP_GUARD, record_id=rid,
                                detail="tagged as output")
             step = Step.CLAIM
-            legacy = legacy_record_id(version.bucket, version.key, version.etag)
-            if self.store.legacy_possible() and self.store.stages(legacy):  # the previous release's record
-                return Outcome(key=up.key, kind=Kind.DUPLICATE, record_id=legacy, detail="recorded in format 1")
+            older = self.store.find_older(version)  # an older release's record of it
+            if older:
+                return Outcome(key=up.key, kind=Kind.DUPLICATE, record_id=older, detail="recorded by an older release")
             record = self._named(Record(id=rid, source=Source.of(version, up.region)))
             if not self.store.claim(record):
                 record = self._existing(record, up)
