@@ -14,9 +14,10 @@ unversioned buckets alike. Not part of it:
   not a new video to matte. Deleting and uploading the same bytes again is the same
   version too: a done record stays done (its output is published again if a newer
   version had replaced it); a failed one gets a new attempt (submit.Submitter._existing).
-A new ETag or size is a new version. Records of older releases keep the ids their rule gave
-(`OLDER_IDS`: format 2 from the version id or ETag + size + Last-Modified, format 1 from the ETag). (A copy of a multipart upload gets a plain MD5
-ETag, so it counts as new: COS does not tell us the bytes are the same.)
+A new ETag or size is a new version. (A copy of a multipart upload gets a plain MD5
+ETag, so it counts as new: COS does not tell us the bytes are the same.) Records of older
+releases keep the ids their rule gave (`OLDER_IDS`: format 2 from the version id or ETag +
+size + Last-Modified, format 1 from the ETag).
 
 The correlation id travels in the job's UserData as `cm:<record id>.<attempt>@<deployment>`
 (then `|user data`): a callback or reconcile tells this record's job from a

@@ -395,8 +395,8 @@ class RecordStore:
         lookups by older ids stop once none are left), and puts every format 1 record not final into
         the open index (format 1 had none; format 2 keeps its own), so reconcile finishes it like any
         other. A format 2 record is told by its first snapshot (one GET: its stage names are those of
-        today's format, and today's code may have written its later stages). Resumable: the place is saved in FORMAT_KEY when time runs out (a place
-        saved for another FORMAT starts over)."""
+        today's format, and today's code may have written its later stages). Resumable: the place is
+        saved in FORMAT_KEY when time runs out (a place saved for another FORMAT starts over)."""
         state = self._format_state()
         if state.get("format") != FORMAT:
             state = {}

@@ -30,17 +30,22 @@ RECORDS = ".cos-matting/records/"
 DEPLOYED = {"COS_MATTING_DEPLOYMENT": "cos-matting-dev"}  # today's deploy names the deployment; the old one did not
 
 
-@pytest.fixture(params=sorted(PREVIOUS))
-def previous_release(tmp_path, request):
-    """An older release's `shared` and `functions`, as its zip would have held them; and what it wrote."""
-    out = tmp_path / "previous"
+def release_code(tmp_path, commit):
+    """A release's `shared` and `functions`, as its zip would have held them."""
+    out = tmp_path / f"release-{commit}"
     out.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", request.param, "shared", "functions"],
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "shared", "functions"],
                              capture_output=True, check=False)
     if archive.returncode != 0:
-        pytest.fail(f"git archive {request.param} failed (a shallow clone?): {archive.stderr.decode()[:300]}")
+        pytest.fail(f"git archive {commit} failed (a shallow clone?): {archive.stderr.decode()[:300]}")
     subprocess.run(["tar", "-x", "-C", str(out)], input=archive.stdout, check=True)
-    return out, PREVIOUS[request.param]
+    return out
+
+
+@pytest.fixture(params=sorted(PREVIOUS))
+def previous_release(tmp_path, request):
+    """An older release's code and what it wrote."""
+    return release_code(tmp_path, request.param), PREVIOUS[request.param]
 
 
 def run_previous(code_dir, cloud, function, event, **env):
@@ -126,3 +131,47 @@ def test_todays_code_finishes_an_older_releases_records(cloud, previous_release,
     code, real = run_json(capsys, "backfill", "--checkpoint", str(tmp_path / "real.json"))
     assert code == 0 and real["totals"].get("duplicate") == 4 and not real["totals"].get("submitted"), real
     assert len(cloud.list_jobs()) == 4  # the older release's four jobs, no other
+
+
+def test_format_2_records_of_a_versioned_bucket_are_found_by_their_version_id(cloud, tmp_path, cli_env, capsys,
+                                                                              monkeypatch):
+    """279d89d took the record id from the version id where versioning is on; no listing carries one
+    (GET Bucket, 436/7734). Today's sweep, `status`, `backfill` and submit still find those records
+    (RecordStore.find_older: one HEAD), and reconcile finishes their jobs."""
+    from helpers import OTHER_BUCKET
+
+    cos = sdk_client(cloud)
+    cos.put_bucket_versioning(Bucket=BUCKET, Status="Enabled")
+    records = {"COS_MATTING_RECORDS_BUCKET": OTHER_BUCKET}  # create-only writes need a never-versioned bucket
+    for name in ("a", "b"):
+        put(cos, f"input/{name}.mp4", body=b"\x00\x00\x00\x18ftypmp42 video " + name.encode())
+    listing = cos.list_objects(Bucket=BUCKET, Prefix="input/")["Contents"]
+    event = build_event([upload_from_listing(BUCKET, REGION, obj) for obj in listing])
+    old_env = {"COS_MATTING_CALLBACK_URL": "http://127.0.0.1:9/callback", **records}
+    answer = run_previous(release_code(tmp_path, "279d89d"), cloud, "submit", event, **old_env)
+    assert [o["outcome"] for o in answer["outcomes"]] == ["submitted"] * 2
+    heads = {o["Key"]: cos.head_object(Bucket=BUCKET, Key=o["Key"]) for o in listing}
+    rid = {k: id_format2(ObjectVersion.from_head(BUCKET, k, h)) for k, h in heads.items()}
+    assert all(h.get("x-cos-version-id") for h in heads.values())
+    assert {j.Operation.UserData for j in cloud.list_jobs()} == {f"cm:{r}.1" for r in rid.values()}
+    assert all(r != id_format2(ObjectVersion.from_listing(BUCKET, o)) for r, o in zip(rid.values(), listing))
+
+    settings = settings_for(cloud, **DEPLOYED, **records, COS_MATTING_CALLBACK_URL="http://127.0.0.1:9/callback")
+    clients = clients_for(cloud, settings)
+    store = RecordStore.of(settings, clients.storage)
+    for job in cloud.list_jobs():
+        cloud.set_job_state(BUCKET, job.JobId, "Success")
+    summary = reconcile(settings, clients, older_than=0)  # the open index (format 2 had one), then the sweep
+    assert summary.advanced == 2 and summary.swept == summary.resubmitted == summary.failed == 0, summary
+    assert [store.load(rid[k])[0].state for k in sorted(rid)] == ["Success"] * 2
+    assert store.older_formats() == {2}
+
+    monkeypatch.setenv("COS_MATTING_DEPLOYMENT", DEPLOYED["COS_MATTING_DEPLOYMENT"])
+    monkeypatch.setenv("COS_MATTING_RECORDS_BUCKET", OTHER_BUCKET)
+    code, shown = run_json(capsys, "status", "--all")
+    assert code == 0 and shown["never_became_a_job"] == 0, shown["missing"]
+    code, dry = run_json(capsys, "backfill", "--dry-run", "--checkpoint", str(tmp_path / "dry.json"))
+    assert code == 0 and dry["totals"]["has-record"] == 2 and dry["totals"]["would-submit"] == 0, dry
+    code, real = run_json(capsys, "backfill", "--checkpoint", str(tmp_path / "real.json"))
+    assert code == 0 and real["totals"].get("duplicate") == 2 and not real["totals"].get("submitted"), real
+    assert len(cloud.list_jobs()) == 2  # the older release's jobs, no other
