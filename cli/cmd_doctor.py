@@ -3,9 +3,10 @@ import argparse
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 from cli.errors import EXIT_FAILED, EXIT_OK, usage
-from cli.env import add_env_options, deploy_env
+from cli.env import ROOT, add_env_options, deploy_env
 from cli.ui import dump_json, table
 
 DESCRIPTION = """\
@@ -28,6 +29,8 @@ serverless.yml and your settings, reading only:
   timer                  reconcile's timer is present and enabled
   alarm <name>           each alarm policy of serverless.yml exists (Cloud Monitor), matches it
                          and watches its functions
+  matches serverless.yml code (GetFunctionAddress.CodeSha256 against the zips built from this
+                         checkout) and configuration as deploy would make them: no call to make
 
 Exit 0 only when every check passes. --json prints the checks as JSON instead of the table.
 """
@@ -36,6 +39,8 @@ Exit 0 only when every check passes. --json prints the checks as JSON instead of
 def register(subparsers: "argparse._SubParsersAction") -> None:
     parser = subparsers.add_parser("doctor", help="check a deployment: pass/fail table with fixes",
                                    description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist", metavar="DIR",
+                        help="where the zips are built, to compare the deployed code with (default: %(default)s)")
     add_env_options(parser)
     parser.add_argument("--json", action="store_true", help="print the checks as JSON (name, ok, detail, fix)")
     parser.set_defaults(func=run)
@@ -55,9 +60,12 @@ def run(args: argparse.Namespace) -> int:
         cos = cos_client(spec, environ)
     except ValueError as exc:
         raise usage("credentials", str(exc)) from None
+    from deploy.package import artefacts
+
+    zips = artefacts(args.dist, lambda m: print(m, file=sys.stderr, flush=True))
     started = time.monotonic()
     checks = Doctor(spec, Api("scf", environ, spec.region), Api("cam", environ), cos, http_status,
-                    Api("monitor", environ, spec.region)).run()
+                    monitor=Api("monitor", environ, spec.region), zips=zips).run()
     elapsed = time.monotonic() - started
     failed = [c for c in checks if not c.ok]
     if args.json:

@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, List, Mapping, Optional
 
-from .apply import FN_MISSING, ROLE_MISSING, function_url
+from . import stage as st
+from .apply import FN_MISSING, ROLE_MISSING, Planner, function_url
 from .clients import Api, ApiCallError
 from .spec import CALLBACK_URL, NEEDS_CALLBACK_URL, Spec, policy_for
 from .stage import DeployedStage, StageNotFound, resolve
@@ -33,9 +34,10 @@ class Check:
 
 class Doctor:
     def __init__(self, spec: Spec, scf: Api, cam: Api, cos: Any, http_get: Callable[[str], int],
-                 monitor: Optional[Api] = None) -> None:
+                 monitor: Optional[Api] = None, zips: Optional[Mapping[str, bytes]] = None) -> None:
         self.spec, self.scf, self.cam, self.cos, self.http_get = spec, scf, cam, cos, http_get
         self.monitor = monitor
+        self.zips = zips  # the zips serverless.yml builds: the drift check compares the deployed code with them
         self.checks: List[Check] = []
         self.owner = spec.owner_uin
         self._deployed: Any = None  # DeployedStage, or the StageNotFound met, once looked up
@@ -43,7 +45,7 @@ class Doctor:
     def run(self) -> List[Check]:
         for check in (self.credentials, self.bucket, self.ci_binding, self.ai_recognition, self.records_versioning,
                       self.role, self.functions, self.health, self.cos_trigger, self.function_url, self.timer,
-                      self.alarms):
+                      self.alarms, self.drift):
             try:
                 check()
             except Exception as exc:  # a check that cannot run fails with its reason; the others go on
@@ -150,7 +152,7 @@ class Doctor:
             self.add("role", False, f"{spec.role} does not exist", "cos-matting deploy (creates it)")
             return
         trust = json.loads(got["RoleInfo"]["PolicyDocument"])
-        trusted = any("scf.qcloud.com" in json.dumps(st.get("principal")) for st in trust.get("statement", []))
+        trusted = any("scf.qcloud.com" in json.dumps(x.get("principal")) for x in trust.get("statement", []))
         self.add("role", trusted, f"{spec.role} " + ("trusts scf.qcloud.com" if trusted else "does not trust SCF"),
                  "cos-matting deploy (adds the trust in scf.qcloud.com)")
         attached = self.cam.call("ListAttachedRolePolicies", {"RoleName": spec.role, "Page": 1, "Rp": 200})
@@ -158,10 +160,12 @@ class Doctor:
         if not mine:
             self.add("policy", False, f"{spec.policy_name} is not attached to {spec.role}", "cos-matting deploy")
             return
-        document = json.loads(self.cam.call("GetPolicy", {"PolicyId": mine[0]["PolicyId"]})["PolicyDocument"])
-        actions = {a for st in document.get("statement", []) for a in st.get("action", [])}
+        # CAM's GetPolicy reformats the document (arrays for lone strings, key order, escapes): compare normalised
+        document = st.normalised(json.loads(self.cam.call("GetPolicy", {"PolicyId": mine[0]["PolicyId"]})
+                                            ["PolicyDocument"]))
+        actions = {a for s in document.get("statement", []) for a in s.get("action", [])}
         missing = [a for a in REQUIRED_ACTIONS if a not in actions]
-        same = document == policy_for(spec, self.owner) if self.owner else not missing
+        same = document == st.normalised(policy_for(spec, self.owner)) if self.owner else not missing
         self.add("policy", not missing and same,
                  f"{spec.policy_name}: {len(document.get('statement', []))} statements"
                  + (f", lacks {', '.join(missing)}" if missing else "") + ("" if same else ", differs from "
@@ -276,6 +280,23 @@ class Doctor:
 
         for name, ok, detail in for_spec(self.spec, self.monitor, lambda *a: {}).check(self.spec.alarms):
             self.add(f"alarm {name}", ok, detail, "cos-matting deploy")
+
+    def drift(self) -> None:
+        """Changed outside deploy (the console, another tool): the calls `deploy` would make now. The code is
+        compared by GetFunctionAddress.CodeSha256 (SCF API; GetFunction has no code hash) with the zips
+        serverless.yml builds, the configuration field by field with GetFunction's answer. (The alarm
+        policies have their own checks above.)"""
+        if self.zips is None:
+            return
+        planner = Planner(self.spec, self.scf, self.cam, self.zips, kinds=())
+        calls = planner.plan()
+        self.add("matches serverless.yml", not calls and not planner.notes,
+                 "deploy would make no call" if not calls and not planner.notes else
+                 f"{len(calls)} difference(s): " + "; ".join(
+                     [c.line()[2:] + "".join(f" [{k}: {old} -> {new}]" for k, old, new in c.changes[:4])
+                      for c in calls] + planner.notes),
+                 "cos-matting deploy --plan (shows them), then cos-matting deploy (puts back what serverless.yml "
+                 "says)")
 
 
 def _listed(data: Mapping[str, Any], field: str, bucket: str) -> Optional[Mapping[str, Any]]:
