@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from cli.env import environment, require_local
+from cli.env import command_env, require_local
 from cli.errors import UsageError
 from cli.eventio import KINDS, decode_event, prepare, read_event_text
 from cli.handlers import Runner, add_run_options, check_settings, child_main, print_result
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    env = environment(args)
+    env = command_env(args)
     require_local(env, "invoke", allow_real=args.real_cloud)
     check_settings(env)
     if args.event is None:
