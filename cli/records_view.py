@@ -110,6 +110,43 @@ def history(settings: Any, clients: Any, after: str = "", since: Optional[dateti
                     yield row
 
 
+def newest_first(settings: Any, clients: Any, after: str = "", since: Optional[datetime] = None,
+                 states: Optional[Tuple[str, ...]] = None, limit: int = 100,
+                 concurrency: int = 16) -> Tuple[List[Row], Optional[str], List[str]]:
+    """(rows, cursor or None, the state of every record read): the history newest first (by each record's newest stage, then record id),
+    from one listing of the records prefix (no reads), then only the page's records read. `after` is
+    the cursor a previous page returned (the record id its last row showed)."""
+    from shared.dates import epoch_of
+    from shared.records import latest
+
+    threshold = since.timestamp() if since else None
+    order = []
+    for stages in _store(settings, clients).scan():
+        stamp = epoch_of(latest(stages).last_modified)
+        if threshold is None or stamp >= threshold:
+            order.append((-stamp, stages[0].record_id))
+    order.sort()
+    if after:
+        at = next((i for i, (_, rid) in enumerate(order) if rid == after), None)
+        order = order[at + 1:] if at is not None else [o for o in order if o[1] > after]
+    rows: List[Row] = []
+    read: List[str] = []
+    position = 0
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        while position < len(order) and (not limit or len(rows) < limit):
+            want = (limit - len(rows)) if limit else BATCH
+            batch = order[position:position + max(want, 1) * (1 if states is None else 2)]
+            for row in pool.map(lambda o: _load(settings, clients, o[1]), batch):
+                position += 1
+                read.append(row["state"])
+                if states is None or row["state"] in states:
+                    rows.append(row)
+                    if limit and len(rows) >= limit:
+                        break
+    more = position < len(order)
+    return rows, (rows[-1]["record_id"] if more and rows else None), read
+
+
 def lookup(settings: Any, clients: Any, query: str) -> List[Row]:
     """The record(s) a query names: a record id, a job id, a source key, or a key prefix."""
     from shared.cloud import CloudError
