@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 ENDPOINT = "COS_MATTING_ENDPOINT"
 PRODUCTS = {"scf": ("tencentcloud.scf.v20180416", "scf_client", "ScfClient"),
-            "cam": ("tencentcloud.cam.v20190116", "cam_client", "CamClient")}
+            "cam": ("tencentcloud.cam.v20190116", "cam_client", "CamClient"),
+            "cls": ("tencentcloud.cls.v20201016", "cls_client", "ClsClient")}
 
 
 CREDENTIAL_NAMES = (("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN"),

@@ -11,6 +11,7 @@ from shared.events import Upload, build_event
 from shared.jobs import JobDetail
 
 from .camapi import CamService
+from .clsapi import ClsService
 from .callbacks import CallbackRecord, Callbacks
 from .ci import Engine, JobService
 from .cos import Bucket, ObjectMeta, ObjectStore
@@ -61,7 +62,9 @@ class LocalCloud:
         appid = buckets[0].rsplit("-", 1)[1] if buckets else "1250000000"
         self.cam = CamService(os.path.join(self.data_dir, "cam"), appid=appid)
         self.scf = ScfService(self, os.path.join(self.data_dir, "scf"))
-        self.api = Api(self.credentials, {("scf", "2018-04-16"): self.scf, ("cam", "2019-01-16"): self.cam})
+        self.cls = ClsService(self, os.path.join(self.data_dir, "cls"))  # the functions' logs (SearchLog)
+        self.api = Api(self.credentials, {("scf", "2018-04-16"): self.scf, ("cam", "2019-01-16"): self.cam,
+                                          ("cls", "2020-10-16"): self.cls})
         self.ci_unbound: set = set()  # buckets to report as not bound to CI (doctor's failing case)
         if self.credentials.rotating:  # every invocation gets the role credentials of its moment
             self.runtime.invocation_env = self.credentials.role_env

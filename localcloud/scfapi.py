@@ -266,7 +266,9 @@ class ScfService(TriggerActions):
         out = {k: v for k, v in fn.items() if k not in ("CodeSha256", "Reserved", "AsyncTriggerConfig")}
         out["CodeSize"] = os.path.getsize(os.path.join(self.dir, "blobs", fn["CodeSha256"] + ".zip"))
         out["Triggers"] = [self._trigger_out(t) for t in fn["Triggers"]]
-        out.update(Qualifier="$LATEST", FunctionVersion="$LATEST", AvailableStatus="Available", StatusDesc="")
+        out.update(Qualifier="$LATEST", FunctionVersion="$LATEST", AvailableStatus="Available", StatusDesc="",
+                   # where its logs go (SCF API GetFunction ClsLogsetId/ClsTopicId, 583/18584): the cloud's CLS topic
+                   ClsLogsetId=self.cloud.cls.logset_id, ClsTopicId=self.cloud.cls.topic_id)
         return out
 
     def ListFunctions(self, p: Dict[str, Any]) -> Dict[str, Any]:

@@ -30,7 +30,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 CLOCK_SKEW = 300  # the API refuses a timestamp more than 5 minutes off (AuthFailure.SignatureExpire)
 MAX_BODY = 64 << 20  # code zips travel base64-encoded in the body
 SDK_MODELS = {("scf", "2018-04-16"): "tencentcloud.scf.v20180416.models",
-              ("cam", "2019-01-16"): "tencentcloud.cam.v20190116.models"}
+              ("cam", "2019-01-16"): "tencentcloud.cam.v20190116.models",
+              ("cls", "2020-10-16"): "tencentcloud.cls.v20201016.models"}
 
 
 class ApiError(Exception):
