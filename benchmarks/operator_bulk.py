@@ -52,7 +52,7 @@ def main() -> int:
                 bucket.put_bytes(f"{prefix}clip-{i:05d}.mp4", b"\x00\x00\x00\x18ftypmp42 %d" % i)
         cloud.stop()
         port = free_port()
-        server = subprocess.Popen([str(SCRIPT), "localcloud", "--port", str(port), "--data", data, "--quiet"],
+        server = subprocess.Popen([str(SCRIPT), "localcloud", "--engine", "none", "--port", str(port), "--data", data, "--quiet"],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             server.stdout.readline()

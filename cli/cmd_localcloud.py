@@ -51,9 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--secret-id", default="AKIDlocal", help="accepted SecretId (default: %(default)s)")
     parser.add_argument("--secret-key", default="localsecretkey", help="its SecretKey (default: %(default)s)")
     parser.add_argument("--workers", type=_positive, default=2, help="job workers when an engine runs (default: %(default)s)")
-    parser.add_argument("--engine", choices=("none", "matting"), default="none",
-                        help="'matting' runs jobs with localcloud.matting; 'none' leaves them Submitted "
-                             "(finish them via the control API) (default: %(default)s)")
+    parser.add_argument("--engine", choices=("none", "matting"), default="matting",
+                        help="'matting' runs jobs with localcloud.matting (real video in, real mattes out); 'none' "
+                             "leaves them Submitted until finished through the control API, for tests that drive "
+                             "jobs by hand (default: %(default)s)")
     parser.add_argument("--trigger", action="append", default=[], metavar="FUNCTION_DIR",
                         help="COS trigger on the first bucket invoking FUNCTION_DIR/index.py:main_handler; repeatable")
     parser.add_argument("--function-concurrency", type=_positive, default=2, metavar="N",
@@ -193,7 +194,10 @@ def run(args: argparse.Namespace) -> int:
             cloud.set_engine(engine)
         wired = _wire(cloud, args, buckets[0], functions)
         print(f"localcloud listening on {cloud.url} (buckets: {', '.join(buckets)}; region {args.region}; "
-              f"data {cloud.data_dir})", flush=True)
+              f"data {cloud.data_dir}; engine {args.engine})", flush=True)
+        print("  engine matting: CI jobs run for real (localcloud/matting)" if engine is not None else
+              "  engine none: CI jobs stay Submitted until finished through the control API "
+              "(POST /_localcloud/jobs/BUCKET/JOB_ID/state); drop --engine none to matte for real", file=sys.stderr, flush=True)
         for line in wired:  # stderr: stdout stays the one line above, for scripts
             print(f"  {line}", file=sys.stderr, flush=True)
         _wait_for_stop()

@@ -40,6 +40,7 @@ def row_of(settings: Any, rid: str, stages: List[Any], record: Any, problem: Opt
     if record is not None:
         row.update(bucket=record.source.bucket, key=record.source.key, etag=record.source.etag,
                    size=record.source.size, job_id=record.job_id, output=(record.output or {}).get("key"),
+                   output_bucket=(record.output or {}).get("bucket"),
                    error=record.error, attempt=record.attempt, retry=record.retry.value if record.retry else None,
                    notes=record.notes or None)
     if problem:
