@@ -12,7 +12,7 @@ import pytest
 
 from cli import progress as progress_mod, ui
 from helpers import BUCKET, ROOT, function_env, put, sdk_client
-from .cli_support import SCRIPT, cli_env, clean_environ, run_cli  # noqa: F401 (fixture)
+from .cli_support import SCRIPT, cli_env, clean_environ, run_cli, run_json  # noqa: F401 (fixture)
 
 
 # -- tables, prompt, progress -------------------------------------------------------------------
@@ -134,10 +134,44 @@ def test_upload_is_multipart_above_the_part_size_with_progress(cli_env, capsys, 
     small.write_bytes(b"\x00\x00\x00\x18ftypmp42 small")
     code, out, _ = run_cli(capsys, "upload", str(small))
     assert code == 0 and "to videos-1250000000/input/small.mp4" in out and "one PUT" in out
-    code, out, _ = run_cli(capsys, "upload", str(small), "elsewhere/")
-    assert code == 0 and "no job will be made" in out and "elsewhere/small.mp4" in out
+    code, out, err = run_cli(capsys, "upload", str(small), "elsewhere/")
+    assert code == 0 and "no job will be made" in err and "elsewhere/small.mp4" in out
+    assert "upload on the local cloud at " in err  # the target, before the write
+    code, data = run_json(capsys, "upload", str(small), "input/again.mp4")
+    assert code == 0 and data["key"] == "input/again.mp4" and data["bytes"] == small.stat().st_size
     code, _, err = run_cli(capsys, "upload", str(tmp_path / "nope.mp4"))
     assert code == 2 and "no such file" in err
+
+
+def test_upload_ctrl_c_stops_within_a_second_and_aborts_the_multipart_upload(cli_env, tmp_path):
+    big = tmp_path / "long.mp4"
+    big.write_bytes(os.urandom(40 * 1024 * 1024))
+    cli_env.faults.add("cos.multipart.part", count=1000, delay=0.5)  # each 1 MiB part takes 0.5 s: 20 s in all
+    env = {**clean_environ(), **function_env(cli_env)}
+    # Ctrl-C as in a terminal (SIGINT at its default: see the logs --follow test below)
+    proc = subprocess.Popen([str(SCRIPT), "upload", str(big), "input/long.mp4", "--part-size", "1",
+                             "--threads", "2", "--no-progress"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    client = sdk_client(cli_env)
+    deadline = time.time() + 60
+    while time.time() < deadline and not client.list_multipart_uploads(Bucket=BUCKET, Prefix="input/long.mp4").get("Upload"):
+        time.sleep(0.05)
+    time.sleep(1.0)  # parts in flight
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("upload still running 10 s after Ctrl-C")
+    took = time.monotonic() - sent
+    err = proc.stderr.read()
+    assert code == 130 and took < 1.0, (code, took, err)
+    assert "aborted multipart upload" in err and "Traceback" not in err
+    cli_env.faults.clear()
+    assert not client.list_multipart_uploads(Bucket=BUCKET, Prefix="input/long.mp4").get("Upload")
+    assert "input/long.mp4" not in [o["Key"] for o in client.list_objects(Bucket=BUCKET, Prefix="input/").get("Contents", [])]
 
 
 # -- logs -----------------------------------------------------------------------------------------
