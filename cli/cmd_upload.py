@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     def on_progress(consumed: int, _total: int) -> None:  # called from the SDK's part threads
         if stop.is_set():
-            raise KeyboardInterrupt  # a part in flight stops sending; the SDK counts it failed
+            return  # interrupted: the process is about to end, the bar stays as it was
         with lock:
             progress.update(consumed // 1024)
 
