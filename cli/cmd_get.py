@@ -62,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
     bucket, key = row.get("output_bucket") or settings.out_bucket, row["output"]
     client = make_clients(settings, env).out_storage.client
     if args.url:
-        url = client.get_presigned_url(Bucket=bucket, Key=key, Method="GET", Expired=args.expires)
+        # Against the local cloud the SDK's URL names its IP:port (the IP/Port config), not the bucket domain
+        # it would sign as Host: leave Host out of the signature there (get_presigned_url SignHost).
+        url = client.get_presigned_url(Bucket=bucket, Key=key, Method="GET", Expired=args.expires,
+                                       **({"SignHost": False} if settings.endpoint else {}))
         print(dump_json({"bucket": bucket, "key": key, "url": url, "expires_s": args.expires}) if args.json else url)
         return 0
     folder = Path(args.dir)

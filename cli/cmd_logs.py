@@ -80,6 +80,24 @@ def search(cls: Any, topic: str, query: str, start_ms: int, end_ms: int) -> Iter
             return
 
 
+def related(needle: str, env: Dict[str, str]) -> List[str]:
+    """The filter and what names the same record in other lines: a key's record id and job ids (the
+    callback logs the job and record, not the key). Best effort: the filter alone if no record is found."""
+    from cli.clients import ThreadClients
+    from cli.records_view import lookup
+    from shared.config import ConfigError, load_settings
+
+    found = [needle]
+    try:
+        settings = load_settings(env)
+        rows = lookup(settings, ThreadClients(settings, env), needle)
+    except (ConfigError, Exception):  # a record store we cannot read must not stop the logs
+        return found
+    for row in rows[:1]:
+        found += [v for v in (row.get("record_id"), row.get("key"), row.get("job_id")) if v and v not in found]
+    return found
+
+
 def stage_logs(args: argparse.Namespace, env: Dict[str, str], out: Any) -> int:
     """The deployed stage's lines from CLS SearchLog, on the topic its functions' GetFunction names."""
     from deploy.clients import Api, ApiCallError
@@ -108,11 +126,17 @@ def stage_logs(args: argparse.Namespace, env: Dict[str, str], out: Any) -> int:
             terms.append(f'SCF_FunctionName:"{names[0]}"')
         return " AND ".join(terms)
 
+    needles = related(args.filter, env) if args.filter else []
+
     def requests_with(topic: str, names: List[str], lo: int, hi: int) -> Optional[set]:
+        """The requests whose lines mention the filter (or its record's id and job ids)."""
         if not args.filter:
             return None
-        term = json.dumps(args.filter, ensure_ascii=False)
-        return {log.get("SCF_RequestId") for log in search(cls, topic, f"{query(names)} AND {term}", lo, hi)}
+        found: set = set()
+        for needle in needles:
+            term = json.dumps(needle, ensure_ascii=False)
+            found |= {log.get("SCF_RequestId") for log in search(cls, topic, f"{query(names)} AND {term}", lo, hi)}
+        return found
 
     def pull(lo: int, hi: int) -> int:
         lines: List[Tuple[float, Dict[str, Any]]] = []

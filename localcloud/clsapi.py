@@ -44,7 +44,7 @@ def parse_query(text: str) -> List[Tuple[Optional[str], str]]:
     for i, part in enumerate(re.split(r"\s+AND\s+", text)):
         m = _TERM.fullmatch(part)
         if not m or (m["w"] or "").upper() in ("OR", "NOT"):
-            raise ApiError("InvalidParameter", f"QueryString {text!r}: the local cloud knows terms joined by AND "
+            raise ApiError("FailedOperation.QueryError", f"QueryString {text!r}: the local cloud knows terms joined by AND "
                                                "(KEY:\"value\" or \"phrase\"), not OR, NOT, ( ) or | SQL")
         value = m["q"].replace('\\"', '"').replace("\\\\", "\\") if m["q"] is not None else m["w"]
         terms.append((m["key"], value))
@@ -132,7 +132,7 @@ class ClsService:
                 raise ApiError("MissingParameter", f"{name} (ms) is required")
         limit = p.get("Limit") or 100
         if not 1 <= limit <= MAX_LIMIT:
-            raise ApiError("InvalidParameter.Limit", f"Limit: 1-{MAX_LIMIT}")
+            raise ApiError("InvalidParameter", f"Limit: 1-{MAX_LIMIT}")
         terms = parse_query(p.get("Query") if p.get("Query") is not None else p.get("QueryString") or "")
         offset, search = 0, ""
         if p.get("Context"):  # the same search, further on: its results were kept (CLS: valid for 1 hour)
@@ -142,7 +142,7 @@ class ClsService:
             except ValueError:
                 search = ""
             if search not in self._searches:
-                raise ApiError("InvalidParameter.Context", "Context is not one this topic returned (or expired)")
+                raise ApiError("FailedOperation.InvalidContext", "Context is not one this topic returned (or expired)")
             picked = self._searches[search]
         else:
             picked = [(log, text) for log, text in self.logs()
