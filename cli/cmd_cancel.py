@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 
 from cli.cancel import CANCELLABLE, cancel_one, targets_in_state
 from cli.clients import ThreadClients
-from cli.env import add_env_options, load
+from cli.env import add_env_options, load, target_line
 from cli.errors import UsageError
 from cli.logcapture import add_verbose, logs_aside
 from cli.progress import Progress
@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
                 return 1
         else:
             job_ids = list(dict.fromkeys(j for target in args.job_ids for j in jobs_of(settings, clients, target)))
+        if job_ids and not args.dry_run:
+            target_line(env, f"cancel {len(job_ids)} job(s) in {settings.bucket}")
         bar = Progress(total=len(job_ids), label="dry run" if args.dry_run else "cancel", delay=1.0,
                        enabled=progress)
         rows: List[Dict[str, Any]] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from cli.errors import UsageError
-from cli.env import add_env_options, load
+from cli.env import add_env_options, load, target_line
 from cli.clients import ThreadClients, make_clients
 from cli.records_view import open_ids
 from cli.logcapture import add_verbose, logs_aside
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     env, settings = load(args)
     clients = make_clients(settings, env)
     older = settings.reconcile_after_seconds if args.older_than is None else args.older_than
+    target_line(env, f"reconcile {settings.bucket}")
     with logs_aside(args.verbose) as out:
         open_before = len(open_ids(settings, ThreadClients(settings, env)))
         summary = reconcile(settings, clients, older_than=args.older_than, sweep=not args.no_sweep)

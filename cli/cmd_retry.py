@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 
 from cli.clients import make_clients
-from cli.env import add_env_options, load
+from cli.env import add_env_options, load, require_callback, target_line
 from cli.errors import UsageError
 from cli.logcapture import add_verbose, logs_aside
 from cli.retry import RETRYABLE, in_state, resolve, retry_one
@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_yes(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_verbose(parser)
+    parser.add_argument("--no-callback", action="store_true",
+                        help="without COS_MATTING_CALLBACK_URL (and no --stage): retry anyway (the new jobs never "
+                             "call back; only reconcile advances them)")
     add_env_options(parser)
     parser.set_defaults(func=run)
 
@@ -55,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             rows = [resolve(settings, clients, t) for t in dict.fromkeys(args.targets)]
         todo = [r for r in rows if "outcome" not in r]
+        if todo and not args.dry_run:
+            require_callback(settings, "retry", args.no_callback)
+            target_line(env, f"retry {len(todo)} record(s) in {settings.bucket}")
         if not args.dry_run and not confirm(args, f"retry {len(todo)} record(s) as new attempts?", len(todo)):
             out.write("nothing retried\n")
             return 1

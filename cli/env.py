@@ -179,7 +179,9 @@ def load(args: argparse.Namespace, overrides: Optional[Mapping[str, str]] = None
 
 def require_callback(settings: Any, what: str, allowed: bool = False) -> None:
     """Jobs made without a callback URL sit Submitted until reconcile re-reads them (after its grace
-    period): a command that creates jobs refuses that unless asked (--no-callback)."""
+    period): a command that creates jobs refuses that unless asked (--no-callback). `replay`, `invoke`
+    (running the handlers with the shell's settings, for debugging) and `reconcile` (whose jobs it
+    re-reads itself) do not ask."""
     if settings.callback_url or allowed:
         return
     raise usage("COS_MATTING_CALLBACK_URL", f"not set: the jobs {what} creates would never call back (they would "

@@ -13,7 +13,7 @@ from .cli_support import (BUCKET, KEYS, ROOT, all_jobs, clean_environ, cli_env, 
                               run_script, script_env)
 
 EVENTS = ROOT / "events"
-COMMANDS = ["generate-event", "invoke", "replay", "backfill", "status", "cancel", "reconcile"]
+COMMANDS = ["generate-event", "invoke", "replay", "backfill", "status", "cancel", "reconcile", "retry", "logs", "get", "upload"]
 
 
 def shape(value):
@@ -386,8 +386,27 @@ def test_reconcile_command_advances_a_silent_job(submitted, cli_env, capsys):
     code, data = run_json(capsys, "reconcile", "--older-than", "3600")
     assert code == 0 and data["advanced"] == 0 and data["scanned"] == 3 and data["swept"] == 0
     code, out, err = run_cli(capsys, "reconcile", "--older-than", "0")
-    assert code == 0 and "advanced=1" in out and err == ""  # log lines stay out of the output
+    assert code == 0 and "advanced=1" in out and err.startswith("reconcile videos-1250000000 on the local cloud at ") \
+        and "{" not in err  # log lines stay out of the output (stderr says only where it works)
     code, out, _ = run_cli(capsys, "status", "--state", "Failed")
     assert "input/b.mp4" in out and "InputNotVideo: not a video" in out
     code, _, err = run_cli(capsys, "reconcile", "--older-than", "0", "--verbose")
     assert code == 0 and "reconcile.summary" in err
+
+
+def test_a_command_that_would_make_jobs_without_a_callback_refuses_and_says_why(submitted, cli_env, capsys):
+    """No COS_MATTING_CALLBACK_URL (and no --stage): jobs would sit Submitted until reconcile. backfill refuses
+    only when it has something to submit; retry when it has a record to run again."""
+    code, out, err = run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress")
+    assert code == 2 and "COS_MATTING_CALLBACK_URL: not set" in err and "here: 1" in err and "--stage" in err
+    assert "Traceback" not in err
+    code, out, err = run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress", "--no-callback")
+    assert code == 0 and "submitted=1" in out, err
+    code, out, err = run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress")  # nothing left to submit
+    assert code == 0 and "submitted=0" in out and "duplicate=" in out, err
+    cli_env.set_job_state(BUCKET, submitted["input/a.mp4"], "Cancel")
+    run_cli(capsys, "reconcile", "--older-than", "0", "--no-sweep")
+    code, _, err = run_cli(capsys, "retry", "input/a.mp4", "--include-new-input")
+    assert code == 2 and "COS_MATTING_CALLBACK_URL" in err
+    code, out, err = run_cli(capsys, "retry", "input/a.mp4", "--include-new-input", "--no-callback")
+    assert code == 0 and "submitted" in out and "retry 1 record(s) in videos-1250000000 on the local cloud" in err

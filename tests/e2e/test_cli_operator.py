@@ -83,7 +83,7 @@ def records(cli_env, capsys, keys):
     for key in keys:
         put_key = put(sdk_client(cli_env), key)
         assert put_key
-    code, out, err = run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress")
+    code, out, err = run_cli(capsys, "backfill", "--no-callback", "--prefix", "input/", "--no-progress")
     assert code == 0, err
 
 

@@ -232,7 +232,7 @@ def test_one_configuration_rule_for_every_command(stage, capsys, tmp_path, monke
         assert "COS_MATTING_MAX_SIZE_MBB is not a cos-matting setting" in err, argv
     monkeypatch.setenv("COS_MATTING_REGION", "ap-shanghai")  # the shell wins over .env (python-dotenv's rule):
     code, out, err = run(capsys, "status", "--json", "--no-uploads")  # the bucket is not in that region
-    assert code == 2 and "NoSuchBucket" in err or "COS_MATTING_REGION" in err, err
+    assert code == 2 and ("NoSuchBucket" in err or "COS_MATTING_REGION" in err), err
     monkeypatch.setenv("COS_MATTING_REGION", "")  # an empty export is no value: .env's region applies
     code, out, err = run(capsys, "status", "--json", "--no-uploads")
     assert code == 0 and json.loads(out)["bucket"] == BUCKET, err

@@ -114,7 +114,7 @@ def test_uploads_scan_is_bounded_per_call_and_incremental(cli_env, capsys, monke
     looked_up.clear()
     code, again = run_json(capsys, "status", "--grace", "0", "--scan", "100")  # a new pass: nothing changed since the last
     assert again["never_became_a_job"] == 25 and len(looked_up) == 25  # only the missing ones re-checked
-    code, _, err = run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress")
+    code, _, err = run_cli(capsys, "backfill", "--no-callback", "--prefix", "input/", "--no-progress")
     assert code == 0, err
     code, done = run_json(capsys, "status", "--grace", "0", "--scan", "100")
     assert done["never_became_a_job"] == 0  # backfilled: they dropped out
@@ -136,7 +136,7 @@ def test_uploads_scan_reads_an_inventory(cli_env, capsys):
 def test_one_record_by_id_job_or_key_without_reading_history(cli_env, capsys, monkeypatch):
     make_records(cli_env, 40, "Success")
     cli_env.bucket(BUCKET).put_bytes("input/one.mp4", b"one")
-    code, _, err = run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress")
+    code, _, err = run_cli(capsys, "backfill", "--no-callback", "--prefix", "input/", "--no-progress")
     assert code == 0, err
     [job] = all_jobs(cli_env)
     code, data = run_json(capsys, "status", "input/one.mp4", "--no-uploads")
