@@ -195,11 +195,12 @@ def run(args: argparse.Namespace) -> int:
         wired = _wire(cloud, args, buckets[0], functions)
         print(f"localcloud listening on {cloud.url} (buckets: {', '.join(buckets)}; region {args.region}; "
               f"data {cloud.data_dir}; engine {args.engine})", flush=True)
-        print("  engine matting: CI jobs run for real (localcloud/matting)" if engine is not None else
-              "  engine none: CI jobs stay Submitted until finished through the control API "
-              "(POST /_localcloud/jobs/BUCKET/JOB_ID/state); drop --engine none to matte for real", file=sys.stderr, flush=True)
         for line in wired:  # stderr: stdout stays the one line above, for scripts
             print(f"  {line}", file=sys.stderr, flush=True)
+        print("  engine matting: CI jobs run for real (localcloud/matting)" if engine is not None else
+              "  engine none: CI jobs stay Submitted until finished through the control API "
+              "(POST /_localcloud/jobs/BUCKET/JOB_ID/state); drop --engine none to matte for real",
+              file=sys.stderr, flush=True)
         _wait_for_stop()
     finally:
         cloud.stop()
