@@ -428,3 +428,19 @@ def test_every_command_that_prints_a_result_has_json(capsys, tmp_path):
     assert code == 0, err
     data = json.loads(out)
     assert [a["file"] for a in data["artefacts"]] == ["cos-matting-submit.zip"] and data["artefacts"][0]["bytes"] > 0
+
+
+def test_status_json_stays_one_document_when_a_record_cannot_be_read(submitted, cli_env, capsys, cos_client):
+    settings = settings_for(cli_env)
+    rid = next(r["record_id"] for r in run_json(capsys, "status", "--no-uploads")[1]["records"]
+               if r["key"] == "input/a.mp4")
+    for name in ("001-0-claim-1.json", "001-1-submitted.json"):  # every snapshot of it unreadable
+        cos_client.put_object(Bucket=BUCKET, Key=f"{settings.records_prefix}{rid}/{name}", Body=b"")
+    for argv in (["status", "--json", "--no-uploads"], ["status", "--all", "--json", "--no-uploads"]):
+        code, out, err = run_cli(capsys, *argv)
+        data = json.loads(out)  # the whole of stdout: no log line before or after the document
+        row = next(r for r in data["records"] if r["record_id"] == rid)
+        assert code == 0 and row["error"]["Code"] == "Unreadable", err
+    code, data = run_json(capsys, "status", "--all", "--no-uploads")
+    ages = [r["age_s"] for r in data["records"]]
+    assert ages == sorted(ages)  # --all: newest first
