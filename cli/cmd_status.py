@@ -155,7 +155,8 @@ def _recent(settings: Any, clients: ThreadClients, args: argparse.Namespace, see
     --limit (the listing gives each record's newest time, so only the recent ones are read)."""
     from cli import records_view
 
-    finished = [r for r in records_view.history(settings, clients, "", since_of(args), FINAL, args.concurrency)
+    finished = [r for r in records_view.recent_finished(settings, clients, since_of(args), args.concurrency,
+                                                        records_view.cache_path(settings))
                 if r["record_id"] not in seen]
     finished.sort(key=lambda r: (r.get("age_s") is None, r.get("age_s") or 0))
     rest = [r for r in finished if r["state"] != "Failed"]

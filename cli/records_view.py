@@ -148,6 +148,62 @@ def newest_first(settings: Any, clients: Any, after: str = "", since: Optional[d
     return rows, (rows[-1]["record_id"] if more and rows else None), read
 
 
+def cache_path(settings: Any) -> str:
+    """Where finished records' rows are kept between calls (beside the uploads scan's state)."""
+    import hashlib
+    import os
+
+    from cli.uploads_scan import state_path
+
+    where = hashlib.sha256(f"{settings.endpoint or ''}|{settings.records_prefix}".encode()).hexdigest()[:8]
+    return os.path.join(os.path.dirname(state_path(settings.bucket, settings.endpoint or "")),
+                        f"finished-{settings.rec_bucket}-{where}.json")
+
+
+def recent_finished(settings: Any, clients: Any, since: Optional[datetime], concurrency: int = 16,
+                    cache: Optional[str] = None) -> List[Row]:
+    """Every record whose newest stage is final and at or after `since`, from one listing; a record is read
+    only the first time its newest stage is seen. Stage objects are never overwritten (shared/records.py),
+    so a row read from a final stage stays true until a new stage (a retry) appears: the rows are kept in
+    `cache` by that stage's key, and only their age is recomputed from the listing."""
+    import json
+    import os
+
+    from shared.dates import epoch_of
+    from shared.records import age_seconds, latest
+
+    threshold = since.timestamp() if since else None
+    wanted: List[Tuple[str, Any]] = []
+    for stages in _store(settings, clients).scan():
+        newest = latest([s for s in stages if not s.note_job] or stages)
+        if newest.rank == 3 and (threshold is None or epoch_of(newest.last_modified) >= threshold):
+            wanted.append((newest.key, newest))
+    kept: Dict[str, Row] = {}
+    if cache:
+        try:
+            with open(cache, encoding="utf-8") as fh:
+                kept = json.load(fh)
+        except (OSError, ValueError):
+            kept = {}
+    missing = [newest for key, newest in wanted if key not in kept]
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for newest, row in zip(missing, pool.map(lambda n: _load(settings, clients, n.record_id), missing)):
+            if row.get("state") in ("Success", "Failed", "Cancel", "Gone", "Superseded"):
+                kept[newest.key] = row
+    rows = []
+    for key, newest in wanted:
+        row = kept.get(key)
+        if row is not None:
+            rows.append({**row, "age_s": round(age_seconds(newest.last_modified), 1)})
+    if cache:
+        fresh = {key: kept[key] for key, _ in wanted if key in kept}
+        os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
+        with open(cache + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(fresh, fh)
+        os.replace(cache + ".tmp", cache)
+    return rows
+
+
 def lookup(settings: Any, clients: Any, query: str) -> List[Row]:
     """The record(s) a query names: a record id, a job id, a source key, or a key prefix."""
     from shared.cloud import CloudError

@@ -57,6 +57,9 @@ def test_default_status_reads_only_open_and_recent_records(cli_env, capsys, monk
     assert "3 open; 152 finished in the last 24 h (10 Success, 2 Failed, 140 more not listed)" in after["summary"]
     code, _, _ = run_cli(capsys, "status", "--no-uploads", "--check")
     assert code == 1  # recent failures
+    calls.clear()  # a finished record's final stage never changes: read once, then kept by its key
+    code, again = run_json(capsys, "status", "--no-uploads", "--limit", "10")
+    assert again["totals"] == after["totals"] and calls["cos.get"] <= cost_without_history["cos.get"], calls
     calls.clear()
     code, old = run_json(capsys, "status", "--no-uploads", "--since", "2999-01-01")  # nothing that recent
     assert code == 0 and sorted(r["record_id"] for r in old["records"]) == sorted(open_rids)
