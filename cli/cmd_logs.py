@@ -138,11 +138,21 @@ def stage_logs(args: argparse.Namespace, env: Dict[str, str], out: Any) -> int:
             found |= {log.get("SCF_RequestId") for log in search(cls, topic, f"{query(names)} AND {term}", lo, hi)}
         return found
 
+    def lines_of(topic: str, names: List[str], lo: int, hi: int) -> Iterator[Dict[str, Any]]:
+        """The topic's lines of these functions; with --filter only the matching requests' lines, asked for
+        by request id (a few small searches, not the whole window)."""
+        keep = requests_with(topic, names, lo, hi)
+        if keep is None:
+            yield from search(cls, topic, query(names), lo, hi)
+            return
+        for request_id in sorted(r for r in keep if r):
+            yield from search(cls, topic, f'{query(names)} AND SCF_RequestId:"{request_id}"', lo, hi)
+
     def pull(lo: int, hi: int) -> int:
         lines: List[Tuple[float, Dict[str, Any]]] = []
         for topic, names in topics.items():
-            keep = requests_with(topic, names, lo, hi)
-            for log in search(cls, topic, query(names), lo, hi):
+            keep = None
+            for log in lines_of(topic, names, lo, hi):
                 if log.get("SCF_FunctionName") not in names or (keep is not None and log.get("SCF_RequestId") not in keep):
                     continue
                 ident = (log.get("SCF_RequestId"), log.get("SCF_LogTime"), log.get("SCF_Message"))

@@ -17,6 +17,7 @@ types from their docstrings), the way the real API refuses an unknown parameter.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import importlib
@@ -135,8 +136,10 @@ def _model(module: str, name: str) -> Any:
     return getattr(importlib.import_module(module), name, None)
 
 
+@functools.lru_cache(maxsize=None)
 def fields(model: Any) -> Dict[str, str]:
-    """Field name -> type as the SDK model documents it (`str`, `int`, `list of Variable`, `:class:...`)."""
+    """Field name -> type as the SDK model documents it (`str`, `int`, `list of Variable`, `:class:...`);
+    read once per model (a SearchLog page holds 1,000 LogInfo objects)."""
     return dict(_TYPE.findall(model.__init__.__doc__ or ""))
 
 
