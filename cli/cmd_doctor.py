@@ -19,6 +19,8 @@ serverless.yml and your settings, reading only:
   COS trigger            enabled on a watched prefix, never overlapping the output or records prefix
   Function URL           the callback URL answers its health check (GET -> 200)
   timer                  reconcile's timer is present and enabled
+  alarm <name>           each alarm policy of serverless.yml exists (Cloud Monitor), matches it
+                         and watches its functions
 
 Exit 0 only when every check passes.
 """
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         cos = cos_client(spec, environ)
     except ValueError as exc:
         raise usage("credentials", str(exc)) from None
-    checks = Doctor(spec, Api("scf", environ, spec.region), Api("cam", environ), cos, http_status).run()
+    checks = Doctor(spec, Api("scf", environ, spec.region), Api("cam", environ), cos, http_status,
+                    Api("monitor", environ, spec.region)).run()
     rows = [[c.name, "ok" if c.ok else "FAIL", c.detail + (f" -> fix: {c.fix}" if c.fix else "")] for c in checks]
     print(table(["CHECK", "RESULT", "DETAIL"], rows, wrap_at={2: 90}))
     failed = [c for c in checks if not c.ok]

@@ -27,7 +27,7 @@ from cli.ui import dump_json
 COS_EVENTS = ("cos:ObjectCreated:Put", "cos:ObjectCreated:Post", "cos:ObjectCreated:Copy",
               "cos:ObjectCreated:CompleteMultipartUpload", "cos:ObjectRemove:Delete",
               "cos:ObjectRemove:DeleteMarkerCreated")
-# COS puts the short region name in cosBucket.region/cosRegion (PLATFORM.md section 4).
+# COS puts the short region name in cosBucket.region (the COS trigger's sample event, 583/9707: "cd").
 SHORT_REGION = {"ap-guangzhou": "gz", "ap-shanghai": "sh", "ap-beijing": "bj", "ap-chengdu": "cd",
                 "ap-chongqing": "cq", "ap-nanjing": "nj", "ap-hongkong": "hk", "ap-singapore": "sg",
                 "ap-tokyo": "tokyo", "ap-seoul": "kr", "ap-bangkok": "th", "ap-mumbai": "in",

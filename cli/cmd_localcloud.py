@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Tuple
 
-from cli.errors import usage
+from cli.errors import require_engine, usage
 from cli.env import ROOT, warn_unknown_variables
 
 DEFAULT_BUCKET = "videos-1250000000"
@@ -136,6 +136,7 @@ def check_function_env(flag: str, function_dir: str, env: Mapping[str, str]) -> 
 def _engine(name: str):
     if name == "none":
         return None
+    require_engine(f"--engine {name}")
     from localcloud import matting  # provided separately; imported only when asked for
 
     return matting.engine
@@ -195,12 +196,16 @@ def run(args: argparse.Namespace) -> int:
         wired = _wire(cloud, args, buckets[0], functions)
         print(f"localcloud listening on {cloud.url} (buckets: {', '.join(buckets)}; region {args.region}; "
               f"data {cloud.data_dir}; engine {args.engine})", flush=True)
+        if engine is not None:
+            from localcloud.matting import describe_humanseg
+
+            wired = [describe_humanseg()] + list(wired)
         for line in wired:  # stderr: stdout stays the one line above, for scripts
             print(f"  {line}", file=sys.stderr, flush=True)
-        print("  engine matting: CI jobs run for real (localcloud/matting)" if engine is not None else
-              "  engine none: CI jobs stay Submitted until finished through the control API "
-              "(POST /_localcloud/jobs/BUCKET/JOB_ID/state); drop --engine none to matte for real",
-              file=sys.stderr, flush=True)
+        if engine is None:  # the matting engine says what it runs above (describe_humanseg)
+            print("  engine none: CI jobs stay Submitted until finished through the control API "
+                  "(POST /_localcloud/jobs/BUCKET/JOB_ID/state); drop --engine none to matte for real",
+                  file=sys.stderr, flush=True)
         _wait_for_stop()
     finally:
         cloud.stop()

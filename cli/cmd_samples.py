@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.errors import usage
+from cli.errors import require_engine, usage
 from cli.ui import size
 
 
@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_engine("samples")
     from localcloud.matting.samples import make_samples
 
     folder = Path(args.folder)

@@ -211,20 +211,8 @@ def _age(stamp: Any) -> Optional[float]:
 def uploads(settings: Any, clients: ThreadClients, args: argparse.Namespace) -> Any:
     """One step of the incremental scan for uploads that never became a job (state saved per bucket)."""
     from cli import uploads_scan
-    from cli.sources import open_source
-    from shared.records import RecordStore
 
-    storage = clients.get().storage
-    source = open_source(storage, settings, args.inventory, list(settings.watch_prefixes))
-    path = uploads_scan.state_path(settings.bucket, settings.endpoint or "")
-    state = uploads_scan.load_state(path)
-
-    def has_record(rid: str) -> bool:  # on the scan's threads: each its own clients
-        return RecordStore.of(settings, clients.get().storage).exists(rid)
-
-    state = uploads_scan.scan(settings, source, state, has_record, args.scan, args.concurrency)
-    uploads_scan.save_state(path, state)
-    return state
+    return uploads_scan.step(settings, clients, args.scan, args.concurrency, args.inventory)
 
 
 def scan_note(scan: Any) -> str:

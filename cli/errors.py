@@ -40,6 +40,36 @@ def failure(which: Optional[str], what: str, fix: Optional[str] = None) -> WorkE
     return WorkError(message(what, which, fix))
 
 
+# What pyproject's extras install, by import name: the command line without the matting engine
+# (`cli`) is small; the engine (`engine`) is what demo, samples and `localcloud --engine matting` need.
+EXTRAS = {"av": "engine", "cv2": "engine", "numpy": "engine", "ai_edge_litert": "engine",
+          "tencentcloud": "cli", "yaml": "cli", "wcwidth": "cli", "packaging": "cli"}
+
+
+def missing_extra(exc: ModuleNotFoundError) -> Optional[str]:
+    """One line naming the extra to install when `exc` is a module one of our extras provides."""
+    top = (exc.name or "").split(".")[0]
+    extra = EXTRAS.get(top)
+    if extra is None:
+        return None
+    what = "the matting engine is not installed" if extra == "engine" else "the command line's extras are not installed"
+    return message(f"{what} (no module {top!r})", None, f"pip install 'cos-matting[{extra}]'")
+
+
+def require_engine(which: str) -> None:
+    """Raise a one-line UsageError before any work when the matting engine's modules are absent."""
+    import importlib.util
+
+    for name in (n for n, extra in EXTRAS.items() if extra == "engine"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # ValueError: blocked (None in sys.modules)
+            found = False
+        if not found:
+            raise usage(which, f"needs the matting engine, which is not installed (no module {name!r})",
+                        "pip install 'cos-matting[engine]'")
+
+
 # COS/CI error codes that mean the settings are wrong, not the work: exit 2 with what to fix.
 # Codes as COS documents them (https://cloud.tencent.com/document/product/436/7730).
 _CONFIG_CODES = {
@@ -85,6 +115,8 @@ def explain(exc: BaseException) -> "tuple[int, str]":
             return 1, message(f"could not reach the service ({exc.message.splitlines()[0][:200]})", exc.operation,
                               "check the network, or COS_MATTING_ENDPOINT / that `cos-matting localcloud` runs")
         return 1, str(exc)
+    if isinstance(exc, ModuleNotFoundError) and missing_extra(exc):
+        return EXIT_USAGE, missing_extra(exc)
     if isinstance(exc, OSError) and exc.filename:
         return 1, message(exc.strerror or str(exc), str(exc.filename))
     text = str(exc).splitlines()[0] if str(exc) else ""

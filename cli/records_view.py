@@ -204,6 +204,17 @@ def recent_finished(settings: Any, clients: Any, since: Optional[datetime], conc
     return rows
 
 
+def _notified(settings: Any, clients: Any, row: Row) -> Row:
+    """One record's webhook delivery log (shared/notify.py), oldest first, when it has one."""
+    from shared.notify import deliveries
+
+    log = deliveries(_store(settings, clients), row["record_id"])
+    if log:
+        row["notifications"] = [{k: d.get(k) for k in ("event_id", "attempt", "status", "ok", "answer", "sent_at")}
+                                for d in log]
+    return row
+
+
 def lookup(settings: Any, clients: Any, query: str) -> List[Row]:
     """The record(s) a query names: a record id, a job id, a source key, or a key prefix."""
     from shared.cloud import CloudError
@@ -211,19 +222,19 @@ def lookup(settings: Any, clients: Any, query: str) -> List[Row]:
 
     if RECORD_ID.match(query):
         row = _load(settings, clients, query)
-        return [row] if row["stages"] else []
+        return [_notified(settings, clients, row)] if row["stages"] else []
     storage = clients.get().storage
     try:
         job = clients.get().ci.describe(query)
         marker = Correlation.parse(job.user_data)
         if marker:
-            return [_load(settings, clients, marker.record_id)]
+            return [_notified(settings, clients, _load(settings, clients, marker.record_id))]
     except CloudError:
         pass  # not a job id: a key
     head = storage.head(settings.bucket, query)
     if head is not None:
         row = _load(settings, clients, ObjectVersion.from_head(settings.bucket, query, head).record_id)
-        return [row] if row["stages"] else []
+        return [_notified(settings, clients, row)] if row["stages"] else []
     rids, marker_key = [], ""
     while len(rids) < 1000:  # a key prefix: its current objects, one page or a few
         page, marker_key = storage.list(settings.bucket, query, marker_key)

@@ -26,7 +26,7 @@ def _scf(module: str) -> Any:
     try:
         return importlib.import_module(f"tencentcloud.scf.v20180416.{module}")
     except ImportError:
-        raise UsageError("--remote needs tencentcloud-sdk-python-scf: pip install 'cos-matting[local]' "
+        raise UsageError("--remote needs tencentcloud-sdk-python-scf: pip install 'cos-matting[cli]' "
                          "(or pip install tencentcloud-sdk-python-scf)") from None
 
 

@@ -8,10 +8,11 @@ video has loaded, or `data-media="broken: <files>"` (and shows a banner) when on
 """
 from __future__ import annotations
 
-import html
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
+
+from markupsafe import Markup
 
 from cli.ui import seconds, size
 from shared.records import Record
@@ -62,18 +63,9 @@ def frames_across(video: Path, folder: Path, stem: str, count: int = FRAMES) -> 
     return saved
 
 
-def _kv(data: Dict[str, object]) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{v if isinstance(v, Markup) else html.escape(str(v))}"
-                   f"</td></tr>" for k, v in data.items())
-    return f"<table class='kv'>{rows or '<tr><td>-</td></tr>'}</table>"
-
-
-class Markup(str):
-    """Already-escaped HTML for a table cell."""
-
-
 def link(rel: str, text: Optional[str] = None) -> Markup:
-    return Markup(f"<a href='{html.escape(rel)}'>{html.escape(text or rel)}</a>")
+    """A link as a table value (escaped here, so the page's autoescape leaves it as it is)."""
+    return Markup("<a href='{}'>{}</a>").format(rel, text or rel)
 
 
 def describe(info: Dict[str, Any]) -> str:
@@ -106,19 +98,8 @@ def media_value(key: str, value: Any) -> str:
     return str(value)
 
 
-def _clip(title: str, rel: Optional[str], info: Dict[str, Any], shots: Sequence[Tuple[str, float]]) -> str:
-    if not rel:
-        return f"<div class='clip'><h3>{title}</h3><p>none</p></div>"
-    video = (f"<video controls muted preload='auto' width='320' src='{html.escape(rel)}'>"
-             f"<a href='{html.escape(rel)}'>{html.escape(rel)}</a></video>")
-    strip = "".join(f"<figure><img src='{html.escape(src)}' alt='{title} at {t:.2f} s'>"
-                    f"<figcaption>{t:.2f} s</figcaption></figure>" for src, t in shots)
-    return (f"<div class='clip'><h3>{title}: {link(rel)}</h3><p class='meta'>{html.escape(describe(info))}</p>"
-            f"{video}<div class='strip'>{strip or '<p>no frames</p>'}</div></div>")
-
-
 def job_section(record: Record, source: Dict[str, Any], output: Dict[str, Any], source_tags: Dict[str, str],
-                output_tags: Dict[str, str], measured: Dict[str, float]) -> str:
+                output_tags: Dict[str, str], measured: Dict[str, float]) -> Markup:
     """One job. `source`/`output`: {"rel": path in the report folder, "info": probe(), "frames": [(rel, t)]};
     `measured`: the demo's own sub-second timings (seconds)."""
     body = ((record.request or {}).get("Operation") or {}).get("SegmentVideoBody") or {}
@@ -140,18 +121,53 @@ def job_section(record: Record, source: Dict[str, Any], output: Dict[str, Any], 
         facts[f"output {key} (CI)"] = media_value(key, value)
     if record.error:
         facts["error"] = f"{record.error.get('Code')}: {record.error.get('Message')}"
-    clips = _clip("input", source.get("rel"), source.get("info") or {}, source.get("frames") or [])
-    clips += _clip("output", output.get("rel"), output.get("info") or {}, output.get("frames") or [])
-    return f"""
+    clips = [{"title": title, "rel": clip.get("rel"), "meta": describe(clip.get("info") or {}),
+              "frames": clip.get("frames") or []} for title, clip in (("input", source), ("output", output))]
+    return _template(SECTION).render(key=record.source.key, state=record.state, state_class=state_class,
+                                     clips=clips, settings=settings, facts=facts, source_tags=source_tags,
+                                     output_tags=output_tags)
+
+
+# The page's HTML, through jinja2 with autoescape: every value is escaped unless it is Markup
+# (links built by `link`, the sections, the page's own CSS and script).
+SECTION = """\
+{%- macro kv(data) -%}
+<table class='kv'>{% for k, v in data.items() %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>
+{%- else %}<tr><td>-</td></tr>{% endfor %}</table>
+{%- endmacro -%}
+{%- macro clip(c) -%}
+{% if not c.rel %}<div class='clip'><h3>{{ c.title }}</h3><p>none</p></div>
+{%- else %}<div class='clip'><h3>{{ c.title }}: <a href='{{ c.rel }}'>{{ c.rel }}</a></h3><p class='meta'>{{ c.meta }}</p>
+<video controls muted preload='auto' width='320' src='{{ c.rel }}'><a href='{{ c.rel }}'>{{ c.rel }}</a></video>
+<div class='strip'>{% for src, t in c.frames %}<figure><img src='{{ src }}' alt='{{ c.title }} at {{ "%.2f"|format(t) }} s'>
+<figcaption>{{ "%.2f"|format(t) }} s</figcaption></figure>{% else %}<p>no frames</p>{% endfor %}</div></div>
+{%- endif %}
+{%- endmacro %}
 <section>
-  <h2>{html.escape(record.source.key)} <span class='state {state_class}'>{html.escape(record.state)}</span></h2>
-  <div class='clips'>{clips}</div>
+  <h2>{{ key }} <span class='state {{ state_class }}'>{{ state }}</span></h2>
+  <div class='clips'>{% for c in clips %}{{ clip(c) }}{% endfor %}</div>
   <div class='cols'>
-    <div><h3>Settings</h3>{_kv(settings)}</div>
-    <div><h3>Result</h3>{_kv(facts)}</div>
-    <div><h3>Tags</h3><h4>source</h4>{_kv(source_tags)}<h4>output</h4>{_kv(output_tags)}</div>
+    <div><h3>Settings</h3>{{ kv(settings) }}</div>
+    <div><h3>Result</h3>{{ kv(facts) }}</div>
+    <div><h3>Tags</h3><h4>source</h4>{{ kv(source_tags) }}<h4>output</h4>{{ kv(output_tags) }}</div>
   </div>
 </section>"""
+
+PAGE = """<!doctype html><html><head><meta charset='utf-8'><title>cos-matting demo report</title>
+<style>{{ css }}</style></head><body>
+<h1>cos-matting demo</h1>
+<p class='sub'>{{ summary }}</p>
+<p id='broken'></p>
+<p class='note'>{{ note }}</p>
+{% for section in sections %}{{ section }}{% endfor %}
+<script>{{ check }}</script>
+</body></html>"""
+
+
+def _template(source: str) -> Any:
+    from jinja2 import Environment
+
+    return Environment(autoescape=True).from_string(source)
 
 
 CSS = """
@@ -211,16 +227,10 @@ HUMANSEG_NOTE = (
 
 
 def write_report(path: Path, sections: List[str], summary: Dict[str, object]) -> Path:
-    """Write the page to a temporary file next to `path`, then rename it over `path` (never half a page)."""
-    page = f"""<!doctype html><html><head><meta charset='utf-8'><title>cos-matting demo report</title>
-<style>{CSS}</style></head><body>
-<h1>cos-matting demo</h1>
-<p class='sub'>{html.escape(' · '.join(f'{k}: {v}' for k, v in summary.items()))}</p>
-<p id='broken'></p>
-<p class='note'>{html.escape(HUMANSEG_NOTE)}</p>
-{''.join(sections)}
-<script>{CHECK}</script>
-</body></html>"""
+    """Write the page to a temporary file next to `path`, then rename it over `path` (never half a page).
+    `sections` are HTML (`job_section`'s); the summary's keys and values are text."""
+    page = _template(PAGE).render(css=Markup(CSS), check=Markup(CHECK), note=HUMANSEG_NOTE, sections=map(Markup, sections),
+                                  summary=" · ".join(f"{k}: {v}" for k, v in summary.items()))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, path)

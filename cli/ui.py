@@ -2,8 +2,8 @@
 changes, `--since`, tables measured in display columns (wide CJK characters take two), and
 how sizes, durations, ages and JSON are printed. (The errors themselves: `cli.errors`.)
 
-    if not confirm(args, f"cancel {n} job(s)?"): return EXIT_FAILED
-    print(table(["KEY", "STATE"], rows, wrap={0: 40}))
+    if not confirm(args, f"cancel {n} job(s)?", n): return EXIT_FAILED
+    print(table(["KEY", "SIZE", "STATE"], rows, wrap_at={0: 40}, right=[1]))
 """
 from __future__ import annotations
 

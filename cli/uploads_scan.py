@@ -114,3 +114,20 @@ def scan(settings: Any, source: Any, state: ScanState, has_record: HasRecord, bu
         state.complete, state.finished_at = True, time.time()
         state.passes += 1
     return state
+
+
+def step(settings: Any, clients: Any, budget: int, concurrency: int = 16, inventory: Optional[str] = None) -> ScanState:
+    """One step of the scan for this bucket and cloud (`status`, the dashboard): load the saved state,
+    read up to `budget` objects of the watched prefixes (or of the `inventory` report), save."""
+    from cli.sources import open_source
+    from shared.records import RecordStore
+
+    source = open_source(clients.get().storage, settings, inventory, list(settings.watch_prefixes))
+    path = state_path(settings.bucket, settings.endpoint or "")
+
+    def has_record(rid: str) -> bool:  # on the scan's threads: each its own clients
+        return RecordStore.of(settings, clients.get().storage).exists(rid)
+
+    state = scan(settings, source, load_state(path), has_record, budget, concurrency)
+    save_state(path, state)
+    return state

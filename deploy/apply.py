@@ -41,7 +41,7 @@ class Step:
     """One change: verb create | update | delete | attach | detach, on a resource."""
 
     verb: str
-    kind: str  # role | policy | layer | function | code | trigger | retry | concurrency
+    kind: str  # role | policy | layer | function | code | trigger | retry | concurrency | alarm
     name: str
     detail: str = ""
 
@@ -107,8 +107,9 @@ def function_url(trigger: Mapping[str, Any]) -> Optional[str]:
 
 class Deployer:
     def __init__(self, spec: Spec, scf: Api, cam: Api, state: State, zips: Mapping[str, bytes], apply: bool,
-                 log: Log = print) -> None:
+                 log: Log = print, monitor: Optional[Api] = None) -> None:
         self.spec, self.scf, self.cam, self.state, self.zips = spec, scf, cam, state, zips
+        self.monitor = monitor  # Cloud Monitor, for the alarm policies (built from the spec when None)
         self.apply, self.log = apply, log
         self.steps: List[Step] = []
         self.planned: List[Dict[str, Any]] = []  # {"product", "action", "params"} of every write, planned or made
@@ -159,7 +160,17 @@ class Deployer:
                     self.callback_url = url
             self.concurrency(fn)
         self.retry(self.spec.functions["submit"])
+        self.alarms().apply(self.spec.alarms)
         return self.steps
+
+    def alarms(self) -> Any:
+        """serverless.yml's alarm policies (deploy/alarms.py), planned and written like every other change."""
+        from .alarms import for_spec
+
+        alarms = for_spec(self.spec, self.monitor, lambda verb, kind, name, detail, action, params:
+                          self._write(Step(verb, kind, name, detail), alarms.monitor, action, params))
+        self.monitor = alarms.monitor  # one client, its calls recorded in one place (Api.sent)
+        return alarms
 
     # -- role and policy ------------------------------------------------------------------------
     def role(self, owner: str) -> None:
@@ -361,6 +372,7 @@ class Deployer:
     def destroy(self) -> List[Step]:
         """Remove what deploy created (state file), newest first; what is already gone is skipped."""
         data, ns = self.state.data, self.spec.namespace
+        self.alarms().destroy()  # found in the cloud by name and remark, not in the state file
         for trig in list(data["triggers"]):
             # A COS trigger is deleted with its TriggerDesc (SCF API DeleteTrigger; toolkit cos.js delete).
             self._gone(Step("delete", "trigger", f"{trig['type']} {trig['name']} on {trig['function']}"), self.scf,

@@ -351,6 +351,33 @@ class MultiScfInputs(_FaasBase):
         return self
 
 
+# Cloud Monitor metrics of SCF alarms may use: namespace QCE/SCF_V2, "云函数监控指标"
+# (cloud.tencent.com/document/product/248/37207): Error (errors, function and platform),
+# Throttle (requests refused at the concurrency limit), DlqFailedNum (deliveries to the
+# dead-letter queue that failed), Invocation, Duration, ConcurrentExecutions; sums per period.
+ALARM_METRICS = ("Error", "Throttle", "DlqFailedNum", "Invocation", "Duration", "ConcurrentExecutions")
+ALARM_OPERATORS = ("gt", "ge", "lt", "le", "eq", "ne")  # AlarmPolicyRule.Operator (monitor v20180724 models.py)
+
+
+class AlarmPolicy(_Strict):
+    """One alarm policy (Monitor API 2018-07-24 CreateAlarmPolicy + BindingPolicyObject), applied by
+    `cos-matting deploy` (deploy/alarms.py). Not a multi-scf input: `scf deploy` does not create it."""
+
+    # PolicyName: "up to 20 characters" (API page 248/39326, updated 2025-11-13); the SDK model
+    # (monitor v20180724 models.py, 3.1.189) says 60. The stricter holds until a real account says.
+    name: Annotated[StrictStr, Field(min_length=1, max_length=20)]
+    metric: Literal[ALARM_METRICS]  # type: ignore[valid-type]
+    functions: List[StrictStr] = Field(min_length=1)  # keys of inputs.functions
+    period: Literal[60, 300, 3600, 86400] = 60  # seconds; the periods the metric page lists
+    operator: Literal[ALARM_OPERATORS] = "gt"  # type: ignore[valid-type]
+    threshold: Union[StrictInt, float] = 0
+    periods: Annotated[StrictInt, Field(ge=1, le=30)] = 1  # ContinuePeriod: periods in a row before it fires
+    repeat: Literal[0, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400] = 3600  # NoticeFrequency, s
+    onlyWithDeadLetter: Optional[StrictBool] = None  # bind only functions that have a dead-letter queue
+    notices: Optional[StrictStr] = None  # notice template ids (notice-...), comma-separated; may be empty
+    remark: Optional[StrictStr] = None
+
+
 class ServerlessFile(_Strict):
     org: Optional[StrictStr] = None
     app: Annotated[StrictStr, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]*$")]
@@ -358,6 +385,19 @@ class ServerlessFile(_Strict):
     name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]*$")]
     component: Literal["multi-scf"]
     inputs: MultiScfInputs
+    alarms: List[AlarmPolicy] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _alarm_functions(self) -> "ServerlessFile":
+        problems = [f"alarms[{i}].functions: {key!r} is not a key of inputs.functions"
+                    for i, alarm in enumerate(self.alarms) for key in alarm.functions
+                    if key not in self.inputs.functions]
+        names = [a.name for a in self.alarms]
+        if len(names) != len(set(names)):
+            problems.append("alarms: two alarm policies have the same name (deploy finds them by name)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class LayerSrc(_Strict):

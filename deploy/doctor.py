@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, List, Mapping
+from typing import Any, Callable, List, Mapping, Optional
 
 from .apply import FN_MISSING, ROLE_MISSING, function_url
 from .clients import Api, ApiCallError
@@ -27,14 +27,16 @@ class Check:
 
 
 class Doctor:
-    def __init__(self, spec: Spec, scf: Api, cam: Api, cos: Any, http_get: Callable[[str], int]) -> None:
+    def __init__(self, spec: Spec, scf: Api, cam: Api, cos: Any, http_get: Callable[[str], int],
+                 monitor: Optional[Api] = None) -> None:
         self.spec, self.scf, self.cam, self.cos, self.http_get = spec, scf, cam, cos, http_get
+        self.monitor = monitor
         self.checks: List[Check] = []
         self.owner = spec.owner_uin
 
     def run(self) -> List[Check]:
         for check in (self.credentials, self.bucket, self.ci_binding, self.records_versioning, self.role,
-                      self.functions, self.cos_trigger, self.function_url, self.timer):
+                      self.functions, self.cos_trigger, self.function_url, self.timer, self.alarms):
             try:
                 check()
             except Exception as exc:  # a check that cannot run fails with its reason; the others go on
@@ -199,6 +201,13 @@ class Doctor:
                  for t in found]
         self.add("timer", bool(found), f"reconcile every {', '.join(crons)}" if found else "no enabled timer on "
                  "reconcile", "cos-matting deploy")
+
+    def alarms(self) -> None:
+        """serverless.yml's alarm policies exist, match and watch their functions (deploy/alarms.py)."""
+        from .alarms import for_spec
+
+        for name, ok, detail in for_spec(self.spec, self.monitor, lambda *a: {}).check(self.spec.alarms):
+            self.add(f"alarm {name}", ok, detail, "cos-matting deploy")
 
 
 def http_status(url: str, timeout: float = 30.0) -> int:

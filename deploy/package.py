@@ -9,7 +9,7 @@ SCF unpacks a layer under /opt and its Python runtime's path is /var/user (the
 code) then /opt, so packages sit at the root of the layer zip, not under python/
 (AWS Lambda's layout). Source: Tencent's layer page ("将依赖库的代码包文件夹直接打包并
 创建为层，则在函数代码中可直接通过 import 引用", cloud.tencent.com/document/product/583/40159)
-and PLATFORM.md section 3 (corrected).
+and SCF's built-in environment (PYTHONPATH=/var/user:/opt, cloud.tencent.com/document/product/583/32748).
 
 Dependencies are wheels for the SCF runtime (CPython 3.10, manylinux2014_x86_64),
 fetched with `pip download --only-binary=:all: --platform ... --no-deps` from the
@@ -19,6 +19,15 @@ fails the build instead of being resolved silently). cos-python-sdk-v5 1.9.x nee
 fall back to SDK 1.8.3, which is why the SDK is pinned in the lock and crcmod's
 pure-Python implementation is copied from its (hash-checked) sdist instead of
 building a C extension for the wrong interpreter.
+
+The layer ships only what the functions import. Two requirements are not followed on
+purpose (NOT_SHIPPED): cos-python-sdk-v5 declares pycryptodome, but only its client-side
+encryption module (qcloud_cos/crypto.py, CosEncryptionClient) imports `Crypto`, and
+`import qcloud_cos` does not load it. charset-normalizer comes as its pure-Python wheel
+(PURE_PYTHON): the same modules without the mypyc-compiled speed-ups, ~190 KB smaller
+zipped. tests/e2e/test_package_layer.py imports the handlers and runs the SDK calls we
+make on CPython 3.10 from the zips alone, and checks that every top-level package of the
+layer is imported there.
 
 Wheels are cached in .cache/wheels: when every pinned wheel is there with the right
 hash, pip is not run at all. Same inputs give the same zip bytes: entries sorted,
@@ -56,7 +65,17 @@ PIP_TARGET = ["--platform", PLATFORM, "--python-version", "3.10", "--implementat
 CRCMOD = ("crcmod", "1.7", "dc7051a0db5f2bd48665a990d3ec1cc305a466a77358ca4492826f41f283601e")
 CRCMOD_FILES = ("__init__.py", "crcmod.py", "predefined.py", "_crcfunpy.py")
 
+# Declared requirements the layer leaves out, each with why nothing deployed imports it.
+NOT_SHIPPED = {
+    "pycryptodome": "cos-python-sdk-v5 imports Crypto only in qcloud_cos/crypto.py (CosEncryptionClient, "
+                    "client-side encryption), which `import qcloud_cos` does not load and we never use",
+}
+# Shipped as the pure-Python wheel (same modules, no compiled speed-ups): the lock pins its hash.
+PURE_PYTHON = ("charset-normalizer",)
+PURE_TARGET = ["--platform", "any", "--python-version", "3.10", "--implementation", "py", "--only-binary=:all:"]
+
 LAYER_LIMIT = 15 * 1024 * 1024
+LAYER_TARGET = 4 * 1024 * 1024  # issue 24: the layer ships only what runs
 FUNCTION_LIMIT = 100 * 1024
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 SKIP_DIRS = {"__pycache__"}
@@ -293,6 +312,8 @@ def check_closure(tree: Tree) -> List[str]:
         if req.marker is not None and not req.marker.evaluate(env):
             continue
         have = provided.get(normalize(req.name))
+        if have is None and normalize(req.name) in NOT_SHIPPED:
+            continue
         if have is None:
             problems.append(f"{dist} needs {spec}: not in the layer")
         elif req.specifier and not req.specifier.contains(have, prereleases=True):
@@ -414,16 +435,25 @@ def update_lock(requirements_in: Path = REQUIREMENTS_IN, lock: Path = LOCK, cach
                 meta_name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
                 meta = BytesParser().parsebytes(zf.read(meta_name))
             for spec in meta.get_all("Requires-Dist") or []:
-                if normalize(Requirement(spec).name) != CRCMOD[0]:
+                if normalize(Requirement(spec).name) not in (CRCMOD[0], *NOT_SHIPPED):
                     rest.append(spec)
         _pip(["--dest", tmp, *PIP_TARGET, *rest], log)
         from packaging.utils import parse_wheel_filename
 
-        pins = []
-        cache.mkdir(parents=True, exist_ok=True)
+        resolved = {}
         for wheel in sorted(tmpdir.glob("*.whl")):
             name, version, _, _ = parse_wheel_filename(wheel.name)
-            pins.append(Pin(normalize(name), str(version), (sha256_file(wheel),)))
+            resolved[normalize(name)] = (str(version), wheel)
+        for name in PURE_PYTHON:
+            if name in resolved:
+                version, compiled = resolved[name]
+                compiled.unlink()
+                _pip(["--dest", tmp, "--no-deps", *PURE_TARGET, f"{name}=={version}"], log)
+                resolved[name] = (version, next(tmpdir.glob(f"{name.replace('-', '_')}-{version}-py3-none-any.whl")))
+        pins = []
+        cache.mkdir(parents=True, exist_ok=True)
+        for name, (version, wheel) in sorted(resolved.items()):
+            pins.append(Pin(name, version, (sha256_file(wheel),)))
             shutil.copy2(wheel, cache / wheel.name)
     lines = ["# Pinned, hashed dependencies of the SCF layer (CPython 3.10, manylinux2014_x86_64).",
              "# Generated by `cos-matting package --update-lock` from deploy/requirements-deploy.in; do not edit.",

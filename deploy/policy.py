@@ -50,7 +50,8 @@ def values_from(environ: Mapping[str, str]) -> Dict[str, Any]:
     return {
         "REGION": s.region, "BUCKET": s.bucket, "APPID": appid(s.bucket),
         "WATCH_PREFIX": list(s.watch_prefixes),
-        # Combination jobs read a background object of the source bucket (PLATFORM.md section 8).
+        # Combination jobs read a background object of the source bucket (SegmentVideoBody BackgroundLogoUrl,
+        # 460/83973; cos:GetObject among a media job's permissions in CI's API authorization guide).
         "BACKGROUND_KEY": sorted(k for k in backgrounds if k),
         "OUTPUT_REGION": s.out_region, "OUTPUT_BUCKET": s.out_bucket, "OUTPUT_APPID": appid(s.out_bucket),
         "OUTPUT_PREFIX": s.output_prefix,

@@ -109,7 +109,7 @@ def expected_functions(p: Project) -> Iterator[str]:
 @rule
 def handlers_are_main_handler(p: Project) -> Iterator[str]:
     """SCF calls `<file>.<function>`; every handler here is functions/<key>/index.py:main_handler
-    (PLATFORM.md section 3), and that file must exist and define it at top level."""
+    (CreateFunction `Handler`, api 583/18586), and that file must exist and define it at top level."""
     for key, fn in p.sf.inputs.functions.items():
         where = f"inputs.functions.{key}"
         if fn.handler != "index.main_handler":
@@ -164,7 +164,7 @@ def settings_load(p: Project) -> Iterator[str]:
 @rule
 def layer_and_runtime(p: Project) -> Iterator[str]:
     """Python3.10, the newest SCF Python runtime, which has no COS SDK built in: the layer ships it
-    (PLATFORM.md section 3)."""
+    (CreateFunctionRequest.Runtime in tencentcloud/scf/v20180416/models.py; dependencies in a layer, 583/40159)."""
     if not p.sf.inputs.layers:
         yield "inputs.layers: the dependency layer is missing (the COS SDK is not in the Python3.10 runtime)"
     if p.sf.inputs.runtime != "Python3.10":
@@ -174,7 +174,7 @@ def layer_and_runtime(p: Project) -> Iterator[str]:
 @rule
 def submit_has_a_dead_letter_queue(p: Project) -> Iterator[str]:
     """COS triggers invoke asynchronously: a failed invocation is retried, then can go to a dead-letter
-    queue (PLATFORM.md section 3); without one, the event of an upload whose every retry failed is not kept."""
+    queue ("Error Types and Retry Policies", 583/39851; dead letter queue, 583/39704); without one, the event of an upload whose every retry failed is not kept."""
     submit = p.sf.inputs.functions.get("submit")
     if submit is not None and submit.deadLetter is None:
         yield ("inputs.functions.submit.deadLetter: missing: an upload whose every retry failed must land in "
@@ -229,7 +229,8 @@ def cos_trigger_matches_the_settings(p: Project) -> Iterator[str]:
 @rule
 def no_recursion(p: Project) -> Iterator[str]:
     """SCF has no recursion detection: a trigger prefix overlapping the output or records prefix in the
-    same bucket loops and bills forever (PLATFORM.md section 3); checked here statically."""
+    same bucket loops and bills forever (the COS trigger, 583/9707, fires on every matching write, its
+    function's own included); checked here statically."""
     for where, t, s, parts in _submit_cos_triggers(p):
         prefix = t.parameters.filter.prefix
         for label, bucket, guarded in (("output", s.out_bucket, s.output_prefix),
@@ -244,7 +245,7 @@ def no_recursion(p: Project) -> Iterator[str]:
 @rule
 def callback_has_a_public_function_url(p: Project) -> Iterator[str]:
     """CI calls the callback from outside: one public Function URL (authType NONE, extranet) on callback,
-    the HMAC token authenticates (PLATFORM.md sections 3 and 5; shared/tokens.py)."""
+    the HMAC token authenticates (Function URL, 583/96099; CI callbacks are unsigned, 460/76956; shared/tokens.py)."""
     http = p.triggers(HttpTrigger)
     if len(http) != 1 or http[0][1].function != "callback":
         yield "inputs.triggers: exactly one Function URL (type: http) is expected, on callback"

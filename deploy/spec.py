@@ -6,7 +6,7 @@ into plain typed values shaped like the SCF and CAM API fields they become:
 
 * functions: name, handler, runtime, memory, timeout, description, role, layer, the
   environment with every empty value left out (SCF: a variable's value is never empty,
-  PLATFORM.md section 3), dead letter, reserved concurrency, tags;
+  the SDK's Variable model, tencentcloud/scf/v20180416/models.py), dead letter, reserved concurrency, tags;
 * triggers in the toolkit's CreateTrigger shapes (tencent-component-toolkit 2.27.6
   `lib/modules/triggers/{cos,timer,http}.js`);
 * the function role (trust scf.qcloud.com) and its policy (deploy/cam-policy.json
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from . import checks
+from .alarms import wanted as wanted_alarms
 from .components import CosTrigger, HttpTrigger, ServerlessFile, TimerTrigger, function_environment
 from .files import load_layer, load_serverless
 
@@ -79,6 +80,7 @@ class Spec:
     retry_num: int = 2
     msg_ttl: int = 21600
     environ: Dict[str, str] = field(default_factory=dict)
+    alarms: List[Any] = field(default_factory=list)  # deploy/alarms.py AlarmSpec, from serverless.yml's alarms
 
     def ordered(self) -> List[FunctionSpec]:
         """callback first: its Function URL goes into the others' settings."""
@@ -173,7 +175,7 @@ def build(environ: Mapping[str, str], serverless: Path = checks.SERVERLESS, laye
                 triggers=[_trigger(t) for t in inputs.triggers],
                 retry_num=_int(environ, "COS_MATTING_DEPLOY_RETRY_NUM", 2, 0, 2) or 0,
                 msg_ttl=_int(environ, "COS_MATTING_DEPLOY_MSG_TTL", 21600, 60, 21600) or 21600,
-                environ=dict(environ))
+                environ=dict(environ), alarms=wanted_alarms(sf.alarms, functions))
 
 
 def policy_for(spec: Spec, owner_uin: str) -> Dict[str, Any]:

@@ -49,6 +49,17 @@ def signature(secret_key: str, sign_time: str, format_string: str) -> str:
     return hmac.new(sign_key.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1).hexdigest()
 
 
+def presigned(query: Mapping[str, str], headers: Mapping[str, str]) -> Tuple[str, Mapping[str, str]]:
+    """(the Authorization value, headers) of a presigned URL: the same fields as query parameters, its
+    token as x-cos-security-token (COS "请求签名", 436/7778: the signature goes in the Authorization
+    header or in the URL; cos-python-sdk-v5 cos_client.py get_presigned_url appends them so, documented
+    for the SDK on 436/31548)."""
+    raw = "&".join(f"{k}={v}" for k, v in query.items() if k.startswith("q-"))
+    if "x-cos-security-token" in query:
+        headers = {**{k.lower(): v for k, v in headers.items()}, "x-cos-security-token": query["x-cos-security-token"]}
+    return raw, headers
+
+
 def verify(method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
            credentials: Mapping[str, str], now: Optional[float] = None) -> str:
     """Check the `Authorization` header; return the SecretId or raise AuthError.
@@ -58,15 +69,8 @@ def verify(method: str, path: str, query: Mapping[str, str], headers: Mapping[st
     SecretId -> SecretKey.
     """
     raw = headers.get("Authorization") or ""
-    if not raw and query.get("q-signature"):
-        # A presigned URL: the same fields as query parameters (COS "请求签名", 436/7778: the signature
-        # goes in the Authorization header or in the request's parameters; cos-python-sdk-v5
-        # get_presigned_url appends them to the URL).
-        raw = "&".join(f"{k}={query[k]}" for k in ("q-sign-algorithm", "q-ak", "q-sign-time", "q-key-time",
-                                                     "q-header-list", "q-url-param-list", "q-signature")
-                       if k in query)
-        if query.get("x-cos-security-token") and "x-cos-security-token" not in headers:
-            headers = {**{k: v for k, v in headers.items()}, "x-cos-security-token": query["x-cos-security-token"]}
+    if not raw and "q-sign-algorithm" in query:
+        raw, headers = presigned(query, headers)
     if not raw:
         raise AuthError("AccessDenied", "Access Denied. (no Authorization header; anonymous access is not allowed)")
     fields = parse_authorization(raw)

@@ -3,7 +3,7 @@
 The XML envelope is `<Response><EventName>TaskFinish</EventName><JobsDetail>...`; the JSON form
 is converted from XML, so single children may or may not be arrays (`arrays`), and its retry
 behaviour is undocumented (ours: `retries` tries with `backoff`). Faults can drop, delay,
-duplicate or reorder a delivery (../shared/PLATFORM.md section 5).
+duplicate or reorder a delivery (the callback page, 460/76956, says nothing of retries or signing).
 """
 from __future__ import annotations
 

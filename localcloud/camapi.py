@@ -6,7 +6,8 @@ InvalidParameter.RoleNameInUse, FailedOperation.PolicyNameInUse,
 InvalidParameter.PolicyIdNotExist). Policy documents are checked for the syntax CAM
 documents (version 2.0, statements with effect, action `name/<service>:<Action>`,
 resources `qcs::<service>:<region>:<uin|uid>/<id>:<resource>`), and a CAM role resource
-must use `uin/` (PLATFORM.md section 8, corrected): the mistake this project once shipped.
+must use `uin/` (CAM "资源描述方式", 215/8965: `uid/` only for COS and CAS): the mistake this
+project once shipped.
 The local SCF asks `trusts()` before giving a function its role's credentials.
 """
 from __future__ import annotations

@@ -139,7 +139,7 @@ class JobService:
     # -- API --------------------------------------------------------------
     def create(self, bucket: str, request: JobRequest, content_type: str = "") -> JobDetail:
         """A job on the bucket's AI queue. Its detail carries what CI returns, fields it documents
-        nowhere included (Progress, QueueType, Input.CosHeaders: ../shared/PLATFORM.md section 1)."""
+        nowhere included (Progress, QueueType, Input.CosHeaders: DescribeMediaJob's example, api/436/47211)."""
         now = time.time()
         op = request.Operation
         detail = JobDetail(
@@ -171,7 +171,7 @@ class JobService:
 
     def describe(self, bucket: str, job_ids: List[str]) -> Tuple[List[JobDetail], List[str]]:
         """GET /jobs/<id,...>: (the jobs found, the ids CI has no job for). An unknown id is not
-        an error: the answer is 200 with <NonExistJobIds> (../shared/PLATFORM.md section 1)."""
+        an error: the answer is 200 with <NonExistJobIds> (DescribeMediaJob, 460/84790)."""
         with self.lock:
             jobs = self.jobs.get(bucket, {})
             found = [jobs[j].detail.model_copy(deep=True) for j in job_ids if j in jobs]

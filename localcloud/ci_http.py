@@ -1,7 +1,7 @@
 """The Cloud Infinite job API, answered for the HTTP handler (`/jobs...`, `/ai_queue`).
 
-Each function takes the request handler (`h`) and returns a `Reply`. Shapes: ../shared/PLATFORM.md
-section 1 and the SDK calls that read them (`ci_create_media_jobs`, `ci_get_media_jobs`,
+Each function takes the request handler (`h`) and returns a `Reply`. Shapes: the CI job API pages
+(460/83973 create, 460/84790 describe, 460/84766 list, 460/84793 cancel) and the SDK calls that read them (`ci_create_media_jobs`, `ci_get_media_jobs`,
 `ci_list_media_jobs`, `ci_cancel_jobs`, `ci_get_ai_queue` in qcloud_cos/cos_client.py).
 """
 from __future__ import annotations

@@ -12,6 +12,7 @@ from shared.jobs import JobDetail
 
 from .camapi import CamService
 from .clsapi import ClsService
+from .monitorapi import MonitorService
 from .callbacks import CallbackRecord, Callbacks
 from .ci import Engine, JobService
 from .cos import Bucket, ObjectMeta, ObjectStore
@@ -57,14 +58,16 @@ class LocalCloud:
         self.jobs = JobService(os.path.join(self.data_dir, "ci"), self.store, region, self.faults,
                                self.callback_sender, None, job_workers, on_output=self._output_written)
         self.runtime = Runtime(self.faults)
-        # The Tencent Cloud API 3.0 (SCF, CAM) that deploy and doctor call, persisted under data_dir.
+        # The Tencent Cloud API 3.0 (SCF, CAM, Monitor) that deploy and doctor call, persisted under data_dir.
         buckets = list(buckets)
         appid = buckets[0].rsplit("-", 1)[1] if buckets else "1250000000"
         self.cam = CamService(os.path.join(self.data_dir, "cam"), appid=appid)
         self.scf = ScfService(self, os.path.join(self.data_dir, "scf"))
         self.cls = ClsService(self, os.path.join(self.data_dir, "cls"))  # the functions' logs (SearchLog)
+        self.monitor = MonitorService(os.path.join(self.data_dir, "monitor"))
         self.api = Api(self.credentials, {("scf", "2018-04-16"): self.scf, ("cam", "2019-01-16"): self.cam,
-                                          ("cls", "2020-10-16"): self.cls})
+                                          ("monitor", "2018-07-24"): self.monitor, ("cls", "2020-10-16"): self.cls},
+                       self.faults)
         self.ci_unbound: set = set()  # buckets to report as not bound to CI (doctor's failing case)
         if self.credentials.rotating:  # every invocation gets the role credentials of its moment
             self.runtime.invocation_env = self.credentials.role_env
@@ -158,7 +161,7 @@ class LocalCloud:
                 upload = Upload(bucket=bucket, appid=bucket.rsplit("-", 1)[1], region=self.region, key=obj.key,
                                 etag=obj.etag, size=obj.size, event_name=event_name, event_time=int(time.time()),
                                 content_type=obj.content_type)
-                # Real events name the trigger's qualifier, `$DEFAULT` (a captured event, PLATFORM.md section 4).
+                # Real events name the trigger's qualifier, `$DEFAULT` (eventQueue; a Function URL's qualifier too, 583/96099).
                 queue = f"qcs:0:scf:{self.region}:appid/{upload.appid}:default.{trigger.function.name}.$DEFAULT"
                 event = build_event([upload], queue=queue)
                 self.runtime.invoke_async(trigger.function, event, "cos", trigger.retries, trigger.retry_delay)

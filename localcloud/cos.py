@@ -153,8 +153,7 @@ class Bucket:
     def _forbids(self, forbid_overwrite: bool, key: str) -> bool:
         # x-cos-forbid-overwrite only works on buckets that never had versioning: on an
         # enabled or suspended bucket it is ignored and the write goes through (COS PUT Object,
-        # https://cloud.tencent.com/document/product/436/7749, as read by secondary sources;
-        # ../shared/PLATFORM.md section 2).
+        # https://cloud.tencent.com/document/product/436/7749, as read by secondary sources).
         return forbid_overwrite and not self.versioning and key in self.objects
 
     def commit(self, tmp_data: str, meta: ObjectMeta, forbid_overwrite: bool) -> ObjectMeta:

@@ -20,7 +20,10 @@ from .cos import Bucket, CosError, ObjectMeta, check_key, validate_tags
 from .replies import Reply, http_date, iso_date, xml_reply
 
 # The SDK connects to ip:port and still sends `Host: <bucket>.cos.<region>.myqcloud.com` (CI too).
-HOST_RE = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9-]*-\d+)\.(?:cos|ci)\.(?P<region>[a-z0-9-]+)\.myqcloud\.com$")
+# `<bucket>.cos.<region>.localhost` is the local cloud's own alias, for browsers: they resolve every
+# *.localhost name to loopback (RFC 6761 section 6.3), so a presigned URL (`cos-matting dashboard`)
+# can name the bucket in its Host as COS's does.
+HOST_RE = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9-]*-\d+)\.(?:cos|ci)\.(?P<region>[a-z0-9-]+)\.(?:myqcloud\.com|localhost)$")
 OWNER = {"ID": "qcs::cam::uin/1250000000:uin/1250000000", "DisplayName": "1250000000"}
 RANGE_RE = re.compile(r"^bytes=(\d+)-(\d+)$")
 

@@ -1,7 +1,7 @@
 """The keys the local cloud accepts: the account's own, and SCF role credentials that rotate.
 
 SCF gives a function its role's temporary credentials as TENCENTCLOUD_SECRETID,
-TENCENTCLOUD_SECRETKEY and TENCENTCLOUD_SESSIONTOKEN (../shared/PLATFORM.md section 3).
+TENCENTCLOUD_SECRETKEY and TENCENTCLOUD_SESSIONTOKEN (built-in variables, 583/32748).
 Temporary credentials expire; whether a warm instance gets fresh ones between
 invocations is unverified, so the local SCF hands every invocation the current ones
 (`rotate_every` seconds apart) and the old ones stop working `lifetime` seconds after

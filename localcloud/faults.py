@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List, Optional
 ROUTES = ("cos.put", "cos.get", "cos.head", "cos.delete", "cos.list", "cos.copy", "cos.multipart.part",
           "cos.tagging.put", "cos.tagging.get", "cos.tagging.delete",
           "ci.create", "ci.get", "ci.list", "ci.cancel",
-          "callback.send", "scf.invoke")
+          "callback.send", "scf.invoke", "api.scf", "api.cam", "api.monitor")
 # What a status code means as a COS/CI error code.
 STATUS_CODES: Dict[int, str] = {
     400: "InvalidArgument", 403: "AccessDenied", 404: "NoSuchResource", 409: "Conflict",
@@ -75,7 +75,10 @@ class Faults:
         after: do the real work first, then delay/drop/fail the answer. For
         "callback.send": duplicate, reorder (hold until the next one), drop, delay,
         status (the first attempt counts as failed). For "scf.invoke": drop kills
-        the worker (after `delay` seconds) mid-invocation, status fails it unrun.
+        the worker (after `delay` seconds) mid-invocation, status fails it unrun. For
+        "api.scf" / "api.cam" (the Tencent Cloud API 3.0 front, localcloud/tcapi.py): the
+        signed call is answered with error `code` (status 429 without one: RequestLimitExceeded,
+        the API's throttling answer) and not run.
         """
         if route not in ROUTES:
             raise ValueError(f"unknown route {route!r}; known: {', '.join(ROUTES)}")

@@ -13,7 +13,9 @@ cloud's server sends; so `Storage`/`CI` and their error mapping run unchanged on
 
 The control surface mirrors `LocalCloud`: `upload`, `set_job_state`, `faults` (same routes),
 `callbacks` (recorded, never sent: the test delivers them to the handler it wants).
-Not emulated: bucket versioning, multipart, copies, ranges, SCF (use the HTTP local cloud).
+Copies are emulated (`copy_object`, tags copied). Not emulated: bucket versioning, multipart uploads,
+ranged GETs (a `Range` is ignored), delimiter listings (no CommonPrefixes), SCF and the API 3.0
+front (use the HTTP local cloud).
 """
 from __future__ import annotations
 

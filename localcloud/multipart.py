@@ -13,7 +13,7 @@ What COS documents, and what is enforced here:
   (https://cloud.tencent.com/document/product/436/7742). A part under 1 MB that is not the
   last -> 400 EntityTooSmall (the code S3 and the COS error-code list use).
 - The object's ETag is `"<md5 of the concatenated binary part MD5s>-<number of parts>"`
-  (../shared/PLATFORM.md section 2), not the MD5 of the content.
+  (S3's multipart rule, which COS follows), not the MD5 of the content.
 - Abort `DELETE ?uploadId` (436/7740), List Parts `GET ?uploadId` (436/7747), List Multipart
   Uploads `GET /?uploads` (436/7736), Upload Part - Copy `PUT ?partNumber&uploadId` with
   `x-cos-copy-source` and `x-cos-copy-source-range: bytes=first-last` (436/8287).

@@ -41,7 +41,8 @@ from .tcapi import ApiError, load_state, save_state, timestamp
 if TYPE_CHECKING:
     from .cloud import LocalCloud
 
-RUNTIMES = ("Python3.10", "Python3.9", "Python3.7", "Python3.6", "Python2.7")  # PLATFORM.md section 3
+# CreateFunction `Runtime`: the Python ones CreateFunctionRequest lists (tencentcloud/scf/v20180416/models.py).
+RUNTIMES = ("Python3.10", "Python3.9", "Python3.7", "Python3.6", "Python2.7")
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]$")
 DEFAULT_CONCURRENCY = 2  # warm workers per function here (the machine has 2 cores)
 _python_lock = threading.Lock()
@@ -84,7 +85,7 @@ def _zip(param: Dict[str, Any], field: str) -> bytes:
     return data
 
 class DeployedFunction(Function):
-    """A function deployed through the API. Reserved concurrency 0 stops it (PLATFORM.md section 3): an
+    """A function deployed through the API. Reserved concurrency 0 stops it (PutReservedConcurrencyConfig; 583/39464 does not say so: unverified): an
     asynchronous event (COS, timer) then waits, as SCF keeps it queued (up to MsgTTL), until the
     reservation is lifted; a synchronous call (Function URL, Invoke) is refused at once. An event that
     waited, or was queued when the function was redeployed, runs on the newest version."""
@@ -204,7 +205,7 @@ class ScfService(TriggerActions):
             fn["Timeout"] = p["Timeout"]
         if "Environment" in p:
             variables = (p["Environment"] or {}).get("Variables") or []
-            for var in variables:  # SCF API Variable.Value: "不可为空字符" (PLATFORM.md section 3)
+            for var in variables:  # SCF API Variable.Value: "不可为空字符" (scf/v20180416/models.py)
                 if not var.get("Key") or not var.get("Value"):
                     raise ApiError("InvalidParameterValue.Environment",
                                    f"environment variable {var.get('Key')!r}: Key and Value must not be empty")

@@ -6,7 +6,7 @@ and by the packaging tests (the zips alone, with nothing else on the path):
 * the code zip is unpacked in one folder (SCF: `/var/user`), which is also the working
   directory; each layer zip in another (SCF: `/opt`); the Python path is exactly the
   code folder then the layer folders, then the interpreter's standard library
-  (PLATFORM.md section 3, corrected; Tencent's layer page 583/40159);
+  (SCF's built-in PYTHONPATH=/var/user:/opt, 583/32748; Tencent's layer page 583/40159);
 * the interpreter is CPython 3.10 (the newest Python runtime SCF offers) when this
   machine has one, started isolated (`-I -S`: no site-packages, no user site, no
   PYTHON* variables), so a handler cannot lean on what the developer installed;

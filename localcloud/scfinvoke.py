@@ -10,7 +10,7 @@ Facts and sources:
   `tencentcloud/scf/v20180416/errorcodes.py`), the only size error it lists.
 - InvocationType is RequestResponse (default) or Event (doc 583/17243); anything else is
   `InvalidParameterValue.InvokeType` (errorcodes.py).
-- An asynchronous invocation that fails is retried like a COS trigger's event (PLATFORM.md section 3:
+- An asynchronous invocation that fails is retried like a COS trigger's event ("Error Types and Retry Policies", 583/39851:
   2 more times by default, the function's AsyncTriggerConfig RetryNum when deployed with one);
   here the retries are 0.5 s apart instead of about a minute.
 - Concurrency: at most the function's instance count run at once; further async events wait in its

@@ -64,7 +64,9 @@ def check_cron(cron: str) -> None:
 
 
 class TriggerActions:
-    """Mixed into ScfService: needs `state`, `cloud`, `running`, `_cos`, `_timers`, `_get`, `_key`, `_save`."""
+    """Mixed into ScfService, which provides `state` (the persisted functions), `cloud` (its LocalCloud:
+    `url`, `region`, `store`, `runtime`), `running` (function key -> live Function), `_cos` and `_timers`
+    (the live triggers by id), `function_key(p)`, `function_config(p)` and `_save()`."""
 
     # -- triggers -------------------------------------------------------------------------------
     def _trigger_out(self, t: Dict[str, Any]) -> Dict[str, Any]:

@@ -28,11 +28,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+# The answer to a call over its rate limit: code RequestLimitExceeded ("API 频率限制说明",
+# cloud.tencent.com/document/product/1278/109059); the message as real answers carry it (a logged
+# "[TencentCloudSDKError] Code=RequestLimitExceeded, Message=Your current request times equals to `21` ...").
+THROTTLED_MESSAGE = "Your current request times equals to `21` in a second, which exceeds the frequency limit `20` " \
+                    "for a second. Please reduce the frequency of calls."
 CLOCK_SKEW = 300  # the API refuses a timestamp more than 5 minutes off (AuthFailure.SignatureExpire)
 MAX_BODY = 64 << 20  # code zips travel base64-encoded in the body
 SDK_MODELS = {("scf", "2018-04-16"): "tencentcloud.scf.v20180416.models",
               ("cam", "2019-01-16"): "tencentcloud.cam.v20190116.models",
-              ("cls", "2020-10-16"): "tencentcloud.cls.v20201016.models"}
+              ("cls", "2020-10-16"): "tencentcloud.cls.v20201016.models",
+              ("monitor", "2018-07-24"): "tencentcloud.monitor.v20180724.models"}
 
 
 class ApiError(Exception):
@@ -182,8 +188,9 @@ def _check_type(module: str, spec: str, value: Any, path: str) -> List[str]:
 class Api:
     """Routes signed calls to the service objects (`scf`, `cam`): one method per action."""
 
-    def __init__(self, credentials: Mapping[str, str], services: Mapping[Tuple[str, str], Any]) -> None:
-        self.credentials, self.services = credentials, dict(services)
+    def __init__(self, credentials: Mapping[str, str], services: Mapping[Tuple[str, str], Any],
+                 faults: Any = None) -> None:
+        self.credentials, self.services, self.faults = credentials, dict(services), faults
         self.calls: List[Call] = []
 
     def handle(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> Dict[str, Any]:
@@ -200,6 +207,13 @@ class Api:
             except ValueError:
                 raise ApiError("InvalidParameter", "the body is not valid JSON") from None
             self.calls.append(call)
+            fault = self.faults.take(f"api.{call.service}") if self.faults is not None else None
+            if fault is not None:  # refused before it runs, as the API's rate limiter does
+                if fault.delay:
+                    time.sleep(fault.delay)
+                if fault.code or fault.status == 429:
+                    raise ApiError(fault.code or "RequestLimitExceeded", THROTTLED_MESSAGE)
+                raise ApiError("InternalError", f"injected fault (HTTP {fault.status} equivalent)")
             service = self.services.get((call.service, version))
             if service is None:
                 raise ApiError("InvalidAction", f"service {call.service} version {version!r} is not served here")

@@ -92,7 +92,7 @@ def cos_client(settings: Settings, region: str, retry: int, environ: Optional[Ma
         Region=region,
         SecretId=secret_id,
         SecretKey=secret_key,
-        Token=token,  # passed explicitly: a credential provider's token is never sent (PLATFORM.md section 2)
+        Token=token,  # explicitly: the SDK sends only CosConfig's own Token (qcloud_cos/cos_client.py send_request)
         Timeout=settings.timeout_seconds,
         Scheme="https",
     )
@@ -109,6 +109,17 @@ class Storage:
 
     def __init__(self, client: Any) -> None:
         self.client = client
+
+    def twin(self) -> "Storage":
+        """The same storage on its own SDK client (its own HTTP session), for another thread: an
+        SDK client keeps per-call state (cli/clients.py). A stand-in client is returned as is."""
+        from qcloud_cos import CosS3Client
+
+        if not isinstance(self.client, CosS3Client):
+            return self
+        client = CosS3Client(self.client._conf, retry=self.client._retry)
+        client.cos_matting_environ = getattr(self.client, "cos_matting_environ", None)
+        return Storage(client)
 
     def _call(self, operation: str, fn: Any, **kwargs: Any) -> Any:
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
@@ -277,7 +288,8 @@ class CI:
 
     def _list_scoped(self, start: Optional[str], input_object: Optional[str], token: str) -> JobsResponse:
         """GET /jobs scoped to the job's queue, and to its input key when known. The SDK's
-        ci_list_media_jobs has no queueType/inputObject arguments (PLATFORM.md section 1), so
+        ci_list_media_jobs has no queueType/inputObject arguments (qcloud_cos/cos_client.py; both are
+        DescribeMediaJobs parameters, 460/84766), so
         the request is built here the way the SDK builds its own CI calls."""
         from qcloud_cos.cos_auth import CosS3Auth
         from qcloud_cos.cos_comm import format_values, xml_to_dict

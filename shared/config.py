@@ -9,14 +9,14 @@ import os
 import posixpath
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .jobs import Channel, CallbackFormatName, Level, ModeName, SegmentTypeName, UserDataStr
 
 PREFIX = "COS_MATTING_"
 DEFAULT_SUFFIXES = ".mp4,.mov,.m4v,.mkv,.webm,.avi,.flv,.ts"
 OUTPUT_FIELDS = ("output_prefix", "key", "watched", "key_dir", "stem", "ext", "mode", "segment_type", "record_id")
-MAX_KEY_BYTES = 850  # COS's object key limit (PLATFORM.md section 2)
+MAX_KEY_BYTES = 850  # COS's object key limit, bytes of UTF-8 (cloud.tencent.com/document/product/436/13324)
 VERSIONS_DIR = ".versions/"  # under the output prefix: each job's own result, see staging_key
 
 
@@ -110,6 +110,9 @@ class Settings(BaseModel):
     submit_attempts: int = Field(4, ge=1, le=10)
     endpoint: Optional[str] = Field(None, pattern=r"^https?://[^/]+/?$", description="local cloud, e.g. http://127.0.0.1:9000")
     timeout_seconds: float = Field(10.0, gt=0, le=300, allow_inf_nan=False)
+    # Webhook for final records (shared/notify.py); the secret signs them and never shows in logs or reprs.
+    notify_url: Optional[str] = Field(None, pattern=r"^https?://[^\s/]+\S*$")
+    notify_secret: Optional[SecretStr] = Field(None, min_length=16)
 
     @field_validator("watch_prefixes", "suffixes", "callback_keys", mode="before")
     @classmethod
@@ -189,6 +192,9 @@ class Settings(BaseModel):
             raise ValueError(f"{env_name('claim_lease_seconds')}={self.claim_lease_seconds} must exceed the longest "
                              f"possible submit ({max_submit_seconds(self):.0f}s from {env_name('timeout_seconds')} x "
                              f"{env_name('submit_attempts')} plus lookups and backoff), or a live claim is taken over")
+        if self.notify_url and not self.notify_secret:
+            raise ValueError(f"{env_name('notify_url')} is set but {env_name('notify_secret')} is empty: "
+                             "notifications are always signed")
         if self.callback_url and not self.callback_keys:
             raise ValueError(f"{env_name('callback_url')} is set but {env_name('callback_keys')} is empty")
         for name, bucket, prefix in (("output_prefix", self.out_bucket, self.output_prefix),
@@ -293,6 +299,7 @@ WORDS = {
     "bucket": BUCKET_WORDS, "output_bucket": BUCKET_WORDS, "records_bucket": BUCKET_WORDS,
     "region": "a region name such as ap-guangzhou, ap-shanghai or na-siliconvalley",
     "callback_url": "an http:// or https:// URL without spaces (the callback function's Function URL)",
+    "notify_url": "an http:// or https:// URL without spaces (your webhook receiver)",
     "endpoint": "the local cloud's http://HOST:PORT, without a path, e.g. http://127.0.0.1:9000",
     "user_data": "printable ASCII text, at most 900 characters",
     "rules": 'a JSON list of rules, e.g. [{"prefix": "input/greenscreen/", "segment_type": "GreenScreenSeg"}]',
@@ -332,12 +339,14 @@ def _describe(err: Dict[str, Any], rule: bool = False) -> str:
         detail = "a number"
     elif kind == "string_too_long":
         detail = f"at most {ctx.get('max_length')} characters"
+    elif kind in ("string_too_short", "too_short"):
+        detail = f"at least {ctx.get('min_length')} characters"
     elif field in WORDS:
         detail = f"expected {WORDS[field]}"
     else:
         detail = err["msg"]
     got = err.get("input")
-    suffix = f" (got {got!r})" if isinstance(got, (str, int)) and len(str(got)) <= 80 else ""
+    suffix = f" (got {got!r})" if isinstance(got, (str, int)) and len(str(got)) <= 80 and "secret" not in field else ""
     if not field:
         return detail
     name = f'"{field}"' if rule else env_name(field)

@@ -4,7 +4,7 @@
   our records (`now_iso`), the CLI's `--since`; CPython 3.10's `fromisoformat` does not take
   `Z`, hence the replace.
 - CI's `CreationTime` / `StartTime` / `EndTime`, `2022-06-27T14:44:10+0800` (the CI job
-  API's format, as in the SDK's `ci_list_media_jobs` docstring and PLATFORM.md): an offset
+  API's format: DescribeMediaJob's example, api/436/47211, and the callback sample, 460/76956): an offset
   without a colon, which 3.10's `fromisoformat` refuses, hence the `strptime`.
 - HTTP dates (RFC 7231, `Tue, 01 Dec 2026 10:00:00 GMT`): HEAD's `Last-Modified`.
 

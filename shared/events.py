@@ -98,7 +98,7 @@ def decode_key(raw_key: str, url: str, appid: str, bucket_name: str) -> str:
 def uploads(event: CosEvent, region: str = "") -> List[Upload]:
     """The uploads an event describes. Pass the function's `region` (from settings): a trigger
     only binds buckets of its own region, and the official sample event carries neither
-    `s3Region` nor `cosRegion`, only a short `region` such as `cd` (PLATFORM.md section 4)."""
+    `s3Region` nor `cosRegion`, only a short `region` such as `cd` (COS trigger, 583/9707)."""
     return [to_upload(r, region) for r in event.Records]
 
 
@@ -157,7 +157,7 @@ SHORT_REGIONS = {"ap-guangzhou": "gz", "ap-shanghai": "sh", "ap-beijing": "bj", 
 
 
 def build_event(uploads_: List[Upload], source_ip: str = "127.0.0.1", queue: str = "") -> dict:
-    """A COS trigger event shaped like a real captured one (PLATFORM.md section 4): a short
+    """A COS trigger event shaped like a real one (583/9707's sample plus what delivered events carry): a short
     `region`, the full region in `s3Region` and `cosRegion`, the ETag in `meta`."""
     from urllib.parse import quote
 

@@ -2,7 +2,7 @@
 
 A record belongs to one *object version*, read from a `HEAD` of the object
 (never from the event, which can be late, spell the ETag in any case, or lack
-it: PLATFORM.md section 4). The version is the version id where versioning is
+it: the COS trigger's sample event has no ETag, 583/9707). The version is the version id where versioning is
 on, otherwise ETag + size + Last-Modified: re-uploading the same bytes after a
 delete gets a new Last-Modified, so it is a new upload with its own record.
 Listings carry the same three fields (ISO `LastModified` instead of an HTTP

@@ -30,7 +30,8 @@ STATE_RANK: Dict[str, int] = {
 
 class _Wire(BaseModel):
     # Responses: elements CI sends but documents nowhere (Progress, SubTag, Workflow,
-    # Input.CosHeaders, MediaResult.OutputFile.Md5Info..., ../shared/PLATFORM.md section 1)
+    # Input.CosHeaders, MediaResult.OutputFile.Md5Info...: DescribeMediaJob's own example, 436/47211,
+    # carries Progress, which its field table omits)
     # are kept, never rejected. Requests are strict (_Strict). Schemas are built on first
     # use, so a function only pays for the models it touches.
     model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
@@ -272,7 +273,7 @@ class JobsResponse(_Wire):
     JobsDetail: List[JobDetail] = Field(default_factory=list)
     NextToken: Optional[str] = None
     # GET /jobs/<ids> answers 200 and names the ids CI has no job for here
-    # (../shared/PLATFORM.md section 1; the describe pages' <NonExistJobIds>).
+    # (DescribeMediaJob, cloud.tencent.com/document/product/460/84790 and api/436/47211: <NonExistJobIds>).
     NonExistJobIds: List[str] = Field(default_factory=list)
 
     @field_validator("JobsDetail", mode="before")

@@ -25,7 +25,7 @@ import threading
 from typing import Any, Dict
 
 LOGGER_NAME = "cos_matting"
-SECRET_FIELDS = ("authorization", "token", "secret", "secret_key", "secretkey", "callback_keys", "t")
+SECRET_FIELDS = ("authorization", "token", "secret", "secret_key", "secretkey", "callback_keys", "notify_secret", "t")
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
           "critical": logging.CRITICAL}
 FIELDS = "cos_fields"  # the LogRecord attribute carrying log()'s fields (one attribute: no clash with LogRecord's own)

@@ -16,7 +16,7 @@ started, its result is ignored, and a note is written beside the record.
 from datetime import datetime
 from typing import Dict, List, Optional, Tuple
 
-from . import tags
+from . import notify, tags
 from .cloud import CloudError, Clients
 from .dates import parse_time
 from .identity import Correlation
@@ -237,6 +237,7 @@ def settle(clients: Clients, store: RecordStore, record: Record) -> None:
     marker stays open and reconcile (`Reconciler.one`) settles the record again."""
     settle_published(clients, store, record)
     settle_source_tags(clients, record)
+    notify.enqueue(clients.settings, store, record)  # before the close: an open final record enqueues again
 
 
 def settle_or_reopen(clients: Clients, store: RecordStore, record: Record) -> None:

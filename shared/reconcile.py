@@ -27,6 +27,7 @@ from .events import Upload, upload_from_listing
 from .dates import epoch_of
 from .identity import Correlation, ObjectVersion
 from .log import log
+from .notify import deliver_due
 from .progress import refresh, second_job, settle
 from .records import Record, RecordStore, UnreadableRecord, latest
 from .submit import Kind, Outcome, Skip, Submitter, skip_reason
@@ -67,6 +68,7 @@ class Summary(BaseModel):
     failed: int = 0
     finished: int = 0
     unreadable: List[str] = Field(default_factory=list)
+    notified: Dict[str, int] = Field(default_factory=dict)  # webhook deliveries: sent, failed, waiting
     stopped_early: bool = False  # the budget ran out: the next tick goes on from the saved place
     elapsed_s: float = 0.0
 
@@ -251,6 +253,7 @@ def reconcile(settings: Settings, clients: Clients, older_than: Optional[float] 
     try:
         tick.open_records(place)
         tick.second_jobs(place)
+        tick.summary.notified = deliver_due(settings, tick.store, tick.out_of_time)  # before the sweep's pages
         if sweep:
             tick.sweep(place)
     except CloudError as exc:  # a listing failed: keep what was reached, the next tick goes on

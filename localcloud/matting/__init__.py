@@ -11,9 +11,12 @@ InvalidBackground).
 Options (`SegmentVideoOptions`, from `request`, else from `job`):
 
 * SegmentType
-  - HumanSeg: MediaPipe Selfie Segmentation, general 256x256 model (`human.py`;
-    the model and its Apache-2.0 licence in `localcloud/models/`), loaded once per
-    process, run with ai-edge-litert on one core.
+  - HumanSeg: Robust Video Matting, MobileNetV3, with onnxruntime (`rvm.py`; weights
+    GPL-3.0 from the optional extra `cos-matting[rvm]`, never shipped), recurrent state
+    per video; without the extra, MediaPipe Selfie Segmentation, general 256x256 model
+    (`human.py`; the model and its Apache-2.0 licence in `localcloud/models/`), run with
+    ai-edge-litert on one core. Either model is loaded once per process;
+    `describe_humanseg()` says which one runs.
   - GreenScreenSeg: colour-distance key against the green screen colour, which is
     estimated on every frame (`keying.py`), soft edges, green spill removed.
   - SolidColorSeg: colour-distance key against (RemoveRed, RemoveGreen, RemoveBlue),
@@ -50,8 +53,9 @@ from shared import jobs
 
 from .engine import media_info, options_of, process
 from .errors import MattingError
+from .human import describe as describe_humanseg
 
-__all__ = ["engine", "MattingError", "process", "media_info", "options_of"]
+__all__ = ["engine", "MattingError", "process", "media_info", "options_of", "describe_humanseg"]
 
 
 def engine(job: jobs.JobDetail, request: jobs.JobRequest, input_path: str,

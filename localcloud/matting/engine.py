@@ -15,7 +15,7 @@ from shared import jobs
 
 from . import compose
 from .errors import MattingError
-from .human import SelfieSegmenter, get_segmenter
+from . import human
 from .keying import ColorKeyer
 
 # Encoder settings (also used by the benchmark's decode+encode floor).
@@ -52,14 +52,14 @@ class FrameMatter:
     """
 
     def __init__(self, opts: jobs.SegmentVideoOptions, width: int, height: int,
-                 background_path: Optional[str] = None):
+                 background_path: Optional[str] = None, human_engine: Optional[str] = None):
         self.opts = opts
         self.mode = opts.Mode
         self.threshold = int(opts.BinaryThreshold)
         self.keyer: Optional[ColorKeyer] = None
-        self.human: Optional[SelfieSegmenter] = None
+        self.human = None
         if opts.SegmentType == "HumanSeg":
-            self.human = get_segmenter()
+            self.human = human.open_video(human_engine)
         elif opts.SegmentType == "GreenScreenSeg":
             self.keyer = ColorKeyer(width, height, green_screen=True)
         else:
@@ -73,7 +73,7 @@ class FrameMatter:
 
     def matte(self, rgb: np.ndarray) -> np.ndarray:
         if self.human is not None:
-            alpha = cv2.convertScaleAbs(self.human(rgb), alpha=255.0)
+            alpha = self.human(rgb)
         else:
             alpha = self.keyer(rgb)
         if self.threshold > 0:
@@ -195,8 +195,11 @@ def _open_input(input_path: str):
 
 
 def process(input_path: str, output_path: str, opts: jobs.SegmentVideoOptions,
-            background_path: Optional[str] = None, encoder_options: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+            background_path: Optional[str] = None, encoder_options: Optional[Dict[str, str]] = None,
+            human_engine: Optional[str] = None) -> Dict[str, Any]:
     """Matte `input_path` into `output_path` (H.264 MP4). Returns the output's MediaInfo wire dict.
+    `human_engine` ("rvm" or "selfie", `human.ENGINES`) picks HumanSeg's engine; by default
+    the best one installed.
 
     On any failure the partial output is removed. There is no cancelling a running job: CI
     cancels only jobs not yet started (Submitted/Pause; localcloud/ci.py `cancel`).
@@ -204,7 +207,7 @@ def process(input_path: str, output_path: str, opts: jobs.SegmentVideoOptions,
     if opts.Mode == "Combination":  # fail before any decoding
         compose.open_background(background_path, 16, 16).close()
     container, in_v = _open_input(input_path)
-    _Transcode(container, in_v, output_path, opts, background_path, encoder_options).run()
+    _Transcode(container, in_v, output_path, opts, background_path, encoder_options, human_engine).run()
     return media_info(output_path)
 
 
@@ -219,8 +222,10 @@ class _Transcode:
     """
 
     def __init__(self, container: Any, in_v: Any, output_path: str, opts: jobs.SegmentVideoOptions,
-                 background_path: Optional[str], encoder_options: Optional[Dict[str, str]]) -> None:
+                 background_path: Optional[str], encoder_options: Optional[Dict[str, str]],
+                 human_engine: Optional[str] = None) -> None:
         self.container, self.in_v, self.output_path = container, in_v, output_path
+        self.human_engine = human_engine
         self.opts, self.background_path = opts, background_path
         self.encoder_options = dict(encoder_options or ENCODER_OPTIONS)
         self.in_a: Any = None
@@ -294,7 +299,7 @@ class _Transcode:
         """The first video frame fixes the output: size, encoder, matter, audio route, writer."""
         w, h = frame.width, frame.height
         self.size = (w, h)
-        self.matter = FrameMatter(self.opts, w, h, self.background_path)
+        self.matter = FrameMatter(self.opts, w, h, self.background_path, self.human_engine)
         v = self.out.add_stream(ENCODER, rate=self.rate)
         v.width, v.height = _even(w), _even(h)
         v.pix_fmt = PIX_FMT

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from .clips import write_clip
+from .compose import cover
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
 PERSON = os.path.join(ASSETS, "person.jpg")
@@ -36,18 +37,21 @@ def load_person(path: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def person_frames(width: int, height: int, frames: int, background: Optional[np.ndarray] = None,
-                  image: Optional[str] = None) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-    """(rgb uint8, true alpha 0..1): the person, standing on the bottom edge, slides
-    sideways and zooms slowly over `background` (default: `room_background`)."""
+                  image: Optional[str] = None, size: Tuple[float, float] = (0.85, 1.0), feet: float = 1.0,
+                  centre: float = 0.4, sway: float = 0.2) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """(rgb uint8, true alpha 0..1): the person slides sideways by +-`sway` around `centre`
+    (fractions of the width) and zooms slowly from size[0] to size[1] of the frame's height, feet at
+    `feet` of the height (1.0: standing on the bottom edge), over `background` (default:
+    `room_background`; scaled to cover the frame)."""
     rgb, alpha = load_person(image)
     ph, pw = alpha.shape
     bg = background if background is not None else room_background(width, height)
-    bg = cv2.resize(bg, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
+    bg = cover(bg, width, height).astype(np.float32)
     for i in range(frames):
         phase = i / max(1, frames - 1)
-        scale = (0.85 + 0.15 * phase) * height / ph  # person fills 85-100% of the height
-        cx = width * (0.4 + 0.2 * np.sin(2 * np.pi * phase))
-        m = np.array([[scale, 0, cx - scale * pw / 2], [0, scale, height - scale * ph]], np.float32)
+        scale = (size[0] + (size[1] - size[0]) * phase) * height / ph
+        cx = width * (centre + sway * np.sin(2 * np.pi * phase))
+        m = np.array([[scale, 0, cx - scale * pw / 2], [0, scale, feet * height - scale * ph]], np.float32)
         a = cv2.warpAffine(alpha, m, (width, height), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
                            borderValue=0)
         f = cv2.warpAffine(rgb, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

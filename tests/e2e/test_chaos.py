@@ -1,6 +1,8 @@
 """A burst of uploads while the local cloud misbehaves at random: after reconcile,
 every upload has exactly one job and one final record, every output is tagged,
-and no output ever became a job. Seeded: CHAOS_SEED=<n> replays a run."""
+and no output ever became a job. The webhook receiver is down for the first seconds and
+answers 500 at random after: every final record is still notified, signed. Seeded:
+CHAOS_SEED=<n> replays a run."""
 import os
 import random
 import shutil
@@ -10,10 +12,12 @@ from collections import defaultdict
 import pytest
 
 from helpers import BUCKET, ROOT, clients_for, function_env, settings_for
-from shared import tags
+from shared import notify, tags
 from shared.identity import ObjectVersion
 from shared.records import RecordStore
 from shared.reconcile import reconcile
+
+from .webhook import Webhook
 
 UPLOADS = int(os.environ.get("CHAOS_UPLOADS", "500"))
 SEED = int(os.environ.get("CHAOS_SEED", "20261125"))
@@ -30,7 +34,8 @@ def passthrough_engine(job, request, input_path, background_path, output_path):
 @pytest.mark.slow
 def test_every_upload_survives_random_faults(cloud, cos_client):
     rng = random.Random(SEED)
-    url = _wire_functions(cloud)
+    hook = Webhook("whsec-chaos-0123456789abcdef", down_until=time.time() + 5, fail_rate=0.3, seed=SEED)
+    url = _wire_functions(cloud, **hook.env())
     faults = cloud.faults
     _inject_faults(faults)
     keys, groups = _plan_uploads(rng)
@@ -43,7 +48,7 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
     faults.clear()
 
     settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=url, COS_MATTING_CLAIM_LEASE_SECONDS="30",
-                            COS_MATTING_TIMEOUT_SECONDS="2")
+                            COS_MATTING_TIMEOUT_SECONDS="2", **hook.env())
     clients = clients_for(cloud, settings)
     rounds = _reconcile_until_quiet(cloud, settings, clients)
     store = RecordStore.of(settings, clients.storage)
@@ -51,6 +56,8 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
     found = _audit_outcomes(cloud, store, keys, groups)
     second, extra_jobs = _second_jobs(jobs, store)
     left_open = store.open_page()[0]
+    unnotified, drains = _notified(settings, store, hook)
+    hook.close()
     output_jobs = [j.Input.Object for j in jobs if not j.Input.Object.startswith("input/")]
     overwrite, delete, user_tagged, corrupt = groups
     print(f"\nchaos seed={SEED} uploads={UPLOADS} overwrites={len(overwrite)} deletes={len(delete)} "
@@ -60,16 +67,32 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
           f"stale={len(found['stale'])} untagged={len(found['untagged'])} "
           f"user-tags-dropped={len(found['user_dropped'])} open={len(left_open)} output-jobs={len(output_jobs)} "
           f"reconcile rounds={rounds} elapsed={time.time() - started:.1f}s")
+    refused = sum(1 for d in hook.deliveries if d[1] != 200)
+    print(f"notifications: events={len(hook.accepted)} deliveries={len(hook.deliveries)} refused={refused} "
+          f"unnotified={len(unnotified)} "
+          f"bad-signatures={len(hook.bad_signatures)} outbox drains={drains}")
     assert injected > UPLOADS // 10, "the faults did not fire: this run proves nothing"
     assert killed >= 1, "no handler was killed between claim and submit"
     assert found["lost"] == [] and extra_jobs == [] and found["stale"] == [] and found["untagged"] == [] \
         and output_jobs == []
     assert found["user_dropped"] == [] and left_open == []
+    assert unnotified == [] and hook.bad_signatures == [] and refused > 0
 
 
-def _wire_functions(cloud):
+def _notified(settings, store, hook):
+    """(final records whose event never got a 2xx, drain rounds): the outbox is emptied as later
+    reconcile ticks would, its back-off skipped by asking for what is due an hour from now."""
+    drains = 0
+    while notify.pending(store) and drains < 10:
+        notify.deliver_due(settings, store, lambda: False, now=time.time() + notify.BACKOFF_CAP + 1)
+        drains += 1
+    finals = [r for r in store.newest_records() if r.state in notify.NOTIFIED_STATES]
+    return [r.id for r in finals if notify.event_id(r) not in hook.accepted], drains
+
+
+def _wire_functions(cloud, **extra):
     """Callback as a Function URL, submit on every upload; returns the callback URL."""
-    env = function_env(cloud, COS_MATTING_CLAIM_LEASE_SECONDS="30", COS_MATTING_TIMEOUT_SECONDS="2")
+    env = function_env(cloud, COS_MATTING_CLAIM_LEASE_SECONDS="30", COS_MATTING_TIMEOUT_SECONDS="2", **extra)
     url = cloud.add_function_url("callback", str(ROOT / "functions" / "callback"), env, concurrency=3)
     env["COS_MATTING_CALLBACK_URL"] = url
     # Submit's SCF timeout (4 s) is two client timeouts: stalled POST /jobs kill the handler

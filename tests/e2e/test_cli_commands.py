@@ -13,7 +13,8 @@ from .cli_support import (BUCKET, KEYS, ROOT, all_jobs, clean_environ, cli_env, 
                               run_script, script_env)
 
 EVENTS = ROOT / "events"
-COMMANDS = ["generate-event", "invoke", "replay", "backfill", "status", "cancel", "reconcile", "retry", "logs", "get", "upload"]
+COMMANDS = ["generate-event", "invoke", "replay", "backfill", "status", "cancel", "reconcile", "dashboard", "retry", "logs",
+            "get", "upload"]
 
 
 def shape(value):
@@ -420,9 +421,9 @@ def test_every_command_that_prints_a_result_has_json(capsys, tmp_path):
     sub = next(a for a in build_parser()._actions if getattr(a, "choices", None) and "status" in a.choices)
     without = sorted(name for name, p in sub.choices.items()
                      if not any("--json" in a.option_strings for a in p._actions))
-    # localcloud and demo serve until stopped; generate-event prints the event (JSON) itself; deploy and
+    # localcloud, dashboard and demo serve until stopped; generate-event prints the event (JSON) itself; deploy and
     # doctor are their own issue's (deploy --plan --json, doctor --json)
-    assert set(without) <= {"localcloud", "demo", "generate-event", "deploy", "doctor"}, without
+    assert set(without) <= {"localcloud", "dashboard", "demo", "generate-event", "deploy", "doctor"}, without
     code, out, err = run_cli(capsys, "package", "--out", str(tmp_path / "dist"), "--skip-layer", "--function",
                              "submit", "--json")
     assert code == 0, err

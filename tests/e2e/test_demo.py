@@ -27,6 +27,7 @@ def test_demo_writes_outputs_and_a_report_that_loads_in_chromium(tmp_path, capsy
     printed = capsys.readouterr().out
     assert "report: " in printed and "4/4 jobs finished" in printed
     assert "images and videos ok" in printed
+    assert "HumanSeg engine: Robust Video Matting" in printed  # make demo installs the rvm extra
     report = (out / "report.html").read_text()
     assert report.count("<section>") == 4 and report.count("'state ok'") == 4
     videos = re.findall(r"<video [^>]*src='([^']+)'", report)

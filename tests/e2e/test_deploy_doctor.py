@@ -1,5 +1,7 @@
 """`cos-matting doctor` failing where it should (with the fix), a layer change, and a restarted cloud
 that still runs what was deployed."""
+import json
+
 import pytest
 
 from cli.main import main
@@ -194,3 +196,64 @@ def test_reserved_concurrency_zero_holds_events_until_it_is_lifted(deployed):
     done = wait_for(lambda: [i for i in cloud.invocations if i.kind == "cos" and i.ok is not None], timeout=60)
     assert done[0].ok, done[0].summary()
     assert len(cloud.list_jobs(BUCKET)) == 1
+
+
+def test_alarm_policies_are_deployed_kept_in_line_checked_and_destroyed(deployed, capsys):
+    """serverless.yml's alarms through the Monitor API (real SDK, local cloud): made once, a redeploy
+    writes nothing, drift and a deleted one are reported by doctor and put right by deploy, a
+    same-named policy someone else made is never touched."""
+    from deploy.clients import Api
+
+    cloud, args, deploy, tmp = deployed
+    policies = {p["PolicyName"]: p for p in cloud.monitor.state["policies"].values()}
+    assert sorted(policies) == ["cm-dev-dlq", "cm-dev-errors", "cm-dev-throttle"]
+    assert all(p["Namespace"] == "scf_v2" and p["MonitorType"] == "MT_QCE" and p["Remark"] == "cos-matting-dev"
+               for p in policies.values())
+    [rule] = policies["cm-dev-errors"]["Condition"]["Rules"]
+    assert (rule["MetricName"], rule["Period"], rule["Operator"], rule["Value"]) == ("Error", 300, "gt", "5")
+
+    def watched(name):
+        return sorted(json.loads(b["Dimensions"])["functionName"] for b in policies[name]["bound"])
+
+    assert watched("cm-dev-throttle") == [f"cos-matting-dev-{f}" for f in ("callback", "reconcile", "submit")]
+    assert watched("cm-dev-dlq") == ["cos-matting-dev-submit"]  # the one with a dead-letter queue
+
+    mark = len(cloud.api.calls)
+    assert main(deploy + args) == 0
+    assert cloud.api.writes(mark) == []  # nothing changed: reads only
+
+    monitor = Api("monitor", {"COS_MATTING_ENDPOINT": cloud.url, "TENCENTCLOUD_SECRETID": "AKIDlocal",
+                              "TENCENTCLOUD_SECRETKEY": "localsecretkey"}, REGION)
+    throttles = policies["cm-dev-throttle"]["PolicyId"]
+    monitor.call("ModifyAlarmPolicyCondition", {"Module": "monitor", "PolicyId": throttles, "Condition": {
+        "IsUnionRule": 0, "Rules": [{"MetricName": "Throttle", "Period": 60, "Operator": "gt", "Value": "10",
+                                     "ContinuePeriod": 1, "NoticeFrequency": 3600}]}})
+    monitor.call("DeleteAlarmPolicy", {"Module": "monitor",
+                                       "PolicyIds": [policies["cm-dev-errors"]["PolicyId"]]})
+    foreign = monitor.call("CreateAlarmPolicy", {
+        "Module": "monitor", "PolicyName": "cm-dev-mine", "MonitorType": "MT_QCE", "Namespace": "scf_v2",
+        "Remark": "someone-else", "Condition": {"Rules": [{"MetricName": "Duration", "Period": 60, "Operator": "gt",
+                                                           "Value": "1000"}]}})["PolicyId"]
+    capsys.readouterr()
+    assert main(["doctor"] + args) == 1
+    table = rows(capsys.readouterr().out)
+    assert table["alarm cm-dev-errors"] == ("FAIL", "missing -> fix: cos-matting deploy")
+    assert table["alarm cm-dev-throttle"][0] == "FAIL" and "Value '10' -> '0'" in \
+        table["alarm cm-dev-throttle"][1]
+    assert table["alarm cm-dev-dlq"][0] == "ok"
+
+    mark = len(cloud.api.calls)
+    assert main(deploy + args) == 0
+    assert sorted((c.action, c.params.get("PolicyName") or c.params.get("PolicyId"))
+                  for c in cloud.api.writes(mark)) == sorted([
+                      ("CreateAlarmPolicy", "cm-dev-errors"),
+                      ("BindingPolicyObject", next(p for p in cloud.monitor.state["policies"].values()
+                                                   if p["PolicyName"] == "cm-dev-errors")["PolicyId"]),
+                      ("ModifyAlarmPolicyCondition", throttles)])
+    capsys.readouterr()
+    main(["doctor"] + args)
+    table = rows(capsys.readouterr().out)
+    assert all(table[f"alarm cm-dev-{n}"][0] == "ok" for n in ("errors", "throttle", "dlq"))
+
+    assert main(deploy + args + ["--destroy"]) == 0
+    assert [p["PolicyId"] for p in cloud.monitor.state["policies"].values()] == [foreign]  # only ours went

@@ -79,7 +79,8 @@ def _first_deploy_made_everything_once(cloud, out):
     assert sorted(writes) == sorted(["CreateRole", "CreatePolicy", "AttachRolePolicy", "PublishLayerVersion",
                                      "CreateFunction", "CreateFunction", "CreateFunction", "CreateTrigger",
                                      "CreateTrigger", "CreateTrigger", "PutReservedConcurrencyConfig",
-                                     "PutReservedConcurrencyConfig", "UpdateFunctionEventInvokeConfig"]), writes
+                                     "PutReservedConcurrencyConfig", "UpdateFunctionEventInvokeConfig"]
+                                  + ["CreateAlarmPolicy", "BindingPolicyObject"] * 3), writes
     # The Function URL exists before submit: submit is created with COS_MATTING_CALLBACK_URL already set.
     assert writes.index("CreateTrigger") < [i for i, a in enumerate(writes) if a == "CreateFunction"][1]
     created = {c.params["FunctionName"]: c.params for c in cloud.api.calls if c.action == "CreateFunction"}
@@ -136,7 +137,7 @@ def _big_multipart_upload_reaches_success(cloud, tmp, url):
 def _doctor_green_redeploy_reads_only_one_setting_updates_one_function(cloud, args, deploy, tmp, capsys):
     capsys.readouterr()
     assert main(["doctor"] + args) == 0, capsys.readouterr().out
-    assert "12/12 checks passed" in capsys.readouterr().out
+    assert "15/15 checks passed" in capsys.readouterr().out  # 12 + serverless.yml's 3 alarm policies
 
     mark = len(cloud.api.calls)  # deploy again with no change: reads only
     assert main(deploy + args) == 0
@@ -155,6 +156,7 @@ def _destroy_leaves_nothing_deploy_made_and_the_bucket_untouched(cloud, client, 
     assert cloud.scf.state["functions"] == {}
     assert all(v["Status"] == "Deleted" for versions in cloud.scf.state["layers"].values() for v in versions)
     assert cloud.cam.state["roles"] == {} and cloud.cam.state["policies"] == {}
+    assert cloud.monitor.state["policies"] == {}
     assert cloud.runtime.triggers == []
     objects_after = sorted(o["Key"] for o in client.list_objects(Bucket=BUCKET, MaxKeys=1000).get("Contents", []))
     assert objects_after == objects_before and "input/talks/big talk.mp4" in objects_after
@@ -183,8 +185,9 @@ def test_every_request_deploy_sends_fits_the_sdk_request_models(site):
     doer = Deployer(spec, scf, cam, State(tmp / "s.json", "t"), artefacts, apply=True, log=lambda m: None)
     doer.run()
     sent = [("scf", c) for c in scf.sent] + [("cam", c) for c in cam.sent] + \
-        [(p["product"], p) for p in plan.planned]
-    modules = {"scf": "tencentcloud.scf.v20180416.models", "cam": "tencentcloud.cam.v20190116.models"}
+        [("monitor", c) for c in doer.alarms().monitor.sent] + [(p["product"], p) for p in plan.planned]
+    modules = {"scf": "tencentcloud.scf.v20180416.models", "cam": "tencentcloud.cam.v20190116.models",
+               "monitor": "tencentcloud.monitor.v20180724.models"}
     problems = [(product, c["action"], p) for product, c in sent
                 for p in check_params(modules[product], f"{c['action']}Request", c["params"])]
     assert problems == []
@@ -234,7 +237,8 @@ def test_plan_writes_nothing_and_names_every_change(site, capsys):
     assert main([a for a in deploy if a != "--yes"] + args + ["--plan"]) == 0
     out = capsys.readouterr().out
     assert cloud.api.writes() == []
-    assert "13 change(s)" in out and "+ create function cos-matting-dev-submit" in out
+    assert "19 change(s)" in out and "+ create function cos-matting-dev-submit" in out
+    assert "+ create alarm cm-dev-throttle: Throttle gt 0 per 60 s" in out
     assert "+ create trigger http callback-url on cos-matting-dev-callback" in out
 
 
@@ -296,7 +300,7 @@ def test_the_api_refuses_bad_signatures_empty_variables_and_roles_it_does_not_kn
             "PolicyName": "p", "PolicyDocument": json.dumps({"version": "2.0", "statement": [
                 {"effect": "allow", "action": ["name/cam:PassRole"],
                  "resource": ["qcs::cam::uid/100000000001:roleName/CI_QCSRole"]}]})})
-    assert cam_uid.value.code == "InvalidParameter.ResourceError"  # role resources use uin/ (PLATFORM.md s. 8)
+    assert cam_uid.value.code == "InvalidParameter.ResourceError"  # role resources use uin/ (CAM 215/8965)
 
 
 def test_a_deployed_function_runs_the_handler_its_configuration_names(site):

@@ -29,7 +29,7 @@ def ci(cloud):
 
 def test_job_creation_sends_application_xml(cloud, ci, cos_client):
     job = ci.create(job_request())
-    # PLATFORM.md section 1: the API page and every official demo send Content-Type: application/xml.
+    # The create-job page (460/83973) sends Content-Type: application/xml.
     assert cloud.jobs.record(BUCKET, job.JobId).content_type == "application/xml"
     # cos_client.py ci_create_media_jobs adds no Content-Type by itself: the client must pass it.
     raw = cos_client.ci_create_media_jobs(Bucket=BUCKET, Jobs=job_request().wire())["JobsDetail"][0]["JobId"]
@@ -59,7 +59,7 @@ def test_describe_of_an_id_ci_never_created(cloud, ci, cos_client):
     from shared.cloud import CloudError
 
     never = "s" + "f" * 32
-    # PLATFORM.md section 1: an unknown id answers 200 with <NonExistJobIds>, not an error.
+    # DescribeMediaJob (460/84790): an unknown id answers 200 with <NonExistJobIds>, not an error.
     answer = cos_client.ci_get_media_jobs(Bucket=BUCKET, JobIDs=never)
     assert answer["NonExistJobIds"] == never and not answer.get("JobsDetail")
     with pytest.raises(CloudError) as err:
@@ -95,7 +95,7 @@ def test_response_models_keep_unknown_fields_and_requests_stay_strict(cloud, ci)
 
     from shared.jobs import JobRequest, JobsResponse
 
-    # Real JobsDetail carry fields no page lists (PLATFORM.md section 1).
+    # Real JobsDetail carry fields the field tables omit (DescribeMediaJob's own example has Progress, api/436/47211).
     body = xmlcodec.dump("Response", {"JobsDetail": {
         "JobId": "s1", "State": "Success", "Progress": "100", "SubTag": "x", "Workflow": {"Name": "w"},
         "Input": {"Object": "input/a.mp4", "CosHeaders": {"Key": "k", "Value": "v"}},
@@ -137,7 +137,7 @@ def test_cos_events_from_the_local_scf_are_shaped_like_captured_ones(cloud, cos_
     assert cloud.wait_idle(20)
     [inv] = cloud.invocations
     record = inv.result["Records"][0]
-    # PLATFORM.md section 4: captured events carry s3Region and a full-region cosRegion, a short
+    # Delivered events carry s3Region and a full-region cosRegion beside 583/9707's short
     # region, and the trigger's qualifier $DEFAULT in eventQueue.
     assert record["cos"]["cosBucket"] == {"region": "gz", "name": "videos", "appid": "1250000000",
                                           "s3Region": REGION, "cosRegion": REGION}
@@ -148,7 +148,7 @@ def test_rotating_credentials_no_call_fails_and_old_ones_expire(tmp_path):
     from localcloud import LocalCloud
     from shared.cloud import Clients, CloudError
 
-    # SCF role credentials are temporary (PLATFORM.md section 3): here they rotate every 0.3 s
+    # SCF role credentials are temporary (TENCENTCLOUD_SESSIONTOKEN, 583/32748): here they rotate every 0.3 s
     # and each pair stops working 0.9 s after it was issued.
     with LocalCloud(str(tmp_path / "c"), buckets=[BUCKET], region=REGION, credential_rotation=0.3,
                     credential_lifetime=0.9) as cloud:

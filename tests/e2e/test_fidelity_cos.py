@@ -68,7 +68,7 @@ def test_upload_file_above_1mb_is_multipart_with_a_multipart_etag(cloud, cos_cli
     # put_object, larger ones through create_multipart_upload/upload_part/complete.
     etag = cos_client.upload_file(Bucket=BUCKET, Key="input/a.bin", LocalFilePath=str(path))["ETag"]
     parts = [hashlib.md5(data[i:i + MB]).digest() for i in range(0, len(data), MB)]
-    # PLATFORM.md section 2: a multipart object's ETag is "<md5 of the binary part md5s>-<parts>".
+    # A multipart object's ETag is "<md5 of the binary part md5s>-<parts>" (S3's rule, which COS follows).
     assert etag == f'"{hashlib.md5(b"".join(parts)).hexdigest()}-4"'
     assert cos_client.head_object(Bucket=BUCKET, Key="input/a.bin")["ETag"] == etag
     assert cos_client.get_object(Bucket=BUCKET, Key="input/a.bin")["Body"].get_raw_stream().read() == data
@@ -240,7 +240,7 @@ def test_forbid_overwrite_is_ignored_once_versioning_was_enabled(cloud, cos_clie
     assert [u["UploadId"] for u in cos_client.list_multipart_uploads(Bucket=BUCKET, Prefix="r.json")["Upload"]] == [up]
     cos_client.put_bucket_versioning(Bucket=BUCKET, Status="Enabled")
     assert cos_client.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
-    # PUT Object (436/7749) as secondary sources read it, and PLATFORM.md section 2: on a bucket
+    # PUT Object (436/7749) as secondary sources read it: on a bucket
     # that has (or ever had) versioning the header is ignored: the second writer wins silently.
     cos_client.put_object(Bucket=BUCKET, Key="r.json", Body=b"2", Metadata=create_only)
     first = cos_client.head_object(Bucket=BUCKET, Key="r.json")["x-cos-version-id"]  # 436/7745
@@ -275,7 +275,7 @@ def test_a_20mb_video_uploaded_with_upload_file_becomes_one_job_and_one_output(c
     assert record.state == "Success", record.error
     assert record.source.etag == etag.strip('"') and record.source.size == len(data)
     submits = [i for i in cloud.invocations if i.function == "submit"]
-    # PLATFORM.md section 4: the trigger's event name for a multipart upload.
+    # The trigger's event name for a multipart upload (COS trigger event types, 583/9707).
     assert {i.event["Records"][0]["event"]["eventName"] for i in submits} == \
         {"cos:ObjectCreated:CompleteMultipartUpload"}
     assert len(cloud.list_jobs(BUCKET)) == 1

@@ -87,7 +87,7 @@ def test_invalid_fields_are_named_in_the_400(cos_client, change, field):
 
 
 def test_get_unknown_job_and_ci_error_shape(cos_client):
-    # An unknown id is not an error: 200 with <NonExistJobIds> (PLATFORM.md section 1).
+    # An unknown id is not an error: 200 with <NonExistJobIds> (DescribeMediaJob, 460/84790).
     answer = cos_client.ci_get_media_jobs(Bucket=BUCKET, JobIDs="s" + "0" * 32)
     assert answer["NonExistJobIds"] == "s" + "0" * 32 and not answer.get("JobsDetail")
     with pytest.raises(CosServiceError) as info:

@@ -25,7 +25,7 @@ def test_json_callback_on_success(cloud, cos_client, receiver):
     detail = data["JobsDetail"]
     assert detail["JobId"] == job_id and detail["State"] == "Success"
     assert detail["Operation"]["JobLevel"] == "0"  # every value is a string
-    # MediaResult.OutputFile carries Md5Info in real answers (PLATFORM.md section 1).
+    # MediaResult.OutputFile carries Md5Info in real answers (not in the field tables of 460/84790).
     output_md5 = cos_client.head_object(Bucket=BUCKET, Key="matting/test.mp4")["ETag"].strip('"')
     assert detail["Operation"]["MediaResult"]["OutputFile"] == {
         "Bucket": BUCKET, "Region": REGION, "ObjectName": "matting/test.mp4",

@@ -189,6 +189,26 @@ def test_tampered_request_is_refused(cloud):
     assert anonymous.status_code == 403
 
 
+def test_presigned_url_is_accepted_and_a_tampered_one_refused(cloud):
+    """The SDK's presigned GET (cos_client.py get_presigned_url: the signature fields in the query, COS
+    "请求签名" 436/7778), sent to the *.localhost alias a browser uses; another key or a changed
+    signature is refused, as are its fields without the signature."""
+    client = sdk_client(cloud)
+    client.put_object(Bucket=BUCKET, Key="in/a b.mp4", Body=b"video bytes")
+    url = client.get_presigned_url(Bucket=BUCKET, Key="in/a b.mp4", Method="GET", SignHost=False)
+    query = url.split("?", 1)[1]
+    alias = {"Host": f"{BUCKET}.cos.{REGION}.localhost:{cloud.port}"}
+    ok = requests.get(f"{cloud.url}/in/a%20b.mp4?{query}", headers=alias)
+    assert ok.status_code == 200 and ok.content == b"video bytes"
+    client.put_object(Bucket=BUCKET, Key="in/other.mp4", Body=b"x")
+    other = requests.get(f"{cloud.url}/in/other.mp4?{query}", headers=alias)
+    assert other.status_code == 403 and b"SignatureDoesNotMatch" in other.content
+    forged = query.replace("q-signature=", "q-signature=0")
+    assert requests.get(f"{cloud.url}/in/a%20b.mp4?{forged}", headers=alias).status_code == 403
+    unsigned = "&".join(p for p in query.split("&") if not p.startswith("q-signature="))
+    assert requests.get(f"{cloud.url}/in/a%20b.mp4?{unsigned}", headers=alias).status_code == 403
+
+
 def test_unknown_bucket_and_error_body_shape(cloud, cos_client):
     err = error_of(cos_client.put_object, Bucket="nope-1250000000", Key="k", Body=b"x")
     assert (err.get_status_code(), err.get_error_code()) == (404, "NoSuchBucket")

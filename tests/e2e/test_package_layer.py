@@ -86,11 +86,14 @@ def test_lock_is_hashed_and_pins_the_tested_versions():
     assert pins["cos-python-sdk-v5"].version == "1.9.44"
     assert "crcmod" not in pins  # sdist only: handled by package.CRCMOD
     for dist in ("cos-python-sdk-v5", "pydantic", "pydantic-core", "flask", "werkzeug", "serverless-wsgi",
-                 "typing-extensions", "annotated-types", "typing-inspection", "tencentcloud-sdk-python-common"):
+                 "typing-extensions", "annotated-types", "typing-inspection"):
         assert dist in pins, dist
         assert pins[dist].version == importlib.metadata.version(dist), \
             f"{dist}: layer pins {pins[dist].version}, tests run {importlib.metadata.version(dist)}"
-    assert "tencentcloud-sdk-python-scf" not in pins  # deployed code does not call the SCF API
+    for dist in ("tencentcloud-sdk-python-scf", "tencentcloud-sdk-python-common", *package.NOT_SHIPPED):
+        assert dist not in pins, dist  # deployed code does not call the Tencent Cloud API, nor encrypt client-side
+    for dist in package.PURE_PYTHON:  # the lock pins the pure-Python wheel, whose hash pip then selects
+        assert pins[dist].version == importlib.metadata.version(dist), dist
 
 
 @pytest.mark.slow  # the first user of `builds`: two full layer builds
@@ -130,6 +133,8 @@ def test_layer_contents(builds):
     assert "crcmod/_crcfunpy.py" in names and not any("_crcfunext" in n for n in names)
     assert any(n.startswith("pydantic_core/_pydantic_core.cpython-310-x86_64-linux-gnu") for n in names)
     assert not any(n.startswith("bin/") for n in names)
+    assert "charset_normalizer/md.py" in names and not any(  # package.PURE_PYTHON: no compiled speed-ups
+        n.startswith("charset_normalizer/") and n.endswith(".so") for n in names)
     meta = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Dist: missing-dist>=1\n" \
            b"Requires-Dist: only-on-windows; sys_platform == 'win32'\n"
     assert package.check_closure({"demo-1.0.dist-info/METADATA": meta}) == \
@@ -188,35 +193,71 @@ def test_cli_package_help_and_skip_layer(tmp_path, capsys):
     assert "cos-matting-submit.zip" in out and "bytes" in out
 
 
-def test_submit_from_the_zips_alone_on_python310_against_the_local_cloud(builds, cloud, tmp_path):
-    """The packaged layer + function zip, on an isolated CPython 3.10, handle a real event file."""
+# A probe per function: the handler on a real event, then what it loaded, by where it came from.
+RUN_PROBE = """
+import json, os, sys
+import index
+result = index.main_handler(json.loads(sys.stdin.read()), {})
+assert not [p for p in sys.path if "site-packages" in p], sys.path
+code, opt = sys.path[0], sys.path[1]
+outside, layer = [], set()
+for name, module in list(sys.modules.items()):
+    path = getattr(module, "__file__", None)
+    if not path or name == "__main__":  # the probe itself
+        continue
+    if path.startswith(opt + os.sep):
+        layer.add(os.path.relpath(path, opt).split(os.sep)[0].split(".")[0])
+    elif not path.startswith((code + os.sep, sys.base_prefix + os.sep)):
+        outside.append(path)
+print(json.dumps({"result": result, "layer": sorted(layer), "outside": outside}))
+"""
+
+
+def test_the_zips_alone_run_each_handler_on_python310_and_the_layer_holds_only_what_they_import(builds, cloud,
+                                                                                               tmp_path):
+    """The packaged layer + each function zip, on an isolated CPython 3.10, handle a real event against
+    the local cloud (submit: a COS upload, callback: the Function URL health check, reconcile: a timer
+    tick); every module they load comes from the zips or the standard library, and every top-level
+    package of the layer is one of them (nothing unused is shipped)."""
     if PY310 is None:
         pytest.skip("no CPython 3.10 interpreter found (pyenv root)/versions/3.10.*/bin/python3.10")
     first, a, _, _ = builds
-    opt, code = tmp_path / "opt", tmp_path / "var" / "user"
-    for name, where in (("cos-matting-layer.zip", opt), ("cos-matting-submit.zip", code)):
-        with zipfile.ZipFile(a[name].path) as zf:
-            zf.extractall(where)
+    opt = tmp_path / "opt"
+    with zipfile.ZipFile(a["cos-matting-layer.zip"].path) as zf:
+        zf.extractall(opt)
+        shipped = {n.split("/")[0].split(".")[0] for n in zf.namelist() if not n.split("/")[0].endswith(".dist-info")}
+    assert a["cos-matting-layer.zip"].size <= package.LAYER_TARGET, package.human(a["cos-matting-layer.zip"].size)
     event = json.loads((ROOT / "events" / "cos" / "put-video.json").read_text())
     obj = event["Records"][0]["cos"]["cosObject"]
     key = obj["key"].split("/", 3)[3]
     uploaded = cloud.upload("videos-1250000000", key, b"\x00\x00\x00\x18ftypmp42 packaged")
     obj["meta"]["ETag"] = f'"{uploaded.etag}"'
-    env = {**cloud.function_env(), "COS_MATTING_BUCKET": "videos-1250000000", "COS_MATTING_REGION": "ap-guangzhou",
-           "PATH": "/usr/bin:/bin"}
-    probe = """
-import json, sys
-import index
-result = index.main_handler(json.loads(sys.stdin.read()), {})
-assert not [p for p in sys.path if "site-packages" in p], sys.path
-print(json.dumps(result))
-"""
+    events = {"submit": event, "callback": json.loads((ROOT / "events" / "funcurl" / "get-health.json").read_text()),
+              "reconcile": json.loads((ROOT / "events" / "timer" / "reconcile-every-10-minutes.json").read_text())}
+    sf = load_serverless(checks.SERVERLESS, checks.example_environ())
     script = tmp_path / "probe.py"
-    script.write_text(probe)
-    proc = subprocess.run(scfenv.command(PY310, str(code), [str(opt)], run=str(script)), input=json.dumps(event),
-                          cwd=str(code), env=scfenv.environment(env, "submit"), capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    [outcome] = json.loads(proc.stdout.strip().splitlines()[-1])["outcomes"]
+    script.write_text(RUN_PROBE)
+    imported, results = set(), {}
+    for function, fn_event in events.items():
+        code = tmp_path / function / "var" / "user"
+        with zipfile.ZipFile(a[f"cos-matting-{function}.zip"].path) as zf:
+            zf.extractall(code)
+        env = {k: v for k, v in function_environment(sf, function).items() if v}
+        env.update({**cloud.function_env(), "COS_MATTING_BUCKET": "videos-1250000000",
+                    "COS_MATTING_REGION": "ap-guangzhou", "PATH": "/usr/bin:/bin"})
+        proc = subprocess.run(scfenv.command(PY310, str(code), [str(opt)], run=str(script)),
+                              input=json.dumps(fn_event), cwd=str(code), env=scfenv.environment(env, function),
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"{function}: {proc.stderr[-3000:]}"
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert report["outside"] == [], f"{function} loaded modules from outside the zips: {report['outside']}"
+        imported |= set(report["layer"])
+        results[function] = report["result"]
+    [outcome] = results["submit"]["outcomes"]
     assert outcome["outcome"] == "submitted"
     assert [j.JobId for j in cloud.list_jobs("videos-1250000000")] == [outcome["job_id"]]
+    assert results["callback"]["statusCode"] == 200, results["callback"]
+    assert results["reconcile"]["failed"] == 0, results["reconcile"]
+    assert {"qcloud_cos", "pydantic_core", "flask", "serverless_wsgi", "crcmod"} <= imported
+    assert not {"Crypto", "tencentcloud"} & shipped  # package.NOT_SHIPPED, and no deployed code calls the API
+    assert shipped - imported == set(), f"shipped but never imported by a handler: {sorted(shipped - imported)}"

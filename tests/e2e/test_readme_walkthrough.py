@@ -115,8 +115,10 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     try:
         line = cloud.stdout.readline()
         assert line.startswith(f"localcloud listening on http://127.0.0.1:{port}"), (line, cloud.stderr.read())
-        wired = [cloud.stderr.readline() for _ in range(3)]
+        wired = [cloud.stderr.readline() for _ in range(4)]
         assert any(f"jobs call back to http://127.0.0.1:{port}/_fn/callback" in w for w in wired), wired
+        # it says which HumanSeg engine runs (make test installs the rvm extra)
+        assert wired[0].strip().startswith("HumanSeg engine: Robust Video Matting"), wired
         for step in steps:
             command = step.replace("9000", port)
             if command.startswith("export "):

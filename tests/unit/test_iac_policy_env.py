@@ -20,7 +20,8 @@ ALLOWED_ACTIONS = {
     "name/ci:CreateMediaJobs", "name/ci:DescribeMediaJob", "name/ci:DescribeMediaJobs", "name/ci:CancelMediaJob",
     "name/ci:CancelAiProcessJob", "name/ci:CreateBodyJointsDetectJob", "name/cam:PassRole",
 }
-# Resource formats, PLATFORM.md section 8 (corrected): roles use uin/, COS and CI use uid/<appid>.
+# Resource formats (CAM "资源描述方式", cloud.tencent.com/document/product/215/8965): roles use uin/,
+# COS uses uid/<appid>; CI's uid/ follows CI's API authorization guide.
 RESOURCE_FORMATS = {
     "cam": re.compile(r"^qcs::cam::uin/\d+:roleName/[\w+=,.@-]+$"),
     "cos": re.compile(r"^qcs::cos:[a-z]+-[a-z0-9-]+:uid/\d+:[a-z0-9-]+-\d+/\S+$"),
@@ -40,7 +41,7 @@ def test_template_is_valid_json_with_known_actions_only():
     assert set(actions) <= ALLOWED_ACTIONS, set(actions) - ALLOWED_ACTIONS
     assert not any("*" in a for a in actions)
     assert all(s["effect"] == "allow" for s in tmpl["statement"])
-    # The job API and its sub-account requirements (PLATFORM.md sections 1 and 8): both create actions the
+    # The job API and its sub-account requirements (SegmentVideoBody 460/83973, CI API authorization): both create actions the
     # docs name, the singular cancel action (and the newer AI-process one), describe/list, PassRole.
     assert {"name/ci:CreateBodyJointsDetectJob", "name/cam:PassRole", "name/ci:CreateMediaJobs",
             "name/ci:CancelMediaJob", "name/ci:CancelAiProcessJob", "name/ci:DescribeMediaJob",

@@ -1,0 +1,92 @@
+"""Notifications on the in-memory cloud: the outbox entry a final record leaves, once, and the
+crash window between the final stage and the outbox closed by reconcile. (Delivery itself needs
+a socket: tests/e2e/test_notify.py and test_chaos.py.)"""
+import json
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from helpers import BUCKET
+from shared import notify
+from shared.callback import create_app
+from shared.events import Upload
+from shared.reconcile import reconcile
+from shared.records import RecordStore
+from shared.submit import Submitter
+
+HOOK = {"COS_MATTING_NOTIFY_URL": "https://hooks.example.com/cos-matting",
+        "COS_MATTING_NOTIFY_SECRET": "whsec-memory-0123456789"}
+
+
+def _flow(memory_cloud, settings_of, **extra):
+    settings = settings_of(COS_MATTING_CALLBACK_URL="https://cb.example.com/cb", **extra)
+    clients = memory_cloud.clients(settings)
+    store = RecordStore.of(settings, clients.storage)
+    app = create_app(lambda: settings, lambda s: clients).test_client()
+
+    def finish(key, state="Success", **kw):
+        etag = memory_cloud.upload(BUCKET, key, b"video " + key.encode())
+        up = Upload(bucket=BUCKET, appid="1250000000", region="ap-guangzhou", key=key, etag=etag,
+                    size=len(b"video " + key.encode()), event_name="cos:ObjectCreated:Put")
+        out = Submitter(settings, clients, sleep=lambda s: None).process(up)
+        memory_cloud.set_job_state(BUCKET, out.job_id, state, **kw)
+        callback = next(c for c in reversed(memory_cloud.callbacks) if c.job_id == out.job_id)
+        url = urlsplit(callback.url)
+        for _ in range(2):  # CI may call back twice: still one event
+            answer = app.post(f"{url.path}?{url.query}", data=callback.body, content_type="application/json")
+            assert answer.status_code == 200
+        _join_senders()
+        return out.record_id
+
+    return settings, clients, store, finish
+
+
+def _join_senders():
+    """The head-start sender threads (they fail here: no sockets in this tier; reconcile is the net)."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("notify-"):
+            thread.join(timeout=5)
+
+
+def _outbox(store):
+    return {key: json.loads(store.storage.get(store.bucket, store.prefix + notify.OUTBOX + key + ".json"))
+            for key in notify.pending(store)}
+
+
+def test_no_outbox_when_notifications_are_off(memory_cloud, settings_of):
+    _, _, store, finish = _flow(memory_cloud, settings_of)
+    finish("input/quiet.mp4")
+    assert notify.pending(store) == []
+
+
+@pytest.mark.parametrize("state", ["Success", "Failed"])
+def test_a_final_record_leaves_one_event_in_the_outbox(memory_cloud, settings_of, state):
+    _, _, store, finish = _flow(memory_cloud, settings_of, **HOOK)
+    kw = {"code": "InputNotVideo", "message": "not a video"} if state == "Failed" else {}
+    rid = finish("input/a.mp4", state, **kw)
+    record, _ = store.load(rid)
+    [(eid, entry)] = _outbox(store).items()
+    assert eid == notify.event_id(record) and entry["attempts"] == 0
+    event = entry["event"]
+    assert (event["record_id"], event["state"], event["job_id"], event["source"]["key"]) == \
+        (rid, state, record.job_id, "input/a.mp4")
+    assert (event["output"] is None) == (state == "Failed") and (event["error"] is None) == (state == "Success")
+
+
+def test_reconcile_enqueues_what_a_crash_after_the_final_stage_left_out(memory_cloud, settings_of):
+    settings, clients, store, finish = _flow(memory_cloud, settings_of, **HOOK)
+    rid = finish("input/crash.mp4")
+    record, _ = store.load(rid)
+    # As if the callback died right after writing the final stage: no outbox entry, the marker still open.
+    store.storage.delete(store.bucket, store.prefix + notify.OUTBOX + notify.event_id(record) + ".json")
+    store.mark_open(record)
+    summary = reconcile(settings, clients, older_than=0, sweep=False)
+    _join_senders()
+    assert summary.finished == 1 and store.open_page()[0] == []
+    assert list(_outbox(store)) == [notify.event_id(record)]
+    assert summary.notified == {"sent": 0, "failed": 0, "waiting": 1}  # fresh: the enqueuer's own try goes first
+    later = time.time() + notify.HEAD_START + 1
+    with pytest.raises(AssertionError, match="socket"):  # due now: reconcile would send it (no sockets here)
+        notify.deliver_due(settings, store, lambda: False, now=later)
