@@ -43,10 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--filter", metavar="KEY|RECORD|JOB",
                         help="only the requests whose lines mention this source key, record id or job id")
     parser.add_argument("--tail", "-n", type=int, default=20, metavar="N",
-                        help="start with the last N finished invocations (default: %(default)s; 0: none, only new "
-                             "ones with --follow)")
-    parser.add_argument("--all", action="store_true", help="start with every finished invocation")
-    parser.add_argument("--failed", action="store_true", help="only failed invocations")
+                        help="without --stage: start with the last N finished invocations (default: %(default)s; 0: "
+                             "none, only new ones with --follow)")
+    parser.add_argument("--all", action="store_true", help="without --stage: start with every finished invocation")
+    parser.add_argument("--failed", action="store_true", help="without --stage: only failed invocations")
     parser.add_argument("--json", action="store_true", help="one JSON object per invocation")
     parser.add_argument("--interval", type=float, default=0.5, help=argparse.SUPPRESS)
     add_env_options(parser)
@@ -151,9 +151,8 @@ def stage_logs(args: argparse.Namespace, env: Dict[str, str], out: Any) -> int:
     def pull(lo: int, hi: int) -> int:
         lines: List[Tuple[float, Dict[str, Any]]] = []
         for topic, names in topics.items():
-            keep = None
             for log in lines_of(topic, names, lo, hi):
-                if log.get("SCF_FunctionName") not in names or (keep is not None and log.get("SCF_RequestId") not in keep):
+                if log.get("SCF_FunctionName") not in names:  # the topic is shared with other functions
                     continue
                 ident = (log.get("SCF_RequestId"), log.get("SCF_LogTime"), log.get("SCF_Message"))
                 if ident in seen:

@@ -145,8 +145,8 @@ def test_upload_is_multipart_above_the_part_size_with_progress(cli_env, capsys, 
 
 def test_upload_ctrl_c_stops_within_a_second_and_aborts_the_multipart_upload(cli_env, tmp_path):
     big = tmp_path / "long.mp4"
-    big.write_bytes(os.urandom(40 * 1024 * 1024))
-    cli_env.faults.add("cos.multipart.part", count=1000, delay=0.5)  # each 1 MiB part takes 0.5 s: 20 s in all
+    big.write_bytes(os.urandom(16 * 1024 * 1024))
+    cli_env.faults.add("cos.multipart.part", count=1000, delay=1.0)  # each 1 MiB part takes 1 s: 8 s in all
     env = {**clean_environ(), **function_env(cli_env)}
     # Ctrl-C as in a terminal (SIGINT at its default: see the logs --follow test below)
     proc = subprocess.Popen([str(SCRIPT), "upload", str(big), "input/long.mp4", "--part-size", "1",
