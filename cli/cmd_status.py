@@ -112,8 +112,10 @@ def collect(settings: Any, clients: ThreadClients, args: argparse.Namespace, pro
             out: Any = None, follow: Optional[Set[str]] = None) -> Dict[str, Any]:
     """{"records": [...], "missing": [...], "scan": {...}, "next_after": cursor or None, "read": Counter}:
     the records asked for, and the uploads that never became a job."""
-    records, next_after, read = read_records(settings, clients, args, progress, out, follow)
+    # Uploads first, records second: an upload whose claim lands in between is seen as a record, never
+    # as neither (a `--watch --until-done` right after an upload would otherwise see nothing to wait for).
     scan, missing = (None, []) if args.no_uploads else missing_uploads(settings, clients, args)
+    records, next_after, read = read_records(settings, clients, args, progress, out, follow)
     return {"records": records, "missing": missing, "scan": scan, "next_after": next_after,
             "read": Counter(read) if read else Counter(r["state"] for r in records)}
 
@@ -279,6 +281,7 @@ def run(args: argparse.Namespace) -> int:
     if args.watch is None:
         return show(args, settings, clients, sys.stdout)
     follow: Set[str] = set()
+    empty_looks = 0
     clear = sys.stdout.isatty()
     try:
         while True:
@@ -289,6 +292,10 @@ def run(args: argparse.Namespace) -> int:
                              + buffer.getvalue())
             sys.stdout.flush()
             if args.until_done and not getattr(show, "in_progress", 0):
+                empty_looks += 1
+                if not follow and empty_looks < 2:  # one more look: a trigger may be between upload and claim
+                    time.sleep(args.watch)
+                    continue
                 if not follow:  # finished before the first look (a short clip on a fast machine)
                     sys.stdout.write("nothing in progress: no open record and no upload without one "
                                      "(`cos-matting status --all` lists the finished records)\n")
