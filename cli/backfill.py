@@ -169,7 +169,8 @@ class Backfill:
         if reason:
             self._count(index, up.key, f"skipped:{reason}")
         elif self.dry_run:
-            self._count(index, up.key, "has-record" if item.record_id in self.known else "would-submit")
+            self._count(index, up.key, "has-record" if {item.record_id, item.legacy_id} & self.known
+                        else "would-submit")
         else:
             self.pending[pool.submit(self._submit, up)] = (index, up.key)
             while len(self.pending) >= self.window:

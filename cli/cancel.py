@@ -16,7 +16,7 @@ def targets_in_state(settings: Any, clients: Any, state: str, concurrency: int =
     """The jobs of every record whose newest snapshot is in `state` (records read in parallel)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared.records import RecordStore
+    from shared.records import RecordStore, owned
 
     pool = clients if isinstance(clients, ThreadClients) else None
 
@@ -29,7 +29,7 @@ def targets_in_state(settings: Any, clients: Any, state: str, concurrency: int =
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as executor:
         for done, rec in enumerate(executor.map(lambda newest: store().read(newest), candidates), 1):
             bar.update(done)
-            if rec is not None and rec.state == state and rec.job_id:
+            if rec is not None and rec.state == state and rec.job_id and owned(settings, rec):
                 found.append({"job_id": rec.job_id, "record_id": rec.id, "key": rec.source.key})
     bar.finish(len(candidates))
     return found
@@ -50,6 +50,10 @@ def cancel_one(settings: Any, clients: Any, job_id: str, dry_run: bool = False) 
         corr = Correlation.parse(job.user_data)
         if corr is None:
             row.update(outcome="failed:not-ours", detail="the job has no cos-matting correlation id (UserData cm:...)")
+            return row
+        if corr.foreign(settings.deployment):
+            row.update(outcome="failed:not-ours", detail=f"the job belongs to deployment {corr.deployment}, not "
+                                                         f"{settings.deployment or '(none set)'}: use its --stage")
             return row
         rid = corr.record_id
         row.update(record_id=rid, key=job.Input.Object if job.Input else None, before=job.State)

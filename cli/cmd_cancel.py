@@ -3,8 +3,9 @@
 Each job is cancelled through CI, re-read (`GET /jobs/<id>`), and its record
 advanced with that job exactly as a callback would (shared.progress.advance):
 the record gets its final Cancel stage and the source object its state tag.
-Only jobs that carry a cos-matting correlation id (UserData cm:<record id>)
-are touched.
+Only this deployment's jobs are touched: UserData cm:<record id>.<attempt>@<deployment>
+naming COS_MATTING_DEPLOYMENT (use --stage to act as a deployed stage), or an older
+release's cm:<record id> whose record this deployment keeps.
 """
 from __future__ import annotations
 

@@ -151,7 +151,7 @@ def deploy(cloud, settings_env: Dict[str, str], work: Path) -> None:
     env_file = work / "demo.env"
     env_file.write_text("".join(f"{k}='{v}'\n" for k, v in settings_env.items()), encoding="utf-8")
     started = time.time()
-    code = main(["deploy", "--local", cloud.url, "--env-file", str(env_file), "--state-dir", str(work / "state"),
+    code = main(["deploy", "--local", cloud.url, "--env-file", str(env_file),
                  "--dist", str(ROOT / "dist"), "--yes"])
     if code != 0:
         raise SystemExit(f"[demo] cos-matting deploy failed (exit {code})")

@@ -218,7 +218,7 @@ def _notified(settings: Any, clients: Any, row: Row) -> Row:
 def lookup(settings: Any, clients: Any, query: str) -> List[Row]:
     """The record(s) a query names: a record id, a job id, a source key, or a key prefix."""
     from shared.cloud import CloudError
-    from shared.identity import Correlation, ObjectVersion
+    from shared.identity import Correlation, ObjectVersion, legacy_record_id
 
     if RECORD_ID.match(query):
         row = _load(settings, clients, query)
@@ -233,7 +233,10 @@ def lookup(settings: Any, clients: Any, query: str) -> List[Row]:
         pass  # not a job id: a key
     head = storage.head(settings.bucket, query)
     if head is not None:
-        row = _load(settings, clients, ObjectVersion.from_head(settings.bucket, query, head).record_id)
+        version = ObjectVersion.from_head(settings.bucket, query, head)
+        row = _load(settings, clients, version.record_id)
+        if not row["stages"]:  # the previous release's record of it (shared/records.py format 1)?
+            row = _load(settings, clients, legacy_record_id(version.bucket, version.key, version.etag))
         return [_notified(settings, clients, row)] if row["stages"] else []
     rids, marker_key = [], ""
     while len(rids) < 1000:  # a key prefix: its current objects, one page or a few

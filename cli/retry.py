@@ -23,7 +23,7 @@ def resolve(settings: Any, clients: Any, target: str) -> Dict[str, Any]:
 
 def in_state(settings: Any, clients: Any, state: str, since: Optional[datetime]) -> List[Dict[str, Any]]:
     """Records whose newest stage is final in `state` (a scan of the records: history, on demand)."""
-    from shared.records import RecordStore, UnreadableRecord, age_seconds
+    from shared.records import RecordStore, UnreadableRecord, age_seconds, owned
 
     store = RecordStore.of(settings, clients.storage)
     found = []
@@ -37,7 +37,7 @@ def in_state(settings: Any, clients: Any, state: str, since: Optional[datetime])
         except UnreadableRecord as exc:
             found.append({"record_id": newest.record_id, "outcome": "failed:unreadable", "detail": str(exc)})
             continue
-        if record is not None and record.state == state:
+        if record is not None and record.state == state and owned(settings, record):  # not another deployment's
             found.append({"record_id": record.id, "key": record.source.key, "before": record.state,
                           "attempt": record.attempt, "hint": hint_of(record)})
     return found

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-HasRecord = Callable[[str], bool]
+HasRecord = Callable[[str, str], bool]  # (record id, the format 1 id of the same object version)
 MARGIN = 120  # seconds: COS's Last-Modified and this clock may disagree this much
 WINDOW = 64  # objects checked concurrently
 
@@ -72,10 +72,13 @@ def scan(settings: Any, source: Any, state: ScanState, has_record: HasRecord, bu
          concurrency: int = 16) -> ScanState:
     """Re-check what was missing, then read up to `budget` more objects from the saved position."""
     from shared.dates import epoch_of
+    from shared.identity import legacy_record_id
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         rids = list(state.missing)
-        for rid, found in zip(rids, pool.map(has_record, rids)):
+        legacy = [legacy_record_id(m.get("bucket", ""), m.get("key", ""), m.get("etag", ""))
+                  for m in (state.missing[r] for r in rids)]
+        for rid, found in zip(rids, pool.map(has_record, rids, legacy)):
             if found:
                 state.missing.pop(rid, None)
         if budget <= 0:
@@ -89,7 +92,8 @@ def scan(settings: Any, source: Any, state: ScanState, has_record: HasRecord, bu
         window: List[Any] = []
 
         def check() -> None:
-            found = list(pool.map(has_record, [item.record_id for item in window]))
+            found = list(pool.map(has_record, [item.record_id for item in window],
+                                  [item.legacy_id for item in window]))
             for item, exists in zip(window, found):
                 if not exists:
                     state.missing[item.record_id] = {"record_id": item.record_id, "bucket": item.upload.bucket,
@@ -125,8 +129,8 @@ def step(settings: Any, clients: Any, budget: int, concurrency: int = 16, invent
     source = open_source(clients.get().storage, settings, inventory, list(settings.watch_prefixes))
     path = state_path(settings.bucket, settings.endpoint or "")
 
-    def has_record(rid: str) -> bool:  # on the scan's threads: each its own clients
-        return RecordStore.of(settings, clients.get().storage).exists(rid)
+    def has_record(rid: str, legacy_id: str = "") -> bool:  # on the scan's threads: each its own clients
+        return RecordStore.of(settings, clients.get().storage).exists(rid, legacy_id)
 
     state = scan(settings, source, load_state(path), has_record, budget, concurrency)
     save_state(path, state)

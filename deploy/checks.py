@@ -30,7 +30,6 @@ PLACEHOLDERS: Dict[str, str] = {
     "COS_MATTING_BUCKET": "videos-1250000000",
     "COS_MATTING_REGION": "ap-guangzhou",
     "COS_MATTING_DEPLOY_STAGE": "dev",
-    "COS_MATTING_DEPLOY_ROLE": "cos-matting-scf",
     "COS_MATTING_CALLBACK_URL": "https://1250000000-abcdefgh.ap-guangzhou.tencentscf.com",
     "COS_MATTING_CALLBACK_KEYS": "placeholder-key-0123456789abcdef",
     "COS_MATTING_DEPLOY_OWNER_UIN": "100000000001",

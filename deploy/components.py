@@ -27,9 +27,9 @@ from typing_extensions import Annotated
 # --- shared pieces -----------------------------------------------------------------------------
 
 RUNTIMES = (
-    # What the component allow-lists name (they predate Python3.8+) plus the SCF Python runtimes
-    # up to 3.10, the newest SCF offers and the one this project deploys on.
-    "Python2.7", "Python3.6", "Python3.7", "Python3.8", "Python3.9", "Python3.10",
+    # The runtimes SCF offers (the SDK's CreateFunctionRequest.Runtime docstring lists Python2.7, 3.6, 3.7,
+    # 3.9, 3.10: there is no Python3.8), 3.10 being the one this project deploys on.
+    "Python2.7", "Python3.6", "Python3.7", "Python3.9", "Python3.10",
     "Nodejs6.10", "Nodejs8.9", "Nodejs10.15", "Nodejs12.16", "Nodejs14.18", "Nodejs16.13",
     "Php5", "Php7", "Php7.4", "Php8.0", "Go1", "Java8", "Java11", "CustomRuntime",
 )
@@ -174,7 +174,8 @@ class DeadLetter(_Strict):
     scf inputs (formatter.ts `{...commonInputs, ...func}`), whose `formatInputs` maps
     `deadLetter` to CreateFunction/UpdateFunctionConfiguration `DeadLetterConfig`."""
 
-    type: Annotated[StrictStr, Field(min_length=1)]  # the queue mode, as the SCF console names it
+    # the queue mode: SCF API DeadLetterConfig.Type (583/39704 gives CMQ-QUEUE and CMQ-TOPIC)
+    type: Literal["CMQ-QUEUE", "CMQ-TOPIC"]
     name: Annotated[StrictStr, Field(min_length=1)]  # the CMQ/TDMQ queue or topic
     filterType: Optional[StrictStr] = None  # topic mode only
 

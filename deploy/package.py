@@ -466,3 +466,13 @@ def update_lock(requirements_in: Path = REQUIREMENTS_IN, lock: Path = LOCK, cach
 
 def human(size: int) -> str:
     return f"{size / 1024:.1f} KiB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.2f} MiB"
+
+
+def artefacts(dist: Path, log: Log) -> Dict[str, bytes]:
+    """{"layer" | function: zip bytes} as `build` leaves them in `dist` (what deploy uploads and doctor
+    compares the deployed code with)."""
+    built = {a.path.name: a.path for a in build(dist, log=log)}
+    out = {"layer": built["cos-matting-layer.zip"].read_bytes()}
+    for fn in FUNCTIONS:
+        out[fn] = built[f"cos-matting-{fn}.zip"].read_bytes()
+    return out

@@ -23,8 +23,12 @@ from . import checks
 from .alarms import wanted as wanted_alarms
 from .components import CosTrigger, HttpTrigger, ServerlessFile, TimerTrigger, function_environment
 from .files import load_layer, load_serverless
+from .stage import TAG_APP, TAG_STAGE, policy_name, role_name
 
 CALLBACK_URL = "COS_MATTING_CALLBACK_URL"
+# What the settings check puts in COS_MATTING_CALLBACK_URL while the Function URL does not exist yet
+# (first deploy): a URL of the same form, so the check judges the environment the functions will get.
+URL_STAND_IN = "https://function-url.invalid/"
 # Functions that start jobs and so sign callback URLs; the callback function itself does not need its own URL.
 NEEDS_CALLBACK_URL = ("submit", "reconcile")
 CONCURRENCY = "COS_MATTING_DEPLOY_{}_CONCURRENCY"
@@ -70,6 +74,7 @@ class Spec:
     region: str
     namespace: str
     role: str
+    own_role: bool  # deploy made it (named from app and stage): deploy may rewrite and delete it
     policy_name: str
     policy: Dict[str, Any]  # rendered without the owner UIN when it has to be looked up (see owner_uin)
     owner_uin: str  # "" = ask CAM (GetUserAppId) at deploy time
@@ -81,6 +86,25 @@ class Spec:
     msg_ttl: int = 21600
     environ: Dict[str, str] = field(default_factory=dict)
     alarms: List[Any] = field(default_factory=list)  # deploy/alarms.py AlarmSpec, from serverless.yml's alarms
+
+    def final_env(self, key: str, callback_url: Optional[str]) -> Dict[str, str]:
+        """The environment function `key` gets: serverless.yml + .env without empty values, plus what deploy
+        adds itself (the callback's Function URL for the functions that start jobs)."""
+        env = dict(self.functions[key].env)
+        if key in NEEDS_CALLBACK_URL and callback_url:
+            env[CALLBACK_URL] = callback_url
+        return env
+
+    def check_env(self, key: str, callback_url: Optional[str]) -> None:
+        """The check the function runs at cold start (shared/config.py `load_settings`) on its final
+        environment; SpecError naming the variable if it would not start."""
+        from shared.config import ConfigError, load_settings
+
+        try:
+            load_settings(self.final_env(key, callback_url))
+        except ConfigError as exc:
+            raise SpecError(f"function {self.functions[key].name}: {exc} (its cold start would fail: "
+                            "fix .env and deploy again; nothing was written)") from None
 
     def ordered(self) -> List[FunctionSpec]:
         """callback first: its Function URL goes into the others' settings."""
@@ -121,19 +145,27 @@ def _int(environ: Mapping[str, str], name: str, default: Optional[int], low: int
     return int(raw)
 
 
-def build(environ: Mapping[str, str], serverless: Path = checks.SERVERLESS, layer_file: Path = checks.LAYER) -> Spec:
-    """The desired deployment; SpecError names the first setting that makes it impossible."""
-    from shared.config import ConfigError, known_variables, load_settings
+def build(environ: Mapping[str, str], serverless: Path = checks.SERVERLESS, layer_file: Path = checks.LAYER,
+          strict: bool = True) -> Spec:
+    """The desired deployment; SpecError names the first setting that makes it impossible. `strict=False`
+    (what `--destroy` and `info` need: names, not settings) skips the checks of the settings."""
+    from shared.config import ConfigError, known_variables
 
     from .files import ConfigFileError
     from .policy import PolicyError, render, values_from
 
+    if not strict:  # finding a stage needs its region and names, not the bucket it works on
+        if not (environ.get("COS_MATTING_REGION") or "").strip():
+            raise SpecError("COS_MATTING_REGION is required: the region the stage is deployed in (in .env or the "
+                            "environment)")
+        if not (environ.get("COS_MATTING_BUCKET") or "").strip():
+            environ = {**environ, "COS_MATTING_BUCKET": checks.PLACEHOLDERS["COS_MATTING_BUCKET"]}
     try:
         sf: ServerlessFile = load_serverless(serverless, environ)
         layer = load_layer(layer_file, environ)
     except ConfigFileError as exc:
         raise SpecError(str(exc)) from None
-    problems = checks.problems(sf)
+    problems = checks.problems(sf) if strict else []
     if problems:
         raise SpecError("serverless.yml: " + "\nserverless.yml: ".join(problems))
     inputs = sf.inputs
@@ -142,40 +174,47 @@ def build(environ: Mapping[str, str], serverless: Path = checks.SERVERLESS, laye
     for key, fn in inputs.functions.items():
         env = {k: v for k, v in function_environment(sf, key).items() if v != "" and k in known}
         env.pop(CALLBACK_URL, None)  # deploy sets it from the callback's Function URL (NEEDS_CALLBACK_URL)
-        try:
-            load_settings(env)
-        except ConfigError as exc:
-            raise SpecError(f"function {key}: {exc}") from None
         raw_tags = inputs.tags or []
         tags = ([{"Key": k, "Value": v} for k, v in raw_tags.items()] if isinstance(raw_tags, dict)
                 else [{"Key": t.key, "Value": t.value} for t in raw_tags])
+        # app and stage on every function: how `deploy/stage.py` finds the stage (ListFunctions by tag)
+        tags = [t for t in tags if t["Key"] not in (TAG_APP, TAG_STAGE)] + \
+            [{"Key": TAG_APP, "Value": sf.app}, {"Key": TAG_STAGE, "Value": sf.stage}]
         dead = fn.deadLetter
         functions[key] = FunctionSpec(
             key=key, name=fn.name or f"{sf.app}-{sf.stage}-{key}", handler=fn.handler or "index.main_handler",
             runtime=fn.runtime or inputs.runtime or "Python3.10", memory=fn.memorySize or inputs.memorySize or 128,
             timeout=fn.timeout or inputs.timeout or 3, description=fn.description or inputs.description or "",
-            role=fn.role or "", env=env,
+            role=fn.role or role_name(sf.app, sf.stage), env=env,
             dead_letter={"Type": dead.type, "Name": dead.name, **({"FilterType": dead.filterType}
                                                                   if dead.filterType else {})}
             if dead and dead.type and dead.name else None,
             reserved=_int(environ, CONCURRENCY.format(key.upper()), None, 0, 1000),
             public_access=inputs.publicAccess is not False, tags=tags)
     roles = {f.role for f in functions.values()}
-    if len(roles) != 1 or not next(iter(roles)):
-        raise SpecError("every function needs the same role (COS_MATTING_DEPLOY_ROLE): deploy creates it")
+    if len(roles) != 1:
+        raise SpecError("every function needs the same role (COS_MATTING_DEPLOY_ROLE, or empty: deploy creates "
+                        f"{role_name(sf.app, sf.stage)})")
     role = roles.pop()
     owner = environ.get("COS_MATTING_DEPLOY_OWNER_UIN", "")
     try:
         policy = render(values_from({**environ, "COS_MATTING_DEPLOY_OWNER_UIN": owner or "0"}))
     except (PolicyError, ConfigError, ConfigFileError) as exc:
-        raise SpecError(f"the role's policy: {exc}") from None
-    return Spec(app=sf.app, stage=sf.stage, region=inputs.region, namespace=inputs.namespace or "default", role=role,
-                policy_name=f"{role}-policy", policy=policy, owner_uin=owner, layer_name=layer.inputs.name,
+        if strict:
+            raise SpecError(f"the role's policy: {exc}") from None
+        policy = {}  # not needed to find or remove a stage
+    spec = Spec(app=sf.app, stage=sf.stage, region=inputs.region, namespace=inputs.namespace or "default", role=role,
+                own_role=role == role_name(sf.app, sf.stage), policy_name=policy_name(sf.app, sf.stage),
+                policy=policy, owner_uin=owner, layer_name=layer.inputs.name,
                 layer_runtimes=list(layer.inputs.runtimes), functions=functions,
                 triggers=[_trigger(t) for t in inputs.triggers],
                 retry_num=_int(environ, "COS_MATTING_DEPLOY_RETRY_NUM", 2, 0, 2) or 0,
                 msg_ttl=_int(environ, "COS_MATTING_DEPLOY_MSG_TTL", 21600, 60, 21600) or 21600,
                 environ=dict(environ), alarms=wanted_alarms(sf.alarms, functions))
+    if strict:  # the callback URL is checked again with its real value before the first write (apply.py)
+        for key in spec.functions:
+            spec.check_env(key, URL_STAND_IN)
+    return spec
 
 
 def policy_for(spec: Spec, owner_uin: str) -> Dict[str, Any]:

@@ -51,6 +51,20 @@ def function_name(app: str, stage: str, kind: str) -> str:
     return f"{app}-{stage}-{kind}"
 
 
+# Per-stage CAM names: each stage has its own role and policy, so deploying or destroying one stage never
+# touches another's grants. What deploy made carries MADE_BY in its description (how destroy recognises it).
+def role_name(app: str, stage: str) -> str:
+    return f"{app}-{stage}-role"
+
+
+def policy_name(app: str, stage: str) -> str:
+    return f"{app}-{stage}-policy"
+
+
+MADE_BY = "(made by cos-matting deploy)"
+LAYER_MARK = "cos-matting dependencies sha256:"  # a layer version deploy published: its bytes' hash follows
+
+
 def target_label(env: Mapping[str, str], region: str) -> str:
     """Where a command acts, for the line it prints on stderr before any write."""
     endpoint = (env.get(ENDPOINT) or "").strip()
@@ -196,3 +210,94 @@ def differing(deployed_env: Mapping[str, str], shell_env: Mapping[str, str]) -> 
                 and value and name in deployed_env and deployed_env[name] != value:
             out.append((name, deployed_env[name], value))
     return out
+
+
+# -- the rest of a stage, found by name (CAM and layers have no tag filter in these APIs) -------------
+
+ROLE_MISSING = ("InvalidParameter.RoleNotExist", "ResourceNotFound.RoleNotExist")
+LAYER_MISSING = ("ResourceNotFound.Layer", "ResourceNotFound.LayerVersion")
+
+
+def find_role(cam: Api, name: str) -> Optional[Dict[str, Any]]:
+    """CAM GetRole's RoleInfo (None when no such role)."""
+    got = cam.get("GetRole", {"RoleName": name}, ROLE_MISSING)
+    return None if got is None else got.get("RoleInfo") or {}
+
+
+def find_policy(cam: Api, name: str) -> Optional[Dict[str, Any]]:
+    """The custom policy named exactly `name` (CAM ListPolicies by Keyword, then the exact name) with its
+    document parsed (`GetPolicy`, which answers it reformatted: compare with `normalised`)."""
+    page = 1
+    while True:
+        listed = cam.call("ListPolicies", {"Keyword": name, "Scope": "Local", "Rp": 200, "Page": page})
+        for row in listed.get("List") or []:
+            if row.get("PolicyName") == name:
+                got = cam.call("GetPolicy", {"PolicyId": row["PolicyId"]})
+                return {**row, **got, "Document": json.loads(got.get("PolicyDocument") or "{}")}
+        if page * 200 >= int(listed.get("TotalNum") or 0):
+            return None
+        page += 1
+
+
+def attached(cam: Api, role: str) -> List[Dict[str, Any]]:
+    """The policies attached to `role` (CAM ListAttachedRolePolicies; [] when the role does not exist)."""
+    try:
+        return cam.call("ListAttachedRolePolicies", {"RoleName": role, "Page": 1, "Rp": 200}).get("List") or []
+    except ApiCallError as exc:
+        if exc.code in ROLE_MISSING:
+            return []
+        raise
+
+
+def normalised(doc: Any) -> Any:
+    """A CAM policy document compared by meaning: CAM's GetPolicy turns a lone action or resource string into
+    a one-element array, reorders keys and escapes `/` (parsing undoes the escapes and the key order)."""
+    if isinstance(doc, dict):
+        return {k: (sorted(normalised(v)) if k in ("action", "resource") and isinstance(v, list) else
+                    [v] if k in ("action", "resource") and isinstance(v, str) else normalised(v))
+                for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [normalised(v) for v in doc]
+    return doc
+
+
+def layer_versions(scf: Api, layer: str) -> List[Dict[str, Any]]:
+    """The versions of `layer` that deploy published (their description carries LAYER_MARK), newest first."""
+    listed = scf.get("ListLayerVersions", {"LayerName": layer}, LAYER_MISSING) or {}
+    return [v for v in listed.get("LayerVersions") or [] if LAYER_MARK in (v.get("Description") or "")]
+
+
+def triggers(scf: Api, name: str, namespace: str = "default") -> List[Dict[str, Any]]:
+    """A function's triggers (SCF ListTriggers; [] when the function does not exist)."""
+    got = scf.get("ListTriggers", {"FunctionName": name, "Namespace": namespace, "Limit": 100}, FN_MISSING)
+    return list((got or {}).get("Triggers") or [])
+
+
+def code_sha256(scf: Api, name: str, namespace: str = "default") -> str:
+    """The SHA-256 of the function's code as SCF holds it: GetFunctionAddress.CodeSha256 (SCF API
+    GetFunctionAddress; the SDK's GetFunctionAddressResponse: "函数的SHA256编码"). GetFunction has no code
+    hash; ModTime changes with every write, configuration too. "" when SCF gives none."""
+    got = scf.get("GetFunctionAddress", {"FunctionName": name, "Namespace": namespace}, FN_MISSING) or {}
+    return got.get("CodeSha256") or ""
+
+
+def same_code(deployed_sha: str, data: bytes) -> bool:
+    """Whether SCF's CodeSha256 is that of `data`. How SCF encodes it is not documented (hex assumed here, as
+    the local SCF answers; base64 of the digest accepted too), so an encoding we do not know reads as a
+    difference: deploy uploads the code again, never skips a change."""
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256(data).digest()
+    return deployed_sha.lower() == digest.hex() or deployed_sha == base64.b64encode(digest).decode("ascii")
+
+
+def is_ours(fn: Mapping[str, Any], app: str, stage: str) -> bool:
+    """A function deploy made for this stage: tagged with the app and this stage (or, from before the stage
+    tag, tagged with the app and named as this stage's)."""
+    tags = {t.get("Key"): t.get("Value") for t in fn.get("Tags") or []}
+    if tags.get(TAG_APP) != app:
+        return False
+    if TAG_STAGE in tags:
+        return tags[TAG_STAGE] == stage
+    return fn.get("FunctionName") in {function_name(app, stage, k) for k in KINDS}

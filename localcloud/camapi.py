@@ -60,6 +60,19 @@ def check_document(text: str, trust: bool = False) -> Dict[str, Any]:
     return doc
 
 
+def reformatted(text: str) -> str:
+    """A policy document the way CAM's GetPolicy answers it, not as written: keys in another order, `/`
+    escaped, a lone action or resource string turned into a one-element array. No public page documents
+    this (the CAM API's GetPolicy page only types PolicyDocument as a string); it is what issue 20 reports
+    of the live API, unverified here. A reader must compare parsed, normalised documents."""
+    doc = json.loads(text)
+    for st in doc.get("statement") or []:
+        for key in ("action", "resource"):
+            if isinstance(st.get(key), str):
+                st[key] = [st[key]]
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).replace("/", "\\/")
+
+
 class CamService:
     def __init__(self, data_dir: str, owner_uin: str = "100000000001", appid: str = "1250000000") -> None:
         self.dir, self.owner_uin, self.appid = data_dir, owner_uin, appid
@@ -161,7 +174,8 @@ class CamService:
 
     def GetPolicy(self, p: Dict[str, Any]) -> Dict[str, Any]:
         policy = self._policy(p.get("PolicyId"))
-        return {k: policy[k] for k in ("PolicyName", "Description", "Type", "AddTime", "UpdateTime", "PolicyDocument")}
+        out = {k: policy[k] for k in ("PolicyName", "Description", "Type", "AddTime", "UpdateTime")}
+        return {**out, "PolicyDocument": reformatted(policy["PolicyDocument"])}
 
     def UpdatePolicy(self, p: Dict[str, Any]) -> Dict[str, Any]:
         policy = self._policy_by(p)

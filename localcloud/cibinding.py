@@ -1,4 +1,11 @@
-"""Which buckets are bound to Cloud Infinite (media processing) and have AI processing on.
+"""Which buckets are bound to Cloud Infinite, have media processing on, and AI content recognition.
+
+`GET /cibuckets` (DescribeCIBuckets, https://cloud.tencent.com/document/product/460/97527): the
+buckets bound to CI; query `bucketName` (prefix), `tagKey`, `region`, `pageNumber`, `pageSize`;
+answer `CIBucketList` entries BucketId, BucketName, AppId, CreateTime, Region, Status (the names
+of cos-go-sdk-v5 ci.go `DescribeCIBuckets` / `CIBucketList`; cos-python-sdk-v5 has no method of
+its own: `ci_get_bucket(Path="/cibuckets")` sends it, signed). Status is "on" here, the word
+of "查询存储桶绑定数据万象状态" (460/97481, CIStatus on/off/unbinding); not checked live.
 
 `GET /mediabucket` (DescribeMediaBuckets, https://cloud.tencent.com/document/product/460/38914)
 and `GET /ai_bucket` (https://cloud.tencent.com/document/product/460/79594) on the host
@@ -8,7 +15,8 @@ and `GET /ai_bucket` (https://cloud.tencent.com/document/product/460/79594) on t
 The answer lists `MediaBucketList` (resp. `AiBucketList`) entries with BucketId, Name,
 Region, CreateTime; the element names are the documented ones, not checked against
 the live service. Every bucket of the local cloud is bound and AI-enabled, except the
-names in `LocalCloud.ci_unbound` (so `cos-matting doctor` can be shown failing).
+names in `LocalCloud.ci_unbound` (not bound: in no list) and `LocalCloud.ci_ai_off` (bound,
+AI content recognition off), so `cos-matting doctor` can be shown failing each way.
 """
 from __future__ import annotations
 
@@ -19,6 +27,8 @@ from shared import xmlcodec
 
 from .auth import AuthError, verify
 from .replies import Reply
+
+PATHS = ("/cibuckets", "/mediabucket", "/ai_bucket")  # served on ci.<region>.myqcloud.com
 
 
 class _Headers(dict):
@@ -40,13 +50,22 @@ def describe(handler: Any, cloud: Any) -> Reply:
     q = handler.query
     names = [n for n in (q.get("bucketNames") or "").split(",") if n]
     regions = [r for r in (q.get("regions") or "").split(",") if r]
-    found = [b for b in sorted(cloud.store.buckets) if b not in getattr(cloud, "ci_unbound", set())
+    off = set(getattr(cloud, "ci_unbound", set()))
+    if handler.raw_path == "/ai_bucket":
+        off |= set(getattr(cloud, "ci_ai_off", set()))
+    regions += [r for r in [q.get("region") or ""] if r]  # /cibuckets names it `region`
+    found = [b for b in sorted(cloud.store.buckets) if b not in off
              and (not names or b in names) and b.startswith(q.get("bucketName") or "")
              and (not regions or cloud.region in regions)]
     page, size = int(q.get("pageNumber") or 1), int(q.get("pageSize") or 10)
-    listed = [{"BucketId": b, "Name": b, "Region": cloud.region,
-               "CreateTime": time.strftime("%Y-%m-%dT%H:%M:%S+0800")} for b in found[(page - 1) * size:page * size]]
-    field = "AiBucketList" if handler.raw_path == "/ai_bucket" else "MediaBucketList"
+    created = time.strftime("%Y-%m-%dT%H:%M:%S+0800")
+    if handler.raw_path == "/cibuckets":
+        listed = [{"BucketId": b, "BucketName": b, "AppId": b.rsplit("-", 1)[-1], "CreateTime": created,
+                   "Region": cloud.region, "Status": "on"} for b in found[(page - 1) * size:page * size]]
+    else:
+        listed = [{"BucketId": b, "Name": b, "Region": cloud.region, "CreateTime": created}
+                  for b in found[(page - 1) * size:page * size]]
+    field = {"/ai_bucket": "AiBucketList", "/cibuckets": "CIBucketList"}.get(handler.raw_path, "MediaBucketList")
     content = {"RequestId": handler.request_id, "TotalCount": str(len(found)), "PageNumber": str(page),
                "PageSize": str(size), field: listed or None}
     return Reply(200, {"Content-Type": "application/xml"}, xmlcodec.dump("Response", content))

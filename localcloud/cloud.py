@@ -15,6 +15,7 @@ from .clsapi import ClsService
 from .monitorapi import MonitorService
 from .callbacks import CallbackRecord, Callbacks
 from .ci import Engine, JobService
+from .cibinding import PATHS as CI_BUCKET_PATHS
 from .cos import Bucket, ObjectMeta, ObjectStore
 from .credentials import RoleCredentials
 from .multipart import MultipartUploads
@@ -69,6 +70,7 @@ class LocalCloud:
                                           ("monitor", "2018-07-24"): self.monitor, ("cls", "2020-10-16"): self.cls},
                        self.faults)
         self.ci_unbound: set = set()  # buckets to report as not bound to CI (doctor's failing case)
+        self.ci_ai_off: set = set()  # buckets bound to CI with AI content recognition off (cibinding.py)
         if self.credentials.rotating:  # every invocation gets the role credentials of its moment
             self.runtime.invocation_env = self.credentials.role_env
         for name in buckets:
@@ -258,7 +260,7 @@ class LocalCloud:
         """Tencent Cloud API 3.0 calls (X-TC-Action) and the Function URLs of deployed functions."""
         if handler.raw_path.startswith("/_url/"):
             return self.scf.function_url(handler)
-        if handler.raw_path in ("/mediabucket", "/ai_bucket"):
+        if handler.raw_path in CI_BUCKET_PATHS:
             from .cibinding import describe
 
             return describe(handler, self)

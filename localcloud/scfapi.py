@@ -43,6 +43,15 @@ if TYPE_CHECKING:
 
 # CreateFunction `Runtime`: the Python ones CreateFunctionRequest lists (tencentcloud/scf/v20180416/models.py).
 RUNTIMES = ("Python3.10", "Python3.9", "Python3.7", "Python3.6", "Python2.7")
+# DeadLetterConfig.Type: the SCF API's example values (SCF API DeadLetterConfig, 583/39704; the SDK's
+# models.py only says "死信队列模式"); InvalidParameterValue.DeadLetterConfig is the SDK's error code.
+DEAD_LETTER_TYPES = ("CMQ-QUEUE", "CMQ-TOPIC")
+# A write runs asynchronously: Status is Creating / Updating, then Active (583/37883 "as the API is async,
+# you need to query its current status first"); code and configuration writes meanwhile are refused with
+# these codes (the SDK's errorcodes.py: "当前函数状态无法更新代码，请在状态为正常时更新").
+BUSY = {"UpdateFunctionCode": "FailedOperation.UpdateFunctionCode",
+        "UpdateFunctionConfiguration": "FailedOperation.UpdateFunctionConfiguration"}
+SETTLE_SECONDS = 0.3  # how long the local SCF stays Creating / Updating (short: tests wait it out)
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]$")
 DEFAULT_CONCURRENCY = 2  # warm workers per function here (the machine has 2 cores)
 _python_lock = threading.Lock()
@@ -131,12 +140,16 @@ class ScfService(TriggerActions):
         self._timers: Dict[str, threading.Event] = {}
         self._gates: Dict[str, threading.Event] = {}  # set = may run (reserved concurrency is not 0)
         self.lock = threading.RLock()
+        self.settle_seconds = SETTLE_SECONDS
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         """Run every persisted function again (after the server is bound: their env has its URL)."""
         with self.lock:
             for key in list(self.state["functions"]):
+                fn = self.state["functions"][key]
+                if fn.pop("_settling", None):  # stopped while a write was being applied: it has been since
+                    fn["Status"] = "Active"
                 self._deploy(key)
 
     def stop(self) -> None:
@@ -215,7 +228,11 @@ class ScfService(TriggerActions):
                 self._layer_version(layer.get("LayerName", ""), layer.get("LayerVersion", 0))
             fn["Layers"] = [{"LayerName": x["LayerName"], "LayerVersion": x["LayerVersion"]} for x in p["Layers"] or []]
         if "DeadLetterConfig" in p:
-            fn["DeadLetterConfig"] = p["DeadLetterConfig"]
+            dead = p["DeadLetterConfig"] or {}
+            if dead and dead.get("Type") not in DEAD_LETTER_TYPES:
+                raise ApiError("InvalidParameterValue.DeadLetterConfig",
+                               f"DeadLetterConfig.Type {dead.get('Type')!r}: one of {', '.join(DEAD_LETTER_TYPES)}")
+            fn["DeadLetterConfig"] = dead
         if "PublicNetConfig" in p:
             fn["PublicNetConfig"] = p["PublicNetConfig"]
         if "Handler" in p:
@@ -236,35 +253,74 @@ class ScfService(TriggerActions):
         fn: Dict[str, Any] = {"FunctionName": p["FunctionName"], "Namespace": p.get("Namespace") or "default",
                               "FunctionId": "lam-" + uuid.uuid4().hex[:8], "MemorySize": 128, "Timeout": 3,
                               "Type": "Event", "Description": "", "Role": "", "Environment": {"Variables": []},
-                              "Layers": [], "Status": "Active", "AddTime": timestamp(), "ModTime": timestamp(),
+                              "Layers": [], "Status": "Creating", "AddTime": timestamp(), "ModTime": timestamp(),
                               "Tags": p.get("Tags") or [], "Triggers": [], "Reserved": None,
                               "AsyncTriggerConfig": {"RetryConfig": [{"RetryNum": 2}], "MsgTTL": 21600}}
         self._configure(fn, p)
         fn["CodeSha256"] = self._blob(_zip(p.get("Code") or {}, "Code"))
         self.state["functions"][key] = fn
         self._deploy(key)
+        self._settle(key)
         return {}
 
-    def UpdateFunctionCode(self, p: Dict[str, Any]) -> Dict[str, Any]:
+    def _busy(self, action: str, p: Dict[str, Any]) -> Dict[str, Any]:
+        """The function, unless a write is still being applied to it (then the API refuses, as SCF does)."""
         fn = self.function_config(p)
+        if fn.get("Status", "Active") != "Active":
+            raise ApiError(BUSY[action], f"function {fn['FunctionName']!r} is {fn['Status']}: write again once "
+                                         "its Status is Active (GetFunction)")
+        return fn
+
+    def _settle(self, key: str) -> None:
+        """Creating / Updating now, Active a moment later (the local stand-in for SCF applying a write)."""
+        fn = self.state["functions"][key]
+        fn["Status"] = "Creating" if fn["Status"] == "Creating" else "Updating"
+        token = uuid.uuid4().hex
+        fn["_settling"] = token
+
+        def done() -> None:
+            with self.lock:
+                current = self.state["functions"].get(key)
+                if current is not None and current.get("_settling") == token:
+                    current["Status"] = "Active"
+                    current.pop("_settling", None)
+                    self._save()
+
+        timer = threading.Timer(self.settle_seconds, done)
+        timer.daemon = True
+        timer.start()
+
+    def UpdateFunctionCode(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        fn = self._busy("UpdateFunctionCode", p)
         source = p.get("Code") if p.get("Code") else p
         fn["CodeSha256"] = self._blob(_zip(source, "Code" if p.get("Code") else "UpdateFunctionCode"))
         if p.get("Handler"):
             self._configure(fn, {"Handler": p["Handler"]})
         fn["ModTime"] = timestamp()
         self._deploy(self.function_key(p))
+        self._settle(self.function_key(p))
         return {}
 
     def UpdateFunctionConfiguration(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn = self.function_config(p)
+        fn = self._busy("UpdateFunctionConfiguration", p)
+        if p.get("Runtime") and p["Runtime"] != fn["Runtime"]:  # the SDK: "创建时指定，目前不支持修改"
+            raise ApiError("InvalidParameterValue.Runtime", f"Runtime is set when the function is created and cannot "
+                                                            f"be changed ({fn['Runtime']})")
         self._configure(fn, p)
         fn["ModTime"] = timestamp()
         self._deploy(self.function_key(p))
+        self._settle(self.function_key(p))
         return {}
+
+    def GetFunctionAddress(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        """The code's SHA-256 (SCF API GetFunctionAddress: `CodeSha256` "函数的SHA256编码", `Url` its COS
+        address; the SDK's GetFunctionAddressResponse): here the hex SHA-256 of the zip as uploaded."""
+        fn = self.function_config(p)
+        return {"Url": "", "CodeSha256": fn["CodeSha256"]}  # no code download here
 
     def GetFunction(self, p: Dict[str, Any]) -> Dict[str, Any]:
         fn = self.function_config(p)
-        out = {k: v for k, v in fn.items() if k not in ("CodeSha256", "Reserved", "AsyncTriggerConfig")}
+        out = {k: v for k, v in fn.items() if k not in ("CodeSha256", "Reserved", "AsyncTriggerConfig", "_settling")}
         out["CodeSize"] = os.path.getsize(os.path.join(self.dir, "blobs", fn["CodeSha256"] + ".zip"))
         out["Triggers"] = [self._trigger_out(t) for t in fn["Triggers"]]
         out.update(Qualifier="$LATEST", FunctionVersion="$LATEST", AvailableStatus="Available", StatusDesc="",

@@ -138,7 +138,10 @@ class TriggerActions:
         fn["Triggers"].append(trig)
         self._bind(key, trig)
         self._save()
-        return {"TriggerInfo": self._trigger_out(trig)}
+        # The answer (the SDK's CreateTriggerResponse.TriggerInfo) echoes the description as sent: whether the
+        # real one carries the Function URL is not documented (583/100227 reads it back from ListTriggers /
+        # GetFunction), so this one does not, and a deploy must read it back.
+        return {"TriggerInfo": {k: v for k, v in trig.items() if k != "UrlId"}}
 
     def _find_trigger(self, fn: Dict[str, Any], p: Dict[str, Any]) -> Dict[str, Any]:
         for trig in fn["Triggers"]:

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import ci_http, control, cos_http
 from .auth import AuthError, verify
+from .cibinding import PATHS as CI_BUCKET_PATHS
 from .cos import CosError
 from .cos_http import HOST_RE
 from .faults import Fault
@@ -84,7 +85,7 @@ class Handler(BaseHTTPRequestHandler):
             elif self.raw_path.startswith("/_fn/"):
                 reply = self.cloud.serve_function_url(self)
             elif self.headers.get("X-TC-Action") or self.raw_path.startswith("/_url/") or \
-                    self.raw_path in ("/mediabucket", "/ai_bucket"):
+                    self.raw_path in CI_BUCKET_PATHS:
                 reply = self.cloud.serve_api(self)  # TC API 3.0 (SCF, CAM), deployed Function URLs, CI bucket binding
             elif self.raw_path.startswith("/_localcloud/") or self.raw_path == "/_localcloud":
                 reply = control.serve(self.cloud, self)

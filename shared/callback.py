@@ -86,7 +86,7 @@ def handle(settings: Settings, clients: Clients, query: Dict[str, str], body: by
             return 404, {"error": f"no record {rid}"}
         jobs = [clients.ci.describe(job_id) for job_id in ids]
         for job in jobs:  # every job the body names is checked before anything is written
-            belongs(rid, job)
+            belongs(rid, job, settings.deployment or "")
         results = []
         for job in jobs:
             result, record = advance(clients, store, record, job)

@@ -313,21 +313,26 @@ class CI:
             raise _wrap("ci.list", exc) from None
         return JobsResponse.model_validate(_none_to_empty(xml_to_dict(rt.content) or {}))
 
-    def find(self, marker: str, start: Optional[str] = None, input_object: Optional[str] = None
+    def find(self, wanted: "Correlation", start: Optional[str] = None, input_object: Optional[str] = None
              ) -> Optional[JobDetail]:
-        """The job whose UserData carries `marker` (the correlation id), if CI has one: searched in
-        the job's queue, created since `start`, at most LOOKUP_PAGES pages."""
+        """The job of `wanted`'s record and attempt, if CI has one: searched in the job's queue, created
+        since `start`, at most LOOKUP_PAGES pages. A job of another deployment never matches; one
+        spelt by an older release (no deployment id, identity.py) does."""
+        from .identity import Correlation
+
         token = ""
         for _ in range(self.LOOKUP_PAGES):
             response = self._list_scoped(start, input_object, token)
             for job in response.JobsDetail:
-                if job.user_data == marker or job.user_data.startswith(marker + "|"):
+                corr = Correlation.parse(job.user_data)
+                if corr and (corr.record_id, corr.attempt) == (wanted.record_id, wanted.attempt) \
+                        and not corr.foreign(wanted.deployment):
                     return job
             token = response.NextToken or ""
             if not token or not response.JobsDetail:
                 return None
         raise CloudError("ci.list", 0, "LookupTooLong", f"more than {self.LOOKUP_PAGES * 100} jobs to search for "
-                         f"{marker}: the outcome is unknown")
+                         f"{wanted.marker}: the outcome is unknown")
 
 
 def _none_to_empty(value: Any) -> Any:

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from .identity import DEPLOYMENT
 from .jobs import Channel, CallbackFormatName, Level, ModeName, SegmentTypeName, UserDataStr
 
 PREFIX = "COS_MATTING_"
@@ -96,6 +97,9 @@ class Settings(BaseModel):
     output_name: str = "{output_prefix}{key}.{mode}.mp4"
     records_bucket: Optional[str] = Field(None, pattern=r"^[a-z0-9-]+-\d+$")
     records_prefix: str = ".cos-matting/records/"
+    # Which deployment this is (deploy sets `<app>-<stage>`): it rides in every job's correlation id,
+    # so callback, reconcile and `cancel` act only on this deployment's jobs and records (identity.py).
+    deployment: Optional[str] = Field(None, pattern=f"^{DEPLOYMENT}$")
     defaults: JobOptions = Field(default_factory=JobOptions)
     rules: Tuple[Rule, ...] = ()
     callback_url: Optional[str] = Field(None, pattern=r"^https?://\S+$")
@@ -304,6 +308,7 @@ WORDS = {
     "user_data": "printable ASCII text, at most 900 characters",
     "rules": 'a JSON list of rules, e.g. [{"prefix": "input/greenscreen/", "segment_type": "GreenScreenSeg"}]',
     "prefix": "a folder such as input/greenscreen/",
+    "deployment": "1-64 letters, digits, '-' or '_', starting with a letter or digit (deploy sets <app>-<stage>)",
 }
 
 

@@ -8,9 +8,12 @@ delete gets a new Last-Modified, so it is a new upload with its own record.
 Listings carry the same three fields (ISO `LastModified` instead of an HTTP
 date), so the sweep and `status` compute the same record id without a HEAD.
 
-The correlation id travels in the job's UserData as `cm:<record id>.<attempt>`
+The correlation id travels in the job's UserData as `cm:<record id>.<attempt>@<deployment>`
 (then `|user data`): a callback or reconcile tells this record's job from a
-rival's, and a retry's job from the failed attempt's.
+rival's, a retry's job from the failed attempt's, and this deployment's jobs from
+another deployment's on the same bucket (`foreign`). Older spellings stay readable:
+`cm:<record id>` (the release before the per-attempt layout: attempt 1) and
+`cm:<record id>.<attempt>` (no deployment id) carry no owner; their record decides.
 """
 import hashlib
 import re
@@ -20,7 +23,8 @@ from typing import Any, Mapping, Optional
 from .dates import epoch_of
 
 RECORD_ID = re.compile(r"^[0-9a-f]{32}$")
-_MARKER = re.compile(r"^cm:(?P<rid>[0-9a-f]{32})(?:\.(?P<attempt>\d{1,4}))?(?:\||$)")
+DEPLOYMENT = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"  # COS_MATTING_DEPLOYMENT (shared/config.py)
+_MARKER = re.compile(r"^cm:(?P<rid>[0-9a-f]{32})(?:\.(?P<attempt>\d{1,4}))?(?:@(?P<dep>%s))?(?:\||$)" % DEPLOYMENT)
 
 
 def normalise_etag(value: Any) -> str:
@@ -71,14 +75,31 @@ class Correlation:
 
     record_id: str
     attempt: int = 1
+    deployment: str = ""  # "" : made without a deployment id (an older release, or none configured)
 
     @property
     def marker(self) -> str:
-        return f"cm:{self.record_id}.{self.attempt}"
+        return f"cm:{self.record_id}.{self.attempt}" + (f"@{self.deployment}" if self.deployment else "")
+
+    def foreign(self, deployment: Optional[str]) -> bool:
+        """Made by another deployment: it names one that is not `deployment`. A job naming none is
+        not foreign here: whether it is ours is for its record to say (it is in our store or not)."""
+        return bool(self.deployment) and self.deployment != (deployment or "")
 
     @classmethod
     def parse(cls, user_data: str) -> Optional["Correlation"]:
         match = _MARKER.match(user_data or "")
         if not match:
             return None
-        return cls(match["rid"], int(match["attempt"] or 1))
+        return cls(match["rid"], int(match["attempt"] or 1), match["dep"] or "")
+
+
+def legacy_record_id(bucket: str, key: str, etag: str) -> str:
+    """The record id the release before the per-attempt layout gave (records.py, format 1): from the
+    ETag alone. Kept to find that release's records (records.RecordStore.exists, `is_record`)."""
+    return hashlib.sha256(f"{bucket}\n{key}\n{normalise_etag(etag)}".encode()).hexdigest()[:32]
+
+
+def is_record(version: ObjectVersion, rid: str) -> bool:
+    """Whether record `rid` belongs to `version`: today's id, or a format 1 record of the same bytes."""
+    return rid in (version.record_id, legacy_record_id(version.bucket, version.key, version.etag))

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 from . import notify, tags
 from .cloud import CloudError, Clients
 from .dates import parse_time
-from .identity import Correlation
+from .identity import Correlation, is_record
 from .jobs import JobDetail
 from .log import log
 from .records import RANK, Record, RecordStore, Retry, now_iso
@@ -87,10 +87,12 @@ def apply(record: Record, job: JobDetail) -> Record:
     return record.model_copy(update=update)
 
 
-def belongs(record_id: str, job: JobDetail) -> Correlation:
+def belongs(record_id: str, job: JobDetail, deployment: str = "") -> Correlation:
     corr = Correlation.parse(job.user_data)
     if corr is None or corr.record_id != record_id:
         raise WrongJob(f"job {job.JobId} does not belong to record {record_id}")
+    if corr.foreign(deployment):
+        raise WrongJob(f"job {job.JobId} belongs to deployment {corr.deployment}, not {deployment or '(none set)'}")
     return corr
 
 
@@ -100,7 +102,7 @@ def advance(clients: Clients, store: RecordStore, record: Record, job: JobDetail
     Terminal states publish and tag first and record second: both are idempotent, so a
     failure leaves nothing recorded and the sender's retry redoes it all.
     """
-    corr = belongs(record.id, job)
+    corr = belongs(record.id, job, store.deployment)
     if corr.attempt < record.attempt:  # an earlier attempt's own job, heard late: history, not news
         log("record.old_attempt", record_id=record.id, job_id=job.JobId, attempt=corr.attempt)
         return "ignored", record
@@ -157,7 +159,7 @@ def finish(clients: Clients, store: RecordStore, record: Record) -> List[str]:
     current = clients.storage.version(record.source.bucket, record.source.key)
     if current is None:
         notes.append(f"source gone, not tagged: {record.source.key}")
-    elif current.record_id == record.id:
+    elif is_record(current, record.id):
         notes += tag_source(clients, record)
     return notes
 
@@ -173,14 +175,14 @@ def publish(clients: Clients, store: RecordStore, record: Record, depth: int = 0
     if not name or name == staging:
         return None, _limit_note(staging, skipped)
     current = clients.storage.version(record.source.bucket, record.source.key)
-    if current is None or current.record_id != record.id:
+    if current is None or not is_record(current, record.id):
         why = "gone" if current is None else "overwritten by a newer version"
         return None, f"not published as {name}: the source was {why}; result kept at {staging}"
     before = clients.out_storage.get_tags(bucket, name) or {}
     clients.out_storage.copy(bucket, name, bucket, out["region"], staging)
     skipped = _tag(clients.out_storage, bucket, name, links, before) or []
     after = clients.storage.version(record.source.bucket, record.source.key)
-    if after is not None and after.record_id != record.id and depth < MAX_REPUBLISH:
+    if after is not None and not is_record(after, record.id) and depth < MAX_REPUBLISH:
         newer, _ = store.load(after.record_id)
         if newer is not None and newer.state == "Success" and newer.output:
             publish(clients, store, newer, depth + 1)  # it may have published between our HEAD and copy

@@ -25,11 +25,11 @@ from .cloud import CloudError, Clients
 from .config import Settings
 from .events import Upload, upload_from_listing
 from .dates import epoch_of
-from .identity import Correlation, ObjectVersion
+from .identity import Correlation, ObjectVersion, is_record, legacy_record_id
 from .log import log
 from .notify import deliver_due
 from .progress import refresh, second_job, settle
-from .records import Record, RecordStore, UnreadableRecord, latest
+from .records import Record, RecordStore, UnreadableRecord, latest, owned
 from .submit import Kind, Outcome, Skip, Submitter, skip_reason
 
 EVENT_NAME = "cos:ObjectCreated:Reconcile"
@@ -123,6 +123,8 @@ class _Tick:
 
     def one(self, rid: str, marked: str) -> None:
         record, stages = self.store.load(rid)
+        if record is not None and not owned(self.settings, record):
+            return  # another deployment's record in a shared records store: its reconcile's
         self.records[rid] = record
         lease = self.settings.claim_lease_seconds
         if record is None:  # marked, never claimed (a crash in between, or the claim write failed)
@@ -155,7 +157,7 @@ class _Tick:
     def unclaimed(self, rid: str) -> None:
         source = self.store.open_source(rid)
         version = self.clients.storage.version(source.bucket, source.key) if source else None
-        if version is None or version.record_id != rid:
+        if version is None or not is_record(version, rid):
             self.store.close(rid)
             self.summary.closed += 1
             return
@@ -177,16 +179,17 @@ class _Tick:
             jobs, token = self.clients.ci.list(states="All", size=100, next_token=token, start=start)
             for job in jobs:
                 corr = Correlation.parse(job.user_data)
-                if corr is None:
-                    continue
+                if corr is None or corr.foreign(self.settings.deployment):
+                    continue  # not ours: no correlation id, or another deployment's
                 if corr.record_id not in self.records:
                     try:
                         self.records[corr.record_id] = self.store.load(corr.record_id)[0]
                     except UnreadableRecord:
                         self.records[corr.record_id] = None
                 record = self.records[corr.record_id]
-                if record is None or not record.job_id or corr.attempt != record.attempt \
-                        or record.job_id == job.JobId or any(job.JobId in n for n in record.notes):
+                if record is None or not owned(self.settings, record) or not record.job_id \
+                        or corr.attempt != record.attempt or record.job_id == job.JobId \
+                        or any(job.JobId in n for n in record.notes):
                     continue
                 self.records[corr.record_id] = second_job(self.clients, self.store, record, job, corr)
                 self.summary.second_jobs += 1
@@ -222,7 +225,7 @@ class _Tick:
         if modified < checked_before or now - modified < self.older_than:
             return
         seen = listed(self.settings, self.settings.bucket, obj, EVENT_NAME)
-        if seen.reason or seen.record_id in self.records or self.store.exists(seen.record_id):
+        if seen.reason or seen.record_id in self.records or self.store.exists(seen.record_id, seen.legacy_id):
             return
         self.count(self.submitter.process(seen.upload), "swept")
 
@@ -233,13 +236,16 @@ class Listed(NamedTuple):
     upload: Upload
     reason: Optional[Skip]  # why the trigger would skip it; None: it would take it
     record_id: str  # its version's record id, from the listing's fields alone (no HEAD)
+    legacy_id: str = ""  # the id the release before the per-attempt layout gave it (RecordStore.exists)
 
 
 def listed(settings: Settings, bucket: str, obj: Dict[str, Any], event_name: str) -> Listed:
     """An upload in the watched prefixes with no record is one with no `reason` whose
     `record_id` does not exist (`RecordStore.exists`)."""
     up = upload_from_listing(bucket, settings.region, obj, event_name)
-    return Listed(up, skip_reason(settings, up), ObjectVersion.from_listing(bucket, obj).record_id)
+    version = ObjectVersion.from_listing(bucket, obj)
+    return Listed(up, skip_reason(settings, up), version.record_id,
+                  legacy_record_id(bucket, version.key, version.etag))
 
 
 def reconcile(settings: Settings, clients: Clients, older_than: Optional[float] = None,
@@ -250,6 +256,11 @@ def reconcile(settings: Settings, clients: Clients, older_than: Optional[float] 
     budget = settings.reconcile_budget_seconds if budget is None else budget
     tick = _Tick(settings, clients, submitter or Submitter(settings, clients), older_than, budget, clock)
     place = load_place(tick.store)
+    try:
+        tick.store.upgrade(tick.out_of_time)  # once per store: the previous release's records (records.py)
+    except (CloudError, UnreadableRecord) as exc:  # the next tick goes on from the saved place
+        tick.summary.failed += 1
+        log("reconcile.upgrade_failed", level="error", error=str(exc)[:500])
     try:
         tick.open_records(place)
         tick.second_jobs(place)
@@ -265,17 +276,22 @@ def reconcile(settings: Settings, clients: Clients, older_than: Optional[float] 
     return tick.summary
 
 
+def place_key(store: RecordStore) -> str:
+    """Each deployment keeps its own place: two sharing a records store watch different prefixes."""
+    return store.prefix + (STATE_KEY.replace(".json", f"-{store.deployment}.json") if store.deployment else STATE_KEY)
+
+
 def load_place(store: RecordStore) -> Place:
-    body = store.storage.get(store.bucket, store.prefix + STATE_KEY)
+    body = store.storage.get(store.bucket, place_key(store))
     try:
         return Place.model_validate_json(body) if body else Place()
     except ValueError:
-        log("reconcile.place_unreadable", level="warning", key=store.prefix + STATE_KEY)
+        log("reconcile.place_unreadable", level="warning", key=place_key(store))
         return Place()  # start from the top: slower, never wrong
 
 
 def save_place(store: RecordStore, place: Place) -> None:
     try:
-        store.storage.put_json(store.bucket, store.prefix + STATE_KEY, json.dumps(place.model_dump()).encode())
+        store.storage.put_json(store.bucket, place_key(store), json.dumps(place.model_dump()).encode())
     except CloudError as exc:
         log("reconcile.place_not_saved", level="warning", error=str(exc))

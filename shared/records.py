@@ -19,6 +19,14 @@ cannot replace a newer state with an older one.
 Beside the folders, `<records_prefix>open/<record id>` lists what is pending:
 written before a claim, deleted once the record is final. Reconcile walks that
 index, never the history, so its cost follows the open records.
+
+Formats (FORMAT, written into every snapshot): 2 is the layout above. 1 is the release
+before it (commit a5737e5): stages `0-claim-<n>.json`, `1-submitted.json`, `2-running.json`,
+`3-final.json`, one attempt, `attempt` counting claim takeovers, the record id from the ETag
+alone (identity.legacy_record_id), no open index. Format 1 is read as attempt 1 of format 2
+(`_stage`, `read`); its records are put in the open index once (`upgrade`, run by reconcile)
+and looked up by their own id (`exists`), so its jobs finish and nothing is submitted twice.
+The rule for the next change is in ARCHITECTURE.md ("Record formats").
 """
 import json
 import re
@@ -26,7 +34,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -43,6 +51,10 @@ GONE, SUPERSEDED = "Gone", "Superseded"
 RANK = {**STATE_RANK, GONE: 3, SUPERSEDED: 3}
 _STAGE = re.compile(r"^(?P<attempt>\d{3})-(?:(?P<rank>[0-3])-(?:claim-(?P<gen>\d+)|submitted|running|final)"
                     r"|n-(?P<job>[A-Za-z0-9_-]{1,128}))\.json$")
+_STAGE_V1 = re.compile(r"^(?P<rank>[0-3])-(?:claim-(?P<gen>\d+)|submitted|running|final)\.json$")  # format 1
+FORMAT = 2  # bump on any change older code cannot read as is (ARCHITECTURE.md, "Record formats")
+FORMAT_KEY = "state/format.json"  # the upgrade's place and result (`RecordStore.upgrade`)
+LEGACY_RECHECK = 600.0  # seconds
 STAGE_NAME = {1: "submitted", 2: "running", 3: "final"}
 OPEN = "open/"
 MAX_ATTEMPTS = 999
@@ -96,6 +108,8 @@ class Record(BaseModel):
     """The snapshot stored at every stage."""
 
     id: str
+    format: int = FORMAT  # of the stage it was read from; written as FORMAT
+    deployment: str = ""  # who made it (COS_MATTING_DEPLOYMENT); "" : an older release, or none set
     state: str = CLAIMED
     source: Source
     attempt: int = Field(1, ge=1, le=MAX_ATTEMPTS)  # a retry is a new attempt; earlier ones stay in the folder
@@ -131,6 +145,7 @@ class Stage(BaseModel):
     rank: int = 0
     generation: int = 0
     note_job: str = ""  # set for a note object
+    format: int = FORMAT  # told by the object's name
     key: str
     last_modified: str = ""
 
@@ -152,18 +167,21 @@ def age_seconds(stamp: str, now: Optional[float] = None) -> float:
 
 
 class RecordStore:
-    def __init__(self, storage: Storage, bucket: str, prefix: str) -> None:
+    def __init__(self, storage: Storage, bucket: str, prefix: str, deployment: str = "") -> None:
         self.storage, self.bucket, self.prefix = storage, bucket, prefix
+        self.deployment = deployment  # stamped on what this store writes for a record that names none
+        self._legacy: Optional[Tuple[bool, float]] = None  # (format 1 records may exist, when read)
 
     @classmethod
     def of(cls, settings: Any, storage: Storage) -> "RecordStore":
         """The record store the settings name (COS_MATTING_RECORDS_BUCKET + _PREFIX) on `storage`."""
-        return cls(storage, settings.rec_bucket, settings.records_prefix)
+        return cls(storage, settings.rec_bucket, settings.records_prefix, settings.deployment or "")
 
     def _key(self, rid: str, name: str) -> str:
         return f"{self.prefix}{rid}/{name}"
 
     def _write(self, record: Record, name: str) -> bool:
+        record = record.model_copy(update={"format": FORMAT, "deployment": record.deployment or self.deployment})
         body = record.model_dump_json(exclude_none=True).encode()
         return self.storage.put_json(self.bucket, self._key(record.id, name), body, create_only=True)
 
@@ -218,7 +236,11 @@ class RecordStore:
         rid, _, name = rest.partition("/")
         match = _STAGE.match(name)
         if not match:
-            return None
+            old = _STAGE_V1.match(name)
+            if not old:
+                return None
+            return Stage(record_id=rid, attempt=1, rank=int(old["rank"]), generation=int(old["gen"] or 0), format=1,
+                         key=obj["Key"], last_modified=obj.get("LastModified", ""))
         return Stage(record_id=rid, attempt=int(match["attempt"]), rank=int(match["rank"] or 0),
                      generation=int(match["gen"] or 0), note_job=match["job"] or "",
                      key=obj["Key"], last_modified=obj.get("LastModified", ""))
@@ -230,8 +252,12 @@ class RecordStore:
         if not body.strip():
             raise UnreadableRecord(stage.key, f"empty ({len(body)} bytes)")
         try:
+            if stage.format == 1:
+                return Record.model_validate(upgraded(json.loads(body)))
             return Record.model_validate_json(body)
-        except ValidationError as exc:
+        except ValueError as exc:
+            if not isinstance(exc, ValidationError):
+                raise UnreadableRecord(stage.key, f"not JSON ({str(exc)[:100]})") from None
             first = exc.errors()[0]
             raise UnreadableRecord(stage.key, f"not a record ({'.'.join(map(str, first['loc'])) or 'body'}: "
                                               f"{first['msg']})") from None
@@ -267,9 +293,53 @@ class RecordStore:
         except (ValueError, AttributeError):
             return f"second job {stage.note_job} (note {stage.key} unreadable)"
 
-    def exists(self, rid: str) -> bool:
-        """Whether the object version `rid` has a record (any stage): one listing of its folder."""
-        return bool(self.stages(rid))
+    def exists(self, rid: str, legacy_id: str = "") -> bool:
+        """Whether the object version `rid` has a record (any stage): one listing of its folder; and
+        a second, of `legacy_id`'s (identity.legacy_record_id), while format 1 records may exist."""
+        return bool(self.stages(rid)) or bool(legacy_id and self.legacy_possible() and self.stages(legacy_id))
+
+    # -- upgrades (format 1 -> 2) ----------------------------------------------------------------
+    def legacy_possible(self) -> bool:
+        """False once `upgrade` has been through the whole store and found no format 1 record: a False is
+        kept for good, a True is read again after LEGACY_RECHECK seconds (a warm container outlives it)."""
+        if self._legacy is None or (self._legacy[0] and time.monotonic() - self._legacy[1] > LEGACY_RECHECK):
+            state = self._format_state()
+            self._legacy = (not (state.get("done") and not state.get("legacy")), time.monotonic())
+        return self._legacy[0]
+
+    def _format_state(self) -> Dict[str, Any]:
+        try:
+            data = json.loads(self.storage.get(self.bucket, self.prefix + FORMAT_KEY) or b"{}")
+        except ValueError:
+            data = {}
+        return data if isinstance(data, dict) else {}
+
+    def upgrade(self, out_of_time: Callable[[], bool]) -> Dict[str, Any]:
+        """Once per store: every format 1 record not final goes into the open index (the previous
+        release had none), so reconcile finishes it like any other. Resumable: the place is saved
+        in FORMAT_KEY when time runs out; `done` and the count of format 1 records at the end."""
+        state = self._format_state()
+        if state.get("done"):
+            return state
+        after, legacy, opened = str(state.get("after") or ""), int(state.get("legacy") or 0), 0
+        for n, stages in enumerate(self.scan(after)):
+            if (n % 100 == 0 or opened) and out_of_time():  # listings are cheap: the clock is read per page
+                break
+            after = stages[0].record_id
+            if any(st.format == 1 for st in stages):
+                legacy += 1
+                newest = latest(stages)
+                record = self.load(after)[0] if newest.rank < 3 else None  # UnreadableRecord: reconcile reports it
+                if record is not None and not record.terminal:
+                    self.mark_open(record)
+                    opened += 1
+        else:
+            after = ""
+        state = {"format": FORMAT, "legacy": legacy, **({"after": after} if after else {"done": True})}
+        self.storage.put_json(self.bucket, self.prefix + FORMAT_KEY, json.dumps(state).encode())
+        if opened or state.get("done"):
+            log("records.upgrade", legacy=legacy, opened=opened, done=bool(state.get("done")))
+        return state
 
     def scan(self, after: str = "") -> Iterator[List[Stage]]:
         """Every record's stages (notes left out), grouped, in record-id order, from listings only
@@ -300,6 +370,24 @@ class RecordStore:
         """The newest snapshot of every record (one GET each; UnreadableRecord if one is not a record)."""
         for stage in self.newest_stages():
             yield self.read(stage)
+
+
+def upgraded(data: Any) -> Dict[str, Any]:
+    """A format 1 snapshot as format 2: its `attempt` counted claim takeovers (now `generation`);
+    there was one attempt. Everything else reads as is (new fields take their defaults)."""
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    return {**data, "format": 1, "attempt": 1, "generation": int(data.get("attempt") or 1)}
+
+
+def owned(settings: Any, record: Record) -> bool:
+    """Whether this deployment (settings) acts on `record`: it names this deployment, or names none
+    (an older release or no COS_MATTING_DEPLOYMENT) and its source is in a prefix this one watches.
+    So two deployments sharing a records store never adopt each other's records."""
+    if record.deployment:
+        return record.deployment == (settings.deployment or "")
+    src = record.source
+    return src.bucket == settings.bucket and any(src.key.startswith(p) for p in settings.watch_prefixes)
 
 
 def latest(stages: List[Stage]) -> Stage:

@@ -18,7 +18,7 @@ from .cloud import CloudError, Clients
 from .config import Settings, max_submit_seconds, output_key, staging_key
 from .events import Malformed, Upload
 from .dates import epoch_of
-from .identity import Correlation, normalise_etag
+from .identity import Correlation, is_record, legacy_record_id, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
 from .progress import close_as, tag_source
@@ -120,7 +120,7 @@ def build_request(settings: Settings, record: Record, now: float) -> JobRequest:
     }
     if opts.mode == "Combination":
         body["BackgroundLogoUrl"] = background_url(src.bucket, src.region, opts.background_key or "")
-    marker = Correlation(record.id, record.attempt).marker
+    marker = Correlation(record.id, record.attempt, settings.deployment or "").marker
     user_data = marker + (f"|{opts.user_data}" if opts.user_data else "")
     published = published_key(settings, record)
     request = {
@@ -189,6 +189,9 @@ class Submitter:
                 return Outcome(key=up.key, kind=Kind.SKIPPED, reason=Skip.LOOP_GUARD, record_id=rid,
                                detail="tagged as output")
             step = Step.CLAIM
+            legacy = legacy_record_id(version.bucket, version.key, version.etag)
+            if self.store.legacy_possible() and self.store.stages(legacy):  # the previous release's record
+                return Outcome(key=up.key, kind=Kind.DUPLICATE, record_id=legacy, detail="recorded in format 1")
             record = self._named(Record(id=rid, source=Source.of(version, up.region)))
             if not self.store.claim(record):
                 record = self._existing(record, up)
@@ -250,7 +253,7 @@ class Submitter:
             version = self.clients.storage.version(src.bucket, src.key)
         except CloudError as exc:
             return Outcome(key=src.key, kind=Kind.FAILED, step=Step.HEAD, record_id=record.id, detail=str(exc))
-        if version is None or version.record_id != record.id:
+        if version is None or not is_record(version, record.id):
             reason = Skip.GONE if version is None else Skip.STALE
             close_as(self.store, record, "Gone" if version is None else "Superseded")
             return Outcome(key=src.key, kind=Kind.SKIPPED, reason=reason, record_id=record.id,
@@ -339,8 +342,8 @@ class Submitter:
 
     def _existing_job(self, record: Record) -> Optional[JobDetail]:
         """The job CI already has for this attempt, searched from shortly before its first claim."""
-        marker = Correlation(record.id, record.attempt).marker
-        return self.clients.ci.find(marker, start=ci_time(record.claimed_at, -600), input_object=record.source.key)
+        wanted = Correlation(record.id, record.attempt, self.settings.deployment or "")
+        return self.clients.ci.find(wanted, start=ci_time(record.claimed_at, -600), input_object=record.source.key)
 
     def _record_final(self, record: Record, code: str, message: str, retry: Retry) -> None:
         failed = record.model_copy(update={"state": "Failed", "updated_at": now_iso(), "retry": retry,

@@ -16,6 +16,7 @@ from helpers import BUCKET, REGION
 from localcloud.ci import ci_time, parse_ci_time
 from shared.callback import job_ids
 from shared.cloud import CloudError
+from shared.identity import Correlation
 from shared.jobs import JobRequest
 
 OUT = "outputs-1250000000"
@@ -115,14 +116,19 @@ def test_cancel_only_before_the_job_starts(backend):
         assert backend.ci.describe(started).State == state
 
 
-def test_find_by_correlation_marker(backend):
-    backend.ci.create(request(1, user_data="cm:aaa"))
-    mine = backend.ci.create(request(2, user_data="cm:bbb|the user's own data")).JobId
-    assert backend.ci.find("cm:bbb").JobId == mine
-    assert backend.ci.find("cm:bb") is None  # a prefix of a marker is not the marker
-    assert backend.ci.find("cm:bbb", start=ci_time(time.time() + 3600)) is None
-    assert backend.ci.find("cm:bbb", input_object="input/clip-2.mp4").JobId == mine  # scoped to its input
-    assert backend.ci.find("cm:bbb", input_object="input/clip-1.mp4") is None
+def test_find_by_correlation(backend):
+    a, b, c = "a" * 32, "b" * 32, "c" * 32
+    backend.ci.create(request(1, user_data=f"cm:{a}.1@dep-1"))
+    theirs = backend.ci.create(request(2, user_data=f"cm:{b}.1@dep-2")).JobId
+    mine = backend.ci.create(request(2, user_data=f"cm:{b}.1@dep-1|the user's own data")).JobId
+    old = backend.ci.create(request(3, user_data=f"cm:{c}")).JobId  # the previous release's spelling
+    assert theirs != mine and backend.ci.find(Correlation(b, 1, "dep-1")).JobId == mine
+    assert backend.ci.find(Correlation(b, 1, "dep-2")).JobId == theirs  # each deployment finds its own
+    assert backend.ci.find(Correlation(b, 2, "dep-1")) is None  # another attempt
+    assert backend.ci.find(Correlation(c, 1, "dep-1")).JobId == old  # no deployment named: the record decides
+    assert backend.ci.find(Correlation(b, 1, "dep-1"), start=ci_time(time.time() + 3600)) is None
+    assert backend.ci.find(Correlation(b, 1, "dep-1"), input_object="input/clip-2.mp4").JobId == mine
+    assert backend.ci.find(Correlation(b, 1, "dep-1"), input_object="input/clip-1.mp4") is None
 
 
 def test_the_ai_queue_is_the_queue_jobs_go_to(backend):
@@ -159,9 +165,9 @@ def test_lost_answer_to_create_leaves_a_findable_job(backend):
     """What submit's retry relies on: after an unknown outcome the job can be looked up."""
     backend.cloud.faults.add("ci.create", drop=True, after=True)
     with pytest.raises(CloudError) as err:
-        backend.ci.create(request(7, user_data="cm:lost"))
+        backend.ci.create(request(7, user_data="cm:11111111111111111111111111111111.1"))
     assert err.value.status == 0 and err.value.unknown_outcome
-    assert backend.ci.find("cm:lost").State == "Submitted"
+    assert backend.ci.find(Correlation("11111111111111111111111111111111")).State == "Submitted"
 
 
 def test_throttling_is_retryable(backend):
@@ -174,8 +180,8 @@ def test_throttling_is_retryable(backend):
 
 def test_lookup_pages_through_the_queue(backend):
     """The job searched for is older than the first page of 100 (newest first)."""
-    backend.ci.create(request(0, user_data="cm:oldest"))
+    backend.ci.create(request(0, user_data="cm:00000000000000000000000000000000.1"))
     for n in range(1, 105):  # in-process, as a busy bucket would have them
         backend.cloud.jobs.create(BUCKET, request(n))
-    assert backend.ci.find("cm:oldest").Input.Object == "input/clip-0.mp4"
-    assert backend.ci.find("cm:missing") is None
+    assert backend.ci.find(Correlation("00000000000000000000000000000000")).Input.Object == "input/clip-0.mp4"
+    assert backend.ci.find(Correlation("ffffffffffffffffffffffffffffffff")) is None

@@ -3,13 +3,14 @@ import pytest
 
 from helpers import BUCKET, clients_for, put, settings_for
 from shared.cloud import CloudError
+from shared.identity import Correlation
 from shared.jobs import JobRequest
 
 
 def request(key="input/a.mp4", **body):
     return JobRequest.model_validate({
         "Tag": "SegmentVideoBody", "Input": {"Object": key},
-        "Operation": {"SegmentVideoBody": body, "UserData": "cm:test",
+        "Operation": {"SegmentVideoBody": body, "UserData": "cm:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee.1",
                       "Output": {"Region": "ap-guangzhou", "Bucket": BUCKET, "Object": "matting/a.mp4"}}})
 
 
@@ -26,7 +27,7 @@ def test_create_describe_list_cancel(ci, cos_client):
     assert ci.describe(job.JobId).JobId == job.JobId
     jobs, _ = ci.list()
     assert [j.JobId for j in jobs] == [job.JobId]
-    assert ci.find("cm:test").JobId == job.JobId and ci.find("cm:other") is None
+    assert ci.find(Correlation("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee")).JobId == job.JobId and ci.find(Correlation("dddddddddddddddddddddddddddddddd")) is None
     ci.cancel(job.JobId)
     assert ci.describe(job.JobId).State == "Cancel"
 

@@ -19,7 +19,7 @@ def start(data_dir):
 def deployed(tmp_path, dist, capsys):
     cloud = start(tmp_path / "cloud")
     args = ["--local", cloud.url, "--env-file", str(write_env(tmp_path / ".env"))]
-    deploy = ["deploy", "--state-dir", str(tmp_path / "state"), "--dist", str(tmp_path / "dist"), "--yes"]
+    deploy = ["deploy", "--dist", str(tmp_path / "dist"), "--yes"]
     assert main(deploy + args) == 0
     capsys.readouterr()
     yield cloud, args, deploy, tmp_path
@@ -51,54 +51,103 @@ def test_doctor_fails_each_broken_piece_with_its_fix(deployed, capsys):
                       "TENCENTCLOUD_SECRETKEY": "localsecretkey"}, REGION)
     got = scf.call("GetFunction", {"FunctionName": "cos-matting-dev-submit"})
     variables = [v for v in got["Environment"]["Variables"] if v["Key"] != "COS_MATTING_CALLBACK_URL"]
-    scf.call("UpdateFunctionConfiguration", {"FunctionName": "cos-matting-dev-submit", "Runtime": "Python3.9",
+    scf.call("UpdateFunctionConfiguration", {"FunctionName": "cos-matting-dev-submit", "Timeout": 9,
                                              "Environment": {"Variables": variables}})
     scf.call("UpdateTrigger", {"FunctionName": "cos-matting-dev-reconcile", "Type": "timer",
                                "TriggerName": "reconcile-every-10-minutes", "Enable": "CLOSE"})
-    assert main(["doctor"] + args) == 1
+    assert main(["doctor", "--dist", str(tmp / "dist")] + args) == 1
     table = rows(capsys.readouterr().out)
     assert table["bucket bound to CI"][0] == "FAIL" and "Bucket management" in table["bucket bound to CI"][1]
     assert table["records bucket not versioned"][0] == "FAIL" and "versioning Enabled" in \
         table["records bucket not versioned"][1]
     submit = table["function submit"]
-    assert submit[0] == "FAIL" and "runtime Python3.9" in submit[1] and "COS_MATTING_CALLBACK_URL unset" in submit[1]
+    assert submit[0] == "FAIL" and "COS_MATTING_CALLBACK_URL unset" in submit[1]
     assert "fix: cos-matting deploy" in submit[1]
     assert table["timer"][0] == "FAIL"
+    drift = table["matches serverless.yml"]
+    assert drift[0] == "FAIL" and "UpdateFunctionConfiguration cos-matting-dev-submit" in drift[1]
+    assert "Timeout: 9 -> 60" in drift[1] and "fix: cos-matting deploy --plan" in drift[1]
     for name in ("credentials", "role", "policy", "function callback", "COS trigger", "Function URL"):
         assert table[name][0] == "ok", (name, table[name])
 
     # deploy puts back what it owns (the function, the timer); the bucket settings stay the user's to fix.
     assert main(deploy + args) == 0
     capsys.readouterr()
-    assert main(["doctor"] + args) == 1
+    assert main(["doctor", "--dist", str(tmp / "dist")] + args) == 1
     table = rows(capsys.readouterr().out)
-    assert [n for n, (r, _) in table.items() if r == "FAIL"] == ["bucket bound to CI", "records bucket not versioned"]
+    # (an unbound bucket is in no CI list: AI content recognition fails with it)
+    assert [n for n, (r, _) in table.items() if r == "FAIL"] == ["bucket bound to CI", "AI content recognition",
+                                                                 "records bucket not versioned"]
+
+
+def test_doctor_invokes_each_function_and_reads_what_segmentvideobody_needs(deployed, capsys):
+    """A healthy stage passes every check, each function answering the health event through SCF Invoke;
+    then a function whose settings cannot load (CALLBACK_URL without CALLBACK_KEYS), AI content
+    recognition off on a bound bucket, and a records bucket whose versioning is Suspended each fail."""
+    import json
+
+    from deploy.clients import Api
+
+    cloud, args, deploy, tmp = deployed
+    code = main(["doctor", "--json"] + args)
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["ok"] and report["failed"] == 0, report
+    checks = {c["name"]: c for c in report["checks"]}
+    for kind in ("submit", "callback", "reconcile"):
+        assert checks[f"{kind} answers"]["ok"] and "deployment cos-matting-dev" in checks[f"{kind} answers"]["detail"]
+    health = [i for i in cloud.invocations if i.event == {"cos-matting": "health"}]
+    assert sorted(i.function for i in health) == ["cos-matting-dev-callback", "cos-matting-dev-reconcile",
+                                                  "cos-matting-dev-submit"]  # through SCF, no COS or CI call
+    assert cloud.list_jobs() == []
+
+    scf = Api("scf", {"COS_MATTING_ENDPOINT": cloud.url, "TENCENTCLOUD_SECRETID": "AKIDlocal",
+                      "TENCENTCLOUD_SECRETKEY": "localsecretkey"}, REGION)
+    got = scf.call("GetFunction", {"FunctionName": "cos-matting-dev-submit"})
+    variables = [v for v in got["Environment"]["Variables"] if v["Key"] != "COS_MATTING_CALLBACK_KEYS"]
+    scf.call("UpdateFunctionConfiguration", {"FunctionName": "cos-matting-dev-submit",
+                                             "Environment": {"Variables": variables}})
+    wait_for(lambda: scf.call("GetFunction", {"FunctionName": "cos-matting-dev-submit"})["Status"] == "Active")
+    cloud.ci_ai_off.add(BUCKET)
+    sdk_client(cloud).put_bucket_versioning(Bucket=BUCKET, Status="Enabled")
+    sdk_client(cloud).put_bucket_versioning(Bucket=BUCKET, Status="Suspended")
+    assert main(["doctor", "--json"] + args) == 1
+    report = json.loads(capsys.readouterr().out)
+    checks = {c["name"]: c for c in report["checks"]}
+    failed = sorted(n for n, c in checks.items() if not c["ok"])
+    # the variable removed outside deploy is drift too: deploy would put it back
+    assert failed == ["AI content recognition", "function submit", "matches serverless.yml",
+                      "records bucket not versioned", "submit answers"]
+    assert "COS_MATTING_CALLBACK_KEYS" in checks["matches serverless.yml"]["detail"]
+    assert "COS_MATTING_CALLBACK_URL is set but COS_MATTING_CALLBACK_KEYS is empty" in checks["submit answers"]["detail"]
+    assert checks["bucket bound to CI"]["ok"]  # bound, only AI content recognition is off
+    assert "versioning Suspended" in checks["records bucket not versioned"]["detail"]
 
 
 def test_a_new_layer_is_published_only_when_its_bytes_change(deployed, capsys):
-    from cli.cmd_deploy import zips
     from cli.env import deploy_env
     from cli.main import build_parser
     from deploy import spec as specs
-    from deploy.apply import Deployer, State, state_path, target_of
+    from deploy.apply import Executor, Planner
     from deploy.clients import Api
+    from deploy.package import artefacts as zips
+    from deploy.stage import layer_versions
 
     cloud, args, deploy, tmp = deployed
     environ = deploy_env(build_parser().parse_args(deploy + args))
     spec = specs.build(environ)
     artefacts = zips(tmp / "dist", lambda m: None)
     artefacts["layer"] = artefacts["layer"] + b"\0"  # other bytes (a zip with a trailing byte still reads)
-    state = State(state_path(tmp / "state", "dev", cloud.url), target_of(cloud.url, REGION))
     mark = len(cloud.api.calls)
-    Deployer(spec, Api("scf", environ, REGION), Api("cam", environ), state, artefacts, apply=True,
-             log=lambda m: None).run()
+    scf, cam = Api("scf", environ, REGION), Api("cam", environ)
+    Executor(scf, cam, log=lambda m: None).run(Planner(spec, scf, cam, artefacts).plan())
     writes = [(c.action, c.params.get("FunctionName") or c.params.get("LayerName")) for c in cloud.api.writes(mark)]
     assert writes[0] == ("PublishLayerVersion", "cos-matting-dev-deps")
     assert sorted(writes[1:]) == [("UpdateFunctionConfiguration", f"cos-matting-dev-{f}")
                                   for f in ("callback", "reconcile", "submit")]
     assert all(c.params["Layers"] == [{"LayerName": "cos-matting-dev-deps", "LayerVersion": 2}]
                for c in cloud.api.writes(mark)[1:])
-    assert [v["version"] for v in state.data["layer_versions"]] == [1, 2]  # --destroy removes both
+    # both versions carry deploy's mark: --destroy finds and removes both
+    assert sorted(v["LayerVersion"] for v in layer_versions(scf, "cos-matting-dev-deps")) == [1, 2]
 
 
 def test_a_restarted_cloud_runs_what_was_deployed(deployed, capsys):
@@ -128,7 +177,7 @@ def test_a_failed_deploy_says_what_failed_and_destroy_removes_what_it_had_made(t
     try:
         args = ["--local", cloud.url, "--env-file",
                 str(write_env(tmp_path / ".env", COS_MATTING_BUCKET="elsewhere-1250000000"))]
-        deploy = ["deploy", "--state-dir", str(tmp_path / "state"), "--dist", str(tmp_path / "dist"), "--yes"]
+        deploy = ["deploy", "--dist", str(tmp_path / "dist"), "--yes"]
         assert main(deploy + args) == 1
         err = capsys.readouterr().err
         assert "CreateTrigger: ResourceNotFound.Cos" in err and "--destroy to undo" in err
@@ -154,25 +203,6 @@ def test_replay_remote_invokes_the_deployed_function_through_the_scf_api(deploye
     [invoke] = [c for c in cloud.api.calls if c.action == "Invoke"]
     assert invoke.params["FunctionName"] == "cos-matting-dev-submit" and not invoke.error
     assert [i.function for i in cloud.invocations if i.kind == "direct"] == ["cos-matting-dev-submit"]
-
-
-def test_without_its_record_of_the_code_deploy_uploads_it_again_and_a_plan_changes_no_state(deployed, capsys):
-    """Another machine (no state file) must not skip code it cannot prove is current; the plan that
-    precedes every apply must not pretend the upload already happened."""
-    import json
-
-    cloud, args, deploy, tmp = deployed
-    state = tmp / "state" / "dev-local.json"
-    data = json.loads(state.read_text())
-    del data["functions"]["cos-matting-dev-submit"]["code_sha256"]
-    state.write_text(json.dumps(data))
-    assert main([a for a in deploy if a != "--yes"] + args + ["--plan"]) == 0
-    assert json.loads(state.read_text()) == data
-    mark = len(cloud.api.calls)
-    assert main(deploy + args) == 0
-    assert [(c.action, c.params["FunctionName"]) for c in cloud.api.writes(mark)] == [
-        ("UpdateFunctionCode", "cos-matting-dev-submit")]
-    assert json.loads(state.read_text())["functions"]["cos-matting-dev-submit"]["code_sha256"]
 
 
 def test_reserved_concurrency_zero_holds_events_until_it_is_lifted(deployed):
@@ -235,7 +265,7 @@ def test_alarm_policies_are_deployed_kept_in_line_checked_and_destroyed(deployed
         "Remark": "someone-else", "Condition": {"Rules": [{"MetricName": "Duration", "Period": 60, "Operator": "gt",
                                                            "Value": "1000"}]}})["PolicyId"]
     capsys.readouterr()
-    assert main(["doctor"] + args) == 1
+    assert main(["doctor", "--dist", str(tmp / "dist")] + args) == 1
     table = rows(capsys.readouterr().out)
     assert table["alarm cm-dev-errors"] == ("FAIL", "missing -> fix: cos-matting deploy")
     assert table["alarm cm-dev-throttle"][0] == "FAIL" and "Value '10' -> '0'" in \
@@ -251,7 +281,7 @@ def test_alarm_policies_are_deployed_kept_in_line_checked_and_destroyed(deployed
                                                    if p["PolicyName"] == "cm-dev-errors")["PolicyId"]),
                       ("ModifyAlarmPolicyCondition", throttles)])
     capsys.readouterr()
-    main(["doctor"] + args)
+    main(["doctor", "--dist", str(tmp / "dist")] + args)
     table = rows(capsys.readouterr().out)
     assert all(table[f"alarm cm-dev-{n}"][0] == "ok" for n in ("errors", "throttle", "dlq"))
 

@@ -47,7 +47,7 @@ def site(tmp_path, dist):
     cloud = LocalCloud(data_dir=str(tmp_path / "cloud"), buckets=[BUCKET], region=REGION, engine=engine,
                        callback_backoff=(0.05, 0.1, 0.2), callback_timeout=5.0).start()
     args = ["--local", cloud.url, "--env-file", str(write_env(tmp_path / ".env"))]
-    deploy = ["deploy", "--state-dir", str(tmp_path / "state"), "--dist", str(tmp_path / "dist"), "--yes"]
+    deploy = ["deploy", "--dist", str(tmp_path / "dist"), "--yes"]
     yield cloud, args, deploy, tmp_path
     cloud.stop()
 
@@ -90,7 +90,7 @@ def _first_deploy_made_everything_once(cloud, out):
         assert all(v["Value"] for v in variables), name  # never an empty value (SCF Variable.Value)
         keys = {v["Key"] for v in variables}
         assert "COS_MATTING_ENDPOINT" not in keys and "COS_MATTING_OUTPUT_BUCKET" not in keys  # unset: left out
-        assert params["Runtime"] == "Python3.10" and params["Role"] == "cos-matting-scf"
+        assert params["Runtime"] == "Python3.10" and params["Role"] == "cos-matting-dev-role"
         assert (dict((v["Key"], v["Value"]) for v in variables).get("COS_MATTING_CALLBACK_URL") == url) == \
             (not name.endswith("callback"))
     return url
@@ -136,8 +136,10 @@ def _big_multipart_upload_reaches_success(cloud, tmp, url):
 
 def _doctor_green_redeploy_reads_only_one_setting_updates_one_function(cloud, args, deploy, tmp, capsys):
     capsys.readouterr()
-    assert main(["doctor"] + args) == 0, capsys.readouterr().out
-    assert "15/15 checks passed" in capsys.readouterr().out  # 12 + serverless.yml's 3 alarm policies
+    assert main(["doctor", "--dist", str(tmp / "dist")] + args) == 0, capsys.readouterr().out
+    # 12, AI content recognition, each function answering its health invocation, serverless.yml's 3 alarm
+    # policies, and matches serverless.yml (no drift)
+    assert "20/20 checks passed" in capsys.readouterr().out
 
     mark = len(cloud.api.calls)  # deploy again with no change: reads only
     assert main(deploy + args) == 0
@@ -160,17 +162,17 @@ def _destroy_leaves_nothing_deploy_made_and_the_bucket_untouched(cloud, client, 
     assert cloud.runtime.triggers == []
     objects_after = sorted(o["Key"] for o in client.list_objects(Bucket=BUCKET, MaxKeys=1000).get("Contents", []))
     assert objects_after == objects_before and "input/talks/big talk.mp4" in objects_after
-    assert main(["doctor"] + args) == 1
+    assert main(["doctor", "--dist", deploy[deploy.index("--dist") + 1]] + args) == 1
 
 
 def test_every_request_deploy_sends_fits_the_sdk_request_models(site):
     """Fields exist and types are right, checked on what deploy hands the SDK (the SDK itself drops unknown
     fields with only a warning, so the server could never notice)."""
-    from cli.cmd_deploy import zips
     from cli.env import deploy_env
     from deploy import spec as specs
-    from deploy.apply import Deployer, State
+    from deploy.apply import Executor, Planner
     from deploy.clients import Api
+    from deploy.package import artefacts as zips
     from cli.main import build_parser
 
     cloud, args, deploy, tmp = site
@@ -178,14 +180,13 @@ def test_every_request_deploy_sends_fits_the_sdk_request_models(site):
     environ = deploy_env(parsed)
     spec = specs.build(environ)
     artefacts = zips(tmp / "dist", lambda m: None)
-    plan = Deployer(spec, Api("scf", environ, spec.region), Api("cam", environ), State(tmp / "s.json", "t"),
-                    artefacts, apply=False, log=lambda m: None)
-    plan.run()
     scf, cam = Api("scf", environ, spec.region), Api("cam", environ)
-    doer = Deployer(spec, scf, cam, State(tmp / "s.json", "t"), artefacts, apply=True, log=lambda m: None)
-    doer.run()
+    planner, undo = Planner(spec, scf, cam, artefacts), Planner(spec, scf, cam, artefacts)
+    Executor(scf, cam, log=lambda m: None).run(planner.plan())
+    Executor(scf, cam, log=lambda m: None).run(undo.destroy())  # and back
+    monitors = [kind.monitor for kind in planner.kinds + undo.kinds]  # the alarm policies' client
     sent = [("scf", c) for c in scf.sent] + [("cam", c) for c in cam.sent] + \
-        [("monitor", c) for c in doer.alarms().monitor.sent] + [(p["product"], p) for p in plan.planned]
+        [("monitor", c) for m in monitors for c in m.sent]
     modules = {"scf": "tencentcloud.scf.v20180416.models", "cam": "tencentcloud.cam.v20190116.models",
                "monitor": "tencentcloud.monitor.v20180724.models"}
     problems = [(product, c["action"], p) for product, c in sent
@@ -193,7 +194,11 @@ def test_every_request_deploy_sends_fits_the_sdk_request_models(site):
     assert problems == []
     assert {c["action"] for c in scf.sent} >= {"CreateFunction", "CreateTrigger", "PublishLayerVersion",
                                                "PutReservedConcurrencyConfig", "UpdateFunctionEventInvokeConfig",
-                                               "GetFunction", "ListTriggers", "ListLayerVersions"}
+                                               "GetFunction", "ListTriggers", "ListLayerVersions", "ListFunctions",
+                                               "DeleteTrigger", "DeleteFunction",
+                                               "DeleteLayerVersion"}
+    assert {c["action"] for c in cam.sent} >= {"CreateRole", "CreatePolicy", "AttachRolePolicy", "DetachRolePolicy",
+                                               "DeletePolicy", "DeleteRole", "GetPolicy", "ListPolicies"}
     # The checker itself catches what a typo or a wrong type would send.
     assert check_params(modules["scf"], "CreateFunctionRequest", {"FunctionName": "x", "MemorySise": 128}) == \
         ["MemorySise: unknown parameter (not in CreateFunctionRequest)"]
@@ -204,23 +209,22 @@ def test_every_request_deploy_sends_fits_the_sdk_request_models(site):
 
 
 def test_one_function_setting_in_serverless_yml_updates_only_that_function(site, tmp_path):
-    from cli.cmd_deploy import zips
     from cli.env import deploy_env
     from cli.main import build_parser
     from deploy import checks
     from deploy import spec as specs
-    from deploy.apply import Deployer, State
+    from deploy.apply import Executor, Planner
     from deploy.clients import Api
+    from deploy.package import artefacts as zips
 
     cloud, args, deploy, tmp = site
     environ = deploy_env(build_parser().parse_args(deploy + args))
     artefacts = zips(tmp / "dist", lambda m: None)
-    state = State(tmp / "s.json", "t")
 
     def apply(spec):
         mark = len(cloud.api.calls)
-        Deployer(spec, Api("scf", environ, spec.region), Api("cam", environ), state, artefacts, apply=True,
-                 log=lambda m: None).run()
+        scf, cam = Api("scf", environ, spec.region), Api("cam", environ)
+        Executor(scf, cam, log=lambda m: None).run(Planner(spec, scf, cam, artefacts).plan())
         return _writes(cloud, mark)
 
     assert apply(specs.build(environ))
@@ -232,14 +236,14 @@ def test_one_function_setting_in_serverless_yml_updates_only_that_function(site,
     assert update.params == {"FunctionName": "cos-matting-dev-reconcile", "Namespace": "default", "Timeout": 200}
 
 
-def test_plan_writes_nothing_and_names_every_change(site, capsys):
+def test_plan_writes_nothing_and_prints_every_call(site, capsys):
     cloud, args, deploy, tmp = site
     assert main([a for a in deploy if a != "--yes"] + args + ["--plan"]) == 0
     out = capsys.readouterr().out
     assert cloud.api.writes() == []
-    assert "19 change(s)" in out and "+ create function cos-matting-dev-submit" in out
-    assert "+ create alarm cm-dev-throttle: Throttle gt 0 per 60 s" in out
-    assert "+ create trigger http callback-url on cos-matting-dev-callback" in out
+    assert "19 call(s)" in out and "+ scf CreateFunction cos-matting-dev-submit" in out
+    assert "+ monitor CreateAlarmPolicy cm-dev-throttle: Throttle gt 0 per 60 s" in out
+    assert "+ scf CreateTrigger cos-matting-dev-callback http callback-url" in out
 
 
 def test_timer_trigger_created_through_the_api_fires(site):
@@ -325,6 +329,9 @@ def test_a_deployed_function_runs_the_handler_its_configuration_names(site):
                                 "Code": {"ZipFile": zipped}})
     result = scf.call("Invoke", {"FunctionName": "named", "ClientContext": "{}"})["Result"]
     assert result["InvokeResult"] == 0 and json.loads(result["RetMsg"]) == {"handler": "other", "local": []}
+    # a write waits for Active, as on SCF (Creating first: 583/37883)
+    wait_for(lambda: scf.call("GetFunction", {"FunctionName": "named"})["Status"] == "Active", timeout=10,
+             interval=0.1)
     scf.call("UpdateFunctionCode", {"FunctionName": "named", "ZipFile": zipped, "Handler": "index.main_handler"})
     result = scf.call("Invoke", {"FunctionName": "named", "ClientContext": "{}"})["Result"]
     assert json.loads(result["RetMsg"]) == {"handler": "main"}

@@ -10,6 +10,7 @@ import pytest
 
 from helpers import BUCKET, REGION, ROOT, clients_for, function_env, sdk_client, settings_for
 from shared import xmlcodec
+from shared.identity import Correlation
 
 
 # -- CI ----------------------------------------------------------------------------------------
@@ -75,18 +76,18 @@ def test_the_lookup_finds_a_job_on_the_ai_queue_and_never_an_uncreated_one(cloud
     queues = cos_client.ci_get_ai_queue(Bucket=BUCKET)["QueueList"]
     [queue] = queues if isinstance(queues, list) else [queues]
     assert queue["Category"] == "AIProcess"
-    job = ci.create(job_request("input/x.mp4", "cm:rec1|user data"))
+    job = ci.create(job_request("input/x.mp4", "cm:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.1|user data"))
     assert job.QueueId == queue["QueueId"]  # the job went to the AI queue
     for _ in range(3):
-        ci.create(job_request("input/other.mp4", "cm:rec2"))
+        ci.create(job_request("input/other.mp4", "cm:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.1"))
     lookup = clients_for(cloud, settings_for(cloud)).ci  # a fresh instance: its queue comes from /ai_queue
     before = dict(cloud.requests)
-    found = lookup.find("cm:rec1", input_object="input/x.mp4")
+    found = lookup.find(Correlation("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), input_object="input/x.mp4")
     assert found is not None and found.JobId == job.JobId
     spent = {k: v - before.get(k, 0) for k, v in cloud.requests.items() if v != before.get(k, 0)}
     assert spent == {"ci.ai_queue": 1, "ci.list": 1}  # queue cached after this, one page of jobs
-    assert lookup.find("cm:never-created", input_object="input/x.mp4") is None
-    assert lookup.find("cm:rec1", input_object="input/other.mp4") is None  # scoped to the input key
+    assert lookup.find(Correlation("cccccccccccccccccccccccccccccccc"), input_object="input/x.mp4") is None
+    assert lookup.find(Correlation("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), input_object="input/other.mp4") is None  # scoped to the input key
     assert cloud.requests["ci.ai_queue"] == before.get("ci.ai_queue", 0) + 1
 
 

@@ -148,14 +148,17 @@ def test_settings_that_break_uploads_later_are_refused_at_cold_start(cloud, var,
     with pytest.raises(ConfigError) as err:
         load_settings(env)
     assert var in str(err.value)
-    # and the real handler refuses to start with it: no job, the variable named
+    # and the real handler refuses every event with it: no job, the variable named
     cloud.add_trigger(BUCKET, function_dir=str(ROOT / "functions" / "submit"), env=env, prefix="never/",
                       name="bad-submit")
     inv = cloud.invoke("bad-submit", build_event([Upload(bucket=BUCKET, appid="1250000000", region=REGION,
                                                          key="input/x.mp4", etag="e", size=1,
                                                          event_name="cos:ObjectCreated:Put")]))
-    assert not inv.ok and "initialisation failed" in inv.error and cloud.list_jobs(BUCKET) == []
+    assert not inv.ok and "ConfigError" in inv.error + inv.traceback and cloud.list_jobs(BUCKET) == []
     assert var in "\n".join(inv.logs) + inv.traceback
+    # while the health event (doctor's) is answered with what is wrong (shared/health.py)
+    health = cloud.invoke("bad-submit", {"cos-matting": "health"})
+    assert health.ok and health.result["ok"] is False and var in health.result["settings"]
 
 
 # -- nothing final forever ----------------------------------------------------------------------

@@ -29,7 +29,7 @@ def two_stages(tmp_path, dist, monkeypatch):
         env_file = tmp_path / f"{stage}.env"
         env_file.write_text("".join(f"{k}={v}\n" for k, v in {**ENV, **extra}.items()))
         code = main(["deploy", "--stage", stage, "--yes", "--local", cloud.url, "--env-file", str(env_file),
-                     "--state-dir", str(tmp_path / "state"), "--dist", str(dist)])
+                     "--dist", str(dist)])
         assert code == 0, stage
     yield cloud, tmp_path
     cloud.stop()

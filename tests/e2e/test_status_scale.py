@@ -99,9 +99,9 @@ def test_uploads_scan_is_bounded_per_call_and_incremental(cli_env, capsys, monke
     real = uploads_scan.scan
 
     def scan(settings, source, state, has_record, budget, concurrency=16):
-        def counted(rid):
+        def counted(rid, legacy_id=""):
             looked_up.append(rid)
-            return has_record(rid)
+            return has_record(rid, legacy_id)
         return real(settings, source, state, counted, budget, concurrency)
 
     monkeypatch.setattr(uploads_scan, "scan", scan)

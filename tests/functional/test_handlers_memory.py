@@ -102,3 +102,27 @@ def test_submit_raises_one_typed_error_carrying_every_outcome_after_the_rest(loa
         ("input/second.mp4", "failed:submit"), ("input/poster.jpg", "skipped:suffix"), ("input/third.mp4", "submitted")]
     assert str(raised.value) == "1 of 3 records failed: input/second.mp4: failed:submit"
     assert [j.JobId for j in memory_cloud.list_jobs(BUCKET)] == [raised.value.outcomes[2].job_id]
+
+
+@pytest.mark.parametrize("name", ["submit", "callback", "reconcile"])
+def test_each_handler_answers_the_health_event_without_a_cloud_call(load, memory_cloud, name):
+    """doctor's health invocation (shared/health.py): the settings check, never COS or CI."""
+    from shared.config import ConfigError
+    from shared.health import EVENT
+
+    def no_cloud(*_a, **_k):
+        raise AssertionError("the health event must not build cloud clients")
+
+    handler = load(name)
+    handler.Clients = no_cloud  # submit and reconcile build theirs on the first real event
+    before = dict(memory_cloud.bucket(BUCKET))
+    answer = handler.main_handler(dict(EVENT), None)
+    assert answer["ok"] is True and answer["function"] == name and answer["settings"] == "ok"
+    assert dict(memory_cloud.bucket(BUCKET)) == before and memory_cloud.list_jobs(BUCKET) == []
+
+    broken = load(name, COS_MATTING_CALLBACK_URL="https://x.example/cb", COS_MATTING_CALLBACK_KEYS="")
+    answer = broken.main_handler(dict(EVENT), None)
+    assert answer["ok"] is False
+    assert "COS_MATTING_CALLBACK_URL is set but COS_MATTING_CALLBACK_KEYS is empty" in answer["settings"]
+    with pytest.raises(ConfigError, match="COS_MATTING_CALLBACK_KEYS"):  # a real event fails loudly, as before
+        broken.main_handler({"Records": []} if name == "submit" else {"Type": "Timer"}, None)

@@ -91,7 +91,9 @@ def test_no_secret_in_the_file():
     assert entries["COS_MATTING_CALLBACK_KEYS"] == "${env:COS_MATTING_CALLBACK_KEYS}"
     # Only structural literals are written in the file; everything else comes from .env.
     literals = {k for k, v in entries.items() if "${env:" not in v}
-    assert literals == {"COS_MATTING_WATCH_PREFIXES", "COS_MATTING_OUTPUT_PREFIX", "COS_MATTING_RECORDS_PREFIX"}
+    assert literals == {"COS_MATTING_WATCH_PREFIXES", "COS_MATTING_OUTPUT_PREFIX", "COS_MATTING_RECORDS_PREFIX",
+                        "COS_MATTING_DEPLOYMENT"}
+    assert entries["COS_MATTING_DEPLOYMENT"] == "${app}-${stage}"  # the deployment's id: its app and stage
     assert "TENCENT_SECRET" not in SERVERLESS.read_text()
 
 
@@ -312,6 +314,20 @@ def test_submit_has_a_dead_letter_target(sf, environ):
     empty = resolved_raw(environ)
     empty["inputs"]["functions"]["submit"]["deadLetter"]["name"] = ""
     expect_error(empty, "deadLetter", "name")
+    # the type is the SCF API's DeadLetterConfig.Type (583/39704): CMQ-QUEUE or CMQ-TOPIC, not "CMQ"
+    assert dl.type == "CMQ-QUEUE"
+    cmq = resolved_raw(environ)
+    cmq["inputs"]["functions"]["submit"]["deadLetter"]["type"] = "CMQ"
+    expect_error(cmq, "deadLetter.type", "CMQ-QUEUE", "CMQ-TOPIC")
+
+
+@pytest.mark.parametrize("where", ["inputs", "function"])
+def test_a_runtime_scf_does_not_offer_is_refused_offline_naming_the_allowed_ones(environ, where):
+    """No Python3.8 on SCF (the SDK's CreateFunctionRequest.Runtime lists Python2.7, 3.6, 3.7, 3.9, 3.10)."""
+    raw = resolved_raw(environ)
+    (raw["inputs"] if where == "inputs" else raw["inputs"]["functions"]["submit"])["runtime"] = "Python3.8"
+    message = expect_error(raw, "runtime", "Python3.10", "Python3.9")
+    assert "'Python3.8'" in message  # names what it got
 
 
 def test_async_retry_and_concurrency_settings_reach_the_deploy_spec(environ):

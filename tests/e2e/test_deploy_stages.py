@@ -1,0 +1,279 @@
+"""A stage lives in the cloud (issue 20, the deploy half), through the real SDK against the local
+cloud's SCF and CAM APIs: stages found by tag and name from a fresh clone, each with its own role
+and policy, destroy touching only its own stage, plan-then-execute with old -> new values (secrets
+masked), writes waiting for Active, the final environment checked before the first write, the
+Function URL read back from the trigger, drift noticed and put back, `cos-matting info`.
+"""
+import base64
+import hashlib
+import json
+
+import pytest
+
+from cli.main import main
+from deploy.clients import Api, ApiCallError
+from helpers import BUCKET, REGION, wait_for
+from localcloud import LocalCloud
+
+ENV = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION, "COS_MATTING_TIMEOUT_SECONDS": "5",
+       "COS_MATTING_CALLBACK_KEYS": "stage-test-key-0123456789abcdef"}
+SECRET = ENV["COS_MATTING_CALLBACK_KEYS"]
+KEYS = {"COS_MATTING_ENDPOINT": "", "TENCENTCLOUD_SECRETID": "AKIDlocal", "TENCENTCLOUD_SECRETKEY": "localsecretkey"}
+
+
+class Site:
+    def __init__(self, cloud, tmp, dist, capsys):
+        self.cloud, self.tmp, self.dist, self.capsys = cloud, tmp, dist, capsys
+        env = {**KEYS, "COS_MATTING_ENDPOINT": cloud.url}
+        self.scf, self.cam = Api("scf", env, REGION), Api("cam", env)
+
+    def deploy(self, stage="dev", *flags, **extra):
+        """`cos-matting deploy` as a user runs it from a checkout with no local state: (exit code, out, err)."""
+        env_file = self.tmp / f"{stage}.env"
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in {**ENV, **extra}.items() if v is not None))
+        self.capsys.readouterr()
+        args = ["deploy", "--stage", stage, "--local", self.cloud.url, "--env-file", str(env_file),
+                "--dist", str(self.dist)] + (["--yes"] if "--plan" not in flags else []) + list(flags)
+        code = main(args)
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def writes(self, since=0):
+        return [(c.action, c.params.get("FunctionName") or c.params.get("LayerName") or c.params.get("RoleName")
+                 or c.params.get("PolicyName") or c.params.get("AttachRoleName") or c.params.get("DetachRoleName")
+                 or str(c.params.get("PolicyId")))
+                for c in self.cloud.api.writes(since)]
+
+    def env_of(self, name):
+        got = self.scf.call("GetFunction", {"FunctionName": name})
+        return {v["Key"]: v["Value"] for v in got["Environment"]["Variables"]}
+
+
+@pytest.fixture
+def site(tmp_path, dist, capsys, monkeypatch):
+    import os
+
+    for name in [n for n in os.environ if n.startswith(("COS_MATTING_", "TENCENTCLOUD_", "TENCENT_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # a fresh clone: no .env, no .cos-matting/ of the checkout's
+    cloud = LocalCloud(data_dir=str(tmp_path / "cloud"), buckets=[BUCKET], region=REGION).start()
+    yield Site(cloud, tmp_path, dist, capsys)
+    cloud.stop()
+
+
+def test_each_stage_has_its_own_role_and_destroy_from_a_fresh_clone_removes_only_its_own(site):
+    assert site.deploy("dev")[0] == 0
+    assert site.deploy("prod", COS_MATTING_MAX_SIZE_MB="900")[0] == 0
+    roles = site.cloud.cam.state["roles"]
+    assert sorted(roles) == ["cos-matting-dev-role", "cos-matting-prod-role"]
+    policies = {p["PolicyName"]: p["PolicyId"] for p in site.cloud.cam.state["policies"].values()}
+    assert sorted(policies) == ["cos-matting-dev-policy", "cos-matting-prod-policy"]
+    assert roles["cos-matting-prod-role"]["Attached"] == [policies["cos-matting-prod-policy"]]
+    assert site.scf.call("GetFunction", {"FunctionName": "cos-matting-prod-submit"})["Role"] == "cos-matting-prod-role"
+    tags = {t["Key"]: t["Value"] for t in site.scf.call("GetFunction", {"FunctionName": "cos-matting-dev-submit"})["Tags"]}
+    assert tags["app"] == "cos-matting" and tags["stage"] == "dev"
+    # CAM answers GetPolicy reformatted (escapes, arrays, key order); still nothing to do on a redeploy.
+    got = site.cam.call("GetPolicy", {"PolicyId": policies["cos-matting-dev-policy"]})["PolicyDocument"]
+    assert "\\/" in got and got != site.cloud.cam.state["policies"][str(policies["cos-matting-dev-policy"])][
+        "PolicyDocument"]
+    mark = len(site.cloud.api.calls)
+    code, out, _ = site.deploy("dev")
+    assert code == 0 and site.writes(mark) == [] and "nothing to do" in out
+    # Something the stage's names reach that deploy did not make: a layer version published by hand.
+    site.scf.call("PublishLayerVersion", {"LayerName": "cos-matting-dev-deps", "CompatibleRuntimes": ["Python3.10"],
+                                          "Content": {"ZipFile": base64.b64encode(_zip()).decode()},
+                                          "Description": "someone else's"})
+
+    mark = len(site.cloud.api.calls)
+    code, out, _ = site.deploy("dev", "--destroy", "--plan")
+    assert code == 0 and site.writes(mark) == []
+    assert "- scf DeleteFunction cos-matting-dev-submit" in out and "- cam DeleteRole cos-matting-dev-role" in out
+    assert "prod" not in out
+    # destroy needs only the region (and credentials): no bucket, no keys, nothing local
+    code, out, err = site.deploy("dev", "--destroy", COS_MATTING_CALLBACK_KEYS=None, COS_MATTING_BUCKET=None)
+    assert code == 0, err
+    assert sorted(site.cloud.scf.state["functions"]) == [f"default/cos-matting-prod-{k}"
+                                                          for k in ("callback", "reconcile", "submit")]
+    assert sorted(site.cloud.cam.state["roles"]) == ["cos-matting-prod-role"]
+    assert sorted(p["PolicyName"] for p in site.cloud.cam.state["policies"].values()) == ["cos-matting-prod-policy"]
+    left = [(v["LayerVersion"], v["Description"]) for v in site.cloud.scf.state["layers"]["cos-matting-dev-deps"]
+            if v["Status"] == "Active"]
+    assert left == [(2, "someone else's")]
+    assert all(v["Status"] == "Active" for v in site.cloud.scf.state["layers"]["cos-matting-prod-deps"])
+    # nothing of dev is left to find; a second destroy has nothing to do
+    code, out, _ = site.deploy("dev", "--destroy")
+    assert code == 0 and "nothing of this stage was found" in out
+
+
+def _zip():
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("x.txt", "x")
+    return buf.getvalue()
+
+
+def test_a_role_the_user_names_is_used_as_it_is_and_never_deleted(site):
+    trust = {"version": "2.0", "statement": [{"action": "name/sts:AssumeRole", "effect": "allow",
+                                              "principal": {"service": ["scf.qcloud.com"]}}]}
+    code, _, err = site.deploy("dev", COS_MATTING_DEPLOY_ROLE="team-role")
+    assert code == 2 and "COS_MATTING_DEPLOY_ROLE=team-role: no such CAM role" in err
+    assert site.writes() == []
+    site.cam.call("CreateRole", {"RoleName": "team-role", "PolicyDocument": json.dumps(trust)})
+    extra = site.cam.call("CreatePolicy", {"PolicyName": "team-extra", "PolicyDocument": json.dumps(
+        {"version": "2.0", "statement": [{"effect": "allow", "action": ["name/cos:HeadBucket"], "resource": ["*"]}]})})
+    site.cam.call("AttachRolePolicy", {"PolicyId": extra["PolicyId"], "AttachRoleName": "team-role"})
+    mark = len(site.cloud.api.calls)
+    assert site.deploy("dev", COS_MATTING_DEPLOY_ROLE="team-role")[0] == 0
+    made = [a for a, _ in site.writes(mark)]
+    assert "CreateRole" not in made and "UpdateAssumeRolePolicy" not in made and "AttachRolePolicy" in made
+    assert site.scf.call("GetFunction", {"FunctionName": "cos-matting-dev-submit"})["Role"] == "team-role"
+    code, out, _ = site.deploy("dev", "--destroy", COS_MATTING_DEPLOY_ROLE="team-role")
+    assert code == 0 and "left role team-role" in out
+    role = site.cloud.cam.state["roles"]["team-role"]
+    assert role["Attached"] == [extra["PolicyId"]] and json.loads(role["PolicyDocument"]) == trust
+    assert [p["PolicyName"] for p in site.cloud.cam.state["policies"].values()] == ["team-extra"]
+
+
+def test_deploy_refuses_a_stage_whose_functions_would_not_start_naming_the_variable(site):
+    code, _, err = site.deploy("dev", COS_MATTING_CALLBACK_KEYS=None)
+    assert code == 2 and "COS_MATTING_CALLBACK_KEYS" in err and "Traceback" not in err
+    assert site.writes() == []  # refused before any write
+    assert site.cloud.scf.state["functions"] == {}
+
+
+def test_plan_prints_the_calls_it_makes_with_old_and_new_values_and_the_url_is_read_back(site):
+    assert site.deploy("dev")[0] == 0
+    url = [t for t in site.scf.call("ListTriggers", {"FunctionName": "cos-matting-dev-callback"})["Triggers"]
+           if t["Type"] == "http"][0]
+    url = json.loads(url["TriggerDesc"])["NetConfig"]["ExtranetUrl"]
+    assert url.startswith(site.cloud.url + "/_url/")
+    for kind in ("submit", "reconcile"):  # the URL read back from the trigger, never a placeholder
+        assert site.env_of(f"cos-matting-dev-{kind}")["COS_MATTING_CALLBACK_URL"] == url
+    assert "COS_MATTING_CALLBACK_URL" not in site.env_of("cos-matting-dev-callback")
+
+    # Two settings change, one a secret: the plan shows old -> new, the secret masked.
+    changed = {"COS_MATTING_MAX_SIZE_MB": "250", "COS_MATTING_CALLBACK_KEYS": "other-key-0123456789abcdef0"}
+    mark = len(site.cloud.api.calls)
+    code, out, _ = site.deploy("dev", "--plan", **changed)
+    assert code == 0 and site.writes(mark) == []
+    assert "~ scf UpdateFunctionConfiguration cos-matting-dev-submit: Environment" in out
+    assert "COS_MATTING_MAX_SIZE_MB: (unset) -> 250" in out
+    assert "COS_MATTING_CALLBACK_KEYS: **** -> ****" in out
+    assert SECRET not in out and changed["COS_MATTING_CALLBACK_KEYS"] not in out
+    code, out, _ = site.deploy("dev", "--plan", "--json", **changed)
+    plan = json.loads(out)
+    assert plan["applied"] is False and SECRET not in out and changed["COS_MATTING_CALLBACK_KEYS"] not in out
+    planned = [(c["action"], c["name"]) for c in plan["calls"]]
+    assert planned == [("UpdateFunctionConfiguration", f"cos-matting-dev-{k}") for k in ("callback", "reconcile",
+                                                                                         "submit")]
+    mark = len(site.cloud.api.calls)
+    code, out, _ = site.deploy("dev", "--json", **changed)
+    assert code == 0 and [(c["action"], c["name"]) for c in json.loads(out)["calls"]] == planned
+    assert site.writes(mark) == [(a, n) for a, n in planned]  # exactly the planned calls were made
+    assert site.env_of("cos-matting-dev-submit")["COS_MATTING_MAX_SIZE_MB"] == "250"
+
+    # The Function URL replaced outside deploy: the new one is read back from ListTriggers, CreateTrigger's
+    # answer not carrying it (the SDK's CreateTriggerResponse; the local SCF answers without it).
+    http = {"FunctionName": "cos-matting-dev-callback", "Type": "http", "TriggerName": "callback-url"}
+    site.scf.call("DeleteTrigger", http)
+    made = site.scf.call("CreateTrigger", {**http, "TriggerDesc": json.dumps(
+        {"AuthType": "NONE", "NetConfig": {"EnableIntranet": False, "EnableExtranet": True}})})
+    assert "ExtranetUrl" not in made["TriggerInfo"]["TriggerDesc"]
+    # and deleted again, so deploy creates it and must read the URL back after its own CreateTrigger
+    site.scf.call("DeleteTrigger", http)
+    code, out, _ = site.deploy("dev", **changed)
+    assert code == 0
+    new = site.env_of("cos-matting-dev-submit")["COS_MATTING_CALLBACK_URL"]
+    assert new != url and new.startswith(site.cloud.url + "/_url/") and "<" not in new
+    assert f"callback Function URL: {new}" in out
+
+
+def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(site):
+    assert site.deploy("dev")[0] == 0
+    scf, name = site.scf, {"FunctionName": "cos-matting-dev-submit"}
+    site.cloud.scf.settle_seconds = 1.0  # SCF applies writes asynchronously: Updating for a while
+    # the console changes the code and a setting of submit
+    other = base64.b64encode((site.dist / "cos-matting-callback.zip").read_bytes()).decode()
+    scf.call("UpdateFunctionCode", {**name, "ZipFile": other, "Handler": "index.main_handler"})
+    assert scf.call("GetFunction", name)["Status"] == "Updating"
+    with pytest.raises(ApiCallError) as busy:  # a write while Updating is refused (583/37883)
+        scf.call("UpdateFunctionConfiguration", {**name, "Timeout": 30})
+    assert busy.value.code == "FailedOperation.UpdateFunctionConfiguration"
+    with pytest.raises(ApiCallError) as busy:
+        scf.call("UpdateFunctionCode", {**name, "ZipFile": other})
+    assert busy.value.code == "FailedOperation.UpdateFunctionCode"
+    wait_for(lambda: scf.call("GetFunction", name)["Status"] == "Active", timeout=10, interval=0.1)
+    # what SCF does not offer is refused (the SDK's error codes): no Python3.8, dead letter CMQ-QUEUE / CMQ-TOPIC
+    # and a runtime is set at creation (the SDK: UpdateFunctionConfigurationRequest.Runtime cannot be changed)
+    for bad, code in (({"Runtime": "Python3.8"}, "InvalidParameterValue.Runtime"),
+                      ({"Runtime": "Python3.9"}, "InvalidParameterValue.Runtime"),
+                      ({"DeadLetterConfig": {"Type": "CMQ", "Name": "q"}}, "InvalidParameterValue.DeadLetterConfig")):
+        with pytest.raises(ApiCallError) as refused:
+            scf.call("UpdateFunctionConfiguration", {**name, **bad})
+        assert refused.value.code == code
+    assert scf.call("GetFunction", name)["DeadLetterConfig"]["Type"] == "CMQ-QUEUE"  # what deploy set
+    env = site.env_of("cos-matting-dev-submit")
+    env["COS_MATTING_MAX_SIZE_MB"] = "7"
+    scf.call("UpdateFunctionConfiguration", {**name, "Timeout": 30, "Environment": {"Variables": [
+        {"Key": k, "Value": v} for k, v in env.items()]}})
+    wait_for(lambda: scf.call("GetFunction", name)["Status"] == "Active", timeout=10, interval=0.1)
+
+    env_file = site.tmp / "dev.env"
+    site.capsys.readouterr()
+    code = main(["doctor", "--local", site.cloud.url, "--env-file", str(env_file), "--dist", str(site.dist)])
+    out = site.capsys.readouterr().out
+    assert code == 1
+    line = out[out.index("matches serverless.yml"):]
+    assert "FAIL" in line[:40] and "UpdateFunctionCode cos-matting-dev-submit" in line
+    assert "COS_MATTING_MAX_SIZE_MB: 7 -> (unset)" in line
+
+    code, out, _ = site.deploy("dev", "--plan")
+    assert "~ scf UpdateFunctionConfiguration cos-matting-dev-submit" in out and "Timeout: 30 -> 60" in out
+    sha = hashlib.sha256((site.dist / "cos-matting-submit.zip").read_bytes()).hexdigest()
+    assert "~ scf UpdateFunctionCode cos-matting-dev-submit" in out and f"-> {sha[:12]}" in out
+    # one more console write just before deploy: submit is Updating when deploy reads it, so deploy waits
+    # for Active before its first write too
+    site.cloud.scf.settle_seconds = 3.0  # longer than deploy takes to package and plan
+    scf.call("UpdateFunctionConfiguration", {**name, "Description": "edited in the console"})
+    mark = len(site.cloud.api.calls)
+    code, out, err = site.deploy("dev")  # configuration then code: the second waits for Active after the first
+    assert code == 0, err
+    assert site.writes(mark) == [("UpdateFunctionConfiguration", "cos-matting-dev-submit"),
+                                 ("UpdateFunctionCode", "cos-matting-dev-submit")]
+    statuses = [c for c in site.cloud.api.calls[mark:] if c.action == "GetFunction"]
+    assert len(statuses) >= 2  # it polled Status between the writes
+    assert not [c for c in site.cloud.api.calls[mark:] if c.error.startswith("FailedOperation")]
+    assert scf.call("GetFunctionAddress", name)["CodeSha256"] == sha
+    assert "COS_MATTING_MAX_SIZE_MB" not in site.env_of("cos-matting-dev-submit")
+    mark = len(site.cloud.api.calls)
+    assert site.deploy("dev")[0] == 0 and site.writes(mark) == []
+    # a function made with another runtime (by hand): deploy says what to do instead of sending a change
+    site.cloud.scf.state["functions"]["default/cos-matting-dev-reconcile"]["Runtime"] = "Python3.9"
+    code, out, _ = site.deploy("dev", "--plan")
+    assert code == 0 and "no call to make (see the notes above)" in out
+    assert "note: cos-matting-dev-reconcile runs Python3.9, serverless.yml says Python3.10" in out
+
+
+def test_info_describes_a_stage_from_the_cloud(site):
+    assert site.deploy("dev")[0] == 0
+    site.capsys.readouterr()
+    assert main(["info", "--stage", "dev", "--local", site.cloud.url, "--json"]) == 0
+    info = json.loads(site.capsys.readouterr().out)
+    submit = info["functions"]["submit"]
+    assert submit["runtime"] == "Python3.10" and submit["status"] == "Active" and submit["last_change"]
+    assert submit["code_sha256"] == hashlib.sha256((site.dist / "cos-matting-submit.zip").read_bytes()).hexdigest()
+    assert submit["layers"] == ["cos-matting-dev-deps:1"] and submit["role"] == "cos-matting-dev-role"
+    assert [t["type"] for t in submit["triggers"]] == ["cos"] and submit["triggers"][0]["enabled"]
+    assert info["function_url"] == submit["settings"]["COS_MATTING_CALLBACK_URL"]
+    assert submit["settings"]["COS_MATTING_CALLBACK_KEYS"] == "****"
+    assert info["where"]["source bucket"] == BUCKET and info["where"]["watched prefixes"] == "input/"
+    assert info["roles"] == {"cos-matting-dev-role": ["cos-matting-dev-policy"]} and info["region"] == REGION
+    assert main(["info", "--stage", "dev", "--local", site.cloud.url]) == 0
+    out = site.capsys.readouterr().out
+    assert info["function_url"] in out and "cos-matting-dev-reconcile" in out and SECRET not in out
+    assert "COS_MATTING_CALLBACK_KEYS=****" in out
+    assert main(["info", "--stage", "qa", "--local", site.cloud.url]) == 2
+    assert "stage 'qa'" in site.capsys.readouterr().err
