@@ -346,7 +346,7 @@ def run_scf(args: Any, env: Mapping[str, str], settings: Any, source: Any) -> in
     checkpoint = Checkpoint(path, source.identity, function)
     if not args.checkpoint:
         print(f"checkpoint: {path}", file=sys.stderr)
-    invoker = Invoker(scf_client(env, settings.region), function, args.namespace, args.qualifier)
+    invoker = Invoker(scf_client(env, settings.region, sdk_retries=False), function, args.namespace, args.qualifier)
     progress = Progress(enabled=not args.no_progress, total=source.total, label="backfill via scf", unit="objects")
 
     def show(summary: Summary) -> None:

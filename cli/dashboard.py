@@ -118,8 +118,8 @@ class Dashboard:
     def search(self, query: str) -> Dict[str, Any]:
         from cli import records_view
 
-        rows = records_view.lookup(self.settings, self.clients, query.strip())
-        return {"rows": rows[:PAGE * 4], "next": None, "read": len(rows)}
+        rows = records_view.lookup(self.settings, self.clients, query.strip(), limit=PAGE * 4)  # reads what it shows
+        return {"rows": rows, "next": None, "read": len(rows)}
 
     def record(self, rid: str) -> Optional[Dict[str, Any]]:
         """One record: its row, a timeline of every stage of every attempt (listing times), its

@@ -215,8 +215,9 @@ def _notified(settings: Any, clients: Any, row: Row) -> Row:
     return row
 
 
-def lookup(settings: Any, clients: Any, query: str) -> List[Row]:
-    """The record(s) a query names: a record id, a job id, a source key, or a key prefix."""
+def lookup(settings: Any, clients: Any, query: str, limit: int = 1000) -> List[Row]:
+    """The record(s) a query names: a record id, a job id, a source key, or a key prefix (its first
+    `limit` objects: each is a record read)."""
     from shared.cloud import CloudError
     from shared.identity import Correlation, ObjectVersion, legacy_record_id
 
@@ -239,9 +240,9 @@ def lookup(settings: Any, clients: Any, query: str) -> List[Row]:
             row = _load(settings, clients, legacy_record_id(version.bucket, version.key, version.etag))
         return [_notified(settings, clients, row)] if row["stages"] else []
     rids, marker_key = [], ""
-    while len(rids) < 1000:  # a key prefix: its current objects, one page or a few
+    while len(rids) < limit:  # a key prefix: its current objects, one page or a few
         page, marker_key = storage.list(settings.bucket, query, marker_key)
         rids.extend(ObjectVersion.from_listing(settings.bucket, o).record_id for o in page)
         if not marker_key:
             break
-    return [r for r in load_many(settings, clients, rids) if r["stages"]]
+    return [r for r in load_many(settings, clients, rids[:limit]) if r["stages"]]

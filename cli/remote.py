@@ -47,12 +47,18 @@ def build_invoke_request(function: str, event: Any, namespace: str = "default", 
     return request
 
 
-def scf_client(env: Mapping[str, str], region: str) -> Any:
-    """COS_MATTING_ENDPOINT points it at the local cloud's SCF API, like every other client (deploy/clients.py)."""
+def scf_client(env: Mapping[str, str], region: str, sdk_retries: bool = True) -> Any:
+    """COS_MATTING_ENDPOINT points it at the local cloud's SCF API, like every other client (deploy/clients.py).
+    `sdk_retries=False` for a caller with its own retry loop (backfill's Invoker): the SDK's throttling
+    retryer under it would wait unseen and hide the retries from its summary."""
     from deploy.clients import client
 
     _scf("scf_client")  # a clear message when the SDK is missing
-    return client("scf", env, region)
+    if sdk_retries:
+        return client("scf", env, region)
+    from tencentcloud.common.retry import NoopRetryer
+
+    return client("scf", env, region, retry=NoopRetryer())
 
 
 _JSON_IN_LINE = re.compile(r"\{.*\}")

@@ -62,10 +62,20 @@ def load_state(path: str) -> ScanState:
 
 
 def save_state(path: str, state: ScanState) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    Path(tmp).write_text(json.dumps(state.__dict__) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Whole or not at all, and safe beside another writer (the dashboard's background step and a
+    `status` at once): each write has its own temporary file, renamed over the state."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(state.__dict__) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def scan(settings: Any, source: Any, state: ScanState, has_record: HasRecord, budget: int,

@@ -3,8 +3,11 @@
 API: Monitor 2018-07-24 (`tencentcloud/monitor/v20180724/models.py`; CreateAlarmPolicy, page
 248/39326): CreateAlarmPolicy (Module "monitor", MonitorType MT_QCE, Condition.Rules), then
 BindingPolicyObject (the functions it watches); DescribeAlarmPolicies and
-DescribeBindingPolicyObjectList read them back; ModifyAlarmPolicyCondition, BindingPolicyObject /
-UnBindingPolicyObject put a drifted one right; DeleteAlarmPolicy removes it.
+DescribeBindingPolicyObjectList read them back; ModifyAlarmPolicyCondition (the rule and Enable),
+ModifyAlarmPolicyNotice (the notice templates, API page 248/51274: ModifyAlarmPolicyCondition's
+NoticeIds is "专供prom使用", Prometheus policies only, in the SDK's ModifyAlarmPolicyConditionRequest;
+Tencent's Terraform provider, resource_tc_monitor_alarm_policy.go, changes notice_ids the same way),
+BindingPolicyObject / UnBindingPolicyObject put a drifted one right; DeleteAlarmPolicy removes it.
 Metrics: namespace QCE/SCF_V2 (deploy/components.py ALARM_METRICS, with their source).
 
 Policies are found in the cloud, not in a state file: the SCF policies (DescribeAlarmPolicies,
@@ -14,8 +17,9 @@ deleted: deploy refuses to take over a same-named policy someone else made, dest
 
 Not verified against a real account (no account here): the policy type id `scf_v2` (the
 `QceNamespacesNew.Id` DescribeAllNamespaces answers for QCE/SCF_V2, which CreateAlarmPolicy's
-Namespace takes) and the binding dimensions `{"functionName", "namespace"}` (the metric
-page's dimension names). README "Alarms as code" says how to check both.
+Namespace takes), the binding dimensions `{"functionName", "namespace"}` (the metric
+page's dimension names) and the binding's short region name (MONITOR_REGIONS). README "Alarms as
+code" and deploy/README.md say how to check them.
 """
 from __future__ import annotations
 
@@ -71,8 +75,21 @@ def wanted(declared: List[Any], functions: Dict[str, Any]) -> List[AlarmSpec]:
     return out
 
 
+# BindingPolicyObjectDimension.Region is Cloud Monitor's short region name ("gz" for ap-guangzhou), not the
+# API region: Tencent's Terraform provider maps every binding through this table (MonitorRegionMap,
+# tencentcloud/services/monitor/extension_monitor.go) and refuses a region it lacks. Not verified on an account.
+MONITOR_REGIONS = {
+    "ap-guangzhou": "gz", "ap-shenzhen-fsi": "szjr", "ap-guangzhou-open": "gzopen", "ap-shenzhen": "szx",
+    "ap-shanghai": "sh", "ap-shanghai-fsi": "shjr", "ap-nanjing": "nj", "ap-beijing": "bj", "ap-tianjin": "tsn",
+    "ap-beijing-fsi": "bjjr", "ap-chengdu": "cd", "ap-chongqing": "cq", "ap-taipei": "tpe", "ap-hongkong": "hk",
+    "ap-singapore": "sg", "ap-bangkok": "th", "ap-mumbai": "in", "ap-seoul": "kr", "ap-tokyo": "jp",
+    "na-siliconvalley": "usw", "na-ashburn": "use", "na-toronto": "ca", "eu-frankfurt": "de", "eu-moscow": "ru",
+    "ap-qingyuan": "qy", "ap-jakarta": "jkt", "sa-saopaulo": "sao"}
+
+
 def _dims(function: str, namespace: str, region: str) -> Dict[str, Any]:
-    return {"Region": region, "Dimensions": json.dumps({"functionName": function, "namespace": namespace})}
+    return {"Region": MONITOR_REGIONS.get(region, region),
+            "Dimensions": json.dumps({"functionName": function, "namespace": namespace})}
 
 
 class Alarms:
@@ -103,8 +120,8 @@ class Alarms:
         """function name -> UniqueId of the binding, for the functions `policy_id` watches."""
         out, offset = {}, 0
         while True:
-            got = self.monitor.call("DescribeBindingPolicyObjectList", {"Module": MODULE, "PolicyId": policy_id,
-                                                                        "Limit": 100, "Offset": offset})
+            got = self.monitor.call("DescribeBindingPolicyObjectList", {  # GroupId: required, 0 (API page 248/35980)
+                "Module": MODULE, "GroupId": 0, "PolicyId": policy_id, "Limit": 100, "Offset": offset})
             items = got.get("List") or []
             for item in items:
                 name = json.loads(item.get("Dimensions") or "{}").get("functionName")
@@ -120,17 +137,26 @@ class Alarms:
     @staticmethod
     def drift(alarm: AlarmSpec, policy: Dict[str, Any]) -> List[str]:
         """What differs between the declaration and the policy (condition and notices)."""
+        return Alarms.condition_drift(alarm, policy) + Alarms.notice_drift(alarm, policy)
+
+    @staticmethod
+    def condition_drift(alarm: AlarmSpec, policy: Dict[str, Any]) -> List[str]:
+        """What ModifyAlarmPolicyCondition puts right: the rule and whether the policy is enabled."""
         rules = (policy.get("Condition") or {}).get("Rules") or [{}]
         want = alarm.condition()["Rules"][0]
         changed = [f"{k} {rules[0].get(k)!r} -> {v!r}" for k, v in want.items()
                    if k != "IsPowerNotice" and str(rules[0].get(k)) != str(v)]
         if len(rules) != 1:
             changed.append(f"{len(rules)} rules -> 1")
-        if sorted(policy.get("NoticeIds") or []) != alarm.notices:
-            changed.append(f"notices {sorted(policy.get('NoticeIds') or [])} -> {alarm.notices}")
         if policy.get("Enable") not in (1, None):
             changed.append("disabled -> enabled")
         return changed
+
+    @staticmethod
+    def notice_drift(alarm: AlarmSpec, policy: Dict[str, Any]) -> List[str]:
+        """What ModifyAlarmPolicyNotice puts right: the notice templates."""
+        have = sorted(policy.get("NoticeIds") or [])
+        return [f"notices {have} -> {alarm.notices}"] if have != alarm.notices else []
 
     # -- deploy and destroy ---------------------------------------------------------------------
     def apply(self, alarms: List[AlarmSpec]) -> None:
@@ -152,17 +178,21 @@ class Alarms:
                 self._bind(alarm, made.get("PolicyId") or "<the new policy>", alarm.functions)
                 continue
             policy = mine[0]
-            changed = self.drift(alarm, policy)
+            changed = self.condition_drift(alarm, policy)
             if changed:
                 self.write("update", "alarm", alarm.name, "; ".join(changed), "ModifyAlarmPolicyCondition", {
-                    "Module": MODULE, "PolicyId": policy["PolicyId"], "Condition": alarm.condition(),
-                    "NoticeIds": alarm.notices, "Enable": 1})
+                    "Module": MODULE, "PolicyId": policy["PolicyId"], "Condition": alarm.condition(), "Enable": 1})
+            changed = self.notice_drift(alarm, policy)
+            if changed:
+                self.write("update", "alarm", alarm.name, "; ".join(changed), "ModifyAlarmPolicyNotice", {
+                    "Module": MODULE, "PolicyId": policy["PolicyId"], "NoticeIds": alarm.notices})
             bound = self.bound(policy["PolicyId"])
             self._bind(alarm, policy["PolicyId"], [f for f in alarm.functions if f not in bound])
             extra = sorted(f for f in bound if f not in alarm.functions)
             if extra:
                 self.write("detach", "alarm", alarm.name, f"from {', '.join(extra)}", "UnBindingPolicyObject",
-                           {"Module": MODULE, "PolicyId": policy["PolicyId"], "UniqueId": [bound[f] for f in extra]})
+                           {"Module": MODULE, "GroupId": 0, "PolicyId": policy["PolicyId"],
+                            "UniqueId": [bound[f] for f in extra]})
         declared = {a.name for a in alarms}
         for name, policies in sorted(found.items()):
             if name not in declared:  # removed from serverless.yml: ours go
@@ -171,7 +201,7 @@ class Alarms:
     def _bind(self, alarm: AlarmSpec, policy_id: str, functions: List[str]) -> None:
         if functions:
             self.write("attach", "alarm", alarm.name, f"to {', '.join(functions)}", "BindingPolicyObject", {
-                "Module": MODULE, "PolicyId": policy_id,
+                "Module": MODULE, "GroupId": 0, "PolicyId": policy_id,
                 "Dimensions": [_dims(f, self.namespace, self.region) for f in functions]})
 
     def _delete(self, name: str, policies: List[Dict[str, Any]]) -> None:

@@ -1,7 +1,7 @@
 """The Cloud Monitor API (version 2018-07-24) of the local cloud: the alarm policy calls a deploy makes.
 
 Fields are the SDK's (`tencentcloud/monitor/v20180724/models.py`: CreateAlarmPolicy,
-DescribeAlarmPolicies, ModifyAlarmPolicyCondition, DeleteAlarmPolicy, BindingPolicyObject,
+DescribeAlarmPolicies, ModifyAlarmPolicyCondition, ModifyAlarmPolicyNotice, DeleteAlarmPolicy, BindingPolicyObject,
 DescribeBindingPolicyObjectList, UnBindingPolicyObject), error codes the SDK's
 (`errorcodes.py`: ResourceNotFound, InvalidParameterValue, InvalidParameter.ParamError);
 the front door holds requests and answers to the models (tcapi.py). `Module` is always
@@ -86,13 +86,27 @@ class MonitorService:
              "Region": sorted({b["Region"] for b in x["bound"]})} for x in shown]}
 
     def ModifyAlarmPolicyCondition(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        """The rule and Enable. NoticeIds and PolicyName are "专供prom使用" (Prometheus policies only, the
+        SDK's ModifyAlarmPolicyConditionRequest): a cloud product (MT_QCE) policy keeps its own."""
         self._module(p)
         policy = self._policy(p.get("PolicyId"))
         policy["Condition"] = self._condition(p.get("Condition"))
-        for field in ("NoticeIds", "PolicyName", "Enable"):
-            if p.get(field) is not None:
-                policy[field] = p[field]
+        if p.get("Enable") is not None:
+            policy["Enable"] = int(p["Enable"])
         policy["UpdateTime"] = int(time.time())
+        self._save()
+        return {}
+
+    def ModifyAlarmPolicyNotice(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        """The notice templates of one policy (PolicyId) or of up to 30 (PolicyIds wins), API page 248/51274."""
+        self._module(p)
+        ids = p.get("PolicyIds") or ([p["PolicyId"]] if p.get("PolicyId") else [])
+        if not ids or len(ids) > 30:
+            raise ApiError("InvalidParameter.ParamError", "PolicyId or PolicyIds (at most 30) is required")
+        policies = [self._policy(policy_id) for policy_id in ids]
+        for policy in policies:
+            policy["NoticeIds"] = list(p.get("NoticeIds") or [])
+            policy["UpdateTime"] = int(time.time())
         self._save()
         return {}
 
@@ -113,6 +127,9 @@ class MonitorService:
         self._module(p)
         policy = self._policy(p.get("PolicyId"))
         for i, dim in enumerate(p.get("Dimensions") or []):
+            if "-" in (dim.get("Region") or ""):  # "gz", not "ap-guangzhou" (deploy/alarms.py MONITOR_REGIONS)
+                raise ApiError("InvalidParameterValue", f"Dimensions[{i}].Region: Cloud Monitor's short region "
+                                                        f"name (gz, sh, bj, ...), not {dim['Region']!r}")
             try:
                 dims = json.loads(dim.get("Dimensions") or "")
                 assert isinstance(dims, dict) and dims
@@ -127,7 +144,10 @@ class MonitorService:
         return {}
 
     def DescribeBindingPolicyObjectList(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        """GroupId is required even with a PolicyId ("Enter 0 in this field", API page 248/35980)."""
         self._module(p)
+        if p.get("GroupId") is None:
+            raise ApiError("MissingParameter", "GroupId: required (0 when PolicyId names the policy)")
         policy = self._policy(p.get("PolicyId"))
         limit, offset = min(int(p.get("Limit") or 20), 100), int(p.get("Offset") or 0)
         bound: List[Dict[str, Any]] = policy["bound"]

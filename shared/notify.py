@@ -27,11 +27,13 @@ import json
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from .cloud import CloudError
+from .dates import epoch_of
 from .log import log
 from .records import Record, RecordStore, age_seconds, now_iso
 
@@ -42,6 +44,7 @@ OUTBOX = "outbox/"
 BACKOFF_BASE, BACKOFF_CAP = 30.0, 3600.0
 SEND_TIMEOUT = 5.0
 HEAD_START = 2 * SEND_TIMEOUT  # reconcile leaves a new entry this long to the enqueuer's own try
+UNANSWERED_STOP = 3  # deliveries in a row with no answer that end a tick's deliveries
 ANSWER_BYTES = 500  # of the receiver's answer kept in the delivery log
 NOTIFIED_STATES = ("Success", "Failed", "Cancel")  # a job's final states (Gone/Superseded never had a job)
 
@@ -155,8 +158,9 @@ def backoff(attempts: int) -> float:
     return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
 
 
-def send(settings: Any, store: RecordStore, eid: str, entry: Dict[str, Any]) -> bool:
-    """One delivery: POST, log it beside the record, then delete the entry (2xx) or schedule the next try."""
+def send(settings: Any, store: RecordStore, eid: str, entry: Dict[str, Any]) -> int:
+    """One delivery: POST, log it beside the record, then delete the entry (2xx) or schedule the next try.
+    The receiver's HTTP status, 0 when nothing answered."""
     body = json.dumps(entry["event"], separators=(",", ":"), ensure_ascii=False).encode()
     started = time.time()
     status, answer = post(settings.notify_url, settings.notify_secret.get_secret_value(), body, eid)
@@ -174,24 +178,32 @@ def send(settings: Any, store: RecordStore, eid: str, entry: Dict[str, Any]) -> 
         store.storage.put_json(store.bucket, _outbox_key(store, eid), json.dumps(entry).encode())
     log("notify.sent" if ok else "notify.refused", level="info" if ok else "warning", event_id=eid, record_id=rid,
         status=status, attempt=attempts)
-    return ok
+    return status
 
 
 def deliver_due(settings: Any, store: RecordStore, out_of_time: Callable[[], bool],
                 now: Optional[float] = None) -> Dict[str, int]:
-    """Reconcile's part: send every outbox entry due at `now`. {"sent", "failed", "waiting"}."""
+    """Reconcile's part: send every outbox entry due at `now`. {"sent", "failed", "waiting"}.
+    After UNANSWERED_STOP deliveries in a row that nothing answered (a receiver down or black-holed:
+    up to SEND_TIMEOUT each) the rest wait for the next tick, so they do not eat the tick's budget."""
     counts = {"sent": 0, "failed": 0, "waiting": 0}
     if not settings.notify_url:
         return counts
-    marker, prefix = "", store.prefix + OUTBOX
+    marker, prefix, unanswered = "", store.prefix + OUTBOX, 0
     while True:
         page, marker = store.storage.list(store.bucket, prefix, marker)
         for obj in page:
             if out_of_time():
                 return counts
+            if unanswered >= UNANSWERED_STOP:
+                log("notify.unreachable", level="warning", url_host=urllib.parse.urlsplit(settings.notify_url).hostname,
+                    unanswered=unanswered)
+                return counts
             body = store.storage.get(store.bucket, obj["Key"])
+            if body is None:  # delivered and deleted by another sender since the listing
+                continue
             try:
-                entry = json.loads(body) if body else None
+                entry = json.loads(body)
                 eid = entry["event"]["id"]
             except (ValueError, KeyError, TypeError):
                 log("notify.unreadable", level="error", key=obj["Key"])
@@ -202,7 +214,9 @@ def deliver_due(settings: Any, store: RecordStore, out_of_time: Callable[[], boo
                 counts["waiting"] += 1
                 continue
             try:
-                counts["sent" if send(settings, store, eid, entry) else "failed"] += 1
+                status = send(settings, store, eid, entry)
+                counts["sent" if 200 <= status < 300 else "failed"] += 1
+                unanswered = unanswered + 1 if status == 0 else 0
             except CloudError as exc:  # the log or the outbox write failed: the entry stays, next tick
                 counts["failed"] += 1
                 log("notify.store_failed", level="warning", event_id=eid, error=str(exc)[:300])
@@ -217,10 +231,19 @@ def pending(store: RecordStore) -> List[str]:
 
 
 def deliveries(store: RecordStore, rid: str) -> List[Dict[str, Any]]:
-    """The delivery log of a record, oldest first."""
+    """The delivery log of a record, oldest first; an object there that is not a delivery is listed as
+    unreadable (with its key) rather than failing whoever shows the log."""
     out = []
     for obj in store.storage.list_all(store.bucket, f"{store.prefix}{rid}/notify-"):
         body = store.storage.get(store.bucket, obj["Key"])
-        if body:
-            out.append(json.loads(body))
-    return sorted(out, key=lambda d: d.get("sent_at", 0))
+        if not body:
+            continue
+        try:
+            delivery = json.loads(body)
+        except ValueError:
+            delivery = None
+        if not isinstance(delivery, dict):
+            delivery = {"ok": False, "status": None, "answer": f"unreadable delivery log {obj['Key']}",
+                        "sent_at": epoch_of(obj.get("LastModified", "")) or 0}
+        out.append(delivery)
+    return sorted(out, key=lambda d: d.get("sent_at") or 0)

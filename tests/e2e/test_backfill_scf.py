@@ -161,3 +161,16 @@ def test_unknown_function_fails_with_the_api_error(scf_env, capsys, tmp_path):
     code, data = run_json(capsys, "backfill", "--via", "scf", "--function", "nope", "--checkpoint",
                           str(tmp_path / "cp"))
     assert code == 1 and "ResourceNotFound" in data["error"] and data["sent"] == 0
+
+
+def test_a_throttled_invoke_is_retried_by_backfill_alone_and_counted(scf_env, capsys, tmp_path):
+    """Backfill retries a throttled Invoke itself (its jittered back-off, counted in invoke_retries); the
+    SDK's throttling retryer (deploy/clients.py) is not stacked under it, which would wait 1 + 2 s per
+    call unseen and report no retry."""
+    keys = fill(scf_env, 10)
+    scf_env.faults.add("api.scf", count=2, status=429)  # RequestLimitExceeded twice, then the call goes through
+    code, data = backfill(capsys, "--batch", "10", "--checkpoint", str(tmp_path / "cp"))
+    assert code == 0 and data["sent"] == 10 and data["invocations"] == 1
+    assert data["invoke_retries"] == 2
+    assert scf_env.wait_idle(60)
+    one_job_per_object(scf_env, keys)

@@ -18,11 +18,12 @@ CALLBACKS = ROOT / "events" / "callbacks"
 PLACEHOLDER = "s0000000000000000000000000000000"
 
 
-@pytest.fixture
-def flow(cloud, cos_client):
-    """A deployed pair: callback function behind a Function URL, submit wired to it."""
-    url = cloud.add_function_url("callback", str(ROOT / "functions" / "callback"), function_env(cloud))
-    settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=url, COS_MATTING_RECONCILE_AFTER_SECONDS="0")
+def make_flow(cloud, cos_client, env=None, **settings_env):
+    """A deployed pair: callback function behind a Function URL (with `env` beside the defaults), submit
+    wired to it. (settings, clients, store, submit(key, body) -> (record id, job id, its callback URL))."""
+    env = env or {}
+    url = cloud.add_function_url("callback", str(ROOT / "functions" / "callback"), function_env(cloud, **env))
+    settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=url, **env, **settings_env)
     clients = clients_for(cloud, settings)
     store = RecordStore.of(settings, clients.storage)
 
@@ -39,11 +40,16 @@ def flow(cloud, cos_client):
     return settings, clients, store, submit
 
 
+@pytest.fixture
+def flow(cloud, cos_client):
+    return make_flow(cloud, cos_client, COS_MATTING_RECONCILE_AFTER_SECONDS="0")
+
+
 def finish_silently(cloud, job_id, state="Success", **kw):
     """The job ends but its callback is lost."""
     cloud.faults.add("callback.send", count=10, drop=True)
     cloud.set_job_state(BUCKET, job_id, state, **kw)
-    cloud.wait_idle(timeout=20)
+    cloud.wait_idle(timeout=30)
     cloud.faults.clear()
 
 

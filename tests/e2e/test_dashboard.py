@@ -265,3 +265,30 @@ def test_views_are_paged_from_a_cursor_and_a_filtered_page_stops_at_its_read_bud
     assert (stats["records"], stats["claimed"], stats["final"], stats["open_index"]) == (45, 15, 30, 15)
     assert sum(stats["per_minute"]["claimed"]) == 45 and sum(stats["per_minute"]["finished"]) == 30
     assert stats["per_minute"]["finished"][-1] + stats["per_minute"]["finished"][-2] == 30  # now, not an hour ago
+
+
+def test_a_prefix_search_reads_only_the_records_it_shows(cloud, cos_client, monkeypatch):
+    """A search by key prefix answers at most PAGE * 4 rows and reads no more records than that (a
+    listing and a GET each): a short prefix over a big bucket must not read a thousand records."""
+    from cli import dashboard
+    from cli.clients import ThreadClients
+    from helpers import function_env, settings_for
+    from shared.identity import ObjectVersion
+    from shared.records import Record, RecordStore, Source
+
+    settings = settings_for(cloud)
+    clients = ThreadClients(settings, function_env(cloud))
+    store = RecordStore.of(settings, clients.get().storage)
+    monkeypatch.setattr(dashboard, "PAGE", 2)  # 8 rows at most
+    for i in range(12):
+        put(cos_client, f"input/many/clip-{i:02d}.mp4")
+    page, _ = clients.get().storage.list(BUCKET, "input/many/", "")
+    for obj in page:
+        version = ObjectVersion.from_listing(BUCKET, obj)
+        store.claim(Record(id=version.record_id, source=Source.of(version, settings.region), state="Submitted"))
+    board = dashboard.Dashboard(settings, function_env(cloud), clients)
+    before = sum(cloud.requests.values())
+    found = board.search("input/many/")
+    spent = sum(cloud.requests.values()) - before
+    assert len(found["rows"]) == 8 and all(r["key"].startswith("input/many/clip-") for r in found["rows"])
+    assert spent <= 3 + 8 * 2, spent  # CI describe, HEAD, the prefix listing; then a listing and a GET per row

@@ -7,13 +7,12 @@ import time
 import pytest
 import requests
 
-from helpers import BUCKET, ROOT, clients_for, function_env, put, settings_for, wait_for
-from shared import notify, tokens
-from shared.events import Upload
+from helpers import clients_for, function_env, settings_for, wait_for
+from shared import notify
 from shared.records import RecordStore
 from shared.reconcile import reconcile
-from shared.submit import Submitter
 
+from .test_callback_pipeline import finish_silently, make_flow
 from .webhook import Webhook
 
 SECRET = "whsec-e2e-0123456789abcdef"
@@ -27,29 +26,7 @@ def hook():
 
 
 def _flow(cloud, cos_client, hook):
-    env = function_env(cloud, **hook.env())
-    url = cloud.add_function_url("callback", str(ROOT / "functions" / "callback"), env)
-    settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=url, **hook.env())
-    clients = clients_for(cloud, settings)
-    store = RecordStore.of(settings, clients.storage)
-
-    def submit(key):
-        etag = put(cos_client, key, b"video bytes " + key.encode())
-        up = Upload(bucket=BUCKET, appid="1250000000", region="ap-guangzhou", key=key, etag=etag,
-                    size=len(b"video bytes " + key.encode()), event_name="cos:ObjectCreated:Put")
-        out = Submitter(settings, clients, sleep=lambda s: None).process(up)
-        assert out.outcome == "submitted"
-        return out.record_id, out.job_id, tokens.callback_url(url, settings.callback_keys, out.record_id, 600,
-                                                              time.time())
-
-    return settings, clients, store, submit
-
-
-def _finish_silently(cloud, job_id, state="Success", **kw):
-    cloud.faults.add("callback.send", count=10, drop=True)
-    cloud.set_job_state(BUCKET, job_id, state, **kw)
-    cloud.wait_idle(timeout=30)
-    cloud.faults.clear()
+    return make_flow(cloud, cos_client, hook.env())
 
 
 def _call_back(url, job_id):
@@ -62,14 +39,14 @@ def _call_back(url, job_id):
 def test_a_slow_receiver_does_not_delay_the_callback(cloud, cos_client, hook):
     settings, clients, store, submit = _flow(cloud, cos_client, hook)
     rid, job_id, url = submit("input/warm.mp4")  # a first call warms the function up
-    _finish_silently(cloud, job_id)
+    finish_silently(cloud, job_id)
     answer, _ = _call_back(url, job_id)
     assert answer.status_code == 200
     wait_for(lambda: notify.pending(store) == [], timeout=20)
 
     hook.delay = 4.0  # the receiver now takes 4 s per answer
     rid, job_id, url = submit("input/slow.mp4")
-    _finish_silently(cloud, job_id, "Failed", code="InputNotVideo", message="not a video")
+    finish_silently(cloud, job_id, "Failed", code="InputNotVideo", message="not a video")
     answer, elapsed = _call_back(url, job_id)
     assert answer.status_code == 200 and answer.json()["results"][0]["state"] == "Failed"
     assert elapsed < 2.0, f"the callback waited for the webhook: {elapsed:.2f}s"
@@ -89,7 +66,7 @@ def test_refused_events_are_sent_again_by_reconcile_until_accepted(cloud, cos_cl
     settings, clients, store, submit = _flow(cloud, cos_client, hook)
     hook.fail_rate = 1.0  # every answer is 500 for now
     rid, job_id, url = submit("input/retry.mp4")
-    _finish_silently(cloud, job_id)
+    finish_silently(cloud, job_id)
     assert _call_back(url, job_id)[0].status_code == 200
     record = store.load(rid)[0]
     eid = notify.event_id(record)
@@ -116,7 +93,7 @@ def test_status_shows_a_records_delivery_log(cloud, cos_client, hook, capsys, mo
     settings, clients, store, submit = _flow(cloud, cos_client, hook)
     hook.fail_rate = 1.0
     rid, job_id, url = submit("input/logged.mp4")
-    _finish_silently(cloud, job_id)
+    finish_silently(cloud, job_id)
     assert _call_back(url, job_id)[0].status_code == 200
     wait_for(lambda: notify.deliveries(store, rid), timeout=20)
     hook.fail_rate = 0.0
@@ -161,3 +138,25 @@ def test_a_redirect_is_an_answer_not_a_new_target(hook):
     hook.redirect = hook.url + "/elsewhere"
     status, _ = notify.post(hook.url, SECRET, b'{"id": "evt_r"}', "evt_r")
     assert status == 302 and hook.gets == 0 and hook.accepted == {}
+
+
+def test_a_receiver_that_never_answers_costs_a_tick_only_a_few_tries(cloud):
+    """A receiver down (nothing answers, up to SEND_TIMEOUT each): reconcile's tick stops after
+    UNANSWERED_STOP tries and leaves the rest in the outbox, so the sweep after it still runs."""
+    down = Webhook(SECRET, down_until=time.time() + 3600)
+    try:
+        settings = settings_for(cloud, **down.env())
+        store = RecordStore.of(settings, clients_for(cloud, settings).storage)
+        for n in range(notify.UNANSWERED_STOP + 3):
+            eid = f"evt_{n:032d}"
+            entry = {"event": {"id": eid, "record_id": f"{n:032x}"}, "attempts": 1, "next_at": 0.0}
+            store.storage.put_json(store.bucket, f"{store.prefix}{notify.OUTBOX}{eid}.json", json.dumps(entry).encode())
+        counts = notify.deliver_due(settings, store, lambda: False)
+        assert counts == {"sent": 0, "failed": notify.UNANSWERED_STOP, "waiting": 0}
+        assert len(notify.pending(store)) == notify.UNANSWERED_STOP + 3  # none lost: the next tick tries again
+        down.down_until = 0.0
+        assert notify.deliver_due(settings, store, lambda: False, now=time.time() + notify.BACKOFF_CAP + 1) == \
+            {"sent": notify.UNANSWERED_STOP + 3, "failed": 0, "waiting": 0}
+        assert notify.pending(store) == []
+    finally:
+        down.close()

@@ -90,3 +90,28 @@ def test_reconcile_enqueues_what_a_crash_after_the_final_stage_left_out(memory_c
     later = time.time() + notify.HEAD_START + 1
     with pytest.raises(AssertionError, match="socket"):  # due now: reconcile would send it (no sockets here)
         notify.deliver_due(settings, store, lambda: False, now=later)
+
+
+def test_an_unreadable_delivery_log_is_shown_as_such_not_a_crash(memory_cloud, settings_of):
+    """`status RECORD` reads the delivery log; an object there that is not a delivery (truncated, or
+    written by hand) is listed as unreadable instead of ending the command with a traceback."""
+    settings, clients, store, finish = _flow(memory_cloud, settings_of)
+    rid = finish("input/logged.mp4")
+    for name, body in (("notify-evt_x-1-aaaaaa.json", b"not json"), ("notify-evt_x-2-bbbbbb.json", b"[1, 2]")):
+        store.storage.put_json(store.bucket, f"{store.prefix}{rid}/{name}", body)
+    log = notify.deliveries(store, rid)
+    assert [d["ok"] for d in log] == [False, False]
+    assert all(d["answer"].startswith("unreadable delivery log") for d in log)
+
+
+def test_an_entry_delivered_by_another_sender_meanwhile_is_passed_over_quietly(memory_cloud, settings_of, capsys):
+    """Listed, then gone before the read (the callback's head-start sender got a 2xx and deleted it):
+    not an error, not a delivery; nothing to do."""
+    settings, clients, store, finish = _flow(memory_cloud, settings_of, **HOOK)
+    finish("input/raced.mp4")
+    assert len(notify.pending(store)) == 1
+    memory_cloud.faults.add("cos.get", status=404, code="NoSuchKey")  # the GET after the listing finds nothing
+    capsys.readouterr()
+    counts = notify.deliver_due(settings, store, lambda: False, now=time.time() + notify.BACKOFF_CAP + 1)
+    assert counts == {"sent": 0, "failed": 0, "waiting": 0}
+    assert "notify.unreadable" not in capsys.readouterr().out  # the log lines (shared/log.py: stdout)
