@@ -247,12 +247,25 @@ def _wire(cloud, args: argparse.Namespace, bucket: str, functions: Functions) ->
     for function_dir, seconds in functions.timers:
         cloud.add_timer(function_dir, env, seconds)
         wired.append(f"{function_dir} <- timer every {seconds:g} s")
+    # Visible through the local SCF API as stage `local` (tags app, stage: deploy/stage.py finds them), so
+    # `--stage local` works against these functions as against a deployed stage.
+    tags = {"app": "cos-matting", "stage": "local"}
+    for name, function_dir in functions.urls:
+        cloud.scf.expose(name, full_env(cloud, env), tags, url=f"{cloud.url}/_fn/{name}")
+    for function_dir in list(functions.triggers) + [d for d, _ in functions.timers]:
+        name = os.path.basename(os.path.normpath(function_dir))
+        cloud.scf.expose(name, full_env(cloud, env), tags, cos=bucket if function_dir in functions.triggers else None)
     if functions.triggers and not env.get("COS_MATTING_CALLBACK_URL"):
         wired.append("note: no callback function URL (--function-url callback=functions/callback): jobs will not "
                      "call back; `cos-matting reconcile` finishes them")
     elif "callback" in names:
         wired.append(f"jobs call back to {env['COS_MATTING_CALLBACK_URL']}")
     return wired
+
+
+def full_env(cloud, env: dict) -> dict:
+    """The settings a wired function runs with, without what SCF injects (credentials, endpoint, region)."""
+    return {k: v for k, v in env.items() if not k.startswith(("TENCENTCLOUD_",)) and k != "COS_MATTING_ENDPOINT"}
 
 
 def _wait_for_stop() -> None:

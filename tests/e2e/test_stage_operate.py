@@ -236,3 +236,47 @@ def test_one_configuration_rule_for_every_command(stage, capsys, tmp_path, monke
     monkeypatch.setenv("COS_MATTING_REGION", "")  # an empty export is no value: .env's region applies
     code, out, err = run(capsys, "status", "--json", "--no-uploads")
     assert code == 0 and json.loads(out)["bucket"] == BUCKET, err
+
+
+@pytest.mark.slow
+def test_the_walkthroughs_localcloud_functions_are_stage_local(tmp_path, monkeypatch, capsys):
+    """`cos-matting localcloud --trigger ... --function-url ...` (the README walkthrough's terminal 1) makes
+    its functions visible through the local SCF API as stage `local`: `--stage local` finds their settings
+    (the wired callback URL included) and their logs, like a deployed stage's."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    for name in [n for n in os.environ if n.startswith(("COS_MATTING_", "TENCENTCLOUD_", "TENCENT_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "localcloud", "--engine", "none", "--port", "0",
+                             "--data", str(tmp_path / "d"), "--trigger", "functions/submit",
+                             "--function-url", "callback=functions/callback",
+                             "--env", f"COS_MATTING_BUCKET={BUCKET}", "--env", f"COS_MATTING_REGION={REGION}",
+                             "--env", f"COS_MATTING_CALLBACK_KEYS={STAGE_ENV['COS_MATTING_CALLBACK_KEYS']}"],
+                            cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+", proc.stdout.readline()).group(0)
+        monkeypatch.setenv("COS_MATTING_ENDPOINT", url)
+        monkeypatch.setenv("TENCENTCLOUD_SECRETID", "AKIDlocal")
+        monkeypatch.setenv("TENCENTCLOUD_SECRETKEY", "localsecretkey")
+        clip = tmp_path / "clip.mp4"
+        clip.write_bytes(b"\x00\x00\x00\x18ftypmp42 walk")
+        code, out, err = run(capsys, "upload", str(clip), "input/walk.mp4", "--stage", "local")
+        assert code == 0 and "stage local on the local cloud at" in err, err
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            code, out, err = run(capsys, "status", "input/walk.mp4", "--stage", "local", "--json")
+            if code == 0 and json.loads(out)["records"] and json.loads(out)["records"][0]["state"] == "Submitted":
+                break
+            time.sleep(0.3)
+        assert json.loads(out)["records"][0]["state"] == "Submitted", (out, err)
+        code, out, err = run(capsys, "logs", "submit", "--stage", "local", "--since", "10m")
+        assert code == 0 and "input/walk.mp4" in out and out.split()[2] == "submit", (out, err)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
