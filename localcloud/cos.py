@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -43,6 +44,7 @@ class ObjectMeta:
     meta: Dict[str, str] = field(default_factory=dict)  # x-cos-meta-* headers, lower-case names
     tags: Dict[str, str] = field(default_factory=dict)
     version_id: str = ""  # "" when the bucket never had versioning, "null" while it is suspended
+    object_type: str = ""  # "appendable" once made by APPEND Object (x-cos-object-type, 436/7741)
 
 
 def check_key(key: str) -> None:
@@ -106,11 +108,23 @@ def write_stream(path: str, read: Callable[[int], bytes], length: Optional[int])
         raise
 
 
+class Clock:
+    """COS's own clock: Last-Modified and the Date header. `offset` sets it apart from the
+    functions' clocks (a host whose clock is off: the lease tests)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
 class Bucket:
     """One bucket: thread-safe index plus files under `root`."""
 
-    def __init__(self, name: str, region: str, root: str) -> None:
+    def __init__(self, name: str, region: str, root: str, clock: Optional[Clock] = None) -> None:
         self.name, self.region, self.root = name, region, root
+        self.clock = clock or Clock()
         self.lock = threading.Lock()
         self.objects: Dict[str, ObjectMeta] = {}
         self.keys: List[str] = []  # sorted
@@ -188,7 +202,7 @@ class Bucket:
         if self._forbids(forbid_overwrite, key):  # cheap early answer; re-checked at commit
             raise CosError(409, "FileAlreadyExists", "The object already exists (x-cos-forbid-overwrite is true).")
         tmp, size, md5 = self._stage(read, length)
-        obj = ObjectMeta(key, size, md5, content_type or "application/octet-stream", time.time(),
+        obj = ObjectMeta(key, size, md5, content_type or "application/octet-stream", self.clock(),
                          dict(meta or {}), dict(tags or {}))
         return self.commit(tmp, obj, forbid_overwrite)
 
@@ -217,9 +231,28 @@ class Bucket:
         etag = source.etag
         if "-" in etag:  # a copy is stored in one piece: its ETag is the content's MD5 again
             etag = hashlib.md5(self._staged_bytes(tmp)).hexdigest()  # noqa: S324 - an ETag, not security
-        obj = ObjectMeta(key, source.size, etag, content_type or source.content_type, time.time(), dict(meta),
+        obj = ObjectMeta(key, source.size, etag, content_type or source.content_type, self.clock(), dict(meta),
                          dict(source.tags))
         return self.commit(tmp, obj, forbid_overwrite)
+
+    def append(self, key: str, data: bytes, position: int, content_type: str = "") -> ObjectMeta:
+        """APPEND Object (436/7741): position 0 creates an appendable object, later calls must
+        give its current length; a normal object cannot be appended to."""
+        check_key(key)
+        with self.lock:
+            old = self.objects.get(key)
+            if old is not None and old.object_type != "appendable":
+                raise CosError(409, "ObjectNotAppendable", "This object is not appendable.")
+            length = old.size if old is not None else 0
+            if position != length:
+                raise CosError(409, "PositionNotEqualToLength", f"position {position} is not the length {length}.")
+            body = (self.read(key) if old is not None else b"") + data
+        tmp, size, md5 = self._stage(io.BytesIO(body).read, len(body))
+        # ETag: the MD5 of the whole content (unverified for appendable objects)
+        obj = ObjectMeta(key, size, md5,
+                         content_type or (old.content_type if old else "application/octet-stream"), self.clock(),
+                         dict(old.meta) if old else {}, dict(old.tags) if old else {}, object_type="appendable")
+        return self.commit(tmp, obj, False)
 
     def head(self, key: str) -> ObjectMeta:
         obj = self.objects.get(key)
@@ -329,9 +362,9 @@ class MemoryBucket(Bucket):
     the rules above are shared; only where a body lives differs. No multipart uploads here (they stage
     parts on disk)."""
 
-    def __init__(self, name: str, region: str) -> None:
+    def __init__(self, name: str, region: str, clock: Optional[Clock] = None) -> None:
         self.bodies: Dict[str, bytes] = {}
-        super().__init__(name, region, "")
+        super().__init__(name, region, "", clock)
 
     def _load(self) -> None:
         self.journal = _NoJournal()  # type: ignore[assignment]
@@ -370,13 +403,14 @@ class ObjectStore:
     def __init__(self, root: Optional[str], region: str) -> None:
         self.root, self.region = root, region
         self.buckets: Dict[str, Bucket] = {}
+        self.clock = Clock()  # one clock for every bucket
 
     def add_bucket(self, name: str) -> Bucket:
         if not re.match(r"^[a-z0-9][a-z0-9-]*-\d+$", name):
             raise ValueError(f"bucket name must be <name>-<APPID>, lower-case: {name!r}")
         if name not in self.buckets:
-            self.buckets[name] = Bucket(name, self.region, os.path.join(self.root, name)) if self.root is not None \
-                else MemoryBucket(name, self.region)
+            self.buckets[name] = Bucket(name, self.region, os.path.join(self.root, name), self.clock) \
+                if self.root is not None else MemoryBucket(name, self.region, self.clock)
         return self.buckets[name]
 
     def close(self) -> None:

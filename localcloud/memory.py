@@ -39,7 +39,7 @@ from .cloud import LocalCloud
 from .cos import Bucket, CosError, ObjectMeta, ObjectStore, validate_tags
 from .cos_http import object_headers
 from .faults import Fault, Faults
-from .replies import Reply, iso_date
+from .replies import Reply, http_date, iso_date
 
 
 class _Dropped(Exception):
@@ -296,10 +296,10 @@ class MemoryClient:
         return data
 
     # -- plumbing -------------------------------------------------------------
-    @staticmethod
-    def _headers(obj: ObjectMeta) -> Dict[str, str]:
-        """The server's object headers (localcloud/cos_http.py), with the length it sends."""
-        return {**object_headers(obj), "Content-Length": str(obj.size)}
+    def _headers(self, obj: ObjectMeta) -> Dict[str, str]:
+        """The server's object headers (localcloud/cos_http.py), with the length and the Date (COS's clock, as
+        every COS answer has one, 436/7729) it sends."""
+        return {**object_headers(obj), "Content-Length": str(obj.size), "Date": http_date(self.cloud.store.clock())}
 
     def _send(self, method: str, route: str, action: Callable[[], Any], ci: bool = False) -> Any:
         """One SDK call: faults as the local cloud's server applies them, retries as the SDK does."""

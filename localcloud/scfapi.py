@@ -23,8 +23,9 @@ class ScfApi:
 
     unlocked = ("Invoke",)  # a synchronous invocation must not hold up the other API calls
 
-    def __init__(self, backend: ScfBackend, url: Callable[[], str]) -> None:
-        self.backend, self.url = backend, url  # `url`: this cloud's address, for Function URLs
+    def __init__(self, backend: ScfBackend, url: Callable[[], str], logs: Any) -> None:
+        # `url`: this cloud's address, for Function URLs; `logs`: the CLS topic the functions log to
+        self.backend, self.url, self.logs = backend, url, logs
 
     @property
     def lock(self) -> Any:
@@ -66,10 +67,12 @@ class ScfApi:
         return {"Url": "", "CodeSha256": self._fn(p).code_sha256}  # no code download here
 
     def GetFunction(self, p: Dict[str, Any]) -> Dict[str, Any]:
-        fn = self._fn(p)
+        fn = self.backend.readable(p.get("Namespace"), p.get("FunctionName"))
         return {**fn.describe(), "CodeSize": self.backend.code_size(fn),
                 "Triggers": [self._trigger_out(t) for t in fn.triggers],
-                "Qualifier": "$LATEST", "FunctionVersion": "$LATEST", "AvailableStatus": "Available", "StatusDesc": ""}
+                "Qualifier": "$LATEST", "FunctionVersion": "$LATEST", "AvailableStatus": "Available", "StatusDesc": "",
+                # where its logs go (SCF API GetFunction ClsLogsetId/ClsTopicId, 583/18584): the cloud's CLS topic
+                "ClsLogsetId": self.logs.logset_id, "ClsTopicId": self.logs.topic_id}
 
     def ListFunctions(self, p: Dict[str, Any]) -> Dict[str, Any]:
         found = self.backend.list_functions(p.get("Namespace") or "default", p.get("SearchKey") or "",

@@ -202,6 +202,7 @@ class ScfBackend:
         self._cos: Dict[str, Trigger] = {}  # "<fn key>/<type>/<trigger name>" -> trigger in the runtime
         self._timers: Dict[str, threading.Event] = {}
         self._gates: Dict[str, threading.Event] = {}  # set = may run (reserved concurrency is not 0)
+        self.exposed: Dict[str, FunctionState] = {}  # `localcloud --trigger/--function-url` functions, read-only
         self.lock = threading.RLock()
         self.settle_seconds = SETTLE_SECONDS
 
@@ -245,7 +246,7 @@ class ScfBackend:
         return os.path.join(self.dir, "blobs", sha + ".zip")
 
     def code_size(self, fn: FunctionState) -> int:
-        return os.path.getsize(self._blob_path(fn.code_sha256))
+        return os.path.getsize(self._blob_path(fn.code_sha256)) if fn.code_sha256 else 0  # 0: an exposed one
 
     def _unpacked(self, sha: str) -> str:
         """The zip's tree (content-addressed, so never changed under a running worker)."""
@@ -265,6 +266,34 @@ class ScfBackend:
             raise ApiError("ResourceNotFound.Function", f"function {name!r} does not exist in "
                                                         f"namespace {namespace or 'default'}")
         return fn
+
+    def readable(self, namespace: Optional[str], name: Optional[str]) -> FunctionState:
+        """A deployed function, else one the CLI wired and exposed (`expose`); ResourceNotFound.Function if none."""
+        exposed = self.exposed.get(function_key(namespace, name))
+        if exposed is not None and function_key(namespace, name) not in self.functions:
+            return exposed
+        return self.function(namespace, name)
+
+    def expose(self, name: str, env: Dict[str, str], tags: Dict[str, str], url: Optional[str] = None,
+               cos: Optional[str] = None) -> None:
+        """Make a function the CLI wired (`cos-matting localcloud --trigger/--function-url`) visible to
+        ListFunctions / GetFunction, tagged like a deployed stage, so `--stage` finds it (read-only: the
+        write actions only know deployed functions). `url`: its Function URL; `cos`: its COS trigger's bucket."""
+        now = self.platform.timestamp()
+        triggers = []
+        if url:
+            net = {"EnableIntranet": False, "EnableExtranet": True, "ExtranetUrl": url, "IntranetUrl": ""}
+            triggers.append(TriggerState("http", "url-trigger", json.dumps({"AuthType": "NONE", "NetConfig": net}),
+                                         add_time=now, mod_time=now))
+        if cos:
+            triggers.append(TriggerState("cos", f"{cos}.cos.{self.region}.myqcloud.com",
+                                         json.dumps({"event": "cos:ObjectCreated:*"}), add_time=now, mod_time=now))
+        fn = FunctionState(name, "default", "lam-" + uuid.uuid4().hex[:8], "index.main_handler", "Python3.10",
+                           timeout=60, description="wired by cos-matting localcloud",
+                           variables=[{"Key": k, "Value": v} for k, v in sorted(env.items()) if v],
+                           tags=[{"Key": k, "Value": v} for k, v in tags.items()], status="Active", add_time=now,
+                           mod_time=now, triggers=triggers)
+        self.exposed[fn.key] = fn
 
     def writable(self, action: str, namespace: Optional[str], name: Optional[str]) -> FunctionState:
         """The function, unless a write is still being applied to it (then the API refuses, as SCF does)."""
@@ -373,8 +402,8 @@ class ScfBackend:
         timer.start()
 
     def list_functions(self, namespace: str, search: str, filters: List[Dict[str, Any]]) -> List[FunctionState]:
-        return [fn for fn in self.functions.values()
-                if fn.namespace == namespace and search in fn.name and _matches(fn, filters)]
+        listed = list(self.functions.values()) + [fn for key, fn in self.exposed.items() if key not in self.functions]
+        return [fn for fn in listed if fn.namespace == namespace and search in fn.name and _matches(fn, filters)]
 
     def delete_function(self, fn: FunctionState) -> None:
         for trig in list(fn.triggers):
