@@ -1,4 +1,6 @@
-"""SCF emulation: warm worker subprocesses, COS triggers, Function URLs and timers.
+"""SCF's runtime: warm worker subprocesses, live COS triggers and timers, every invocation, and the
+answer a Function URL gives. What was deployed through the API (localcloud/scfbackend.py) runs here
+as a `DeployedFunction`.
 
 Functions run out of process, configured only by environment variables, the
 way SCF runs them, so a handler that works here does not secretly depend on
