@@ -191,6 +191,27 @@ def test_plan_prints_the_calls_it_makes_with_old_and_new_values_and_the_url_is_r
     assert f"callback Function URL: {new}" in out
 
 
+def test_a_refused_secret_setting_is_named_never_printed(site):
+    """A callback key list with one short key: deploy refuses naming the variable, without echoing the keys
+    (the long one is a real signing key); doctor's health check of a function set so in the console too."""
+    keys = "a-real-signing-key-0123456789abcdef,short"
+    code, out, err = site.deploy("dev", "--plan", COS_MATTING_CALLBACK_KEYS=keys)
+    assert code == 2 and "COS_MATTING_CALLBACK_KEYS: each key must be at least 16 characters" in err
+    assert "a-real-signing-key" not in out + err and site.writes() == []
+    assert site.deploy("dev")[0] == 0
+    name = {"FunctionName": "cos-matting-dev-callback"}
+    env = {**site.env_of(name["FunctionName"]), "COS_MATTING_CALLBACK_KEYS": keys}
+    site.scf.call("UpdateFunctionConfiguration", {**name, "Environment": {"Variables": [
+        {"Key": k, "Value": v} for k, v in env.items()]}})
+    wait_for(lambda: site.scf.call("GetFunction", name)["Status"] == "Active", timeout=10, interval=0.1)
+    site.capsys.readouterr()
+    code = main(["doctor", "--local", site.cloud.url, "--env-file", str(site.tmp / "dev.env"), "--dist",
+                 str(site.dist)])
+    out, err = site.capsys.readouterr()
+    assert code == 1 and "COS_MATTING_CALLBACK_KEYS" in out[out.index("callback answers"):]
+    assert "a-real-signing-key" not in out + err
+
+
 def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(site):
     assert site.deploy("dev")[0] == 0
     scf, name = site.scf, {"FunctionName": "cos-matting-dev-submit"}
