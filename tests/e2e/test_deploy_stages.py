@@ -7,12 +7,13 @@ Function URL read back from the trigger, drift noticed and put back, `cos-mattin
 import base64
 import hashlib
 import json
+import time
 
 import pytest
 
 from cli.main import main
 from deploy.clients import Api, ApiCallError
-from helpers import BUCKET, REGION, wait_for
+from helpers import BUCKET, REGION, put, sdk_client, wait_for
 from localcloud import LocalCloud
 
 ENV = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION, "COS_MATTING_TIMEOUT_SECONDS": "5",
@@ -210,6 +211,32 @@ def test_a_refused_secret_setting_is_named_never_printed(site):
     out, err = site.capsys.readouterr()
     assert code == 1 and "COS_MATTING_CALLBACK_KEYS" in out[out.index("callback answers"):]
     assert "a-real-signing-key" not in out + err
+
+
+def test_two_stages_on_one_bucket_watch_their_own_prefixes(site):
+    """README: a Mask pipeline on input/people/ and a Foreground one on input/studio/, each deployed as its
+    own stage. Each stage's COS trigger and settings take its prefix; an upload becomes one job, its own
+    stage's (the trigger prefix was fixed at input/: both stages took every upload, the first claim won)."""
+    assert site.deploy("people", COS_MATTING_WATCH_PREFIXES="input/people/", COS_MATTING_MODE="Mask")[0] == 0
+    assert site.deploy("studio", COS_MATTING_WATCH_PREFIXES="input/studio/", COS_MATTING_MODE="Foreground")[0] == 0
+    for stage in ("people", "studio"):
+        [cos] = [t for t in site.scf.call("ListTriggers", {"FunctionName": f"cos-matting-{stage}-submit"})["Triggers"]
+                 if t["Type"] == "cos"]
+        assert json.loads(cos["TriggerDesc"])["filter"]["Prefix"] == f"input/{stage}/"
+        assert site.env_of(f"cos-matting-{stage}-reconcile")["COS_MATTING_WATCH_PREFIXES"] == f"input/{stage}/"
+    cos = sdk_client(site.cloud)
+    for stage in ("studio", "people"):
+        put(cos, f"input/{stage}/clip.mp4")
+    jobs = wait_for(lambda: len(site.cloud.list_jobs(BUCKET)) >= 2 and site.cloud.list_jobs(BUCKET), timeout=30)
+    time.sleep(1.0)  # a second stage's submit would have made its job by now
+    made = sorted((j.Input.Object, j.Operation.UserData.rsplit("@", 1)[-1],
+                   site.cloud.jobs.record(BUCKET, j.JobId).request.Operation.SegmentVideoBody.Mode)
+                  for j in site.cloud.list_jobs(BUCKET))
+    assert len(jobs) >= 2 and made == [("input/people/clip.mp4", "cos-matting-people", "Mask"),
+                                       ("input/studio/clip.mp4", "cos-matting-studio", "Foreground")]
+    # one list of prefixes cannot be one trigger: refused before any write, naming the variable
+    code, _, err = site.deploy("both", "--plan", COS_MATTING_WATCH_PREFIXES="input/a/,input/b/")
+    assert code == 2 and "COS_MATTING_WATCH_PREFIXES to one prefix" in err
 
 
 def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(site):
