@@ -51,6 +51,24 @@ def function_name(app: str, stage: str, kind: str) -> str:
     return f"{app}-{stage}-{kind}"
 
 
+# The longest name made from a stage is its function `<app>-<stage>-reconcile`: SCF's FunctionName is 2-60
+# letters, digits, - and _, starting with a letter (SCF API CreateFunction, 583/18586). The role
+# `<app>-<stage>-role` (CAM API CreateRole, 598/36225: 1-128 of letters, digits and +=,.@-_), the layer
+# (1-64) and COS_MATTING_DEPLOYMENT `<app>-<stage>` (1-64, shared/identity.py) fit whenever it does.
+STAGE_CHARS = "letters, digits and -"
+
+
+def stage_problem(stage: str, app: str = APP) -> Optional[str]:
+    """Why `stage` cannot name a stage (None when it can), naming the setting and the allowed values."""
+    import re
+
+    longest = max(len(function_name(app, "", k)) for k in KINDS)
+    if re.fullmatch(r"[A-Za-z0-9-]+", stage or "") and len(stage) <= 60 - longest:
+        return None
+    return (f"stage {stage!r} (--stage or COS_MATTING_DEPLOY_STAGE): {STAGE_CHARS}, 1-{60 - longest} characters "
+            f"(its function {function_name(app, '<stage>', 'reconcile')} must fit SCF's 60)")
+
+
 # Per-stage CAM names: each stage has its own role and policy, so deploying or destroying one stage never
 # touches another's grants. What deploy made carries MADE_BY in its description (how destroy recognises it).
 def role_name(app: str, stage: str) -> str:

@@ -239,6 +239,30 @@ def test_two_stages_on_one_bucket_watch_their_own_prefixes(site):
     assert code == 2 and "COS_MATTING_WATCH_PREFIXES to one prefix" in err
 
 
+def test_stage_names_up_to_scfs_limit_deploy_and_others_are_refused_naming_the_setting(site):
+    """`production` (10 characters) made alarm names over Cloud Monitor's 20 (cm-production-throttle) and was
+    refused by the schema with three alarm errors; a stage up to SCF's function-name limit now deploys, its
+    alarm policy names fitted, and a name no resource can take is refused in one line naming --stage."""
+    longest = "s" * 12 + "-production-2026-x" + "Y" * 8  # 38: cos-matting-<stage>-reconcile is 60
+    for stage in ("production", longest):
+        code, out, err = site.deploy(stage)
+        assert code == 0, err
+        names = sorted(p["PolicyName"] for p in site.cloud.monitor.state["policies"].values()
+                       if p["Remark"] == f"cos-matting-{stage}")
+        assert len(names) == 3 and all(len(n) <= 20 for n in names), names
+        assert len(site.scf.call("GetFunction", {"FunctionName": f"cos-matting-{stage}-reconcile"})
+                   ["FunctionName"]) <= 60
+        mark = len(site.cloud.api.calls)
+        assert site.deploy(stage)[0] == 0 and site.writes(mark) == []  # found again by the fitted names
+    code, out, err = site.deploy("production", "--destroy")
+    assert code == 0, err
+    assert not [p for p in site.cloud.monitor.state["policies"].values() if p["Remark"] == "cos-matting-production"]
+    for bad in ("my.stage", longest + "z", "dev_1"):
+        code, out, err = site.deploy(bad, "--plan")
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"stage {bad!r} (--stage or COS_MATTING_DEPLOY_STAGE): letters, digits and -, 1-38 characters" in err
+
+
 def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(site):
     assert site.deploy("dev")[0] == 0
     scf, name = site.scf, {"FunctionName": "cos-matting-dev-submit"}
