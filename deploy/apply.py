@@ -156,6 +156,7 @@ class Planner:
         self.callback_url: Optional[str] = None  # known now (the trigger exists), else a Ref
         self.busy: List[str] = []  # functions not Active when read: the executor waits before writing them
         self.notes: List[str] = []
+        self._found: Dict[str, Any] = {}  # the role and policy as read before the first write
 
     def _ns(self, fn: FunctionSpec) -> Dict[str, Any]:
         return {"FunctionName": fn.name, "Namespace": self.spec.namespace}
@@ -172,6 +173,7 @@ class Planner:
         owner = self.spec.owner_uin or str(self.cam.call("GetUserAppId", {}).get("OwnerUin") or "")
         current = {fn.key: self.scf.get("GetFunction", self._ns(fn), FN_MISSING) for fn in self.spec.ordered()}
         self.busy = [got["FunctionName"] for got in current.values() if got and got.get("Status") != "Active"]
+        self._refuse_foreign(current)  # before the first write: never change what another app or stage made
         self._check_environments(current)  # before the first write: refuse a stage that would not start
         self.role()
         self.policy(owner)
@@ -187,6 +189,27 @@ class Planner:
             kind.plan(self)
         return self.calls
 
+    def _refuse_foreign(self, current: Mapping[str, Optional[Dict[str, Any]]]) -> None:
+        """A function, policy or role with this stage's name that deploy did not make (its tags say another app
+        or stage; no MADE_BY in the description) is someone else's: refused, never rewritten."""
+        spec = self.spec
+        for got in current.values():
+            if got and not st.is_ours(got, spec.app, spec.stage):
+                tags = ", ".join(f"{t.get('Key')}={t.get('Value')}" for t in got.get("Tags") or []) or "none"
+                raise SpecError(f"function {got['FunctionName']} exists but was not made by cos-matting deploy for "
+                                f"stage {spec.stage} (tags: {tags}); nothing was written: choose another --stage, "
+                                "or delete or rename that function")
+        self._found["policy"] = found = st.find_policy(self.cam, spec.policy_name)
+        if found is not None and st.MADE_BY not in (found.get("Description") or ""):
+            raise SpecError(f"CAM policy {spec.policy_name} exists but was not made by cos-matting deploy (its "
+                            "description lacks the mark); nothing was written: choose another --stage, or delete "
+                            "or rename that policy")
+        self._found["role"] = role = st.find_role(self.cam, spec.role)
+        if spec.own_role and role is not None and st.MADE_BY not in (role.get("Description") or ""):
+            raise SpecError(f"CAM role {spec.role} exists but was not made by cos-matting deploy; nothing was "
+                            "written: delete or rename it (a role of another name in COS_MATTING_DEPLOY_ROLE is used "
+                            "as it is)")
+
     def _check_environments(self, current: Mapping[str, Optional[Dict[str, Any]]]) -> None:
         """Each function's final environment (the callback URL included: the real one when the trigger
         exists, else a stand-in of the same form) through the check its cold start runs."""
@@ -200,7 +223,7 @@ class Planner:
 
     def role(self) -> None:
         spec = self.spec
-        got = st.find_role(self.cam, spec.role)
+        got = self._found["role"] if "role" in self._found else st.find_role(self.cam, spec.role)
         if not spec.own_role:  # the user's role: used as it is, never created, rewritten or deleted
             if got is None:
                 raise SpecError(f"COS_MATTING_DEPLOY_ROLE={spec.role}: no such CAM role; create it (trusting "
@@ -224,7 +247,7 @@ class Planner:
     def policy(self, owner: str) -> None:
         spec = self.spec
         document = policy_for(spec, owner)
-        found = st.find_policy(self.cam, spec.policy_name)
+        found = self._found["policy"] if "policy" in self._found else st.find_policy(self.cam, spec.policy_name)
         detail = f"{len(document['statement'])} statements"
         if found is None:
             self.add(Call("cam", "CreatePolicy", {"PolicyName": spec.policy_name, "PolicyDocument": json.dumps(document),

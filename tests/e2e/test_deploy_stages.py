@@ -263,6 +263,31 @@ def test_stage_names_up_to_scfs_limit_deploy_and_others_are_refused_naming_the_s
         assert f"stage {bad!r} (--stage or COS_MATTING_DEPLOY_STAGE): letters, digits and -, 1-38 characters" in err
 
 
+def test_another_apps_function_or_policy_with_the_stages_name_is_never_rewritten(site):
+    """A function `cos-matting-qa-submit` another app made (tagged app=other-app), then a CAM policy
+    `cos-matting-qa-policy` another team made: deploy of stage qa refuses before any write, naming it (it
+    planned UpdateFunctionConfiguration + UpdateFunctionCode of the one and UpdatePolicy of the other)."""
+    theirs = {"FunctionName": "cos-matting-qa-submit"}
+    site.scf.call("CreateFunction", {**theirs, "Code": {"ZipFile": base64.b64encode(_zip()).decode()},
+                                     "Handler": "index.main_handler", "Runtime": "Python3.10",
+                                     "Tags": [{"Key": "app", "Value": "other-app"}]})
+    wait_for(lambda: site.scf.call("GetFunction", theirs)["Status"] == "Active", timeout=10, interval=0.1)
+    code, out, err = site.deploy("qa", "--plan")
+    assert code == 2 and "function cos-matting-qa-submit exists but was not made by cos-matting deploy" in err, err
+    assert "app=other-app" in err and "UpdateFunction" not in out
+    code, _, err = site.deploy("qa")
+    assert code == 2 and site.writes() == [("CreateFunction", "cos-matting-qa-submit")]  # theirs only
+    site.scf.call("DeleteFunction", theirs)
+    doc = {"version": "2.0", "statement": [{"action": ["name/cos:GetObject"], "effect": "allow", "resource": ["*"]}]}
+    site.cam.call("CreatePolicy", {"PolicyName": "cos-matting-qa-policy", "PolicyDocument": json.dumps(doc),
+                                   "Description": "another team's"})
+    mark = len(site.cloud.api.calls)
+    code, out, err = site.deploy("qa")
+    assert code == 2 and "CAM policy cos-matting-qa-policy exists but was not made by cos-matting deploy" in err
+    assert site.writes(mark) == []
+    assert [p["Description"] for p in site.cloud.cam.state["policies"].values()] == ["another team's"]
+
+
 def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(site):
     assert site.deploy("dev")[0] == 0
     scf, name = site.scf, {"FunctionName": "cos-matting-dev-submit"}
