@@ -181,8 +181,10 @@ class Planner:
         for fn in self.spec.ordered():
             url = self.callback_url or (Ref("callback_url") if fn.key in NEEDS_CALLBACK_URL else None)
             self.function(fn, current[fn.key], self.spec.final_env(fn.key, url), version)
-            for trig in [t for t in self.spec.triggers if t.function == fn.key]:
+            declared = [t for t in self.spec.triggers if t.function == fn.key]
+            for trig in declared:
                 self.trigger(fn, trig)
+            self.undeclared_triggers(fn, declared)
             self.concurrency(fn)
         self.retry(self.spec.functions["submit"])
         for kind in self.kinds:
@@ -350,6 +352,22 @@ class Planner:
                                                 "Qualifier": current.get("Qualifier") or trig.qualifier},
                        "delete", "trigger", label, "to recreate it changed", change, function=fn.name))
         self.add(Call("scf", "CreateTrigger", params, "create", "trigger", label, function=fn.name))
+
+    def undeclared_triggers(self, fn: FunctionSpec, declared: Sequence[TriggerSpec]) -> None:
+        """A trigger added outside deploy (the console) on a function deploy made is deleted: deploy puts back
+        what serverless.yml says (an extra timer, or a COS trigger on another prefix or bucket, would run the
+        function beyond it). Deleted with its TriggerDesc, as destroy does (SCF API DeleteTrigger)."""
+        if self._created("function", fn.name):
+            return
+        for t in st.triggers(self.scf, fn.name, self.spec.namespace):
+            if any(t["Type"] == d.type and (t["TriggerName"] == d.name or d.type == "http") for d in declared):
+                continue
+            self.add(Call("scf", "DeleteTrigger", {**self._ns(fn), "TriggerName": t["TriggerName"], "Type": t["Type"],
+                                                    "TriggerDesc": t.get("TriggerDesc"),
+                                                    "Qualifier": t.get("Qualifier") or None},
+                           "delete", "trigger", f"{fn.name} {t['Type']} {t['TriggerName']}", "not in serverless.yml",
+                           [("TriggerDesc", t.get("TriggerDesc") or "", "(none)")], function=fn.name,
+                           missing_ok=TRIGGER_MISSING))
 
     def concurrency(self, fn: FunctionSpec) -> None:
         current = None if self._created("function", fn.name) else \

@@ -354,6 +354,30 @@ def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(s
     assert "note: cos-matting-dev-reconcile runs Python3.9, serverless.yml says Python3.10" in out
 
 
+def test_a_trigger_added_in_the_console_is_drift_that_deploy_removes(site):
+    """A timer firing every second added to reconcile in the console: doctor fails "matches serverless.yml",
+    --plan shows its DeleteTrigger, deploy removes it and keeps the declared ones (it was left running)."""
+    assert site.deploy("dev")[0] == 0
+    name = {"FunctionName": "cos-matting-dev-reconcile"}
+    site.scf.call("CreateTrigger", {**name, "TriggerName": "every-second", "Type": "timer",
+                                    "TriggerDesc": "* * * * * * *", "Enable": "OPEN"})
+    site.capsys.readouterr()
+    code = main(["doctor", "--local", site.cloud.url, "--env-file", str(site.tmp / "dev.env"), "--dist",
+                 str(site.dist)])
+    out = site.capsys.readouterr().out
+    line = out[out.index("matches serverless.yml"):]
+    assert code == 1 and "FAIL" in line[:40] and "DeleteTrigger cos-matting-dev-reconcile timer every-second" in line
+    code, out, _ = site.deploy("dev", "--plan")
+    assert "- scf DeleteTrigger cos-matting-dev-reconcile timer every-second: not in serverless.yml" in out
+    mark = len(site.cloud.api.calls)
+    assert site.deploy("dev")[0] == 0
+    assert site.writes(mark) == [("DeleteTrigger", "cos-matting-dev-reconcile")]
+    left = [t["TriggerName"] for t in site.scf.call("ListTriggers", name)["Triggers"]]
+    assert left == ["reconcile-every-10-minutes"]
+    mark = len(site.cloud.api.calls)
+    assert site.deploy("dev")[0] == 0 and site.writes(mark) == []
+
+
 def test_info_describes_a_stage_from_the_cloud(site):
     assert site.deploy("dev")[0] == 0
     site.capsys.readouterr()
