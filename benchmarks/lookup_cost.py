@@ -96,7 +96,7 @@ def main() -> int:
         print(f"  {name:<{width}}  {cost:>4}")
     scoped, unscoped = rows[1][1], rows[3][1]
     print(f"  unscoped / scoped (found): {unscoped / scoped:.0f}x; bound per lookup: "
-          f"{ci.LOOKUP_PAGES} list pages + 1 queue lookup per process")
+          f"{ci.LOOKUP_PAGES} list pages per scope (queue id, then queue type) + 1 queue lookup per process")
     return 0
 
 

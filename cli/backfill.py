@@ -169,13 +169,22 @@ class Backfill:
         if reason:
             self._count(index, up.key, f"skipped:{reason}")
         elif self.dry_run:
-            self._count(index, up.key, "has-record" if {item.record_id, item.legacy_id} & self.known
-                        else "would-submit")
+            self._count(index, up.key, "has-record" if self._has_record(item) else "would-submit")
         else:
             self.pending[pool.submit(self._submit, up)] = (index, up.key)
             while len(self.pending) >= self.window:
                 self._drain(block=True)
             self._drain(block=False)
+
+    def _has_record(self, item: Item) -> bool:
+        """Dry run: a record under today's id or an older format's (identity.OLDER_IDS); past the known
+        ids, the store's own lookup, which may HEAD the object (RecordStore.find_older)."""
+        from shared.identity import older_record_ids
+        from shared.records import RecordStore
+
+        if {item.record_id, *older_record_ids(item.version).values()} & self.known:
+            return True
+        return bool(RecordStore.of(self.settings, self.clients.get().storage).find_older(item.version, listed=True))
 
     def _submit(self, up: Any) -> Any:
         """Submitter.process on this thread's own Submitter (its clients are not shared)."""

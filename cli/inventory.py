@@ -4,7 +4,8 @@ through cos-python-sdk-v5 (never a whole file in memory).
 Format facts (and what is unverified) are listed in localcloud/inventory.py, which writes the same
 format for the local cloud. The reader relies only on what the manifest itself says:
 `fileFormat` must be CSV, `fileSchema` names the columns in order, `files[].key` are the data files
-(in the manifest's bucket), and each file's `md5sum` (or S3's `MD5checksum`) and `size`, when
+(in the manifest's bucket), and each file's `md5Checksum` (COS, 436/33702; or `md5sum`, S3's
+`MD5checksum`) and `size` (a string in COS's sample), when
 present, are checked over the compressed bytes as they stream by.
 """
 from __future__ import annotations
@@ -85,12 +86,13 @@ def parse_manifest(bucket: str, key: str, body: bytes) -> Manifest:
         raise InventoryError(f"{where}: fileSchema {data.get('fileSchema')!r} has no Key column")
     raw_files = data.get("files")
     if not isinstance(raw_files, list):
-        raise InventoryError(f"{where}: files must be a list of {{key, size, md5sum}}")
+        raise InventoryError(f"{where}: files must be a list of {{key, size, md5Checksum}}")
     files = []
     for index, entry in enumerate(raw_files):
         if not isinstance(entry, dict) or not str(entry.get("key") or ""):
             raise InventoryError(f"{where}: files[{index}] has no key")
-        md5 = entry.get("md5sum") or entry.get("MD5checksum") or entry.get("md5Sum")
+        # md5Checksum: COS's inventory overview (436/33702); the others as other stores spell it
+        md5 = entry.get("md5Checksum") or entry.get("md5sum") or entry.get("MD5checksum") or entry.get("md5Sum")
         size = entry.get("size")
         files.append(DataFile(str(entry["key"]), int(size) if size not in (None, "") else None,
                               str(md5).lower() if md5 else None))

@@ -22,7 +22,7 @@ class Item:
     position: Any
     obj: Dict[str, Any]  # as a GET Bucket entry: Key, ETag, Size, LastModified
     record_id: str  # of this object version, from the listing fields alone (no HEAD)
-    legacy_id: str = ""  # the id the release before the per-attempt layout gave it (shared/records.py format 1)
+    version: Any = None  # shared.identity.ObjectVersion, as listed: older formats' ids of it (RecordStore.exists)
 
     @property
     def modified(self) -> str:
@@ -46,8 +46,8 @@ def judge(settings: Any, bucket: str, obj: Dict[str, Any], position: Any,
     if since is not None:
         when = parse_modified(str(obj.get("LastModified", "")))
         if when is not None and when < since:
-            return Item(seen.upload, "before-since", position, obj, seen.record_id, seen.legacy_id)
-    return Item(seen.upload, seen.reason, position, obj, seen.record_id, seen.legacy_id)
+            return Item(seen.upload, "before-since", position, obj, seen.record_id, seen.version)
+    return Item(seen.upload, seen.reason, position, obj, seen.record_id, seen.version)
 
 
 class ListingSource:

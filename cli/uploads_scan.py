@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-HasRecord = Callable[[str, str], bool]  # (record id, the format 1 id of the same object version)
+HasRecord = Callable[[str, Any], bool]  # (record id, the object version as listed: RecordStore.exists)
 MARGIN = 120  # seconds: COS's Last-Modified and this clock may disagree this much
 WINDOW = 64  # objects checked concurrently
 
@@ -82,13 +82,13 @@ def scan(settings: Any, source: Any, state: ScanState, has_record: HasRecord, bu
          concurrency: int = 16) -> ScanState:
     """Re-check what was missing, then read up to `budget` more objects from the saved position."""
     from shared.dates import epoch_of
-    from shared.identity import legacy_record_id
+    from shared.identity import ObjectVersion
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         rids = list(state.missing)
-        legacy = [legacy_record_id(m.get("bucket", ""), m.get("key", ""), m.get("etag", ""))
-                  for m in (state.missing[r] for r in rids)]
-        for rid, found in zip(rids, pool.map(has_record, rids, legacy)):
+        listed = [ObjectVersion(m.get("bucket", ""), m.get("key", ""), m.get("etag", ""), int(m.get("size") or 0),
+                                epoch_of(m.get("modified"))) for m in (state.missing[r] for r in rids)]
+        for rid, found in zip(rids, pool.map(has_record, rids, listed)):
             if found:
                 state.missing.pop(rid, None)
         if budget <= 0:
@@ -103,7 +103,7 @@ def scan(settings: Any, source: Any, state: ScanState, has_record: HasRecord, bu
 
         def check() -> None:
             found = list(pool.map(has_record, [item.record_id for item in window],
-                                  [item.legacy_id for item in window]))
+                                  [item.version for item in window]))
             for item, exists in zip(window, found):
                 if not exists:
                     state.missing[item.record_id] = {"record_id": item.record_id, "bucket": item.upload.bucket,
@@ -139,8 +139,8 @@ def step(settings: Any, clients: Any, budget: int, concurrency: int = 16, invent
     source = open_source(clients.get().storage, settings, inventory, list(settings.watch_prefixes))
     path = state_path(settings.bucket, settings.endpoint or "")
 
-    def has_record(rid: str, legacy_id: str = "") -> bool:  # on the scan's threads: each its own clients
-        return RecordStore.of(settings, clients.get().storage).exists(rid, legacy_id)
+    def has_record(rid: str, listed: Any = None) -> bool:  # on the scan's threads: each its own clients
+        return RecordStore.of(settings, clients.get().storage).exists(rid, listed)
 
     state = scan(settings, source, load_state(path), has_record, budget, concurrency)
     save_state(path, state)

@@ -1,8 +1,12 @@
 """Job notifications: CI POSTs to a job's `CallBack` URL when it ends (XML or JSON).
 
-The XML envelope is `<Response><EventName>TaskFinish</EventName><JobsDetail>...`; the JSON form
-is converted from XML, so single children may or may not be arrays (`arrays`), and its retry
-behaviour is undocumented (ours: `retries` tries with `backoff`). Faults can drop, delay,
+The XML envelope is `<Response><EventName>TaskFinish</EventName><JobsDetail>...` (CI "任务回调"
+pages, e.g. https://cloud.tencent.com/document/product/460/84951: JobsDetail is a "Container 数组").
+The JSON forms (intl CI docs "Callback content"): job APIs send `{"EventName": "TaskFinish",
+"JobsDetail": [...]}` (an array, empty elements left out: `json_form="jobs"`, the default); AI
+recognition callbacks wrap it all in `{"Response": {...}}` (`json_form="response"`). Deeper
+children may or may not be arrays (`arrays`: "jobs" only the list, "all" every container, "none"
+a bare object). Retry behaviour is undocumented (ours: `retries` tries with `backoff`). Faults can drop, delay,
 duplicate or reorder a delivery (the callback page, 460/76956, says nothing of retries or signing).
 """
 from __future__ import annotations
@@ -19,6 +23,8 @@ from shared import xmlcodec
 from shared.jobs import JobDetail, JobRequest
 
 from .faults import Faults
+
+JSON_FORMS = ("jobs", "response")
 
 
 @dataclass
@@ -39,9 +45,12 @@ class Callbacks:
     """Delivers job notifications to `CallBack` URLs with retries and injectable faults."""
 
     def __init__(self, faults: Faults, retries: int = 3, backoff: Tuple[float, ...] = (0.2, 0.5, 1.0),
-                 timeout: float = 5.0, arrays: str = "none", reorder_hold: float = 0.5) -> None:
+                 timeout: float = 5.0, arrays: str = "jobs", reorder_hold: float = 0.5,
+                 json_form: str = "jobs") -> None:
+        if json_form not in JSON_FORMS:
+            raise ValueError(f"json_form must be one of {', '.join(JSON_FORMS)}, got {json_form!r}")
         self.faults, self.retries, self.backoff, self.timeout = faults, retries, backoff, timeout
-        self.arrays, self.reorder_hold = arrays, reorder_hold
+        self.arrays, self.reorder_hold, self.json_form = arrays, reorder_hold, json_form
         self.records: List[CallbackRecord] = []
         self._cond = threading.Condition()
         self._pending = 0
@@ -58,7 +67,10 @@ class Callbacks:
             jobs: Any = _arrayify(wire) if self.arrays == "all" else wire
             if self.arrays in ("jobs", "all"):
                 jobs = [jobs]
-            return json.dumps({"EventName": "TaskFinish", "JobsDetail": jobs}, ensure_ascii=False).encode("utf-8")
+            notice: Any = {"EventName": "TaskFinish", "JobsDetail": jobs}
+            if self.json_form == "response":
+                notice = {"Response": notice}
+            return json.dumps(notice, ensure_ascii=False).encode("utf-8")
         return xmlcodec.dump("Response", {"EventName": "TaskFinish", "JobsDetail": wire})
 
     def notify(self, detail: JobDetail, request: JobRequest) -> Optional[CallbackRecord]:

@@ -213,6 +213,14 @@ class JobService:
         self.callbacks.notify(detail, rec.request)
         return detail
 
+    def forget(self, bucket: str, job_id: str) -> None:
+        """Test control: CI no longer knows the job (describe lists it in NonExistJobIds, the
+        list leaves it out), as after its retention ran out. Kept in the journal: a restarted
+        local cloud knows it again."""
+        with self.lock:
+            self.record(bucket, job_id)
+            del self.jobs[bucket][job_id]
+
     def all_jobs(self, bucket: Optional[str] = None) -> List[JobDetail]:
         with self.lock:
             recs = [r for b, jobs in self.jobs.items() if bucket in (None, b) for r in jobs.values()]

@@ -84,6 +84,10 @@ def list_jobs(h: Any, bucket: str) -> Reply:
     end = parse_ci_time(q["endCreationTime"]) if q.get("endCreationTime") else None
     if not q.get("tag"):
         raise CosError(400, "InvalidArgument", "tag is required")
+    if q.get("queueId") and q.get("queueType") and h.cloud.ci_refuse_queue_id_with_type:
+        # DescribeMediaJobs (CI API 1045/50356): queueType must not be sent with queueId. What CI
+        # does with both is undocumented; refusing is the strictest reading (switchable).
+        raise CosError(400, "InvalidArgument", "queueType must not be used together with queueId")
     details, token = h.cloud.jobs.list(bucket, q["tag"], q.get("states") or "All", size, q.get("nextToken") or "",
                                        order, start, end, q.get("queueId"), q.get("queueType"), q.get("inputObject"))
     return jobs_reply(details, token=token)

@@ -11,6 +11,7 @@ from shared.events import Upload, build_event
 from shared.jobs import JobDetail
 
 from .camapi import CamService
+from .clsapi import ClsService
 from .monitorapi import MonitorService
 from .callbacks import CallbackRecord, Callbacks
 from .ci import Engine, JobService
@@ -38,7 +39,7 @@ class LocalCloud:
                  secret_id: str = "AKIDlocal", secret_key: str = "localsecretkey", host: str = "127.0.0.1",
                  port: int = 0, engine: Optional[Engine] = None, job_workers: int = 2,
                  callback_retries: int = 3, callback_backoff: Sequence[float] = (0.2, 0.5, 1.0),
-                 callback_timeout: float = 5.0, callback_arrays: str = "none",
+                 callback_timeout: float = 5.0, callback_arrays: str = "jobs",
                  verbose: bool = False, credential_rotation: Optional[float] = None,
                  credential_lifetime: Optional[float] = None) -> None:
         self.data_dir = os.path.abspath(data_dir)
@@ -51,7 +52,10 @@ class LocalCloud:
         self.faults = Faults()
         self.started = time.time()
         self.requests: Counter = Counter()  # authenticated COS/CI requests by route, e.g. "ci.list"
-        self.ci_error_root = "Response"  # "Error" answers CI errors the way the Go SDK parses them
+        # CI's error root: <Error> as CI's error-code page documents it (and the Go SDK parses);
+        # "Response" answers as some older pages show (both are tested).
+        self.ci_error_root = "Error"
+        self.ci_refuse_queue_id_with_type = True  # GET /jobs with both queueId and queueType: 400
         self.store = ObjectStore(os.path.join(self.data_dir, "cos"), region)
         self.callback_sender = Callbacks(self.faults, callback_retries, tuple(callback_backoff), callback_timeout,
                                          callback_arrays)
@@ -63,9 +67,10 @@ class LocalCloud:
         appid = buckets[0].rsplit("-", 1)[1] if buckets else "1250000000"
         self.cam = CamService(os.path.join(self.data_dir, "cam"), appid=appid)
         self.scf = ScfService(self, os.path.join(self.data_dir, "scf"))
+        self.cls = ClsService(self, os.path.join(self.data_dir, "cls"))  # the functions' logs (SearchLog)
         self.monitor = MonitorService(os.path.join(self.data_dir, "monitor"))
         self.api = Api(self.credentials, {("scf", "2018-04-16"): self.scf, ("cam", "2019-01-16"): self.cam,
-                                          ("monitor", "2018-07-24"): self.monitor},
+                                          ("monitor", "2018-07-24"): self.monitor, ("cls", "2020-10-16"): self.cls},
                        self.faults)
         self.ci_unbound: set = set()  # buckets to report as not bound to CI (doctor's failing case)
         self.ci_ai_off: set = set()  # buckets bound to CI with AI content recognition off (cibinding.py)
@@ -176,6 +181,10 @@ class LocalCloud:
 
     def list_jobs(self, bucket: Optional[str] = None) -> List[JobDetail]:
         return self.jobs.all_jobs(bucket)
+
+    def forget_job(self, bucket: str, job_id: str) -> None:
+        """Test control: CI forgets the job (describe answers NonExistJobIds)."""
+        self.jobs.forget(bucket, job_id)
 
     def set_job_state(self, bucket: str, job_id: str, state: str, code: Optional[str] = None,
                       message: Optional[str] = None, media_info: Optional[Dict[str, Any]] = None,

@@ -43,6 +43,7 @@ class ObjectMeta:
     meta: Dict[str, str] = field(default_factory=dict)  # x-cos-meta-* headers, lower-case names
     tags: Dict[str, str] = field(default_factory=dict)
     version_id: str = ""  # "" when the bucket never had versioning, "null" while it is suspended
+    object_type: str = ""  # "appendable" once made by APPEND Object (x-cos-object-type, 436/7741)
 
 
 def check_key(key: str) -> None:
@@ -98,11 +99,23 @@ def write_stream(path: str, read: Callable[[int], bytes], length: Optional[int])
     return size, md5.hexdigest()
 
 
+class Clock:
+    """COS's own clock: Last-Modified and the Date header. `offset` sets it apart from the
+    functions' clocks (a host whose clock is off: the lease tests)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
 class Bucket:
     """One bucket: thread-safe index plus files under `root`."""
 
-    def __init__(self, name: str, region: str, root: str) -> None:
+    def __init__(self, name: str, region: str, root: str, clock: Optional[Clock] = None) -> None:
         self.name, self.region, self.root = name, region, root
+        self.clock = clock or Clock()
         self.lock = threading.Lock()
         self.objects: Dict[str, ObjectMeta] = {}
         self.keys: List[str] = []  # sorted
@@ -182,7 +195,7 @@ class Bucket:
             raise CosError(409, "FileAlreadyExists", "The object already exists (x-cos-forbid-overwrite is true).")
         tmp = os.path.join(self.root, "tmp", uuid.uuid4().hex)
         size, md5 = write_stream(tmp, read, length)
-        obj = ObjectMeta(key, size, md5, content_type or "application/octet-stream", time.time(),
+        obj = ObjectMeta(key, size, md5, content_type or "application/octet-stream", self.clock(),
                          dict(meta or {}), dict(tags or {}))
         return self.commit(tmp, obj, forbid_overwrite)
 
@@ -213,9 +226,30 @@ class Bucket:
         if "-" in etag:  # a copy is stored in one piece: its ETag is the content's MD5 again
             with open(tmp, "rb") as fh:
                 etag = hashlib.md5(fh.read()).hexdigest()  # noqa: S324 - an ETag, not security
-        obj = ObjectMeta(key, source.size, etag, content_type or source.content_type, time.time(), dict(meta),
+        obj = ObjectMeta(key, source.size, etag, content_type or source.content_type, self.clock(), dict(meta),
                          dict(source.tags))
         return self.commit(tmp, obj, forbid_overwrite)
+
+    def append(self, key: str, data: bytes, position: int, content_type: str = "") -> ObjectMeta:
+        """APPEND Object (436/7741): position 0 creates an appendable object, later calls must
+        give its current length; a normal object cannot be appended to."""
+        check_key(key)
+        with self.lock:
+            old = self.objects.get(key)
+            if old is not None and old.object_type != "appendable":
+                raise CosError(409, "ObjectNotAppendable", "This object is not appendable.")
+            length = old.size if old is not None else 0
+            if position != length:
+                raise CosError(409, "PositionNotEqualToLength", f"position {position} is not the length {length}.")
+            body = (self.read(key) if old is not None else b"") + data
+        tmp = os.path.join(self.root, "tmp", uuid.uuid4().hex)
+        with open(tmp, "wb") as fh:
+            fh.write(body)
+        # ETag: the MD5 of the whole content (unverified for appendable objects)
+        obj = ObjectMeta(key, len(body), hashlib.md5(body).hexdigest(),  # noqa: S324 - an ETag
+                         content_type or (old.content_type if old else "application/octet-stream"), self.clock(),
+                         dict(old.meta) if old else {}, dict(old.tags) if old else {}, object_type="appendable")
+        return self.commit(tmp, obj, False)
 
     def head(self, key: str) -> ObjectMeta:
         obj = self.objects.get(key)
@@ -292,12 +326,13 @@ class ObjectStore:
     def __init__(self, root: str, region: str) -> None:
         self.root, self.region = root, region
         self.buckets: Dict[str, Bucket] = {}
+        self.clock = Clock()  # one clock for every bucket
 
     def add_bucket(self, name: str) -> Bucket:
         if not re.match(r"^[a-z0-9][a-z0-9-]*-\d+$", name):
             raise ValueError(f"bucket name must be <name>-<APPID>, lower-case: {name!r}")
         if name not in self.buckets:
-            self.buckets[name] = Bucket(name, self.region, os.path.join(self.root, name))
+            self.buckets[name] = Bucket(name, self.region, os.path.join(self.root, name), self.clock)
         return self.buckets[name]
 
     def close(self) -> None:

@@ -62,6 +62,8 @@ def route(h: Any, bucket: str, path: str) -> Tuple[str, Callable[[], Reply]]:
         return "cos.multipart.initiate", lambda: initiate(h, bucket, key)
     if method == "PUT" and h.headers.get("x-cos-copy-source"):
         return "cos.copy", lambda: _copy(h, bucket, key)
+    if method == "POST" and "append" in q:
+        return "cos.append", lambda: _append(h, bucket, key)
     actions = {"PUT": ("cos.put", _put), "GET": ("cos.get", _get), "HEAD": ("cos.head", _head),
                "DELETE": ("cos.delete", _delete)}
     if method not in actions:
@@ -110,6 +112,8 @@ def _object_headers(obj: ObjectMeta) -> Dict[str, str]:
         headers["x-cos-tagging-count"] = str(len(obj.tags))
     if obj.version_id:  # HEAD/GET Object on a versioned bucket (436/7745)
         headers["x-cos-version-id"] = obj.version_id
+    if obj.object_type:
+        headers["x-cos-object-type"] = obj.object_type
     return headers
 
 
@@ -123,6 +127,20 @@ def _put(h: Any, bucket: str, key: str) -> Reply:
     h.close_connection = False  # whole body read: keep-alive is safe
     h.cloud.object_created(bucket, obj, "cos:ObjectCreated:Put")
     return Reply(200, {"ETag": f'"{obj.etag}"', **_version_header(obj.version_id)})
+
+
+def _append(h: Any, bucket: str, key: str) -> Reply:
+    """APPEND Object (436/7741). No trigger event: the SCF COS trigger's event list (583/9707)
+    has Put, Post, Copy, CompleteMultipartUpload, Origin and Replication, no append."""
+    try:
+        position = int(h.query.get("position") or "")
+    except ValueError:
+        raise CosError(400, "InvalidArgument", "position must be an integer") from None
+    read, length = h.body_reader()
+    data = read(length) if length is not None else b"".join(iter(lambda: read(1 << 16), b""))
+    h.close_connection = False
+    obj = h.cloud.store.bucket(bucket).append(key, data, position, h.headers.get("Content-Type") or "")
+    return Reply(200, {"ETag": f'"{obj.etag}"', "x-cos-next-append-position": str(obj.size)})
 
 
 def _copy(h: Any, bucket: str, key: str) -> Reply:

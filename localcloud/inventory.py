@@ -14,11 +14,12 @@ What the real service does, and where it says so:
   `manifest.checksum`); the same id twice in one day is refused.
 - PUT Bucket inventory (https://www.tencentcloud.com/document/product/436/30625): Filter Prefix and
   the OptionalFields names above.
-- Not seen in a stored Tencent page (unverified): the exact `files[]` entry names (here `key`, `size`,
-  `md5sum`, as the project's brief states; AWS S3 says `MD5checksum`), where the data files sit
-  (here `<report dir>/data/<n>.csv.gz`), whether rows are quoted (here every field, like S3), the
-  ETag without quotes and LastModifiedDate as ISO 8601 UTC. The reader (`cli/inventory.py`) follows
-  `files[].key` and `fileSchema` and accepts either spelling of the checksum, so none of these
+- The manifest's `files[]` entries are `{key, size, md5Checksum}` with `size` a string (inventory
+  overview "清单功能概述", 436/33702, its manifest sample).
+- Not seen in a stored Tencent page (unverified): where the data files sit (here
+  `<report dir>/data/<n>.csv.gz`), whether rows are quoted (here every field, like S3), the ETag
+  without quotes and LastModifiedDate as ISO 8601 UTC. The reader (`cli/inventory.py`) follows
+  `files[].key` and `fileSchema` and accepts other checksum spellings too, so none of these
   choices is baked into it.
 """
 from __future__ import annotations
@@ -163,5 +164,5 @@ def _store(part: _Part, destination: Bucket, key: str) -> Dict[str, object]:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             md5.update(chunk)
     destination.put_file(key, part.path, "application/x-gzip")
-    return {"key": key, "size": os.path.getsize(part.path), "md5sum": md5.hexdigest()}
+    return {"key": key, "size": str(os.path.getsize(part.path)), "md5Checksum": md5.hexdigest()}
 

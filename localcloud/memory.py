@@ -345,7 +345,8 @@ class MemoryClient:
     def _headers(obj: _Object) -> Dict[str, str]:
         headers = {"ETag": f'"{obj.etag}"', "Content-Type": obj.content_type,
                    "Last-Modified": http_date(obj.last_modified), "Accept-Ranges": "bytes",
-                   "x-cos-storage-class": "STANDARD", "Content-Length": str(len(obj.data))}
+                   "x-cos-storage-class": "STANDARD", "Content-Length": str(len(obj.data)),
+                   "Date": http_date(time.time())}  # every COS answer has one (436/7729)
         if obj.tags:
             headers["x-cos-tagging-count"] = str(len(obj.tags))
         return headers

@@ -200,7 +200,7 @@ class MultipartUploads:
                     with open(path, "rb") as src:
                         shutil.copyfileobj(src, out, CHUNK)
             obj = ObjectMeta(key, sum(p.size for p in parts), multipart_etag([p.etag for p in parts]),
-                             upload.content_type or "application/octet-stream", time.time(), dict(upload.meta),
+                             upload.content_type or "application/octet-stream", self.bucket.clock(), dict(upload.meta),
                              dict(upload.tags))
             obj = self.bucket.commit(tmp, obj, forbid_overwrite)
         except BaseException:

@@ -49,6 +49,10 @@ class Handler(BaseHTTPRequestHandler):
         return self.server_version
     cloud: "LocalCloud"  # set on the subclass made per server
 
+    def date_time_string(self, timestamp: Optional[float] = None) -> str:
+        """The Date header, on COS's clock (COS common response headers, 436/7729)."""
+        return super().date_time_string(self.cloud.store.clock() if timestamp is None else timestamp)
+
     # -- plumbing ---------------------------------------------------------
     def setup(self) -> None:
         super().setup()
@@ -89,6 +93,11 @@ class Handler(BaseHTTPRequestHandler):
                 reply = self.cloud.serve_api(self)  # TC API 3.0 (SCF, CAM), deployed Function URLs, CI bucket binding
             elif self.raw_path.startswith("/_localcloud/") or self.raw_path == "/_localcloud":
                 reply = control.serve(self.cloud, self)
+            elif self.command in ("GET", "HEAD") and "q-signature" in self.query and self.cloud.store.buckets:
+                # A presigned URL the SDK made with its IP/Port config (`cos-matting get --url` against the
+                # local cloud) addresses the cloud itself, not a bucket domain: the first bucket answers it,
+                # its signature (Host included) checked like any other.
+                reply = self._bucket_request(next(iter(self.cloud.store.buckets)), self.cloud.region)
             else:
                 reply = self._cos_error(CosError(404, "NoSuchBucket", f"no bucket in Host {host!r}"))
         except Dropped:
@@ -226,9 +235,11 @@ class Handler(BaseHTTPRequestHandler):
         return xml_reply(err.status, "Error", content, {"x-cos-request-id": self.request_id})
 
     def _ci_error(self, err: CosError) -> Reply:
-        # CI documents <Response><Code/><Message/><RequestId/></Response> (no <Resource>); the Go SDK
-        # parses <Error>: `cloud.ci_error_root` switches the root so clients are tested on both.
-        content = {"Code": err.code, "Message": err.message, "RequestId": self.request_id}
+        # CI's job error-code page documents <Error><Code/><Message/><RequestId/><TraceId/></Error>
+        # (no <Resource>; cos-go-sdk-v5 parses <Error> too); some older pages show a <Response>
+        # root: `cloud.ci_error_root` switches it so clients are tested on both.
+        content = {"Code": err.code, "Message": err.message, "RequestId": self.request_id,
+                   "TraceId": uuid.uuid4().hex}
         return xml_reply(err.status, self.cloud.ci_error_root, content, {"x-ci-request-id": self.request_id})
 
     def _fault_reply(self, fault: Fault, ci: bool) -> Reply:

@@ -250,8 +250,10 @@ class CI:
     def describe(self, job_id: str) -> JobDetail:
         response = self._call("ci.get", self.client.ci_get_media_jobs, JobIDs=job_id)
         found = [j for j in response.JobsDetail if j.JobId == job_id] or response.JobsDetail
-        if not found or job_id in response.NonExistJobIds:  # CI answers 200 with <NonExistJobIds>
+        if job_id in response.NonExistJobIds:  # CI answers 200 with <NonExistJobIds>: it says it has no such job
             raise CloudError("ci.get", 404, "NoSuchJob", f"job {job_id} not found (CI lists it in NonExistJobIds)")
+        if not found:  # neither the job nor a word about it: not proof it is gone
+            raise CloudError("ci.get", 200, "EmptyResponse", f"GET /jobs/{job_id} answered without the job")
         return found[0]
 
     def list(self, states: str = "All", size: int = 100, next_token: str = "",
@@ -286,16 +288,18 @@ class CI:
             self.queue_id = str(queues[0]["QueueId"])
         return self.queue_id
 
-    def _list_scoped(self, start: Optional[str], input_object: Optional[str], token: str) -> JobsResponse:
-        """GET /jobs scoped to the job's queue, and to its input key when known. The SDK's
-        ci_list_media_jobs has no queueType/inputObject arguments (qcloud_cos/cos_client.py; both are
-        DescribeMediaJobs parameters, 460/84766), so
-        the request is built here the way the SDK builds its own CI calls."""
+    def _list_scoped(self, scope: Dict[str, str], start: Optional[str], input_object: Optional[str],
+                     token: str) -> JobsResponse:
+        """GET /jobs scoped by `scope` (a queueId, or a queueType: DescribeMediaJobs, CI API
+        1045/50356, says the two must not be sent together), and by its input key when known. The
+        SDK's ci_list_media_jobs has no queueType/inputObject arguments (qcloud_cos/cos_client.py;
+        both are DescribeMediaJobs parameters, 460/84766), so the request is built here the way the
+        SDK builds its own CI calls."""
         from qcloud_cos.cos_auth import CosS3Auth
         from qcloud_cos.cos_comm import format_values, xml_to_dict
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
-        params = {"tag": "SegmentVideoBody", "queueId": self.ai_queue(), "queueType": "AIProcess",
+        params = {"tag": "SegmentVideoBody", **scope,
                   "orderByTime": "Desc", "states": "All", "size": "100", "nextToken": token}
         if start:
             params["startCreationTime"] = start
@@ -315,24 +319,30 @@ class CI:
 
     def find(self, wanted: "Correlation", start: Optional[str] = None, input_object: Optional[str] = None
              ) -> Optional[JobDetail]:
-        """The job of `wanted`'s record and attempt, if CI has one: searched in the job's queue, created
-        since `start`, at most LOOKUP_PAGES pages. A job of another deployment never matches; one
-        spelt by an older release (no deployment id, identity.py) does."""
+        """The job of `wanted`'s record and attempt, if CI has one: created since `start`, at most
+        LOOKUP_PAGES pages per scope. Searched by the job's queue id, then by the AI queue type, never
+        both in one request (CI API 1045/50356): which of the two lists an AI job is not documented,
+        and a miss is a second job, so a job either finds counts (the second list only runs after a
+        miss). A job of another deployment never matches; one spelt by an older release (no
+        deployment id, identity.py) does."""
         from .identity import Correlation
 
-        token = ""
-        for _ in range(self.LOOKUP_PAGES):
-            response = self._list_scoped(start, input_object, token)
-            for job in response.JobsDetail:
-                corr = Correlation.parse(job.user_data)
-                if corr and (corr.record_id, corr.attempt) == (wanted.record_id, wanted.attempt) \
-                        and not corr.foreign(wanted.deployment):
-                    return job
-            token = response.NextToken or ""
-            if not token or not response.JobsDetail:
-                return None
-        raise CloudError("ci.list", 0, "LookupTooLong", f"more than {self.LOOKUP_PAGES * 100} jobs to search for "
-                         f"{wanted.marker}: the outcome is unknown")
+        for scope in ({"queueId": self.ai_queue()}, {"queueType": "AIProcess"}):
+            token = ""
+            for _ in range(self.LOOKUP_PAGES):
+                response = self._list_scoped(scope, start, input_object, token)
+                for job in response.JobsDetail:
+                    corr = Correlation.parse(job.user_data)
+                    if corr and (corr.record_id, corr.attempt) == (wanted.record_id, wanted.attempt) \
+                            and not corr.foreign(wanted.deployment):
+                        return job
+                token = response.NextToken or ""
+                if not token or not response.JobsDetail:
+                    break
+            else:
+                raise CloudError("ci.list", 0, "LookupTooLong", f"more than {self.LOOKUP_PAGES * 100} jobs to "
+                                 f"search for {wanted.marker}: the outcome is unknown")
+        return None
 
 
 def _none_to_empty(value: Any) -> Any:

@@ -2,11 +2,22 @@
 
 A record belongs to one *object version*, read from a `HEAD` of the object
 (never from the event, which can be late, spell the ETag in any case, or lack
-it: the COS trigger's sample event has no ETag, 583/9707). The version is the version id where versioning is
-on, otherwise ETag + size + Last-Modified: re-uploading the same bytes after a
-delete gets a new Last-Modified, so it is a new upload with its own record.
-Listings carry the same three fields (ISO `LastModified` instead of an HTTP
-date), so the sweep and `status` compute the same record id without a HEAD.
+it: the COS trigger's sample event has no ETag, 583/9707). A version is its *content*: bucket + key + ETag + size.
+That is what a trigger, a HEAD, a bucket listing and an inventory row all carry
+(GET Bucket lists Key, LastModified, ETag, Size and no version id: COS API
+"GET Bucket (List Objects)", 436/7734; inventory rows: 436/33702), on versioned and
+unversioned buckets alike. Not part of it:
+- the version id: a listing has none, so `status`, backfill and the sweep could
+  never find a versioned upload's record;
+- Last-Modified: a copy onto itself (new metadata, a storage-class change: PUT Object -
+  Copy, 436/10881) keeps ETag and size and only moves Last-Modified. That is an edit,
+  not a new video to matte. Deleting and uploading the same bytes again is the same
+  version too: a done record stays done (its output is published again if a newer
+  version had replaced it); a failed one gets a new attempt (submit.Submitter._existing).
+A new ETag or size is a new version. (A copy of a multipart upload gets a plain MD5
+ETag, so it counts as new: COS does not tell us the bytes are the same.) Records of older
+releases keep the ids their rule gave (`OLDER_IDS`: format 2 from the version id or ETag +
+size + Last-Modified, format 1 from the ETag).
 
 The correlation id travels in the job's UserData as `cm:<record id>.<attempt>@<deployment>`
 (then `|user data`): a callback or reconcile tells this record's job from a
@@ -18,13 +29,17 @@ another deployment's on the same bucket (`foreign`). Older spellings stay readab
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from .dates import epoch_of
 
 RECORD_ID = re.compile(r"^[0-9a-f]{32}$")
 DEPLOYMENT = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"  # COS_MATTING_DEPLOYMENT (shared/config.py)
 _MARKER = re.compile(r"^cm:(?P<rid>[0-9a-f]{32})(?:\.(?P<attempt>\d{1,4}))?(?:@(?P<dep>%s))?(?:\||$)" % DEPLOYMENT)
+
+
+def _id(bucket: str, key: str, token: str) -> str:
+    return hashlib.sha256(f"{bucket}\n{key}\n{token}".encode()).hexdigest()[:32]
 
 
 def normalise_etag(value: Any) -> str:
@@ -43,19 +58,17 @@ class ObjectVersion:
     key: str
     etag: str
     size: int
-    modified: int  # Last-Modified, epoch seconds
-    version_id: str = ""
+    modified: int  # Last-Modified, epoch seconds (kept for people; not part of the identity)
+    version_id: str = ""  # likewise
 
     @property
     def token(self) -> str:
-        """What tells this version from every other version of the key."""
-        if self.version_id and self.version_id != "null":
-            return f"v:{self.version_id}"
-        return f"{self.etag}:{self.size}:{self.modified}"
+        """What tells this version from every other version of the key: its content (see above)."""
+        return f"{self.etag}:{self.size}"
 
     @property
     def record_id(self) -> str:
-        return hashlib.sha256(f"{self.bucket}\n{self.key}\n{self.token}".encode()).hexdigest()[:32]
+        return _id(self.bucket, self.key, self.token)
 
     @classmethod
     def from_head(cls, bucket: str, key: str, headers: Mapping[str, Any]) -> "ObjectVersion":
@@ -94,12 +107,39 @@ class Correlation:
         return cls(match["rid"], int(match["attempt"] or 1), match["dep"] or "")
 
 
-def legacy_record_id(bucket: str, key: str, etag: str) -> str:
-    """The record id the release before the per-attempt layout gave (records.py, format 1): from the
-    ETag alone. Kept to find that release's records (records.RecordStore.exists, `is_record`)."""
-    return hashlib.sha256(f"{bucket}\n{key}\n{normalise_etag(etag)}".encode()).hexdigest()[:32]
+def id_format2(version: ObjectVersion) -> str:
+    """The id records of format 2 carry (releases up to 279d89d, and main before the content id): the
+    version id where versioning is on, otherwise ETag + size + Last-Modified. A HEAD carries all of
+    it; a listing has no version id (436/7734), so on a versioned bucket only a HEAD finds them."""
+    vid = version.version_id
+    token = f"v:{vid}" if vid and vid != "null" else f"{version.etag}:{version.size}:{version.modified}"
+    return _id(version.bucket, version.key, token)
+
+
+def id_format1(version: ObjectVersion) -> str:
+    """The id records of format 1 carry (release a5737e5, before the per-attempt layout): the ETag alone."""
+    return _id(version.bucket, version.key, version.etag)
+
+
+# Record format -> the id rule its records were written under, newest first: the one home of the older
+# releases' ids (records.RecordStore.find_older, `is_record`). A format that changes the id adds its
+# predecessor's rule here (ARCHITECTURE.md, "Record formats").
+OLDER_IDS: Dict[int, Callable[[ObjectVersion], str]] = {2: id_format2, 1: id_format1}
+# Those whose id a listing cannot always tell: format 2 took the version id where versioning is on,
+# and GET Bucket carries none (436/7734); a HEAD does (x-cos-version-id, HEAD Object 436/7745).
+HEAD_ONLY = frozenset({2})
+
+
+def older_record_ids(version: ObjectVersion) -> Dict[int, str]:
+    """{record format: the id that format gave `version`}, today's id and repeats left out."""
+    found: Dict[int, str] = {}
+    for fmt, rule in OLDER_IDS.items():
+        rid = rule(version)
+        if rid != version.record_id and rid not in found.values():
+            found[fmt] = rid
+    return found
 
 
 def is_record(version: ObjectVersion, rid: str) -> bool:
-    """Whether record `rid` belongs to `version`: today's id, or a format 1 record of the same bytes."""
-    return rid in (version.record_id, legacy_record_id(version.bucket, version.key, version.etag))
+    """Whether record `rid` belongs to `version`: today's id, or an older format's id of it."""
+    return rid == version.record_id or rid in older_record_ids(version).values()

@@ -25,6 +25,7 @@ from .log import log
 from .records import RANK, Record, RecordStore, Retry, now_iso
 
 MAX_REPUBLISH = 2
+FORGOTTEN = "NoSuchJob"  # shared.cloud.CI.describe: the id came back in NonExistJobIds
 
 
 class WrongJob(Exception):
@@ -110,7 +111,11 @@ def advance(clients: Clients, store: RecordStore, record: Record, job: JobDetail
         return "ignored", second_job(clients, store, record, job, corr)
     if RANK[job.State] <= record.rank:
         return "unchanged", record
-    new = apply(record, job)
+    return _write(clients, store, record, apply(record, job))
+
+
+def _write(clients: Clients, store: RecordStore, record: Record, new: Record) -> Tuple[str, Record]:
+    """Record `new`, the stage after `record`: a final one publishes and tags first (see `advance`)."""
     if new.terminal:
         notes = finish(clients, store, new)
         if notes:
@@ -125,8 +130,8 @@ def advance(clients: Clients, store: RecordStore, record: Record, job: JobDetail
         return "unchanged", record
     if new.terminal:
         settle(clients, store, new)  # a failure leaves the marker open: reconcile settles it again
-        store.close(new.id)
-    log("record.advanced", record_id=record.id, job_id=job.JobId, state=job.State, previous=record.state,
+        store.settled(new.id)
+    log("record.advanced", record_id=record.id, job_id=new.job_id, state=new.state, previous=record.state,
         attempt=record.attempt)
     return "advanced", new
 
@@ -275,6 +280,14 @@ def settle_source_tags(clients: Clients, record: Record) -> None:
         tag_source(clients, record)
 
 
+def reinstate(clients: Clients, store: RecordStore, record: Record) -> None:
+    """A done record's content is the source again (the same bytes uploaded after a newer
+    version, or deleted and uploaded again; identity.py): its published output and the
+    source's tags are this record's again. A copy onto itself changes neither: no write."""
+    settle_published(clients, store, record)
+    tag_source(clients, record)
+
+
 def close_as(store: RecordStore, record: Record, state: str) -> None:
     """Close a claim that can never become a job (source gone or overwritten)."""
     reason = {"Gone": "the source object is gone", "Superseded": "the source was overwritten by a newer version"}
@@ -288,4 +301,20 @@ def refresh(clients: Clients, store: RecordStore, record: Record) -> Tuple[str, 
     """Re-read the record's job from CI and advance; for reconcile."""
     if not record.job_id:
         raise CloudError("reconcile", 0, "NoJob", f"record {record.id} has no job id")
-    return advance(clients, store, record, clients.ci.describe(record.job_id))
+    try:
+        job = clients.ci.describe(record.job_id)
+    except CloudError as exc:
+        if exc.code != FORGOTTEN:
+            raise
+        return _write(clients, store, record, forgotten(record))
+    return advance(clients, store, record, job)
+
+
+def forgotten(record: Record) -> Record:
+    """The record's job is one CI says it has no such job (describe's NonExistJobIds, e.g. once
+    its retention ran out): it will never call back or end, so the record ends Failed. Nothing
+    was wrong with the input: `cos-matting retry` (retry: now) runs it again."""
+    return record.model_copy(update={
+        "state": "Failed", "updated_at": now_iso(), "retry": Retry.NOW,
+        "error": {"Code": FORGOTTEN, "Message": f"CI no longer knows job {record.job_id} (DescribeMediaJob "
+                                               f"answered it in NonExistJobIds)"}})

@@ -5,14 +5,23 @@ It works from what is pending, never from history, so a tick costs what is open:
   older than `older_than` is re-read from CI and advanced exactly as a callback would;
   a claim past its lease is resumed through the submit path (or closed, when the source
   is gone or overwritten); a marker whose record is final is removed;
+- the recheck index (`<records_prefix>recheck/`): a final record's output and source tags
+  are read once more RECHECK_AFTER its settle and put right (a late tag write moved a
+  state back); then it leaves the index;
 - CI's listing of the jobs created since the last tick (StartCreationTime): a job
   carrying a record's id that is not the job the record names (a slow create answered
   after our retry) is cancelled if not started, and noted;
 - the sweep for uploads that never became a record lists the watched prefixes at most
   SWEEP_PAGES pages per tick and checks (one listing of the record's folder) only
   objects modified since the last complete pass began.
-Each part stops at the time budget; the place it reached is saved in
-`<records_prefix>state/reconcile.json` and the next tick goes on from there.
+Every part resumes where it stopped: the place each reached (`Place`: the open index's
+and recheck indexes' cursors, the job listing's NextToken and window, the sweep's prefix and
+marker) is saved in
+`<records_prefix>state/reconcile.json` and the next tick goes on from there. No part can
+starve another: each first runs to its share of the time budget (a fifth each, what one
+leaves unused passes to the next), then the parts that stopped early go on in turn with
+what is left. So the sweep advances every tick however long CI's job list or the open
+index has grown.
 """
 import json
 import time
@@ -25,11 +34,11 @@ from .cloud import CloudError, Clients
 from .config import Settings
 from .events import Upload, upload_from_listing
 from .dates import epoch_of
-from .identity import Correlation, ObjectVersion, is_record, legacy_record_id
+from .identity import Correlation, ObjectVersion, is_record
 from .log import log
 from .notify import deliver_due
-from .progress import refresh, second_job, settle
-from .records import Record, RecordStore, UnreadableRecord, latest, owned
+from .progress import refresh, second_job, settle, settle_published, settle_source_tags
+from .records import Record, RecordStore, UnreadableRecord, age_seconds, latest, owned
 from .submit import Kind, Outcome, Skip, Submitter, skip_reason
 
 EVENT_NAME = "cos:ObjectCreated:Reconcile"
@@ -40,6 +49,11 @@ SWEEP_MARGIN = 120  # seconds of clock skew between COS's Last-Modified and ours
 # a 10-minute timer: about 8 hours). It is the last resort: an upload whose every trigger
 # retry failed also reaches the submit function's dead-letter queue (serverless.yml).
 SWEEP_PAGES = 1
+# A final record's tags are read once more this long after it was settled (or `older_than`, if
+# shorter): a tag write COS applies after its client gave up (a stalled request: the SDK timed
+# out, retried, and the first one landed later) has moved a state back by then. 40x the
+# default request timeout; a write that lands later still is not caught.
+RECHECK_AFTER = 120
 
 
 class Sweep(BaseModel):
@@ -49,12 +63,24 @@ class Sweep(BaseModel):
     checked_before: float = 0.0  # every upload older than this was checked by a complete pass
 
 
+class JobScan(BaseModel):
+    """A pass over CI's job list that has not reached its end yet."""
+
+    token: str = ""       # NextToken of the next page ("" : no pass under way)
+    since: float = 0.0    # the pass's StartCreationTime (the same query, page after page)
+    started: float = 0.0  # when the pass began: jobs created before it are checked once it ends
+
+
 class Place(BaseModel):
     """Where the last tick stopped."""
 
     open_after: str = ""
+    recheck_after: str = ""
     jobs_since: float = 0.0  # CI jobs created since then were checked for second jobs
+    jobs: JobScan = Field(default_factory=JobScan)
     sweep: Sweep = Field(default_factory=Sweep)
+
+PHASES = ("open_records", "rechecks", "second_jobs", "notifications", "sweep")
 
 
 class Summary(BaseModel):
@@ -67,6 +93,7 @@ class Summary(BaseModel):
     second_jobs: int = 0
     failed: int = 0
     finished: int = 0
+    rechecked: int = 0
     unreadable: List[str] = Field(default_factory=list)
     notified: Dict[str, int] = Field(default_factory=dict)  # webhook deliveries: sent, failed, waiting
     stopped_early: bool = False  # the budget ran out: the next tick goes on from the saved place
@@ -78,15 +105,14 @@ class _Tick:
                  budget: float, clock: Callable[[], float]) -> None:
         self.settings, self.clients, self.submitter, self.older_than = settings, clients, submitter, older_than
         self.store = submitter.store
-        self.clock, self.deadline = clock, clock() + budget
+        self.clock, self.end = clock, clock() + budget
+        self.deadline = self.end  # the running part's: its share first (`reconcile`), then the end
         self.summary = Summary()
         self.records: Dict[str, Optional[Record]] = {}
+        self.sweep_pages = 0
 
     def out_of_time(self) -> bool:
-        if self.clock() >= self.deadline:
-            self.summary.stopped_early = True
-            return True
-        return False
+        return self.clock() >= self.deadline
 
     def count(self, outcome: Outcome, counter: str) -> None:
         log("reconcile.submit", **outcome.model_dump(exclude_none=True))
@@ -98,14 +124,15 @@ class _Tick:
             self.summary.failed += 1
 
     # -- the open index ------------------------------------------------------------------------
-    def open_records(self, place: Place) -> None:
+    def open_records(self, place: Place) -> bool:
+        """True once the round over the open index is complete."""
         after = place.open_after
         while True:
             page, next_after = self.store.open_page(after, limit=100)
             for rid, marked in page:
                 if self.out_of_time():
                     place.open_after = after
-                    return
+                    return False
                 self.summary.scanned += 1
                 try:
                     self.one(rid, marked)
@@ -118,7 +145,7 @@ class _Tick:
                 after = rid
             if not next_after:
                 place.open_after = ""  # a full round: start again from the top next tick
-                return
+                return True
             after = next_after
 
     def one(self, rid: str, marked: str) -> None:
@@ -128,18 +155,20 @@ class _Tick:
         self.records[rid] = record
         lease = self.settings.claim_lease_seconds
         if record is None:  # marked, never claimed (a crash in between, or the claim write failed)
-            if time.time() - epoch_of(marked) >= lease:
+            if self.store.lease_expired(self.store.open_key(rid), time.time() - epoch_of(marked), lease):
                 self.unclaimed(rid)
             return
         newest = latest(stages)
         if newest.rank == 3:  # final (even if that snapshot is unreadable): the marker was left open
             if record.terminal:  # by a settle that failed (progress.settle), or a crash before the close
                 settle(self.clients, self.store, record)
-            self.store.close(rid)
+                self.store.settled(rid)
+            else:
+                self.store.close(rid)
             self.summary.finished += 1
         elif not record.job_id:  # a claim (a newer stage may be unreadable: the readable snapshot decides)
             claim = latest([s for s in stages if s.rank == 0 and s.attempt == record.attempt] or [newest])
-            if claim.age_seconds >= lease:
+            if self.store.lease_expired(claim.key, claim.age_seconds, lease):
                 self.count(self.submitter.resume(self._takeover(record, claim)), "resubmitted")
         elif newest.age_seconds >= self.older_than:
             result, record = refresh(self.clients, self.store, record)
@@ -165,18 +194,53 @@ class _Tick:
                                                                  "Size": version.size}, EVENT_NAME)
         self.count(self.submitter.process(up), "resubmitted")
 
+    # -- final records' tags, once more ----------------------------------------------------------
+    def rechecks(self, place: Place) -> bool:
+        """Settled records (`RecordStore.settled`) whose tags can no longer change under us: their
+        output and source are put right (`progress.settle`) and they leave the index."""
+        after, wait = place.recheck_after, min(self.older_than, RECHECK_AFTER)
+        while True:
+            page, next_after = self.store.recheck_page(after, limit=100)
+            for rid, marked in page:
+                if self.out_of_time():
+                    place.recheck_after = after
+                    return False
+                if age_seconds(marked) >= wait:
+                    self.recheck(rid)
+                after = rid
+            if not next_after:
+                place.recheck_after = ""
+                return True
+            after = next_after
+
+    def recheck(self, rid: str) -> None:
+        try:
+            record, _ = self.store.load(rid)
+            if record is not None and record.terminal:  # the tags only: its notification went out at settle
+                settle_published(self.clients, self.store, record)
+                settle_source_tags(self.clients, record)
+            self.store.rechecked(rid)
+            self.summary.rechecked += 1
+        except UnreadableRecord as exc:
+            self.summary.unreadable.append(f"{exc.key}: {exc.why}")
+        except CloudError as exc:  # the entry stays: the next tick tries again
+            self.summary.failed += 1
+            log("reconcile.recheck_failed", level="error", record_id=rid, error=str(exc)[:500])
+
     # -- second jobs, from CI's own listing -------------------------------------------------------
-    def second_jobs(self, place: Place) -> None:
+    def second_jobs(self, place: Place) -> bool:
         """Jobs CI created since the last complete check (a minute's overlap) that carry a
-        record's current attempt but are not its job: cancelled if not started, noted."""
-        started = time.time()
-        since = place.jobs_since or started - 86400
-        start = datetime.fromtimestamp(since - 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S%z")
-        token = ""
+        record's current attempt but are not its job: cancelled if not started, noted.
+        A pass goes on next tick from its NextToken; True once it reached the list's end."""
+        scan = place.jobs
+        if not scan.token:  # a new pass
+            scan.started = time.time()
+            scan.since = (place.jobs_since or scan.started - 86400) - 60
+        start = datetime.fromtimestamp(scan.since, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S%z")
         while True:
             if self.out_of_time():
-                return
-            jobs, token = self.clients.ci.list(states="All", size=100, next_token=token, start=start)
+                return False
+            jobs, token = self.clients.ci.list(states="All", size=100, next_token=scan.token, start=start)
             for job in jobs:
                 corr = Correlation.parse(job.user_data)
                 if corr is None or corr.foreign(self.settings.deployment):
@@ -194,38 +258,51 @@ class _Tick:
                 self.records[corr.record_id] = second_job(self.clients, self.store, record, job, corr)
                 self.summary.second_jobs += 1
             if not token or not jobs:
-                place.jobs_since = started
-                return
+                place.jobs_since, place.jobs = scan.started, JobScan()
+                return True
+            scan.token = token
+
+    # -- webhook notifications due (shared/notify.py) ------------------------------------------------
+    def notifications(self, place: Place) -> bool:
+        """The outbox's due deliveries (it has no resume point of its own: it is read from the top)."""
+        done = deliver_due(self.settings, self.store, self.out_of_time)
+        sent = self.summary.notified
+        self.summary.notified = {"sent": sent.get("sent", 0) + done["sent"],
+                                 "failed": sent.get("failed", 0) + done["failed"], "waiting": done["waiting"]}
+        return not self.out_of_time()
 
     # -- uploads that never became a record -----------------------------------------------------------
-    def sweep(self, place: Place) -> None:
+    def sweep(self, place: Place) -> bool:
+        """True once this tick's SWEEP_PAGES are read (or the pass completed)."""
         s, prefixes, now = place.sweep, self.settings.watch_prefixes, time.time()
         if not s.pass_started:
             s.pass_started = now
-        for _ in range(SWEEP_PAGES):
+        while self.sweep_pages < SWEEP_PAGES:
             if s.prefix >= len(prefixes):
                 break
             if self.out_of_time():
-                return
+                return False
             page, marker = self.clients.storage.list(self.settings.bucket, prefixes[s.prefix], s.marker, 1000)
             for obj in page:
                 if self.out_of_time():
-                    return
+                    return False
                 self.sweep_one(obj, s.checked_before, now)
                 s.marker = obj["Key"]
+            self.sweep_pages += 1
             if not marker:
                 s.prefix, s.marker = s.prefix + 1, ""
         if s.prefix < len(prefixes):
-            return  # this tick's pages are read: the pass goes on next tick
+            return True  # this tick's pages are read: the pass goes on next tick
         # a complete pass: everything modified before it started (less the settle time) is checked
         place.sweep = Sweep(checked_before=s.pass_started - self.older_than - SWEEP_MARGIN)
+        return True
 
     def sweep_one(self, obj: Dict[str, Any], checked_before: float, now: float) -> None:
         modified = epoch_of(obj.get("LastModified"))
         if modified < checked_before or now - modified < self.older_than:
             return
         seen = listed(self.settings, self.settings.bucket, obj, EVENT_NAME)
-        if seen.reason or seen.record_id in self.records or self.store.exists(seen.record_id, seen.legacy_id):
+        if seen.reason or seen.record_id in self.records or self.store.exists(seen.record_id, seen.version):
             return
         self.count(self.submitter.process(seen.upload), "swept")
 
@@ -236,7 +313,7 @@ class Listed(NamedTuple):
     upload: Upload
     reason: Optional[Skip]  # why the trigger would skip it; None: it would take it
     record_id: str  # its version's record id, from the listing's fields alone (no HEAD)
-    legacy_id: str = ""  # the id the release before the per-attempt layout gave it (RecordStore.exists)
+    version: Optional[ObjectVersion] = None  # as listed: older formats' ids of it (RecordStore.exists)
 
 
 def listed(settings: Settings, bucket: str, obj: Dict[str, Any], event_name: str) -> Listed:
@@ -244,8 +321,7 @@ def listed(settings: Settings, bucket: str, obj: Dict[str, Any], event_name: str
     `record_id` does not exist (`RecordStore.exists`)."""
     up = upload_from_listing(bucket, settings.region, obj, event_name)
     version = ObjectVersion.from_listing(bucket, obj)
-    return Listed(up, skip_reason(settings, up), version.record_id,
-                  legacy_record_id(bucket, version.key, version.etag))
+    return Listed(up, skip_reason(settings, up), version.record_id, version)
 
 
 def reconcile(settings: Settings, clients: Clients, older_than: Optional[float] = None,
@@ -256,20 +332,21 @@ def reconcile(settings: Settings, clients: Clients, older_than: Optional[float] 
     budget = settings.reconcile_budget_seconds if budget is None else budget
     tick = _Tick(settings, clients, submitter or Submitter(settings, clients), older_than, budget, clock)
     place = load_place(tick.store)
+    tick.deadline = started + budget / (len(PHASES) + 1)  # a share, so an upgrade never starves the parts
     try:
-        tick.store.upgrade(tick.out_of_time)  # once per store: the previous release's records (records.py)
+        tick.store.upgrade(tick.out_of_time)  # once per store: older releases' records (records.py)
     except (CloudError, UnreadableRecord) as exc:  # the next tick goes on from the saved place
         tick.summary.failed += 1
         log("reconcile.upgrade_failed", level="error", error=str(exc)[:500])
-    try:
-        tick.open_records(place)
-        tick.second_jobs(place)
-        tick.summary.notified = deliver_due(settings, tick.store, tick.out_of_time)  # before the sweep's pages
-        if sweep:
-            tick.sweep(place)
-    except CloudError as exc:  # a listing failed: keep what was reached, the next tick goes on
-        tick.summary.failed += 1
-        log("reconcile.listing_failed", level="error", error=str(exc))
+    phases = [p for p in PHASES if sweep or p != "sweep"]
+    unfinished = []
+    for share, phase in enumerate(phases, 1):  # each to its share of the budget first
+        tick.deadline = started + budget * share / len(phases)
+        if _run(tick, phase, place) is False:
+            unfinished.append(phase)
+    tick.deadline = tick.end
+    results = [_run(tick, phase, place) for phase in unfinished]  # then those out of time go on, in turn
+    tick.summary.stopped_early = any(r is False for r in results)
     save_place(tick.store, place)
     tick.summary.elapsed_s = round(clock() - started, 3)
     log("reconcile.summary", **tick.summary.model_dump())
@@ -279,6 +356,16 @@ def reconcile(settings: Settings, clients: Clients, older_than: Optional[float] 
 def place_key(store: RecordStore) -> str:
     """Each deployment keeps its own place: two sharing a records store watch different prefixes."""
     return store.prefix + (STATE_KEY.replace(".json", f"-{store.deployment}.json") if store.deployment else STATE_KEY)
+
+
+def _run(tick: _Tick, phase: str, place: Place) -> Optional[bool]:
+    """One part of the tick: True if it finished, False if out of time, None if a listing failed."""
+    try:
+        return bool(getattr(tick, phase)(place))
+    except CloudError as exc:  # keep what was reached: the next tick goes on from there
+        tick.summary.failed += 1
+        log("reconcile.listing_failed", level="error", phase=phase, error=str(exc))
+        return None
 
 
 def load_place(store: RecordStore) -> Place:

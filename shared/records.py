@@ -20,12 +20,14 @@ Beside the folders, `<records_prefix>open/<record id>` lists what is pending:
 written before a claim, deleted once the record is final. Reconcile walks that
 index, never the history, so its cost follows the open records.
 
-Formats (FORMAT, written into every snapshot): 2 is the layout above. 1 is the release
-before it (commit a5737e5): stages `0-claim-<n>.json`, `1-submitted.json`, `2-running.json`,
-`3-final.json`, one attempt, `attempt` counting claim takeovers, the record id from the ETag
-alone (identity.legacy_record_id), no open index. Format 1 is read as attempt 1 of format 2
-(`_stage`, `read`); its records are put in the open index once (`upgrade`, run by reconcile)
-and looked up by their own id (`exists`), so its jobs finish and nothing is submitted twice.
+Formats (FORMAT, written into every snapshot): 3 is the layout above with the content id
+(identity.py: ETag + size). 2 is the same layout with the id from the version id, else ETag +
+size + Last-Modified (release 279d89d wrote no `format`: read as 2). 1 is the release a5737e5:
+stages `0-claim-<n>.json`, `1-submitted.json`, `2-running.json`, `3-final.json`, one attempt,
+`attempt` counting claim takeovers, the record id from the ETag alone, no open index. Format 1
+is read as attempt 1 (`_stage`, `read`) and its records are put in the open index once
+(`upgrade`, run by reconcile); the records of both are looked up by their own ids
+(identity.OLDER_IDS, `find_older`), so their jobs finish and nothing is submitted twice.
 The rule for the next change is in ARCHITECTURE.md ("Record formats").
 """
 import json
@@ -34,13 +36,13 @@ import time
 import uuid
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Mapping, Optional, Tuple
 
 from pydantic import BaseModel, Field, ValidationError
 
 from .cloud import Storage
 from .dates import parse_time
-from .identity import RECORD_ID, ObjectVersion
+from .identity import HEAD_ONLY, OLDER_IDS, RECORD_ID, ObjectVersion, older_record_ids
 from .jobs import STATE_RANK
 from .log import log
 
@@ -52,11 +54,16 @@ RANK = {**STATE_RANK, GONE: 3, SUPERSEDED: 3}
 _STAGE = re.compile(r"^(?P<attempt>\d{3})-(?:(?P<rank>[0-3])-(?:claim-(?P<gen>\d+)|submitted|running|final)"
                     r"|n-(?P<job>[A-Za-z0-9_-]{1,128}))\.json$")
 _STAGE_V1 = re.compile(r"^(?P<rank>[0-3])-(?:claim-(?P<gen>\d+)|submitted|running|final)\.json$")  # format 1
-FORMAT = 2  # bump on any change older code cannot read as is (ARCHITECTURE.md, "Record formats")
+FORMAT = 3  # bump on any change older code cannot read as is (ARCHITECTURE.md, "Record formats")
 FORMAT_KEY = "state/format.json"  # the upgrade's place and result (`RecordStore.upgrade`)
 LEGACY_RECHECK = 600.0  # seconds
 STAGE_NAME = {1: "submitted", 2: "running", 3: "final"}
 OPEN = "open/"
+RECHECK = "recheck/"
+# Seconds our clock may be off COS's: a signed request further off is refused
+# (RequestTimeTooSkewed, COS error codes 436/7730). Leases are judged on COS's clock
+# (`RecordStore.lease_expired`); this only bounds when it is worth asking.
+MAX_SKEW = 900
 MAX_ATTEMPTS = 999
 
 
@@ -158,6 +165,13 @@ class Stage(BaseModel):
         return self.attempt, self.rank, self.generation
 
 
+def parse_stamp(stamp: Any) -> Optional[float]:
+    try:
+        return parse_time(stamp).timestamp() if stamp else None
+    except ValueError:
+        return None
+
+
 def age_seconds(stamp: str, now: Optional[float] = None) -> float:
     """Seconds since an ISO or HTTP-date stamp (shared/dates.py); 0 for none."""
     if not stamp:
@@ -170,7 +184,7 @@ class RecordStore:
     def __init__(self, storage: Storage, bucket: str, prefix: str, deployment: str = "") -> None:
         self.storage, self.bucket, self.prefix = storage, bucket, prefix
         self.deployment = deployment  # stamped on what this store writes for a record that names none
-        self._legacy: Optional[Tuple[bool, float]] = None  # (format 1 records may exist, when read)
+        self._older: Optional[Tuple[FrozenSet[int], float]] = None  # (older formats that may have records, when read)
 
     @classmethod
     def of(cls, settings: Any, storage: Storage) -> "RecordStore":
@@ -208,19 +222,40 @@ class RecordStore:
     # -- the open index -------------------------------------------------------------------------
     def mark_open(self, record: Record) -> None:
         body = record.source.model_dump_json().encode()
-        self.storage.put_json(self.bucket, f"{self.prefix}{OPEN}{record.id}", body, create_only=True)
+        self.storage.put_json(self.bucket, self.open_key(record.id), body, create_only=True)
 
     def close(self, rid: str) -> None:
-        self.storage.delete(self.bucket, f"{self.prefix}{OPEN}{rid}")
+        self.storage.delete(self.bucket, self.open_key(rid))
+
+    def open_key(self, rid: str) -> str:
+        return f"{self.prefix}{OPEN}{rid}"
 
     def open_page(self, after: str = "", limit: int = 1000) -> Tuple[List[Tuple[str, str]], str]:
         """([(record id, marker LastModified)], next cursor or '') from the open index."""
-        page, marker = self.storage.list(self.bucket, self.prefix + OPEN, after and self.prefix + OPEN + after, limit)
-        return ([(o["Key"][len(self.prefix + OPEN):], o.get("LastModified", "")) for o in page],
-                marker[len(self.prefix + OPEN):] if marker else "")
+        return self._index_page(OPEN, after, limit)
+
+    def _index_page(self, folder: str, after: str, limit: int) -> Tuple[List[Tuple[str, str]], str]:
+        base = self.prefix + folder
+        page, marker = self.storage.list(self.bucket, base, after and base + after, limit)
+        return [(o["Key"][len(base):], o.get("LastModified", "")) for o in page], marker[len(base):] if marker else ""
+
+    # -- the recheck index ------------------------------------------------------------------------
+    def settled(self, rid: str) -> None:
+        """A final record whose output and source carry its links leaves the open index for the
+        recheck index (`<records_prefix>recheck/<id>`), where reconcile reads its tags once more
+        when a tag write still on its way cannot land any more (a write COS applies after its
+        client gave up: reconcile.RECHECK_AFTER)."""
+        self.storage.put_json(self.bucket, self.prefix + RECHECK + rid, b"{}", create_only=True)
+        self.close(rid)
+
+    def recheck_page(self, after: str = "", limit: int = 1000) -> Tuple[List[Tuple[str, str]], str]:
+        return self._index_page(RECHECK, after, limit)
+
+    def rechecked(self, rid: str) -> None:
+        self.storage.delete(self.bucket, self.prefix + RECHECK + rid)
 
     def open_source(self, rid: str) -> Optional[Source]:
-        body = self.storage.get(self.bucket, f"{self.prefix}{OPEN}{rid}")
+        body = self.storage.get(self.bucket, self.open_key(rid))
         try:
             return Source.model_validate_json(body) if body else None
         except ValidationError:
@@ -252,9 +287,12 @@ class RecordStore:
         if not body.strip():
             raise UnreadableRecord(stage.key, f"empty ({len(body)} bytes)")
         try:
+            data = json.loads(body)
             if stage.format == 1:
-                return Record.model_validate(upgraded(json.loads(body)))
-            return Record.model_validate_json(body)
+                return Record.model_validate(upgraded(data))
+            if isinstance(data, dict) and "format" not in data:  # 279d89d wrote none: format 2
+                data = {**data, "format": 2}
+            return Record.model_validate(data)
         except ValueError as exc:
             if not isinstance(exc, ValidationError):
                 raise UnreadableRecord(stage.key, f"not JSON ({str(exc)[:100]})") from None
@@ -293,19 +331,57 @@ class RecordStore:
         except (ValueError, AttributeError):
             return f"second job {stage.note_job} (note {stage.key} unreadable)"
 
-    def exists(self, rid: str, legacy_id: str = "") -> bool:
-        """Whether the object version `rid` has a record (any stage): one listing of its folder; and
-        a second, of `legacy_id`'s (identity.legacy_record_id), while format 1 records may exist."""
-        return bool(self.stages(rid)) or bool(legacy_id and self.legacy_possible() and self.stages(legacy_id))
+    def lease_expired(self, key: str, local_age: float, lease: float) -> bool:
+        """Whether the claim (or open marker) `key` is older than `lease`, judged on COS's clock
+        alone: the `Date` of a HEAD of it minus its `Last-Modified` (COS common response headers,
+        436/7729; HEAD Object, 436/7745). Our own clock may be minutes off COS's; ages from it
+        (`local_age`) only spare the HEAD for claims younger than the lease by more than any
+        skew COS lets a signed request through with (MAX_SKEW)."""
+        if local_age + MAX_SKEW < lease:
+            return False
+        head = self.storage.head(self.bucket, key)
+        if head is None:
+            return True  # gone: nothing live holds it
+        h = {str(k).lower(): v for k, v in head.items()}
+        now, written = parse_stamp(h.get("date")), parse_stamp(h.get("last-modified"))
+        if now is None or written is None:
+            return local_age >= lease + MAX_SKEW  # no server clock to read: wait out any skew
+        return now - written >= lease
 
-    # -- upgrades (format 1 -> 2) ----------------------------------------------------------------
-    def legacy_possible(self) -> bool:
-        """False once `upgrade` has been through the whole store and found no format 1 record: a False is
-        kept for good, a True is read again after LEGACY_RECHECK seconds (a warm container outlives it)."""
-        if self._legacy is None or (self._legacy[0] and time.monotonic() - self._legacy[1] > LEGACY_RECHECK):
+    def exists(self, rid: str, listed: Optional[ObjectVersion] = None) -> bool:
+        """Whether the object version `rid` has a record (any stage): one listing of its folder; then,
+        for a version read from a listing, a record under an older format's id (`find_older`)."""
+        return bool(self.stages(rid)) or bool(listed and self.find_older(listed, listed=True))
+
+    def find_older(self, version: ObjectVersion, listed: bool = False) -> str:
+        """The id of `version`'s record written under an older format's id rule (identity.OLDER_IDS),
+        "" if none: one listing per id, for the formats that may still have records (`older_formats`).
+        A `listed` version (no version id) gets one HEAD of the object when a format whose id only a
+        HEAD tells (identity.HEAD_ONLY) may have records and the listing's ids found nothing."""
+        formats = self.older_formats()
+        tried = older_record_ids(version)
+        found = next((rid for fmt, rid in tried.items() if fmt in formats and self.stages(rid)), "")
+        if found or not listed or not HEAD_ONLY & formats:
+            return found
+        now = self.storage.version(version.bucket, version.key)
+        if now is None or not now.version_id or (now.etag, now.size) != (version.etag, version.size):
+            return ""  # gone, unversioned, or changed since it was listed: nothing a HEAD adds
+        return next((rid for fmt, rid in older_record_ids(now).items()
+                     if fmt in formats & HEAD_ONLY and rid not in tried.values() and self.stages(rid)), "")
+
+    # -- upgrades (formats 1 and 2 -> FORMAT) ------------------------------------------------------
+    def older_formats(self) -> FrozenSet[int]:
+        """The older formats whose records may be in this store: all of them until `upgrade` has been
+        through the whole store for this FORMAT, then those it found. An empty answer is kept for
+        good, any other is read again after LEGACY_RECHECK seconds (a warm container outlives it)."""
+        if self._older is None or (self._older[0] and time.monotonic() - self._older[1] > LEGACY_RECHECK):
             state = self._format_state()
-            self._legacy = (not (state.get("done") and not state.get("legacy")), time.monotonic())
-        return self._legacy[0]
+            if state.get("done") and state.get("format") == FORMAT:
+                found = frozenset(int(f) for f, n in (state.get("older") or {}).items() if n)
+            else:
+                found = frozenset(OLDER_IDS)
+            self._older = (found, time.monotonic())
+        return self._older[0]
 
     def _format_state(self) -> Dict[str, Any]:
         try:
@@ -315,30 +391,44 @@ class RecordStore:
         return data if isinstance(data, dict) else {}
 
     def upgrade(self, out_of_time: Callable[[], bool]) -> Dict[str, Any]:
-        """Once per store: every format 1 record not final goes into the open index (the previous
-        release had none), so reconcile finishes it like any other. Resumable: the place is saved
-        in FORMAT_KEY when time runs out; `done` and the count of format 1 records at the end."""
+        """Once per store and FORMAT: counts the records of each older format (`older_formats`, so
+        lookups by older ids stop once none are left), and puts every format 1 record not final into
+        the open index (format 1 had none; format 2 keeps its own), so reconcile finishes it like any
+        other. A format 2 record is told by its first snapshot (one GET: its stage names are those of
+        today's format, and today's code may have written its later stages). Resumable: the place is
+        saved in FORMAT_KEY when time runs out (a place saved for another FORMAT starts over)."""
         state = self._format_state()
+        if state.get("format") != FORMAT:
+            state = {}
         if state.get("done"):
             return state
-        after, legacy, opened = str(state.get("after") or ""), int(state.get("legacy") or 0), 0
+        after, opened = str(state.get("after") or ""), 0
+        older = {str(f): int((state.get("older") or {}).get(str(f)) or 0) for f in OLDER_IDS}
         for n, stages in enumerate(self.scan(after)):
-            if (n % 100 == 0 or opened) and out_of_time():  # listings are cheap: the clock is read per page
+            if n and (n % 100 == 0 or opened or older["2"]) and out_of_time():  # the clock per page, or per GET
                 break
-            after = stages[0].record_id
+            rid = stages[0].record_id
+            newest = latest(stages)
             if any(st.format == 1 for st in stages):
-                legacy += 1
-                newest = latest(stages)
-                record = self.load(after)[0] if newest.rank < 3 else None  # UnreadableRecord: reconcile reports it
+                older["1"] += 1
+                record = self.load(rid)[0] if newest.rank < 3 else None  # UnreadableRecord: reconcile reports it
                 if record is not None and not record.terminal:
                     self.mark_open(record)
                     opened += 1
+            else:
+                try:  # the id is its creator's: the format of its first snapshot (later ones may be ours)
+                    fmt = self.read(min((st for st in stages if not st.note_job), key=lambda st: st.order)).format
+                except UnreadableRecord:  # reported by reconcile when it reads it; counted, to be safe
+                    fmt = 2
+                if fmt < FORMAT:
+                    older[str(fmt if str(fmt) in older else 2)] += 1
+            after = rid
         else:
             after = ""
-        state = {"format": FORMAT, "legacy": legacy, **({"after": after} if after else {"done": True})}
+        state = {"format": FORMAT, "older": older, **({"after": after} if after else {"done": True})}
         self.storage.put_json(self.bucket, self.prefix + FORMAT_KEY, json.dumps(state).encode())
         if opened or state.get("done"):
-            log("records.upgrade", legacy=legacy, opened=opened, done=bool(state.get("done")))
+            log("records.upgrade", older=older, opened=opened, done=bool(state.get("done")))
         return state
 
     def scan(self, after: str = "") -> Iterator[List[Stage]]:

@@ -18,13 +18,14 @@ from .cloud import CloudError, Clients
 from .config import Settings, max_submit_seconds, output_key, staging_key
 from .events import Malformed, Upload
 from .dates import epoch_of
-from .identity import Correlation, is_record, legacy_record_id, normalise_etag
+from .identity import Correlation, is_record, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
-from .progress import close_as, tag_source
+from .progress import close_as, reinstate, tag_source
 from .records import MAX_ATTEMPTS, Record, RecordStore, Retry, Source, ci_time, latest, now_iso
 
 Sleep = Callable[[float], None]
+APPEND_EVENT = "cos:ObjectCreated:Append"
 
 
 class _Word(str, Enum):
@@ -41,6 +42,7 @@ class Kind(_Word):
 
 class Skip(_Word):
     EVENT_NAME = "event-name"
+    APPENDING = "appending"  # an append to an appendable object: matted by the sweep once it stops growing
     OTHER_BUCKET = "other-bucket"
     LOOP_GUARD = "loop-guard"
     PREFIX = "prefix"
@@ -87,6 +89,12 @@ def skip_reason(settings: Settings, up: Upload) -> Optional[Skip]:
     """Why this upload must not become a job, from the event alone (no I/O)."""
     if not up.created:
         return Skip.EVENT_NAME
+    if up.event_name == APPEND_EVENT:
+        # The SCF COS trigger documents no append event (583/9707: Put, Post, Copy,
+        # CompleteMultipartUpload, Origin, Replication); should one come, a job per append would
+        # matte a partial file. The sweep (reconcile.py) takes the object once it has not grown
+        # for reconcile_after_seconds: one job for the whole file.
+        return Skip.APPENDING
     if up.bucket != settings.bucket:
         return Skip.OTHER_BUCKET
     for bucket, prefix in ((settings.out_bucket, settings.output_prefix), (settings.rec_bucket, settings.records_prefix)):
@@ -189,9 +197,9 @@ class Submitter:
                 return Outcome(key=up.key, kind=Kind.SKIPPED, reason=Skip.LOOP_GUARD, record_id=rid,
                                detail="tagged as output")
             step = Step.CLAIM
-            legacy = legacy_record_id(version.bucket, version.key, version.etag)
-            if self.store.legacy_possible() and self.store.stages(legacy):  # the previous release's record
-                return Outcome(key=up.key, kind=Kind.DUPLICATE, record_id=legacy, detail="recorded in format 1")
+            older = self.store.find_older(version)  # an older release's record of it
+            if older:
+                return Outcome(key=up.key, kind=Kind.DUPLICATE, record_id=older, detail="recorded by an older release")
             record = self._named(Record(id=rid, source=Source.of(version, up.region)))
             if not self.store.claim(record):
                 record = self._existing(record, up)
@@ -217,6 +225,8 @@ class Submitter:
             fresh_upload = up.event_time and up.event_time > epoch_of(newest.last_modified)
             if held is not None and held.state != "Success" and fresh_upload and held.attempt < MAX_ATTEMPTS:
                 return self.new_attempt(held, "a new upload of the same bytes after a failure")
+            if held is not None and held.state == "Success":
+                reinstate(self.clients, self.store, held)  # these bytes are the newest version again
             self.store.close(record.id)  # our claim attempt re-created the open marker
             return None
         if newest.rank > 0:
@@ -225,7 +235,7 @@ class Submitter:
             held, _ = self.store.load(record.id)
             if held is not None and held.owner == record.owner:
                 return record  # our own write went through and an SDK retry hit 409
-        if newest.age_seconds < self.settings.claim_lease_seconds:
+        if not self.store.lease_expired(newest.key, newest.age_seconds, self.settings.claim_lease_seconds):
             return None
         held, _ = self.store.load(record.id)
         base = held or record

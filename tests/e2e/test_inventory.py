@@ -61,7 +61,9 @@ def test_report_format_through_the_sdk(cloud, cos_client):
     seen = {}
     for entry in manifest["files"]:
         data = sdk_get(cos_client, OTHER_BUCKET, entry["key"])
-        assert entry["size"] == len(data) and entry["md5sum"] == hashlib.md5(data).hexdigest()
+        # COS inventory overview (436/33702): files[] are {key, size (a string), md5Checksum}
+        assert set(entry) == {"key", "size", "md5Checksum"} and isinstance(entry["size"], str)
+        assert int(entry["size"]) == len(data) and entry["md5Checksum"] == hashlib.md5(data).hexdigest()
         text = gzip.decompress(data).decode("utf-8")
         assert text.startswith('"videos-1250000000","')  # every field quoted; no header line
         for row in csv.reader(io.StringIO(text)):
@@ -133,6 +135,14 @@ def test_corrupt_reports_fail_with_one_clear_error(cloud):
     cloud.bucket(BUCKET).delete(data_key)
     with pytest.raises(InventoryError, match="missing"):
         list(rows(storage, manifest))
+    # the documented checksum field is checked: same bytes count, other bytes
+    put_all(cloud, ["input/c0.mp4"])
+    fresh = InventorySource(storage, BUCKET, cloud.generate_inventory(BUCKET, inventory_id="d")["manifest_key"])
+    entry = fresh.manifest.files[0]
+    doc = {"fileFormat": "CSV", "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass, "
+           "IsMultipartUploaded", "files": [{"key": entry.key, "size": str(entry.size), "md5Checksum": "0" * 32}]}
+    with pytest.raises(InventoryError, match="md5"):
+        list(rows(storage, parse_manifest(BUCKET, "m.json", json.dumps(doc).encode())))
     with pytest.raises(InventoryError, match="fileFormat 'ORC'.*allowed: CSV"):
         parse_manifest(BUCKET, "m.json", json.dumps({"fileFormat": "ORC", "fileSchema": "Key", "files": []}).encode())
     with pytest.raises(InventoryError, match="no Key column"):

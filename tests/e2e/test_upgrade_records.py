@@ -1,7 +1,9 @@
-"""Upgrades keep every record. The previous release (the commit before the per-attempt stage layout,
-shared/records.py format 1) runs from git history, as SCF would run it, against the local cloud: its
-submit handler makes records and jobs, its reconcile finishes one. Today's callback, reconcile,
-`status` and `backfill` then run over them: the in-flight jobs finish, nothing is submitted again."""
+"""Upgrades keep every record. Each older release runs from git history, as SCF would run it, against
+the local cloud: its submit handler makes records and jobs, its reconcile finishes one. Today's
+callback, reconcile, `status` and `backfill` then run over them: the in-flight jobs finish, nothing
+is submitted again. One release per older record format (shared/records.py), each with its own id
+rule (shared/identity.py OLDER_IDS): a5737e5 (format 1: the ETag alone, no open index) and 279d89d
+(format 2: the version id, else ETag + size + Last-Modified; the per-attempt layout)."""
 import json
 import os
 import subprocess
@@ -12,27 +14,38 @@ import pytest
 
 from helpers import BUCKET, REGION, ROOT, clients_for, function_env, put, sdk_client, settings_for
 from shared.events import build_event, upload_from_listing
-from shared.identity import legacy_record_id
-from shared.records import RecordStore
+from shared.identity import ObjectVersion, id_format1, id_format2
+from shared.records import FORMAT, RecordStore
 from shared.reconcile import reconcile
 from .cli_support import cli_env, run_json  # noqa: F401 (a fixture)
 
-PREVIOUS = "a5737e5"  # `git log --oneline -- shared/records.py`: the commit before 1763e44 (per-attempt layout)
+# `git log --oneline -- shared/records.py`: the last commit of each older format
+PREVIOUS = {
+    # format 1: the commit before 1763e44 (per-attempt layout)
+    "a5737e5": dict(format=1, id=id_format1, marker="cm:{}", stage="{}.json", open_index=False),
+    # format 2: the release before the content id (h22) and the format field (h20b)
+    "279d89d": dict(format=2, id=id_format2, marker="cm:{}.1", stage="001-{}.json", open_index=True),
+}
 RECORDS = ".cos-matting/records/"
 DEPLOYED = {"COS_MATTING_DEPLOYMENT": "cos-matting-dev"}  # today's deploy names the deployment; the old one did not
 
 
-@pytest.fixture
-def previous_release(tmp_path):
-    """The previous release's `shared` and `functions`, as its zip would have held them."""
-    out = tmp_path / "previous"
+def release_code(tmp_path, commit):
+    """A release's `shared` and `functions`, as its zip would have held them."""
+    out = tmp_path / f"release-{commit}"
     out.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", PREVIOUS, "shared", "functions"],
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "shared", "functions"],
                              capture_output=True, check=False)
     if archive.returncode != 0:
-        pytest.fail(f"git archive {PREVIOUS} failed (a shallow clone?): {archive.stderr.decode()[:300]}")
+        pytest.fail(f"git archive {commit} failed (a shallow clone?): {archive.stderr.decode()[:300]}")
     subprocess.run(["tar", "-x", "-C", str(out)], input=archive.stdout, check=True)
     return out
+
+
+@pytest.fixture(params=sorted(PREVIOUS))
+def previous_release(tmp_path, request):
+    """An older release's code and what it wrote."""
+    return release_code(tmp_path, request.param), PREVIOUS[request.param]
 
 
 def run_previous(code_dir, cloud, function, event, **env):
@@ -47,9 +60,11 @@ def run_previous(code_dir, cloud, function, event, **env):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_todays_code_finishes_the_previous_releases_records(cloud, previous_release, cli_env, capsys, tmp_path,
-                                                            monkeypatch):
+def test_todays_code_finishes_an_older_releases_records(cloud, previous_release, cli_env, capsys, tmp_path,
+                                                        monkeypatch):
     from shared.callback import handle
+
+    previous_release, old = previous_release
 
     cos = sdk_client(cloud)
     for name in ("a", "b", "c", "d"):
@@ -60,14 +75,17 @@ def test_todays_code_finishes_the_previous_releases_records(cloud, previous_rele
     answer = run_previous(previous_release, cloud, "submit", event, **old_env)
     assert [o["outcome"] for o in answer["outcomes"]] == ["submitted"] * 4
     jobs = {j.Input.Object: j for j in cloud.list_jobs()}
-    rid = {o["Key"]: legacy_record_id(BUCKET, o["Key"], o["ETag"]) for o in listing}
-    assert {jobs[k].Operation.UserData for k in jobs} == {f"cm:{rid[k]}" for k in rid}  # the old spelling
+    rid = {o["Key"]: old["id"](ObjectVersion.from_listing(BUCKET, o)) for o in listing}  # its own id rule
+    assert all(r != ObjectVersion.from_listing(BUCKET, o).record_id for r, o in zip(rid.values(), listing))
+    assert {jobs[k].Operation.UserData for k in jobs} == {old["marker"].format(rid[k]) for k in rid}  # its spelling
     # The previous release's own reconcile finishes d: a final record in format 1.
     cloud.set_job_state(BUCKET, jobs["input/d.mp4"].JobId, "Success")
     run_previous(previous_release, cloud, "reconcile", {"Type": "Timer"}, **old_env)
     names = {o["Key"][len(RECORDS):] for o in cos.list_objects(Bucket=BUCKET, Prefix=RECORDS)["Contents"]}
-    assert f"{rid['input/a.mp4']}/1-submitted.json" in names and f"{rid['input/d.mp4']}/3-final.json" in names
-    assert not any(n.startswith(("open/", "state/")) for n in names)  # format 1 had no open index
+    assert f"{rid['input/a.mp4']}/{old['stage'].format('1-submitted')}" in names
+    assert f"{rid['input/d.mp4']}/{old['stage'].format('3-final')}" in names
+    assert any(n.startswith("open/") for n in names) == old["open_index"]  # format 1 had no open index
+    assert "state/format.json" not in names
     cloud.set_job_state(BUCKET, jobs["input/c.mp4"].JobId, "Running")
 
     # Today's release, deployed over it.
@@ -83,11 +101,13 @@ def test_todays_code_finishes_the_previous_releases_records(cloud, previous_rele
     status, result = handle(settings, clients, dict(parse_qsl(urlsplit(signed).query)), body)
     assert status == 200, result
     a = store.load(rid["input/a.mp4"])[0]
-    assert a.state == "Success" and a.output["key"] == jobs["input/a.mp4"].Operation.Output.Object
+    # format 1's job wrote the output's name; format 2's a per-attempt key, published under publish_as
+    assert a.state == "Success" and a.output["key"] == (a.publish_as or jobs["input/a.mp4"].Operation.Output.Object)
+    assert clients.storage.head(BUCKET, a.output["key"]) is not None
     # the source is still the version the record belongs to: tagged
     assert clients.storage.get_tags(BUCKET, "input/a.mp4")["cos-matting:state"] == "Success"
 
-    # b (its callback lost) and c (Running): today's reconcile finds them though format 1 had no open index.
+    # b (its callback lost) and c (Running): today's reconcile finds them (format 1 had no open index).
     cloud.set_job_state(BUCKET, jobs["input/b.mp4"].JobId, "Success")
     summary = reconcile(settings, clients, older_than=0)
     assert summary.advanced == 2 and summary.still_running == 1, summary  # b to Success, c to Running
@@ -97,17 +117,61 @@ def test_todays_code_finishes_the_previous_releases_records(cloud, previous_rele
     reconcile(settings, clients, older_than=0)
     assert [store.load(rid[k])[0].state for k in sorted(rid)] == ["Success"] * 4
     assert json.loads(cos.get_object(Bucket=BUCKET, Key=RECORDS + "state/format.json")["Body"].get_raw_stream()
-                      .read()) == {"format": 2, "legacy": 4, "done": True}
+                      .read()) == {"format": FORMAT, "older": {"1": 0, "2": 0, str(old["format"]): 4}, "done": True}
 
     # status and backfill (acting as the deployment) see every upload as recorded; nothing is submitted again.
     monkeypatch.setenv("COS_MATTING_DEPLOYMENT", DEPLOYED["COS_MATTING_DEPLOYMENT"])
     code, shown = run_json(capsys, "status", "--all")
     assert code == 0 and shown["never_became_a_job"] == 0, shown["missing"]
     assert sorted(r["state"] for r in shown["records"]) == ["Success"] * 4
-    code, one = run_json(capsys, "status", "input/a.mp4")  # by key: the record is found by its format 1 id
+    code, one = run_json(capsys, "status", "input/a.mp4")  # by key: the record is found by its own id
     assert code == 0 and [r["record_id"] for r in one["records"]] == [rid["input/a.mp4"]], one
     code, dry = run_json(capsys, "backfill", "--dry-run", "--checkpoint", str(tmp_path / "dry.json"))
     assert code == 0 and dry["totals"]["has-record"] == 4 and dry["totals"]["would-submit"] == 0, dry
     code, real = run_json(capsys, "backfill", "--checkpoint", str(tmp_path / "real.json"))
     assert code == 0 and real["totals"].get("duplicate") == 4 and not real["totals"].get("submitted"), real
-    assert len(cloud.list_jobs()) == 4  # the previous release's four jobs, no other
+    assert len(cloud.list_jobs()) == 4  # the older release's four jobs, no other
+
+
+def test_format_2_records_of_a_versioned_bucket_are_found_by_their_version_id(cloud, tmp_path, cli_env, capsys,
+                                                                              monkeypatch):
+    """279d89d took the record id from the version id where versioning is on; no listing carries one
+    (GET Bucket, 436/7734). Today's sweep, `status`, `backfill` and submit still find those records
+    (RecordStore.find_older: one HEAD), and reconcile finishes their jobs."""
+    from helpers import OTHER_BUCKET
+
+    cos = sdk_client(cloud)
+    cos.put_bucket_versioning(Bucket=BUCKET, Status="Enabled")
+    records = {"COS_MATTING_RECORDS_BUCKET": OTHER_BUCKET}  # create-only writes need a never-versioned bucket
+    for name in ("a", "b"):
+        put(cos, f"input/{name}.mp4", body=b"\x00\x00\x00\x18ftypmp42 video " + name.encode())
+    listing = cos.list_objects(Bucket=BUCKET, Prefix="input/")["Contents"]
+    event = build_event([upload_from_listing(BUCKET, REGION, obj) for obj in listing])
+    old_env = {"COS_MATTING_CALLBACK_URL": "http://127.0.0.1:9/callback", **records}
+    answer = run_previous(release_code(tmp_path, "279d89d"), cloud, "submit", event, **old_env)
+    assert [o["outcome"] for o in answer["outcomes"]] == ["submitted"] * 2
+    heads = {o["Key"]: cos.head_object(Bucket=BUCKET, Key=o["Key"]) for o in listing}
+    rid = {k: id_format2(ObjectVersion.from_head(BUCKET, k, h)) for k, h in heads.items()}
+    assert all(h.get("x-cos-version-id") for h in heads.values())
+    assert {j.Operation.UserData for j in cloud.list_jobs()} == {f"cm:{r}.1" for r in rid.values()}
+    assert all(r != id_format2(ObjectVersion.from_listing(BUCKET, o)) for r, o in zip(rid.values(), listing))
+
+    settings = settings_for(cloud, **DEPLOYED, **records, COS_MATTING_CALLBACK_URL="http://127.0.0.1:9/callback")
+    clients = clients_for(cloud, settings)
+    store = RecordStore.of(settings, clients.storage)
+    for job in cloud.list_jobs():
+        cloud.set_job_state(BUCKET, job.JobId, "Success")
+    summary = reconcile(settings, clients, older_than=0)  # the open index (format 2 had one), then the sweep
+    assert summary.advanced == 2 and summary.swept == summary.resubmitted == summary.failed == 0, summary
+    assert [store.load(rid[k])[0].state for k in sorted(rid)] == ["Success"] * 2
+    assert store.older_formats() == {2}
+
+    monkeypatch.setenv("COS_MATTING_DEPLOYMENT", DEPLOYED["COS_MATTING_DEPLOYMENT"])
+    monkeypatch.setenv("COS_MATTING_RECORDS_BUCKET", OTHER_BUCKET)
+    code, shown = run_json(capsys, "status", "--all")
+    assert code == 0 and shown["never_became_a_job"] == 0, shown["missing"]
+    code, dry = run_json(capsys, "backfill", "--dry-run", "--checkpoint", str(tmp_path / "dry.json"))
+    assert code == 0 and dry["totals"]["has-record"] == 2 and dry["totals"]["would-submit"] == 0, dry
+    code, real = run_json(capsys, "backfill", "--checkpoint", str(tmp_path / "real.json"))
+    assert code == 0 and real["totals"].get("duplicate") == 2 and not real["totals"].get("submitted"), real
+    assert len(cloud.list_jobs()) == 2  # the older release's jobs, no other

@@ -1,5 +1,6 @@
 """Which deployment a job belongs to (identity.Correlation) and the previous release's records
 (records.py format 1) read as today's, without I/O."""
+import hashlib
 import json
 
 import pytest
@@ -7,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.config import load_settings
-from shared.identity import Correlation, ObjectVersion, is_record, legacy_record_id
+from shared.identity import Correlation, ObjectVersion, is_record, older_record_ids
 from shared.jobs import JobRequest
 from shared.records import FORMAT, Record, RecordStore, Source, owned, upgraded
 
@@ -68,11 +69,37 @@ def test_format_1_stage_names_are_attempt_1_stages():
     assert names["001-3-final.json"].format == FORMAT and names["x.json"] is None
 
 
-def test_a_version_matches_its_record_in_either_format():
+def _sha(*parts):  # the id rule every release shares: sha256 of bucket, key and a token, 32 hex digits
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def test_a_version_matches_its_record_in_every_format():
     version = ObjectVersion("videos-1250000000", "input/a.mp4", "abc", 3, 1796000000)
-    assert is_record(version, version.record_id) and is_record(version, legacy_record_id(version.bucket, version.key,
-                                                                                         '"ABC"'))
-    assert not is_record(version, legacy_record_id(version.bucket, version.key, "other"))
+    b, k = version.bucket, version.key
+    # today (format 3): content; 279d89d (format 2): ETag + size + Last-Modified; a5737e5 (format 1): ETag
+    assert version.record_id == _sha(b, k, "abc:3")
+    assert older_record_ids(version) == {2: _sha(b, k, "abc:3:1796000000"), 1: _sha(b, k, "abc")}
+    assert all(is_record(version, rid) for rid in [version.record_id, *older_record_ids(version).values()])
+    assert not is_record(version, _sha(b, k, "other"))
+    assert not is_record(version, _sha(b, k, "abc:3:1796000001"))  # format 2 moved with Last-Modified
+    versioned = ObjectVersion(b, k, "abc", 3, 1796000000, "MTg0NDUx")  # format 2 took the version id where set
+    assert older_record_ids(versioned)[2] == _sha(b, k, "v:MTg0NDUx") and versioned.record_id == version.record_id
+    assert older_record_ids(ObjectVersion(b, k, "abc", 3, 1796000000, "null"))[2] == older_record_ids(version)[2]
+
+
+def test_a_snapshot_without_format_is_format_2():
+    """279d89d wrote no `format`; today's writes carry FORMAT (3)."""
+    class Bodies:
+        def __init__(self, body):
+            self.body = body
+
+        def get(self, bucket, key):
+            return self.body
+
+    body = json.dumps({"id": RID, "state": "Submitted", "source": {"bucket": "b", "region": "r", "key": "k",
+                                                                   "etag": "e"}}).encode()
+    stage = RecordStore(None, "b", "records/")._stage({"Key": f"records/{RID}/001-1-submitted.json"})
+    assert RecordStore(Bodies(body), "b", "records/").read(stage).format == 2 and FORMAT == 3
 
 
 def test_a_record_naming_no_deployment_belongs_to_the_one_watching_its_source():
