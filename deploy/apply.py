@@ -90,8 +90,8 @@ def printable(value: Any) -> Any:
     if isinstance(value, Ref):
         return str(value)
     if isinstance(value, dict):
-        if "Key" in value and "Value" in value and st.is_secret(str(value["Key"])):
-            return {**value, "Value": "****"}
+        if "Key" in value and isinstance(value.get("Value"), str):
+            return {**value, "Value": st.shown(str(value["Key"]), value["Value"])}
         return {k: (f"<zip {len(base64.b64decode(v)):,d} bytes, sha256:{_sha(base64.b64decode(v))[:12]}>"
                     if k == "ZipFile" and isinstance(v, str) else printable(v)) for k, v in value.items()}
     if isinstance(value, list):
@@ -108,7 +108,7 @@ def _show(name: str, value: Any) -> str:
         return "(unset)"
     if isinstance(value, Ref):
         return str(value)
-    return "****" if st.is_secret(name) else json.dumps(value) if not isinstance(value, str) else value
+    return "****" if st.is_secret(name) else json.dumps(value) if not isinstance(value, str) else st.shown(name, value)
 
 
 def _env_map(config: Optional[Mapping[str, Any]]) -> Dict[str, Any]:

@@ -43,8 +43,23 @@ def is_secret(name: str) -> bool:
     return any(part in name.upper() for part in SECRET_NAMES)
 
 
+def shown(name: str, value: str) -> str:
+    """A setting as printed: a secret masked; in a URL (COS_MATTING_NOTIFY_URL) the query and any user:password,
+    where a webhook's own key rides (https://.../send?key=...), masked too."""
+    if is_secret(name) and value:
+        return "****"
+    if name.endswith("_URL") and value and ("?" in value or "@" in value.split("?")[0]):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return f"{parts.scheme}://{'****@' if '@' in parts.netloc else ''}{host}{parts.path}" + \
+            ("?****" if parts.query else "")
+    return value
+
+
 def masked(env: Mapping[str, str]) -> Dict[str, str]:
-    return {k: ("****" if is_secret(k) and v else v) for k, v in env.items()}
+    return {k: shown(k, v) for k, v in env.items()}
 
 
 def function_name(app: str, stage: str, kind: str) -> str:

@@ -288,6 +288,25 @@ def test_another_apps_function_or_policy_with_the_stages_name_is_never_rewritten
     assert [p["Description"] for p in site.cloud.cam.state["policies"].values()] == ["another team's"]
 
 
+def test_a_webhook_url_carrying_its_key_is_masked_in_plan_and_info(site):
+    """A WeCom-style webhook (the key is in the query) as COS_MATTING_NOTIFY_URL: --plan (text and JSON) and
+    info (text and JSON) show the host and path, never the key (is_secret matched names, not URL queries)."""
+    hook = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=hook-key-0123456789"
+    extra = {"COS_MATTING_NOTIFY_URL": hook, "COS_MATTING_NOTIFY_SECRET": "notify-secret-0123456789"}
+    assert site.deploy("dev")[0] == 0  # then the webhook is a change: old -> new of each function's setting
+    for flags in (("--plan",), ("--plan", "--json")):
+        code, out, err = site.deploy("dev", *flags, **extra)
+        assert code == 0 and "qyapi.weixin.qq.com/cgi-bin/webhook/send?****" in out, err
+        assert "hook-key" not in out + err and "notify-secret" not in out + err
+    assert site.deploy("dev", **extra)[0] == 0
+    for flags in ((), ("--json",)):
+        site.capsys.readouterr()
+        assert main(["info", "--stage", "dev", "--local", site.cloud.url, "--env-file", str(site.tmp / "dev.env"),
+                     *flags]) == 0
+        out, err = site.capsys.readouterr()
+        assert "webhook/send?****" in out and "hook-key" not in out + err and "notify-secret" not in out + err
+
+
 def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(site):
     assert site.deploy("dev")[0] == 0
     scf, name = site.scf, {"FunctionName": "cos-matting-dev-submit"}
