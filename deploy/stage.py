@@ -236,12 +236,13 @@ def operator_env(deployed: DeployedStage, user_env: Mapping[str, str], kind: str
 
 def differing(deployed_env: Mapping[str, str], shell_env: Mapping[str, str]) -> List[Tuple[str, str, str]]:
     """(name, deployed value, shell value) of COS_MATTING_* settings where the shell says otherwise than
-    the deployed function: worth a warning, since the deployed value is the one used."""
+    the deployed function: worth a warning, since the deployed value is the one used. Values as printed
+    (`shown`): a secret is never repeated, not even the user's own."""
     out = []
     for name, value in sorted(shell_env.items()):
         if name.startswith("COS_MATTING_") and name != ENDPOINT and not name.startswith("COS_MATTING_DEPLOY_") \
                 and value and name in deployed_env and deployed_env[name] != value:
-            out.append((name, deployed_env[name], value))
+            out.append((name, shown(name, deployed_env[name]), shown(name, value)))
     return out
 
 
