@@ -1,0 +1,90 @@
+"""Requests per successful video: submit + one Success callback, counted by kind.
+
+Each video is uploaded (not counted), submitted through the real submit path
+(`Submitter.process`, as the COS trigger runs it), its job set to Success by the
+local cloud's test control, and the callback handled (`callback.handle`, as the
+Function URL runs it, with the token the job's callback URL carries). Requests are
+counted by the local cloud itself (`LocalCloud.requests`, by route), so they are what
+the real SDK really sent over HTTP.
+
+    .venv/bin/python benchmarks/requests_per_video.py [--videos 20]
+"""
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+BUCKET, REGION = "videos-1250000000", "ap-guangzhou"
+KINDS = (("HEAD", ("cos.head",)), ("GET", ("cos.get",)), ("PUT", ("cos.put",)), ("copy", ("cos.copy",)),
+         ("list", ("cos.list",)), ("DELETE", ("cos.delete",)), ("tagging GET", ("cos.tagging.get",)),
+         ("tagging PUT", ("cos.tagging.put",)))
+
+
+def kind(route: str) -> str:
+    for name, routes in KINDS:
+        if route in routes:
+            return name
+    return "CI" if route.startswith("ci.") else route
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--videos", type=int, default=20)
+    args = parser.parse_args()
+
+    from helpers import KEYS, clients_for, put, sdk_client, settings_for
+    from localcloud import LocalCloud
+    from shared import tokens
+    from shared.callback import handle
+    from shared.events import Upload
+    from shared.submit import Submitter
+
+    per = {"submit": Counter(), "callback": Counter()}
+    with tempfile.TemporaryDirectory() as tmp, LocalCloud(tmp, buckets=[BUCKET], region=REGION) as cloud:
+        settings = settings_for(cloud, COS_MATTING_CALLBACK_URL="https://cb.example.com/cb")
+        clients = clients_for(cloud, settings)
+        user = sdk_client(cloud)
+        submitter = Submitter(settings, clients, sleep=lambda s: None)
+        for i in range(args.videos):
+            key = f"input/bench/{i:04d}.mp4"
+            body = b"\x00\x00\x00\x18ftypmp42 video %d" % i
+            etag = put(user, key, body)
+            before = Counter(cloud.requests)
+            out = submitter.process(Upload(bucket=BUCKET, appid="1250000000", region=REGION, key=key, etag=etag,
+                                           size=len(body), event_name="cos:ObjectCreated:Put"))
+            assert out.outcome == "submitted", out
+            per["submit"].update(Counter(cloud.requests) - before)
+            cloud.set_job_state(BUCKET, out.job_id, "Success")
+            body = (f'{{"EventName": "TaskFinish", "JobsDetail": [{{"JobId": "{out.job_id}"}}]}}').encode()
+            query = tokens.callback_query([KEYS], out.record_id, 3600, time.time())
+            before = Counter(cloud.requests)
+            status, answer = handle(settings, clients, query, body)
+            assert status == 200 and answer["results"][0]["state"] == "Success", answer
+            per["callback"].update(Counter(cloud.requests) - before)
+
+    n = args.videos
+    kinds = sorted({kind(r) for c in per.values() for r in c}, key=lambda k: [name for name, _ in KINDS + (("CI", ()),)]
+                   .index(k) if k in [name for name, _ in KINDS + (("CI", ()),)] else 99)
+    print(f"requests per successful video (submit + callback), mean of {n}, counted by the local cloud")
+    print(f"  {'kind':<12} {'submit':>7} {'callback':>9} {'total':>7}")
+    totals = {}
+    for k in kinds:
+        s = sum(v for r, v in per["submit"].items() if kind(r) == k) / n
+        c = sum(v for r, v in per["callback"].items() if kind(r) == k) / n
+        totals[k] = s + c
+        print(f"  {k:<12} {s:>7.1f} {c:>9.1f} {s + c:>7.1f}")
+    s_all = sum(per["submit"].values()) / n
+    c_all = sum(per["callback"].values()) / n
+    print(f"  {'all':<12} {s_all:>7.1f} {c_all:>9.1f} {s_all + c_all:>7.1f}")
+    print("  routes: " + ", ".join(f"{r}={v / n:g}" for r, v in sorted((per["submit"] + per["callback"]).items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
