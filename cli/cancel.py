@@ -7,8 +7,8 @@ from typing import Any, Dict, List
 
 from cli.clients import ThreadClients
 from cli.progress import Progress
+from shared.states import CANCELLABLE, Rank
 
-CANCELLABLE = ("Submitted", "Running", "Pause")
 
 
 def targets_in_state(settings: Any, clients: Any, state: str, concurrency: int = 8,
@@ -23,7 +23,7 @@ def targets_in_state(settings: Any, clients: Any, state: str, concurrency: int =
     def store() -> Any:
         return RecordStore.of(settings, (pool.get() if pool else clients).storage)
 
-    candidates = [newest for newest in store().newest_stages() if newest.rank in (1, 2)]
+    candidates = [newest for newest in store().newest_stages() if Rank.SUBMITTED <= newest.rank <= Rank.RUNNING]
     bar = Progress(total=len(candidates), label="reading records", delay=1.0, enabled=progress)
     found = []
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as executor:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List
 
-from cli.cancel import CANCELLABLE, cancel_one, targets_in_state
+from cli.cancel import cancel_one, targets_in_state
 from cli.clients import ThreadClients
 from cli.env import add_env_options, load, target_line
 from cli.errors import UsageError
 from cli.logcapture import add_verbose, logs_aside
 from cli.progress import Progress
 from cli.ui import add_yes, confirm, dump_json, table
+from shared.states import CANCELLABLE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -25,11 +25,11 @@ from cli.env import add_env_options, load
 from cli.clients import ThreadClients
 from cli.progress import Progress
 from cli.ui import age, colour_states, dump_json, is_terminal, parse_since, size, table
+from shared import states
 
 MISSING = "NoRecord"
-STATES = ("Open", "Claimed", "Submitted", "Running", "Pause", "Success", "Failed", "Cancel", "Gone", "Superseded",
-          MISSING, "Pending")
-FINAL = ("Success", "Failed", "Cancel", "Gone", "Superseded")
+STATES = ("Open", *states.ALL, MISSING, "Pending")
+FINAL = states.FINAL
 PENDING = "Pending"
 RECENT = 24 * 3600  # the default view's window for finished records (--since changes it)
 
@@ -50,7 +50,7 @@ totals count the rows shown (after KEY/--state filters); "of N" gives all record
 
 exit codes: 0 ok; 1 nothing matches the KEY|JOB_ID|RECORD_ID given (like grep), or with --check a
 problem was found; 2 a usage or configuration mistake."""
-IN_PROGRESS = ("Claimed", "Submitted", "Running", "Pause")
+IN_PROGRESS = states.OPEN
 Rows = List[Dict[str, Any]]
 
 
@@ -175,8 +175,8 @@ def _history(settings: Any, clients: ThreadClients, args: argparse.Namespace, ba
     from cli import records_view
 
     if args.limit:
-        states = (args.state,) if args.state else None
-        records, next_after, read = records_view.newest_first(settings, clients, args.after, args.since, states,
+        only = (args.state,) if args.state else None
+        records, next_after, read = records_view.newest_first(settings, clients, args.after, args.since, only,
                                                               args.limit, args.concurrency)
         bar.total = len(records)
         return records, next_after, read
@@ -238,10 +238,10 @@ def matches(row: Dict[str, Any], query: Optional[str], state: Optional[str]) -> 
 def _detail(row: Dict[str, Any]) -> str:
     """The OUTPUT column: the output key of a job that succeeded, or why there is none."""
     state = row.get("state")
-    if row.get("output") and state not in ("Failed", "Cancel", "Gone", "Superseded"):
+    if row.get("output") and state not in states.UNSUCCESSFUL:
         return row["output"]
     error = row.get("error") or {}
-    if state in ("Failed", "Cancel", "Gone", "Superseded", "?") and error:
+    if (state in states.UNSUCCESSFUL or state == "?") and error:
         code = error.get("Code", "")
         if state != "Failed" and code in ("Success", ""):  # a cancelled job's CI code can read "Success"
             code = {"Cancel": "cancelled", "Gone": "source deleted", "Superseded": "source overwritten"}.get(state, "")

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from shared.identity import RECORD_ID
+from shared.states import Rank
 
 Row = Dict[str, Any]
 BATCH = 256  # records read in parallel before the next are listed (about a 1,000-key listing page)
@@ -45,7 +46,7 @@ def row_of(settings: Any, rid: str, stages: List[Any], record: Any, problem: Opt
                    notes=record.notes or None)
     if problem:
         row["error"] = {"Code": "Unreadable", "Message": problem}
-    if newest is not None and newest.rank == 0 and row["age_s"] is not None \
+    if newest is not None and newest.rank == Rank.CLAIM and row["age_s"] is not None \
             and row["age_s"] >= settings.claim_lease_seconds:
         row["stuck"] = "claim expired without a job (reconcile resubmits it)"
     return row

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-RETRYABLE = ("Failed", "Cancel", "Gone", "Superseded")
+from shared.states import RETRYABLE, Rank
+
 
 
 def resolve(settings: Any, clients: Any, target: str) -> Dict[str, Any]:
@@ -28,7 +29,7 @@ def in_state(settings: Any, clients: Any, state: str, since: Optional[datetime])
     store = RecordStore.of(settings, clients.storage)
     found = []
     for newest in store.newest_stages():
-        if newest.rank != 3:
+        if newest.rank != Rank.FINAL:
             continue
         if since is not None and age_seconds(newest.last_modified) > (datetime.now(timezone.utc) - since).total_seconds():
             continue

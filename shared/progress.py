@@ -22,7 +22,8 @@ from .dates import parse_time
 from .identity import Correlation, is_record
 from .jobs import JobDetail
 from .log import log
-from .records import RANK, Record, RecordStore, Retry, now_iso
+from .records import Record, RecordStore, Retry, now_iso
+from .states import CANCELLABLE, JOB_FINAL, State, rank_of
 
 MAX_REPUBLISH = 2
 FORGOTTEN = "NoSuchJob"  # shared.cloud.CI.describe: the id came back in NonExistJobIds
@@ -78,9 +79,9 @@ def apply(record: Record, job: JobDetail) -> Record:
     """The record as it should read after seeing `job` (pure)."""
     update: Dict[str, object] = {"state": job.State, "job_id": job.JobId, "updated_at": now_iso(),
                                  "timings": timings(job) or None}
-    if job.State == "Success":
+    if job.State == State.Success:
         update.update(output=output_location(job), media=media_essentials(job) or None)
-    elif job.State in ("Failed", "Cancel"):
+    elif job.State in JOB_FINAL:
         update["error"] = {"Code": job.Code, "Message": job.Message}
         # CI gave up on this input; a cancel was someone's choice: either way the same
         # request will not do better until the input or the decision changes.
@@ -109,7 +110,7 @@ def advance(clients: Clients, store: RecordStore, record: Record, job: JobDetail
         return "ignored", record
     if corr.attempt > record.attempt or (record.job_id and record.job_id != job.JobId):
         return "ignored", second_job(clients, store, record, job, corr)
-    if RANK[job.State] <= record.rank:
+    if rank_of(job.State) <= record.rank:
         return "unchanged", record
     return _write(clients, store, record, apply(record, job))
 
@@ -139,7 +140,7 @@ def _write(clients: Clients, store: RecordStore, record: Record, new: Record) ->
 def second_job(clients: Clients, store: RecordStore, record: Record, job: JobDetail, corr: Correlation) -> Record:
     """A job this record did not choose: cancel it if it has not started, note it, ignore its result."""
     action = "ignored its result"
-    if job.State == "Submitted":
+    if job.State in CANCELLABLE:
         try:
             clients.ci.cancel(job.JobId)
             action = "cancelled it before it started"
@@ -155,7 +156,7 @@ def second_job(clients: Clients, store: RecordStore, record: Record, job: JobDet
 def finish(clients: Clients, store: RecordStore, record: Record) -> List[str]:
     """Publish a success (newest version wins) and tag the source; returns notes for the record."""
     notes: List[str] = []
-    if record.state == "Success" and record.output:
+    if record.state == State.Success and record.output:
         published, note = publish(clients, store, record)
         if published:
             record.output["key"] = published
@@ -189,7 +190,7 @@ def publish(clients: Clients, store: RecordStore, record: Record, depth: int = 0
     after = clients.storage.version(record.source.bucket, record.source.key)
     if after is not None and not is_record(after, record.id) and depth < MAX_REPUBLISH:
         newer, _ = store.load(after.record_id)
-        if newer is not None and newer.state == "Success" and newer.output:
+        if newer is not None and newer.state == State.Success and newer.output:
             publish(clients, store, newer, depth + 1)  # it may have published between our HEAD and copy
             return None, f"superseded while publishing: {name} holds the newer version's result"
     return name, _limit_note(name, skipped)
@@ -262,7 +263,7 @@ def settle_published(clients: Clients, store: RecordStore, record: Record) -> No
     after ours, its re-check before our final stage existed) is put right here, so one of the
     two always sees the other."""
     out = record.output or {}
-    if record.state != "Success" or not record.publish_as or out.get("key") != record.publish_as:
+    if record.state != State.Success or not record.publish_as or out.get("key") != record.publish_as:
         return
     current = clients.out_storage.get_tags(out["bucket"], record.publish_as) or {}
     if current.get(tags.RECORD) != record.id or current.get(tags.JOB) != (record.job_id or ""):
@@ -290,7 +291,7 @@ def reinstate(clients: Clients, store: RecordStore, record: Record) -> None:
 
 def close_as(store: RecordStore, record: Record, state: str) -> None:
     """Close a claim that can never become a job (source gone or overwritten)."""
-    reason = {"Gone": "the source object is gone", "Superseded": "the source was overwritten by a newer version"}
+    reason = {State.Gone: "the source object is gone", State.Superseded: "the source was overwritten by a newer version"}
     closed = record.model_copy(update={"state": state, "updated_at": now_iso(), "retry": Retry.NEW_INPUT,
                                        "error": {"Code": "Source" + state, "Message": reason[state]}})
     store.advance(closed)
@@ -315,6 +316,6 @@ def forgotten(record: Record) -> Record:
     its retention ran out): it will never call back or end, so the record ends Failed. Nothing
     was wrong with the input: `cos-matting retry` (retry: now) runs it again."""
     return record.model_copy(update={
-        "state": "Failed", "updated_at": now_iso(), "retry": Retry.NOW,
+        "state": State.Failed, "updated_at": now_iso(), "retry": Retry.NOW,
         "error": {"Code": FORGOTTEN, "Message": f"CI no longer knows job {record.job_id} (DescribeMediaJob "
                                                f"answered it in NonExistJobIds)"}})

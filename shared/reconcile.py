@@ -39,6 +39,7 @@ from .log import log
 from .notify import deliver_due
 from .progress import refresh, second_job, settle, settle_published, settle_source_tags
 from .records import Record, RecordStore, UnreadableRecord, age_seconds, latest, owned
+from .states import Rank
 from .submit import Kind, Outcome, Skip, Submitter, skip_reason
 
 EVENT_NAME = "cos:ObjectCreated:Reconcile"
@@ -159,7 +160,7 @@ class _Tick:
                 self.unclaimed(rid)
             return
         newest = latest(stages)
-        if newest.rank == 3:  # final (even if that snapshot is unreadable): the marker was left open
+        if newest.rank == Rank.FINAL:  # final (even if that snapshot is unreadable): the marker was left open
             if record.terminal:  # by a settle that failed (progress.settle), or a crash before the close
                 settle(self.clients, self.store, record)
                 self.store.settled(rid)
@@ -167,7 +168,7 @@ class _Tick:
                 self.store.close(rid)
             self.summary.finished += 1
         elif not record.job_id:  # a claim (a newer stage may be unreadable: the readable snapshot decides)
-            claim = latest([s for s in stages if s.rank == 0 and s.attempt == record.attempt] or [newest])
+            claim = latest([s for s in stages if s.rank == Rank.CLAIM and s.attempt == record.attempt] or [newest])
             if self.store.lease_expired(claim.key, claim.age_seconds, lease):
                 self.count(self.submitter.resume(self._takeover(record, claim)), "resubmitted")
         elif newest.age_seconds >= self.older_than:

@@ -23,6 +23,7 @@ from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
 from .progress import close_as, reinstate, tag_source
 from .records import MAX_ATTEMPTS, Record, RecordStore, Retry, Source, ci_time, latest, now_iso
+from .states import Rank, State
 
 Sleep = Callable[[float], None]
 APPEND_EVENT = "cos:ObjectCreated:Append"
@@ -218,18 +219,18 @@ class Submitter:
         if not stages:
             return None
         newest = latest(stages)
-        if newest.rank == 3:
+        if newest.rank == Rank.FINAL:
             held, _ = self.store.load(record.id)
             # An upload event newer than the failure (same bytes, same second: one version to COS)
             # is a new attempt; an SCF retry of the original event is older than the failure.
             fresh_upload = up.event_time and up.event_time > epoch_of(newest.last_modified)
-            if held is not None and held.state != "Success" and fresh_upload and held.attempt < MAX_ATTEMPTS:
+            if held is not None and held.state != State.Success and fresh_upload and held.attempt < MAX_ATTEMPTS:
                 return self.new_attempt(held, "a new upload of the same bytes after a failure")
-            if held is not None and held.state == "Success":
+            if held is not None and held.state == State.Success:
                 reinstate(self.clients, self.store, held)  # these bytes are the newest version again
             self.store.close(record.id)  # our claim attempt re-created the open marker
             return None
-        if newest.rank > 0:
+        if newest.rank > Rank.CLAIM:
             return None
         if newest.attempt == record.attempt and newest.generation == record.generation:
             held, _ = self.store.load(record.id)
@@ -265,7 +266,7 @@ class Submitter:
             return Outcome(key=src.key, kind=Kind.FAILED, step=Step.HEAD, record_id=record.id, detail=str(exc))
         if version is None or not is_record(version, record.id):
             reason = Skip.GONE if version is None else Skip.STALE
-            close_as(self.store, record, "Gone" if version is None else "Superseded")
+            close_as(self.store, record, State.Gone if version is None else State.Superseded)
             return Outcome(key=src.key, kind=Kind.SKIPPED, reason=reason, record_id=record.id,
                            detail="claim closed: " + ("the source is gone" if version is None
                                                       else "the source was overwritten since"))
@@ -276,7 +277,7 @@ class Submitter:
         held, _ = self.store.load(rid)
         if held is None:
             return Outcome(key="", kind=Kind.FAILED, step=Step.CLAIM, record_id=rid, detail=f"no record {rid}")
-        if not held.terminal or held.state == "Success":
+        if not held.terminal or held.state == State.Success:
             return Outcome(key=held.source.key, kind=Kind.DUPLICATE, record_id=rid, attempt=held.attempt,
                            detail=f"record is {held.state}: nothing to retry")
         fresh = self.new_attempt(held, "cos-matting retry")
@@ -300,7 +301,7 @@ class Submitter:
             step = Step.RECORD
             out = request.Operation.Output
             submitted = record.model_copy(update={
-                "state": "Submitted", "job_id": job.JobId, "submitted_at": now_iso(),
+                "state": State.Submitted, "job_id": job.JobId, "submitted_at": now_iso(),
                 "request": request.model_dump(exclude_none=True, exclude={"CallBack"}),
                 "publish_as": published_key(self.settings, record),
             })
@@ -319,7 +320,7 @@ class Submitter:
         callback checks the other way round: progress.settle_source_tags)."""
         try:
             newest = latest(self.store.stages(submitted.id))
-            if newest.attempt == submitted.attempt and newest.rank > 1:
+            if newest.attempt == submitted.attempt and newest.rank > Rank.SUBMITTED:
                 current, _ = self.store.load(submitted.id)
                 if current is not None:
                     tag_source(self.clients, current)
@@ -356,7 +357,7 @@ class Submitter:
         return self.clients.ci.find(wanted, start=ci_time(record.claimed_at, -600), input_object=record.source.key)
 
     def _record_final(self, record: Record, code: str, message: str, retry: Retry) -> None:
-        failed = record.model_copy(update={"state": "Failed", "updated_at": now_iso(), "retry": retry,
+        failed = record.model_copy(update={"state": State.Failed, "updated_at": now_iso(), "retry": retry,
                                            "error": {"Code": code, "Message": message}})
         try:
             self.store.advance(failed)
