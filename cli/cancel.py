@@ -1,5 +1,5 @@
 """Cancelling jobs as a library: find the jobs of the records in a state, cancel one job and
-advance its record exactly as a callback would (shared.progress.advance). `cos-matting cancel`
+advance its record exactly as a callback would (shared.lifecycle.Lifecycle.advance). `cos-matting cancel`
 (cli/cmd_cancel.py) parses, asks, runs these in parallel and prints."""
 from __future__ import annotations
 
@@ -39,10 +39,9 @@ def cancel_one(settings: Any, clients: Any, job_id: str, dry_run: bool = False) 
     """Cancel one job and advance its record. Returns a result row; `outcome` starts with failed: on error."""
     from shared.cloud import CloudError
     from shared.identity import Correlation
-    from shared.progress import WrongJob, advance
-    from shared.records import RecordStore
+    from shared.lifecycle import Lifecycle, WrongJob
 
-    store = RecordStore.of(settings, clients.storage)
+    life = Lifecycle.of(settings, clients)
     row: Dict[str, Any] = {"job_id": job_id}
     step = "describe"
     try:
@@ -66,12 +65,12 @@ def cancel_one(settings: Any, clients: Any, job_id: str, dry_run: bool = False) 
             step = "describe"
             job = clients.ci.describe(job_id)  # the state we record is the one CI reports
         step = "record"
-        record, _ = store.load(rid)
+        record, _ = life.store.load(rid)
         if record is None:
             row.update(outcome="cancelled" if job.State == "Cancel" else f"skipped:{job.State}",
                        state=job.State, detail="no record for this job")
             return row
-        result, record = advance(clients, store, record, job)
+        result, record = life.advance(record, job)
         row.update(state=record.state, recorded=result,
                    outcome="cancelled" if job.State == "Cancel" and row["before"] in CANCELLABLE
                    else f"skipped:{job.State}")

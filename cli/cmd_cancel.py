@@ -1,7 +1,7 @@
 """`cos-matting cancel JOB_ID... | --state Submitted`: cancel jobs in CI and record it.
 
 Each job is cancelled through CI, re-read (`GET /jobs/<id>`), and its record
-advanced with that job exactly as a callback would (shared.progress.advance):
+advanced with that job exactly as a callback would (shared.lifecycle.Lifecycle.advance):
 the record gets its final Cancel stage and the source object its state tag.
 Only this deployment's jobs are touched: UserData cm:<record id>.<attempt>@<deployment>
 naming COS_MATTING_DEPLOYMENT (use --stage to act as a deployed stage), or an older

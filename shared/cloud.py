@@ -216,6 +216,25 @@ class Storage:
 
         self._call("cos.tagging.put", self.client.put_object_tagging, Bucket=bucket, Key=key, Tagging=to_sdk(tags))
 
+    def merge_tags(self, bucket: str, key: str, ours: Dict[str, str], keep: Optional[Dict[str, str]] = None,
+                   forward_only: bool = False) -> Optional[List[str]]:
+        """The one read-merge-write of an object's tags: read right before the write, ours merged into
+        the user's (and the user's from `keep`, read before a copy replaced the object), written only
+        when that changes them. `forward_only`: a record's state tags never move back
+        (`tags.merge_progress`). Our keys that did not fit (`tags.MAX_TAGS`), or None if the object is gone.
+        COS has no conditional tagging (PUT Object tagging replaces the whole set, 436/42997), so the
+        read is what keeps a user's tags."""
+        from . import tags
+
+        current = self.get_tags(bucket, key)
+        if current is None:
+            return None
+        user = {k: v for k, v in (keep or {}).items() if not k.startswith(tags.PREFIX)}
+        merged, skipped = (tags.merge_progress if forward_only else tags.merge)({**user, **current}, ours)
+        if merged != current:
+            self.put_tags(bucket, key, merged)
+        return skipped
+
 
 class CI:
     """Cloud Infinite media jobs for one bucket. Built on a client with retry=0."""

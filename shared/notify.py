@@ -2,7 +2,7 @@
 
 At least once, never in the callback's way:
 - `enqueue` writes the event to the outbox (`<records prefix>outbox/<event id>.json`,
-  create-only) from `progress.settle`, i.e. after the final stage is written and before the
+  create-only) from `Lifecycle.settle`, i.e. after the final stage is written and before the
   record leaves the open index. A crash in between leaves the marker open and reconcile
   settles (and so enqueues) again; the event id is stable per record, attempt and state,
   so the second write is a no-op.

@@ -201,7 +201,7 @@ class RecordStore:
 
     def advance(self, record: Record, close: bool = True) -> bool:
         """Write the stage for `record.state`; False if that stage already exists. Final: closes the
-        marker, unless `close=False` (progress.advance closes it once the output and source are settled)."""
+        marker, unless `close=False` (Lifecycle.advance closes it once the output and source are settled)."""
         written = self._write(record, f"{record.attempt:03d}-{record.rank:d}-{record.rank.stage}.json")
         if record.terminal and close:
             self.close(record.id)

@@ -21,7 +21,7 @@ from .dates import epoch_of
 from .identity import Correlation, is_record, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
-from .progress import close_as, reinstate, tag_source
+from .lifecycle import Lifecycle
 from .records import MAX_ATTEMPTS, Record, RecordStore, Retry, Source, ci_time, latest, now_iso
 from .states import Rank, State
 
@@ -137,7 +137,7 @@ def build_request(settings: Settings, record: Record, now: float) -> JobRequest:
         "Input": {"Object": src.key},
         "Operation": {
             "SegmentVideoBody": body,
-            # The job writes its own key; progress.publish copies it to `published`.
+            # The job writes its own key; Lifecycle.publish copies it to `published`.
             "Output": {"Region": settings.out_region, "Bucket": settings.out_bucket,
                        "Object": staging_key(settings, record.id, record.attempt, published)},
             "UserData": user_data,
@@ -166,6 +166,7 @@ class Submitter:
     def __init__(self, settings: Settings, clients: Clients, sleep: Sleep = time.sleep) -> None:
         self.settings, self.clients, self.sleep = settings, clients, sleep
         self.store = RecordStore.of(settings, clients.storage)
+        self.lifecycle = Lifecycle(clients, self.store)
 
     def process(self, up: Upload) -> Outcome:
         reason = skip_reason(self.settings, up)
@@ -227,7 +228,7 @@ class Submitter:
             if held is not None and held.state != State.Success and fresh_upload and held.attempt < MAX_ATTEMPTS:
                 return self.new_attempt(held, "a new upload of the same bytes after a failure")
             if held is not None and held.state == State.Success:
-                reinstate(self.clients, self.store, held)  # these bytes are the newest version again
+                self.lifecycle.reinstate(held)  # these bytes are the newest version again
             self.store.close(record.id)  # our claim attempt re-created the open marker
             return None
         if newest.rank > Rank.CLAIM:
@@ -266,7 +267,7 @@ class Submitter:
             return Outcome(key=src.key, kind=Kind.FAILED, step=Step.HEAD, record_id=record.id, detail=str(exc))
         if version is None or not is_record(version, record.id):
             reason = Skip.GONE if version is None else Skip.STALE
-            close_as(self.store, record, State.Gone if version is None else State.Superseded)
+            self.lifecycle.close_as(record, State.Gone if version is None else State.Superseded)
             return Outcome(key=src.key, kind=Kind.SKIPPED, reason=reason, record_id=record.id,
                            detail="claim closed: " + ("the source is gone" if version is None
                                                       else "the source was overwritten since"))
@@ -307,7 +308,7 @@ class Submitter:
             })
             self.store.advance(submitted)  # False only if a callback got there first: fine
             log("submit.job", record_id=rid, job_id=job.JobId, attempt=record.attempt, output=out.Object)
-            tag_source(self.clients, submitted)
+            self.lifecycle.tag_source(submitted)
             self._settle(submitted)
         except CloudError as exc:
             if step is Step.SUBMIT and not exc.retryable:
@@ -317,13 +318,13 @@ class Submitter:
 
     def _settle(self, submitted: Record) -> None:
         """If the job already ended while we tagged `Submitted`, tag its newer state (the
-        callback checks the other way round: progress.settle_source_tags)."""
+        callback checks the other way round: Lifecycle.settle_source_tags)."""
         try:
             newest = latest(self.store.stages(submitted.id))
             if newest.attempt == submitted.attempt and newest.rank > Rank.SUBMITTED:
                 current, _ = self.store.load(submitted.id)
                 if current is not None:
-                    tag_source(self.clients, current)
+                    self.lifecycle.tag_source(current)
         except (CloudError, ValueError) as exc:  # the job is submitted and recorded: do not fail the event
             log("tags.settle_failed", level="warning", record_id=submitted.id, error=str(exc))
             try:  # the callback may have closed the record already: open it again for reconcile to settle

@@ -9,6 +9,7 @@ MAX_KEY = 127
 MAX_VALUE = 255
 _BAD = re.compile(r"[^A-Za-z0-9 +\-=._:/]")
 
+PREFIX = "cos-matting:"  # every tag of ours starts with it
 ROLE = "cos-matting:role"      # "output" on what we wrote: the loop guard reads it
 RECORD = "cos-matting:record"  # links an output (or a source) to its record id
 JOB = "cos-matting:job"
