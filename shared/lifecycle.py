@@ -149,8 +149,9 @@ class Lifecycle:
 
     def _write(self, record: Record, new: Record) -> Tuple[str, Record]:
         """Record `new`, the stage after `record`: a final one publishes and tags first (see `advance`)."""
+        submit_tagged = False
         if new.terminal:
-            notes = self.finish(new)
+            notes, submit_tagged = self.finish(new)
             if notes:
                 new = new.model_copy(update={"notes": list(record.notes) + notes})
         if not self.store.advance(new, close=False):
@@ -162,7 +163,7 @@ class Lifecycle:
                 self.settle_or_reopen(winner)
             return "unchanged", record
         if new.terminal:
-            self.settle(new)  # a failure leaves the marker open: reconcile settles it again
+            self.settle(new, source=not submit_tagged)  # a failure leaves the marker open: reconcile settles it again
             self.store.settled(new.id)
         log("record.advanced", record_id=record.id, job_id=new.job_id, state=new.state, previous=record.state,
             attempt=record.attempt)
@@ -183,9 +184,12 @@ class Lifecycle:
         log("record.second_job", level="warning", record_id=record.id, job_id=job.JobId, action=action)
         return record.model_copy(update={"notes": list(record.notes) + [text]})
 
-    def finish(self, record: Record) -> List[str]:
-        """Publish a success (newest version wins) and tag the source; returns notes for the record."""
+    def finish(self, record: Record) -> Tuple[List[str], bool]:
+        """Publish a success (newest version wins) and tag the source. Returns notes for the record, and
+        whether the source already carried this attempt's tags from submit (then no submit's tag write
+        can land after ours: `settle` need not read them again)."""
         notes: List[str] = []
+        submit_tagged = False
         seen: Optional[Seen] = None
         if record.state == State.Success and record.output:
             published, note, seen = self.publish(record)
@@ -198,8 +202,9 @@ class Lifecycle:
         if current is None:
             notes.append(f"source gone, not tagged: {record.source.key}")
         elif is_record(current, record.id):
-            notes += self.tag_source(record)
-        return notes
+            more, submit_tagged = self._tag_source(record)
+            notes += more
+        return notes, submit_tagged
 
     def publish(self, record: Record, depth: int = 0) -> Tuple[Optional[str], str, Optional[Seen]]:
         """(published key or None, note, the source's version as last seen or None if not looked at).
@@ -208,18 +213,19 @@ class Lifecycle:
         out = record.output or {}
         bucket, staging, name = out["bucket"], out.get("staging") or out["key"], record.publish_as
         links = {tags.ROLE: "output", tags.RECORD: record.id, tags.JOB: record.job_id or ""}
-        skipped = clients.out_storage.merge_tags(bucket, staging, links)
-        if skipped is None:
+        staged = clients.out_storage.merge_tags(bucket, staging, links)
+        if staged is None:
             return None, f"not published: the job's output {staging} is gone", None
         if not name or name == staging:
-            return None, _limit_note(staging, skipped), None
+            return None, _limit_note(staging, staged.skipped), None
         current = clients.storage.version(record.source.bucket, record.source.key)
         if current is None or not is_record(current, record.id):
             why = "gone" if current is None else "overwritten by a newer version"
             return None, f"not published as {name}: the source was {why}; result kept at {staging}", Seen(current)
         before = clients.out_storage.get_tags(bucket, name) or {}
         clients.out_storage.copy(bucket, name, bucket, out["region"], staging)
-        skipped = clients.out_storage.merge_tags(bucket, name, links, keep=before) or []
+        merged = clients.out_storage.merge_tags(bucket, name, links, keep=before)
+        skipped = merged.skipped if merged else []
         after = clients.storage.version(record.source.bucket, record.source.key)
         if after is not None and not is_record(after, record.id) and depth < MAX_REPUBLISH:
             newer, _ = self.store.load(after.record_id)
@@ -230,28 +236,35 @@ class Lifecycle:
 
     def tag_source(self, record: Record) -> List[str]:
         """The source's job/state tags, read right before the write; a state never moves back."""
+        return self._tag_source(record)[0]
+
+    def _tag_source(self, record: Record) -> Tuple[List[str], bool]:
+        """(`tag_source`'s notes, whether the tags it read already named this record's attempt)."""
         ours = {tags.RECORD: record.id, tags.JOB: record.job_id or "", tags.STATE: record.state,
                 tags.ATTEMPT: str(record.attempt)}
         src = record.source
         try:
-            skipped = self.clients.storage.merge_tags(src.bucket, src.key, ours, forward_only=True)
-            if skipped is None:
-                return [f"source gone, not tagged: {src.key}"]
+            merged = self.clients.storage.merge_tags(src.bucket, src.key, ours, forward_only=True)
+            if merged is None:
+                return [f"source gone, not tagged: {src.key}"], False
         except CloudError as exc:
             if record.terminal:
                 raise  # the final state must reach the source: the sender retries
             log("tags.source_failed", level="warning", key=src.key, error=str(exc))  # the final state tags it again
-            return []
-        note = _limit_note(src.key, skipped)
-        return [note] if note else []
+            return [], False
+        note = _limit_note(src.key, merged.skipped)
+        return ([note] if note else []), tags.names_attempt(merged.read, record.id, record.attempt)
 
-    def settle(self, record: Record) -> None:
+    def settle(self, record: Record, source: bool = True) -> None:
         """After the final stage exists: the published output and the source carry this record's
         own links (record id and job id), whatever raced it. A final record's open marker is
         closed only after this succeeded, so a CloudError here is raised, never swallowed: the
-        marker stays open and reconcile (`Reconciler.one`) settles the record again."""
+        marker stays open and reconcile (`Reconciler.one`) settles the record again. `source=False`:
+        the source's tags need no second look (`finish` saw submit's tag write had landed; a write
+        that lands long after its request is the recheck's, `RecordStore.settled`)."""
         self.settle_published(record)
-        self.settle_source_tags(record)
+        if source:
+            self.settle_source_tags(record)
         notify.enqueue(self.clients.settings, self.store, record)  # before the close: an open final record enqueues again
 
     def settle_or_reopen(self, record: Record) -> None:

@@ -50,6 +50,12 @@ def merge_progress(existing: Dict[str, str], ours: Dict[str, str]) -> Tuple[Dict
     return merge(existing, ours)
 
 
+def names_attempt(existing: Dict[str, str], record_id: str, attempt: int) -> bool:
+    """Whether the state tags name `record_id` at `attempt` or a later one (any state: they only move forward)."""
+    tagged = existing.get(ATTEMPT, "")
+    return existing.get(RECORD) == record_id and tagged.isdigit() and int(tagged) >= attempt
+
+
 def from_sdk(response: dict) -> Dict[str, str]:
     tags = ((response or {}).get("TagSet") or {}).get("Tag") or []
     if isinstance(tags, dict):
