@@ -3,15 +3,18 @@ advance its record exactly as a callback would (shared.lifecycle.Lifecycle.advan
 (cli/cmd_cancel.py) parses, asks, runs these in parallel and prints."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
-from cli.clients import ThreadClients
+from cli.clients import AnyClients, ThreadClients
 from cli.progress import Progress
 from shared.states import CANCELLABLE, Rank
 
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.cloud import Clients
+    from shared.config import Settings
 
 
-def targets_in_state(settings: Any, clients: Any, state: str, concurrency: int = 8,
+def targets_in_state(settings: Settings, clients: AnyClients, state: str, concurrency: int = 8,
                      progress: bool = True) -> List[Dict[str, Any]]:
     """The jobs of every record whose newest snapshot is in `state` (records read in parallel)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +38,7 @@ def targets_in_state(settings: Any, clients: Any, state: str, concurrency: int =
     return found
 
 
-def cancel_one(settings: Any, clients: Any, job_id: str, dry_run: bool = False) -> Dict[str, Any]:
+def cancel_one(settings: Settings, clients: Clients, job_id: str, dry_run: bool = False) -> Dict[str, Any]:
     """Cancel one job and advance its record. Returns a result row; `outcome` starts with failed: on error."""
     from shared.cloud import CloudError
     from shared.identity import Correlation

@@ -10,7 +10,7 @@ release's cm:<record id> whose record this deployment keeps.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from cli.cancel import cancel_one, targets_in_state
 from cli.clients import ThreadClients
@@ -20,6 +20,9 @@ from cli.logcapture import add_verbose, logs_aside
 from cli.progress import Progress
 from cli.ui import add_yes, confirm, dump_json, table
 from shared.states import CANCELLABLE
+
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.config import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def jobs_of(settings: Any, clients: ThreadClients, target: str) -> List[str]:
+def jobs_of(settings: Settings, clients: ThreadClients, target: str) -> List[str]:
     """A job id as given; a source key or record id: its record's job (status's lookup, cli/records_view.py)."""
     from cli.records_view import lookup
 

@@ -19,10 +19,14 @@ import hmac
 import secrets
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from shared import states
 from shared.states import Rank
+
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.config import Settings
+    from cli.clients import ThreadClients
 
 PAGE = 50  # rows a view returns at once
 READ_BUDGET = 1000  # records a filtered history request reads at most before it answers with a cursor
@@ -38,7 +42,7 @@ SINCE = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "all": 0}
 class Dashboard:
     """The data behind the page: views, one record, totals; the actions."""
 
-    def __init__(self, settings: Any, env: Dict[str, str], clients: Any, concurrency: int = 16) -> None:
+    def __init__(self, settings: Settings, env: Dict[str, str], clients: ThreadClients, concurrency: int = 16) -> None:
         self.settings, self.env, self.clients, self.concurrency = settings, env, clients, concurrency
         self._open: Tuple[float, List[Tuple[str, str]]] = (0.0, [])
         self._jobs: Dict[str, Dict[str, Any]] = {}
