@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from shared.identity import RECORD_ID
-from shared.states import Rank
+from shared.states import FINAL, Rank
 
 if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
     from shared.config import Settings
@@ -182,7 +182,7 @@ def recent_finished(settings: Settings, clients: ThreadClients, since: Optional[
     wanted: List[Tuple[str, Any]] = []
     for stages in _store(settings, clients).scan():
         newest = latest([s for s in stages if not s.note_job] or stages)
-        if newest.rank == 3 and (threshold is None or epoch_of(newest.last_modified) >= threshold):
+        if newest.rank == Rank.FINAL and (threshold is None or epoch_of(newest.last_modified) >= threshold):
             wanted.append((newest.key, newest))
     kept: Dict[str, Row] = {}
     if cache:
@@ -194,7 +194,7 @@ def recent_finished(settings: Settings, clients: ThreadClients, since: Optional[
     missing = [newest for key, newest in wanted if key not in kept]
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         for newest, row in zip(missing, pool.map(lambda n: _load(settings, clients, n.record_id), missing)):
-            if row.get("state") in ("Success", "Failed", "Cancel", "Gone", "Superseded"):
+            if row.get("state") in FINAL:
                 kept[newest.key] = row
     rows = []
     for key, newest in wanted:
