@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("job_ids", nargs="*", metavar="JOB_ID|KEY|RECORD_ID",
                         help="jobs to cancel: a job id, or a source key or record id (its record's current job)")
-    parser.add_argument("--state", choices=CANCELLABLE, help="cancel the job of every record in this state")
+    parser.add_argument("--state", choices=CANCELLABLE, help="cancel the job of every record in this state (CI cancels only jobs that have "
+                        "not started)")
     parser.add_argument("--prefix", metavar="KEY_PREFIX", default="",
                         help="with --state: only records whose source key starts with this")
     parser.add_argument("--dry-run", action="store_true", help="show what would be cancelled")
