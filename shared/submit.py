@@ -21,7 +21,7 @@ from .dates import epoch_of
 from .identity import Correlation, is_record, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
-from .progress import close_as, reinstate, tag_source
+from .progress import close_as, reinstate, settle, tag_source
 from .records import MAX_ATTEMPTS, Record, RecordStore, Retry, Source, ci_time, latest, now_iso
 
 Sleep = Callable[[float], None]
@@ -365,7 +365,9 @@ class Submitter:
         failed = record.model_copy(update={"state": "Failed", "updated_at": now_iso(), "retry": retry,
                                            "error": {"Code": code, "Message": message}})
         try:
-            self.store.advance(failed)
+            if self.store.advance(failed, close=False):  # False: another writer's final stage: theirs to settle
+                settle(self.clients, self.store, failed)  # its webhook event too (README "Notifications")
+                self.store.settled(failed.id)  # a settle that failed leaves it open: reconcile settles it
         except CloudError as exc:
             log("record.write_failed", level="error", record_id=record.id, error=str(exc))
 

@@ -139,3 +139,23 @@ def test_a_repeated_upload_event_leaves_an_unsettled_final_record_to_reconcile(m
     assert summary.finished == 1 and store.open_page()[0] == []
     assert list(_outbox(store)) == [notify.event_id(record)]
     assert summary.rechecked == 1  # its tags were read once more
+
+
+def test_a_submit_that_ci_refuses_is_notified_as_failed(memory_cloud, settings_of):
+    """CI answers POST /jobs with a 4xx (here 403, CI's role not authorised): the record ends Failed
+    without a job, and like every Failed record (README "Notifications") its event is in the outbox
+    and it leaves the open index. It was closed without one."""
+    settings = settings_of(COS_MATTING_CALLBACK_URL="https://cb.example.com/cb", **HOOK)
+    clients = memory_cloud.clients(settings)
+    store = RecordStore.of(settings, clients.storage)
+    etag = memory_cloud.upload(BUCKET, "input/refused.mp4", b"video refused")
+    memory_cloud.faults.add("ci.create", status=403)
+    out = Submitter(settings, clients, sleep=lambda s: None).process(Upload(
+        bucket=BUCKET, appid="1250000000", region="ap-guangzhou", key="input/refused.mp4", etag=etag,
+        size=len(b"video refused"), event_name="cos:ObjectCreated:Put"))
+    _join_senders()
+    record, _ = store.load(out.record_id)
+    assert (record.state, record.job_id, record.retry.value) == ("Failed", None, "after-fix")
+    [(eid, entry)] = _outbox(store).items()
+    assert eid == notify.event_id(record) and entry["event"]["state"] == "Failed"
+    assert store.open_page()[0] == []
