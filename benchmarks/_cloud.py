@@ -14,7 +14,7 @@ def start_cloud(data_dir: str, *extra: str, buckets: Sequence[str] = (BUCKET,)) 
     """(the process, its URL). This tree's code (`-m cli.main` from ROOT), on a free port; `extra`
     are more `localcloud` flags (triggers, --env ...)."""
     cmd = [sys.executable, "-m", "cli.main", "localcloud", "--port", "0", "--data", data_dir, "--region", REGION,
-           "--quiet", *[flag for b in buckets for flag in ("--bucket", b)], *extra]
+           *([] if "--engine" in extra else ["--engine", "none"]), "--quiet", *[flag for b in buckets for flag in ("--bucket", b)], *extra]
     proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     line = proc.stdout.readline()

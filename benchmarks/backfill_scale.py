@@ -97,7 +97,7 @@ def run_command(argv: List[str], env: Dict[str, str]) -> Tuple[Dict, float, floa
 
 
 def scf_backfill(url: str, env: Dict[str, str], manifest: str, args: argparse.Namespace, checkpoint: str) -> Tuple[Dict, float, float]:
-    return run_command(["backfill", "--via", "scf", "--function", "submit", "--inventory", manifest, "--rate",
+    return run_command(["backfill", "--no-callback", "--via", "scf", "--function", "submit", "--inventory", manifest, "--rate",
                         str(args.rate), "--batch", str(args.batch), "--checkpoint", checkpoint], env)
 
 
@@ -169,7 +169,7 @@ def via_local(tmp: str, args: argparse.Namespace, reports: Dict[str, Dict]) -> T
     env = user_env(url)
     try:
         local, local_cpu, local_wall = run_command(
-            ["backfill", "--via", "local", "--inventory", reports["local"]["manifest_key"], "-j", "16"], env)
+            ["backfill", "--no-callback", "--via", "local", "--inventory", reports["local"]["manifest_key"], "-j", "16"], env)
     finally:
         stop(proc)
     done = local["totals"]["submitted"]

@@ -22,7 +22,7 @@ from typing import Any
 from cli.backfill import Summary, backfill, count_objects, read_checkpoint, write_checkpoint
 from cli.clients import ThreadClients
 from cli.logcapture import add_verbose, logs_aside
-from cli.env import add_env_options, is_local, load
+from cli.env import add_env_options, is_local, load, require_callback, target_line
 from cli.errors import UsageError
 from cli.progress import Progress
 from cli.sources import open_source
@@ -76,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-count", action="store_true",
                         help="do not list the objects once first to know the total (progress then shows listed so far)")
     add_verbose(parser)
+    parser.add_argument("--no-callback", action="store_true",
+                        help="with --via local and no COS_MATTING_CALLBACK_URL: submit anyway (the jobs never call "
+                             "back; only reconcile, after COS_MATTING_RECONCILE_AFTER_SECONDS, advances them)")
     add_env_options(parser)
     parser.set_defaults(func=run)
 
@@ -131,6 +134,16 @@ def run(args: argparse.Namespace) -> int:
         source.total = count_objects(source, settings, start_after, args.limit)
         if not args.no_progress:
             print(f"{source.total} object(s) in {source.describe()}", file=sys.stderr)
+    if not args.dry_run and not settings.callback_url and not args.no_callback:
+        # Only refuse when there is something to submit (a dry run: listings and record lookups, no write):
+        # a backfill where everything already has a record creates no job and needs no callback.
+        probe = backfill(settings, clients, settings.bucket, prefixes, args.since, args.concurrency, True,
+                         start_after, args.limit, source=open_source(clients.get().storage, settings, args.inventory,
+                                                                     prefixes, args.inventory_bucket))
+        if probe.counts["would-submit"]:
+            require_callback(settings, f"backfill (here: {probe.counts['would-submit']})")
+    if not args.dry_run:
+        target_line(env, f"backfill into {settings.bucket}")
     progress = Progress(enabled=not args.no_progress, total=source.total)
 
     def show(summary: Summary) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 
 from cli.cancel import CANCELLABLE, cancel_one, targets_in_state
 from cli.clients import ThreadClients
-from cli.env import add_env_options, load
+from cli.env import add_env_options, load, target_line
 from cli.errors import UsageError
 from cli.logcapture import add_verbose, logs_aside
 from cli.progress import Progress
@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("cancel", help="cancel jobs (by id, or every record in a state) and record it",
                                    description=__doc__.split("\n\n", 1)[1],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="jobs to cancel")
+    parser.add_argument("job_ids", nargs="*", metavar="JOB_ID|KEY|RECORD_ID",
+                        help="jobs to cancel: a job id, or a source key or record id (its record's current job)")
     parser.add_argument("--state", choices=CANCELLABLE, help="cancel the job of every record in this state")
     parser.add_argument("--prefix", metavar="KEY_PREFIX", default="",
                         help="with --state: only records whose source key starts with this")
@@ -38,6 +39,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_verbose(parser)
     add_env_options(parser)
     parser.set_defaults(func=run)
+
+
+def jobs_of(settings: Any, clients: ThreadClients, target: str) -> List[str]:
+    """A job id as given; a source key or record id: its record's job (status's lookup, cli/records_view.py)."""
+    from cli.records_view import lookup
+
+    rows = [r for r in lookup(settings, clients, target) if r.get("job_id")]
+    if any(r["job_id"] == target for r in rows) or not rows:
+        return [target]  # a job id (or nothing known by that name: cancel_one says what CI answers)
+    if rows[0].get("key") != target and rows[0]["record_id"] != target:
+        raise UsageError(f"{target!r} is a key prefix of {len(rows)} record(s): give a whole key, a record id or a "
+                         "job id (or --state with --prefix)")
+    return [rows[0]["job_id"]]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
                 out.write("nothing cancelled\n")
                 return 1
         else:
-            job_ids = list(dict.fromkeys(args.job_ids))
+            job_ids = list(dict.fromkeys(j for target in args.job_ids for j in jobs_of(settings, clients, target)))
+        if job_ids and not args.dry_run:
+            target_line(env, f"cancel {len(job_ids)} job(s) in {settings.bucket}")
         bar = Progress(total=len(job_ids), label="dry run" if args.dry_run else "cancel", delay=1.0,
                        enabled=progress)
         rows: List[Dict[str, Any]] = []

@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any, Dict, List, Optional
 
-from cli.env import add_env_options, environment
+from cli.env import add_env_options, command_env
 from cli.errors import UsageError
 from cli.eventio import PLACEHOLDER_JOB, PLACEHOLDER_QUERY, signed_query
 from cli.ui import dump_json
@@ -230,7 +230,7 @@ def run_callback(args: argparse.Namespace) -> int:
         return 0
     query = PLACEHOLDER_QUERY
     if args.record_id != "RECORD":
-        query = signed_query(env or environment(args), args.record_id)
+        query = signed_query(env or command_env(args), args.record_id)
     from localcloud.scfevents import callback_request  # lazy: `localcloud` costs ~0.1 s to import
 
     ctype = "application/xml" if args.format == "xml" else "application/json"

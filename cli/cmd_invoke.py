@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from cli.env import environment, require_local
+from cli.env import command_env, require_local, target_line
 from cli.errors import UsageError
 from cli.eventio import KINDS, decode_event, prepare, read_event_text
 from cli.handlers import Runner, add_run_options, check_settings, child_main, print_result
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    env = environment(args)
+    env = command_env(args)
     require_local(env, "invoke", allow_real=args.real_cloud)
     check_settings(env)
     if args.event is None:
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         event = decode_event(read_event_text(args.event))
     event, notes = prepare(args.function, event, env, args.record_id, args.job_id)
+    target_line(env, f"invoke {args.function} (the handler runs here)")
     res = Runner(env, subprocess_mode=args.subprocess).invoke(args.function, event)
     res.notes = notes + res.notes
     if args.json:

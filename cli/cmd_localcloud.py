@@ -51,9 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--secret-id", default="AKIDlocal", help="accepted SecretId (default: %(default)s)")
     parser.add_argument("--secret-key", default="localsecretkey", help="its SecretKey (default: %(default)s)")
     parser.add_argument("--workers", type=_positive, default=2, help="job workers when an engine runs (default: %(default)s)")
-    parser.add_argument("--engine", choices=("none", "matting"), default="none",
-                        help="'matting' runs jobs with localcloud.matting; 'none' leaves them Submitted "
-                             "(finish them via the control API) (default: %(default)s)")
+    parser.add_argument("--engine", choices=("none", "matting"), default="matting",
+                        help="'matting' runs jobs with localcloud.matting (real video in, real mattes out); 'none' "
+                             "leaves them Submitted until finished through the control API, for tests that drive "
+                             "jobs by hand (default: %(default)s)")
     parser.add_argument("--trigger", action="append", default=[], metavar="FUNCTION_DIR",
                         help="COS trigger on the first bucket invoking FUNCTION_DIR/index.py:main_handler; repeatable")
     parser.add_argument("--function-concurrency", type=_positive, default=2, metavar="N",
@@ -194,13 +195,17 @@ def run(args: argparse.Namespace) -> int:
             cloud.set_engine(engine)
         wired = _wire(cloud, args, buckets[0], functions)
         print(f"localcloud listening on {cloud.url} (buckets: {', '.join(buckets)}; region {args.region}; "
-              f"data {cloud.data_dir})", flush=True)
+              f"data {cloud.data_dir}; engine {args.engine})", flush=True)
         if engine is not None:
             from localcloud.matting import describe_humanseg
 
             wired = [describe_humanseg()] + list(wired)
         for line in wired:  # stderr: stdout stays the one line above, for scripts
             print(f"  {line}", file=sys.stderr, flush=True)
+        if engine is None:  # the matting engine says what it runs above (describe_humanseg)
+            print("  engine none: CI jobs stay Submitted until finished through the control API "
+                  "(POST /_localcloud/jobs/BUCKET/JOB_ID/state); drop --engine none to matte for real",
+                  file=sys.stderr, flush=True)
         _wait_for_stop()
     finally:
         cloud.stop()
@@ -242,12 +247,25 @@ def _wire(cloud, args: argparse.Namespace, bucket: str, functions: Functions) ->
     for function_dir, seconds in functions.timers:
         cloud.add_timer(function_dir, env, seconds)
         wired.append(f"{function_dir} <- timer every {seconds:g} s")
+    # Visible through the local SCF API as stage `local` (tags app, stage: deploy/stage.py finds them), so
+    # `--stage local` works against these functions as against a deployed stage.
+    tags = {"app": "cos-matting", "stage": "local"}
+    for name, function_dir in functions.urls:
+        cloud.scf.expose(name, full_env(cloud, env), tags, url=f"{cloud.url}/_fn/{name}")
+    for function_dir in list(functions.triggers) + [d for d, _ in functions.timers]:
+        name = os.path.basename(os.path.normpath(function_dir))
+        cloud.scf.expose(name, full_env(cloud, env), tags, cos=bucket if function_dir in functions.triggers else None)
     if functions.triggers and not env.get("COS_MATTING_CALLBACK_URL"):
         wired.append("note: no callback function URL (--function-url callback=functions/callback): jobs will not "
                      "call back; `cos-matting reconcile` finishes them")
     elif "callback" in names:
         wired.append(f"jobs call back to {env['COS_MATTING_CALLBACK_URL']}")
     return wired
+
+
+def full_env(cloud, env: dict) -> dict:
+    """The settings a wired function runs with, without what SCF injects (credentials, endpoint, region)."""
+    return {k: v for k, v in env.items() if not k.startswith(("TENCENTCLOUD_",)) and k != "COS_MATTING_ENDPOINT"}
 
 
 def _wait_for_stop() -> None:

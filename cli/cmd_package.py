@@ -48,6 +48,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     parser.add_argument("--update-lock", action="store_true",
                         help="resolve deploy/requirements-deploy.in for the SCF target and rewrite "
                              "requirements-deploy.txt (pins + sha256), then build")
+    parser.add_argument("--json", action="store_true", help="print the artefacts (file, bytes, sha256) as JSON")
     parser.set_defaults(func=run)
 
 
@@ -69,12 +70,18 @@ def run(args: argparse.Namespace) -> int:
     except package.PackageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    worst = 0
+    worst = 0 if all(a.within_limit for a in artefacts) else 1
+    if args.json:
+        from cli.ui import dump_json
+
+        print(dump_json({"out": str(args.out), "artefacts": [
+            {"file": a.path.name, "bytes": a.size, "sha256": a.sha256, "limit_bytes": a.limit,
+             "within_limit": a.within_limit} for a in artefacts]}))
+        return worst
     width = max((len(a.path.name) for a in artefacts), default=0)
     for a in artefacts:
         flag = "" if a.within_limit else f"  OVER the {package.human(a.limit)} target"
         print(f"{a.path.name:<{width}}  {a.size:>10,d} bytes  {package.human(a.size):>10}  "
               f"sha256 {a.sha256[:16]}{flag}")
-        worst = worst or (0 if a.within_limit else 1)
     print(f"written to {args.out}")
     return worst

@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 
 from cli.errors import UsageError
-from cli.env import add_env_options, load
-from cli.clients import make_clients
+from cli.env import add_env_options, load, target_line
+from cli.clients import ThreadClients, make_clients
+from cli.records_view import open_ids
 from cli.logcapture import add_verbose, logs_aside
 from cli.ui import dump_json
 
@@ -38,13 +39,49 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--older-than must be >= 0")
     env, settings = load(args)
     clients = make_clients(settings, env)
+    older = settings.reconcile_after_seconds if args.older_than is None else args.older_than
+    target_line(env, f"reconcile {settings.bucket}")
     with logs_aside(args.verbose) as out:
+        open_before = len(open_ids(settings, ThreadClients(settings, env)))
         summary = reconcile(settings, clients, older_than=args.older_than, sweep=not args.no_sweep)
     data = summary.model_dump()
+    data["open_before"] = open_before
+    data["too_young"] = max(0, open_before - summary.scanned)
+    data["older_than_s"] = older
     if args.json:
         out.write(dump_json(data) + "\n")
     else:
-        out.write("reconcile: " + "  ".join(f"{k}={v}" for k, v in data.items()) + "\n")
-        if summary.failed:
-            out.write(f"{summary.failed} record(s) could not be reconciled (--verbose shows why)\n")
+        out.write("\n".join(explain(data, args.no_sweep)) + "\n")
     return 1 if summary.failed else 0
+
+
+def explain(d: dict, no_sweep: bool) -> list:
+    """What reconcile did, and why it left records alone, in sentences (the counts are in --json)."""
+    older = f"{d['older_than_s']:g} s"
+    lines = [f"reconcile: {d['open_before']} open record(s); {d['scanned']} unchanged for {older} or more were "
+             f"re-read from CI"]
+    did = [f"{d[k]} {what}" for k, what in (("advanced", "advanced (their callback never came)"),
+                                            ("resubmitted", "resubmitted (a claim outlived its lease without a job)"),
+                                            ("swept", "uploads with no record submitted"),
+                                            ("closed", "closed (source deleted or overwritten)"),
+                                            ("second_jobs", "second jobs noted")) if d.get(k)]
+    lines.append("  did: " + ("; ".join(did) if did else "nothing"))
+    alone = []
+    if d["still_running"]:
+        alone.append(f"{d['still_running']} still running at CI (their callback or the next tick will advance them)")
+    if d["too_young"]:
+        alone.append(f"{d['too_young']} changed less than {older} ago (their callback may still come; "
+                     f"--older-than 0 looks now)")
+    if d["unreadable"]:
+        alone.append(f"{len(d['unreadable'])} unreadable: {', '.join(d['unreadable'][:5])}")
+    if no_sweep:
+        alone.append("uploads with no record: not looked for (--no-sweep)")
+    if alone:
+        lines.append("  left alone: " + "; ".join(alone))
+    if d["failed"]:
+        lines.append(f"  {d['failed']} record(s) could not be reconciled (--verbose shows why)")
+    if d["stopped_early"]:
+        lines.append("  stopped early: the time budget ran out; the next run goes on from there")
+    lines.append("reconcile: " + "  ".join(f"{k}={d[k]}" for k in ("scanned", "advanced", "still_running",
+                                                                   "resubmitted", "swept", "closed", "failed")))
+    return lines

@@ -17,7 +17,7 @@ import argparse
 import sys
 from typing import Any, Dict, List, Mapping
 
-from cli.env import environment, is_local, require_local
+from cli.env import command_env, is_local, require_local, target_line
 from cli.errors import UsageError
 from cli.eventio import Item, expand, kind_of, prepare, seed
 from cli.handlers import Result, Runner, add_run_options, check_settings, print_result
@@ -82,25 +82,30 @@ def replay(items: List[Item], runner: Any, env: Mapping[str, str], args: argpars
 
 
 def run(args: argparse.Namespace) -> int:
-    env = environment(args)
+    env = command_env(args)
     items = expand(args.paths)
+    deployed = getattr(args, "deployed", None)
+    if args.remote and deployed is not None and not args.function:
+        args.function = f"{deployed.app}-{deployed.stage}-{{kind}}"  # --stage names the deployed functions
     if args.remote:
         if args.seed or args.subprocess:
             raise UsageError("--seed and --subprocess apply to local replay only, not with --remote")
         if not args.function:
-            raise UsageError("--remote needs --function NAME (e.g. cos-matting-prod-{kind})")
+            raise UsageError("--remote needs --stage STAGE or --function NAME (e.g. cos-matting-prod-{kind})")
         region = args.region or env.get("TENCENTCLOUD_REGION") or env.get("COS_MATTING_REGION")
         if not region:
             raise UsageError("--remote needs --region (or TENCENTCLOUD_REGION / COS_MATTING_REGION)")
         # Credentials first: without them nothing can be invoked (exit 2 now, not one failure per event).
         runner: Any = RemoteRunner(env, args.function, region, args.namespace, args.qualifier,
                                    client=scf_client(env, region))
+        target_line({**env, "COS_MATTING_REGION": region}, f"replay into {args.function}")
     else:
         if args.function:
             raise UsageError("--function names a deployed function: use it with --remote")
         require_local(env, "replay", allow_real=args.real_cloud)
         check_settings(env)
         runner = Runner(env, subprocess_mode=args.subprocess)
+        target_line(env, "replay (the handlers run here)")
     seed_with = None
     if args.seed:
         if not is_local(env):

@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 
 from cli.clients import make_clients
-from cli.env import add_env_options, load
+from cli.env import add_env_options, load, require_callback, target_line
 from cli.errors import UsageError
 from cli.logcapture import add_verbose, logs_aside
 from cli.retry import RETRYABLE, in_state, resolve, retry_one
-from cli.ui import add_yes, confirm, dump_json, parse_since, table
+from cli.ui import add_yes, confirm, dump_json, is_terminal, parse_since, table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,9 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--since", type=parse_since, metavar="WHEN",
                         help="with --state: only records that ended at or after WHEN (ISO date/time, UTC)")
     parser.add_argument("--dry-run", action="store_true", help="show what would be retried")
+    parser.add_argument("--include-new-input", action="store_true",
+                        help="also run records whose record says only a new input can help (HINT new-input)")
     add_yes(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_verbose(parser)
+    parser.add_argument("--no-callback", action="store_true",
+                        help="without COS_MATTING_CALLBACK_URL (and no --stage): retry anyway (the new jobs never "
+                             "call back; only reconcile advances them)")
     add_env_options(parser)
     parser.set_defaults(func=run)
 
@@ -53,20 +58,28 @@ def run(args: argparse.Namespace) -> int:
         else:
             rows = [resolve(settings, clients, t) for t in dict.fromkeys(args.targets)]
         todo = [r for r in rows if "outcome" not in r]
+        if todo and not args.dry_run:
+            require_callback(settings, "retry", args.no_callback)
+            target_line(env, f"retry {len(todo)} record(s) in {settings.bucket}")
         if not args.dry_run and not confirm(args, f"retry {len(todo)} record(s) as new attempts?", len(todo)):
             out.write("nothing retried\n")
             return 1
-        rows = [r if "outcome" in r else retry_one(settings, clients, r, args.dry_run) for r in rows]
+        rows = [r if "outcome" in r else retry_one(settings, clients, r, args.dry_run, args.include_new_input)
+                for r in rows]
     failed = [r for r in rows if r["outcome"].startswith("failed")]
     if args.json:
         out.write(dump_json(rows) + "\n")
     else:
         if rows:
-            out.write(table(["SOURCE", "BEFORE", "ATTEMPT", "OUTCOME", "JOB", "DETAIL"],
-                            [[r.get("key") or r["record_id"], r.get("before") or "", r.get("attempt") or "",
-                              r["outcome"], r.get("job_id") or "", r.get("detail") or ""] for r in rows],
-                            {0: 50, 5: 80}, right=(2,)) + "\n")
+            out.write(table(["SOURCE", "BEFORE", "HINT", "ATTEMPT", "OUTCOME", "JOB", "DETAIL"],
+                            [[r.get("key") or r["record_id"], r.get("before") or "", r.get("hint") or "-",
+                              r.get("attempt") or "", r["outcome"], r.get("job_id") or "", r.get("detail") or ""]
+                             for r in rows], {0: 50, 6: 80} if is_terminal(out) else None, right=(3,)) + "\n")
         done = sum(1 for r in rows if r["outcome"] == "submitted")
+        skipped = sum(1 for r in rows if r["outcome"] == "skipped:new-input")
+        if skipped:
+            out.write(f"{skipped} record(s) skipped: their record says only a new input can help "
+                      "(--include-new-input runs them anyway)\n")
         out.write(f"{'would retry' if args.dry_run else 'retried'} "
                   f"{sum(1 for r in rows if r['outcome'].startswith('would')) if args.dry_run else done} of "
                   f"{len(rows)} record(s)" + (f", {len(failed)} failed" if failed else "") + "\n")

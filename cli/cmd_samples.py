@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", nargs="?", default="samples", metavar="DIR",
                         help="where to write them (default: %(default)s; created if missing)")
+    parser.add_argument("--json", action="store_true", help="print what was written as JSON")
     parser.set_defaults(func=run)
 
 
@@ -32,6 +33,12 @@ def run(args: argparse.Namespace) -> int:
     clash = [n for n in ("person.mp4", "green_screen.mp4", "background.png") if (folder / n).exists()]
     if clash:
         raise usage(f"DIR {folder}", f"{clash[0]} is already there (never overwritten)", "give another folder")
-    for name, path in sorted(make_samples(str(folder)).items()):
+    made = sorted(make_samples(str(folder)).items())
+    if getattr(args, "json", False):
+        from cli.ui import dump_json
+
+        print(dump_json([{"name": name, "file": str(path), "bytes": Path(path).stat().st_size} for name, path in made]))
+        return 0
+    for name, path in made:
         print(f"{path} ({size(Path(path).stat().st_size)}): {name.replace('_', ' ')}")
     return 0

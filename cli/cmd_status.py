@@ -2,7 +2,8 @@
 
 What it reads follows what is asked, never all history (cli/records_view.py):
 by default the open records (the open index: Claimed, Submitted, Running, Pause)
-and their totals; with --all, or a final --state (Success, Failed, Cancel, Gone,
+and the records finished in the last 24 hours (or since --since), failures always
+listed, newest first, with a one-line summary; with --all, or a final --state (Success, Failed, Cancel, Gone,
 Superseded), the history a page at a time from a cursor, stopping after --limit
 rows (--since keeps recent ones, --after RECORD_ID goes on where a page ended);
 with KEY|JOB_ID|RECORD_ID, just that record. "Never became a job" comes from an
@@ -23,12 +24,14 @@ from cli.errors import UsageError
 from cli.env import add_env_options, load
 from cli.clients import ThreadClients
 from cli.progress import Progress
-from cli.ui import age, dump_json, parse_since, size, table
+from cli.ui import age, colour_states, dump_json, is_terminal, parse_since, size, table
 
 MISSING = "NoRecord"
 STATES = ("Open", "Claimed", "Submitted", "Running", "Pause", "Success", "Failed", "Cancel", "Gone", "Superseded",
-          MISSING)
+          MISSING, "Pending")
 FINAL = ("Success", "Failed", "Cancel", "Gone", "Superseded")
+PENDING = "Pending"
+RECENT = 24 * 3600  # the default view's window for finished records (--since changes it)
 
 
 COLUMNS = """\
@@ -60,12 +63,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="show only this source key (or key prefix), job or record; one match prints its record")
     parser.add_argument("--state", type=_state, help=f"only records in this state: {', '.join(STATES)}")
     parser.add_argument("--all", action="store_true",
-                        help="the history too (finished records), a page at a time, at most --limit rows")
+                        help="all the history (finished records of any age), newest first, a page at a time, at "
+                             "most --limit rows")
     parser.add_argument("--limit", type=int, default=100, metavar="N",
-                        help="with --all or a final --state: stop after N rows, printing the cursor to go on "
+                        help="with --all or a final --state: stop after N rows, printing the cursor to go on; by "
+                             "default: the finished records listed besides failures "
                              "(default: %(default)s; 0: no limit, rows are printed as they are read)")
-    parser.add_argument("--since", metavar="DATE", type=parse_since,
-                        help="with --all: only records changed at or after DATE (2026-11-01, or with a time and zone)")
+    parser.add_argument("--since", metavar="WHEN", type=parse_since,
+                        help="finished records changed at or after WHEN: a duration back (10m, 24h, 7d) or a date "
+                             "(2026-11-01, or with a time and zone); default view: 24h, --all: any age")
+    parser.add_argument("--grace", type=float, default=300.0, metavar="SECONDS",
+                        help="an upload younger than this with no record is 'pending' (the trigger may still be on "
+                             "it), not 'never became a job' (default: %(default)g)")
     parser.add_argument("--after", metavar="RECORD_ID", default="",
                         help="with --all: start after this record id (the cursor a limited page printed)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -78,8 +87,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="scan this COS inventory report for uploads that never became a job instead of "
                              "listing the bucket")
     parser.add_argument("--check", action="store_true",
-                        help="exit 1 if an upload never became a job, a claim is stuck, or a job failed (failed jobs "
-                             "are history: add --all, e.g. with --since)")
+                        help="exit 1 if an upload never became a job, a claim is stuck, or a job shown failed (by "
+                             "default: in the last 24 hours, or --since)")
     parser.add_argument("--concurrency", "-j", type=int, default=16, metavar="N",
                         help="parallel record reads (default: %(default)s)")
     parser.add_argument("--watch", "-w", type=float, nargs="?", const=2.0, metavar="SECONDS",
@@ -103,8 +112,10 @@ def collect(settings: Any, clients: ThreadClients, args: argparse.Namespace, pro
             out: Any = None, follow: Optional[Set[str]] = None) -> Dict[str, Any]:
     """{"records": [...], "missing": [...], "scan": {...}, "next_after": cursor or None, "read": Counter}:
     the records asked for, and the uploads that never became a job."""
-    records, next_after, read = read_records(settings, clients, args, progress, out, follow)
+    # Uploads first, records second: an upload whose claim lands in between is seen as a record, never
+    # as neither (a `--watch --until-done` right after an upload would otherwise see nothing to wait for).
     scan, missing = (None, []) if args.no_uploads else missing_uploads(settings, clients, args)
+    records, next_after, read = read_records(settings, clients, args, progress, out, follow)
     return {"records": records, "missing": missing, "scan": scan, "next_after": next_after,
             "read": Counter(read) if read else Counter(r["state"] for r in records)}
 
@@ -129,38 +140,66 @@ def read_records(settings: Any, clients: ThreadClients, args: argparse.Namespace
         records = records_view.open_rows(settings, clients, rids, args.concurrency, on_row=bar.update)
         if follow is not None:
             follow.update(r["record_id"] for r in records)
+        if not args.state or args.state not in IN_PROGRESS:
+            records = records + _recent(settings, clients, args, {r["record_id"] for r in records})
     bar.finish(len(records))
     return records, next_after, read
 
 
-def _history(settings: Any, clients: ThreadClients, args: argparse.Namespace, bar: Progress,
-             out: Any) -> Tuple[Rows, Optional[str], List[str]]:
+def since_of(args: argparse.Namespace) -> Any:
+    from datetime import datetime, timedelta, timezone
+
+    return args.since or datetime.now(timezone.utc) - timedelta(seconds=RECENT)
+
+
+def _recent(settings: Any, clients: ThreadClients, args: argparse.Namespace, seen: Set[str]) -> Rows:
+    """The records finished since --since (24 h by default), newest first: every failure, and the others up to
+    --limit (the listing gives each record's newest time, so only the recent ones are read)."""
     from cli import records_view
 
+    finished = [r for r in records_view.recent_finished(settings, clients, since_of(args), args.concurrency,
+                                                        records_view.cache_path(settings))
+                if r["record_id"] not in seen]
+    finished.sort(key=lambda r: (r.get("age_s") is None, r.get("age_s") or 0))
+    rest = [r for r in finished if r["state"] != "Failed"]
+    keep = {r["record_id"] for r in rest[:args.limit or len(rest)]} | \
+        {r["record_id"] for r in finished if r["state"] == "Failed"}
+    args._hidden = len(finished) - len(keep)
+    return [r for r in finished if r["record_id"] in keep]
+
+
+def _history(settings: Any, clients: ThreadClients, args: argparse.Namespace, bar: Progress,
+             out: Any) -> Tuple[Rows, Optional[str], List[str]]:
+    """--all (or a final --state): newest first a page of --limit rows; --limit 0 streams every row as it is
+    read, in record-id order (no sort: memory stays one batch)."""
+    from cli import records_view
+
+    if args.limit:
+        states = (args.state,) if args.state else None
+        records, next_after, read = records_view.newest_first(settings, clients, args.after, args.since, states,
+                                                              args.limit, args.concurrency)
+        bar.total = len(records)
+        return records, next_after, read
     records: Rows = []
     read: List[str] = []
-    next_after = None
     for row in records_view.history(settings, clients, args.after, args.since, None, args.concurrency):
-        if args.state and row["state"] != args.state:
-            read.append(row["state"])
-            continue
-        if args.limit and len(records) >= args.limit:
-            next_after = records[-1]["record_id"]
-            break
         read.append(row["state"])
+        if args.state and row["state"] != args.state:
+            continue
         records.append(row)
         if out is not None:  # --limit 0: every row is printed as it is read
             out(row)
         bar.update(len(records))
-    if next_after is None:
-        bar.total = len(records)  # the end of the history: now the total is known
-    return records, next_after, read
+    bar.total = len(records)
+    return records, None, read
 
 
 def missing_uploads(settings: Any, clients: ThreadClients, args: argparse.Namespace) -> Tuple[Any, Rows]:
     """(the scan's state, its uploads that never became a job as rows, by key)."""
     scan = uploads(settings, clients, args)
-    missing = [{**m, "state": MISSING, "age_s": _age(m.get("modified"))} for m in scan.missing.values()]
+    missing = [{**m, "age_s": _age(m.get("modified"))} for m in scan.missing.values()]
+    for m in missing:  # a fresh upload is the trigger's to take: not (yet) a problem
+        m["state"] = PENDING if m["age_s"] is not None and m["age_s"] < args.grace else MISSING
     missing.sort(key=lambda r: r["key"])
     return scan, missing
 
@@ -197,13 +236,37 @@ def matches(row: Dict[str, Any], query: Optional[str], state: Optional[str]) -> 
 
 
 def _detail(row: Dict[str, Any]) -> str:
-    """The OUTPUT column: the output key, or why there is none."""
-    if row.get("output"):
+    """The OUTPUT column: the output key of a job that succeeded, or why there is none."""
+    state = row.get("state")
+    if row.get("output") and state not in ("Failed", "Cancel", "Gone", "Superseded"):
         return row["output"]
     error = row.get("error") or {}
-    if row.get("state") in ("Failed", "Cancel", "Gone", "Superseded", "?") and error:
-        return f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ")
-    return ""
+    if state in ("Failed", "Cancel", "Gone", "Superseded", "?") and error:
+        code = error.get("Code", "")
+        if state != "Failed" and code in ("Success", ""):  # a cancelled job's CI code can read "Success"
+            code = {"Cancel": "cancelled", "Gone": "source deleted", "Superseded": "source overwritten"}.get(state, "")
+        return f"{code}: {error.get('Message', '')}".strip(": ")
+    return {"Cancel": "cancelled", "Gone": "source deleted", "Superseded": "source overwritten"}.get(state or "", "")
+
+
+def summary(totals: Counter, missing: int, pending: int, default_view: bool, args: argparse.Namespace,
+            hidden: int = 0) -> str:
+    """The one-line summary: what is open, what finished (in the window), what failed, what needs a look."""
+    open_n = sum(totals[s] for s in IN_PROGRESS)
+    done = {s: totals[s] for s in FINAL if totals.get(s)}
+    done_n = sum(done.values()) + hidden
+    window = ""
+    if default_view:
+        window = " in the last 24 h" if not args.since else f" since {args.since:%Y-%m-%d %H:%M} UTC"
+    parts = [f"{open_n} open", f"{done_n} finished{window}"
+             + (f" ({', '.join(f'{n} {s}' for s, n in done.items())}" + (f", {hidden} more not listed" if hidden else "")
+                + ")" if done_n else "")]
+    if pending:
+        parts.append(f"{pending} upload(s) pending")
+    if missing:
+        parts.append(f"{missing} upload(s) never became a job")
+    verdict = "FAILURES" if totals.get("Failed") else "attention" if missing else "ok"
+    return f"summary: {'; '.join(parts)}: {verdict}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,6 +281,7 @@ def run(args: argparse.Namespace) -> int:
     if args.watch is None:
         return show(args, settings, clients, sys.stdout)
     follow: Set[str] = set()
+    empty_looks = 0
     clear = sys.stdout.isatty()
     try:
         while True:
@@ -228,6 +292,10 @@ def run(args: argparse.Namespace) -> int:
                              + buffer.getvalue())
             sys.stdout.flush()
             if args.until_done and not getattr(show, "in_progress", 0):
+                empty_looks += 1
+                if not follow and empty_looks < 2:  # one more look: a trigger may be between upload and claim
+                    time.sleep(args.watch)
+                    continue
                 if not follow:  # finished before the first look (a short clip on a fast machine)
                     sys.stdout.write("nothing in progress: no open record and no upload without one "
                                      "(`cos-matting status --all` lists the finished records)\n")
@@ -253,51 +321,64 @@ def show(args: argparse.Namespace, settings: Any, clients: ThreadClients, out, p
                    out=(lambda row: (out.write(_line(row) + "\n"), out.flush())) if streaming else None)
     everything = data["read"]
     records = [r for r in data["records"] if matches(r, None, args.state)]  # a query's rows are its lookup
-    missing = [r for r in data["missing"] if matches(r, args.query, args.state)]
+    found = [r for r in data["missing"] if matches(r, args.query, None)]
+    pending = [r for r in found if r["state"] == PENDING and args.state in (None, PENDING)]
+    missing = [r for r in found if r["state"] == MISSING and args.state in (None, MISSING)]
     totals = Counter(r["state"] for r in records)
     stuck = [r for r in records if r.get("stuck")]
     failed = [r for r in records if r.get("state") == "Failed"]
-    show.in_progress = sum(totals[s] for s in IN_PROGRESS) + len(missing)  # type: ignore[attr-defined]
+    show.in_progress = sum(totals[s] for s in IN_PROGRESS) + len(missing) + len(pending)  # type: ignore[attr-defined]
+    default_view = not (args.query or args.all or args.state in FINAL)
+    line = summary(totals, len(missing), len(pending), default_view, args, getattr(args, "_hidden", 0))
     if args.json:
         scan = data["scan"]
         out.write(dump_json({"bucket": settings.bucket, "watch_prefixes": list(settings.watch_prefixes),
                              "totals": dict(sorted(totals.items())), "all_totals": dict(sorted(everything.items())),
-                             "never_became_a_job": len(missing), "records": records, "missing": missing,
+                             "never_became_a_job": len(missing), "pending_uploads": len(pending),
+                             "summary": line, "records": records, "missing": missing, "pending": pending,
                              "next_after": data["next_after"],
                              "uploads_scan": None if scan is None else {
                                  k: getattr(scan, k) for k in ("source", "read", "checked", "complete", "passes",
                                                                "position")}}) + "\n")
     else:
+        tty = is_terminal(out)  # piped: one line per row, whole (no wrapping) for grep and awk
         if records and not streaming:
-            out.write(table(["SOURCE", "JOB", "STATE", "ATTEMPTS", "AGE", "OUTPUT"],
-                            [[r.get("key") or r["record_id"], r.get("job_id") or "-",
-                              r["state"] + (" (stuck)" if r.get("stuck") else ""), r.get("attempts", 1),
-                              age(r.get("age_s")), _detail(r)] for r in records],
-                            {0: 60, 5: 60}, right=(3, 4)) + "\n")
-        elif not missing and not records:
+            headers = ["SOURCE", "JOB", "STATE", "ATTEMPTS", "AGE", "OUTPUT"]
+            text = table(headers, [[r.get("key") or r["record_id"], r.get("job_id") or "-",
+                                    r["state"] + (" (stuck)" if r.get("stuck") else ""), r.get("attempts", 1),
+                                    age(r.get("age_s")), _detail(r)] for r in records],
+                         {0: 60, 5: 60} if tty else None, right=(3, 4))
+            out.write(colour_states(text, text.splitlines()[0].index("STATE"), out) + "\n")
+        elif not missing and not records and not pending:
             out.write("no records" + (" match" if args.query or args.state else "") + "\n")
         if data["next_after"]:
             out.write(f"(first {len(records)} shown; more: cos-matting status --all --after {data['next_after']}"
                       + (f" --state {args.state}" if args.state else "") + ")\n")
         if args.query and len(records) == 1:
             out.write("\n" + dump_json(records[0]) + "\n")
+        if pending:
+            out.write(f"\n{len(pending)} upload(s) pending (younger than {args.grace:g} s with no record yet: the COS "
+                      "trigger is still on them):\n")
+            out.write(table(["SOURCE", "SIZE", "AGE"], [[r["key"], size(r["size"]), age(r.get("age_s"))]
+                                                       for r in pending], None, right=(1, 2)) + "\n")
         if missing:
             out.write(f"\n!! {len(missing)} upload(s) in {', '.join(settings.watch_prefixes)} never became a job:\n")
             out.write(table(["SOURCE", "SIZE", "AGE", "RECORD ID"],
                             [[r["key"], size(r["size"]), age(r.get("age_s")), r["record_id"]] for r in missing],
-                            {0: 70}, right=(1, 2)) + "\n")
+                            {0: 70} if tty else None, right=(1, 2)) + "\n")
             out.write("   submit them with: cos-matting backfill" + "".join(
                 f" --prefix {p}" for p in settings.watch_prefixes) + "\n")
         for r in stuck:
             out.write(f"!! {r.get('key')}: {r['stuck']}\n")
-        summary = "  ".join(f"{s}={totals[s]}" for s in STATES if totals.get(s))
+        detail = "  ".join(f"{s}={totals[s]}" for s in STATES if totals.get(s))
         shown = sum(totals.values())
         of = f" of {sum(everything.values())}" if (args.query or args.state) else ""
-        out.write(f"\ntotals: {shown} record(s){of}" + (f": {summary}" if summary else "")
+        out.write(f"\ntotals: {shown} record(s){of}" + (f": {detail}" if detail else "")
                   + ("" if args.no_uploads else f"  never-became-a-job={len(missing)}") + "\n")
+        out.write(line + "\n")
         if data["scan"] is not None:
             out.write(scan_note(data["scan"]) + "\n")
-    if args.query and not records and not missing:
+    if args.query and not records and not missing and not pending:
         print(f"cos-matting: no record matches {args.query!r} (a source key or key prefix, a job id or a record id)",
               file=sys.stderr)
         return 1

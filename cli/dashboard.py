@@ -237,7 +237,9 @@ class Dashboard:
         from cli.retry import resolve, retry_one
 
         row = resolve(self.settings, self.clients.get(), rid)
-        return row if "outcome" in row else retry_one(self.settings, self.clients.get(), row, dry_run=False)
+        # One record a person chose on the page (its error shown there): like `retry RID --include-new-input`.
+        return row if "outcome" in row else retry_one(self.settings, self.clients.get(), row, dry_run=False,
+                                                      include_new_input=True)
 
     def cancel(self, job_id: str) -> Dict[str, Any]:
         from cli.cancel import cancel_one

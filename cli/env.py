@@ -10,7 +10,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, TextIO
+from typing import Any, Dict, Iterator, List, Mapping, Optional, TextIO
 from urllib.parse import urlsplit
 
 from cli.errors import UsageError, failure, usage
@@ -24,8 +24,8 @@ LOCAL_SECRET_ID, LOCAL_SECRET_KEY = "AKIDlocal", "localsecretkey"
 def add_env_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("environment")
     group.add_argument("--env-file", metavar="FILE",
-                       help="read COS_MATTING_* and TENCENTCLOUD_* variables from a .env file "
-                            "(KEY=VALUE lines; they override the process environment)")
+                       help="read settings from this .env file instead of ./.env (KEY=VALUE lines; as with "
+                            "python-dotenv, a variable exported in the shell wins, and empty values are ignored)")
     group.add_argument("--stage", metavar="STAGE",
                        help="the deployed stage to act on: its functions are found in the cloud (SCF) and their own "
                             "settings are used, not the shell's (deploy/doctor: the stage to deploy or check; "
@@ -57,12 +57,48 @@ def quiet_sdk_logs() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def environment(args: argparse.Namespace, base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
-    """The environment a command (and the handlers it runs) sees: process env + --env-file + --local."""
-    quiet_sdk_logs()
-    env = dict(os.environ if base is None else base)
+def dotenv_path(args: argparse.Namespace) -> Optional[str]:
+    """--env-file, else ./.env when there is one: every command reads the same file."""
     if getattr(args, "env_file", None):
-        env.update(read_env_file(args.env_file))
+        return args.env_file
+    found = Path.cwd() / ".env"
+    return str(found) if found.is_file() else None
+
+
+def merged(process: Mapping[str, str], dotenv: Mapping[str, str]) -> Dict[str, str]:
+    """The one configuration rule: .env under the process environment (python-dotenv's `override=False`),
+    and an empty value is no value (an empty `COS_MATTING_ENDPOINT=` copied from .env.example must not
+    override an exported endpoint, nor an empty export hide a .env value)."""
+    env = {k: v for k, v in dotenv.items() if v.strip()}
+    env.update({k: v for k, v in process.items() if v.strip() or k not in env})
+    return {k: v for k, v in env.items() if v.strip() or not k.startswith(("COS_MATTING_", "TENCENT"))}
+
+
+def credential_aliases(env: Dict[str, str]) -> Dict[str, str]:
+    """The credential names deploy accepts (deploy/clients.py CREDENTIAL_NAMES: TENCENT_SECRET_ID, ...) work
+    for every command: the first complete pair is copied to the TENCENTCLOUD_SECRETID names the COS commands
+    and the handlers read."""
+    from deploy.clients import CREDENTIAL_NAMES
+
+    sid, key, token = CREDENTIAL_NAMES[0]
+    if env.get(sid) and env.get(key):
+        return env
+    for other_sid, other_key, other_token in CREDENTIAL_NAMES[1:]:
+        if env.get(other_sid) and env.get(other_key):
+            env.update({sid: env[other_sid], key: env[other_key]})
+            if env.get(other_token):
+                env[token] = env[other_token]
+            break
+    return env
+
+
+def environment(args: argparse.Namespace, base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The environment a command (and the handlers it runs) sees: ./.env (or --env-file) under the process
+    environment, credential aliases, then --local. A misspelt COS_MATTING_* name is warned about once."""
+    quiet_sdk_logs()
+    path = dotenv_path(args)
+    env = merged(dict(os.environ if base is None else base), read_env_file(path) if path else {})
+    credential_aliases(env)
     local = getattr(args, "local", None)
     if local:
         url = urlsplit(local)
@@ -71,6 +107,12 @@ def environment(args: argparse.Namespace, base: Optional[Mapping[str, str]] = No
         env[ENDPOINT] = local.rstrip("/")
         if not (env.get("TENCENTCLOUD_SECRETID") and env.get("TENCENTCLOUD_SECRETKEY")):
             env.update(TENCENTCLOUD_SECRETID=LOCAL_SECRET_ID, TENCENTCLOUD_SECRETKEY=LOCAL_SECRET_KEY)
+    if not getattr(args, "_warned", False):
+        warn_unknown_variables(env)
+        try:
+            args._warned = True
+        except AttributeError:
+            pass
     return env
 
 
@@ -113,22 +155,49 @@ def check_reachable(env: Mapping[str, str], timeout: float = 1.0) -> None:
                       "start the local cloud with `cos-matting localcloud` (see README), or fix the URL") from None
 
 
+def command_env(args: argparse.Namespace) -> Dict[str, str]:
+    """The one path every command takes to learn where it works: environment() (./.env, the shell,
+    --local), a fail-fast reachability check, and with `--stage` the deployed stage's own settings
+    (deploy/stage.py; kept on `args.deployed` for commands that need its functions, e.g. `logs`)."""
+    env = environment(args)
+    check_reachable(env)
+    if getattr(args, "stage", None):
+        env = stage_env(args.stage, env, keep=args)
+    return env
+
+
 def load(args: argparse.Namespace, overrides: Optional[Mapping[str, str]] = None):
     """(env, settings) for a command; ConfigError names the variable; an endpoint that does not answer
     fails at once. With `--stage`, the settings are the deployed stage's own (deploy/stage.py)."""
     from shared.config import load_settings
 
-    env = environment(args)
-    warn_unknown_variables(env)
-    check_reachable(env)
-    if getattr(args, "stage", None):
-        env = stage_env(args.stage, env)
+    env = command_env(args)
     env.update({k: v for k, v in (overrides or {}).items() if v is not None})
     settings = load_settings(env)
     return env, settings
 
 
-def stage_env(stage: str, env: Mapping[str, str], stream: Optional[TextIO] = None) -> Dict[str, str]:
+def require_callback(settings: Any, what: str, allowed: bool = False) -> None:
+    """Jobs made without a callback URL sit Submitted until reconcile re-reads them (after its grace
+    period): a command that creates jobs refuses that unless asked (--no-callback). `replay`, `invoke`
+    (running the handlers with the shell's settings, for debugging) and `reconcile` (whose jobs it
+    re-reads itself) do not ask."""
+    if settings.callback_url or allowed:
+        return
+    raise usage("COS_MATTING_CALLBACK_URL", f"not set: the jobs {what} creates would never call back (they would "
+                "sit Submitted until reconcile re-reads them)", "pass --stage STAGE to use a deployed stage's "
+                "settings (its callback URL included), set COS_MATTING_CALLBACK_URL, or pass --no-callback")
+
+
+def target_line(env: Mapping[str, str], what: str, stream: Optional[TextIO] = None) -> None:
+    """Where a write goes, on stderr before it is made: the local cloud's URL, or Tencent Cloud's region."""
+    from deploy.stage import target_label
+
+    region = env.get("COS_MATTING_REGION") or env.get("TENCENTCLOUD_REGION") or ""
+    print(f"{what} on {target_label(env, region)}", file=stream or sys.stderr)
+
+
+def stage_env(stage: str, env: Mapping[str, str], stream: Optional[TextIO] = None, keep: Any = None) -> Dict[str, str]:
     """The environment the deployed `stage`'s submit function runs with, plus the user's credentials and
     endpoint; the target goes to stderr first, and every shell setting the stage overrides is named."""
     from deploy.clients import ApiCallError, CredentialsError
@@ -142,6 +211,8 @@ def stage_env(stage: str, env: Mapping[str, str], stream: Optional[TextIO] = Non
         raise usage("credentials", str(exc)) from None
     except ApiCallError as exc:
         raise failure(f"--stage {stage}", f"SCF refused {exc.action}: {exc.code}: {exc.message}") from None
+    if keep is not None:
+        keep.deployed = deployed
     out = stream or sys.stderr
     source = deployed.functions.get("submit") or next(iter(deployed.functions.values()))
     print(f"stage {stage} on {deployed.target}: the settings {source.name} runs with", file=out)
@@ -163,9 +234,7 @@ def warn_unknown_variables(env: Mapping[str, str], stream: Optional[TextIO] = No
 
 
 def deploy_env(args: argparse.Namespace) -> dict:
-    """The process environment, then .env (unless --env-file names another), then --local."""
-    if not getattr(args, "env_file", None) and (Path.cwd() / ".env").is_file():
-        args.env_file = str(Path.cwd() / ".env")
+    """environment() (./.env under the process environment, --local) over .env.example's defaults."""
     from deploy.spec import deploy_environ
 
     return deploy_environ(environment(args), args.stage)

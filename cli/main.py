@@ -93,7 +93,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
-        code = int(args.func(args) or 0)
+        from cli.logcapture import logs_aside
+
+        # The pipeline's JSON log lines never land in a command's stdout (`--json` stays one document):
+        # dropped, or on stderr with --verbose; `invoke`/`replay` capture theirs per invocation.
+        with logs_aside(bool(getattr(args, "verbose", False))):
+            code = int(args.func(args) or 0)
         sys.stdout.flush()
         return code
     except KeyboardInterrupt:

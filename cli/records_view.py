@@ -40,6 +40,7 @@ def row_of(settings: Any, rid: str, stages: List[Any], record: Any, problem: Opt
     if record is not None:
         row.update(bucket=record.source.bucket, key=record.source.key, etag=record.source.etag,
                    size=record.source.size, job_id=record.job_id, output=(record.output or {}).get("key"),
+                   output_bucket=(record.output or {}).get("bucket"),
                    error=record.error, attempt=record.attempt, retry=record.retry.value if record.retry else None,
                    notes=record.notes or None)
     if problem:
@@ -108,6 +109,99 @@ def history(settings: Any, clients: Any, after: str = "", since: Optional[dateti
             for row in pool.map(lambda stages: _load(settings, clients, stages[0].record_id), batch):
                 if states is None or row["state"] in states:
                     yield row
+
+
+def newest_first(settings: Any, clients: Any, after: str = "", since: Optional[datetime] = None,
+                 states: Optional[Tuple[str, ...]] = None, limit: int = 100,
+                 concurrency: int = 16) -> Tuple[List[Row], Optional[str], List[str]]:
+    """(rows, cursor or None, the state of every record read): the history newest first (by each record's newest stage, then record id),
+    from one listing of the records prefix (no reads), then only the page's records read. `after` is
+    the cursor a previous page returned (the record id its last row showed)."""
+    from shared.dates import epoch_of
+    from shared.records import latest
+
+    threshold = since.timestamp() if since else None
+    order = []
+    for stages in _store(settings, clients).scan():
+        stamp = epoch_of(latest(stages).last_modified)
+        if threshold is None or stamp >= threshold:
+            order.append((-stamp, stages[0].record_id))
+    order.sort()
+    if after:
+        at = next((i for i, (_, rid) in enumerate(order) if rid == after), None)
+        order = order[at + 1:] if at is not None else [o for o in order if o[1] > after]
+    rows: List[Row] = []
+    read: List[str] = []
+    position = 0
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        while position < len(order) and (not limit or len(rows) < limit):
+            want = (limit - len(rows)) if limit else BATCH
+            batch = order[position:position + max(want, 1) * (1 if states is None else 2)]
+            for row in pool.map(lambda o: _load(settings, clients, o[1]), batch):
+                position += 1
+                read.append(row["state"])
+                if states is None or row["state"] in states:
+                    rows.append(row)
+                    if limit and len(rows) >= limit:
+                        break
+    more = position < len(order)
+    return rows, (rows[-1]["record_id"] if more and rows else None), read
+
+
+def cache_path(settings: Any) -> str:
+    """Where finished records' rows are kept between calls (beside the uploads scan's state)."""
+    import hashlib
+    import os
+
+    from cli.uploads_scan import state_path
+
+    where = hashlib.sha256(f"{settings.endpoint or ''}|{settings.records_prefix}".encode()).hexdigest()[:8]
+    return os.path.join(os.path.dirname(state_path(settings.bucket, settings.endpoint or "")),
+                        f"finished-{settings.rec_bucket}-{where}.json")
+
+
+def recent_finished(settings: Any, clients: Any, since: Optional[datetime], concurrency: int = 16,
+                    cache: Optional[str] = None) -> List[Row]:
+    """Every record whose newest stage is final and at or after `since`, from one listing; a record is read
+    only the first time its newest stage is seen. Stage objects are never overwritten (shared/records.py),
+    so a row read from a final stage stays true until a new stage (a retry) appears: the rows are kept in
+    `cache` by that stage's key, and only their age is recomputed from the listing."""
+    import json
+    import os
+
+    from shared.dates import epoch_of
+    from shared.records import age_seconds, latest
+
+    threshold = since.timestamp() if since else None
+    wanted: List[Tuple[str, Any]] = []
+    for stages in _store(settings, clients).scan():
+        newest = latest([s for s in stages if not s.note_job] or stages)
+        if newest.rank == 3 and (threshold is None or epoch_of(newest.last_modified) >= threshold):
+            wanted.append((newest.key, newest))
+    kept: Dict[str, Row] = {}
+    if cache:
+        try:
+            with open(cache, encoding="utf-8") as fh:
+                kept = json.load(fh)
+        except (OSError, ValueError):
+            kept = {}
+    missing = [newest for key, newest in wanted if key not in kept]
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for newest, row in zip(missing, pool.map(lambda n: _load(settings, clients, n.record_id), missing)):
+            if row.get("state") in ("Success", "Failed", "Cancel", "Gone", "Superseded"):
+                kept[newest.key] = row
+    rows = []
+    for key, newest in wanted:
+        row = kept.get(key)
+        if row is not None:
+            rows.append({**row, "age_s": round(age_seconds(newest.last_modified), 1)})
+    if cache:
+        fresh = {key: kept[key] for key, _ in wanted if key in kept}
+        os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
+        with open(cache + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(fresh, fh)
+        os.replace(cache + ".tmp", cache)
+    return rows
 
 
 def _notified(settings: Any, clients: Any, row: Row) -> Row:

@@ -39,11 +39,19 @@ def in_state(settings: Any, clients: Any, state: str, since: Optional[datetime])
             continue
         if record is not None and record.state == state and owned(settings, record):  # not another deployment's
             found.append({"record_id": record.id, "key": record.source.key, "before": record.state,
-                          "attempt": record.attempt})
+                          "attempt": record.attempt, "hint": hint_of(record)})
     return found
 
 
-def retry_one(settings: Any, clients: Any, row: Dict[str, Any], dry_run: bool) -> Dict[str, Any]:
+def hint_of(record: Any) -> str:
+    """The record's own word on whether a retry can help: now | after-fix | new-input ("" if none)."""
+    return record.retry.value if getattr(record, "retry", None) else ""
+
+
+def retry_one(settings: Any, clients: Any, row: Dict[str, Any], dry_run: bool,
+              include_new_input: bool = False) -> Dict[str, Any]:
+    """Run the record again; one whose record says only a new input can help (`retry: new-input`, e.g. the
+    input is not a video) is skipped unless `include_new_input`: the same input would fail the same way."""
     from shared.cloud import CloudError
     from shared.events import Upload
     from shared.records import RecordStore
@@ -65,7 +73,12 @@ def retry_one(settings: Any, clients: Any, row: Dict[str, Any], dry_run: bool) -
                         key=version.key, etag=version.etag, size=version.size, event_name="cos:ObjectCreated:Retry")
             out = submitter.process(up)
         else:
-            row = {**row, "key": record.source.key, "before": record.state, "attempt": record.attempt}
+            row = {**row, "key": record.source.key, "before": record.state, "attempt": record.attempt,
+                   "hint": hint_of(record)}
+            if row["hint"] == "new-input" and not include_new_input and record.state in RETRYABLE:
+                return {**row, "outcome": "skipped:new-input",
+                        "detail": "its record says only a new input can help (upload a fixed file, or pass "
+                                  "--include-new-input to run the same input again)"}
             if dry_run:
                 ok = record.state in RETRYABLE
                 return {**row, "outcome": "would-retry" if ok else f"skipped:{record.state}"}

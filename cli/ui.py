@@ -47,14 +47,58 @@ def confirm(args: argparse.Namespace, question: str, count: int, threshold: int 
     return answer in ("y", "yes")
 
 
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
 def parse_since(text: str) -> datetime:
-    """`--since` of backfill, status and retry: an ISO date or date-time, UTC when it has no zone."""
+    """`--since` of backfill, status, retry and logs: a duration back from now (90s, 10m, 24h, 7d; as
+    `serverless logs --startTime 5m`), or an ISO date or date-time, UTC when it has no zone."""
+    import re
+    from datetime import timedelta, timezone
+
     from shared.dates import parse_time
 
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text or "")
+    if m:
+        return datetime.now(timezone.utc) - timedelta(seconds=float(m.group(1)) * UNITS[m.group(2)])
     try:
         return parse_time(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a date like 2026-11-01 or 2026-11-01T08:00:00+08:00")
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a duration like 10m, 24h, 7d, or a date like "
+                                         "2026-11-01 or 2026-11-01T08:00:00+08:00")
+
+
+# -- colour on a terminal ------------------------------------------------------------------------
+
+STATE_COLOURS = {"Success": "32", "Failed": "31", "Cancel": "33", "Gone": "2", "Superseded": "2",
+                 "Submitted": "36", "Running": "36", "Claimed": "36", "Pause": "33", "NoRecord": "31",
+                 "Pending": "2"}
+
+
+def is_terminal(stream: Optional[TextIO] = None) -> bool:
+    stream = stream or sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def use_colour(stream: Optional[TextIO] = None) -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set (https://no-color.org)."""
+    import os
+
+    return is_terminal(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def colour_states(text: str, column_start: int, stream: Optional[TextIO] = None) -> str:
+    """A rendered table with the state word at `column_start` of each row coloured (terminal only)."""
+    if not use_colour(stream) or column_start < 0:
+        return text
+    out = []
+    for line in text.splitlines():
+        word = line[column_start:].split(" ", 1)[0] if len(line) > column_start else ""
+        code = STATE_COLOURS.get(word)
+        if code and width(line[:column_start]) == column_start:
+            line = f"{line[:column_start]}\x1b[{code}m{word}\x1b[0m{line[column_start + len(word):]}"
+        out.append(line)
+    return "\n".join(out)
 
 
 # -- display width ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 ENDPOINT = "COS_MATTING_ENDPOINT"
 PRODUCTS = {"scf": ("tencentcloud.scf.v20180416", "scf_client", "ScfClient"),
             "cam": ("tencentcloud.cam.v20190116", "cam_client", "CamClient"),
+            "cls": ("tencentcloud.cls.v20201016", "cls_client", "ClsClient"),
             "monitor": ("tencentcloud.monitor.v20180724", "monitor_client", "MonitorClient")}
 
 

@@ -11,6 +11,7 @@ from shared.events import Upload, build_event
 from shared.jobs import JobDetail
 
 from .camapi import CamService
+from .clsapi import ClsService
 from .monitorapi import MonitorService
 from .callbacks import CallbackRecord, Callbacks
 from .ci import Engine, JobService
@@ -66,9 +67,10 @@ class LocalCloud:
         appid = buckets[0].rsplit("-", 1)[1] if buckets else "1250000000"
         self.cam = CamService(os.path.join(self.data_dir, "cam"), appid=appid)
         self.scf = ScfService(self, os.path.join(self.data_dir, "scf"))
+        self.cls = ClsService(self, os.path.join(self.data_dir, "cls"))  # the functions' logs (SearchLog)
         self.monitor = MonitorService(os.path.join(self.data_dir, "monitor"))
         self.api = Api(self.credentials, {("scf", "2018-04-16"): self.scf, ("cam", "2019-01-16"): self.cam,
-                                          ("monitor", "2018-07-24"): self.monitor},
+                                          ("monitor", "2018-07-24"): self.monitor, ("cls", "2020-10-16"): self.cls},
                        self.faults)
         self.ci_unbound: set = set()  # buckets to report as not bound to CI (doctor's failing case)
         self.ci_ai_off: set = set()  # buckets bound to CI with AI content recognition off (cibinding.py)

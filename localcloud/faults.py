@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional
 
-ROUTES = ("cos.put", "cos.append", "cos.get", "cos.head", "cos.delete", "cos.list", "cos.copy",
+ROUTES = ("cos.put", "cos.append", "cos.get", "cos.head", "cos.delete", "cos.list", "cos.copy", "cos.multipart.part",
           "cos.tagging.put", "cos.tagging.get", "cos.tagging.delete",
           "ci.create", "ci.get", "ci.list", "ci.cancel",
           "callback.send", "scf.invoke", "api.scf", "api.cam", "api.monitor")

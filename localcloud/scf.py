@@ -47,7 +47,8 @@ class Invocation:
 
     def summary(self) -> Dict[str, Any]:
         return {"function": self.function, "kind": self.kind, "attempt": self.attempt, "ok": self.ok,
-                "error": self.error, "logs": self.logs, "request_id": self.request_id, "duration": self.duration}
+                "error": self.error, "logs": self.logs, "request_id": self.request_id, "duration": self.duration,
+                "started": self.started}
 
 
 class WorkerDied(Exception):

@@ -139,6 +139,7 @@ class ScfService(TriggerActions):
         self._cos: Dict[str, Trigger] = {}  # "<fn key>/<trigger name>" -> trigger in the runtime
         self._timers: Dict[str, threading.Event] = {}
         self._gates: Dict[str, threading.Event] = {}  # set = may run (reserved concurrency is not 0)
+        self.exposed: Dict[str, Dict[str, Any]] = {}  # `localcloud --trigger/--function-url` functions, read-only
         self.lock = threading.RLock()
         self.settle_seconds = SETTLE_SECONDS
 
@@ -318,17 +319,52 @@ class ScfService(TriggerActions):
         fn = self.function_config(p)
         return {"Url": "", "CodeSha256": fn["CodeSha256"]}  # no code download here
 
+    def expose(self, name: str, env: Dict[str, str], tags: Dict[str, str], url: Optional[str] = None,
+               cos: Optional[str] = None) -> None:
+        """Make a function the CLI wired (`cos-matting localcloud --trigger/--function-url`) visible to
+        ListFunctions / GetFunction, tagged like a deployed stage, so `--stage` finds it (read-only: the
+        write actions only know deployed functions). `url`: its Function URL; `cos`: its COS trigger's bucket."""
+        triggers = []
+        if url:
+            triggers.append({"Type": "http", "TriggerName": "url-trigger", "Enable": 1, "Qualifier": "$DEFAULT",
+                             "TriggerDesc": json.dumps({"AuthType": "NONE", "NetConfig": {
+                                 "EnableIntranet": False, "EnableExtranet": True, "ExtranetUrl": url,
+                                 "IntranetUrl": ""}}),
+                             "CustomArgument": "", "Description": "", "AddTime": timestamp(), "ModTime": timestamp(),
+                             "AvailableStatus": "Available"})
+        if cos:
+            triggers.append({"Type": "cos", "TriggerName": f"{cos}.cos.{self.cloud.region}.myqcloud.com", "Enable": 1,
+                             "Qualifier": "$DEFAULT", "TriggerDesc": json.dumps({"event": "cos:ObjectCreated:*"}),
+                             "CustomArgument": "", "Description": "", "AddTime": timestamp(),
+                             "ModTime": timestamp(), "AvailableStatus": "Available"})
+        self.exposed[f"default/{name}"] = {
+            "FunctionName": name, "Namespace": "default", "FunctionId": "lam-" + uuid.uuid4().hex[:8],
+            "MemorySize": 128, "Timeout": 60, "Type": "Event", "Description": "wired by cos-matting localcloud",
+            "Role": "", "Runtime": "Python3.10", "Handler": "index.main_handler", "Layers": [], "Status": "Active",
+            "AddTime": timestamp(), "ModTime": timestamp(), "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+            "Environment": {"Variables": [{"Key": k, "Value": v} for k, v in sorted(env.items()) if v]},
+            "Triggers": triggers}
+
     def GetFunction(self, p: Dict[str, Any]) -> Dict[str, Any]:
+        wired = self.exposed.get(self.function_key(p))
+        if wired is not None and self.function_key(p) not in self.state["functions"]:
+            return {**wired, "CodeSize": 0, "Qualifier": "$LATEST", "FunctionVersion": "$LATEST",
+                    "AvailableStatus": "Available", "StatusDesc": "", "ClsLogsetId": self.cloud.cls.logset_id,
+                    "ClsTopicId": self.cloud.cls.topic_id}
         fn = self.function_config(p)
         out = {k: v for k, v in fn.items() if k not in ("CodeSha256", "Reserved", "AsyncTriggerConfig", "_settling")}
         out["CodeSize"] = os.path.getsize(os.path.join(self.dir, "blobs", fn["CodeSha256"] + ".zip"))
         out["Triggers"] = [self._trigger_out(t) for t in fn["Triggers"]]
-        out.update(Qualifier="$LATEST", FunctionVersion="$LATEST", AvailableStatus="Available", StatusDesc="")
+        out.update(Qualifier="$LATEST", FunctionVersion="$LATEST", AvailableStatus="Available", StatusDesc="",
+                   # where its logs go (SCF API GetFunction ClsLogsetId/ClsTopicId, 583/18584): the cloud's CLS topic
+                   ClsLogsetId=self.cloud.cls.logset_id, ClsTopicId=self.cloud.cls.topic_id)
         return out
 
     def ListFunctions(self, p: Dict[str, Any]) -> Dict[str, Any]:
         ns = p.get("Namespace") or "default"
-        found = [fn for fn in self.state["functions"].values() if fn["Namespace"] == ns
+        listed = list(self.state["functions"].values()) + [
+            fn for key, fn in self.exposed.items() if key not in self.state["functions"]]
+        found = [fn for fn in listed if fn["Namespace"] == ns
                  and (p.get("SearchKey") or "") in fn["FunctionName"] and _matches(fn, p.get("Filters") or [])]
         offset, limit = p.get("Offset") or 0, p.get("Limit") or 20
         out = [{k: fn[k] for k in ("FunctionName", "FunctionId", "Namespace", "Runtime", "Status", "Description",

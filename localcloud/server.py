@@ -93,6 +93,11 @@ class Handler(BaseHTTPRequestHandler):
                 reply = self.cloud.serve_api(self)  # TC API 3.0 (SCF, CAM), deployed Function URLs, CI bucket binding
             elif self.raw_path.startswith("/_localcloud/") or self.raw_path == "/_localcloud":
                 reply = control.serve(self.cloud, self)
+            elif self.command in ("GET", "HEAD") and "q-signature" in self.query and self.cloud.store.buckets:
+                # A presigned URL the SDK made with its IP/Port config (`cos-matting get --url` against the
+                # local cloud) addresses the cloud itself, not a bucket domain: the first bucket answers it,
+                # its signature (Host included) checked like any other.
+                reply = self._bucket_request(next(iter(self.cloud.store.buckets)), self.cloud.region)
             else:
                 reply = self._cos_error(CosError(404, "NoSuchBucket", f"no bucket in Host {host!r}"))
         except Dropped:

@@ -17,6 +17,7 @@ types from their docstrings), the way the real API refuses an unknown parameter.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import importlib
@@ -36,6 +37,7 @@ CLOCK_SKEW = 300  # the API refuses a timestamp more than 5 minutes off (AuthFai
 MAX_BODY = 64 << 20  # code zips travel base64-encoded in the body
 SDK_MODELS = {("scf", "2018-04-16"): "tencentcloud.scf.v20180416.models",
               ("cam", "2019-01-16"): "tencentcloud.cam.v20190116.models",
+              ("cls", "2020-10-16"): "tencentcloud.cls.v20201016.models",
               ("monitor", "2018-07-24"): "tencentcloud.monitor.v20180724.models"}
 
 
@@ -140,8 +142,10 @@ def _model(module: str, name: str) -> Any:
     return getattr(importlib.import_module(module), name, None)
 
 
+@functools.lru_cache(maxsize=None)
 def fields(model: Any) -> Dict[str, str]:
-    """Field name -> type as the SDK model documents it (`str`, `int`, `list of Variable`, `:class:...`)."""
+    """Field name -> type as the SDK model documents it (`str`, `int`, `list of Variable`, `:class:...`);
+    read once per model (a SearchLog page holds 1,000 LogInfo objects)."""
     return dict(_TYPE.findall(model.__init__.__doc__ or ""))
 
 

@@ -81,7 +81,7 @@ def test_usage_mistakes_exit_2_in_one_line(tmp_path, argv, needles):
 
 
 def test_port_in_use(cloud, tmp_path):
-    result = run_script(["localcloud", "--port", str(cloud.port), "--data", str(tmp_path / "d")], clean_environ())
+    result = run_script(["localcloud", "--engine", "none", "--port", str(cloud.port), "--data", str(tmp_path / "d")], clean_environ())
     one_error_line(result, 2, f"--port {cloud.port}", "in use", "another --port")
 
 
@@ -173,7 +173,7 @@ def test_version():
 
 
 def test_localcloud_warns_about_a_misspelt_env_once(tmp_path):
-    proc = subprocess.Popen([str(SCRIPT), "localcloud", "--port", "0", "--data", str(tmp_path / "d"),
+    proc = subprocess.Popen([str(SCRIPT), "localcloud", "--engine", "none", "--port", "0", "--data", str(tmp_path / "d"),
                              "--trigger", "functions/submit", "--function-url", "callback=functions/callback",
                              "--env", "COS_MATTING_BUCKET=videos-1250000000", "--env", "COS_MATTING_REGION=ap-guangzhou",
                              "--env", "COS_MATTING_CALLBACK_KEYS=local-callback-key-0123456789",

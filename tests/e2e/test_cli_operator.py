@@ -12,7 +12,7 @@ import pytest
 
 from cli import progress as progress_mod, ui
 from helpers import BUCKET, ROOT, function_env, put, sdk_client
-from .cli_support import SCRIPT, cli_env, clean_environ, run_cli  # noqa: F401 (fixture)
+from .cli_support import SCRIPT, cli_env, clean_environ, run_cli, run_json  # noqa: F401 (fixture)
 
 
 # -- tables, prompt, progress -------------------------------------------------------------------
@@ -83,7 +83,7 @@ def records(cli_env, capsys, keys):
     for key in keys:
         put_key = put(sdk_client(cli_env), key)
         assert put_key
-    code, out, err = run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress")
+    code, out, err = run_cli(capsys, "backfill", "--no-callback", "--prefix", "input/", "--no-progress")
     assert code == 0, err
 
 
@@ -134,10 +134,44 @@ def test_upload_is_multipart_above_the_part_size_with_progress(cli_env, capsys, 
     small.write_bytes(b"\x00\x00\x00\x18ftypmp42 small")
     code, out, _ = run_cli(capsys, "upload", str(small))
     assert code == 0 and "to videos-1250000000/input/small.mp4" in out and "one PUT" in out
-    code, out, _ = run_cli(capsys, "upload", str(small), "elsewhere/")
-    assert code == 0 and "no job will be made" in out and "elsewhere/small.mp4" in out
+    code, out, err = run_cli(capsys, "upload", str(small), "elsewhere/")
+    assert code == 0 and "no job will be made" in err and "elsewhere/small.mp4" in out
+    assert "upload on the local cloud at " in err  # the target, before the write
+    code, data = run_json(capsys, "upload", str(small), "input/again.mp4")
+    assert code == 0 and data["key"] == "input/again.mp4" and data["bytes"] == small.stat().st_size
     code, _, err = run_cli(capsys, "upload", str(tmp_path / "nope.mp4"))
     assert code == 2 and "no such file" in err
+
+
+def test_upload_ctrl_c_stops_within_a_second_and_aborts_the_multipart_upload(cli_env, tmp_path):
+    big = tmp_path / "long.mp4"
+    big.write_bytes(os.urandom(16 * 1024 * 1024))
+    cli_env.faults.add("cos.multipart.part", count=1000, delay=1.0)  # each 1 MiB part takes 1 s: 8 s in all
+    env = {**clean_environ(), **function_env(cli_env)}
+    # Ctrl-C as in a terminal (SIGINT at its default: see the logs --follow test below)
+    proc = subprocess.Popen([str(SCRIPT), "upload", str(big), "input/long.mp4", "--part-size", "1",
+                             "--threads", "2", "--no-progress"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    client = sdk_client(cli_env)
+    deadline = time.time() + 60
+    while time.time() < deadline and not client.list_multipart_uploads(Bucket=BUCKET, Prefix="input/long.mp4").get("Upload"):
+        time.sleep(0.05)
+    time.sleep(1.0)  # parts in flight
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("upload still running 10 s after Ctrl-C")
+    took = time.monotonic() - sent
+    err = proc.stderr.read()
+    assert code == 130 and took < 1.0, (code, took, err)
+    assert "aborted multipart upload" in err and "Traceback" not in err
+    cli_env.faults.clear()
+    assert not client.list_multipart_uploads(Bucket=BUCKET, Prefix="input/long.mp4").get("Upload")
+    assert "input/long.mp4" not in [o["Key"] for o in client.list_objects(Bucket=BUCKET, Prefix="input/").get("Contents", [])]
 
 
 # -- logs -----------------------------------------------------------------------------------------
@@ -198,8 +232,9 @@ def test_cancel_by_state_under_a_prefix_only(cli_env, capsys):
 
 def test_watch_until_done_says_so_when_everything_had_finished_already(cli_env, capsys, monkeypatch, tmp_path):
     """`status --watch 1 --until-done` started after the job ended (a short clip, a fast machine):
-    one frame that says nothing is in progress and where the finished records are, exit 0."""
+    a second look (a trigger may be between an upload and its claim), then a frame that says nothing is
+    in progress and where the finished records are, exit 0."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the uploads scan's saved state: this test's own
     code, out, _ = run_cli(capsys, "status", "--watch", "1", "--until-done")
-    assert code == 0 and out.count("(Ctrl-C to stop)") == 1
+    assert code == 0 and out.count("(Ctrl-C to stop)") == 2 and out.count("nothing in progress") == 1
     assert "nothing in progress: no open record and no upload without one" in out and "status --all" in out

@@ -99,7 +99,7 @@ def test_the_page_lists_updates_retries_cancels_and_shows_keys_as_text(cli_env, 
     for key in ("input/a.mp4", EVIL):
         put(client, key)
     put(client, "input/b.mp4", clip)  # a real clip: the page's player must load it from COS
-    assert run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress")[0] == 0
+    assert run_cli(capsys, "backfill", "--no-callback", "--prefix", "input/", "--no-progress")[0] == 0
     jobs = {j.Input.Object: j.JobId for j in cli_env.list_jobs(BUCKET)}
     cli_env.set_job_state(BUCKET, jobs["input/b.mp4"], "Failed", code="InvalidInput", message="not a video")
     assert run_cli(capsys, "reconcile", "--older-than", "0", "--no-sweep")[0] == 0  # records the failure
@@ -118,7 +118,7 @@ def test_the_page_lists_updates_retries_cancels_and_shows_keys_as_text(cli_env, 
         # then, once backfill made its job, as Submitted
         put(client, "input/c.mp4")
         page.wait(f"{ROW_C}?.children[1].textContent === 'NoRecord'", message=f"{ROW_C}?.textContent")
-        assert run_cli(capsys, "backfill", "--prefix", "input/", "--no-progress")[0] == 0
+        assert run_cli(capsys, "backfill", "--no-callback", "--prefix", "input/", "--no-progress")[0] == 0
         page.wait(f"{ROW_C}?.children[1].textContent === 'Submitted'", message=f"{ROW_C}?.textContent")
         assert page.eval("window.sameDocument") is True
 

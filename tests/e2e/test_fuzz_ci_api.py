@@ -48,7 +48,7 @@ def test_ci_api_rejects_invalid_requests_with_400_naming_the_field(cloud, cos_cl
                                       "Content-Type": "application/xml"})
     assert response.status_code == 400, response.text
     root, error = xmlcodec.parse(response.content)
-    assert root == "Response" and error["Code"] and "Resource" not in error
+    assert root == "Error" and error["Code"] and "Resource" not in error
     leaf = field.split(".")[-1]
     assert leaf in error["Message"] or field.split(".")[0] in error["Message"], error["Message"]
     assert response.headers.get("x-ci-request-id")

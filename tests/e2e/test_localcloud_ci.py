@@ -55,7 +55,7 @@ def test_docs_malformed_example_gets_400_and_server_keeps_serving(cloud, cos_cli
     resp = post_jobs(cloud, cos_client, DOCS_MALFORMED)
     assert resp.status_code == 400 and resp.headers["x-ci-request-id"]
     root, body = xmlcodec.parse(resp.content)
-    assert root == "Response" and body["Code"] == "InvalidArgument" and "Resource" not in body
+    assert root == "Error" and body["Code"] == "InvalidArgument" and "Resource" not in body
     assert "XML" in body["Message"] and body["RequestId"] == resp.headers["x-ci-request-id"]
     for junk in (b"", b"not xml", b"<Request>", b"<!DOCTYPE x [<!ENTITY a 'b'>]><Request>&a;</Request>",
                  b"<Other/>", b"\xff\xfe<", b"<Request>" * 40):
@@ -83,7 +83,7 @@ def test_invalid_fields_are_named_in_the_400(cos_client, change, field):
     err = info.value
     assert err.get_status_code() == 400
     root, body = xmlcodec.parse(err.get_origin_msg())
-    assert root == "Response" and body["Code"] == "InvalidArgument" and field in body["Message"]
+    assert root == "Error" and body["Code"] == "InvalidArgument" and field in body["Message"]
 
 
 def test_get_unknown_job_and_ci_error_shape(cos_client):
@@ -94,7 +94,7 @@ def test_get_unknown_job_and_ci_error_shape(cos_client):
         cos_client.ci_list_media_jobs(Bucket=BUCKET, Tag="SegmentVideoBody", Size=101)
     root, body = xmlcodec.parse(info.value.get_origin_msg())
     assert info.value.get_status_code() == 400
-    assert root == "Response" and set(body) == {"Code", "Message", "RequestId"}
+    assert root == "Error" and set(body) == {"Code", "Message", "RequestId", "TraceId"}  # CI error codes page
 
 
 def test_list_pagination_filters_and_order(cloud, cos_client):

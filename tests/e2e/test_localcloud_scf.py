@@ -225,7 +225,7 @@ def test_timer_invokes_periodically(cloud, tmp_path, out_dir):
 
 def test_cli_prints_one_line_serves_and_runs_triggers(tmp_path, out_dir):
     fn = function_dir(tmp_path, "recorder", RECORDER)
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "localcloud", "--port", "0", "--data",
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "localcloud", "--engine", "none", "--port", "0", "--data",
                              str(tmp_path / "d"), "--bucket", BUCKET, "--bucket", "more-1250000000",
                              "--trigger", fn, "--env", f"OUT_DIR={out_dir}"],
                             cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -51,5 +51,5 @@ def test_age_seconds_of_iso_and_http_stamps():
 def test_since_is_utc_without_a_zone_and_names_the_expected_form():
     assert parse_since("2026-11-01") == datetime(2026, 11, 1, tzinfo=timezone.utc)
     assert parse_since("2026-11-01T08:00:00+08:00").utcoffset() == timedelta(hours=8)
-    with pytest.raises(argparse.ArgumentTypeError, match="expected a date like 2026-11-01"):
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a duration like 10m, 24h, 7d, or a date like 2026-11-01"):
         parse_since("last week")

@@ -75,3 +75,46 @@ def test_the_cli_and_the_deploy_tools_read_a_file_alike(tmp_path):
         read_env_file(str(path))
     with pytest.raises(DotenvError, match=r"\.env:2: expected KEY=VALUE"):
         checks.read_dotenv(path)
+
+
+def test_the_environment_wins_over_dotenv_and_empty_values_are_no_values():
+    """python-dotenv's rule (override=False), plus: an empty value on either side is no value."""
+    from cli.env import credential_aliases, merged
+
+    dotenv = {"COS_MATTING_ENDPOINT": "", "COS_MATTING_REGION": "ap-guangzhou", "COS_MATTING_BUCKET": "a-1",
+              "TENCENT_SECRET_ID": "AKIDx", "TENCENT_SECRET_KEY": "k"}
+    process = {"COS_MATTING_ENDPOINT": "http://127.0.0.1:9000", "COS_MATTING_BUCKET": "b-2",
+               "COS_MATTING_REGION": "", "PATH": "/bin"}
+    env = credential_aliases(merged(process, dotenv))
+    assert env["COS_MATTING_ENDPOINT"] == "http://127.0.0.1:9000"  # .env's empty line does not hide the export
+    assert env["COS_MATTING_BUCKET"] == "b-2"  # the shell wins
+    assert env["COS_MATTING_REGION"] == "ap-guangzhou"  # an empty export does not hide .env's value
+    assert env["TENCENTCLOUD_SECRETID"] == "AKIDx" and env["TENCENTCLOUD_SECRETKEY"] == "k"  # Deploy step 3's names
+    assert merged({}, {"COS_MATTING_OUTPUT_PREFIX": ""}) == {}  # empty: unset, the code's default applies
+    exported = credential_aliases({"TENCENTCLOUD_SECRETID": "A", "TENCENTCLOUD_SECRETKEY": "B",
+                                   "TENCENT_SECRET_ID": "C", "TENCENT_SECRET_KEY": "D"})
+    assert exported["TENCENTCLOUD_SECRETID"] == "A"  # the SDK's own names first, as deploy/clients.py reads them
+
+
+@pytest.mark.parametrize("text,seconds", [("90s", 90), ("10m", 600), ("1h", 3600), ("24h", 86400), ("7d", 604800)])
+def test_since_takes_durations_back_from_now(text, seconds):
+    from datetime import datetime, timezone
+
+    from cli.ui import parse_since
+
+    back = (datetime.now(timezone.utc) - parse_since(text)).total_seconds()
+    assert seconds - 1 <= back <= seconds + 5
+    assert parse_since("2026-11-01").year == 2026
+
+
+def test_the_local_cls_query_subset_is_refused_not_guessed():
+    from localcloud.clsapi import parse_query
+    from localcloud.tcapi import ApiError
+
+    assert parse_query('SCF_Namespace:"default" AND SCF_FunctionName:"a-b" AND "input/x y.mp4"') == \
+        [("SCF_Namespace", "default"), ("SCF_FunctionName", "a-b"), (None, "input/x y.mp4")]
+    assert parse_query("") == parse_query("*") == []
+    for query in ('a OR b', 'NOT a', '(a)', '* | select count(*)'):
+        with pytest.raises(ApiError) as refused:
+            parse_query(query)
+        assert refused.value.code == "FailedOperation.QueryError"

@@ -22,12 +22,14 @@ COMMON = {"AuthFailure.InvalidAuthorization", "AuthFailure.SecretIdNotFound", "A
 def test_every_error_code_the_emulator_answers_is_a_public_one():
     """Codes from the SDK's errorcodes.py (or the common list): a client matching on them works on both."""
     from tencentcloud.cam.v20190116 import errorcodes as cam_codes
+    from tencentcloud.cls.v20201016 import errorcodes as cls_codes
     from tencentcloud.monitor.v20180724 import errorcodes as monitor_codes
     from tencentcloud.scf.v20180416 import errorcodes as scf_codes
 
-    known = COMMON | {v for m in (scf_codes, cam_codes, monitor_codes) for k, v in vars(m).items() if k.isupper()}
+    known = COMMON | {v for m in (scf_codes, cam_codes, monitor_codes, cls_codes) for k, v in vars(m).items()
+                      if k.isupper()}
     used = set()
-    for name in ("tcapi.py", "scfapi.py", "scftriggers.py", "camapi.py", "monitorapi.py"):
+    for name in ("tcapi.py", "scfapi.py", "scftriggers.py", "camapi.py", "monitorapi.py", "clsapi.py"):
         used |= set(re.findall(r'ApiError\(\s*"([A-Za-z.]+)"', (ROOT / "localcloud" / name).read_text()))
     assert used and used <= known, sorted(used - known)
 
