@@ -55,6 +55,22 @@ class AlarmSpec:
                                              "IsPowerNotice": 0}]}
 
 
+# PolicyName: "up to 20 characters" (API page 248/39326, updated 2025-11-13); the SDK model (monitor v20180724
+# models.py, 3.1.189) says 60. The stricter holds until a real account says.
+NAME_MAX = 20
+
+
+def policy_name(declared: str) -> str:
+    """The PolicyName of a declared alarm: as declared when it fits, else its first characters and 4 hex of the
+    whole name's hash (cm-production-throttle -> cm-production-t-<hash>), so a stage name longer than 8
+    characters still deploys and two stages' names stay apart. Ours are found by remark and this name."""
+    if len(declared) <= NAME_MAX:
+        return declared
+    import hashlib
+
+    return declared[:NAME_MAX - 5].rstrip("-") + "-" + hashlib.sha256(declared.encode()).hexdigest()[:4]
+
+
 def remark(app: str, stage: str) -> str:
     return f"{app}-{stage}"
 
@@ -68,7 +84,7 @@ def wanted(declared: List[Any], functions: Dict[str, Any]) -> List[AlarmSpec]:
         if not names:
             continue  # e.g. the dead-letter alarm when no queue is configured
         threshold = alarm.threshold
-        out.append(AlarmSpec(name=alarm.name, metric=alarm.metric, period=alarm.period, operator=alarm.operator,
+        out.append(AlarmSpec(name=policy_name(alarm.name), metric=alarm.metric, period=alarm.period, operator=alarm.operator,
                              threshold=str(int(threshold)) if float(threshold).is_integer() else str(threshold),
                              periods=alarm.periods, repeat=alarm.repeat, functions=sorted(names),
                              notices=sorted(n.strip() for n in (alarm.notices or "").split(",") if n.strip())))

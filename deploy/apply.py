@@ -90,8 +90,8 @@ def printable(value: Any) -> Any:
     if isinstance(value, Ref):
         return str(value)
     if isinstance(value, dict):
-        if "Key" in value and "Value" in value and st.is_secret(str(value["Key"])):
-            return {**value, "Value": "****"}
+        if "Key" in value and isinstance(value.get("Value"), str):
+            return {**value, "Value": st.shown(str(value["Key"]), value["Value"])}
         return {k: (f"<zip {len(base64.b64decode(v)):,d} bytes, sha256:{_sha(base64.b64decode(v))[:12]}>"
                     if k == "ZipFile" and isinstance(v, str) else printable(v)) for k, v in value.items()}
     if isinstance(value, list):
@@ -108,7 +108,7 @@ def _show(name: str, value: Any) -> str:
         return "(unset)"
     if isinstance(value, Ref):
         return str(value)
-    return "****" if st.is_secret(name) else json.dumps(value) if not isinstance(value, str) else value
+    return "****" if st.is_secret(name) else json.dumps(value) if not isinstance(value, str) else st.shown(name, value)
 
 
 def _env_map(config: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
@@ -156,6 +156,7 @@ class Planner:
         self.callback_url: Optional[str] = None  # known now (the trigger exists), else a Ref
         self.busy: List[str] = []  # functions not Active when read: the executor waits before writing them
         self.notes: List[str] = []
+        self._found: Dict[str, Any] = {}  # the role and policy as read before the first write
 
     def _ns(self, fn: FunctionSpec) -> Dict[str, Any]:
         return {"FunctionName": fn.name, "Namespace": self.spec.namespace}
@@ -172,6 +173,7 @@ class Planner:
         owner = self.spec.owner_uin or str(self.cam.call("GetUserAppId", {}).get("OwnerUin") or "")
         current = {fn.key: self.scf.get("GetFunction", self._ns(fn), FN_MISSING) for fn in self.spec.ordered()}
         self.busy = [got["FunctionName"] for got in current.values() if got and got.get("Status") != "Active"]
+        self._refuse_foreign(current)  # before the first write: never change what another app or stage made
         self._check_environments(current)  # before the first write: refuse a stage that would not start
         self.role()
         self.policy(owner)
@@ -179,13 +181,36 @@ class Planner:
         for fn in self.spec.ordered():
             url = self.callback_url or (Ref("callback_url") if fn.key in NEEDS_CALLBACK_URL else None)
             self.function(fn, current[fn.key], self.spec.final_env(fn.key, url), version)
-            for trig in [t for t in self.spec.triggers if t.function == fn.key]:
+            declared = [t for t in self.spec.triggers if t.function == fn.key]
+            for trig in declared:
                 self.trigger(fn, trig)
+            self.undeclared_triggers(fn, declared)
             self.concurrency(fn)
         self.retry(self.spec.functions["submit"])
         for kind in self.kinds:
             kind.plan(self)
         return self.calls
+
+    def _refuse_foreign(self, current: Mapping[str, Optional[Dict[str, Any]]]) -> None:
+        """A function, policy or role with this stage's name that deploy did not make (its tags say another app
+        or stage; no MADE_BY in the description) is someone else's: refused, never rewritten."""
+        spec = self.spec
+        for got in current.values():
+            if got and not st.is_ours(got, spec.app, spec.stage):
+                tags = ", ".join(f"{t.get('Key')}={t.get('Value')}" for t in got.get("Tags") or []) or "none"
+                raise SpecError(f"function {got['FunctionName']} exists but was not made by cos-matting deploy for "
+                                f"stage {spec.stage} (tags: {tags}); nothing was written: choose another --stage, "
+                                "or delete or rename that function")
+        self._found["policy"] = found = st.find_policy(self.cam, spec.policy_name)
+        if found is not None and st.MADE_BY not in (found.get("Description") or ""):
+            raise SpecError(f"CAM policy {spec.policy_name} exists but was not made by cos-matting deploy (its "
+                            "description lacks the mark); nothing was written: choose another --stage, or delete "
+                            "or rename that policy")
+        self._found["role"] = role = st.find_role(self.cam, spec.role)
+        if spec.own_role and role is not None and st.MADE_BY not in (role.get("Description") or ""):
+            raise SpecError(f"CAM role {spec.role} exists but was not made by cos-matting deploy; nothing was "
+                            "written: delete or rename it (a role of another name in COS_MATTING_DEPLOY_ROLE is used "
+                            "as it is)")
 
     def _check_environments(self, current: Mapping[str, Optional[Dict[str, Any]]]) -> None:
         """Each function's final environment (the callback URL included: the real one when the trigger
@@ -200,7 +225,7 @@ class Planner:
 
     def role(self) -> None:
         spec = self.spec
-        got = st.find_role(self.cam, spec.role)
+        got = self._found["role"] if "role" in self._found else st.find_role(self.cam, spec.role)
         if not spec.own_role:  # the user's role: used as it is, never created, rewritten or deleted
             if got is None:
                 raise SpecError(f"COS_MATTING_DEPLOY_ROLE={spec.role}: no such CAM role; create it (trusting "
@@ -224,7 +249,7 @@ class Planner:
     def policy(self, owner: str) -> None:
         spec = self.spec
         document = policy_for(spec, owner)
-        found = st.find_policy(self.cam, spec.policy_name)
+        found = self._found["policy"] if "policy" in self._found else st.find_policy(self.cam, spec.policy_name)
         detail = f"{len(document['statement'])} statements"
         if found is None:
             self.add(Call("cam", "CreatePolicy", {"PolicyName": spec.policy_name, "PolicyDocument": json.dumps(document),
@@ -327,6 +352,22 @@ class Planner:
                                                 "Qualifier": current.get("Qualifier") or trig.qualifier},
                        "delete", "trigger", label, "to recreate it changed", change, function=fn.name))
         self.add(Call("scf", "CreateTrigger", params, "create", "trigger", label, function=fn.name))
+
+    def undeclared_triggers(self, fn: FunctionSpec, declared: Sequence[TriggerSpec]) -> None:
+        """A trigger added outside deploy (the console) on a function deploy made is deleted: deploy puts back
+        what serverless.yml says (an extra timer, or a COS trigger on another prefix or bucket, would run the
+        function beyond it). Deleted with its TriggerDesc, as destroy does (SCF API DeleteTrigger)."""
+        if self._created("function", fn.name):
+            return
+        for t in st.triggers(self.scf, fn.name, self.spec.namespace):
+            if any(t["Type"] == d.type and (t["TriggerName"] == d.name or d.type == "http") for d in declared):
+                continue
+            self.add(Call("scf", "DeleteTrigger", {**self._ns(fn), "TriggerName": t["TriggerName"], "Type": t["Type"],
+                                                    "TriggerDesc": t.get("TriggerDesc"),
+                                                    "Qualifier": t.get("Qualifier") or None},
+                           "delete", "trigger", f"{fn.name} {t['Type']} {t['TriggerName']}", "not in serverless.yml",
+                           [("TriggerDesc", t.get("TriggerDesc") or "", "(none)")], function=fn.name,
+                           missing_ok=TRIGGER_MISSING))
 
     def concurrency(self, fn: FunctionSpec) -> None:
         current = None if self._created("function", fn.name) else \

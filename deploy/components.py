@@ -364,9 +364,9 @@ class AlarmPolicy(_Strict):
     """One alarm policy (Monitor API 2018-07-24 CreateAlarmPolicy + BindingPolicyObject), applied by
     `cos-matting deploy` (deploy/alarms.py). Not a multi-scf input: `scf deploy` does not create it."""
 
-    # PolicyName: "up to 20 characters" (API page 248/39326, updated 2025-11-13); the SDK model
-    # (monitor v20180724 models.py, 3.1.189) says 60. The stricter holds until a real account says.
-    name: Annotated[StrictStr, Field(min_length=1, max_length=20)]
+    # As declared (cm-${stage}-errors): deploy/alarms.py `policy_name` fits it to PolicyName's 20 characters
+    # (API page 248/39326), so a stage such as `production` deploys; unique after fitting (checked below).
+    name: Annotated[StrictStr, Field(min_length=1, max_length=100)]
     metric: Literal[ALARM_METRICS]  # type: ignore[valid-type]
     functions: List[StrictStr] = Field(min_length=1)  # keys of inputs.functions
     period: Literal[60, 300, 3600, 86400] = 60  # seconds; the periods the metric page lists
@@ -393,7 +393,9 @@ class ServerlessFile(_Strict):
         problems = [f"alarms[{i}].functions: {key!r} is not a key of inputs.functions"
                     for i, alarm in enumerate(self.alarms) for key in alarm.functions
                     if key not in self.inputs.functions]
-        names = [a.name for a in self.alarms]
+        from .alarms import policy_name
+
+        names = [policy_name(a.name) for a in self.alarms]
         if len(names) != len(set(names)):
             problems.append("alarms: two alarm policies have the same name (deploy finds them by name)")
         if problems:

@@ -219,6 +219,9 @@ def cos_trigger_matches_the_settings(p: Project) -> Iterator[str]:
         if not prefix:
             yield (f"{where}.filter.prefix: empty = the whole bucket, outputs and records included; "
                    "set the watched prefix")
+        elif "," in prefix:  # serverless.yml takes it from COS_MATTING_WATCH_PREFIXES: a list here is one string
+            yield (f"{where}.filter.prefix: {prefix!r}: a COS trigger has one prefix; set "
+                   f"{env_name('watch_prefixes')} to one prefix (deploy a stage per prefix)")
         elif not any(prefix.startswith(w) for w in s.watch_prefixes):
             yield (f"{where}.filter.prefix: {prefix!r} is not under {env_name('watch_prefixes')} "
                    f"{list(s.watch_prefixes)}: the code would ignore every upload it delivers")

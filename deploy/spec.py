@@ -154,6 +154,11 @@ def build(environ: Mapping[str, str], serverless: Path = checks.SERVERLESS, laye
     from .files import ConfigFileError
     from .policy import PolicyError, render, values_from
 
+    from .stage import stage_problem
+
+    problem = stage_problem(environ.get("COS_MATTING_DEPLOY_STAGE") or "")
+    if problem:  # one clear line before serverless.yml's schema lists every name the stage breaks
+        raise SpecError(problem)
     if not strict:  # finding a stage needs its region and names, not the bucket it works on
         if not (environ.get("COS_MATTING_REGION") or "").strip():
             raise SpecError("COS_MATTING_REGION is required: the region the stage is deployed in (in .env or the "

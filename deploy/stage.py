@@ -43,12 +43,45 @@ def is_secret(name: str) -> bool:
     return any(part in name.upper() for part in SECRET_NAMES)
 
 
+def shown(name: str, value: str) -> str:
+    """A setting as printed: a secret masked; in a URL (COS_MATTING_NOTIFY_URL) the query and any user:password,
+    where a webhook's own key rides (https://.../send?key=...), masked too."""
+    if is_secret(name) and value:
+        return "****"
+    if name.endswith("_URL") and value and ("?" in value or "@" in value.split("?")[0]):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return f"{parts.scheme}://{'****@' if '@' in parts.netloc else ''}{host}{parts.path}" + \
+            ("?****" if parts.query else "")
+    return value
+
+
 def masked(env: Mapping[str, str]) -> Dict[str, str]:
-    return {k: ("****" if is_secret(k) and v else v) for k, v in env.items()}
+    return {k: shown(k, v) for k, v in env.items()}
 
 
 def function_name(app: str, stage: str, kind: str) -> str:
     return f"{app}-{stage}-{kind}"
+
+
+# The longest name made from a stage is its function `<app>-<stage>-reconcile`: SCF's FunctionName is 2-60
+# letters, digits, - and _, starting with a letter (SCF API CreateFunction, 583/18586). The role
+# `<app>-<stage>-role` (CAM API CreateRole, 598/36225: 1-128 of letters, digits and +=,.@-_), the layer
+# (1-64) and COS_MATTING_DEPLOYMENT `<app>-<stage>` (1-64, shared/identity.py) fit whenever it does.
+STAGE_CHARS = "letters, digits and -"
+
+
+def stage_problem(stage: str, app: str = APP) -> Optional[str]:
+    """Why `stage` cannot name a stage (None when it can), naming the setting and the allowed values."""
+    import re
+
+    longest = max(len(function_name(app, "", k)) for k in KINDS)
+    if re.fullmatch(r"[A-Za-z0-9-]+", stage or "") and len(stage) <= 60 - longest:
+        return None
+    return (f"stage {stage!r} (--stage or COS_MATTING_DEPLOY_STAGE): {STAGE_CHARS}, 1-{60 - longest} characters "
+            f"(its function {function_name(app, '<stage>', 'reconcile')} must fit SCF's 60)")
 
 
 # Per-stage CAM names: each stage has its own role and policy, so deploying or destroying one stage never
@@ -203,12 +236,13 @@ def operator_env(deployed: DeployedStage, user_env: Mapping[str, str], kind: str
 
 def differing(deployed_env: Mapping[str, str], shell_env: Mapping[str, str]) -> List[Tuple[str, str, str]]:
     """(name, deployed value, shell value) of COS_MATTING_* settings where the shell says otherwise than
-    the deployed function: worth a warning, since the deployed value is the one used."""
+    the deployed function: worth a warning, since the deployed value is the one used. Values as printed
+    (`shown`): a secret is never repeated, not even the user's own."""
     out = []
     for name, value in sorted(shell_env.items()):
         if name.startswith("COS_MATTING_") and name != ENDPOINT and not name.startswith("COS_MATTING_DEPLOY_") \
                 and value and name in deployed_env and deployed_env[name] != value:
-            out.append((name, deployed_env[name], value))
+            out.append((name, shown(name, deployed_env[name]), shown(name, value)))
     return out
 
 

@@ -19,7 +19,9 @@ from typing import Any, Dict, List
 
 from .tcapi import ApiError, load_state, save_state
 
-MAX_NAME = 60  # PolicyName: "不超过60字符" (the SDK model's docstring)
+# PolicyName: "up to 20 characters" (API page 248/39326, 2025-11-13), stricter than the SDK model's docstring
+# ("不超过60字符"): the local cloud holds deploy to the stricter, as deploy/alarms.py does.
+MAX_NAME = 20
 
 
 class MonitorService:

@@ -323,6 +323,10 @@ def _bounds(field: str) -> str:
     return f" of at least {low}" if low is not None else ""
 
 
+# Settings whose values are secrets (the callback signing keys, the webhook secret).
+SECRET_FIELDS = ("callback_keys", "notify_secret")
+
+
 def _describe(err: Dict[str, Any], rule: bool = False) -> str:
     """One pydantic error as `<name>: <allowed values in words> (got ...)`, named as the user wrote it."""
     loc = [str(p) for p in err["loc"]]
@@ -351,7 +355,9 @@ def _describe(err: Dict[str, Any], rule: bool = False) -> str:
     else:
         detail = err["msg"]
     got = err.get("input")
-    suffix = f" (got {got!r})" if isinstance(got, (str, int)) and len(str(got)) <= 80 and "secret" not in field else ""
+    # A secret's value is never echoed: this message reaches deploy's output, doctor's and the cold start's log.
+    suffix = f" (got {got!r})" if isinstance(got, (str, int)) and len(str(got)) <= 80 and field not in SECRET_FIELDS \
+        else ""
     if not field:
         return detail
     name = f'"{field}"' if rule else env_name(field)

@@ -7,12 +7,13 @@ Function URL read back from the trigger, drift noticed and put back, `cos-mattin
 import base64
 import hashlib
 import json
+import time
 
 import pytest
 
 from cli.main import main
 from deploy.clients import Api, ApiCallError
-from helpers import BUCKET, REGION, wait_for
+from helpers import BUCKET, REGION, put, sdk_client, wait_for
 from localcloud import LocalCloud
 
 ENV = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION, "COS_MATTING_TIMEOUT_SECONDS": "5",
@@ -191,6 +192,121 @@ def test_plan_prints_the_calls_it_makes_with_old_and_new_values_and_the_url_is_r
     assert f"callback Function URL: {new}" in out
 
 
+def test_a_refused_secret_setting_is_named_never_printed(site):
+    """A callback key list with one short key: deploy refuses naming the variable, without echoing the keys
+    (the long one is a real signing key); doctor's health check of a function set so in the console too."""
+    keys = "a-real-signing-key-0123456789abcdef,short"
+    code, out, err = site.deploy("dev", "--plan", COS_MATTING_CALLBACK_KEYS=keys)
+    assert code == 2 and "COS_MATTING_CALLBACK_KEYS: each key must be at least 16 characters" in err
+    assert "a-real-signing-key" not in out + err and site.writes() == []
+    assert site.deploy("dev")[0] == 0
+    name = {"FunctionName": "cos-matting-dev-callback"}
+    env = {**site.env_of(name["FunctionName"]), "COS_MATTING_CALLBACK_KEYS": keys}
+    site.scf.call("UpdateFunctionConfiguration", {**name, "Environment": {"Variables": [
+        {"Key": k, "Value": v} for k, v in env.items()]}})
+    wait_for(lambda: site.scf.call("GetFunction", name)["Status"] == "Active", timeout=10, interval=0.1)
+    site.capsys.readouterr()
+    code = main(["doctor", "--local", site.cloud.url, "--env-file", str(site.tmp / "dev.env"), "--dist",
+                 str(site.dist)])
+    out, err = site.capsys.readouterr()
+    assert code == 1 and "COS_MATTING_CALLBACK_KEYS" in out[out.index("callback answers"):]
+    assert "a-real-signing-key" not in out + err
+
+
+def test_two_stages_on_one_bucket_watch_their_own_prefixes(site):
+    """README: a Mask pipeline on input/people/ and a Foreground one on input/studio/, each deployed as its
+    own stage. Each stage's COS trigger and settings take its prefix; an upload becomes one job, its own
+    stage's (the trigger prefix was fixed at input/: both stages took every upload, the first claim won)."""
+    assert site.deploy("people", COS_MATTING_WATCH_PREFIXES="input/people/", COS_MATTING_MODE="Mask")[0] == 0
+    assert site.deploy("studio", COS_MATTING_WATCH_PREFIXES="input/studio/", COS_MATTING_MODE="Foreground")[0] == 0
+    for stage in ("people", "studio"):
+        [cos] = [t for t in site.scf.call("ListTriggers", {"FunctionName": f"cos-matting-{stage}-submit"})["Triggers"]
+                 if t["Type"] == "cos"]
+        assert json.loads(cos["TriggerDesc"])["filter"]["Prefix"] == f"input/{stage}/"
+        assert site.env_of(f"cos-matting-{stage}-reconcile")["COS_MATTING_WATCH_PREFIXES"] == f"input/{stage}/"
+    cos = sdk_client(site.cloud)
+    for stage in ("studio", "people"):
+        put(cos, f"input/{stage}/clip.mp4")
+    jobs = wait_for(lambda: len(site.cloud.list_jobs(BUCKET)) >= 2 and site.cloud.list_jobs(BUCKET), timeout=30)
+    time.sleep(1.0)  # a second stage's submit would have made its job by now
+    made = sorted((j.Input.Object, j.Operation.UserData.rsplit("@", 1)[-1],
+                   site.cloud.jobs.record(BUCKET, j.JobId).request.Operation.SegmentVideoBody.Mode)
+                  for j in site.cloud.list_jobs(BUCKET))
+    assert len(jobs) >= 2 and made == [("input/people/clip.mp4", "cos-matting-people", "Mask"),
+                                       ("input/studio/clip.mp4", "cos-matting-studio", "Foreground")]
+    # one list of prefixes cannot be one trigger: refused before any write, naming the variable
+    code, _, err = site.deploy("both", "--plan", COS_MATTING_WATCH_PREFIXES="input/a/,input/b/")
+    assert code == 2 and "COS_MATTING_WATCH_PREFIXES to one prefix" in err
+
+
+def test_stage_names_up_to_scfs_limit_deploy_and_others_are_refused_naming_the_setting(site):
+    """`production` (10 characters) made alarm names over Cloud Monitor's 20 (cm-production-throttle) and was
+    refused by the schema with three alarm errors; a stage up to SCF's function-name limit now deploys, its
+    alarm policy names fitted, and a name no resource can take is refused in one line naming --stage."""
+    longest = "s" * 12 + "-production-2026-x" + "Y" * 8  # 38: cos-matting-<stage>-reconcile is 60
+    for stage in ("production", longest):
+        code, out, err = site.deploy(stage)
+        assert code == 0, err
+        names = sorted(p["PolicyName"] for p in site.cloud.monitor.state["policies"].values()
+                       if p["Remark"] == f"cos-matting-{stage}")
+        assert len(names) == 3 and all(len(n) <= 20 for n in names), names
+        assert len(site.scf.call("GetFunction", {"FunctionName": f"cos-matting-{stage}-reconcile"})
+                   ["FunctionName"]) <= 60
+        mark = len(site.cloud.api.calls)
+        assert site.deploy(stage)[0] == 0 and site.writes(mark) == []  # found again by the fitted names
+    code, out, err = site.deploy("production", "--destroy")
+    assert code == 0, err
+    assert not [p for p in site.cloud.monitor.state["policies"].values() if p["Remark"] == "cos-matting-production"]
+    for bad in ("my.stage", longest + "z", "dev_1"):
+        code, out, err = site.deploy(bad, "--plan")
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"stage {bad!r} (--stage or COS_MATTING_DEPLOY_STAGE): letters, digits and -, 1-38 characters" in err
+
+
+def test_another_apps_function_or_policy_with_the_stages_name_is_never_rewritten(site):
+    """A function `cos-matting-qa-submit` another app made (tagged app=other-app), then a CAM policy
+    `cos-matting-qa-policy` another team made: deploy of stage qa refuses before any write, naming it (it
+    planned UpdateFunctionConfiguration + UpdateFunctionCode of the one and UpdatePolicy of the other)."""
+    theirs = {"FunctionName": "cos-matting-qa-submit"}
+    site.scf.call("CreateFunction", {**theirs, "Code": {"ZipFile": base64.b64encode(_zip()).decode()},
+                                     "Handler": "index.main_handler", "Runtime": "Python3.10",
+                                     "Tags": [{"Key": "app", "Value": "other-app"}]})
+    wait_for(lambda: site.scf.call("GetFunction", theirs)["Status"] == "Active", timeout=10, interval=0.1)
+    code, out, err = site.deploy("qa", "--plan")
+    assert code == 2 and "function cos-matting-qa-submit exists but was not made by cos-matting deploy" in err, err
+    assert "app=other-app" in err and "UpdateFunction" not in out
+    code, _, err = site.deploy("qa")
+    assert code == 2 and site.writes() == [("CreateFunction", "cos-matting-qa-submit")]  # theirs only
+    site.scf.call("DeleteFunction", theirs)
+    doc = {"version": "2.0", "statement": [{"action": ["name/cos:GetObject"], "effect": "allow", "resource": ["*"]}]}
+    site.cam.call("CreatePolicy", {"PolicyName": "cos-matting-qa-policy", "PolicyDocument": json.dumps(doc),
+                                   "Description": "another team's"})
+    mark = len(site.cloud.api.calls)
+    code, out, err = site.deploy("qa")
+    assert code == 2 and "CAM policy cos-matting-qa-policy exists but was not made by cos-matting deploy" in err
+    assert site.writes(mark) == []
+    assert [p["Description"] for p in site.cloud.cam.state["policies"].values()] == ["another team's"]
+
+
+def test_a_webhook_url_carrying_its_key_is_masked_in_plan_and_info(site):
+    """A WeCom-style webhook (the key is in the query) as COS_MATTING_NOTIFY_URL: --plan (text and JSON) and
+    info (text and JSON) show the host and path, never the key (is_secret matched names, not URL queries)."""
+    hook = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=hook-key-0123456789"
+    extra = {"COS_MATTING_NOTIFY_URL": hook, "COS_MATTING_NOTIFY_SECRET": "notify-secret-0123456789"}
+    assert site.deploy("dev")[0] == 0  # then the webhook is a change: old -> new of each function's setting
+    for flags in (("--plan",), ("--plan", "--json")):
+        code, out, err = site.deploy("dev", *flags, **extra)
+        assert code == 0 and "qyapi.weixin.qq.com/cgi-bin/webhook/send?****" in out, err
+        assert "hook-key" not in out + err and "notify-secret" not in out + err
+    assert site.deploy("dev", **extra)[0] == 0
+    for flags in ((), ("--json",)):
+        site.capsys.readouterr()
+        assert main(["info", "--stage", "dev", "--local", site.cloud.url, "--env-file", str(site.tmp / "dev.env"),
+                     *flags]) == 0
+        out, err = site.capsys.readouterr()
+        assert "webhook/send?****" in out and "hook-key" not in out + err and "notify-secret" not in out + err
+
+
 def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(site):
     assert site.deploy("dev")[0] == 0
     scf, name = site.scf, {"FunctionName": "cos-matting-dev-submit"}
@@ -255,6 +371,30 @@ def test_drift_is_noticed_by_doctor_and_deploy_puts_it_back_waiting_for_active(s
     code, out, _ = site.deploy("dev", "--plan")
     assert code == 0 and "no call to make (see the notes above)" in out
     assert "note: cos-matting-dev-reconcile runs Python3.9, serverless.yml says Python3.10" in out
+
+
+def test_a_trigger_added_in_the_console_is_drift_that_deploy_removes(site):
+    """A timer firing every second added to reconcile in the console: doctor fails "matches serverless.yml",
+    --plan shows its DeleteTrigger, deploy removes it and keeps the declared ones (it was left running)."""
+    assert site.deploy("dev")[0] == 0
+    name = {"FunctionName": "cos-matting-dev-reconcile"}
+    site.scf.call("CreateTrigger", {**name, "TriggerName": "every-second", "Type": "timer",
+                                    "TriggerDesc": "* * * * * * *", "Enable": "OPEN"})
+    site.capsys.readouterr()
+    code = main(["doctor", "--local", site.cloud.url, "--env-file", str(site.tmp / "dev.env"), "--dist",
+                 str(site.dist)])
+    out = site.capsys.readouterr().out
+    line = out[out.index("matches serverless.yml"):]
+    assert code == 1 and "FAIL" in line[:40] and "DeleteTrigger cos-matting-dev-reconcile timer every-second" in line
+    code, out, _ = site.deploy("dev", "--plan")
+    assert "- scf DeleteTrigger cos-matting-dev-reconcile timer every-second: not in serverless.yml" in out
+    mark = len(site.cloud.api.calls)
+    assert site.deploy("dev")[0] == 0
+    assert site.writes(mark) == [("DeleteTrigger", "cos-matting-dev-reconcile")]
+    left = [t["TriggerName"] for t in site.scf.call("ListTriggers", name)["Triggers"]]
+    assert left == ["reconcile-every-10-minutes"]
+    mark = len(site.cloud.api.calls)
+    assert site.deploy("dev")[0] == 0 and site.writes(mark) == []
 
 
 def test_info_describes_a_stage_from_the_cloud(site):

@@ -68,11 +68,14 @@ def test_an_operator_command_with_stage_uses_the_stage_settings_not_the_shell(tw
     monkeypatch.setenv("COS_MATTING_BUCKET", BUCKET)
     monkeypatch.setenv("COS_MATTING_REGION", REGION)
     monkeypatch.setenv("COS_MATTING_MAX_SIZE_MB", "5")  # the shell disagrees with the stage
+    monkeypatch.setenv("COS_MATTING_CALLBACK_KEYS", "shell-key-0123456789abcdef")  # a secret too
     code = main(["status", "--stage", "prod", "--local", cloud.url, "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "stage prod on the local cloud at" in err and "cos-matting-prod-submit" in err
     assert "COS_MATTING_MAX_SIZE_MB" in err and "the stage's is used" in err
+    assert "COS_MATTING_CALLBACK_KEYS" in err  # named, never printed: neither the stage's nor the shell's
+    assert "prod-key-0123456789abcdef" not in err and "shell-key-0123456789abcdef" not in err
     code = main(["status", "--stage", "qa", "--local", cloud.url])
     out, err = capsys.readouterr()
     assert code == 2 and "stage 'qa'" in err and "Traceback" not in err

@@ -47,13 +47,21 @@ def test_no_dead_letter_queue_no_dead_letter_alarm_and_notices_from_the_env(tmp_
 
 
 @pytest.mark.parametrize("change, message", [
-    ("name: cm-${stage}-errors", "alarms[0].name: String should have at most 20 characters"),
+    ("name: cm-${stage}-errors", "alarms[0].name: String should have at least 1 character"),
     ("metric: Throttle", "alarms[1].metric: Input should be 'Error'"),
     ("functions: [submit]", "'sumbit' is not a key of inputs.functions"),
 ])
 def test_a_bad_alarm_is_refused_naming_it(tmp_path, change, message):
-    bad = {"name: cm-${stage}-errors": "name: cm-${stage}-errors-too-long",
+    bad = {"name: cm-${stage}-errors": "name: ''",
            "metric: Throttle": "metric: Throttles",
            "functions: [submit]": "functions: [sumbit]"}[change]
     with pytest.raises(specs.SpecError, match=re.escape(message)):
         _build(tmp_path, SERVERLESS.replace(change, bad, 1))
+
+
+def test_a_long_alarm_name_is_fitted_to_cloud_monitors_20_characters_and_stays_apart():
+    from deploy.alarms import policy_name
+
+    assert policy_name("cm-dev-throttle") == "cm-dev-throttle"  # what deployed stages have: unchanged
+    fitted = {policy_name(f"cm-production-{x}-throttle") for x in ("eu", "us")}
+    assert len(fitted) == 2 and all(len(n) <= 20 and n.startswith("cm-production") for n in fitted)

@@ -91,8 +91,11 @@ def test_no_secret_in_the_file():
     assert entries["COS_MATTING_CALLBACK_KEYS"] == "${env:COS_MATTING_CALLBACK_KEYS}"
     # Only structural literals are written in the file; everything else comes from .env.
     literals = {k for k, v in entries.items() if "${env:" not in v}
-    assert literals == {"COS_MATTING_WATCH_PREFIXES", "COS_MATTING_OUTPUT_PREFIX", "COS_MATTING_RECORDS_PREFIX",
-                        "COS_MATTING_DEPLOYMENT"}
+    assert literals == {"COS_MATTING_OUTPUT_PREFIX", "COS_MATTING_RECORDS_PREFIX", "COS_MATTING_DEPLOYMENT"}
+    # the watched prefix is the stage's own, and the COS trigger's prefix is the same variable
+    assert entries["COS_MATTING_WATCH_PREFIXES"] == "${env:COS_MATTING_WATCH_PREFIXES}"
+    [cos] = [t for t in raw["inputs"]["triggers"] if t["type"] == "cos"]
+    assert cos["parameters"]["filter"]["prefix"] == "${env:COS_MATTING_WATCH_PREFIXES}"
     assert entries["COS_MATTING_DEPLOYMENT"] == "${app}-${stage}"  # the deployment's id: its app and stage
     assert "TENCENT_SECRET" not in SERVERLESS.read_text()
 
@@ -270,6 +273,15 @@ def test_trigger_prefix_covering_records_is_caught_even_if_settings_disagree(env
     sf = _sf_with(environ, lambda raw: raw["inputs"]["triggers"][0]["parameters"]["filter"].update(prefix=".cos-matting/"))
     found = checks.problems(sf)
     assert any("overlaps the records prefix" in p for p in found), found
+
+
+def test_a_watched_prefix_over_the_outputs_or_records_or_a_list_is_caught(environ):
+    for prefix, problem in (("matting/", "overlaps"), (".cos-matting/", "overlaps"),
+                            ("input/a/,input/b/", "a COS trigger has one prefix")):
+        sf = _sf_with({**environ, "COS_MATTING_WATCH_PREFIXES": prefix}, lambda raw: None)
+        found = checks.problems(sf)
+        assert any(problem in p for p in found), (prefix, found)
+    assert checks.problems(_sf_with({**environ, "COS_MATTING_WATCH_PREFIXES": "input/people/"}, lambda raw: None)) == []
 
 
 def test_trigger_on_another_bucket_or_suffix_mismatch_is_caught(environ):
