@@ -193,10 +193,12 @@ class RecordStore:
         body = record.model_dump_json(exclude_none=True).encode()
         return self.storage.put_json(self.bucket, self._key(record.id, name), body, create_only=True)
 
-    def claim(self, record: Record) -> bool:
+    def claim(self, record: Record, marked: bool = False) -> bool:
         """Create claim `record.generation` of `record.attempt`; False if someone holds it already.
-        The open marker goes first: a crash between the two leaves a marker reconcile resolves."""
-        self.mark_open(record)
+        The open marker goes first (`marked`: the caller wrote it, `mark_open`): a crash between the
+        two leaves a marker reconcile resolves."""
+        if not marked:
+            self.mark_open(record)
         return self._write(record, f"{record.attempt:03d}-0-claim-{record.generation}.json")
 
     def advance(self, record: Record, close: bool = True) -> bool:
@@ -214,9 +216,10 @@ class RecordStore:
                               create_only=True)
 
     # -- the open index -------------------------------------------------------------------------
-    def mark_open(self, record: Record) -> None:
+    def mark_open(self, record: Record) -> bool:
+        """Put the record in the open index; False if its marker was there already."""
         body = record.source.model_dump_json().encode()
-        self.storage.put_json(self.bucket, self.open_key(record.id), body, create_only=True)
+        return self.storage.put_json(self.bucket, self.open_key(record.id), body, create_only=True)
 
     def close(self, rid: str) -> None:
         self.storage.delete(self.bucket, self.open_key(rid))

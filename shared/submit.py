@@ -203,8 +203,9 @@ class Submitter:
             if older:
                 return Outcome(key=up.key, kind=Kind.DUPLICATE, record_id=older, detail="recorded by an older release")
             record = self._named(Record(id=rid, source=Source.of(version, up.region)))
-            if not self.store.claim(record):
-                record = self._existing(record, up)
+            opened = self.store.mark_open(record)
+            if not self.store.claim(record, marked=True):
+                record = self._existing(record, up, opened)
                 if record is None:
                     return Outcome(key=up.key, kind=Kind.DUPLICATE, record_id=rid)
             return self._submit_claimed(record)
@@ -213,9 +214,10 @@ class Submitter:
         except ValueError as exc:  # an unreadable record: reported, this upload fails alone
             return Outcome(key=up.key, kind=Kind.FAILED, step=Step.CLAIM, record_id=rid, detail=str(exc))
 
-    def _existing(self, record: Record, up: Upload) -> Optional[Record]:
+    def _existing(self, record: Record, up: Upload, opened: bool) -> Optional[Record]:
         """A claim exists. Ours (an SDK retry of our own write), stale (take it over), or a
-        final non-success that a later upload of the same bytes re-opens; else None."""
+        final non-success that a later upload of the same bytes re-opens; else None.
+        `opened`: our claim attempt wrote the open marker (it was not there)."""
         stages = self.store.stages(record.id)
         if not stages:
             return None
@@ -229,7 +231,11 @@ class Submitter:
                 return self.new_attempt(held, "a new upload of the same bytes after a failure")
             if held is not None and held.state == State.Success:
                 self.lifecycle.reinstate(held)  # these bytes are the newest version again
-            self.store.close(record.id)  # our claim attempt re-created the open marker
+            if opened:  # our claim attempt re-created the marker of a settled record
+                self.store.close(record.id)
+            # else the marker is the record's own: its final stage is written but not settled yet
+            # (the writer is settling it, or died doing so). Closed here, nothing would come back to
+            # enqueue its notification or recheck its tags; reconcile settles and closes it.
             return None
         if newest.rank > Rank.CLAIM:
             return None
@@ -361,7 +367,9 @@ class Submitter:
         failed = record.model_copy(update={"state": State.Failed, "updated_at": now_iso(), "retry": retry,
                                            "error": {"Code": code, "Message": message}})
         try:
-            self.store.advance(failed)
+            if self.store.advance(failed, close=False):  # False: another writer's final stage: theirs to settle
+                self.lifecycle.settle(failed)  # its webhook event too (README "Notifications")
+                self.store.settled(failed.id)  # a settle that failed leaves it open: reconcile settles it
         except CloudError as exc:
             log("record.write_failed", level="error", record_id=record.id, error=str(exc))
 
