@@ -16,11 +16,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
 from cli.clients import ThreadClients
 from cli.errors import UsageError
 from cli.sources import Item, ListingSource
+
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.config import Settings
 
 COUNTERS = ("submitted", "duplicate", "skipped", "failed")
 
@@ -90,7 +93,7 @@ class Frontier:
 ProgressHook = Callable[[Summary], None]
 
 
-def backfill(settings: Any, clients: ThreadClients, bucket: str, prefixes: List[str], since: Optional[datetime] = None,
+def backfill(settings: Settings, clients: ThreadClients, bucket: str, prefixes: List[str], since: Optional[datetime] = None,
              concurrency: int = 8, dry_run: bool = False, start_after: Any = "", limit: Optional[int] = None,
              on_progress: Optional[ProgressHook] = None, source: Any = None) -> Summary:
     """Read (a listing of the prefixes, or `source`: see cli/sources.py), filter and push every object
@@ -111,7 +114,7 @@ class Backfill:
     what has not started and waits for what has.
     """
 
-    def __init__(self, settings: Any, clients: ThreadClients, bucket: str, prefixes: List[str],
+    def __init__(self, settings: Settings, clients: ThreadClients, bucket: str, prefixes: List[str],
                  since: Optional[datetime], concurrency: int, dry_run: bool, start_after: Any, limit: Optional[int],
                  on_progress: Optional[ProgressHook], source: Any) -> None:
         self.settings, self.clients, self.since, self.limit = settings, clients, since, limit
@@ -251,7 +254,7 @@ def write_checkpoint(path: str, identity: Dict[str, Any], summary: Summary) -> N
                           + "\n", encoding="utf-8")
 
 
-def count_objects(source: Any, settings: Any, start: Any = "", limit: Optional[int] = None) -> int:
+def count_objects(source: Any, settings: Settings, start: Any = "", limit: Optional[int] = None) -> int:
     """How many objects the run will list (a listing without the work)."""
     count = 0
     for _ in source.items(settings, start):

@@ -25,9 +25,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional
 
 from cli.errors import UsageError
+
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.config import Settings
 
 ASYNC_LIMIT = 128 * 1024  # bytes of ClientContext for InvocationType=Event (doc 583/17243)
 INVOKE_API_RATE = 100  # Invoke requests per second the API accepts (doc 583/17243)
@@ -184,7 +187,7 @@ class Checkpoint:
 Hook = Callable[[Summary], None]
 
 
-def backfill_scf(settings: Any, source: Any, invoker: Invoker, checkpoint: Optional[Checkpoint], rate: float,
+def backfill_scf(settings: Settings, source: Any, invoker: Invoker, checkpoint: Optional[Checkpoint], rate: float,
                  batch: int = DEFAULT_BATCH, since: Any = None, limit: Optional[int] = None,
                  restart: bool = False, on_progress: Optional[Hook] = None,
                  pace: Optional[Pace] = None) -> Summary:
@@ -202,7 +205,7 @@ class ScfBackfill:
     batch (`_flush`: pace, send, count, save the checkpoint) when the next record would not fit.
     """
 
-    def __init__(self, settings: Any, source: Any, invoker: Invoker, checkpoint: Optional[Checkpoint], batch: int,
+    def __init__(self, settings: Settings, source: Any, invoker: Invoker, checkpoint: Optional[Checkpoint], batch: int,
                  on_progress: Optional[Hook]) -> None:
         self.settings, self.source, self.invoker, self.checkpoint = settings, source, invoker, checkpoint
         self.batch, self.on_progress = batch, on_progress
@@ -318,7 +321,7 @@ def default_checkpoint(identity: Mapping[str, Any], function: str) -> str:
     return os.path.join(base, "cos-matting", f"backfill-{digest}.json")
 
 
-def run_scf(args: Any, env: Mapping[str, str], settings: Any, source: Any) -> int:
+def run_scf(args: Any, env: Mapping[str, str], settings: Settings, source: Any) -> int:
     """The `--via scf` branch of `cos-matting backfill`."""
     import sys
 

@@ -1,17 +1,20 @@
 """Cancelling jobs as a library: find the jobs of the records in a state, cancel one job and
-advance its record exactly as a callback would (shared.progress.advance). `cos-matting cancel`
+advance its record exactly as a callback would (shared.lifecycle.Lifecycle.advance). `cos-matting cancel`
 (cli/cmd_cancel.py) parses, asks, runs these in parallel and prints."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
-from cli.clients import ThreadClients
+from cli.clients import AnyClients, ThreadClients
 from cli.progress import Progress
+from shared.states import CANCELLABLE, Rank
 
-CANCELLABLE = ("Submitted", "Running", "Pause")
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.cloud import Clients
+    from shared.config import Settings
 
 
-def targets_in_state(settings: Any, clients: Any, state: str, concurrency: int = 8,
+def targets_in_state(settings: Settings, clients: AnyClients, state: str, concurrency: int = 8,
                      progress: bool = True) -> List[Dict[str, Any]]:
     """The jobs of every record whose newest snapshot is in `state` (records read in parallel)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +26,7 @@ def targets_in_state(settings: Any, clients: Any, state: str, concurrency: int =
     def store() -> Any:
         return RecordStore.of(settings, (pool.get() if pool else clients).storage)
 
-    candidates = [newest for newest in store().newest_stages() if newest.rank in (1, 2)]
+    candidates = [newest for newest in store().newest_stages() if Rank.SUBMITTED <= newest.rank <= Rank.RUNNING]
     bar = Progress(total=len(candidates), label="reading records", delay=1.0, enabled=progress)
     found = []
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as executor:
@@ -35,14 +38,13 @@ def targets_in_state(settings: Any, clients: Any, state: str, concurrency: int =
     return found
 
 
-def cancel_one(settings: Any, clients: Any, job_id: str, dry_run: bool = False) -> Dict[str, Any]:
+def cancel_one(settings: Settings, clients: Clients, job_id: str, dry_run: bool = False) -> Dict[str, Any]:
     """Cancel one job and advance its record. Returns a result row; `outcome` starts with failed: on error."""
     from shared.cloud import CloudError
     from shared.identity import Correlation
-    from shared.progress import WrongJob, advance
-    from shared.records import RecordStore
+    from shared.lifecycle import Lifecycle, WrongJob
 
-    store = RecordStore.of(settings, clients.storage)
+    life = Lifecycle.of(settings, clients)
     row: Dict[str, Any] = {"job_id": job_id}
     step = "describe"
     try:
@@ -66,12 +68,12 @@ def cancel_one(settings: Any, clients: Any, job_id: str, dry_run: bool = False) 
             step = "describe"
             job = clients.ci.describe(job_id)  # the state we record is the one CI reports
         step = "record"
-        record, _ = store.load(rid)
+        record, _ = life.store.load(rid)
         if record is None:
             row.update(outcome="cancelled" if job.State == "Cancel" else f"skipped:{job.State}",
                        state=job.State, detail="no record for this job")
             return row
-        result, record = advance(clients, store, record, job)
+        result, record = life.advance(record, job)
         row.update(state=record.state, recorded=result,
                    outcome="cancelled" if job.State == "Cancel" and row["before"] in CANCELLABLE
                    else f"skipped:{job.State}")

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Union
 
 from cli.env import is_local
 
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.cloud import Clients
+    from shared.config import Settings
 
-def make_clients(settings: Any, env: Mapping[str, str], pool: int = 0) -> Any:
+
+def make_clients(settings: Settings, env: Mapping[str, str], pool: int = 0) -> Clients:
     """`shared.cloud.Clients` for this environment. With `pool`, the SDK clients get their own
     HTTP session of that size (the SDK otherwise shares one 10-connection pool process-wide,
     which thrashes under more threads)."""
@@ -19,7 +23,7 @@ def make_clients(settings: Any, env: Mapping[str, str], pool: int = 0) -> Any:
     return clients
 
 
-def own_sessions(clients: Any, pool: int, local: bool = False) -> None:
+def own_sessions(clients: Clients, pool: int, local: bool = False) -> None:
     import requests
 
     session = requests.Session()
@@ -39,12 +43,15 @@ def own_sessions(clients: Any, pool: int, local: bool = False) -> None:
 class ThreadClients:
     """One `Clients` per thread (SDK clients keep per-call state; sessions are not shared)."""
 
-    def __init__(self, settings: Any, env: Mapping[str, str], pool: int = 4) -> None:
+    def __init__(self, settings: Settings, env: Mapping[str, str], pool: int = 4) -> None:
         self.settings, self.env, self.pool = settings, dict(env), pool
         self._local = threading.local()
 
-    def get(self) -> Any:
+    def get(self) -> Clients:
         clients = getattr(self._local, "clients", None)
         if clients is None:
             clients = self._local.clients = make_clients(self.settings, self.env, self.pool)
         return clients
+
+
+AnyClients = Union["Clients", ThreadClients]  # what a library function that takes either accepts

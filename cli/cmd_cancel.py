@@ -1,7 +1,7 @@
 """`cos-matting cancel JOB_ID... | --state Submitted`: cancel jobs in CI and record it.
 
 Each job is cancelled through CI, re-read (`GET /jobs/<id>`), and its record
-advanced with that job exactly as a callback would (shared.progress.advance):
+advanced with that job exactly as a callback would (shared.lifecycle.Lifecycle.advance):
 the record gets its final Cancel stage and the source object its state tag.
 Only this deployment's jobs are touched: UserData cm:<record id>.<attempt>@<deployment>
 naming COS_MATTING_DEPLOYMENT (use --stage to act as a deployed stage), or an older
@@ -10,15 +10,19 @@ release's cm:<record id> whose record this deployment keeps.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
-from cli.cancel import CANCELLABLE, cancel_one, targets_in_state
+from cli.cancel import cancel_one, targets_in_state
 from cli.clients import ThreadClients
 from cli.env import add_env_options, load, target_line
 from cli.errors import UsageError
 from cli.logcapture import add_verbose, logs_aside
 from cli.progress import Progress
 from cli.ui import add_yes, confirm, dump_json, table
+from shared.states import CANCELLABLE
+
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.config import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("job_ids", nargs="*", metavar="JOB_ID|KEY|RECORD_ID",
                         help="jobs to cancel: a job id, or a source key or record id (its record's current job)")
-    parser.add_argument("--state", choices=CANCELLABLE, help="cancel the job of every record in this state")
+    parser.add_argument("--state", choices=CANCELLABLE, help="cancel the job of every record in this state (CI cancels only jobs that have "
+                        "not started)")
     parser.add_argument("--prefix", metavar="KEY_PREFIX", default="",
                         help="with --state: only records whose source key starts with this")
     parser.add_argument("--dry-run", action="store_true", help="show what would be cancelled")
@@ -41,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def jobs_of(settings: Any, clients: ThreadClients, target: str) -> List[str]:
+def jobs_of(settings: Settings, clients: ThreadClients, target: str) -> List[str]:
     """A job id as given; a source key or record id: its record's job (status's lookup, cli/records_view.py)."""
     from cli.records_view import lookup
 

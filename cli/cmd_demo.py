@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
+from shared.states import JOB_FINAL, State
+
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "videos-1250000000"
 REGION = "ap-guangzhou"
@@ -191,8 +193,8 @@ def measured_timings(uploaded: Dict[str, float], seen: Dict[str, Dict[str, float
     out: Dict[str, Dict[str, float]] = {}
     for key, t0 in uploaded.items():
         states = seen.get(key, {})
-        submitted = min((t for s, t in states.items() if s not in ("Claimed",)), default=None)
-        final = min((t for s, t in states.items() if s in ("Success", "Failed", "Cancel")), default=None)
+        submitted = min((t for s, t in states.items() if s != State.Claimed), default=None)
+        final = min((t for s, t in states.items() if s in JOB_FINAL), default=None)
         row: Dict[str, float] = {}
         if submitted is not None:
             row["upload_to_submitted_s"] = submitted - t0

@@ -20,8 +20,9 @@ from cli.clients import make_clients
 from cli.env import add_env_options, load, require_callback, target_line
 from cli.errors import UsageError
 from cli.logcapture import add_verbose, logs_aside
-from cli.retry import RETRYABLE, in_state, resolve, retry_one
+from cli.retry import in_state, resolve, retry_one
 from cli.ui import add_yes, confirm, dump_json, is_terminal, parse_since, table
+from shared.states import RETRYABLE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -18,18 +18,21 @@ import io
 import sys
 import time
 from collections import Counter
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from cli.errors import UsageError
 from cli.env import add_env_options, load
 from cli.clients import ThreadClients
 from cli.progress import Progress
 from cli.ui import age, colour_states, dump_json, is_terminal, parse_since, size, table
+from shared import states
+
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.config import Settings
 
 MISSING = "NoRecord"
-STATES = ("Open", "Claimed", "Submitted", "Running", "Pause", "Success", "Failed", "Cancel", "Gone", "Superseded",
-          MISSING, "Pending")
-FINAL = ("Success", "Failed", "Cancel", "Gone", "Superseded")
+STATES = ("Open", *states.ALL, MISSING, "Pending")
+FINAL = states.FINAL
 PENDING = "Pending"
 RECENT = 24 * 3600  # the default view's window for finished records (--since changes it)
 
@@ -50,7 +53,7 @@ totals count the rows shown (after KEY/--state filters); "of N" gives all record
 
 exit codes: 0 ok; 1 nothing matches the KEY|JOB_ID|RECORD_ID given (like grep), or with --check a
 problem was found; 2 a usage or configuration mistake."""
-IN_PROGRESS = ("Claimed", "Submitted", "Running", "Pause")
+IN_PROGRESS = states.OPEN
 Rows = List[Dict[str, Any]]
 
 
@@ -108,7 +111,7 @@ def _state(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(STATES)}")
 
 
-def collect(settings: Any, clients: ThreadClients, args: argparse.Namespace, progress: bool = False,
+def collect(settings: Settings, clients: ThreadClients, args: argparse.Namespace, progress: bool = False,
             out: Any = None, follow: Optional[Set[str]] = None) -> Dict[str, Any]:
     """{"records": [...], "missing": [...], "scan": {...}, "next_after": cursor or None, "read": Counter}:
     the records asked for, and the uploads that never became a job."""
@@ -120,7 +123,7 @@ def collect(settings: Any, clients: ThreadClients, args: argparse.Namespace, pro
             "read": Counter(read) if read else Counter(r["state"] for r in records)}
 
 
-def read_records(settings: Any, clients: ThreadClients, args: argparse.Namespace, progress: bool = False,
+def read_records(settings: Settings, clients: ThreadClients, args: argparse.Namespace, progress: bool = False,
                  out: Any = None, follow: Optional[Set[str]] = None) -> Tuple[Rows, Optional[str], List[str]]:
     """(rows, the cursor to go on from or None, the state of every record read: the "of N" of filtered
     totals) for a query, the history (--all or a final --state), or the open records."""
@@ -152,7 +155,7 @@ def since_of(args: argparse.Namespace) -> Any:
     return args.since or datetime.now(timezone.utc) - timedelta(seconds=RECENT)
 
 
-def _recent(settings: Any, clients: ThreadClients, args: argparse.Namespace, seen: Set[str]) -> Rows:
+def _recent(settings: Settings, clients: ThreadClients, args: argparse.Namespace, seen: Set[str]) -> Rows:
     """The records finished since --since (24 h by default), newest first: every failure, and the others up to
     --limit (the listing gives each record's newest time, so only the recent ones are read)."""
     from cli import records_view
@@ -168,15 +171,15 @@ def _recent(settings: Any, clients: ThreadClients, args: argparse.Namespace, see
     return [r for r in finished if r["record_id"] in keep]
 
 
-def _history(settings: Any, clients: ThreadClients, args: argparse.Namespace, bar: Progress,
+def _history(settings: Settings, clients: ThreadClients, args: argparse.Namespace, bar: Progress,
              out: Any) -> Tuple[Rows, Optional[str], List[str]]:
     """--all (or a final --state): newest first a page of --limit rows; --limit 0 streams every row as it is
     read, in record-id order (no sort: memory stays one batch)."""
     from cli import records_view
 
     if args.limit:
-        states = (args.state,) if args.state else None
-        records, next_after, read = records_view.newest_first(settings, clients, args.after, args.since, states,
+        only = (args.state,) if args.state else None
+        records, next_after, read = records_view.newest_first(settings, clients, args.after, args.since, only,
                                                               args.limit, args.concurrency)
         bar.total = len(records)
         return records, next_after, read
@@ -194,7 +197,7 @@ def _history(settings: Any, clients: ThreadClients, args: argparse.Namespace, ba
     return records, None, read
 
 
-def missing_uploads(settings: Any, clients: ThreadClients, args: argparse.Namespace) -> Tuple[Any, Rows]:
+def missing_uploads(settings: Settings, clients: ThreadClients, args: argparse.Namespace) -> Tuple[Any, Rows]:
     """(the scan's state, its uploads that never became a job as rows, by key)."""
     scan = uploads(settings, clients, args)
     missing = [{**m, "age_s": _age(m.get("modified"))} for m in scan.missing.values()]
@@ -210,7 +213,7 @@ def _age(stamp: Any) -> Optional[float]:
     return round(age_seconds(stamp), 1) if stamp else None
 
 
-def uploads(settings: Any, clients: ThreadClients, args: argparse.Namespace) -> Any:
+def uploads(settings: Settings, clients: ThreadClients, args: argparse.Namespace) -> Any:
     """One step of the incremental scan for uploads that never became a job (state saved per bucket)."""
     from cli import uploads_scan
 
@@ -238,10 +241,10 @@ def matches(row: Dict[str, Any], query: Optional[str], state: Optional[str]) -> 
 def _detail(row: Dict[str, Any]) -> str:
     """The OUTPUT column: the output key of a job that succeeded, or why there is none."""
     state = row.get("state")
-    if row.get("output") and state not in ("Failed", "Cancel", "Gone", "Superseded"):
+    if row.get("output") and state not in states.UNSUCCESSFUL:
         return row["output"]
     error = row.get("error") or {}
-    if state in ("Failed", "Cancel", "Gone", "Superseded", "?") and error:
+    if (state in states.UNSUCCESSFUL or state == "?") and error:
         code = error.get("Code", "")
         if state != "Failed" and code in ("Success", ""):  # a cancelled job's CI code can read "Success"
             code = {"Cancel": "cancelled", "Gone": "source deleted", "Superseded": "source overwritten"}.get(state, "")
@@ -312,7 +315,7 @@ def _line(row: Dict[str, Any]) -> str:
             f"{age(row.get('age_s')):>5}  {_detail(row)}").rstrip()
 
 
-def show(args: argparse.Namespace, settings: Any, clients: ThreadClients, out, progress: bool = True,
+def show(args: argparse.Namespace, settings: Settings, clients: ThreadClients, out, progress: bool = True,
          follow: Optional[Set[str]] = None) -> int:
     streaming = (args.all or args.state in FINAL) and args.limit == 0 and not args.json and not args.query
     if streaming:

@@ -19,7 +19,14 @@ import hmac
 import secrets
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+
+from shared import states
+from shared.states import Rank
+
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.config import Settings
+    from cli.clients import ThreadClients
 
 PAGE = 50  # rows a view returns at once
 READ_BUDGET = 1000  # records a filtered history request reads at most before it answers with a cursor
@@ -28,15 +35,14 @@ WINDOW_MIN = 60  # the chart's minutes
 OPEN_TTL = 1.0  # seconds an open-index listing is reused (polls from several tabs)
 UPLOADS_EVERY = 5.0  # seconds between two steps of the "never became a job" scan
 SCAN_BUDGET = 1000  # objects of the watched prefixes one step reads (as `status --scan`)
-FINAL = ("Success", "Failed", "Cancel", "Gone", "Superseded")
+FINAL = states.FINAL
 SINCE = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "all": 0}
-STAGE_NAMES = {0: "claim", 1: "submitted", 2: "running", 3: "final"}
 
 
 class Dashboard:
     """The data behind the page: views, one record, totals; the actions."""
 
-    def __init__(self, settings: Any, env: Dict[str, str], clients: Any, concurrency: int = 16) -> None:
+    def __init__(self, settings: Settings, env: Dict[str, str], clients: ThreadClients, concurrency: int = 16) -> None:
         self.settings, self.env, self.clients, self.concurrency = settings, env, clients, concurrency
         self._open: Tuple[float, List[Tuple[str, str]]] = (0.0, [])
         self._jobs: Dict[str, Dict[str, Any]] = {}
@@ -83,11 +89,11 @@ class Dashboard:
 
         seconds = SINCE.get(since, SINCE["24h"])
         cutoff = datetime.fromtimestamp(time.time() - seconds, timezone.utc) if seconds else None
-        states = ("Failed",) if view == "failed" else FINAL
+        wanted_states = (states.State.Failed,) if view == "failed" else FINAL
         read, last = 0, None
         for row in records_view.history(self.settings, self.clients, after, cutoff, None, self.concurrency):
             read, last = read + 1, row["record_id"]
-            if row["state"] in states and wanted(row):
+            if row["state"] in wanted_states and wanted(row):
                 rows.append(row)
             if len(rows) >= limit or read >= READ_BUDGET:
                 return {"rows": rows, "next": last, "read": read}
@@ -136,7 +142,7 @@ class Dashboard:
             row = records_view.row_of(self.settings, rid, stages, None, str(exc).splitlines()[0])
         if not stages:
             return None
-        timeline = [{"attempt": s.attempt, "stage": f"note {s.note_job}" if s.note_job else STAGE_NAMES.get(s.rank, "?"),
+        timeline = [{"attempt": s.attempt, "stage": f"note {s.note_job}" if s.note_job else Rank(s.rank).stage,
                      "generation": s.generation, "at": s.last_modified, "object": s.key.rsplit("/", 1)[-1]}
                     for s in sorted(stages, key=lambda s: (s.order, s.note_job))]
         media: Dict[str, Optional[str]] = {"source": None, "output": None}
@@ -147,11 +153,8 @@ class Dashboard:
             if record.output and record.output.get("key"):
                 media["output"] = self.presign(self.settings.out_bucket, self.settings.out_region,
                                                record.output["key"])
-        from cli.retry import RETRYABLE
-        from cli.cancel import CANCELLABLE
-
-        row.update(timeline=timeline, media=media, can_retry=row["state"] in RETRYABLE,
-                   can_cancel=row["state"] in CANCELLABLE and bool(row.get("job_id")))
+        row.update(timeline=timeline, media=media, can_retry=row["state"] in states.RETRYABLE,
+                   can_cancel=row["state"] in states.CANCELLABLE and bool(row.get("job_id")))
         return row
 
     def presign(self, bucket: str, region: str, key: str, expires: int = 3600) -> str:
@@ -219,17 +222,17 @@ class Dashboard:
         from shared.records import latest
 
         started, now = time.monotonic(), time.time()
-        by_rank = [0, 0, 0, 0]
+        by_rank = [0] * len(Rank)
         claimed, finished = [0] * WINDOW_MIN, [0] * WINDOW_MIN
         for stages in self.store().scan():
             newest = latest(stages)
-            by_rank[min(newest.rank, 3)] += 1
+            by_rank[newest.rank] += 1
             first = min(epoch_of(s.last_modified) for s in stages)
-            for series, at in ((claimed, first), (finished, epoch_of(newest.last_modified) if newest.rank == 3 else None)):
+            for series, at in ((claimed, first), (finished, epoch_of(newest.last_modified) if newest.rank == Rank.FINAL else None)):
                 if at is not None and 0 <= now - at < WINDOW_MIN * 60:
                     series[WINDOW_MIN - 1 - int((now - at) // 60)] += 1
-        return {"records": sum(by_rank), "claimed": by_rank[0], "submitted": by_rank[1], "running": by_rank[2],
-                "final": by_rank[3], "open_index": len(self.open_index()), "at": now,
+        return {"records": sum(by_rank), "claimed": by_rank[Rank.CLAIM], "submitted": by_rank[Rank.SUBMITTED],
+                "running": by_rank[Rank.RUNNING], "final": by_rank[Rank.FINAL], "open_index": len(self.open_index()), "at": now,
                 "per_minute": {"claimed": claimed, "finished": finished}, "seconds": round(time.monotonic() - started, 2)}
 
     # -- actions: exactly the CLI's ----------------------------------------------------------------

@@ -10,10 +10,13 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, TextIO
 from urllib.parse import urlsplit
 
 from cli.errors import UsageError, failure, usage
+
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINT = "COS_MATTING_ENDPOINT"
@@ -177,7 +180,7 @@ def load(args: argparse.Namespace, overrides: Optional[Mapping[str, str]] = None
     return env, settings
 
 
-def require_callback(settings: Any, what: str, allowed: bool = False) -> None:
+def require_callback(settings: Settings, what: str, allowed: bool = False) -> None:
     """Jobs made without a callback URL sit Submitted until reconcile re-reads them (after its grace
     period): a command that creates jobs refuses that unless asked (--no-callback). `replay`, `invoke`
     (running the handlers with the shell's settings, for debugging) and `reconcile` (whose jobs it

@@ -12,9 +12,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from cli.errors import UsageError
+
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.cloud import Clients
+    from shared.config import Settings
 
 KINDS = ("submit", "callback", "reconcile")
 PLACEHOLDER_JOB = "s0000000000000000000000000000000"
@@ -262,7 +266,7 @@ def record_lookup(env: Mapping[str, str]):
     return lookup
 
 
-def seed(event: Any, clients: Any, settings: Any) -> Any:
+def seed(event: Any, clients: Clients, settings: Settings) -> Any:
     """Make the objects a COS event names exist (local cloud), and point the event at their real ETag.
 
     Only records the submit path would act on (no skip reason from the event alone): never an

@@ -12,21 +12,27 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from shared.identity import RECORD_ID
+from shared.states import FINAL, Rank
+
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.config import Settings
+    from shared.records import RecordStore
+    from cli.clients import ThreadClients
 
 Row = Dict[str, Any]
 BATCH = 256  # records read in parallel before the next are listed (about a 1,000-key listing page)
 
 
-def _store(settings: Any, clients: Any) -> Any:
+def _store(settings: Settings, clients: ThreadClients) -> RecordStore:
     from shared.records import RecordStore
 
     return RecordStore.of(settings, clients.get().storage)
 
 
-def row_of(settings: Any, rid: str, stages: List[Any], record: Any, problem: Optional[str] = None) -> Row:
+def row_of(settings: Settings, rid: str, stages: List[Any], record: Any, problem: Optional[str] = None) -> Row:
     """One status row from a record's stages (listing) and newest readable snapshot."""
     from shared.records import age_seconds, latest
 
@@ -45,13 +51,13 @@ def row_of(settings: Any, rid: str, stages: List[Any], record: Any, problem: Opt
                    notes=record.notes or None)
     if problem:
         row["error"] = {"Code": "Unreadable", "Message": problem}
-    if newest is not None and newest.rank == 0 and row["age_s"] is not None \
+    if newest is not None and newest.rank == Rank.CLAIM and row["age_s"] is not None \
             and row["age_s"] >= settings.claim_lease_seconds:
         row["stuck"] = "claim expired without a job (reconcile resubmits it)"
     return row
 
 
-def _load(settings: Any, clients: Any, rid: str) -> Row:
+def _load(settings: Settings, clients: ThreadClients, rid: str) -> Row:
     from shared.records import UnreadableRecord
 
     store = _store(settings, clients)
@@ -62,7 +68,7 @@ def _load(settings: Any, clients: Any, rid: str) -> Row:
         return row_of(settings, rid, store.stages(rid), None, str(exc).splitlines()[0])
 
 
-def load_many(settings: Any, clients: Any, rids: List[str], concurrency: int = 16,
+def load_many(settings: Settings, clients: ThreadClients, rids: List[str], concurrency: int = 16,
               on_row: Optional[Callable[[int], None]] = None) -> List[Row]:
     rows: List[Row] = []
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -73,7 +79,7 @@ def load_many(settings: Any, clients: Any, rids: List[str], concurrency: int = 1
     return rows
 
 
-def open_ids(settings: Any, clients: Any) -> List[str]:
+def open_ids(settings: Settings, clients: ThreadClients) -> List[str]:
     store, rids, after = _store(settings, clients), [], ""
     while True:
         page, after = store.open_page(after)
@@ -82,14 +88,14 @@ def open_ids(settings: Any, clients: Any) -> List[str]:
             return rids
 
 
-def open_rows(settings: Any, clients: Any, rids: List[str], concurrency: int = 16,
+def open_rows(settings: Settings, clients: ThreadClients, rids: List[str], concurrency: int = 16,
               on_row: Optional[Callable[[int], None]] = None) -> List[Row]:
     """The open records `rids` (from `open_ids`), newest snapshot each, sorted by source key."""
     rows = load_many(settings, clients, rids, concurrency, on_row)
     return sorted(rows, key=lambda r: (r.get("key") or "", r["record_id"]))
 
 
-def history(settings: Any, clients: Any, after: str = "", since: Optional[datetime] = None,
+def history(settings: Settings, clients: ThreadClients, after: str = "", since: Optional[datetime] = None,
             states: Optional[Tuple[str, ...]] = None, concurrency: int = 16) -> Iterator[Row]:
     """Every record after the cursor `after` (a record id), in record-id order, read a batch at a time
     (the listing of the records prefix is paged by RecordStore.scan: memory follows the batch)."""
@@ -111,7 +117,7 @@ def history(settings: Any, clients: Any, after: str = "", since: Optional[dateti
                     yield row
 
 
-def newest_first(settings: Any, clients: Any, after: str = "", since: Optional[datetime] = None,
+def newest_first(settings: Settings, clients: ThreadClients, after: str = "", since: Optional[datetime] = None,
                  states: Optional[Tuple[str, ...]] = None, limit: int = 100,
                  concurrency: int = 16) -> Tuple[List[Row], Optional[str], List[str]]:
     """(rows, cursor or None, the state of every record read): the history newest first (by each record's newest stage, then record id),
@@ -148,7 +154,7 @@ def newest_first(settings: Any, clients: Any, after: str = "", since: Optional[d
     return rows, (rows[-1]["record_id"] if more and rows else None), read
 
 
-def cache_path(settings: Any) -> str:
+def cache_path(settings: Settings) -> str:
     """Where finished records' rows are kept between calls (beside the uploads scan's state)."""
     import hashlib
     import os
@@ -160,7 +166,7 @@ def cache_path(settings: Any) -> str:
                         f"finished-{settings.rec_bucket}-{where}.json")
 
 
-def recent_finished(settings: Any, clients: Any, since: Optional[datetime], concurrency: int = 16,
+def recent_finished(settings: Settings, clients: ThreadClients, since: Optional[datetime], concurrency: int = 16,
                     cache: Optional[str] = None) -> List[Row]:
     """Every record whose newest stage is final and at or after `since`, from one listing; a record is read
     only the first time its newest stage is seen. Stage objects are never overwritten (shared/records.py),
@@ -176,7 +182,7 @@ def recent_finished(settings: Any, clients: Any, since: Optional[datetime], conc
     wanted: List[Tuple[str, Any]] = []
     for stages in _store(settings, clients).scan():
         newest = latest([s for s in stages if not s.note_job] or stages)
-        if newest.rank == 3 and (threshold is None or epoch_of(newest.last_modified) >= threshold):
+        if newest.rank == Rank.FINAL and (threshold is None or epoch_of(newest.last_modified) >= threshold):
             wanted.append((newest.key, newest))
     kept: Dict[str, Row] = {}
     if cache:
@@ -188,7 +194,7 @@ def recent_finished(settings: Any, clients: Any, since: Optional[datetime], conc
     missing = [newest for key, newest in wanted if key not in kept]
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         for newest, row in zip(missing, pool.map(lambda n: _load(settings, clients, n.record_id), missing)):
-            if row.get("state") in ("Success", "Failed", "Cancel", "Gone", "Superseded"):
+            if row.get("state") in FINAL:
                 kept[newest.key] = row
     rows = []
     for key, newest in wanted:
@@ -204,7 +210,7 @@ def recent_finished(settings: Any, clients: Any, since: Optional[datetime], conc
     return rows
 
 
-def _notified(settings: Any, clients: Any, row: Row) -> Row:
+def _notified(settings: Settings, clients: ThreadClients, row: Row) -> Row:
     """One record's webhook delivery log (shared/notify.py), oldest first, when it has one."""
     from shared.notify import deliveries
 
@@ -215,7 +221,7 @@ def _notified(settings: Any, clients: Any, row: Row) -> Row:
     return row
 
 
-def lookup(settings: Any, clients: Any, query: str, limit: int = 1000) -> List[Row]:
+def lookup(settings: Settings, clients: ThreadClients, query: str, limit: int = 1000) -> List[Row]:
     """The record(s) a query names: a record id, a job id, a source key, or a key prefix (its first
     `limit` objects: each is a record read)."""
     from shared.cloud import CloudError

@@ -4,12 +4,16 @@ as a new attempt through the trigger's own idempotent path (shared.submit.Submit
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-RETRYABLE = ("Failed", "Cancel", "Gone", "Superseded")
+from shared.states import RETRYABLE, Rank
+
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.cloud import Clients
+    from shared.config import Settings
 
 
-def resolve(settings: Any, clients: Any, target: str) -> Dict[str, Any]:
+def resolve(settings: Settings, clients: Clients, target: str) -> Dict[str, Any]:
     """A record id as given, or a key's current version's record id."""
     from shared.identity import RECORD_ID
 
@@ -21,14 +25,14 @@ def resolve(settings: Any, clients: Any, target: str) -> Dict[str, Any]:
     return {"record_id": version.record_id, "key": target}
 
 
-def in_state(settings: Any, clients: Any, state: str, since: Optional[datetime]) -> List[Dict[str, Any]]:
+def in_state(settings: Settings, clients: Clients, state: str, since: Optional[datetime]) -> List[Dict[str, Any]]:
     """Records whose newest stage is final in `state` (a scan of the records: history, on demand)."""
     from shared.records import RecordStore, UnreadableRecord, age_seconds, owned
 
     store = RecordStore.of(settings, clients.storage)
     found = []
     for newest in store.newest_stages():
-        if newest.rank != 3:
+        if newest.rank != Rank.FINAL:
             continue
         if since is not None and age_seconds(newest.last_modified) > (datetime.now(timezone.utc) - since).total_seconds():
             continue
@@ -48,7 +52,7 @@ def hint_of(record: Any) -> str:
     return record.retry.value if getattr(record, "retry", None) else ""
 
 
-def retry_one(settings: Any, clients: Any, row: Dict[str, Any], dry_run: bool,
+def retry_one(settings: Settings, clients: Clients, row: Dict[str, Any], dry_run: bool,
               include_new_input: bool = False) -> Dict[str, Any]:
     """Run the record again; one whose record says only a new input can help (`retry: new-input`, e.g. the
     input is not a video) is skipped unless `include_new_input`: the same input would fail the same way."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from cli.inventory import Manifest, Position, as_listing, load_manifest, rows
+
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.config import Settings
 
 BACKFILL_EVENT = "cos:ObjectCreated:Backfill"
 
@@ -38,7 +41,7 @@ def parse_modified(stamp: str) -> Optional[datetime]:
         return None
 
 
-def judge(settings: Any, bucket: str, obj: Dict[str, Any], position: Any,
+def judge(settings: Settings, bucket: str, obj: Dict[str, Any], position: Any,
           since: Optional[datetime] = None) -> Item:
     from shared.reconcile import listed
 
@@ -70,7 +73,7 @@ class ListingSource:
     def start(saved: Any) -> str:
         return str(saved or "")
 
-    def items(self, settings: Any, start: Any = "", since: Optional[datetime] = None) -> Iterator[Item]:
+    def items(self, settings: Settings, start: Any = "", since: Optional[datetime] = None) -> Iterator[Item]:
         for obj in list_objects(self.storage, self.bucket, self.prefixes, self.start(start)):
             yield judge(settings, self.bucket, obj, obj["Key"], since)
 
@@ -109,7 +112,7 @@ class InventorySource:
     def start(saved: Any) -> Position:
         return Position.from_dict(saved) if saved else Position()
 
-    def items(self, settings: Any, start: Any = None, since: Optional[datetime] = None) -> Iterator[Item]:
+    def items(self, settings: Settings, start: Any = None, since: Optional[datetime] = None) -> Iterator[Item]:
         fallback = self.manifest.source_bucket or settings.bucket
         for position, row in rows(self.storage, self.manifest, self.start(start)):
             bucket = row.get("Bucket") or fallback
@@ -118,7 +121,7 @@ class InventorySource:
             yield judge(settings, bucket, as_listing(row), position.as_dict(), since)
 
 
-def open_source(storage: Any, settings: Any, inventory: Optional[str], prefixes: List[str],
+def open_source(storage: Any, settings: Settings, inventory: Optional[str], prefixes: List[str],
                 inventory_bucket: Optional[str] = None) -> Any:
     if inventory:
         return InventorySource(storage, inventory_bucket or settings.bucket, inventory)

@@ -20,7 +20,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+
+if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
+    from shared.config import Settings
+    from cli.clients import ThreadClients
 
 HasRecord = Callable[[str, Any], bool]  # (record id, the object version as listed: RecordStore.exists)
 MARGIN = 120  # seconds: COS's Last-Modified and this clock may disagree this much
@@ -78,7 +82,7 @@ def save_state(path: str, state: ScanState) -> None:
         raise
 
 
-def scan(settings: Any, source: Any, state: ScanState, has_record: HasRecord, budget: int,
+def scan(settings: Settings, source: Any, state: ScanState, has_record: HasRecord, budget: int,
          concurrency: int = 16) -> ScanState:
     """Re-check what was missing, then read up to `budget` more objects from the saved position."""
     from shared.dates import epoch_of
@@ -130,7 +134,7 @@ def scan(settings: Any, source: Any, state: ScanState, has_record: HasRecord, bu
     return state
 
 
-def step(settings: Any, clients: Any, budget: int, concurrency: int = 16, inventory: Optional[str] = None) -> ScanState:
+def step(settings: Settings, clients: ThreadClients, budget: int, concurrency: int = 16, inventory: Optional[str] = None) -> ScanState:
     """One step of the scan for this bucket and cloud (`status`, the dashboard): load the saved state,
     read up to `budget` objects of the watched prefixes (or of the `inventory` report), save."""
     from cli.sources import open_source

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from shared import states
 from shared.jobs import (TAG, TERMINAL_STATES, EchoedOptions, EchoedOutput, JobDetail, JobInput, JobOperation,
                          JobRequest, MediaInfoSpec, MediaResultSpec, OutputFileSpec, background_key)
 
@@ -31,7 +32,7 @@ CHINA = timezone(timedelta(hours=8))
 CI_TIME = "%Y-%m-%dT%H:%M:%S%z"
 # "取消一个任务,只有未执行的任务才可以被取消" (https://cloud.tencent.com/document/api/1246/109264);
 # a started job answers "The job provided can not be modified" (intl 1045/43702).
-CANCELLABLE = ("Submitted", "Pause")
+CANCELLABLE = states.CANCELLABLE
 AI_QUEUE_TYPE = "AIProcess"  # SegmentVideoBody runs on the bucket's AI-processing queue (460/79394)
 
 # engine(job, request, input_path, background_path_or_None, output_path) -> MediaInfo wire dict

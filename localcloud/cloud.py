@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from shared import states
 from shared.events import Upload, build_event
 from shared.jobs import JobDetail
 
@@ -194,7 +195,7 @@ class LocalCloud:
                       message: Optional[str] = None, media_info: Optional[Dict[str, Any]] = None,
                       force: bool = False) -> JobDetail:
         """Test control: move a job to Running/Success/Failed/Pause/Cancel and call back as CI would."""
-        if state not in ("Submitted", "Running", "Pause", "Success", "Failed", "Cancel"):
+        if state not in states.JOB:
             raise ValueError(f"unknown state {state!r}")
         return self.jobs.set_state(bucket, job_id, state, code, message, media_info, force)
 

@@ -12,8 +12,8 @@ from .cloud import CloudError, Clients
 from .config import Settings
 from .jobs import as_list
 from .log import log
-from .progress import WrongJob, advance, belongs
-from .records import RecordStore, UnreadableRecord
+from .lifecycle import Lifecycle, WrongJob, belongs
+from .records import UnreadableRecord
 
 MAX_BODY = 256 * 1024
 
@@ -79,9 +79,9 @@ def handle(settings: Settings, clients: Clients, query: Dict[str, str], body: by
     except BadCallback as exc:
         log("callback.rejected", level="warning", record_id=rid, reason=str(exc))
         return 400, {"error": str(exc)}
-    store = RecordStore.of(settings, clients.storage)
+    life = Lifecycle.of(settings, clients)
     try:
-        record, _ = store.load(rid)
+        record, _ = life.store.load(rid)
         if record is None:
             return 404, {"error": f"no record {rid}"}
         jobs = [clients.ci.describe(job_id) for job_id in ids]
@@ -89,7 +89,7 @@ def handle(settings: Settings, clients: Clients, query: Dict[str, str], body: by
             belongs(rid, job, settings.deployment or "")
         results = []
         for job in jobs:
-            result, record = advance(clients, store, record, job)
+            result, record = life.advance(record, job)
             results.append({"job_id": job.JobId, "result": result, "state": record.state})
     except WrongJob as exc:
         log("callback.rejected", level="warning", record_id=rid, reason=str(exc))

@@ -11,7 +11,7 @@ when they changed. The SDK signs with the values its config holds when the call
 starts (CosS3Auth copies them), hence the check before each call.
 """
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
 from . import xmlcodec
@@ -215,6 +215,32 @@ class Storage:
         from .tags import to_sdk
 
         self._call("cos.tagging.put", self.client.put_object_tagging, Bucket=bucket, Key=key, Tagging=to_sdk(tags))
+
+    def merge_tags(self, bucket: str, key: str, ours: Dict[str, str], keep: Optional[Dict[str, str]] = None,
+                   forward_only: bool = False) -> Optional["Merged"]:
+        """The one read-merge-write of an object's tags: read right before the write, ours merged into
+        the user's (and the user's from `keep`, read before a copy replaced the object), written only
+        when that changes them. `forward_only`: a record's state tags never move back
+        (`tags.merge_progress`). None if the object is gone.
+        COS has no conditional tagging (PUT Object tagging replaces the whole set, 436/42997), so the
+        read is what keeps a user's tags."""
+        from . import tags
+
+        current = self.get_tags(bucket, key)
+        if current is None:
+            return None
+        user = {k: v for k, v in (keep or {}).items() if not k.startswith(tags.PREFIX)}
+        merged, skipped = (tags.merge_progress if forward_only else tags.merge)({**user, **current}, ours)
+        if merged != current:
+            self.put_tags(bucket, key, merged)
+        return Merged(skipped, current)
+
+
+class Merged(NamedTuple):
+    """A tag read-merge-write: our keys that did not fit (`tags.MAX_TAGS`), and the tags it read."""
+
+    skipped: List[str]
+    read: Dict[str, str]
 
 
 class CI:

@@ -424,7 +424,7 @@ def output_key(settings: Settings, key: str, mode: str, segment_type: str, recor
 def staging_key(settings: Settings, record_id: str, attempt: int, published: str) -> str:
     """Where one attempt's job writes: its own key, so a job for an older version can never
     overwrite the current version's result. The callback copies it to the published name
-    only while its version is still the object's current one (progress.publish)."""
+    only while its version is still the object's current one (Lifecycle.publish)."""
     return f"{settings.output_prefix}{VERSIONS_DIR}{record_id}-{attempt}{posixpath.splitext(published)[1]}"
 
 

@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from . import xmlcodec
+from .states import JOB_FINAL
 
 TAG = "SegmentVideoBody"
 ModeName = Literal["Mask", "Foreground", "Combination"]
@@ -21,11 +22,7 @@ Level = Annotated[int, Field(ge=0, le=2)]
 UserDataStr = Annotated[str, Field(max_length=1024, pattern=r"^[\x20-\x7e]*$")]
 NonEmpty = Annotated[str, Field(min_length=1, max_length=1024)]
 
-TERMINAL_STATES = ("Success", "Failed", "Cancel")
-# Forward-only order of job states; Running and Pause share a rank.
-STATE_RANK: Dict[str, int] = {
-    "Submitted": 1, "Running": 2, "Pause": 2, "Success": 3, "Failed": 3, "Cancel": 3,
-}
+TERMINAL_STATES = JOB_FINAL  # a job's final states (their order: shared/states.py)
 
 
 class _Wire(BaseModel):

@@ -2,7 +2,7 @@
 
 At least once, never in the callback's way:
 - `enqueue` writes the event to the outbox (`<records prefix>outbox/<event id>.json`,
-  create-only) from `progress.settle`, i.e. after the final stage is written and before the
+  create-only) from `Lifecycle.settle`, i.e. after the final stage is written and before the
   record leaves the open index. A crash in between leaves the marker open and reconcile
   settles (and so enqueues) again; the event id is stable per record, attempt and state,
   so the second write is a no-op.
@@ -36,6 +36,7 @@ from .cloud import CloudError
 from .dates import epoch_of
 from .log import log
 from .records import Record, RecordStore, age_seconds, now_iso
+from .states import JOB_FINAL
 
 SIGNATURE_HEADER = "Cos-Matting-Signature"
 EVENT_HEADER = "Cos-Matting-Event-Id"
@@ -46,7 +47,7 @@ SEND_TIMEOUT = 5.0
 HEAD_START = 2 * SEND_TIMEOUT  # reconcile leaves a new entry this long to the enqueuer's own try
 UNANSWERED_STOP = 3  # deliveries in a row with no answer that end a tick's deliveries
 ANSWER_BYTES = 500  # of the receiver's answer kept in the delivery log
-NOTIFIED_STATES = ("Success", "Failed", "Cancel")  # a job's final states (Gone/Superseded never had a job)
+NOTIFIED_STATES = JOB_FINAL  # a job's final states (Gone/Superseded never had a job)
 
 
 class SignatureError(ValueError):

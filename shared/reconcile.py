@@ -37,8 +37,8 @@ from .dates import epoch_of
 from .identity import Correlation, ObjectVersion, is_record
 from .log import log
 from .notify import deliver_due
-from .progress import refresh, second_job, settle, settle_published, settle_source_tags
 from .records import Record, RecordStore, UnreadableRecord, age_seconds, latest, owned
+from .states import Rank
 from .submit import Kind, Outcome, Skip, Submitter, skip_reason
 
 EVENT_NAME = "cos:ObjectCreated:Reconcile"
@@ -105,6 +105,7 @@ class _Tick:
                  budget: float, clock: Callable[[], float]) -> None:
         self.settings, self.clients, self.submitter, self.older_than = settings, clients, submitter, older_than
         self.store = submitter.store
+        self.lifecycle = submitter.lifecycle  # one store, one set of clients
         self.clock, self.end = clock, clock() + budget
         self.deadline = self.end  # the running part's: its share first (`reconcile`), then the end
         self.summary = Summary()
@@ -159,19 +160,19 @@ class _Tick:
                 self.unclaimed(rid)
             return
         newest = latest(stages)
-        if newest.rank == 3:  # final (even if that snapshot is unreadable): the marker was left open
-            if record.terminal:  # by a settle that failed (progress.settle), or a crash before the close
-                settle(self.clients, self.store, record)
+        if newest.rank == Rank.FINAL:  # final (even if that snapshot is unreadable): the marker was left open
+            if record.terminal:  # by a settle that failed (Lifecycle.settle), or a crash before the close
+                self.lifecycle.settle(record)
                 self.store.settled(rid)
             else:
                 self.store.close(rid)
             self.summary.finished += 1
         elif not record.job_id:  # a claim (a newer stage may be unreadable: the readable snapshot decides)
-            claim = latest([s for s in stages if s.rank == 0 and s.attempt == record.attempt] or [newest])
+            claim = latest([s for s in stages if s.rank == Rank.CLAIM and s.attempt == record.attempt] or [newest])
             if self.store.lease_expired(claim.key, claim.age_seconds, lease):
                 self.count(self.submitter.resume(self._takeover(record, claim)), "resubmitted")
         elif newest.age_seconds >= self.older_than:
-            result, record = refresh(self.clients, self.store, record)
+            result, record = self.lifecycle.refresh(record)
             self.summary.advanced += result == "advanced"
             self.summary.still_running += not record.terminal
 
@@ -197,7 +198,7 @@ class _Tick:
     # -- final records' tags, once more ----------------------------------------------------------
     def rechecks(self, place: Place) -> bool:
         """Settled records (`RecordStore.settled`) whose tags can no longer change under us: their
-        output and source are put right (`progress.settle`) and they leave the index."""
+        output and source are put right (`Lifecycle.settle`) and they leave the index."""
         after, wait = place.recheck_after, min(self.older_than, RECHECK_AFTER)
         while True:
             page, next_after = self.store.recheck_page(after, limit=100)
@@ -217,8 +218,8 @@ class _Tick:
         try:
             record, _ = self.store.load(rid)
             if record is not None and record.terminal:  # the tags only: its notification went out at settle
-                settle_published(self.clients, self.store, record)
-                settle_source_tags(self.clients, record)
+                self.lifecycle.settle_published(record)
+                self.lifecycle.settle_source_tags(record)
             self.store.rechecked(rid)
             self.summary.rechecked += 1
         except UnreadableRecord as exc:
@@ -255,7 +256,7 @@ class _Tick:
                         or corr.attempt != record.attempt or record.job_id == job.JobId \
                         or any(job.JobId in n for n in record.notes):
                     continue
-                self.records[corr.record_id] = second_job(self.clients, self.store, record, job, corr)
+                self.records[corr.record_id] = self.lifecycle.second_job(record, job, corr)
                 self.summary.second_jobs += 1
             if not token or not jobs:
                 place.jobs_since, place.jobs = scan.started, JobScan()

@@ -43,21 +43,15 @@ from pydantic import BaseModel, Field, ValidationError
 from .cloud import Storage
 from .dates import parse_time
 from .identity import HEAD_ONLY, OLDER_IDS, RECORD_ID, ObjectVersion, older_record_ids
-from .jobs import STATE_RANK
 from .log import log
+from .states import Rank, State, rank_of
 
-CLAIMED = "Claimed"
-# Record-only final states: the claim was closed without a job because the source is gone,
-# or because the object was overwritten (the newer version has its own record).
-GONE, SUPERSEDED = "Gone", "Superseded"
-RANK = {**STATE_RANK, GONE: 3, SUPERSEDED: 3}
 _STAGE = re.compile(r"^(?P<attempt>\d{3})-(?:(?P<rank>[0-3])-(?:claim-(?P<gen>\d+)|submitted|running|final)"
                     r"|n-(?P<job>[A-Za-z0-9_-]{1,128}))\.json$")
 _STAGE_V1 = re.compile(r"^(?P<rank>[0-3])-(?:claim-(?P<gen>\d+)|submitted|running|final)\.json$")  # format 1
 FORMAT = 3  # bump on any change older code cannot read as is (ARCHITECTURE.md, "Record formats")
 FORMAT_KEY = "state/format.json"  # the upgrade's place and result (`RecordStore.upgrade`)
 LEGACY_RECHECK = 600.0  # seconds
-STAGE_NAME = {1: "submitted", 2: "running", 3: "final"}
 OPEN = "open/"
 RECHECK = "recheck/"
 # Seconds our clock may be off COS's: a signed request further off is refused
@@ -117,7 +111,7 @@ class Record(BaseModel):
     id: str
     format: int = FORMAT  # of the stage it was read from; written as FORMAT
     deployment: str = ""  # who made it (COS_MATTING_DEPLOYMENT); "" : an older release, or none set
-    state: str = CLAIMED
+    state: str = State.Claimed.value  # shared/states.py; a str, so a newer release's state still reads
     source: Source
     attempt: int = Field(1, ge=1, le=MAX_ATTEMPTS)  # a retry is a new attempt; earlier ones stay in the folder
     generation: int = 1  # claim takeovers within one attempt
@@ -136,12 +130,12 @@ class Record(BaseModel):
     notes: List[str] = Field(default_factory=list)
 
     @property
-    def rank(self) -> int:
-        return RANK.get(self.state, 0)
+    def rank(self) -> Rank:
+        return rank_of(self.state)
 
     @property
     def terminal(self) -> bool:
-        return self.rank == 3
+        return self.rank == Rank.FINAL
 
 
 class Stage(BaseModel):
@@ -149,7 +143,7 @@ class Stage(BaseModel):
 
     record_id: str
     attempt: int
-    rank: int = 0
+    rank: Rank = Rank.CLAIM
     generation: int = 0
     note_job: str = ""  # set for a note object
     format: int = FORMAT  # told by the object's name
@@ -199,16 +193,18 @@ class RecordStore:
         body = record.model_dump_json(exclude_none=True).encode()
         return self.storage.put_json(self.bucket, self._key(record.id, name), body, create_only=True)
 
-    def claim(self, record: Record) -> bool:
+    def claim(self, record: Record, marked: bool = False) -> bool:
         """Create claim `record.generation` of `record.attempt`; False if someone holds it already.
-        The open marker goes first: a crash between the two leaves a marker reconcile resolves."""
-        self.mark_open(record)
+        The open marker goes first (`marked`: the caller wrote it, `mark_open`): a crash between the
+        two leaves a marker reconcile resolves."""
+        if not marked:
+            self.mark_open(record)
         return self._write(record, f"{record.attempt:03d}-0-claim-{record.generation}.json")
 
     def advance(self, record: Record, close: bool = True) -> bool:
         """Write the stage for `record.state`; False if that stage already exists. Final: closes the
-        marker, unless `close=False` (progress.advance closes it once the output and source are settled)."""
-        written = self._write(record, f"{record.attempt:03d}-{record.rank}-{STAGE_NAME[record.rank]}.json")
+        marker, unless `close=False` (Lifecycle.advance closes it once the output and source are settled)."""
+        written = self._write(record, f"{record.attempt:03d}-{record.rank:d}-{record.rank.stage}.json")
         if record.terminal and close:
             self.close(record.id)
         return written
@@ -220,9 +216,10 @@ class RecordStore:
                               create_only=True)
 
     # -- the open index -------------------------------------------------------------------------
-    def mark_open(self, record: Record) -> None:
+    def mark_open(self, record: Record) -> bool:
+        """Put the record in the open index; False if its marker was there already."""
         body = record.source.model_dump_json().encode()
-        self.storage.put_json(self.bucket, self.open_key(record.id), body, create_only=True)
+        return self.storage.put_json(self.bucket, self.open_key(record.id), body, create_only=True)
 
     def close(self, rid: str) -> None:
         self.storage.delete(self.bucket, self.open_key(rid))
@@ -411,7 +408,7 @@ class RecordStore:
             newest = latest(stages)
             if any(st.format == 1 for st in stages):
                 older["1"] += 1
-                record = self.load(rid)[0] if newest.rank < 3 else None  # UnreadableRecord: reconcile reports it
+                record = self.load(rid)[0] if newest.rank < Rank.FINAL else None  # UnreadableRecord: reconcile reports it
                 if record is not None and not record.terminal:
                     self.mark_open(record)
                     opened += 1

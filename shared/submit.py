@@ -21,8 +21,9 @@ from .dates import epoch_of
 from .identity import Correlation, is_record, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
-from .progress import close_as, reinstate, tag_source
+from .lifecycle import Lifecycle
 from .records import MAX_ATTEMPTS, Record, RecordStore, Retry, Source, ci_time, latest, now_iso
+from .states import Rank, State
 
 Sleep = Callable[[float], None]
 APPEND_EVENT = "cos:ObjectCreated:Append"
@@ -136,7 +137,7 @@ def build_request(settings: Settings, record: Record, now: float) -> JobRequest:
         "Input": {"Object": src.key},
         "Operation": {
             "SegmentVideoBody": body,
-            # The job writes its own key; progress.publish copies it to `published`.
+            # The job writes its own key; Lifecycle.publish copies it to `published`.
             "Output": {"Region": settings.out_region, "Bucket": settings.out_bucket,
                        "Object": staging_key(settings, record.id, record.attempt, published)},
             "UserData": user_data,
@@ -165,6 +166,7 @@ class Submitter:
     def __init__(self, settings: Settings, clients: Clients, sleep: Sleep = time.sleep) -> None:
         self.settings, self.clients, self.sleep = settings, clients, sleep
         self.store = RecordStore.of(settings, clients.storage)
+        self.lifecycle = Lifecycle(clients, self.store)
 
     def process(self, up: Upload) -> Outcome:
         reason = skip_reason(self.settings, up)
@@ -201,8 +203,9 @@ class Submitter:
             if older:
                 return Outcome(key=up.key, kind=Kind.DUPLICATE, record_id=older, detail="recorded by an older release")
             record = self._named(Record(id=rid, source=Source.of(version, up.region)))
-            if not self.store.claim(record):
-                record = self._existing(record, up)
+            opened = self.store.mark_open(record)
+            if not self.store.claim(record, marked=True):
+                record = self._existing(record, up, opened)
                 if record is None:
                     return Outcome(key=up.key, kind=Kind.DUPLICATE, record_id=rid)
             return self._submit_claimed(record)
@@ -211,25 +214,30 @@ class Submitter:
         except ValueError as exc:  # an unreadable record: reported, this upload fails alone
             return Outcome(key=up.key, kind=Kind.FAILED, step=Step.CLAIM, record_id=rid, detail=str(exc))
 
-    def _existing(self, record: Record, up: Upload) -> Optional[Record]:
+    def _existing(self, record: Record, up: Upload, opened: bool) -> Optional[Record]:
         """A claim exists. Ours (an SDK retry of our own write), stale (take it over), or a
-        final non-success that a later upload of the same bytes re-opens; else None."""
+        final non-success that a later upload of the same bytes re-opens; else None.
+        `opened`: our claim attempt wrote the open marker (it was not there)."""
         stages = self.store.stages(record.id)
         if not stages:
             return None
         newest = latest(stages)
-        if newest.rank == 3:
+        if newest.rank == Rank.FINAL:
             held, _ = self.store.load(record.id)
             # An upload event newer than the failure (same bytes, same second: one version to COS)
             # is a new attempt; an SCF retry of the original event is older than the failure.
             fresh_upload = up.event_time and up.event_time > epoch_of(newest.last_modified)
-            if held is not None and held.state != "Success" and fresh_upload and held.attempt < MAX_ATTEMPTS:
+            if held is not None and held.state != State.Success and fresh_upload and held.attempt < MAX_ATTEMPTS:
                 return self.new_attempt(held, "a new upload of the same bytes after a failure")
-            if held is not None and held.state == "Success":
-                reinstate(self.clients, self.store, held)  # these bytes are the newest version again
-            self.store.close(record.id)  # our claim attempt re-created the open marker
+            if held is not None and held.state == State.Success:
+                self.lifecycle.reinstate(held)  # these bytes are the newest version again
+            if opened:  # our claim attempt re-created the marker of a settled record
+                self.store.close(record.id)
+            # else the marker is the record's own: its final stage is written but not settled yet
+            # (the writer is settling it, or died doing so). Closed here, nothing would come back to
+            # enqueue its notification or recheck its tags; reconcile settles and closes it.
             return None
-        if newest.rank > 0:
+        if newest.rank > Rank.CLAIM:
             return None
         if newest.attempt == record.attempt and newest.generation == record.generation:
             held, _ = self.store.load(record.id)
@@ -265,7 +273,7 @@ class Submitter:
             return Outcome(key=src.key, kind=Kind.FAILED, step=Step.HEAD, record_id=record.id, detail=str(exc))
         if version is None or not is_record(version, record.id):
             reason = Skip.GONE if version is None else Skip.STALE
-            close_as(self.store, record, "Gone" if version is None else "Superseded")
+            self.lifecycle.close_as(record, State.Gone if version is None else State.Superseded)
             return Outcome(key=src.key, kind=Kind.SKIPPED, reason=reason, record_id=record.id,
                            detail="claim closed: " + ("the source is gone" if version is None
                                                       else "the source was overwritten since"))
@@ -276,7 +284,7 @@ class Submitter:
         held, _ = self.store.load(rid)
         if held is None:
             return Outcome(key="", kind=Kind.FAILED, step=Step.CLAIM, record_id=rid, detail=f"no record {rid}")
-        if not held.terminal or held.state == "Success":
+        if not held.terminal or held.state == State.Success:
             return Outcome(key=held.source.key, kind=Kind.DUPLICATE, record_id=rid, attempt=held.attempt,
                            detail=f"record is {held.state}: nothing to retry")
         fresh = self.new_attempt(held, "cos-matting retry")
@@ -300,13 +308,13 @@ class Submitter:
             step = Step.RECORD
             out = request.Operation.Output
             submitted = record.model_copy(update={
-                "state": "Submitted", "job_id": job.JobId, "submitted_at": now_iso(),
+                "state": State.Submitted, "job_id": job.JobId, "submitted_at": now_iso(),
                 "request": request.model_dump(exclude_none=True, exclude={"CallBack"}),
                 "publish_as": published_key(self.settings, record),
             })
             self.store.advance(submitted)  # False only if a callback got there first: fine
             log("submit.job", record_id=rid, job_id=job.JobId, attempt=record.attempt, output=out.Object)
-            tag_source(self.clients, submitted)
+            self.lifecycle.tag_source(submitted)
             self._settle(submitted)
         except CloudError as exc:
             if step is Step.SUBMIT and not exc.retryable:
@@ -316,13 +324,13 @@ class Submitter:
 
     def _settle(self, submitted: Record) -> None:
         """If the job already ended while we tagged `Submitted`, tag its newer state (the
-        callback checks the other way round: progress.settle_source_tags)."""
+        callback checks the other way round: Lifecycle.settle_source_tags)."""
         try:
             newest = latest(self.store.stages(submitted.id))
-            if newest.attempt == submitted.attempt and newest.rank > 1:
+            if newest.attempt == submitted.attempt and newest.rank > Rank.SUBMITTED:
                 current, _ = self.store.load(submitted.id)
                 if current is not None:
-                    tag_source(self.clients, current)
+                    self.lifecycle.tag_source(current)
         except (CloudError, ValueError) as exc:  # the job is submitted and recorded: do not fail the event
             log("tags.settle_failed", level="warning", record_id=submitted.id, error=str(exc))
             try:  # the callback may have closed the record already: open it again for reconcile to settle
@@ -356,10 +364,12 @@ class Submitter:
         return self.clients.ci.find(wanted, start=ci_time(record.claimed_at, -600), input_object=record.source.key)
 
     def _record_final(self, record: Record, code: str, message: str, retry: Retry) -> None:
-        failed = record.model_copy(update={"state": "Failed", "updated_at": now_iso(), "retry": retry,
+        failed = record.model_copy(update={"state": State.Failed, "updated_at": now_iso(), "retry": retry,
                                            "error": {"Code": code, "Message": message}})
         try:
-            self.store.advance(failed)
+            if self.store.advance(failed, close=False):  # False: another writer's final stage: theirs to settle
+                self.lifecycle.settle(failed)  # its webhook event too (README "Notifications")
+                self.store.settled(failed.id)  # a settle that failed leaves it open: reconcile settles it
         except CloudError as exc:
             log("record.write_failed", level="error", record_id=record.id, error=str(exc))
 

@@ -2,18 +2,20 @@
 import re
 from typing import Dict, List, Tuple
 
+from .states import RANK, Rank
+
 MAX_TAGS = 10
 MAX_KEY = 127
 MAX_VALUE = 255
 _BAD = re.compile(r"[^A-Za-z0-9 +\-=._:/]")
 
+PREFIX = "cos-matting:"  # every tag of ours starts with it
 ROLE = "cos-matting:role"      # "output" on what we wrote: the loop guard reads it
 RECORD = "cos-matting:record"  # links an output (or a source) to its record id
 JOB = "cos-matting:job"
 STATE = "cos-matting:state"
 ATTEMPT = "cos-matting:attempt"
 _PROGRESS = (JOB, STATE, ATTEMPT)
-_RANK = {"Submitted": 1, "Running": 2, "Pause": 2}  # anything else we write is final (3)
 
 
 def clean(value: str, limit: int = MAX_VALUE) -> str:
@@ -40,11 +42,18 @@ def merge_progress(existing: Dict[str, str], ours: Dict[str, str]) -> Tuple[Dict
     leaves the newer state in place. Call it on tags read right before the write."""
     def order(tags: Dict[str, str]) -> Tuple[int, int]:
         attempt = tags.get(ATTEMPT, "")
-        return (int(attempt) if attempt.isdigit() else 0), _RANK.get(tags.get(STATE, ""), 3 if tags.get(STATE) else 0)
+        state = tags.get(STATE, "")
+        return (int(attempt) if attempt.isdigit() else 0), RANK.get(state, Rank.FINAL if state else Rank.CLAIM)
 
     if existing.get(RECORD) == ours.get(RECORD) and order(existing) > order(ours):
         ours = {k: v for k, v in ours.items() if k not in _PROGRESS}
     return merge(existing, ours)
+
+
+def names_attempt(existing: Dict[str, str], record_id: str, attempt: int) -> bool:
+    """Whether the state tags name `record_id` at `attempt` or a later one (any state: they only move forward)."""
+    tagged = existing.get(ATTEMPT, "")
+    return existing.get(RECORD) == record_id and tagged.isdigit() and int(tagged) >= attempt
 
 
 def from_sdk(response: dict) -> Dict[str, str]:

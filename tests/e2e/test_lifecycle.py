@@ -364,7 +364,7 @@ def test_a_user_tag_added_during_submit_is_kept(flow, cloud, cos_client):
 
 
 def test_a_late_submitted_tag_never_moves_a_success_back(flow, cloud):
-    from shared.progress import tag_source
+    from shared.lifecycle import Lifecycle
 
     up = flow.upload("input/order.mp4")
     flow.submit(up)
@@ -372,7 +372,7 @@ def test_a_late_submitted_tag_never_moves_a_success_back(flow, cloud):
     cloud.set_job_state(BUCKET, submitted.job_id, "Success")
     cloud.wait_idle(timeout=30)
     assert flow.tags(up.key)[tags.STATE] == "Success"
-    tag_source(flow.clients, submitted)  # submit's own tag write, arriving after the callback's
+    Lifecycle.of(flow.settings, flow.clients).tag_source(submitted)  # submit's own tag write, arriving after the callback's
     assert flow.tags(up.key)[tags.STATE] == "Success"
 
 

@@ -14,7 +14,7 @@ from helpers import BUCKET
 from shared import tags
 from shared.callback import create_app
 from shared.events import Upload
-from shared.progress import advance
+from shared.lifecycle import Lifecycle
 from shared.reconcile import reconcile
 from shared.records import Record, RecordStore, Source
 from shared.submit import Submitter, build_request
@@ -192,8 +192,8 @@ def test_two_jobs_of_one_attempt_racing_leave_the_winners_tags(flow, memory_clou
     unsure = submitted.model_copy(update={"state": "Claimed", "job_id": None})  # read before Submitted
     memory_cloud.set_job_state(BUCKET, first, "Success")
     memory_cloud.set_job_state(BUCKET, second, "Success")
-    assert advance(clients, store, unsure, clients.ci.describe(first))[0] == "advanced"
-    assert advance(clients, store, unsure, clients.ci.describe(second))[0] == "unchanged"  # lost the race
+    assert Lifecycle(clients, store).advance(unsure, clients.ci.describe(first))[0] == "advanced"
+    assert Lifecycle(clients, store).advance(unsure, clients.ci.describe(second))[0] == "unchanged"  # lost the race
     record, _ = store.load(rid)
     assert record.job_id == first
     assert memory_cloud.tags(BUCKET, record.output["key"])[tags.JOB] == first

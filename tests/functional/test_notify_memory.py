@@ -115,3 +115,47 @@ def test_an_entry_delivered_by_another_sender_meanwhile_is_passed_over_quietly(m
     counts = notify.deliver_due(settings, store, lambda: False, now=time.time() + notify.BACKOFF_CAP + 1)
     assert counts == {"sent": 0, "failed": 0, "waiting": 0}
     assert "notify.unreadable" not in capsys.readouterr().out  # the log lines (shared/log.py: stdout)
+
+
+def test_a_repeated_upload_event_leaves_an_unsettled_final_record_to_reconcile(memory_cloud, settings_of):
+    """The callback wrote the final stage and died before settling (no outbox entry, the marker open,
+    not in the recheck index); then the upload's event comes again (SCF retries it; a copy onto itself
+    sends another). Submit finds the record final and must not close the marker it did not create:
+    that marker is what brings reconcile back to settle it, enqueue its event and recheck its tags.
+    (Seen in test_chaos: one final record never notified.)"""
+    settings, clients, store, finish = _flow(memory_cloud, settings_of, **HOOK)
+    rid = finish("input/again.mp4")
+    record, _ = store.load(rid)
+    store.storage.delete(store.bucket, store.prefix + notify.OUTBOX + notify.event_id(record) + ".json")
+    store.storage.delete(store.bucket, store.prefix + "recheck/" + rid)
+    store.mark_open(record)
+    again = Upload(bucket=BUCKET, appid="1250000000", region="ap-guangzhou", key="input/again.mp4",
+                   etag=record.source.etag, size=record.source.size, event_name="cos:ObjectCreated:Put")
+    out = Submitter(settings, clients, sleep=lambda s: None).process(again)
+    assert out.kind.value == "duplicate"
+    assert [r for r, _ in store.open_page()[0]] == [rid]  # still open: not settled yet
+    summary = reconcile(settings, clients, older_than=0, sweep=False)
+    _join_senders()
+    assert summary.finished == 1 and store.open_page()[0] == []
+    assert list(_outbox(store)) == [notify.event_id(record)]
+    assert summary.rechecked == 1  # its tags were read once more
+
+
+def test_a_submit_that_ci_refuses_is_notified_as_failed(memory_cloud, settings_of):
+    """CI answers POST /jobs with a 4xx (here 403, CI's role not authorised): the record ends Failed
+    without a job, and like every Failed record (README "Notifications") its event is in the outbox
+    and it leaves the open index. It was closed without one."""
+    settings = settings_of(COS_MATTING_CALLBACK_URL="https://cb.example.com/cb", **HOOK)
+    clients = memory_cloud.clients(settings)
+    store = RecordStore.of(settings, clients.storage)
+    etag = memory_cloud.upload(BUCKET, "input/refused.mp4", b"video refused")
+    memory_cloud.faults.add("ci.create", status=403)
+    out = Submitter(settings, clients, sleep=lambda s: None).process(Upload(
+        bucket=BUCKET, appid="1250000000", region="ap-guangzhou", key="input/refused.mp4", etag=etag,
+        size=len(b"video refused"), event_name="cos:ObjectCreated:Put"))
+    _join_senders()
+    record, _ = store.load(out.record_id)
+    assert (record.state, record.job_id, record.retry.value) == ("Failed", None, "after-fix")
+    [(eid, entry)] = _outbox(store).items()
+    assert eid == notify.event_id(record) and entry["event"]["state"] == "Failed"
+    assert store.open_page()[0] == []
