@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -98,13 +99,16 @@ class _Worker:
         ident = next(self._ids)
         assert self.proc.stdin is not None
         message = {"id": ident, "event": event, "context": context, "environ": environ or {}}
+        killed = kill_after is not None and kill_after <= 0
+        if killed:  # stopped first: under load it could otherwise run the event before this thread kills it
+            os.kill(self.proc.pid, signal.SIGSTOP)
         try:
             self.proc.stdin.write(json.dumps(message) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise WorkerDied(self._death()) from None
         self.current = ident
-        if kill_after is not None and kill_after <= 0:
+        if killed:
             self.kill()  # the event was delivered; the worker dies before it can answer
         elif kill_after is not None:
             threading.Timer(kill_after, lambda: self.current == ident and self.kill()).start()
