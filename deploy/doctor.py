@@ -14,11 +14,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, List, Mapping, Optional
 
-from . import stage as st
 from .apply import FN_MISSING, ROLE_MISSING, Planner, function_url
 from .clients import Api, ApiCallError
 from .spec import CALLBACK_URL, NEEDS_CALLBACK_URL, Spec, policy_for
-from .stage import DeployedStage, StageNotFound, resolve
+from .stage import DeployedStage, StageNotFound, normalised, resolve
 
 REQUIRED_ACTIONS = ("name/ci:CreateMediaJobs", "name/ci:DescribeMediaJob", "name/cam:PassRole",
                     "name/cos:PutObject", "name/cos:GetObjectTagging")
@@ -161,11 +160,11 @@ class Doctor:
             self.add("policy", False, f"{spec.policy_name} is not attached to {spec.role}", "cos-matting deploy")
             return
         # CAM's GetPolicy reformats the document (arrays for lone strings, key order, escapes): compare normalised
-        document = st.normalised(json.loads(self.cam.call("GetPolicy", {"PolicyId": mine[0]["PolicyId"]})
+        document = normalised(json.loads(self.cam.call("GetPolicy", {"PolicyId": mine[0]["PolicyId"]})
                                             ["PolicyDocument"]))
         actions = {a for s in document.get("statement", []) for a in s.get("action", [])}
         missing = [a for a in REQUIRED_ACTIONS if a not in actions]
-        same = document == st.normalised(policy_for(spec, self.owner)) if self.owner else not missing
+        same = document == normalised(policy_for(spec, self.owner)) if self.owner else not missing
         self.add("policy", not missing and same,
                  f"{spec.policy_name}: {len(document.get('statement', []))} statements"
                  + (f", lacks {', '.join(missing)}" if missing else "") + ("" if same else ", differs from "

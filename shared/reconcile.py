@@ -26,7 +26,7 @@ index has grown.
 import json
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from pydantic import BaseModel, Field
 
@@ -124,30 +124,40 @@ class _Tick:
         elif outcome.failed:
             self.summary.failed += 1
 
+    # -- the paged indexes (open, recheck) -------------------------------------------------------
+    def _round(self, page_of: Callable[[str], Tuple[List[Tuple[str, str]], str]], after: str,
+               visit: Callable[[str, str], None]) -> Tuple[bool, str]:
+        """One resumable round over a paged index (open, recheck): `visit` each (record id, marked) from
+        `after` while time lasts. (True, "") once the round is complete (the next starts from the top),
+        else (False, the last id visited: where the next tick goes on)."""
+        while True:
+            page, next_after = page_of(after)
+            for rid, marked in page:
+                if self.out_of_time():
+                    return False, after
+                visit(rid, marked)
+                after = rid
+            if not next_after:
+                return True, ""
+            after = next_after
+
     # -- the open index ------------------------------------------------------------------------
     def open_records(self, place: Place) -> bool:
         """True once the round over the open index is complete."""
-        after = place.open_after
-        while True:
-            page, next_after = self.store.open_page(after, limit=100)
-            for rid, marked in page:
-                if self.out_of_time():
-                    place.open_after = after
-                    return False
-                self.summary.scanned += 1
-                try:
-                    self.one(rid, marked)
-                except UnreadableRecord as exc:  # reported (which object, why) and skipped
-                    self.records[rid] = None
-                    self.summary.unreadable.append(f"{exc.key}: {exc.why}")
-                except (CloudError, ValueError) as exc:
-                    self.summary.failed += 1
-                    log("reconcile.failed", level="error", record_id=rid, error=str(exc)[:500])
-                after = rid
-            if not next_after:
-                place.open_after = ""  # a full round: start again from the top next tick
-                return True
-            after = next_after
+        done, place.open_after = self._round(lambda a: self.store.open_page(a, limit=100), place.open_after,
+                                             self._open_one)
+        return done
+
+    def _open_one(self, rid: str, marked: str) -> None:
+        self.summary.scanned += 1
+        try:
+            self.one(rid, marked)
+        except UnreadableRecord as exc:  # reported (which object, why) and skipped
+            self.records[rid] = None
+            self.summary.unreadable.append(f"{exc.key}: {exc.why}")
+        except (CloudError, ValueError) as exc:
+            self.summary.failed += 1
+            log("reconcile.failed", level="error", record_id=rid, error=str(exc)[:500])
 
     def one(self, rid: str, marked: str) -> None:
         record, stages = self.store.load(rid)
@@ -199,20 +209,15 @@ class _Tick:
     def rechecks(self, place: Place) -> bool:
         """Settled records (`RecordStore.settled`) whose tags can no longer change under us: their
         output and source are put right (`Lifecycle.settle`) and they leave the index."""
-        after, wait = place.recheck_after, min(self.older_than, RECHECK_AFTER)
-        while True:
-            page, next_after = self.store.recheck_page(after, limit=100)
-            for rid, marked in page:
-                if self.out_of_time():
-                    place.recheck_after = after
-                    return False
-                if age_seconds(marked) >= wait:
-                    self.recheck(rid)
-                after = rid
-            if not next_after:
-                place.recheck_after = ""
-                return True
-            after = next_after
+        wait = min(self.older_than, RECHECK_AFTER)
+
+        def visit(rid: str, marked: str) -> None:
+            if age_seconds(marked) >= wait:
+                self.recheck(rid)
+
+        done, place.recheck_after = self._round(lambda a: self.store.recheck_page(a, limit=100),
+                                                place.recheck_after, visit)
+        return done
 
     def recheck(self, rid: str) -> None:
         try:
