@@ -196,8 +196,7 @@ def target_line(env: Mapping[str, str], what: str, stream: Optional[TextIO] = No
     """Where a write goes, on stderr before it is made: the local cloud's URL, or Tencent Cloud's region."""
     from deploy.stage import target_label
 
-    region = env.get("COS_MATTING_REGION") or env.get("TENCENTCLOUD_REGION") or ""
-    print(f"{what} on {target_label(env, region)}", file=stream or sys.stderr)
+    print(f"{what} on {target_label(env)}", file=stream or sys.stderr)
 
 
 def stage_env(stage: str, env: Mapping[str, str], stream: Optional[TextIO] = None, keep: Any = None) -> Dict[str, str]:

@@ -98,8 +98,14 @@ MADE_BY = "(made by cos-matting deploy)"
 LAYER_MARK = "cos-matting dependencies sha256:"  # a layer version deploy published: its bytes' hash follows
 
 
-def target_label(env: Mapping[str, str], region: str) -> str:
+def region_of(env: Mapping[str, str]) -> str:
+    """The region a command acts in when none is given: the pipeline's setting, else the one SCF sets."""
+    return env.get("COS_MATTING_REGION") or env.get("TENCENTCLOUD_REGION") or ""
+
+
+def target_label(env: Mapping[str, str], region: Optional[str] = None) -> str:
     """Where a command acts, for the line it prints on stderr before any write."""
+    region = region or region_of(env)
     endpoint = (env.get(ENDPOINT) or "").strip()
     return f"the local cloud at {endpoint}" if endpoint else f"Tencent Cloud, region {region or '(unset)'}"
 
@@ -210,7 +216,7 @@ def locate(scf: Api, app: str, stage: str, namespace: str = "default") -> Dict[s
 def resolve(env: Mapping[str, str], stage: str, *, app: str = APP, region: Optional[str] = None,
             namespace: str = "default", scf: Optional[Api] = None) -> DeployedStage:
     """The stage as deployed; StageNotFound when none of its functions exists."""
-    region = region or env.get("COS_MATTING_REGION") or env.get("TENCENTCLOUD_REGION") or ""
+    region = region or region_of(env)
     target = target_label(env, region)
     scf = scf or Api("scf", env, region)
     found = locate(scf, app, stage, namespace)
