@@ -12,7 +12,7 @@ starts (CosS3Auth copies them), hence the check before each call.
 """
 import os
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from . import xmlcodec
 from .config import Settings
@@ -171,10 +171,19 @@ class Storage:
         head = self.head(bucket, key)
         return None if head is None else ObjectVersion.from_head(bucket, key, head)
 
-    def copy(self, bucket: str, key: str, src_bucket: str, src_region: str, src_key: str) -> None:
-        """Server-side copy (PUT with x-cos-copy-source): publishes a result under its stable name."""
+    def copy(self, bucket: str, key: str, src_bucket: str, src_region: str, src_key: str,
+             tags: Optional[Dict[str, str]] = None) -> None:
+        """Server-side copy (PUT with x-cos-copy-source): publishes a result under its stable name.
+        `tags`: the copy's whole tag set, written with it (x-cos-tagging-directive Replaced and
+        x-cos-tagging, URL-encoded; PUT Object - Copy, https://cloud.tencent.com/document/product/436/10881);
+        None copies the source's (the directive's default, Copy). The SDK's copy_object passes only the
+        headers its `mapped` knows: `Tagging` is one, the directive goes through `Metadata`
+        (qcloud_cos/cos_comm.py maplist)."""
+        extra: Dict[str, Any] = {}
+        if tags is not None:
+            extra = {"Tagging": urlencode(tags, quote_via=quote), "Metadata": {"x-cos-tagging-directive": "Replaced"}}
         self._call("cos.copy", self.client.copy_object, Bucket=bucket, Key=key,
-                   CopySource={"Bucket": src_bucket, "Region": src_region, "Key": src_key})
+                   CopySource={"Bucket": src_bucket, "Region": src_region, "Key": src_key}, **extra)
 
     def delete(self, bucket: str, key: str) -> None:
         """Idempotent: deleting what is gone is fine (COS answers 204 either way)."""
