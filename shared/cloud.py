@@ -225,11 +225,10 @@ class Storage:
 
         self._call("cos.tagging.put", self.client.put_object_tagging, Bucket=bucket, Key=key, Tagging=to_sdk(tags))
 
-    def merge_tags(self, bucket: str, key: str, ours: Dict[str, str], keep: Optional[Dict[str, str]] = None,
-                   forward_only: bool = False) -> Optional["Merged"]:
+    def merge_tags(self, bucket: str, key: str, ours: Dict[str, str], forward_only: bool = False
+                   ) -> Optional["Merged"]:
         """The one read-merge-write of an object's tags: read right before the write, ours merged into
-        the user's (and the user's from `keep`, read before a copy replaced the object), written only
-        when that changes them. `forward_only`: a record's state tags never move back
+        the user's, written only when that changes them. `forward_only`: a record's state tags never move back
         (`tags.merge_progress`). None if the object is gone.
         COS has no conditional tagging (PUT Object tagging replaces the whole set, 436/42997), so the
         read is what keeps a user's tags."""
@@ -238,8 +237,7 @@ class Storage:
         current = self.get_tags(bucket, key)
         if current is None:
             return None
-        user = {k: v for k, v in (keep or {}).items() if not k.startswith(tags.PREFIX)}
-        merged, skipped = (tags.merge_progress if forward_only else tags.merge)({**user, **current}, ours)
+        merged, skipped = (tags.merge_progress if forward_only else tags.merge)(current, ours)
         if merged != current:
             self.put_tags(bucket, key, merged)
         return Merged(skipped, current)
