@@ -1,8 +1,8 @@
 """`cos-matting status [KEY|JOB_ID|RECORD_ID] [--state S] [--all] [--json]`: the records, and the uploads that never became a job.
 
 What it reads follows what is asked, never all history (cli/records_view.py):
-by default the open records (the open index: Claimed, Submitted, Running, Pause)
-and the records finished in the last 24 hours (or since --since), failures always
+by default the open records (the open index: Claimed, Submitted, Running, Pause,
+and final records until reconcile's recheck, shown as finished) and the records finished in the last 24 hours (or since --since), failures always
 listed, newest first, with a one-line summary; with --all, or a final --state (Success, Failed, Cancel, Gone,
 Superseded), the history a page at a time from a cursor, stopping after --limit
 rows (--since keeps recent ones, --after RECORD_ID goes on where a page ended);

@@ -116,7 +116,9 @@ class Dashboard:
         while end < len(ids) and found < limit and read < READ_BUDGET:
             chunk = [rid for rid, _ in ids[end:end + limit]]
             end, read = end + len(chunk), read + len(chunk)
-            page = [r for r in records_view.load_many(self.settings, self.clients, chunk, self.concurrency) if wanted(r)]
+            # a final record stays in the index until reconcile's recheck (reconcile.RECHECK_AFTER): finished, not open
+            page = [r for r in records_view.load_many(self.settings, self.clients, chunk, self.concurrency)
+                    if wanted(r) and r["state"] not in FINAL]
             rows, found = rows + page, found + len(page)
         last = ids[end - 1] if end else None
         return {"rows": rows, "next": f"{last[1]}|{last[0]}" if last and end < len(ids) else None, "read": read}

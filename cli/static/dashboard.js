@@ -95,7 +95,7 @@
       const s = await api("/api/stats");
       if (s.computing) return;
       $("totals").replaceChildren(...[["records", s.records], ["claimed", s.claimed], ["submitted", s.submitted],
-        ["running", s.running], ["finished", s.final], ["open", s.open_index]].map(([name, value]) => {
+        ["running", s.running], ["finished", s.final], ["in the open index", s.open_index]].map(([name, value]) => {
         const box = el("div"); box.append(el("b", value), el("span", name)); return box;
       }));
       drawChart(s.per_minute);

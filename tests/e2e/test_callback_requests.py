@@ -1,6 +1,7 @@
 """What one Success callback costs, counted by the local cloud (benchmarks/requests_per_video.py
-prints the figures): the source is HEADed twice, and its tags are read a second time only when
-the first read did not show submit's own tag write (the race `Lifecycle.settle_source_tags` fixes)."""
+prints the figures): the source is HEADed twice, the published name's tags are read once (the copy
+writes them), and the source's tags are read a second time only when the first read did not show
+submit's own tag write (the race `Lifecycle.settle_source_tags` fixes)."""
 import time
 from collections import Counter
 
@@ -27,6 +28,14 @@ def submit_and_finish(cloud, cos_client, key):
     return lambda: handle(settings, clients, query, callback), out
 
 
+def answer_record(cloud, out):
+    from helpers import settings_for
+    from shared.records import RecordStore
+
+    settings = settings_for(cloud)
+    return RecordStore.of(settings, clients_for(cloud, settings).storage).load(out.record_id)[0]
+
+
 def counted(cloud, fn):
     before = Counter(cloud.requests)
     result = fn()
@@ -37,9 +46,13 @@ def test_a_success_callback_heads_the_source_twice_and_reads_its_tags_once(cloud
     callback, out = submit_and_finish(cloud, cos_client, "input/cost.mp4")
     (status, answer), used = counted(cloud, callback)
     assert status == 200 and answer["results"][0]["state"] == "Success"
-    # source: publish's HEAD before and after its copy (the tagging reuses the second); tags: staging,
-    # the published name before its copy and after, the source once, the published name after the final stage
-    assert (used["cos.head"], used["cos.tagging.get"], used["ci.get"]) == (2, 5, 1)
+    # source: publish's HEAD before and after its copy (the tagging reuses the second); tags: the published
+    # name before its copy (the user's tags it keeps), the source once; no write but the source's tags
+    assert (used["cos.head"], used["cos.tagging.get"], used["ci.get"]) == (2, 2, 1)
+    assert (used["cos.tagging.put"], used["cos.copy"], used["cos.list"], used["cos.delete"]) == (1, 1, 1, 0)
+    staged = answer_record(cloud, out).output
+    published = cos_client.get_object_tagging(Bucket=BUCKET, Key=staged["key"])["TagSet"]["Tag"]
+    assert {t["Key"]: t["Value"] for t in published}[tags.JOB] == out.job_id  # written with the copy
     got = cos_client.get_object_tagging(Bucket=BUCKET, Key="input/cost.mp4")["TagSet"]["Tag"]
     assert {t["Key"]: t["Value"] for t in got}[tags.STATE] == "Success"
 
@@ -48,6 +61,6 @@ def test_without_submits_tag_seen_the_callback_reads_the_source_again_after_its_
     callback, out = submit_and_finish(cloud, cos_client, "input/late.mp4")
     cos_client.delete_object_tagging(Bucket=BUCKET, Key="input/late.mp4")  # as if submit's tag write were still on its way
     (status, _), used = counted(cloud, callback)
-    assert status == 200 and used["cos.tagging.get"] == 6
+    assert status == 200 and used["cos.tagging.get"] == 3
     got = cos_client.get_object_tagging(Bucket=BUCKET, Key="input/late.mp4")["TagSet"]["Tag"]
     assert {t["Key"]: t["Value"] for t in got}[tags.STATE] == "Success"

@@ -342,6 +342,8 @@ def test_reconcile_stops_at_its_budget_and_goes_on_next_tick(flow, cloud):
     assert summaries[0].stopped_early and 0 < summaries[0].advanced < 12
     assert sum(s.advanced for s in summaries) == 12 and not summaries[-1].stopped_early
     assert all(flow.record(u.key).state == "Success" for u in ups)
+    # each final record is rechecked once (its tags read again) and only then leaves the open index
+    assert reconcile(flow.settings, flow.clients, older_than=0).rechecked == 12
     assert flow.store.open_page()[0] == []
     assert reconcile(flow.settings, flow.clients, older_than=0).scanned == 0  # finished work is not read again
 

@@ -12,6 +12,7 @@ from e2e.test_lifecycle import Flow, outcomes
 from helpers import BUCKET, OTHER_BUCKET, function_env
 from shared import tags
 from shared.events import Upload
+from shared.reconcile import reconcile
 
 
 def cli(cloud, monkeypatch, capsys, *argv, **env):
@@ -142,7 +143,9 @@ def test_a_job_ci_forgot_ends_failed_and_can_be_retried(flow, cloud, monkeypatch
     record = flow.record(up.key)
     assert record.state == "Failed" and record.retry == "now", record
     assert "NonExistJobIds" in record.error["Message"]
-    assert flow.store.open_page()[0] == []  # final: nothing left pending
+    assert [r for r, _ in flow.store.open_page()[0]] == [record.id]  # final, until reconcile's recheck
+    assert reconcile(flow.settings, flow.clients, older_than=0, sweep=False).rechecked == 1
+    assert flow.store.open_page()[0] == []  # final and rechecked: nothing left pending
     # no callback URL in this shell: said explicitly (retry refuses to make a job without one otherwise)
     code, out = cli(cloud, monkeypatch, capsys, "retry", up.key, "--no-callback", "--json")
     assert code == 0, out
