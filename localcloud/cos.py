@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import parse_qsl
 
 from .journal import Journal
 
@@ -80,6 +81,17 @@ def validate_tags(pairs: List[Tuple[str, str]]) -> Dict[str, str]:
             raise CosError(400, "InvalidTag", f"duplicate tag key {key!r}")
         tags[key] = value
     return tags
+
+
+def copy_tags(directive: Optional[str], tagging: Optional[str]) -> Optional[Dict[str, str]]:
+    """The tags a copy gets: None (the source's) for x-cos-tagging-directive Copy, its default, else
+    those of `x-cos-tagging` (URL-encoded `k=v&...`) for Replaced (PUT Object - Copy, 436/10881)."""
+    directive = (directive or "Copy").strip()
+    if directive not in ("Copy", "Replaced"):
+        raise CosError(400, "InvalidArgument", f"x-cos-tagging-directive must be Copy or Replaced, got {directive!r}")
+    if directive == "Copy":
+        return None
+    return validate_tags(parse_qsl(tagging, keep_blank_values=True)) if tagging else {}
 
 
 def copy_stream(read: Callable[[int], bytes], length: Optional[int], write: Callable[[bytes], Any]) -> Tuple[int, str]:
@@ -222,8 +234,10 @@ class Bucket:
             return self.put_stream(key, fh.read, os.path.getsize(path), content_type, **kw)
 
     def copy_from(self, src: "Bucket", src_key: str, key: str, replace_meta: Optional[Tuple[str, Dict[str, str]]] = None,
-                  forbid_overwrite: bool = False) -> ObjectMeta:
-        """Server-side copy; `replace_meta` = (content_type, meta) for MetadataDirective=Replaced."""
+                  forbid_overwrite: bool = False, replace_tags: Optional[Dict[str, str]] = None) -> ObjectMeta:
+        """Server-side copy; `replace_meta` = (content_type, meta) for x-cos-metadata-directive Replaced,
+        `replace_tags` the tags of x-cos-tagging-directive Replaced (else the source's tags are copied:
+        the directive's default is Copy, PUT Object - Copy, https://cloud.tencent.com/document/product/436/10881)."""
         check_key(key)
         source = src.head(src_key)
         tmp = self._stage_copy(src, src_key)
@@ -232,7 +246,7 @@ class Bucket:
         if "-" in etag:  # a copy is stored in one piece: its ETag is the content's MD5 again
             etag = hashlib.md5(self._staged_bytes(tmp)).hexdigest()  # noqa: S324 - an ETag, not security
         obj = ObjectMeta(key, source.size, etag, content_type or source.content_type, self.clock(), dict(meta),
-                         dict(source.tags))
+                         dict(source.tags if replace_tags is None else replace_tags))
         return self.commit(tmp, obj, forbid_overwrite)
 
     def append(self, key: str, data: bytes, position: int, content_type: str = "") -> ObjectMeta:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from shared import xmlcodec
 
-from .cos import Bucket, CosError, ObjectMeta, check_key, validate_tags
+from .cos import Bucket, CosError, ObjectMeta, check_key, copy_tags, validate_tags
 from .replies import Reply, http_date, iso_date, xml_reply
 
 # The SDK connects to ip:port and still sends `Host: <bucket>.cos.<region>.myqcloud.com` (CI too).
@@ -148,7 +148,8 @@ def _copy(h: Any, bucket: str, key: str) -> Reply:
     replace = None
     if (h.headers.get("x-cos-metadata-directive") or "Copy").lower() == "replaced":
         replace = (h.headers.get("Content-Type") or "", h.user_meta())
-    obj = h.cloud.store.bucket(bucket).copy_from(src, src_key, key, replace, h.forbid_overwrite())
+    tags = copy_tags(h.headers.get("x-cos-tagging-directive"), h.headers.get("x-cos-tagging"))
+    obj = h.cloud.store.bucket(bucket).copy_from(src, src_key, key, replace, h.forbid_overwrite(), tags)
     h.cloud.object_created(bucket, obj, "cos:ObjectCreated:Copy")
     return xml_reply(200, "CopyObjectResult", {"ETag": f'"{obj.etag}"', "LastModified": iso_date(obj.last_modified)},
                      _version_header(obj.version_id))

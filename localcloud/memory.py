@@ -36,7 +36,7 @@ from . import ci_http
 from .callbacks import CallbackRecord, Callbacks
 from .ci import JobService
 from .cloud import LocalCloud
-from .cos import Bucket, CosError, ObjectMeta, ObjectStore, validate_tags
+from .cos import Bucket, CosError, ObjectMeta, ObjectStore, copy_tags, validate_tags
 from .cos_http import object_headers
 from .faults import Fault, Faults
 from .replies import Reply, http_date, iso_date
@@ -206,11 +206,13 @@ class MemoryClient:
 
         return self._send("GET", "cos.list", listing)
 
-    def copy_object(self, Bucket: str, Key: str, CopySource: Dict[str, str], **_: Any) -> Dict[str, str]:
-        """Server-side copy (tags copied, as COS's default x-cos-tagging-directive Copy)."""
+    def copy_object(self, Bucket: str, Key: str, CopySource: Dict[str, str], Tagging: str = "",
+                    Metadata: Optional[Dict[str, str]] = None, **_: Any) -> Dict[str, str]:
+        """Server-side copy, the tags as x-cos-tagging-directive says (`Metadata` carries it, as in the SDK)."""
         def copy() -> Dict[str, str]:
             source = self.cloud.bucket(CopySource["Bucket"])
-            obj = self.cloud.bucket(Bucket).copy_from(source, CopySource["Key"], Key)
+            tags = copy_tags((Metadata or {}).get("x-cos-tagging-directive"), Tagging)
+            obj = self.cloud.bucket(Bucket).copy_from(source, CopySource["Key"], Key, replace_tags=tags)
             return {"ETag": f'"{obj.etag}"', "LastModified": iso_date(obj.last_modified)}
 
         return self._send("PUT", "cos.copy", copy)

@@ -12,7 +12,7 @@ starts (CosS3Auth copies them), hence the check before each call.
 """
 import os
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from . import xmlcodec
 from .config import Settings
@@ -171,10 +171,19 @@ class Storage:
         head = self.head(bucket, key)
         return None if head is None else ObjectVersion.from_head(bucket, key, head)
 
-    def copy(self, bucket: str, key: str, src_bucket: str, src_region: str, src_key: str) -> None:
-        """Server-side copy (PUT with x-cos-copy-source): publishes a result under its stable name."""
+    def copy(self, bucket: str, key: str, src_bucket: str, src_region: str, src_key: str,
+             tags: Optional[Dict[str, str]] = None) -> None:
+        """Server-side copy (PUT with x-cos-copy-source): publishes a result under its stable name.
+        `tags`: the copy's whole tag set, written with it (x-cos-tagging-directive Replaced and
+        x-cos-tagging, URL-encoded; PUT Object - Copy, https://cloud.tencent.com/document/product/436/10881);
+        None copies the source's (the directive's default, Copy). The SDK's copy_object passes only the
+        headers its `mapped` knows: `Tagging` is one, the directive goes through `Metadata`
+        (qcloud_cos/cos_comm.py maplist)."""
+        extra: Dict[str, Any] = {}
+        if tags is not None:
+            extra = {"Tagging": urlencode(tags, quote_via=quote), "Metadata": {"x-cos-tagging-directive": "Replaced"}}
         self._call("cos.copy", self.client.copy_object, Bucket=bucket, Key=key,
-                   CopySource={"Bucket": src_bucket, "Region": src_region, "Key": src_key})
+                   CopySource={"Bucket": src_bucket, "Region": src_region, "Key": src_key}, **extra)
 
     def delete(self, bucket: str, key: str) -> None:
         """Idempotent: deleting what is gone is fine (COS answers 204 either way)."""
@@ -216,11 +225,10 @@ class Storage:
 
         self._call("cos.tagging.put", self.client.put_object_tagging, Bucket=bucket, Key=key, Tagging=to_sdk(tags))
 
-    def merge_tags(self, bucket: str, key: str, ours: Dict[str, str], keep: Optional[Dict[str, str]] = None,
-                   forward_only: bool = False) -> Optional["Merged"]:
+    def merge_tags(self, bucket: str, key: str, ours: Dict[str, str], forward_only: bool = False
+                   ) -> Optional["Merged"]:
         """The one read-merge-write of an object's tags: read right before the write, ours merged into
-        the user's (and the user's from `keep`, read before a copy replaced the object), written only
-        when that changes them. `forward_only`: a record's state tags never move back
+        the user's, written only when that changes them. `forward_only`: a record's state tags never move back
         (`tags.merge_progress`). None if the object is gone.
         COS has no conditional tagging (PUT Object tagging replaces the whole set, 436/42997), so the
         read is what keeps a user's tags."""
@@ -229,8 +237,7 @@ class Storage:
         current = self.get_tags(bucket, key)
         if current is None:
             return None
-        user = {k: v for k, v in (keep or {}).items() if not k.startswith(tags.PREFIX)}
-        merged, skipped = (tags.merge_progress if forward_only else tags.merge)({**user, **current}, ours)
+        merged, skipped = (tags.merge_progress if forward_only else tags.merge)(current, ours)
         if merged != current:
             self.put_tags(bucket, key, merged)
         return Merged(skipped, current)

@@ -10,7 +10,11 @@ predictable name, only if the source still is the version the record belongs to 
 HEAD right before the copy); a record whose source was overwritten meanwhile keeps its
 result at its own key, noted. The one window left, a newer version published between
 our HEAD and our copy, is closed after the copy: if the source changed, the current
-version's record, when already Success, is published again over ours.
+version's record, when already Success, is published again over ours; when it is not
+final yet, its own recheck (reconcile, RECHECK_AFTER after its final stage) finds our
+copy under the name and publishes it again. The published copy carries its links and
+the user's tags in the copy request itself; the job's own key is tagged only when it
+stays the result.
 
 A job that carries this record's id but is not the job the record names (a slow
 create answered after our retry, an old attempt's job) is cancelled when it has not
@@ -162,9 +166,8 @@ class Lifecycle:
             if winner is not None and winner.terminal:
                 self.settle_or_reopen(winner)
             return "unchanged", record
-        if new.terminal:
-            self.settle(new, source=not submit_tagged)  # a failure leaves the marker open: reconcile settles it again
-            self.store.settled(new.id)
+        if new.terminal:  # the open marker stays: reconcile rechecks the record, then closes it
+            self.settle(new, source=not submit_tagged)
         log("record.advanced", record_id=record.id, job_id=new.job_id, state=new.state, previous=record.state,
             attempt=record.attempt)
         return "advanced", new
@@ -208,24 +211,30 @@ class Lifecycle:
 
     def publish(self, record: Record, depth: int = 0) -> Tuple[Optional[str], str, Optional[Seen]]:
         """(published key or None, note, the source's version as last seen or None if not looked at).
-        See the module docstring for the ordering."""
+        See the module docstring for the ordering. The copy carries the output's links with the
+        user's tags of what the name held (read just before), in one request: the published object
+        is never seen without them. The job's own key is tagged only when it stays the result."""
         clients = self.clients
         out = record.output or {}
         bucket, staging, name = out["bucket"], out.get("staging") or out["key"], record.publish_as
         links = {tags.ROLE: "output", tags.RECORD: record.id, tags.JOB: record.job_id or ""}
-        staged = clients.out_storage.merge_tags(bucket, staging, links)
-        if staged is None:
-            return None, f"not published: the job's output {staging} is gone", None
         if not name or name == staging:
-            return None, _limit_note(staging, staged.skipped), None
+            return None, self._keep(bucket, staging, links), None
         current = clients.storage.version(record.source.bucket, record.source.key)
         if current is None or not is_record(current, record.id):
             why = "gone" if current is None else "overwritten by a newer version"
-            return None, f"not published as {name}: the source was {why}; result kept at {staging}", Seen(current)
+            kept = self._keep(bucket, staging, links)
+            note = kept if kept.startswith("not published") else \
+                f"not published as {name}: the source was {why}; result kept at {staging}"
+            return None, note, Seen(current)
         before = clients.out_storage.get_tags(bucket, name) or {}
-        clients.out_storage.copy(bucket, name, bucket, out["region"], staging)
-        merged = clients.out_storage.merge_tags(bucket, name, links, keep=before)
-        skipped = merged.skipped if merged else []
+        merged, skipped = tags.merge(tags.user_tags(before), links)
+        try:
+            clients.out_storage.copy(bucket, name, bucket, out["region"], staging, tags=merged)
+        except CloudError as exc:
+            if exc.status == 404 and exc.code in ("NoSuchKey", "NoSuchObject"):
+                return None, f"not published: the job's output {staging} is gone", Seen(current)
+            raise
         after = clients.storage.version(record.source.bucket, record.source.key)
         if after is not None and not is_record(after, record.id) and depth < MAX_REPUBLISH:
             newer, _ = self.store.load(after.record_id)
@@ -233,6 +242,13 @@ class Lifecycle:
                 self.publish(newer, depth + 1)  # it may have published between our HEAD and copy
                 return None, f"superseded while publishing: {name} holds the newer version's result", Seen(after)
         return name, _limit_note(name, skipped), Seen(after)
+
+    def _keep(self, bucket: str, key: str, links: Dict[str, str]) -> str:
+        """The job's own key stays the result: it carries the links (read-merge-write). Returns a note."""
+        kept = self.clients.out_storage.merge_tags(bucket, key, links)
+        if kept is None:
+            return f"not published: the job's output {key} is gone"
+        return _limit_note(key, kept.skipped)
 
     def tag_source(self, record: Record) -> List[str]:
         """The source's job/state tags, read right before the write; a state never moves back."""
@@ -256,30 +272,39 @@ class Lifecycle:
         return ([note] if note else []), tags.names_attempt(merged.read, record.id, record.attempt)
 
     def settle(self, record: Record, source: bool = True) -> None:
-        """After the final stage exists: the published output and the source carry this record's
-        own links (record id and job id), whatever raced it. A final record's open marker is
-        closed only after this succeeded, so a CloudError here is raised, never swallowed: the
-        marker stays open and reconcile (`Reconciler.one`) settles the record again. `source=False`:
-        the source's tags need no second look (`finish` saw submit's tag write had landed; a write
-        that lands long after its request is the recheck's, `RecordStore.settled`)."""
-        self.settle_published(record)
+        """Right after the final stage is written: the source's tags are read once more (`source`;
+        False when `finish` saw submit's own tag write had landed, so none of submit's can land after
+        ours), and the notification is enqueued. A CloudError here is raised, never swallowed; the
+        record's open marker stays either way, and reconcile's recheck (`recheck`, RECHECK_AFTER
+        later) settles it again before it closes it. Races that only a later look can see (an older
+        version's publish over ours, a submit tag write landing late) are that recheck's."""
         if source:
             self.settle_source_tags(record)
-        notify.enqueue(self.clients.settings, self.store, record)  # before the close: an open final record enqueues again
+        notify.enqueue(self.clients.settings, self.store, record)
+
+    def recheck(self, record: Record) -> None:
+        """A final record, long enough after its final stage that no write racing it can still land
+        (reconcile.RECHECK_AFTER): its published output and the source's tags are its own again, and
+        its notification is in the outbox unless it was sent (its writer may have died before `settle`)."""
+        self.settle_published(record)
+        self.settle_source_tags(record)
+        notify.ensure(self.clients.settings, self.store, record)
 
     def settle_or_reopen(self, record: Record) -> None:
-        """`settle` for a record someone else may already have closed: if it fails, the marker is
-        written again first, so reconcile still comes back to it."""
+        """`settle` (and its output at once) for a record whose final stage another writer won, after
+        our own publish and tags went out: if it fails, the open marker is written again first, so
+        reconcile still comes back to it."""
         try:
+            self.settle_published(record)
             self.settle(record)
         except CloudError:
             self.store.mark_open(record)
             raise
 
     def settle_published(self, record: Record) -> None:
-        """After the final stage is written: an older version's publish that raced ours (its copy
-        after ours, its re-check before our final stage existed) is put right here, so one of the
-        two always sees the other."""
+        """The published name holds this record's result, or is put right: an older version's publish
+        that raced ours (its copy after ours, its check of the source before our final stage existed)
+        is seen here, on the recheck (`recheck`), so one of the two always sees the other."""
         out = record.output or {}
         if record.state != State.Success or not record.publish_as or out.get("key") != record.publish_as:
             return
@@ -289,8 +314,9 @@ class Lifecycle:
 
     def settle_source_tags(self, record: Record) -> None:
         """After the final stage is written: a submit's read-merge-write of `Submitted` that raced
-        ours (read before our tag write, written after it) is put right. Submit checks the other
-        way round (Submitter._settle), so one of the two always sees the other."""
+        ours (read before our tag write, written after it) is put right: at once when `finish` did not
+        see submit's write land, and always on the recheck, RECHECK_AFTER later, when any such write
+        has landed."""
         src = record.source
         current = self.clients.storage.get_tags(src.bucket, src.key)
         if current and current.get(tags.RECORD) == record.id and (current.get(tags.STATE) != record.state

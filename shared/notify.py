@@ -148,6 +148,17 @@ def enqueue(settings: Any, store: RecordStore, record: Record) -> Optional[str]:
     return eid
 
 
+def ensure(settings: Any, store: RecordStore, record: Record) -> Optional[str]:
+    """`enqueue`, unless the event was sent already (a delivery is logged beside the record: one
+    listing): for a look long after the record's writer enqueued it (or died before it could), when its
+    outbox entry may have been delivered and deleted. The event id, or None as `enqueue`."""
+    if not settings.notify_url or record.state not in NOTIFIED_STATES:
+        return None
+    eid = event_id(record)
+    sent, _ = store.storage.list(store.bucket, f"{store.prefix}{record.id}/notify-{eid}-", max_keys=1)
+    return eid if sent else enqueue(settings, store, record)
+
+
 def _send_quietly(settings: Any, store: RecordStore, eid: str, entry: Dict[str, Any]) -> None:
     try:
         send(settings, store, eid, entry)

@@ -4,10 +4,11 @@ It works from what is pending, never from history, so a tick costs what is open:
 - the open index (`<records_prefix>open/`, records.py): a Submitted/Running record
   older than `older_than` is re-read from CI and advanced exactly as a callback would;
   a claim past its lease is resumed through the submit path (or closed, when the source
-  is gone or overwritten); a marker whose record is final is removed;
-- the recheck index (`<records_prefix>recheck/`): a final record's output and source tags
-  are read once more RECHECK_AFTER its settle and put right (a late tag write moved a
-  state back); then it leaves the index;
+  is gone or overwritten); a final record's output and source tags are read once more
+  RECHECK_AFTER its final stage and put right (a late tag write moved a state back, an
+  older version's publish landed over ours), and only then does it leave the index;
+- the recheck index (`<records_prefix>recheck/`) that releases up to 750cb24 wrote at
+  settle: each entry is rechecked the same way and removed;
 - CI's listing of the jobs created since the last tick (StartCreationTime): a job
   carrying a record's id that is not the job the record names (a slow create answered
   after our retry) is cancelled if not started, and noted;
@@ -49,10 +50,11 @@ SWEEP_MARGIN = 120  # seconds of clock skew between COS's Last-Modified and ours
 # a 10-minute timer: about 8 hours). It is the last resort: an upload whose every trigger
 # retry failed also reaches the submit function's dead-letter queue (serverless.yml).
 SWEEP_PAGES = 1
-# A final record's tags are read once more this long after it was settled (or `older_than`, if
-# shorter): a tag write COS applies after its client gave up (a stalled request: the SDK timed
-# out, retried, and the first one landed later) has moved a state back by then. 40x the
-# default request timeout; a write that lands later still is not caught.
+# A final record's output and tags are read once more this long after its final stage (or
+# `older_than`, if shorter), then it leaves the open index: a tag write COS applies after its
+# client gave up (a stalled request: the SDK timed out, retried, and the first one landed later)
+# has moved a state back by then, and a publish or submit tag write that raced the final stage
+# has landed. 40x the default request timeout; a write that lands later still is not caught.
 RECHECK_AFTER = 120
 
 
@@ -111,6 +113,7 @@ class _Tick:
         self.summary = Summary()
         self.records: Dict[str, Optional[Record]] = {}
         self.sweep_pages = 0
+        self.recheck_wait = min(older_than, RECHECK_AFTER)
 
     def out_of_time(self) -> bool:
         return self.clock() >= self.deadline
@@ -170,12 +173,13 @@ class _Tick:
                 self.unclaimed(rid)
             return
         newest = latest(stages)
-        if newest.rank == Rank.FINAL:  # final (even if that snapshot is unreadable): the marker was left open
-            if record.terminal:  # by a settle that failed (Lifecycle.settle), or a crash before the close
-                self.lifecycle.settle(record)
-                self.store.settled(rid)
-            else:
-                self.store.close(rid)
+        if newest.rank == Rank.FINAL:  # final (even if that snapshot is unreadable)
+            if record.terminal:
+                if newest.age_seconds < self.recheck_wait:
+                    return  # a write racing its final stage may still land: a later tick rechecks it
+                self.lifecycle.recheck(record)
+                self.summary.rechecked += 1
+            self.close(record)
             self.summary.finished += 1
         elif not record.job_id:  # a claim (a newer stage may be unreadable: the readable snapshot decides)
             claim = latest([s for s in stages if s.rank == Rank.CLAIM and s.attempt == record.attempt] or [newest])
@@ -185,6 +189,16 @@ class _Tick:
             result, record = self.lifecycle.refresh(record)
             self.summary.advanced += result == "advanced"
             self.summary.still_running += not record.terminal
+
+    def close(self, record: Record) -> None:
+        """Take a final record out of the open index. A new attempt claimed meanwhile (`cos-matting
+        retry`, the same bytes uploaded again) writes its marker after its claim
+        (Submitter.new_attempt); if our delete came after that write, the listing after it shows the
+        claim, and the marker is put back."""
+        self.store.close(record.id)
+        stages = self.store.stages(record.id)
+        if stages and latest(stages).attempt > record.attempt and latest(stages).rank < Rank.FINAL:
+            self.store.mark_open(record)
 
     def _takeover(self, record: Record, newest: Any) -> Record:
         import uuid
@@ -205,14 +219,12 @@ class _Tick:
                                                                  "Size": version.size}, EVENT_NAME)
         self.count(self.submitter.process(up), "resubmitted")
 
-    # -- final records' tags, once more ----------------------------------------------------------
+    # -- the recheck index of releases up to 750cb24 ---------------------------------------------------
     def rechecks(self, place: Place) -> bool:
-        """Settled records (`RecordStore.settled`) whose tags can no longer change under us: their
-        output and source are put right (`Lifecycle.settle`) and they leave the index."""
-        wait = min(self.older_than, RECHECK_AFTER)
-
+        """Records an older release settled into its recheck index: once their tags can no longer change
+        under us, their output and source are put right (`Lifecycle.recheck`) and they leave the index."""
         def visit(rid: str, marked: str) -> None:
-            if age_seconds(marked) >= wait:
+            if age_seconds(marked) >= self.recheck_wait:
                 self.recheck(rid)
 
         done, place.recheck_after = self._round(lambda a: self.store.recheck_page(a, limit=100),
@@ -223,8 +235,7 @@ class _Tick:
         try:
             record, _ = self.store.load(rid)
             if record is not None and record.terminal:  # the tags only: its notification went out at settle
-                self.lifecycle.settle_published(record)
-                self.lifecycle.settle_source_tags(record)
+                self.lifecycle.recheck(record)
             self.store.rechecked(rid)
             self.summary.rechecked += 1
         except UnreadableRecord as exc:

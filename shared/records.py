@@ -17,8 +17,10 @@ ever overwritten, so a record only moves forward and a late or duplicate writer
 cannot replace a newer state with an older one.
 
 Beside the folders, `<records_prefix>open/<record id>` lists what is pending:
-written before a claim, deleted once the record is final. Reconcile walks that
-index, never the history, so its cost follows the open records.
+written before a claim, deleted by reconcile once the record is final and its
+output and source tags were read again RECHECK_AFTER later (reconcile.py), when no
+write that raced the final stage can still land. Reconcile walks that index,
+never the history, so its cost follows the records in flight.
 
 Formats (FORMAT, written into every snapshot): 3 is the layout above with the content id
 (identity.py: ETag + size). 2 is the same layout with the id from the version id, else ETag +
@@ -203,7 +205,7 @@ class RecordStore:
 
     def advance(self, record: Record, close: bool = True) -> bool:
         """Write the stage for `record.state`; False if that stage already exists. Final: closes the
-        marker, unless `close=False` (Lifecycle.advance closes it once the output and source are settled)."""
+        marker, unless `close=False` (a record with outputs and tags: reconcile closes it after its recheck)."""
         written = self._write(record, f"{record.attempt:03d}-{record.rank:d}-{record.rank.stage}.json")
         if record.terminal and close:
             self.close(record.id)
@@ -216,10 +218,11 @@ class RecordStore:
                               create_only=True)
 
     # -- the open index -------------------------------------------------------------------------
-    def mark_open(self, record: Record) -> bool:
-        """Put the record in the open index; False if its marker was there already."""
+    def mark_open(self, record: Record, replace: bool = False) -> bool:
+        """Put the record in the open index; False if its marker was there already (`replace`: written
+        over it, so it is newer than any delete of the old one; always True)."""
         body = record.source.model_dump_json().encode()
-        return self.storage.put_json(self.bucket, self.open_key(record.id), body, create_only=True)
+        return self.storage.put_json(self.bucket, self.open_key(record.id), body, create_only=not replace)
 
     def close(self, rid: str) -> None:
         self.storage.delete(self.bucket, self.open_key(rid))
@@ -236,15 +239,7 @@ class RecordStore:
         page, marker = self.storage.list(self.bucket, base, after and base + after, limit)
         return [(o["Key"][len(base):], o.get("LastModified", "")) for o in page], marker[len(base):] if marker else ""
 
-    # -- the recheck index ------------------------------------------------------------------------
-    def settled(self, rid: str) -> None:
-        """A final record whose output and source carry its links leaves the open index for the
-        recheck index (`<records_prefix>recheck/<id>`), where reconcile reads its tags once more
-        when a tag write still on its way cannot land any more (a write COS applies after its
-        client gave up: reconcile.RECHECK_AFTER)."""
-        self.storage.put_json(self.bucket, self.prefix + RECHECK + rid, b"{}", create_only=True)
-        self.close(rid)
-
+    # -- the recheck index of releases up to 750cb24 (reconcile drains it; nothing writes it now) ---
     def recheck_page(self, after: str = "", limit: int = 1000) -> Tuple[List[Tuple[str, str]], str]:
         return self._index_page(RECHECK, after, limit)
 

@@ -231,11 +231,10 @@ class Submitter:
                 return self.new_attempt(held, "a new upload of the same bytes after a failure")
             if held is not None and held.state == State.Success:
                 self.lifecycle.reinstate(held)  # these bytes are the newest version again
-            if opened:  # our claim attempt re-created the marker of a settled record
+            if opened:  # our claim attempt re-created the marker of a record reconcile had closed
                 self.store.close(record.id)
-            # else the marker is the record's own: its final stage is written but not settled yet
-            # (the writer is settling it, or died doing so). Closed here, nothing would come back to
-            # enqueue its notification or recheck its tags; reconcile settles and closes it.
+            # else the marker is the record's own: reconcile has not rechecked it yet (Lifecycle.recheck)
+            # and closes it when it has.
             return None
         if newest.rank > Rank.CLAIM:
             return None
@@ -256,7 +255,13 @@ class Submitter:
         """Claim attempt n+1 of a final record (history kept); None if someone else just did."""
         fresh = self._named(Record(id=held.id, source=held.source, attempt=held.attempt + 1,
                                    notes=[f"attempt {held.attempt + 1}: {why}; attempt {held.attempt} ended {held.state}"]))
-        return fresh if self.store.claim(fresh) else None
+        if not self.store.claim(fresh):
+            return None
+        # The final attempt's marker may still be there, and reconcile about to close it after its
+        # recheck: written again after our claim, it stays (reconcile looks for a newer attempt
+        # after its delete, Reconciler.close).
+        self.store.mark_open(fresh, replace=True)
+        return fresh
 
     def _named(self, claim: Record) -> Record:
         """The output's predictable name goes on the claim itself, so a record whose Submitted
@@ -314,29 +319,14 @@ class Submitter:
             })
             self.store.advance(submitted)  # False only if a callback got there first: fine
             log("submit.job", record_id=rid, job_id=job.JobId, attempt=record.attempt, output=out.Object)
+            # If the job ends before this tag write lands, the callback's own read may not see it: its
+            # final tags are put back by reconcile's recheck (Lifecycle.recheck), the record still open.
             self.lifecycle.tag_source(submitted)
-            self._settle(submitted)
         except CloudError as exc:
             if step is Step.SUBMIT and not exc.retryable:
                 self._record_final(record, exc.code, exc.message, retry_hint(exc))
             return Outcome(key=key, kind=Kind.FAILED, step=step, record_id=rid, attempt=record.attempt, detail=str(exc))
         return Outcome(key=key, kind=Kind.SUBMITTED, record_id=rid, job_id=job.JobId, attempt=record.attempt)
-
-    def _settle(self, submitted: Record) -> None:
-        """If the job already ended while we tagged `Submitted`, tag its newer state (the
-        callback checks the other way round: Lifecycle.settle_source_tags)."""
-        try:
-            newest = latest(self.store.stages(submitted.id))
-            if newest.attempt == submitted.attempt and newest.rank > Rank.SUBMITTED:
-                current, _ = self.store.load(submitted.id)
-                if current is not None:
-                    self.lifecycle.tag_source(current)
-        except (CloudError, ValueError) as exc:  # the job is submitted and recorded: do not fail the event
-            log("tags.settle_failed", level="warning", record_id=submitted.id, error=str(exc))
-            try:  # the callback may have closed the record already: open it again for reconcile to settle
-                self.store.mark_open(submitted)
-            except CloudError as again:
-                log("tags.reopen_failed", level="error", record_id=submitted.id, error=str(again))
 
     def _submit(self, request: JobRequest, record: Record) -> JobDetail:
         """POST /jobs, safely retried: after an unknown outcome, look the job up first."""
@@ -368,8 +358,7 @@ class Submitter:
                                            "error": {"Code": code, "Message": message}})
         try:
             if self.store.advance(failed, close=False):  # False: another writer's final stage: theirs to settle
-                self.lifecycle.settle(failed)  # its webhook event too (README "Notifications")
-                self.store.settled(failed.id)  # a settle that failed leaves it open: reconcile settles it
+                self.lifecycle.settle(failed)  # its webhook event too (README "Notifications"); reconcile closes it
         except CloudError as exc:
             log("record.write_failed", level="error", record_id=record.id, error=str(exc))
 

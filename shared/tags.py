@@ -67,5 +67,10 @@ def to_sdk(tags: Dict[str, str]) -> dict:
     return {"TagSet": {"Tag": [{"Key": k, "Value": v} for k, v in tags.items()]}}
 
 
+def user_tags(tags: Dict[str, str]) -> Dict[str, str]:
+    """The tags that are not ours."""
+    return {k: v for k, v in tags.items() if not k.startswith(PREFIX)}
+
+
 def is_output(tags: Dict[str, str]) -> bool:
     return tags.get(ROLE) == "output"

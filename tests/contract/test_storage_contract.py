@@ -145,8 +145,8 @@ def test_list_all_pages_past_a_thousand_keys(backend):
 
 def test_copy_makes_the_same_object_under_another_key(backend):
     """PUT Object - Copy (https://cloud.tencent.com/document/product/436/10881): metadata is copied by default
-    ("默认情况下元数据将被复制到目标对象中"), so the content type follows. The tags follow too: both stand-ins copy
-    them (the page's excerpt read here does not state x-cos-tagging-directive's default: unverified)."""
+    ("默认情况下元数据将被复制到目标对象中"), so the content type follows. So are the tags: x-cos-tagging-directive
+    "默认为 Copy ... 复制源对象的标签信息" (the page's request-header table)."""
     body = b"mask video " * 100
     backend.storage.put_json(BUCKET, "matting/.versions/r-1.json", body)
     backend.storage.put_tags(BUCKET, "matting/.versions/r-1.json", {"cm-role": "output"})
@@ -158,3 +158,19 @@ def test_copy_makes_the_same_object_under_another_key(backend):
     with pytest.raises(CloudError) as err:  # a copy of nothing
         backend.storage.copy(OTHER_BUCKET, "matting/s.json", BUCKET, REGION, "matting/.versions/none.json")
     assert err.value.status == 404
+
+
+def test_a_copy_can_carry_its_own_tags(backend):
+    """x-cos-tagging-directive Replaced: the copy gets the request's x-cos-tagging (URL-encoded) instead of
+    the source's tags, in the same request (PUT Object - Copy, 436/10881): publishing needs no tag write."""
+    backend.storage.put_json(BUCKET, "matting/.versions/r-2.json", b"x" * 10)
+    backend.storage.put_tags(BUCKET, "matting/.versions/r-2.json", {"from": "source"})
+    ours = {"cos-matting:record": "r/2", "team": "a b+c", "k:x": "v=1/2.3"}
+    backend.storage.copy(BUCKET, "matting/r2.json", BUCKET, REGION, "matting/.versions/r-2.json", tags=ours)
+    assert backend.storage.get_tags(BUCKET, "matting/r2.json") == ours
+    backend.storage.copy(BUCKET, "matting/r3.json", BUCKET, REGION, "matting/.versions/r-2.json", tags={})
+    assert backend.storage.get_tags(BUCKET, "matting/r3.json") == {}
+    with pytest.raises(CloudError) as err:  # COS's tag rules hold for a copy's tags too
+        backend.storage.copy(BUCKET, "matting/r4.json", BUCKET, REGION, "matting/.versions/r-2.json",
+                             tags={f"k{i}": "v" for i in range(11)})
+    assert err.value.status == 400

@@ -15,7 +15,7 @@ from shared import tags
 from shared.callback import create_app
 from shared.events import Upload
 from shared.lifecycle import Lifecycle
-from shared.reconcile import reconcile
+from shared.reconcile import _Tick, reconcile
 from shared.records import Record, RecordStore, Source
 from shared.submit import Submitter, build_request
 
@@ -208,8 +208,9 @@ def test_a_final_record_stays_open_until_output_and_source_are_settled(flow, mem
     settings, clients, store, submit, deliver = flow
     rid, job_id = submit()
     callback = finish(memory_cloud, job_id)
-    # tag reads before the settle: staging, published name (before the copy and after), source
-    memory_cloud.faults.add("cos.tagging.get", count=50, status=503, skip=4)
+    clients.storage.put_tags(BUCKET, "input/clip.mp4", {})  # submit's tag write still on its way: the settle reads again
+    # tag reads before the settle: the published name (before the copy), the source
+    memory_cloud.faults.add("cos.tagging.get", count=50, status=503, skip=2)
     assert deliver(callback).status_code == 503
     memory_cloud.faults.clear()
     record, _ = store.load(rid)
@@ -223,23 +224,24 @@ def test_a_final_record_stays_open_until_output_and_source_are_settled(flow, mem
     assert rid not in [r for r, _ in store.open_page()[0]]
 
 
-def test_a_submit_whose_settle_read_fails_reopens_the_record(flow, memory_cloud):
-    """Submit tags `Submitted`, then checks whether the job ended meanwhile (Submitter._settle).
-    If that check cannot read the record, the callback may already have closed it with the
-    source tagged backwards: submit writes the open marker again, so reconcile settles it."""
+def test_a_submit_tag_landing_after_the_callback_is_put_right_by_the_recheck(flow, memory_cloud):
+    """Submit tags `Submitted` after POST /jobs; if the job ends first, that write can land after the
+    callback's final tags (and after its own second look). The callback leaves the record in the open
+    index; reconcile rechecks it RECHECK_AFTER its final stage, puts the source's tags right, and only
+    then closes it: not before (a write racing the final stage may still land)."""
     settings, clients, store, submit, deliver = flow
     rid, job_id = submit()
     assert deliver(finish(memory_cloud, job_id)).status_code == 200
-    assert rid not in [r for r, _ in store.open_page()[0]]
-    submitted, _ = store.load(rid)
+    assert rid in [r for r, _ in store.open_page()[0]]
     late = {tags.RECORD: rid, tags.JOB: job_id, tags.STATE: "Submitted", tags.ATTEMPT: "1"}
     clients.storage.put_tags(BUCKET, "input/clip.mp4", late)  # submit's tag write, landing after the callback's
-    memory_cloud.faults.add("cos.list", count=50, status=503)  # the stages cannot be listed
-    Submitter(settings, clients, sleep=lambda s: None)._settle(submitted)
-    memory_cloud.faults.clear()
-    assert rid in [r for r, _ in store.open_page()[0]]
-    assert reconcile(settings, clients, older_than=0).finished == 1
+    early = reconcile(settings, clients, older_than=600, sweep=False)  # too soon after the final stage
+    assert (early.rechecked, early.finished) == (0, 0) and rid in [r for r, _ in store.open_page()[0]]
+    assert memory_cloud.tags(BUCKET, "input/clip.mp4")[tags.STATE] == "Submitted"
+    summary = reconcile(settings, clients, older_than=0, sweep=False)
+    assert (summary.rechecked, summary.finished, summary.failed) == (1, 1, 0)
     assert memory_cloud.tags(BUCKET, "input/clip.mp4")[tags.STATE] == "Success"
+    assert rid not in [r for r, _ in store.open_page()[0]]
 
 
 def test_a_job_whose_submitted_stage_was_lost_is_still_published_under_its_name(flow, memory_cloud, settings_of):
@@ -260,3 +262,20 @@ def test_a_job_whose_submitted_stage_was_lost_is_still_published_under_its_name(
     record, _ = store.load(out.record_id)
     assert record.state == "Success" and record.output["key"] == "matting/input/clip.mp4.mask.mp4"
     assert memory_cloud.tags(BUCKET, record.output["key"])[tags.JOB] == job.JobId
+
+
+def test_closing_a_final_record_keeps_the_marker_of_a_newer_attempt(flow, memory_cloud):
+    """Reconcile closes a final record only after its recheck; a new attempt claimed meanwhile (here:
+    its claim lands between reconcile's read and its delete, the marker it wrote in vain being the old
+    one) must stay in the open index, or nothing would ever reconcile it."""
+    settings, clients, store, submit, deliver = flow
+    rid, job_id = submit()
+    assert deliver(finish(memory_cloud, job_id, state="Failed")).status_code == 200
+    failed, _ = store.load(rid)
+    retry = failed.model_copy(update={"attempt": 2, "state": "Claimed", "job_id": None})
+    assert store.claim(retry, marked=True)  # the retry's claim; its create-only marker write found the old marker
+    submitter = Submitter(settings, clients, sleep=lambda s: None)
+    _Tick(settings, clients, submitter, 0, 60, time.monotonic).close(failed)  # read before the claim landed
+    assert rid in [r for r, _ in store.open_page()[0]]
+    store.close(rid)
+    assert rid not in [r for r, _ in store.open_page()[0]]  # (without the check, the marker is gone)

@@ -118,8 +118,8 @@ def test_an_entry_delivered_by_another_sender_meanwhile_is_passed_over_quietly(m
 
 
 def test_a_repeated_upload_event_leaves_an_unsettled_final_record_to_reconcile(memory_cloud, settings_of):
-    """The callback wrote the final stage and died before settling (no outbox entry, the marker open,
-    not in the recheck index); then the upload's event comes again (SCF retries it; a copy onto itself
+    """The callback wrote the final stage and died before settling (no outbox entry, the marker open);
+    then the upload's event comes again (SCF retries it; a copy onto itself
     sends another). Submit finds the record final and must not close the marker it did not create:
     that marker is what brings reconcile back to settle it, enqueue its event and recheck its tags.
     (Seen in test_chaos: one final record never notified.)"""
@@ -144,7 +144,7 @@ def test_a_repeated_upload_event_leaves_an_unsettled_final_record_to_reconcile(m
 def test_a_submit_that_ci_refuses_is_notified_as_failed(memory_cloud, settings_of):
     """CI answers POST /jobs with a 4xx (here 403, CI's role not authorised): the record ends Failed
     without a job, and like every Failed record (README "Notifications") its event is in the outbox
-    and it leaves the open index. It was closed without one."""
+    and it leaves the open index after reconcile's recheck. It was closed without one."""
     settings = settings_of(COS_MATTING_CALLBACK_URL="https://cb.example.com/cb", **HOOK)
     clients = memory_cloud.clients(settings)
     store = RecordStore.of(settings, clients.storage)
@@ -158,4 +158,23 @@ def test_a_submit_that_ci_refuses_is_notified_as_failed(memory_cloud, settings_o
     assert (record.state, record.job_id, record.retry.value) == ("Failed", None, "after-fix")
     [(eid, entry)] = _outbox(store).items()
     assert eid == notify.event_id(record) and entry["event"]["state"] == "Failed"
+    assert [r for r, _ in store.open_page()[0]] == [record.id]
+    assert reconcile(settings, clients, older_than=0, sweep=False).finished == 1
     assert store.open_page()[0] == []
+
+
+def test_the_recheck_does_not_send_a_delivered_event_again(memory_cloud, settings_of):
+    """Reconcile rechecks every final record before it closes it, and enqueues its event if its writer
+    never did (`notify.ensure`). An event already delivered (a log beside the record, the outbox entry
+    deleted, as `notify.send` leaves them) is not enqueued again; one never delivered stays pending."""
+    settings, clients, store, finish = _flow(memory_cloud, settings_of, **HOOK)
+    delivered, waiting = finish("input/sent.mp4"), finish("input/unsent.mp4")
+    record, _ = store.load(delivered)
+    eid = notify.event_id(record)
+    store.storage.put_json(store.bucket, f"{store.prefix}{delivered}/notify-{eid}-1-abcdef.json",
+                           json.dumps({"event_id": eid, "ok": True, "status": 200, "sent_at": 1}).encode())
+    store.storage.delete(store.bucket, store.prefix + notify.OUTBOX + eid + ".json")
+    summary = reconcile(settings, clients, older_than=0, sweep=False)
+    assert summary.rechecked == 2 and summary.failed == 0 and store.open_page()[0] == []
+    unsent, _ = store.load(waiting)
+    assert list(_outbox(store)) == [notify.event_id(unsent)]
