@@ -12,7 +12,8 @@ from shared.events import Upload, build_event
 from shared.jobs import JobDetail
 
 from .camapi import CamService
-from .clsapi import ClsService
+from .clsapi import ClsApi
+from .clsbackend import ClsBackend
 from .monitorapi import MonitorService
 from .callbacks import CallbackRecord, Callbacks
 from .ci import Engine, JobService
@@ -71,11 +72,11 @@ class LocalCloud:
         platform = Platform(region, lambda: self.url, lambda: self.credentials.role_env(secret_id),
                             lambda role: self.cam.trusts(role, "scf.qcloud.com"))
         self.scf = ScfBackend(os.path.join(self.data_dir, "scf"), platform, self.runtime, self.store)
-        self.cls = ClsService(self.runtime, os.path.join(self.data_dir, "cls"))  # the functions' logs (SearchLog)
+        self.cls = ClsBackend(self.runtime, os.path.join(self.data_dir, "cls"))  # the functions' logs (SearchLog)
         self.monitor = MonitorService(os.path.join(self.data_dir, "monitor"))
         self.api = Api(self.credentials, {("scf", "2018-04-16"): ScfApi(self.scf, lambda: self.url, self.cls),
-                                          ("cam", "2019-01-16"): self.cam,
-                                          ("monitor", "2018-07-24"): self.monitor, ("cls", "2020-10-16"): self.cls},
+                                          ("cam", "2019-01-16"): self.cam, ("monitor", "2018-07-24"): self.monitor,
+                                          ("cls", "2020-10-16"): ClsApi(self.cls)},
                        self.faults)
         self.ci_unbound: set = set()  # buckets to report as not bound to CI (doctor's failing case)
         self.ci_ai_off: set = set()  # buckets bound to CI with AI content recognition off (cibinding.py)

@@ -1,165 +1,47 @@
-"""The CLS API (version 2020-10-16) of the local cloud: `SearchLog` over its functions' logs.
+"""The CLS API (version 2020-10-16) of the local cloud: a thin front over the CLS backend
+(localcloud/clsbackend.py). `SearchLog` takes the request's params (already checked against the SDK's
+request model by localcloud/tcapi.py), asks the backend for one page, and answers the Response fields;
+the logs, the query language and paging are the backend's.
 
-On Tencent Cloud a function's logs are not in an SCF API (GetFunctionLogs is retired: "该接口已下线",
-tencentcloud-sdk-python scf_client.py) but in CLS, the topic `GetFunction` names (ClsLogsetId /
-ClsTopicId; "日志检索教程", https://cloud.tencent.com/document/product/583/52637: query the
-topic with the CLS SearchLog API). Each log line is one CLS log of fixed `SCF_*` keys ("日志投递
-配置 / 日志结构说明", https://cloud.tencent.com/document/product/583/60336): SCF_FunctionName,
-SCF_Namespace, SCF_StartTime, SCF_LogTime (ms), SCF_RequestId, SCF_Duration, SCF_MemUsage,
-SCF_Level, SCF_Message, SCF_Type (Platform: the START / Report lines the platform prints around
-each request; Custom: what the code printed), SCF_RetryNum.
-
-Here every function of the cloud writes to one topic (SCF's default: the region's
-`SCF_logset` / `SCF_logtopic`), built on demand from the runtime's invocations. Fields follow
-the SDK's models (tencentcloud/cls/v20201016/models.py: SearchLogRequest From/To in ms,
-QueryString, Limit <= 1000, Context to page on, Sort; SearchLogResponse Results of LogInfo
-with Time in ms and LogJson). The query language is a subset of CQL (614/47044): terms joined
-by AND, each `KEY:"value"` (an SCF_* key; SCF_Message matches a substring) or a bare "phrase"
-matched anywhere in the log; anything else is refused (InvalidParameter), never guessed at.
+Fields follow the SDK's models (tencentcloud/cls/v20201016/models.py: SearchLogRequest From/To in ms,
+TopicId or Topics, Query / QueryString, Limit, Context to page on, Sort asc/desc; SearchLogResponse
+Context, ListOver, Analysis, Results of LogInfo with Time in ms and LogJson). Error codes are the SDK's
+(tencentcloud/cls/v20201016/errorcodes.py).
 """
 from __future__ import annotations
 
-import base64
-import json
-import re
-import threading
-import uuid
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import Any, Dict
 
-from .tcapi import ApiError, load_state, save_state
-
-if TYPE_CHECKING:
-    from .scf import Runtime
-
-MAX_LIMIT = 1000  # SearchLogRequest.Limit: "默认为100，最大值为1000"
-_TERM = re.compile(r'\s*(?:(?P<key>[A-Za-z_][\w.]*)\s*:\s*)?(?:"(?P<q>(?:[^"\\]|\\.)*)"|(?P<w>[^\s"()|]+))\s*')
+from .clsbackend import TOPIC_NAME, ClsBackend
+from .tcapi import ApiError
 
 
-def parse_query(text: str) -> List[Tuple[Optional[str], str]]:
-    """[(key or None, value)] of a query of AND-joined terms; ApiError for what this subset lacks."""
-    text = (text or "").strip()
-    if text in ("", "*"):
-        return []
-    terms: List[Tuple[Optional[str], str]] = []
-    for i, part in enumerate(re.split(r"\s+AND\s+", text)):
-        m = _TERM.fullmatch(part)
-        if not m or (m["w"] or "").upper() in ("OR", "NOT"):
-            raise ApiError("FailedOperation.QueryError", f"QueryString {text!r}: the local cloud knows terms joined by AND "
-                                               "(KEY:\"value\" or \"phrase\"), not OR, NOT, ( ) or | SQL")
-        value = m["q"].replace('\\"', '"').replace("\\\\", "\\") if m["q"] is not None else m["w"]
-        terms.append((m["key"], value))
-    return terms
+class ClsApi:
+    """The service object `tcapi.Api` dispatches CLS calls to: params in, Response fields out."""
 
+    unlocked = ("SearchLog",)  # a read: the backend locks what it builds
 
-def _matches(log: Dict[str, Any], text: str, terms: List[Tuple[Optional[str], str]]) -> bool:
-    for key, value in terms:
-        if key is None:
-            if value.rstrip("*") not in text:
-                return False
-        elif key == "SCF_Message":
-            if value.rstrip("*") not in str(log.get(key, "")):
-                return False
-        elif str(log.get(key, "")) != value:
-            return False
-    return True
-
-
-class ClsService:
-    """The actions are the API's (`SearchLog`); logs are the invocations' lines, as SCF delivers them."""
-
-    unlocked = ("SearchLog",)
-
-    def __init__(self, runtime: "Runtime", data_dir: str) -> None:
-        self.runtime = runtime  # whose invocations' lines are the logs
-        self.lock = threading.RLock()
-        self.state = load_state(data_dir, {"logset": str(uuid.uuid4()), "topic": str(uuid.uuid4())})
-        save_state(data_dir, self.state)
-        self._built: List[Tuple[Dict[str, Any], str]] = []  # (log, its JSON) of the invocations consumed
-        self._consumed = 0  # invocations turned into logs (in order, up to the first one still running)
-        self._searches: Dict[str, List[Tuple[Dict[str, Any], str]]] = {}  # Context -> the search's results
+    def __init__(self, backend: ClsBackend) -> None:
+        self.backend = backend
 
     @property
-    def logset_id(self) -> str:
-        return self.state["logset"]
-
-    @property
-    def topic_id(self) -> str:
-        return self.state["topic"]
-
-    def logs(self) -> List[Tuple[Dict[str, Any], str]]:
-        """(log, JSON) of every finished invocation as SCF would deliver it: START, the code's lines,
-        Report; built once per invocation, in order, stopping at the first one still running."""
-        with self.lock:
-            invocations = self.runtime.invocations
-            while self._consumed < len(invocations):
-                inv = invocations[self._consumed]
-                if inv.ok is None:
-                    break  # still running: SCF reports a request's lines as it ends (583/52637)
-                self._built += [(log, json.dumps(log, ensure_ascii=False)) for log in self.lines(inv)]
-                self._consumed += 1
-            return self._built
-
-    @staticmethod
-    def lines(inv: Any) -> List[Dict[str, Any]]:
-        out: List[Dict[str, Any]] = []
-        if inv.ok is not None and inv.started:
-            start = int(inv.started * 1000)
-            end = int((inv.started + inv.duration) * 1000)
-            base = {"SCF_FunctionName": inv.function, "SCF_Namespace": "default", "SCF_RequestId": inv.request_id,
-                    "SCF_StartTime": start, "SCF_RetryNum": max(0, inv.attempt - 1), "SCF_Alias": "",
-                    "SCF_Qualifier": "$LATEST"}
-            lines = [(start, "Platform", f"START RequestId: {inv.request_id}")]
-            step = (end - start) / (len(inv.logs) + 1) if inv.logs else 0
-            lines += [(int(start + step * (i + 1)), "Custom", line) for i, line in enumerate(inv.logs)]
-            status = "" if inv.ok else f" Error: {inv.error}"
-            lines.append((end, "Platform", f"Report RequestId: {inv.request_id} Duration: {inv.duration * 1000:.0f}ms"
-                                           f"{status}"))
-            for stamp, kind, message in lines:
-                log = {**base, "SCF_LogTime": stamp, "SCF_Type": kind, "SCF_Message": message,
-                       "SCF_Level": "INFO" if inv.ok or kind == "Custom" else "ERROR"}
-                if kind == "Platform" and message.startswith("Report"):
-                    log.update(SCF_Duration=int(inv.duration * 1000), SCF_StatusCode=200 if inv.ok else 500)
-                out.append(log)
-        return out
+    def lock(self) -> Any:
+        return self.backend.lock
 
     def SearchLog(self, p: Dict[str, Any]) -> Dict[str, Any]:
         if p.get("Topics"):
             raise ApiError("InvalidParameter", "the local cloud searches one topic: pass TopicId")
-        if p.get("TopicId") != self.topic_id:
-            raise ApiError("ResourceNotFound.TopicNotExist", f"topic {p.get('TopicId')!r} does not exist")
+        self.backend.check_topic(p.get("TopicId"))
         for name in ("From", "To"):
             if not isinstance(p.get(name), int):
                 raise ApiError("MissingParameter", f"{name} (ms) is required")
-        limit = p.get("Limit") or 100
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ApiError("InvalidParameter", f"Limit: 1-{MAX_LIMIT}")
-        terms = parse_query(p.get("Query") if p.get("Query") is not None else p.get("QueryString") or "")
-        offset, search = 0, ""
-        if p.get("Context"):  # the same search, further on: its results were kept (CLS: valid for 1 hour)
-            try:
-                search, _, at = base64.b64decode(p["Context"]).decode().partition(":")
-                offset = int(at)
-            except ValueError:
-                search = ""
-            if search not in self._searches:
-                raise ApiError("FailedOperation.InvalidContext", "Context is not one this topic returned (or expired)")
-            picked = self._searches[search]
-        else:
-            picked = [(log, text) for log, text in self.logs()
-                      if p["From"] <= log["SCF_LogTime"] < p["To"] and _matches(log, text, terms)]
-            picked.sort(key=lambda lt: lt[0]["SCF_LogTime"], reverse=(p.get("Sort") or "desc") == "desc")
-        offset = max(offset, p.get("Offset") or 0)
-        page = picked[offset:offset + limit]
-        over = offset + limit >= len(picked)
-        if not over and not search:
-            search = uuid.uuid4().hex[:12]
-            with self.lock:
-                self._searches[search] = picked
-                while len(self._searches) > 16:
-                    self._searches.pop(next(iter(self._searches)))
-        results = [{"Time": log["SCF_LogTime"], "TopicId": self.topic_id, "TopicName": "SCF_logtopic",
+        page = self.backend.search(p["From"], p["To"],
+                                   p.get("Query") if p.get("Query") is not None else p.get("QueryString") or "",
+                                   descending=(p.get("Sort") or "desc") == "desc", limit=p.get("Limit"),
+                                   offset=p.get("Offset") or 0, context=p.get("Context") or "")
+        results = [{"Time": log["SCF_LogTime"], "TopicId": self.backend.topic_id, "TopicName": TOPIC_NAME,
                     "Source": "127.0.0.1", "FileName": "", "PkgId": log["SCF_RequestId"],
-                    "PkgLogId": str(offset + i), "LogJson": text, "HostName": "localcloud"}
-                   for i, (log, text) in enumerate(page)]
-        return {"Context": "" if over else base64.b64encode(f"{search}:{offset + limit}".encode()).decode(),
-                "ListOver": over, "Analysis": False, "Results": results, "ColNames": [], "AnalysisRecords": []}
+                    "PkgLogId": str(page.offset + i), "LogJson": text, "HostName": "localcloud"}
+                   for i, (log, text) in enumerate(page.logs)]
+        return {"Context": page.context, "ListOver": page.over, "Analysis": False, "Results": results,
+                "ColNames": [], "AnalysisRecords": []}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Dict
 
+from .clsbackend import ClsBackend
 from .scfbackend import FunctionState, ScfBackend, unzip_param
 from .scftriggers import TriggerState, parse_trigger
 
@@ -23,7 +24,7 @@ class ScfApi:
 
     unlocked = ("Invoke",)  # a synchronous invocation must not hold up the other API calls
 
-    def __init__(self, backend: ScfBackend, url: Callable[[], str], logs: Any) -> None:
+    def __init__(self, backend: ScfBackend, url: Callable[[], str], logs: ClsBackend) -> None:
         # `url`: this cloud's address, for Function URLs; `logs`: the CLS topic the functions log to
         self.backend, self.url, self.logs = backend, url, logs
 

@@ -185,9 +185,10 @@ def test_no_command_imports_another():
 
 # localcloud/: each service is a backend (plain state and rules) with thin HTTP fronts, as moto splits
 # models.py / responses.py; `LocalCloud` (cloud.py) only composes them (ARCHITECTURE.md, "Where each concept lives").
-BACKENDS = ("localcloud.cos", "localcloud.ci", "localcloud.scfbackend")
+BACKENDS = ("localcloud.cos", "localcloud.ci", "localcloud.scfbackend", "localcloud.clsbackend")
 FRONTS = ("localcloud.cloud", "localcloud.server", "localcloud.replies", "localcloud.control", "localcloud.cos_http",
-          "localcloud.ci_http", "localcloud.scfapi", "localcloud.scfinvoke", "localcloud.scf_http", "localcloud.memory")
+          "localcloud.ci_http", "localcloud.scfapi", "localcloud.scfinvoke", "localcloud.scf_http", "localcloud.clsapi",
+          "localcloud.memory")
 
 
 def test_local_cloud_backends_import_no_front_and_not_the_composer():

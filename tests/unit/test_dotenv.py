@@ -108,7 +108,7 @@ def test_since_takes_durations_back_from_now(text, seconds):
 
 
 def test_the_local_cls_query_subset_is_refused_not_guessed():
-    from localcloud.clsapi import parse_query
+    from localcloud.clsbackend import parse_query
     from localcloud.tcapi import ApiError
 
     assert parse_query('SCF_Namespace:"default" AND SCF_FunctionName:"a-b" AND "input/x y.mp4"') == \

@@ -30,7 +30,7 @@ def test_every_error_code_the_emulator_answers_is_a_public_one():
                       if k.isupper()}
     used = set()
     for name in ("tcapi.py", "scfapi.py", "scfbackend.py", "scftriggers.py", "scfinvoke.py", "camapi.py", "monitorapi.py",
-                 "clsapi.py"):
+                 "clsapi.py", "clsbackend.py"):
         used |= set(re.findall(r'ApiError\(\s*"([A-Za-z.]+)"', (ROOT / "localcloud" / name).read_text()))
     assert used and used <= known, sorted(used - known)
 
