@@ -59,6 +59,7 @@ def main() -> int:
     from localcloud import LocalCloud
     from shared import tokens
     from shared.callback import handle
+    from shared.reconcile import reconcile
     from shared.events import Upload
     from shared.submit import Submitter
 
@@ -97,6 +98,11 @@ def main() -> int:
             per["callback"].update(Counter(cloud.requests) - before)
             if i == 0:
                 trace = list(cloud.requests.order)
+        # reconcile's next tick (every part; older_than=0: the records' final stages count as old enough to
+        # recheck): what the pipeline spends on each video after its callback, in the background
+        before = Counter(cloud.requests)
+        tick = reconcile(settings, clients, older_than=0, submitter=submitter, sweep=False)
+        later = Counter(cloud.requests) - before
         quiet.__exit__(None, None, None)
 
     n = args.videos
@@ -116,6 +122,10 @@ def main() -> int:
     if args.trace:
         print("  first video, in order: " + " ".join(trace))
     print("  routes: " + ", ".join(f"{r}={v / n:g}" for r, v in sorted((per["submit"] + per["callback"]).items())))
+    print(f"then one reconcile tick (sweep off; {tick.rechecked} rechecked, {tick.finished} closed): "
+          f"{sum(later.values()) / n:.2f} requests per video; submit + callback + tick: "
+          f"{s_all + c_all + sum(later.values()) / n:.2f}")
+    print("  tick routes: " + ", ".join(f"{r}={v / n:g}" for r, v in sorted(later.items())))
     return 0
 
 
