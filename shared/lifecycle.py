@@ -217,7 +217,7 @@ class Lifecycle:
         clients = self.clients
         out = record.output or {}
         bucket, staging, name = out["bucket"], out.get("staging") or out["key"], record.publish_as
-        links = {tags.ROLE: "output", tags.RECORD: record.id, tags.JOB: record.job_id or ""}
+        links = {tags.ROLE: "output", tags.RECORD: record.id, tags.JOB: tags.job_value(record.job_id)}
         if not name or name == staging:
             return None, self._keep(bucket, staging, links), None
         current = clients.storage.version(record.source.bucket, record.source.key)
@@ -256,7 +256,7 @@ class Lifecycle:
 
     def _tag_source(self, record: Record) -> Tuple[List[str], bool]:
         """(`tag_source`'s notes, whether the tags it read already named this record's attempt)."""
-        ours = {tags.RECORD: record.id, tags.JOB: record.job_id or "", tags.STATE: record.state,
+        ours = {tags.RECORD: record.id, tags.JOB: tags.job_value(record.job_id), tags.STATE: record.state,
                 tags.ATTEMPT: str(record.attempt)}
         src = record.source
         try:
@@ -291,12 +291,12 @@ class Lifecycle:
         notify.ensure(self.clients.settings, self.store, record)
 
     def settle_or_reopen(self, record: Record) -> None:
-        """`settle` (and its output at once) for a record whose final stage another writer won, after
-        our own publish and tags went out: if it fails, the open marker is written again first, so
-        reconcile still comes back to it."""
+        """`recheck` at once for a record whose final stage another writer won, after our own publish
+        and tags went out (its event through `notify.ensure`: the winner's may be delivered already,
+        and must not go out twice): if it fails, the open marker is written again first, so reconcile
+        still comes back to it."""
         try:
-            self.settle_published(record)
-            self.settle(record)
+            self.recheck(record)
         except CloudError:
             self.store.mark_open(record)
             raise
@@ -309,7 +309,7 @@ class Lifecycle:
         if record.state != State.Success or not record.publish_as or out.get("key") != record.publish_as:
             return
         current = self.clients.out_storage.get_tags(out["bucket"], record.publish_as) or {}
-        if current.get(tags.RECORD) != record.id or current.get(tags.JOB) != (record.job_id or ""):
+        if current.get(tags.RECORD) != record.id or current.get(tags.JOB) != tags.job_value(record.job_id):
             self.publish(record)
 
     def settle_source_tags(self, record: Record) -> None:
@@ -319,8 +319,9 @@ class Lifecycle:
         has landed."""
         src = record.source
         current = self.clients.storage.get_tags(src.bucket, src.key)
+        job = tags.job_value(record.job_id)
         if current and current.get(tags.RECORD) == record.id and (current.get(tags.STATE) != record.state
-                                                                  or current.get(tags.JOB) != (record.job_id or "")):
+                                                                  or current.get(tags.JOB) != job):
             self.tag_source(record)
 
     def reinstate(self, record: Record) -> None:

@@ -191,14 +191,8 @@ class _Tick:
             self.summary.still_running += not record.terminal
 
     def close(self, record: Record) -> None:
-        """Take a final record out of the open index. A new attempt claimed meanwhile (`cos-matting
-        retry`, the same bytes uploaded again) writes its marker after its claim
-        (Submitter.new_attempt); if our delete came after that write, the listing after it shows the
-        claim, and the marker is put back."""
-        self.store.close(record.id)
-        stages = self.store.stages(record.id)
-        if stages and latest(stages).attempt > record.attempt and latest(stages).rank < Rank.FINAL:
-            self.store.mark_open(record)
+        """Take a final record out of the open index (a newer attempt's marker stays: RecordStore.close_final)."""
+        self.store.close_final(record)
 
     def _takeover(self, record: Record, newest: Any) -> Record:
         import uuid

@@ -227,6 +227,17 @@ class RecordStore:
     def close(self, rid: str) -> None:
         self.storage.delete(self.bucket, self.open_key(rid))
 
+    def close_final(self, record: Record) -> None:
+        """Take final `record` out of the open index. A newer attempt claimed meanwhile (`cos-matting
+        retry`, the same bytes uploaded again) writes the marker again after its claim
+        (Submitter.new_attempt); if our delete came after that write, the listing after it shows the
+        newer attempt, and the marker is put back, whatever that attempt's stage: one already final (a
+        submit CI refused at once) still has its recheck to come (reconcile.py)."""
+        self.close(record.id)
+        stages = self.stages(record.id)
+        if stages and latest(stages).attempt > record.attempt:
+            self.mark_open(record)
+
     def open_key(self, rid: str) -> str:
         return f"{self.prefix}{OPEN}{rid}"
 

@@ -232,7 +232,7 @@ class Submitter:
             if held is not None and held.state == State.Success:
                 self.lifecycle.reinstate(held)  # these bytes are the newest version again
             if opened:  # our claim attempt re-created the marker of a record reconcile had closed
-                self.store.close(record.id)
+                self.store.close_final(held or record)  # a retry claimed meanwhile keeps it
             # else the marker is the record's own: reconcile has not rechecked it yet (Lifecycle.recheck)
             # and closes it when it has.
             return None
@@ -259,7 +259,7 @@ class Submitter:
             return None
         # The final attempt's marker may still be there, and reconcile about to close it after its
         # recheck: written again after our claim, it stays (reconcile looks for a newer attempt
-        # after its delete, Reconciler.close).
+        # after its delete, RecordStore.close_final).
         self.store.mark_open(fresh, replace=True)
         return fresh
 

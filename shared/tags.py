@@ -1,6 +1,6 @@
 """COS object tags: ours merged into the user's, within COS limits, never dropping a user's tag."""
 import re
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from .states import RANK, Rank
 
@@ -16,6 +16,14 @@ JOB = "cos-matting:job"
 STATE = "cos-matting:state"
 ATTEMPT = "cos-matting:attempt"
 _PROGRESS = (JOB, STATE, ATTEMPT)
+# The job tag of an attempt that never got a job (CI refused its submit): COS refuses an empty tag
+# value (object tags, 1-255 characters: https://cloud.tencent.com/document/product/436/35665).
+NO_JOB = "-"
+
+
+def job_value(job_id: Optional[str]) -> str:
+    """What the job tag says for `job_id`."""
+    return job_id or NO_JOB
 
 
 def clean(value: str, limit: int = MAX_VALUE) -> str:

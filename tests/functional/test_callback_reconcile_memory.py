@@ -279,3 +279,66 @@ def test_closing_a_final_record_keeps_the_marker_of_a_newer_attempt(flow, memory
     assert rid in [r for r, _ in store.open_page()[0]]
     store.close(rid)
     assert rid not in [r for r, _ in store.open_page()[0]]  # (without the check, the marker is gone)
+
+
+def _just_before_deleting(monkeypatch, clients, key, race):
+    """Run `race` (a concurrent writer's requests) right before the first delete of `key` reaches the cloud."""
+    client, raced = clients.storage.client, []
+    delete = client.delete_object
+
+    def racing(Bucket, Key, **kw):
+        if Key == key and not raced:
+            raced.append(race())
+        return delete(Bucket=Bucket, Key=Key, **kw)
+
+    monkeypatch.setattr(client, "delete_object", racing)
+    return raced
+
+
+def test_closing_a_final_record_keeps_a_newer_attempt_that_ended_at_once(flow, memory_cloud, monkeypatch):
+    """`cos-matting retry` runs while reconcile rechecks the failed attempt, and CI refuses the new
+    submit at once (403: the role is still not authorised), so attempt 2 is final before reconcile's
+    delete of the marker. Its marker must stay: attempt 2's own recheck (its source tags, its event
+    if its writer died) is still to come, and only the open index brings reconcile to it."""
+    settings, clients, store, submit, deliver = flow
+    rid, job_id = submit()
+    assert deliver(finish(memory_cloud, job_id, state="Failed")).status_code == 200
+    submitter = Submitter(settings, clients, sleep=lambda s: None)
+
+    def retry_refused():
+        memory_cloud.faults.add("ci.create", status=403)
+        return submitter.retry(rid)
+
+    raced = _just_before_deleting(monkeypatch, clients, store.open_key(rid), retry_refused)
+    summary = reconcile(settings, clients, older_than=0, sweep=False)
+    assert summary.rechecked == 1 and raced and raced[0].outcome.startswith("failed")
+    record, _ = store.load(rid)
+    assert (record.attempt, record.state, record.job_id) == (2, "Failed", None)
+    source = memory_cloud.tags(BUCKET, "input/clip.mp4")  # no job: its job tag says so (COS refuses "")
+    assert (source[tags.STATE], source[tags.ATTEMPT], source[tags.JOB]) == ("Failed", "2", tags.NO_JOB)
+    assert rid in [r for r, _ in store.open_page()[0]]  # attempt 2's recheck is still to come
+    again = reconcile(settings, clients, older_than=0, sweep=False)
+    assert (again.rechecked, again.finished, again.failed) == (1, 1, 0)
+    assert rid not in [r for r, _ in store.open_page()[0]]
+
+
+def test_a_repeated_upload_event_keeps_the_marker_of_a_retry_claimed_meanwhile(flow, memory_cloud, monkeypatch):
+    """A failed record reconcile has closed; a late repeat of its upload event (SCF retries it) re-creates
+    the marker with its claim attempt and, finding the record final, deletes that marker again. If
+    `cos-matting retry` claims attempt 2 in between (its marker write found ours), the delete must not
+    take attempt 2 out of the open index: its callback may never come, and only reconcile would see."""
+    settings, clients, store, submit, deliver = flow
+    rid, job_id = submit()
+    assert deliver(finish(memory_cloud, job_id, state="Failed")).status_code == 200
+    assert reconcile(settings, clients, older_than=0, sweep=False).finished == 1
+    assert rid not in [r for r, _ in store.open_page()[0]]
+    submitter = Submitter(settings, clients, sleep=lambda s: None)
+    raced = _just_before_deleting(monkeypatch, clients, store.open_key(rid), lambda: submitter.retry(rid))
+    version = clients.storage.version(BUCKET, "input/clip.mp4")
+    late = Upload(bucket=BUCKET, appid="1250000000", region="ap-guangzhou", key="input/clip.mp4", etag=version.etag,
+                  size=version.size, event_name="cos:ObjectCreated:Put")  # the original event, sent again
+    assert submitter.process(late).outcome == "duplicate"
+    assert raced and raced[0].outcome == "submitted" and raced[0].attempt == 2
+    assert rid in [r for r, _ in store.open_page()[0]]  # attempt 2, Submitted: reconcile follows it
+    record, _ = store.load(rid)
+    assert (record.attempt, record.state) == (2, "Submitted")

@@ -9,9 +9,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from helpers import BUCKET
-from shared import notify
+from shared import notify, tags
 from shared.callback import create_app
 from shared.events import Upload
+from shared.lifecycle import Lifecycle
 from shared.reconcile import reconcile
 from shared.records import RecordStore
 from shared.submit import Submitter
@@ -178,3 +179,47 @@ def test_the_recheck_does_not_send_a_delivered_event_again(memory_cloud, setting
     assert summary.rechecked == 2 and summary.failed == 0 and store.open_page()[0] == []
     unsent, _ = store.load(waiting)
     assert list(_outbox(store)) == [notify.event_id(unsent)]
+
+
+def _delivered(store, record):
+    """As `notify.send` leaves a delivered event: its log beside the record, its outbox entry deleted."""
+    eid = notify.event_id(record)
+    store.storage.put_json(store.bucket, f"{store.prefix}{record.id}/notify-{eid}-1-abcdef.json",
+                           json.dumps({"event_id": eid, "ok": True, "status": 200, "sent_at": 1}).encode())
+    store.storage.delete(store.bucket, store.prefix + notify.OUTBOX + eid + ".json")
+
+
+def test_the_loser_of_two_final_writers_does_not_send_a_delivered_event_again(memory_cloud, settings_of):
+    """Reconcile and the callback (or two deliveries) both read the record Submitted and both finish
+    it; the first writes the final stage and its event goes out at once. The loser then puts the
+    winner's output and tags back: it must not enqueue the winner's event again (sent twice)."""
+    settings, clients, store, finish = _flow(memory_cloud, settings_of, **HOOK)
+    rid = finish("input/raced.mp4")
+    record, stages = store.load(rid)
+    _delivered(store, record)
+    stale = store.read(next(s for s in stages if s.rank == 1))  # the loser read it before the final stage
+    assert stale.state == "Submitted"
+    assert Lifecycle(clients, store).advance(stale, clients.ci.describe(record.job_id))[0] == "unchanged"
+    _join_senders()
+    assert notify.pending(store) == []
+
+
+def test_a_retry_ci_refuses_at_once_is_notified(memory_cloud, settings_of):
+    """Attempt 1 failed with a job (its source tagged with it); `cos-matting retry` runs it again and CI
+    refuses the submit (403): attempt 2 ends Failed with no job. Its source tags move to attempt 2 and
+    its event is in the outbox at once. (The job tag was written empty, COS refused it, and the event
+    was never enqueued: neither by the submit nor by any recheck, which failed the same way.)"""
+    settings, clients, store, finish = _flow(memory_cloud, settings_of, **HOOK)
+    rid = finish("input/again.mp4", "Failed", code="InternalError", message="try again")
+    first, _ = store.load(rid)
+    _delivered(store, first)
+    memory_cloud.faults.add("ci.create", status=403)
+    out = Submitter(settings, clients, sleep=lambda s: None).retry(rid)
+    _join_senders()
+    record, _ = store.load(rid)
+    assert out.outcome.startswith("failed") and (record.attempt, record.state, record.job_id) == (2, "Failed", None)
+    assert list(_outbox(store)) == [notify.event_id(record)]
+    source = memory_cloud.tags(BUCKET, "input/again.mp4")
+    assert (source[tags.ATTEMPT], source[tags.STATE], source[tags.JOB]) == ("2", "Failed", tags.NO_JOB)
+    summary = reconcile(settings, clients, older_than=0, sweep=False)
+    assert (summary.rechecked, summary.finished, summary.failed) == (1, 1, 0) and store.open_page()[0] == []
