@@ -9,9 +9,10 @@ At least once, never in the callback's way:
 - Right after enqueueing, a daemon thread tries one delivery while the handler answers.
   On SCF code after a function returns is not guaranteed to run (the instance is frozen);
   that attempt is a head start, not the guarantee.
-- `deliver_due`, run by every reconcile tick, sends each outbox entry whose back-off has
-  passed (30 s doubling, at most an hour) until the receiver answers 2xx; then the entry
-  is deleted. Receivers deduplicate by the event id (`id`, also in `Cos-Matting-Event-Id`).
+- `deliver_due`, run by every reconcile tick, sends each outbox entry of its deployment (two
+  sharing a records store share the outbox; an entry names who enqueued it, older releases'
+  none) whose back-off has passed (30 s doubling, at most an hour) until the receiver answers
+  2xx; then the entry is deleted. Receivers deduplicate by the event id (`id`, also in `Cos-Matting-Event-Id`).
 - Every attempt leaves a delivery log object beside the record's stages
   (`<record id>/notify-<event id>-<ms>.json`: what was sent, the status, the answer).
 
@@ -137,7 +138,7 @@ def enqueue(settings: Any, store: RecordStore, record: Record) -> Optional[str]:
     at once in a daemon thread. The event id, or None when notifications are off or not for this state."""
     if not settings.notify_url or record.state not in NOTIFIED_STATES:
         return None
-    entry = {"event": event(record), "attempts": 0, "next_at": 0.0}
+    entry = {"event": event(record), "attempts": 0, "next_at": 0.0, "deployment": store.deployment}
     eid = entry["event"]["id"]
     created = store.storage.put_json(store.bucket, _outbox_key(store, eid), json.dumps(entry).encode(),
                                      create_only=True)
@@ -220,6 +221,8 @@ def deliver_due(settings: Any, store: RecordStore, out_of_time: Callable[[], boo
             except (ValueError, KeyError, TypeError):
                 log("notify.unreadable", level="error", key=obj["Key"])
                 continue
+            if entry.get("deployment", store.deployment) != store.deployment:
+                continue  # another deployment's, in a shared records store: its webhook, its reconcile
             at = time.time() if now is None else now
             fresh = not entry.get("attempts") and age_seconds(obj.get("LastModified", ""), at) < HEAD_START
             if fresh or float(entry.get("next_at", 0)) > at:  # the enqueuer's own try may be under way

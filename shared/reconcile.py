@@ -228,7 +228,9 @@ class _Tick:
     def recheck(self, rid: str) -> None:
         try:
             record, _ = self.store.load(rid)
-            if record is not None and record.terminal:  # the tags only: its notification went out at settle
+            if record is not None and not owned(self.settings, record):
+                return  # another deployment's (a shared records store): its reconcile drains the entry
+            if record is not None and record.terminal:  # its event too, unless sent (notify.ensure)
                 self.lifecycle.recheck(record)
             self.store.rechecked(rid)
             self.summary.rechecked += 1

@@ -223,3 +223,44 @@ def test_a_retry_ci_refuses_at_once_is_notified(memory_cloud, settings_of):
     assert (source[tags.ATTEMPT], source[tags.STATE], source[tags.JOB]) == ("2", "Failed", tags.NO_JOB)
     summary = reconcile(settings, clients, older_than=0, sweep=False)
     assert (summary.rechecked, summary.finished, summary.failed) == (1, 1, 0) and store.open_page()[0] == []
+
+
+def test_an_older_releases_recheck_entry_is_left_to_the_deployment_whose_record_it_is(memory_cloud, settings_of):
+    """Two deployments share the records store (the default prefix); the release up to 750cb24 moved a
+    settled record from the open index to `recheck/<id>`. The other deployment's reconcile (webhooks
+    on) must not recheck it, enqueue its event under its own webhook, nor drop the entry: as in the
+    open index (`owned`), the record's own deployment drains it."""
+    mine = {"COS_MATTING_DEPLOYMENT": "pipe-people", "COS_MATTING_WATCH_PREFIXES": "input/people/"}
+    theirs = {"COS_MATTING_DEPLOYMENT": "pipe-studio", "COS_MATTING_WATCH_PREFIXES": "input/studio/"}
+    settings, clients, store, finish = _flow(memory_cloud, settings_of, **theirs)
+    rid = finish("input/studio/b.mp4")
+    entry = store.prefix + "recheck/" + rid
+    store.storage.put_json(store.bucket, entry, b"{}")  # what 750cb24's RecordStore.settled wrote
+    store.close(rid)
+    ours = settings_of(COS_MATTING_CALLBACK_URL="https://cb.example.com/cb", **mine, **HOOK)
+    summary = reconcile(ours, memory_cloud.clients(ours), older_than=0, sweep=False)
+    _join_senders()
+    assert summary.rechecked == 0 and summary.failed == 0
+    assert notify.pending(store) == [] and store.storage.get(store.bucket, entry) is not None
+    assert reconcile(settings, clients, older_than=0, sweep=False).rechecked == 1
+    assert store.storage.get(store.bucket, entry) is None
+
+
+def test_a_deployment_never_delivers_another_deployments_events(memory_cloud, settings_of):
+    """Two deployments (a dev and a prod stage, say) share the records store and so its outbox, each
+    with its own webhook. One's event whose head-start delivery failed must wait for its own
+    deployment's reconcile: the other's would POST it to the wrong receiver, signed with the wrong
+    secret, and delete it once that receiver said 2xx (its own receiver never hearing of it)."""
+    theirs = {"COS_MATTING_DEPLOYMENT": "pipe-studio", "COS_MATTING_WATCH_PREFIXES": "input/studio/", **HOOK}
+    settings, clients, store, finish = _flow(memory_cloud, settings_of, **theirs)
+    rid = finish("input/studio/b.mp4")
+    record, _ = store.load(rid)
+    ours = settings_of(COS_MATTING_DEPLOYMENT="pipe-people", COS_MATTING_WATCH_PREFIXES="input/people/",
+                       COS_MATTING_NOTIFY_URL="https://people.example.com/hook",
+                       COS_MATTING_NOTIFY_SECRET="whsec-people-0123456789")
+    later = time.time() + notify.BACKOFF_CAP + 1
+    done = notify.deliver_due(ours, RecordStore.of(ours, memory_cloud.clients(ours).storage), lambda: False, now=later)
+    assert done == {"sent": 0, "failed": 0, "waiting": 0}
+    assert notify.pending(store) == [notify.event_id(record)]
+    with pytest.raises(AssertionError, match="socket"):  # due: its own deployment sends it (no sockets here)
+        notify.deliver_due(settings, store, lambda: False, now=later)
