@@ -58,12 +58,13 @@ def run(args: argparse.Namespace) -> int:
 def explain(d: dict, no_sweep: bool) -> list:
     """What reconcile did, and why it left records alone, in sentences (the counts are in --json)."""
     older = f"{d['older_than_s']:g} s"
-    lines = [f"reconcile: {d['open_before']} open record(s); {d['scanned']} unchanged for {older} or more were "
-             f"re-read from CI"]
+    lines = [f"reconcile: {d['open_before']} record(s) in the open index (finished ones wait there for their "
+             f"recheck); {d['scanned']} looked at"]
     did = [f"{d[k]} {what}" for k, what in (("advanced", "advanced (their callback never came)"),
                                             ("resubmitted", "resubmitted (a claim outlived its lease without a job)"),
                                             ("swept", "uploads with no record submitted"),
                                             ("closed", "closed (source deleted or overwritten)"),
+                                            ("finished", "finished records rechecked and out of the open index"),
                                             ("second_jobs", "second jobs noted")) if d.get(k)]
     lines.append("  did: " + ("; ".join(did) if did else "nothing"))
     alone = []

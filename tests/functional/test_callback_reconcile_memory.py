@@ -342,3 +342,17 @@ def test_a_repeated_upload_event_keeps_the_marker_of_a_retry_claimed_meanwhile(f
     assert rid in [r for r, _ in store.open_page()[0]]  # attempt 2, Submitted: reconcile follows it
     record, _ = store.load(rid)
     assert (record.attempt, record.state) == (2, "Submitted")
+
+
+def test_reconcile_tells_the_finished_records_it_rechecked_and_closed(flow, memory_cloud):
+    """A finished record waits in the open index for its recheck: `cos-matting reconcile` says it was
+    rechecked and closed, not that it was "re-read from CI" with nothing done."""
+    from cli.cmd_reconcile import explain
+
+    settings, clients, store, submit, deliver = flow
+    rid, job_id = submit()
+    assert deliver(finish(memory_cloud, job_id)).status_code == 200
+    summary = reconcile(settings, clients, older_than=0, sweep=False)
+    text = "\n".join(explain({**summary.model_dump(), "open_before": 1, "too_young": 0, "older_than_s": 0}, True))
+    assert "did: 1 finished records rechecked and out of the open index" in text, text
+    assert "1 record(s) in the open index" in text and "re-read from CI" not in text
