@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -175,3 +176,54 @@ def test_format_2_records_of_a_versioned_bucket_are_found_by_their_version_id(cl
     code, real = run_json(capsys, "backfill", "--checkpoint", str(tmp_path / "real.json"))
     assert code == 0 and real["totals"].get("duplicate") == 2 and not real["totals"].get("submitted"), real
     assert len(cloud.list_jobs()) == 2  # the older release's jobs, no other
+
+
+# The last release that moved a settled final record from the open index to `recheck/<id>`
+# (`git log -- shared/records.py`: 55155ae stopped writing it; today's reconcile drains it).
+RECHECK_RELEASE = "750cb24"
+
+
+def test_the_previous_releases_recheck_entries_are_drained_and_their_events_sent_once(cloud, tmp_path):
+    """The release before today's settles a finished record into its recheck index (its own reconcile
+    here, the job's callback lost), and a submit's `Submitted` tag write lands late on the source.
+    Today's reconcile rechecks the entry (the source's state put right) and drops it, and the record's
+    webhook event reaches the receiver exactly once (the older release enqueued it; no re-send)."""
+    from shared import notify, tags
+
+    from .webhook import Webhook
+
+    code = release_code(tmp_path, RECHECK_RELEASE)
+    hook = Webhook("whsec-upgrade-0123456789")
+    try:
+        cos = sdk_client(cloud)
+        put(cos, "input/r.mp4", body=b"\x00\x00\x00\x18ftypmp42 video r")
+        listing = cos.list_objects(Bucket=BUCKET, Prefix="input/")["Contents"]
+        env = {"COS_MATTING_CALLBACK_URL": "http://127.0.0.1:9/callback", **hook.env(),
+               "COS_MATTING_RECONCILE_AFTER_SECONDS": "1"}  # > 0: its own tick leaves the entry it wrote
+        answer = run_previous(code, cloud, "submit", build_event([upload_from_listing(BUCKET, REGION, listing[0])]),
+                              **env)
+        assert [o["outcome"] for o in answer["outcomes"]] == ["submitted"]
+        rid = answer["outcomes"][0]["record_id"]
+        (job,) = cloud.list_jobs()
+        cloud.set_job_state(BUCKET, job.JobId, "Success")
+        time.sleep(1.1)  # its Submitted stage older than RECONCILE_AFTER_SECONDS
+        tick = run_previous(code, cloud, "reconcile", {"Type": "Timer"}, **env)
+        assert tick["advanced"] == 1 and tick["rechecked"] == 0, tick
+        names = {o["Key"][len(RECORDS):] for o in cos.list_objects(Bucket=BUCKET, Prefix=RECORDS)["Contents"]}
+        assert f"recheck/{rid}" in names and f"open/{rid}" not in names
+        late = {tags.RECORD: rid, tags.JOB: job.JobId, tags.STATE: "Submitted", tags.ATTEMPT: "1"}
+        cos.put_object_tagging(Bucket=BUCKET, Key="input/r.mp4", Tagging=tags.to_sdk(late))
+
+        settings = settings_for(cloud, **hook.env())
+        clients = clients_for(cloud, settings)
+        store = RecordStore.of(settings, clients.storage)
+        summary = reconcile(settings, clients, older_than=0, sweep=False)
+        assert (summary.rechecked, summary.failed) == (1, 0), summary
+        assert clients.storage.get_tags(BUCKET, "input/r.mp4")[tags.STATE] == "Success"
+        assert store.recheck_page()[0] == [] and store.open_page()[0] == []
+        record, _ = store.load(rid)
+        notify.deliver_due(settings, store, lambda: False, now=time.time() + notify.HEAD_START + 1)  # what is left
+        eid = notify.event_id(record)
+        assert [d[1] for d in hook.deliveries if d[0] == eid] == [200] and notify.pending(store) == []
+    finally:
+        hook.close()
