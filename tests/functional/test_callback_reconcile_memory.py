@@ -356,3 +356,27 @@ def test_reconcile_tells_the_finished_records_it_rechecked_and_closed(flow, memo
     text = "\n".join(explain({**summary.model_dump(), "open_before": 1, "too_young": 0, "older_than_s": 0}, True))
     assert "did: 1 finished records rechecked and out of the open index" in text, text
     assert "1 record(s) in the open index" in text and "re-read from CI" not in text
+
+
+def test_an_older_versions_copy_landing_over_the_newer_result_is_undone_by_the_newer_ones_recheck(flow, memory_cloud):
+    """v1's job ends, and its publish reads the source (still v1) and copies; v2 is uploaded, and its
+    job ends and publishes first; v1's copy (a stalled request) lands over it afterwards. v1's own
+    check after its copy ran before v2's final stage existed, and the callback no longer reads the
+    name after the final stage: v2's recheck (reconcile, before the record leaves the open index)
+    finds v1's result under the name and publishes v2's again."""
+    settings, clients, store, submit, deliver = flow
+    old_rid, old_job = submit(body=b"version one")
+    new_rid, new_job = submit(body=b"version two")  # the same key overwritten while v1's job runs
+    memory_cloud.set_job_state(BUCKET, old_job, "Success")
+    assert deliver(finish(memory_cloud, new_job)).status_code == 200
+    new, _ = store.load(new_rid)
+    name = new.output["key"]
+    assert memory_cloud.tags(BUCKET, name)[tags.RECORD] == new_rid
+    stale = clients.ci.describe(old_job).Operation.Output.Object  # v1's job's own key
+    clients.out_storage.copy(BUCKET, name, BUCKET, "ap-guangzhou", stale,  # v1's stalled copy, landing now
+                             tags={tags.ROLE: "output", tags.RECORD: old_rid, tags.JOB: old_job})
+    summary = reconcile(settings, clients, older_than=0, sweep=False)
+    assert summary.rechecked == 1 and summary.failed == 0
+    assert memory_cloud.tags(BUCKET, name) == {tags.ROLE: "output", tags.RECORD: new_rid, tags.JOB: new_job}
+    body = clients.out_storage.client.get_object(Bucket=BUCKET, Key=name)["Body"].get_raw_stream().read()
+    assert new_job.encode() in body and old_job.encode() not in body
