@@ -380,3 +380,24 @@ def test_an_older_versions_copy_landing_over_the_newer_result_is_undone_by_the_n
     assert memory_cloud.tags(BUCKET, name) == {tags.ROLE: "output", tags.RECORD: new_rid, tags.JOB: new_job}
     body = clients.out_storage.client.get_object(Bucket=BUCKET, Key=name)["Body"].get_raw_stream().read()
     assert new_job.encode() in body and old_job.encode() not in body
+
+
+def test_the_users_tags_on_the_published_name_survive_a_newer_versions_publish_and_the_limit_is_noted(
+        flow, memory_cloud):
+    """The user tags the published output (9 tags of their own); a newer version's result is copied
+    over it with its tags in the copy request: the user's 9 stay, ours fill the 10th slot (the loop
+    guard's role first), the rest is skipped and noted on the record, and its recheck changes nothing
+    the user set."""
+    settings, clients, store, submit, deliver = flow
+    rid, job_id = submit(body=b"version one")
+    assert deliver(finish(memory_cloud, job_id)).status_code == 200
+    name = store.load(rid)[0].output["key"]
+    mine = {f"team-{n}": f"value {n}" for n in range(9)}
+    clients.out_storage.put_tags(BUCKET, name, {tags.ROLE: "output", **mine})
+    new_rid, new_job = submit(body=b"version two")
+    assert deliver(finish(memory_cloud, new_job)).status_code == 200
+    record, _ = store.load(new_rid)
+    assert memory_cloud.tags(BUCKET, name) == {**mine, tags.ROLE: "output"}
+    assert any(n.startswith(f"tag limit reached on {name}") and tags.RECORD in n for n in record.notes), record.notes
+    reconcile(settings, clients, older_than=0, sweep=False)
+    assert {k: v for k, v in memory_cloud.tags(BUCKET, name).items() if not k.startswith(tags.PREFIX)} == mine
