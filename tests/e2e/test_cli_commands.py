@@ -347,6 +347,36 @@ def test_status_json_filters_and_single_record(submitted, cli_env, capsys):
     assert '"job_id": "%s"' % submitted["input/c.mp4"] in out  # one match: its record is printed
 
 
+def test_a_final_record_awaiting_its_recheck_shows_once_as_finished(submitted, cli_env, capsys):
+    """Two jobs end; reconcile advances them, and they wait in the open index for their recheck. `status`
+    lists each once with its final state (not open, not again among the recent ones), `--state
+    Submitted` leaves them out, and the dashboard's open view shows only what is still running."""
+    from cli.clients import ThreadClients
+    from cli.dashboard import Dashboard
+    from helpers import function_env
+
+    cli_env.set_job_state(BUCKET, submitted["input/a.mp4"], "Success")
+    cli_env.set_job_state(BUCKET, submitted["input/b.mp4"], "Failed")
+    run_cli(capsys, "reconcile", "--older-than", "600", "--no-sweep")  # nothing old enough: callbacks do it
+    code, data = run_json(capsys, "status", "--grace", "0")
+    for key in ("input/a.mp4", "input/b.mp4"):  # the callbacks never came: reconcile advances them
+        assert code == 0 and [r["state"] for r in data["records"] if r["key"] == key] == ["Submitted"]
+    run_cli(capsys, "reconcile", "--older-than", "0", "--no-sweep")
+    settings = settings_for(cli_env)
+    store = RecordStore.of(settings, clients_for(cli_env, settings).storage)
+    assert len(store.open_page()[0]) == 3  # a and b final, waiting for their recheck
+    code, data = run_json(capsys, "status", "--grace", "0")
+    assert sorted((r["key"], r["state"]) for r in data["records"]) == [
+        ("input/a.mp4", "Success"), ("input/b.mp4", "Failed"), ("input/c.mp4", "Submitted")]
+    assert data["totals"] == {"Failed": 1, "Submitted": 1, "Success": 1}
+    assert data["summary"].startswith("summary: 1 open; 2 finished in the last 24 h (1 Success, 1 Failed)")
+    _, data = run_json(capsys, "status", "--state", "Submitted", "--grace", "0")
+    assert [r["key"] for r in data["records"]] == ["input/c.mp4"]
+    board = Dashboard(settings, function_env(cli_env), ThreadClients(settings, function_env(cli_env)))
+    assert [r["key"] for r in board.view("open")["rows"] if r["state"] != "NoRecord"] == ["input/c.mp4"]
+    assert sorted(r["key"] for r in board.view("finished", since="all")["rows"]) == ["input/a.mp4", "input/b.mp4"]
+
+
 def test_cancel_one_job_records_it(submitted, cli_env, capsys):
     settings = settings_for(cli_env)
     clients = clients_for(cli_env, settings)
