@@ -208,7 +208,7 @@ class RecordStore:
         marker, unless `close=False` (a record with outputs and tags: reconcile closes it after its recheck)."""
         written = self._write(record, f"{record.attempt:03d}-{record.rank:d}-{record.rank.stage}.json")
         if record.terminal and close:
-            self.close(record.id)
+            self.close_final(record)
         return written
 
     def note(self, record: Record, job_id: str, text: str) -> None:

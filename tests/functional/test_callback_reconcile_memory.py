@@ -401,3 +401,28 @@ def test_the_users_tags_on_the_published_name_survive_a_newer_versions_publish_a
     assert any(n.startswith(f"tag limit reached on {name}") and tags.RECORD in n for n in record.notes), record.notes
     reconcile(settings, clients, older_than=0, sweep=False)
     assert {k: v for k, v in memory_cloud.tags(BUCKET, name).items() if not k.startswith(tags.PREFIX)} == mine
+
+
+def test_a_claim_closed_as_gone_keeps_the_marker_of_the_same_bytes_uploaded_again(flow, memory_cloud, monkeypatch):
+    """A claim outlived its lease and its source is gone: reconcile closes it Gone (final stage, then the
+    marker's delete). The user uploads the same bytes again right then: the new event finds the record
+    final and claims attempt 2 before that delete lands. Attempt 2 must stay in the open index."""
+    settings, clients, store, _, _ = flow
+    memory_cloud.upload(BUCKET, "input/gone.mp4", b"the same bytes")
+    version = clients.storage.version(BUCKET, "input/gone.mp4")
+    store.claim(Record(id=version.record_id, source=Source.of(version, "ap-guangzhou")))
+    clients.storage.delete(BUCKET, "input/gone.mp4")
+    submitter = Submitter(settings, clients, sleep=lambda s: None)
+
+    def uploaded_again():
+        etag = memory_cloud.upload(BUCKET, "input/gone.mp4", b"the same bytes")
+        return submitter.process(Upload(bucket=BUCKET, appid="1250000000", region="ap-guangzhou", key="input/gone.mp4",
+                                        etag=etag, size=14, event_name="cos:ObjectCreated:Put",
+                                        event_time=int(time.time()) + 5))
+
+    raced = _just_before_deleting(monkeypatch, clients, store.open_key(version.record_id), uploaded_again)
+    summary = reconcile(settings.model_copy(update={"claim_lease_seconds": 0}), clients, older_than=0, sweep=False)
+    assert summary.closed == 1 and raced and (raced[0].outcome, raced[0].attempt) == ("submitted", 2)
+    record, _ = store.load(version.record_id)
+    assert (record.attempt, record.state) == (2, "Submitted")
+    assert version.record_id in [r for r, _ in store.open_page()[0]]
