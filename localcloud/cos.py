@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl
 
 from .journal import Journal
@@ -281,6 +281,14 @@ class Bucket:
         self.head(key)
         with open(self.data_path(key), "rb") as fh:
             return fh.read()
+
+    def open_body(self, key: str) -> Tuple[ObjectMeta, BinaryIO]:
+        """The object's metadata and its body opened together, under the index lock: an overwrite
+        replaces the file (`_place`, os.replace), not the one opened here, so a GET never pairs one
+        version's length with another version's bytes (COS answers one version whole)."""
+        with self.lock:
+            obj = self.head(key)
+            return obj, open(self.data_path(key), "rb")
 
     # -- where bodies live: files here, bytes in MemoryBucket ---------------
     def _stage(self, read: Callable[[int], bytes], length: Optional[int]) -> Tuple[Any, int, str]:

@@ -161,8 +161,15 @@ def _head(h: Any, bucket: str, key: str) -> Reply:
 
 
 def _get(h: Any, bucket: str, key: str) -> Reply:
-    b = h.cloud.store.bucket(bucket)
-    obj = b.head(key)
+    obj, body = h.cloud.store.bucket(bucket).open_body(key)
+    try:
+        return _get_range(h, obj, body)
+    except CosError:
+        body.close()
+        raise
+
+
+def _get_range(h: Any, obj: ObjectMeta, body: Any) -> Reply:
     headers = object_headers(obj)
     start, count, status = 0, obj.size, 200
     rng = h.headers.get("Range")
@@ -181,7 +188,7 @@ def _get(h: Any, bucket: str, key: str) -> Reply:
             raise CosError(416, "InvalidRange", f"Range {rng!r} is not satisfiable for {obj.size} bytes")
         count, status = end - start + 1, 206
         headers["Content-Range"] = f"bytes {start}-{end}/{obj.size}"
-    return Reply(status, headers, file=(b.data_path(key), start, count))
+    return Reply(status, headers, file=(body, start, count))
 
 
 def _delete(h: Any, bucket: str, key: str) -> Reply:

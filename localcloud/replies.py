@@ -15,7 +15,7 @@ class Reply:
     status: int = 200
     headers: Dict[str, str] = field(default_factory=dict)
     body: bytes = b""
-    file: Optional[Tuple[str, int, int]] = None  # (path, offset, length) streamed instead of body
+    file: Optional[Tuple[Any, int, int]] = None  # (path or open file, offset, length) streamed instead of body
 
 
 def xml_reply(status: int, root: str, content: Any, headers: Optional[Dict[str, str]] = None) -> Reply:

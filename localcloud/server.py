@@ -213,13 +213,18 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     @staticmethod
-    def _read_file(path: str, offset: int, count: int) -> bytes:
-        with open(path, "rb") as fh:
+    def _opened(source: Any) -> Any:
+        """A body to send: a path, or a file already opened with the metadata it goes with (Bucket.open_body)."""
+        return open(source, "rb") if isinstance(source, str) else source
+
+    @classmethod
+    def _read_file(cls, source: Any, offset: int, count: int) -> bytes:
+        with cls._opened(source) as fh:
             fh.seek(offset)
             return fh.read(count)
 
-    def _stream_file(self, path: str, offset: int, count: int) -> None:
-        with open(path, "rb") as fh:
+    def _stream_file(self, source: Any, offset: int, count: int) -> None:
+        with self._opened(source) as fh:
             fh.seek(offset)
             while count > 0:
                 chunk = fh.read(min(count, 1 << 20))
