@@ -10,8 +10,9 @@ At least once, never in the callback's way:
   On SCF code after a function returns is not guaranteed to run (the instance is frozen);
   that attempt is a head start, not the guarantee.
 - `deliver_due`, run by every reconcile tick, sends each outbox entry of its deployment (two
-  sharing a records store share the outbox; an entry names who enqueued it, older releases'
-  none) whose back-off has passed (30 s doubling, at most an hour) until the receiver answers
+  sharing a records store share the outbox; an entry names who enqueued it; one naming none, an
+  older release's or enqueued with no COS_MATTING_DEPLOYMENT, is anyone's, as a job naming none
+  is, identity.Correlation.foreign) whose back-off has passed (30 s doubling, at most an hour) until the receiver answers
   2xx; then the entry is deleted. Receivers deduplicate by the event id (`id`, also in `Cos-Matting-Event-Id`).
 - Every attempt leaves a delivery log object beside the record's stages
   (`<record id>/notify-<event id>-<ms>.json`: what was sent, the status, the answer).
@@ -221,7 +222,7 @@ def deliver_due(settings: Any, store: RecordStore, out_of_time: Callable[[], boo
             except (ValueError, KeyError, TypeError):
                 log("notify.unreadable", level="error", key=obj["Key"])
                 continue
-            if entry.get("deployment", store.deployment) != store.deployment:
+            if entry.get("deployment") and entry["deployment"] != store.deployment:
                 continue  # another deployment's, in a shared records store: its webhook, its reconcile
             at = time.time() if now is None else now
             fresh = not entry.get("attempts") and age_seconds(obj.get("LastModified", ""), at) < HEAD_START
