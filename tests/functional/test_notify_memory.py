@@ -264,3 +264,17 @@ def test_a_deployment_never_delivers_another_deployments_events(memory_cloud, se
     assert notify.pending(store) == [notify.event_id(record)]
     with pytest.raises(AssertionError, match="socket"):  # due: its own deployment sends it (no sockets here)
         notify.deliver_due(settings, store, lambda: False, now=later)
+
+
+def test_an_event_naming_no_deployment_is_delivered_by_the_deployed_reconcile(memory_cloud, settings_of):
+    """An entry enqueued with no COS_MATTING_DEPLOYMENT (an older release, or `cos-matting retry` run
+    without --stage whose submit CI refused) names none: the deployed stage's reconcile sends it (its
+    recheck would find the entry and enqueue nothing, so skipped it would wait forever)."""
+    settings, clients, store, finish = _flow(memory_cloud, settings_of, **HOOK)  # no deployment named
+    rid = finish("input/unnamed.mp4")
+    assert json.loads(store.storage.get(store.bucket, store.prefix + notify.OUTBOX + notify.event_id(
+        store.load(rid)[0]) + ".json"))["deployment"] == ""
+    deployed = settings_of(COS_MATTING_DEPLOYMENT="cos-matting-dev", **HOOK)
+    with pytest.raises(AssertionError, match="socket"):  # due: sent (no sockets here)
+        notify.deliver_due(deployed, RecordStore.of(deployed, memory_cloud.clients(deployed).storage), lambda: False,
+                           now=time.time() + notify.BACKOFF_CAP + 1)
