@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 from pydantic import BaseModel, ValidationError, computed_field
 
-from . import tokens
+from . import notify, tokens
 from .cloud import CloudError, Clients
 from .config import Settings, max_submit_seconds, output_key, staging_key
 from .events import Malformed, Upload
@@ -255,6 +255,9 @@ class Submitter:
         """Claim attempt n+1 of a final record (history kept); None if someone else just did."""
         fresh = self._named(Record(id=held.id, source=held.source, attempt=held.attempt + 1,
                                    notes=[f"attempt {held.attempt + 1}: {why}; attempt {held.attempt} ended {held.state}"]))
+        # The ended attempt's event, unless sent: its writer may have died before enqueueing it, and
+        # reconcile's recheck, which would have, follows the new attempt from its claim on.
+        notify.ensure(self.settings, self.store, held)
         if not self.store.claim(fresh):
             return None
         # The final attempt's marker may still be there, and reconcile about to close it after its

@@ -278,3 +278,20 @@ def test_an_event_naming_no_deployment_is_delivered_by_the_deployed_reconcile(me
     with pytest.raises(AssertionError, match="socket"):  # due: sent (no sockets here)
         notify.deliver_due(deployed, RecordStore.of(deployed, memory_cloud.clients(deployed).storage), lambda: False,
                            now=time.time() + notify.BACKOFF_CAP + 1)
+
+
+def test_a_retry_before_the_recheck_does_not_lose_the_failed_attempts_event(memory_cloud, settings_of):
+    """Attempt 1's callback wrote its Failed stage and died before enqueueing its event; the operator
+    retries at once (status shows Failed), before reconcile's recheck of attempt 1, which would have
+    enqueued it. From then on reconcile follows attempt 2 only: the retry enqueues attempt 1's event
+    itself (unless it was sent), or it is never sent."""
+    settings, clients, store, finish = _flow(memory_cloud, settings_of, **HOOK)
+    rid = finish("input/retried.mp4", "Failed", code="InternalError", message="try again")
+    first, _ = store.load(rid)
+    store.storage.delete(store.bucket, store.prefix + notify.OUTBOX + notify.event_id(first) + ".json")
+    assert Submitter(settings, clients, sleep=lambda s: None).retry(rid).outcome == "submitted"
+    reconcile(settings, clients, older_than=0, sweep=False)
+    _join_senders()
+    record, _ = store.load(rid)
+    assert (record.attempt, record.state) == (2, "Submitted")
+    assert notify.event_id(first) in notify.pending(store)
