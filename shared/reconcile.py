@@ -179,7 +179,7 @@ class _Tick:
                     return  # a write racing its final stage may still land: a later tick rechecks it
                 self.lifecycle.recheck(record)
                 self.summary.rechecked += 1
-            self.close(record)
+            self.store.close_final(record)  # a newer attempt's marker stays
             self.summary.finished += 1
         elif not record.job_id:  # a claim (a newer stage may be unreadable: the readable snapshot decides)
             claim = latest([s for s in stages if s.rank == Rank.CLAIM and s.attempt == record.attempt] or [newest])
@@ -189,10 +189,6 @@ class _Tick:
             result, record = self.lifecycle.refresh(record)
             self.summary.advanced += result == "advanced"
             self.summary.still_running += not record.terminal
-
-    def close(self, record: Record) -> None:
-        """Take a final record out of the open index (a newer attempt's marker stays: RecordStore.close_final)."""
-        self.store.close_final(record)
 
     def _takeover(self, record: Record, newest: Any) -> Record:
         import uuid

@@ -15,7 +15,7 @@ from shared import tags
 from shared.callback import create_app
 from shared.events import Upload
 from shared.lifecycle import Lifecycle
-from shared.reconcile import _Tick, reconcile
+from shared.reconcile import reconcile
 from shared.records import Record, RecordStore, Source
 from shared.submit import Submitter, build_request
 
@@ -274,8 +274,7 @@ def test_closing_a_final_record_keeps_the_marker_of_a_newer_attempt(flow, memory
     failed, _ = store.load(rid)
     retry = failed.model_copy(update={"attempt": 2, "state": "Claimed", "job_id": None})
     assert store.claim(retry, marked=True)  # the retry's claim; its create-only marker write found the old marker
-    submitter = Submitter(settings, clients, sleep=lambda s: None)
-    _Tick(settings, clients, submitter, 0, 60, time.monotonic).close(failed)  # read before the claim landed
+    store.close_final(failed)  # reconcile read the record before the claim landed
     assert rid in [r for r, _ in store.open_page()[0]]
     store.close(rid)
     assert rid not in [r for r, _ in store.open_page()[0]]  # (without the check, the marker is gone)
