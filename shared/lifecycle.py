@@ -219,12 +219,13 @@ class Lifecycle:
         bucket, staging, name = out["bucket"], out.get("staging") or out["key"], record.publish_as
         links = {tags.ROLE: "output", tags.RECORD: record.id, tags.JOB: tags.job_value(record.job_id)}
         if not name or name == staging:
-            return None, self._keep(bucket, staging, links), None
+            kept = self._keep(bucket, staging, links)
+            return None, _gone(staging) if kept is None else kept, None
         current = clients.storage.version(record.source.bucket, record.source.key)
         if current is None or not is_record(current, record.id):
             why = "gone" if current is None else "overwritten by a newer version"
             kept = self._keep(bucket, staging, links)
-            note = kept if kept.startswith("not published") else \
+            note = _gone(staging) if kept is None else \
                 f"not published as {name}: the source was {why}; result kept at {staging}"
             return None, note, Seen(current)
         before = clients.out_storage.get_tags(bucket, name) or {}
@@ -233,7 +234,7 @@ class Lifecycle:
             clients.out_storage.copy(bucket, name, bucket, out["region"], staging, tags=merged)
         except CloudError as exc:
             if exc.status == 404 and exc.code in ("NoSuchKey", "NoSuchObject"):
-                return None, f"not published: the job's output {staging} is gone", Seen(current)
+                return None, _gone(staging), Seen(current)
             raise
         after = clients.storage.version(record.source.bucket, record.source.key)
         if after is not None and not is_record(after, record.id) and depth < MAX_REPUBLISH:
@@ -243,12 +244,11 @@ class Lifecycle:
                 return None, f"superseded while publishing: {name} holds the newer version's result", Seen(after)
         return name, _limit_note(name, skipped), Seen(after)
 
-    def _keep(self, bucket: str, key: str, links: Dict[str, str]) -> str:
-        """The job's own key stays the result: it carries the links (read-merge-write). Returns a note."""
+    def _keep(self, bucket: str, key: str, links: Dict[str, str]) -> Optional[str]:
+        """The job's own key stays the result: it carries the links (read-merge-write). Its tag-limit
+        note ("" if none), or None if it is gone."""
         kept = self.clients.out_storage.merge_tags(bucket, key, links)
-        if kept is None:
-            return f"not published: the job's output {key} is gone"
-        return _limit_note(key, kept.skipped)
+        return None if kept is None else _limit_note(key, kept.skipped)
 
     def tag_source(self, record: Record) -> List[str]:
         """The source's job/state tags, read right before the write; a state never moves back."""
@@ -339,6 +339,10 @@ class Lifecycle:
                                            "error": {"Code": "Source" + state, "Message": reason[state]}})
         self.store.advance(closed)
         log("record.closed", record_id=record.id, state=state)
+
+
+def _gone(key: str) -> str:
+    return f"not published: the job's output {key} is gone"
 
 
 def _limit_note(key: str, skipped: List[str]) -> str:

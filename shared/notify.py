@@ -9,11 +9,12 @@ At least once, never in the callback's way:
 - Right after enqueueing, a daemon thread tries one delivery while the handler answers.
   On SCF code after a function returns is not guaranteed to run (the instance is frozen);
   that attempt is a head start, not the guarantee.
-- `deliver_due`, run by every reconcile tick, sends each outbox entry of its deployment (two
-  sharing a records store share the outbox; an entry names who enqueued it; one naming none, an
-  older release's or enqueued with no COS_MATTING_DEPLOYMENT, is anyone's, as a job naming none
-  is, identity.Correlation.foreign) whose back-off has passed (30 s doubling, at most an hour) until the receiver answers
-  2xx; then the entry is deleted. Receivers deduplicate by the event id (`id`, also in `Cos-Matting-Event-Id`).
+- `deliver_due`, run by every reconcile tick, sends each outbox entry of its deployment whose
+  back-off has passed (30 s doubling, at most an hour) until the receiver answers 2xx; then the
+  entry is deleted. Two deployments sharing a records store share the outbox: an entry names who
+  enqueued it, and one naming none (an older release's, or enqueued with no
+  COS_MATTING_DEPLOYMENT) is anyone's, as a job naming none is (identity.Correlation.foreign).
+  Receivers deduplicate by the event id (`id`, also in `Cos-Matting-Event-Id`).
 - Every attempt leaves a delivery log object beside the record's stages
   (`<record id>/notify-<event id>-<ms>.json`: what was sent, the status, the answer).
 
