@@ -304,11 +304,15 @@ class Lifecycle:
     def settle_published(self, record: Record) -> None:
         """The published name holds this record's result, or is put right: an older version's publish
         that raced ours (its copy after ours, its check of the source before our final stage existed)
-        is seen here, on the recheck (`recheck`), so one of the two always sees the other."""
+        is seen here, on the recheck (`recheck`), so one of the two always sees the other. Only our own
+        output is ever copied over (it carries our role and a record id, `publish`): a name the user
+        deleted meanwhile stays deleted, and an object of the user's under it stays theirs."""
         out = record.output or {}
         if record.state != State.Success or not record.publish_as or out.get("key") != record.publish_as:
             return
-        current = self.clients.out_storage.get_tags(out["bucket"], record.publish_as) or {}
+        current = self.clients.out_storage.get_tags(out["bucket"], record.publish_as)
+        if current is None or not tags.is_output(current) or not current.get(tags.RECORD):
+            return
         if current.get(tags.RECORD) != record.id or current.get(tags.JOB) != tags.job_value(record.job_id):
             self.publish(record)
 

@@ -425,3 +425,21 @@ def test_a_claim_closed_as_gone_keeps_the_marker_of_the_same_bytes_uploaded_agai
     record, _ = store.load(version.record_id)
     assert (record.attempt, record.state) == (2, "Submitted")
     assert version.record_id in [r for r, _ in store.open_page()[0]]
+
+
+def test_the_recheck_never_brings_back_a_deleted_output_or_overwrites_the_users_object(flow, memory_cloud):
+    """Between the callback and reconcile's recheck (RECHECK_AFTER later) the user deletes one published
+    output and puts an object of their own under another's name: the recheck copies over neither (it
+    only puts right a name that holds another record's output)."""
+    settings, clients, store, submit, deliver = flow
+    names = {}
+    for key in ("input/deleted.mp4", "input/replaced.mp4"):
+        rid, job_id = submit(key=key)
+        assert deliver(finish(memory_cloud, job_id)).status_code == 200
+        names[key] = store.load(rid)[0].output["key"]
+    clients.storage.delete(BUCKET, names["input/deleted.mp4"])
+    clients.storage.put_json(BUCKET, names["input/replaced.mp4"], b"the user's own")
+    summary = reconcile(settings, clients, older_than=0, sweep=False)
+    assert summary.rechecked == 2 and summary.failed == 0
+    assert clients.storage.head(BUCKET, names["input/deleted.mp4"]) is None
+    assert clients.storage.get(BUCKET, names["input/replaced.mp4"]) == b"the user's own"
