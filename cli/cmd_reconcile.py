@@ -4,7 +4,11 @@ Records still Submitted/Running after --older-than seconds (default
 COS_MATTING_RECONCILE_AFTER_SECONDS) are re-read from CI and advanced exactly
 as a callback would; claims older than the lease that never became a job are
 resubmitted through the idempotent submit path, and so are uploads in the
-watched prefixes that have no record at all (unless --no-sweep).
+watched prefixes that have no record at all (unless --no-sweep). A finished
+record stays in the open index until its recheck, 120 s after its final stage
+(or --older-than, if shorter): its output's and source's tags are put right,
+its webhook event is queued unless already sent, and it leaves the index.
+Webhook events due are sent.
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__.split("\n\n", 1)[1],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--older-than", type=float, metavar="SECONDS",
-                        help="re-read jobs of records unchanged for this long (default: COS_MATTING_RECONCILE_AFTER_SECONDS)")
+                        help="re-read jobs of records unchanged for this long, and recheck finished records this long after their "
+                             "final stage if under 120 s (default: COS_MATTING_RECONCILE_AFTER_SECONDS)")
     parser.add_argument("--no-sweep", action="store_true",
                         help="do not list the watched prefixes for uploads that never got a record")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -33,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from shared.reconcile import reconcile
+    from shared.reconcile import RECHECK_AFTER, reconcile
 
     if args.older_than is not None and args.older_than < 0:
         raise UsageError("--older-than must be >= 0")
@@ -46,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         summary = reconcile(settings, clients, older_than=args.older_than, sweep=not args.no_sweep)
     data = summary.model_dump()
     data["open_before"] = open_before
-    data["too_young"] = max(0, open_before - summary.scanned)
     data["older_than_s"] = older
+    data["recheck_after_s"] = min(older, RECHECK_AFTER)
     if args.json:
         out.write(dump_json(data) + "\n")
     else:
@@ -73,6 +78,12 @@ def explain(d: dict, no_sweep: bool) -> list:
     if d["too_young"]:
         alone.append(f"{d['too_young']} changed less than {older} ago (their callback may still come; "
                      f"--older-than 0 looks now)")
+    if d.get("waiting_recheck"):
+        alone.append(f"{d['waiting_recheck']} finished less than {d.get('recheck_after_s', d['older_than_s']):g} s "
+                     f"ago, waiting in the open index for their recheck (a later run closes them)")
+    if d.get("leased"):
+        alone.append(f"{d['leased']} claim(s) within their lease (COS_MATTING_CLAIM_LEASE_SECONDS: submit may "
+                     f"still be on them)")
     if d["unreadable"]:
         alone.append(f"{len(d['unreadable'])} unreadable: {', '.join(d['unreadable'][:5])}")
     if no_sweep:

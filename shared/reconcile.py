@@ -96,6 +96,12 @@ class Summary(BaseModel):
     failed: int = 0
     finished: int = 0
     rechecked: int = 0
+    # left alone this tick, each for its reason: a Submitted/Running record changed less than
+    # `older_than` ago (its callback may still come), a claim within its lease (submit may still be
+    # on it), a final record whose final stage is younger than the recheck wait (a later tick)
+    too_young: int = 0
+    leased: int = 0
+    waiting_recheck: int = 0
     unreadable: List[str] = Field(default_factory=list)
     notified: Dict[str, int] = Field(default_factory=dict)  # webhook deliveries: sent, failed, waiting
     stopped_early: bool = False  # the budget ran out: the next tick goes on from the saved place
@@ -171,11 +177,14 @@ class _Tick:
         if record is None:  # marked, never claimed (a crash in between, or the claim write failed)
             if self.store.lease_expired(self.store.open_key(rid), time.time() - epoch_of(marked), lease):
                 self.unclaimed(rid)
+            else:
+                self.summary.leased += 1
             return
         newest = latest(stages)
         if newest.rank == Rank.FINAL:  # final (even if that snapshot is unreadable)
             if record.terminal:
                 if newest.age_seconds < self.recheck_wait:
+                    self.summary.waiting_recheck += 1
                     return  # a write racing its final stage may still land: a later tick rechecks it
                 self.lifecycle.recheck(record)
                 self.summary.rechecked += 1
@@ -185,10 +194,14 @@ class _Tick:
             claim = latest([s for s in stages if s.rank == Rank.CLAIM and s.attempt == record.attempt] or [newest])
             if self.store.lease_expired(claim.key, claim.age_seconds, lease):
                 self.count(self.submitter.resume(self._takeover(record, claim)), "resubmitted")
+            else:
+                self.summary.leased += 1
         elif newest.age_seconds >= self.older_than:
             result, record = self.lifecycle.refresh(record)
             self.summary.advanced += result == "advanced"
             self.summary.still_running += not record.terminal
+        else:
+            self.summary.too_young += 1
 
     def _takeover(self, record: Record, newest: Any) -> Record:
         import uuid

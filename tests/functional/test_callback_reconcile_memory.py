@@ -357,6 +357,35 @@ def test_reconcile_tells_the_finished_records_it_rechecked_and_closed(flow, memo
     assert "1 record(s) in the open index" in text and "re-read from CI" not in text
 
 
+def test_reconcile_says_why_it_left_each_open_record_alone(flow, memory_cloud):
+    """Many finished records wait in the open index for their recheck: every tick reads and skips them.
+    The summary counts each record left alone once, for its reason (finished and waiting, changed too
+    recently, a claim within its lease), and `cos-matting reconcile` says so instead of "did: nothing"
+    with nothing left alone."""
+    from cli.cmd_reconcile import explain
+
+    settings, clients, store, submit, deliver = flow
+    for n in range(3):
+        _, job_id = submit(f"input/done-{n}.mp4")
+        assert deliver(finish(memory_cloud, job_id)).status_code == 200
+    running_rid, running = submit("input/running.mp4")
+    memory_cloud.set_job_state(BUCKET, running, "Running")  # its callback is never delivered
+    memory_cloud.upload(BUCKET, "input/claimed.mp4", b"c")
+    version = clients.storage.version(BUCKET, "input/claimed.mp4")
+    store.claim(Record(id=version.record_id, source=Source.of(version, "ap-guangzhou")))
+    summary = reconcile(settings, clients, older_than=60, sweep=False)
+    assert (summary.scanned, summary.waiting_recheck, summary.too_young, summary.leased) == (5, 3, 1, 1), summary
+    assert (summary.finished, summary.rechecked, summary.still_running, summary.advanced) == (0, 0, 0, 0)
+    assert len(store.open_page()[0]) == 5
+    data = {**summary.model_dump(), "open_before": 5, "older_than_s": 60, "recheck_after_s": 60}
+    text = "\n".join(explain(data, True))
+    assert "did: nothing" in text and "3 finished less than 60 s ago, waiting in the open index" in text, text
+    assert "1 changed less than 60 s ago" in text and "1 claim(s) within their lease" in text, text
+    summary = reconcile(settings, clients, older_than=0, sweep=False)  # now past the recheck wait
+    assert (summary.finished, summary.rechecked, summary.waiting_recheck, summary.still_running) == (3, 3, 0, 1)
+    assert {rid for rid, _ in store.open_page()[0]} == {version.record_id, running_rid}
+
+
 def test_an_older_versions_copy_landing_over_the_newer_result_is_undone_by_the_newer_ones_recheck(flow, memory_cloud):
     """v1's job ends, and its publish reads the source (still v1) and copies; v2 is uploaded, and its
     job ends and publishes first; v1's copy (a stalled request) lands over it afterwards. v1's own
