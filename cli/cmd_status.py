@@ -1,11 +1,11 @@
 """`cos-matting status [KEY|JOB_ID|RECORD_ID] [--state S] [--all] [--json]`: the records, and the uploads that never became a job.
 
 What it reads follows what is asked, never all history (cli/records_view.py):
-by default the open records (the open index: Claimed, Submitted, Running, Pause,
-and final records until reconcile's recheck, shown as finished) and the records finished in the last 24 hours (or since --since), failures always
-listed, newest first, with a one-line summary; with --all, or a final --state (Success, Failed, Cancel, Gone,
-Superseded), the history a page at a time from a cursor, stopping after --limit
-rows (--since keeps recent ones, --after RECORD_ID goes on where a page ended);
+by default the open records (Claimed, Submitted, Running, Pause: the open index, where a
+finished record also waits for reconcile's recheck) and the records finished in the last 24 hours
+(or since --since), failures always listed, newest first, with a one-line summary;
+with --all, or a final --state (Success, Failed, Cancel, Gone, Superseded), the
+history a page at a time from a cursor, stopping after --limit rows (--since keeps recent ones, --after RECORD_ID goes on where a page ended);
 with KEY|JOB_ID|RECORD_ID, just that record. "Never became a job" comes from an
 incremental scan of the watched prefixes (or of a COS inventory report with
 --inventory): each call reads at most --scan objects from where the last call
@@ -138,9 +138,13 @@ def read_records(settings: Settings, clients: ThreadClients, args: argparse.Name
         records, next_after, read = _history(settings, clients, args, bar, out)
     else:
         # --watch follows what it saw open until the end: a record that finishes stays on screen
-        rids = sorted(set(records_view.open_ids(settings, clients)) | (follow or set()))
+        followed = set(follow or ())
+        rids = sorted(set(records_view.open_ids(settings, clients)) | followed)
         bar.total = len(rids)
         records = records_view.open_rows(settings, clients, rids, args.concurrency, on_row=bar.update)
+        # a finished record waits in the open index for reconcile's recheck (shared/reconcile.py): it is
+        # listed with the other finished ones (--since, --limit), unless --watch saw it open
+        records = [r for r in records if r["state"] not in FINAL or r["record_id"] in followed]
         if follow is not None:
             follow.update(r["record_id"] for r in records)
         if not args.state or args.state not in IN_PROGRESS:

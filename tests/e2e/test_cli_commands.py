@@ -1,6 +1,7 @@
 """generate-event, invoke, status, cancel, reconcile and the shared CLI plumbing, through the real
 entry point (`cli.main.main` in-process, or the installed `cos-matting` script) against a LocalCloud."""
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -372,6 +373,9 @@ def test_a_final_record_awaiting_its_recheck_shows_once_as_finished(submitted, c
     assert data["summary"].startswith("summary: 1 open; 2 finished in the last 24 h (1 Success, 1 Failed)")
     _, data = run_json(capsys, "status", "--state", "Submitted", "--grace", "0")
     assert [r["key"] for r in data["records"]] == ["input/c.mp4"]
+    later = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()  # both ended before it
+    _, data = run_json(capsys, "status", "--since", later, "--no-uploads")  # not "finished since" by being open
+    assert [(r["key"], r["state"]) for r in data["records"]] == [("input/c.mp4", "Submitted")], data["records"]
     board = Dashboard(settings, function_env(cli_env), ThreadClients(settings, function_env(cli_env)))
     assert [r["key"] for r in board.view("open")["rows"] if r["state"] != "NoRecord"] == ["input/c.mp4"]
     assert sorted(r["key"] for r in board.view("finished", since="all")["rows"]) == ["input/a.mp4", "input/b.mp4"]
