@@ -23,7 +23,8 @@ from cli.ui import dump_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("reconcile", help="advance records whose callback never came; resubmit stale claims",
+    parser = subparsers.add_parser("reconcile", help="advance records whose callback never came; resubmit stale "
+                                                     "claims; recheck and close finished ones",
                                    description=__doc__.split("\n\n", 1)[1],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--older-than", type=float, metavar="SECONDS",

@@ -5,8 +5,9 @@ by default the open records (Claimed, Submitted, Running, Pause: the open index,
 finished record also waits for reconcile's recheck) and the records finished in the last 24 hours
 (or since --since), failures always listed, newest first, with a one-line summary;
 with --all, or a final --state (Success, Failed, Cancel, Gone, Superseded), the
-history a page at a time from a cursor, stopping after --limit rows (--since keeps recent ones, --after RECORD_ID goes on where a page ended);
-with KEY|JOB_ID|RECORD_ID, just that record. "Never became a job" comes from an
+history a page at a time from a cursor, stopping after --limit rows (--since keeps
+recent ones, --after RECORD_ID goes on where a page ended); with KEY|JOB_ID|RECORD_ID,
+just that record. "Never became a job" comes from an
 incremental scan of the watched prefixes (or of a COS inventory report with
 --inventory): each call reads at most --scan objects from where the last call
 stopped and checks only uploads the trigger would take (cli/uploads_scan.py).
@@ -42,7 +43,8 @@ columns:
   SOURCE  the uploaded object's key (the record id when the record cannot be read)
   JOB     the Cloud Infinite job id (- before the job exists)
   STATE   Claimed (taken, no job yet), Submitted, Running, Pause, Success, Failed, Cancel,
-          Gone / Superseded (a claim closed: the source was deleted / overwritten);
+          Gone / Superseded (a claim closed: the source was deleted / overwritten),
+          Open (in the open index with no claim yet: a submit between its two writes, or one that died there);
           "(stuck)" when a claim outlived COS_MATTING_CLAIM_LEASE_SECONDS without a job
   ATTEMPTS how many times the record ran (cos-matting retry adds one; history is kept)
   AGE     time since the record last changed (its newest stage): s seconds, m minutes, h hours, d days

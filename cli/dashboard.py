@@ -2,8 +2,9 @@
 (cli/records_view.py), and the actions `retry` and `cancel` take (cli/retry.py, cli/cancel.py).
 
 What a request costs follows the page, never the history: the open view lists the open index
-(ids and marker times only) and reads one page of records, led by the uploads that never became a
-job (the incremental scan `status` runs, a step in the background); the finished and failed views walk
+(ids and marker times only) and reads records until it has a page of open ones or has read
+READ_BUDGET (finished records waiting there for reconcile's recheck are skipped), led by the
+uploads that never became a job (the incremental scan `status` runs, a step in the background); the finished and failed views walk
 the records prefix from a cursor (records_view.history) and stop after a page or a read budget;
 totals and the throughput chart come from listings alone (no record read), recomputed in the
 background at most every STATS_EVERY seconds.
@@ -55,7 +56,8 @@ class Dashboard:
 
     # -- views ----------------------------------------------------------------------------------
     def open_index(self) -> List[Tuple[str, str]]:
-        """(record id, marker Last-Modified) of every open record, newest first (listings only)."""
+        """(record id, marker Last-Modified) of every record in the open index (finished ones included until
+        reconcile's recheck), newest first (listings only)."""
         with self._lock:
             at, ids = self._open
             if time.monotonic() - at < OPEN_TTL:

@@ -1,7 +1,7 @@
 """What `status` shows, at bucket scale: costs follow what is asked for, never all history.
 
 - open records: from the open index (`<records_prefix>open/`, shared/records.py), one listing
-  plus one read per open record;
+  plus one read per record in it (a finished one waits there for reconcile's recheck);
 - history: the records prefix a page (1,000 keys) at a time, in record-id order, from a cursor,
   filtered by `since` (the newest stage's Last-Modified, from the listing: no read) and by state,
   stopping after `limit` rows: memory and time follow the page, not the history;

@@ -2,10 +2,12 @@
 
 At least once, never in the callback's way:
 - `enqueue` writes the event to the outbox (`<records prefix>outbox/<event id>.json`,
-  create-only) from `Lifecycle.settle`, i.e. after the final stage is written and before the
-  record leaves the open index. A crash in between leaves the marker open and reconcile
-  settles (and so enqueues) again; the event id is stable per record, attempt and state,
-  so the second write is a no-op.
+  create-only) from `Lifecycle.settle`, right after the final stage is written. The record
+  stays in the open index until reconcile's recheck (`Lifecycle.recheck`, RECHECK_AFTER later),
+  which calls `ensure`, as a new attempt does for the one it ends (`Submitter.new_attempt`): a
+  writer that died before enqueueing is made good there. `ensure` writes nothing once a delivery
+  is logged (the entry may be sent and deleted by then); while the entry is there, the event id,
+  stable per record, attempt and state, makes a second write a no-op.
 - Right after enqueueing, a daemon thread tries one delivery while the handler answers.
   On SCF code after a function returns is not guaranteed to run (the instance is frozen);
   that attempt is a head start, not the guarantee.
