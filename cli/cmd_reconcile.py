@@ -82,6 +82,8 @@ def explain(d: dict, no_sweep: bool) -> list:
     if d.get("waiting_recheck"):
         alone.append(f"{d['waiting_recheck']} finished less than {d.get('recheck_after_s', d['older_than_s']):g} s "
                      f"ago, waiting in the open index for their recheck (a later run closes them)")
+    if d.get("others"):
+        alone.append(f"{d['others']} of other deployments sharing this records store (their own reconcile's)")
     if d.get("leased"):
         alone.append(f"{d['leased']} claim(s) within their lease (COS_MATTING_CLAIM_LEASE_SECONDS: submit may "
                      f"still be on them)")

@@ -98,10 +98,12 @@ class Summary(BaseModel):
     rechecked: int = 0
     # left alone this tick, each for its reason: a Submitted/Running record changed less than
     # `older_than` ago (its callback may still come), a claim within its lease (submit may still be
-    # on it), a final record whose final stage is younger than the recheck wait (a later tick)
+    # on it), a final record whose final stage is younger than the recheck wait (a later tick), another
+    # deployment's record (a shared records store: its own reconcile's)
     too_young: int = 0
     leased: int = 0
     waiting_recheck: int = 0
+    others: int = 0
     unreadable: List[str] = Field(default_factory=list)
     notified: Dict[str, int] = Field(default_factory=dict)  # webhook deliveries: sent, failed, waiting
     stopped_early: bool = False  # the budget ran out: the next tick goes on from the saved place
@@ -171,6 +173,7 @@ class _Tick:
     def one(self, rid: str, marked: str) -> None:
         record, stages = self.store.load(rid)
         if record is not None and not owned(self.settings, record):
+            self.summary.others += 1
             return  # another deployment's record in a shared records store: its reconcile's
         self.records[rid] = record
         lease = self.settings.claim_lease_seconds
