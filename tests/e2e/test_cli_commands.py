@@ -391,8 +391,14 @@ def test_cancel_one_job_records_it(submitted, cli_env, capsys):
     _, data = run_json(capsys, "status", "input/a.mp4")
     assert data["records"][0]["state"] == "Cancel"
     assert clients.storage.get_tags(BUCKET, "input/a.mp4")[tags.STATE] == "Cancel"
+    store = RecordStore.of(settings, clients.storage)
+    rid = data["records"][0]["record_id"]
+    stages = [s.key for s in store.stages(rid)]
+    assert rid in [r for r, _ in store.open_page()[0]]  # final, waiting for reconcile's recheck
     code, data = run_json(capsys, "cancel", job_id)  # again: nothing to do, not an error
     assert code == 0 and data[0]["outcome"] == "skipped:Cancel" and data[0]["recorded"] == "unchanged"
+    # a cancel of a finished record still in the open index writes nothing and leaves it to its recheck
+    assert [s.key for s in store.stages(rid)] == stages and rid in [r for r, _ in store.open_page()[0]]
     code, data = run_json(capsys, "cancel", "snosuchjob")
     assert code == 1 and data[0]["outcome"] == "failed:describe"
 
