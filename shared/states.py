@@ -69,7 +69,8 @@ def _with(*ranks: Rank) -> Tuple[str, ...]:
 
 ALL: Tuple[str, ...] = tuple(s.value for s in State)  # in ladder order
 JOB: Tuple[str, ...] = ("Submitted", "Running", "Pause", "Success", "Failed", "Cancel")  # CI's job states
-OPEN: Tuple[str, ...] = _with(Rank.CLAIM, Rank.SUBMITTED, Rank.RUNNING)  # not final: reconcile follows them
+# not final: in progress (the open index also holds a final record until reconcile's recheck)
+OPEN: Tuple[str, ...] = _with(Rank.CLAIM, Rank.SUBMITTED, Rank.RUNNING)
 WITH_JOB: Tuple[str, ...] = _with(Rank.SUBMITTED, Rank.RUNNING)  # open with a job in CI
 FINAL: Tuple[str, ...] = _with(Rank.FINAL)
 JOB_FINAL: Tuple[str, ...] = tuple(s for s in FINAL if s in JOB)  # a job's end: what notify reports
