@@ -83,7 +83,7 @@ def explain(d: dict, no_sweep: bool) -> list:
         alone.append(f"{d['waiting_recheck']} finished less than {d.get('recheck_after_s', d['older_than_s']):g} s "
                      f"ago, waiting in the open index for their recheck (a later run closes them)")
     if d.get("others"):
-        alone.append(f"{d['others']} of other deployments sharing this records store (their own reconcile's)")
+        alone.append(f"{d['others']} record(s) of other deployments sharing this records store (theirs to reconcile)")
     if d.get("leased"):
         alone.append(f"{d['leased']} claim(s) within their lease (COS_MATTING_CLAIM_LEASE_SECONDS: submit may "
                      f"still be on them)")
@@ -98,5 +98,6 @@ def explain(d: dict, no_sweep: bool) -> list:
     if d["stopped_early"]:
         lines.append("  stopped early: the time budget ran out; the next run goes on from there")
     lines.append("reconcile: " + "  ".join(f"{k}={d[k]}" for k in ("scanned", "advanced", "still_running",
-                                                                   "resubmitted", "swept", "closed", "failed")))
+                                                                   "resubmitted", "swept", "closed", "finished",
+                                                                   "waiting_recheck", "failed")))
     return lines
