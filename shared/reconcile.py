@@ -38,7 +38,8 @@ from .dates import epoch_of
 from .identity import Correlation, ObjectVersion, is_record
 from .log import log
 from .notify import deliver_due
-from .records import Record, RecordStore, UnreadableRecord, age_seconds, latest, owned
+from .records import (MAX_SKEW, RECHECK, Record, RecordStore, UnreadableRecord, age_seconds, latest, owned,
+                      parse_stamp)
 from .states import Rank
 from .submit import Kind, Outcome, Skip, Submitter, skip_reason
 
@@ -50,8 +51,8 @@ SWEEP_MARGIN = 120  # seconds of clock skew between COS's Last-Modified and ours
 # a 10-minute timer: about 8 hours). It is the last resort: an upload whose every trigger
 # retry failed also reaches the submit function's dead-letter queue (serverless.yml).
 SWEEP_PAGES = 1
-# A final record's output and tags are read once more this long after its final stage (or
-# `older_than`, if shorter), then it leaves the open index: a tag write COS applies after its
+# A final record's output and tags are read once more this long after its final stage, on COS's clock
+# (`_Tick.cos_age`), or `older_than` if shorter; then it leaves the open index: a tag write COS applies after its
 # client gave up (a stalled request: the SDK timed out, retried, and the first one landed later)
 # has moved a state back by then, and a publish or submit tag write that raced the final stage
 # has landed. 40x the default request timeout; a write that lands later still is not caught.
@@ -122,9 +123,29 @@ class _Tick:
         self.records: Dict[str, Optional[Record]] = {}
         self.sweep_pages = 0
         self.recheck_wait = min(older_than, RECHECK_AFTER)
+        self.cos_offset: Optional[float] = None  # COS's clock minus ours, read once per tick (`cos_age`)
 
     def out_of_time(self) -> bool:
         return self.clock() >= self.deadline
+
+    def waited(self, key: str, stamp: str) -> bool:
+        """Whether object `key`, last modified at `stamp`, was written `recheck_wait` ago or more."""
+        return self.recheck_wait <= 0 or self.cos_age(key, stamp) >= self.recheck_wait
+
+    def cos_age(self, key: str, stamp: str) -> float:
+        """The age of object `key`, last modified at `stamp`, on COS's clock: ours may be minutes off,
+        which would shorten the recheck wait by as much. The offset comes from the `Date` of one HEAD per
+        tick (COS common response headers, 436/7729), as claim leases are judged
+        (`RecordStore.lease_expired`); without one (the object gone, no Date), any skew up to MAX_SKEW
+        is waited out, and the next record's HEAD tries again. (Date has whole seconds: the wait can
+        come out up to a second long.)"""
+        offset = self.cos_offset
+        if offset is None:
+            head = self.store.storage.head(self.store.bucket, key) or {}
+            now = parse_stamp({str(k).lower(): v for k, v in head.items()}.get("date"))
+            offset = -float(MAX_SKEW) if now is None else now - time.time()
+            self.cos_offset = None if now is None else offset
+        return age_seconds(stamp) + offset
 
     def count(self, outcome: Outcome, counter: str) -> None:
         log("reconcile.submit", **outcome.model_dump(exclude_none=True))
@@ -186,7 +207,7 @@ class _Tick:
         newest = latest(stages)
         if newest.rank == Rank.FINAL:  # final (even if that snapshot is unreadable)
             if record.terminal:
-                if newest.age_seconds < self.recheck_wait:
+                if not self.waited(newest.key, newest.last_modified):
                     self.summary.waiting_recheck += 1
                     return  # a write racing its final stage may still land: a later tick rechecks it
                 self.lifecycle.recheck(record)
@@ -230,7 +251,7 @@ class _Tick:
         """Records an older release settled into its recheck index: once their tags can no longer change
         under us, their output and source are put right (`Lifecycle.recheck`) and they leave the index."""
         def visit(rid: str, marked: str) -> None:
-            if age_seconds(marked) >= self.recheck_wait:
+            if self.waited(self.store.prefix + RECHECK + rid, marked):
                 self.recheck(rid)
 
         done, place.recheck_after = self._round(lambda a: self.store.recheck_page(a, limit=100),

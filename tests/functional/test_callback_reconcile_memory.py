@@ -15,7 +15,7 @@ from shared import tags
 from shared.callback import create_app
 from shared.events import Upload
 from shared.lifecycle import Lifecycle
-from shared.reconcile import reconcile
+from shared.reconcile import RECHECK_AFTER, reconcile
 from shared.records import Record, RecordStore, Source
 from shared.submit import Submitter, build_request
 
@@ -384,6 +384,24 @@ def test_reconcile_says_why_it_left_each_open_record_alone(flow, memory_cloud):
     summary = reconcile(settings, clients, older_than=0, sweep=False)  # now past the recheck wait
     assert (summary.finished, summary.rechecked, summary.waiting_recheck, summary.still_running) == (3, 3, 0, 1)
     assert {rid for rid, _ in store.open_page()[0]} == {version.record_id, running_rid}
+
+
+def test_the_recheck_wait_is_judged_on_coss_clock(flow, memory_cloud):
+    """COS's clock runs 5 minutes behind the functions' (the lease tests' skew, test_lifecycle3): a final
+    stage written a moment ago carries a Last-Modified 5 minutes back by our clock. Reconcile still waits
+    RECHECK_AFTER on COS's clock (a HEAD's Date, as claim leases are judged), so a write racing the final
+    stage can still land before the recheck, and the record stays open until then."""
+    settings, clients, store, submit, deliver = flow
+    memory_cloud.store.clock.offset = -300.0
+    rid, job_id = submit()
+    assert deliver(finish(memory_cloud, job_id)).status_code == 200
+    summary = reconcile(settings, clients, older_than=1800, sweep=False)
+    assert (summary.waiting_recheck, summary.finished) == (1, 0), summary
+    assert rid in [r for r, _ in store.open_page()[0]]
+    memory_cloud.store.clock.offset = -300.0 + RECHECK_AFTER  # COS's clock moves on past the wait
+    summary = reconcile(settings, clients, older_than=1800, sweep=False)
+    assert (summary.waiting_recheck, summary.finished, summary.rechecked) == (0, 1, 1), summary
+    assert rid not in [r for r, _ in store.open_page()[0]]
 
 
 def test_an_older_versions_copy_landing_over_the_newer_result_is_undone_by_the_newer_ones_recheck(flow, memory_cloud):
