@@ -28,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__.split("\n\n", 1)[1],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--older-than", type=float, metavar="SECONDS",
-                        help="re-read jobs of records unchanged for this long, and recheck finished records this long after their "
-                             "final stage if under 120 s (default: COS_MATTING_RECONCILE_AFTER_SECONDS)")
+                        help="re-read jobs of records unchanged for this long, and recheck finished records "
+                             "this long after their final stage if under 120 s (default: "
+                             "COS_MATTING_RECONCILE_AFTER_SECONDS)")
     parser.add_argument("--no-sweep", action="store_true",
                         help="do not list the watched prefixes for uploads that never got a record")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -4,10 +4,10 @@
 What a request costs follows the page, never the history: the open view lists the open index
 (ids and marker times only) and reads records until it has a page of open ones or has read
 READ_BUDGET (finished records waiting there for reconcile's recheck are skipped), led by the
-uploads that never became a job (the incremental scan `status` runs, a step in the background); the finished and failed views walk
-the records prefix from a cursor (records_view.history) and stop after a page or a read budget;
-totals and the throughput chart come from listings alone (no record read), recomputed in the
-background at most every STATS_EVERY seconds.
+uploads that never became a job (the incremental scan `status` runs, a step in the background);
+the finished and failed views walk the records prefix from a cursor (records_view.history) and
+stop after a page or a read budget; totals and the throughput chart come from listings alone (no
+record read), recomputed in the background at most every STATS_EVERY seconds.
 
 Access: bound to loopback; every request needs the random token (`?token=` once, then an
 HttpOnly SameSite=Strict cookie); a Host that is not this server's (DNS rebinding), a foreign

@@ -51,11 +51,11 @@ SWEEP_MARGIN = 120  # seconds of clock skew between COS's Last-Modified and ours
 # a 10-minute timer: about 8 hours). It is the last resort: an upload whose every trigger
 # retry failed also reaches the submit function's dead-letter queue (serverless.yml).
 SWEEP_PAGES = 1
-# A final record's output and tags are read once more this long after its final stage, on COS's clock
-# (`_Tick.cos_age`), or `older_than` if shorter; then it leaves the open index: a tag write COS applies after its
-# client gave up (a stalled request: the SDK timed out, retried, and the first one landed later)
-# has moved a state back by then, and a publish or submit tag write that raced the final stage
-# has landed. 40x the default request timeout; a write that lands later still is not caught.
+# A final record's output and tags are read once more this long after its final stage, on COS's
+# clock (`_Tick.cos_age`), or `older_than` if shorter; then it leaves the open index: a tag write
+# COS applies after its client gave up (a stalled request: the SDK timed out, retried, and the
+# first one landed later) has moved a state back by then, and a publish or submit tag write that
+# raced the final stage has landed. 40x the default request timeout; a write that lands later still is not caught.
 RECHECK_AFTER = 120
 
 
