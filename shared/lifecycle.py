@@ -164,7 +164,7 @@ class Lifecycle:
             # another job id; the loser is the one that sees both, so it puts the winner's back.
             winner, _ = self.store.load(record.id)
             if winner is not None and winner.terminal:
-                self.settle_or_reopen(winner)
+                self.recheck_or_reopen(winner)
             return "unchanged", record
         if new.terminal:  # the open marker stays: reconcile rechecks the record, then closes it
             self.settle(new, source=not submit_tagged)
@@ -290,7 +290,7 @@ class Lifecycle:
         self.settle_source_tags(record)
         notify.ensure(self.clients.settings, self.store, record)
 
-    def settle_or_reopen(self, record: Record) -> None:
+    def recheck_or_reopen(self, record: Record) -> None:
         """`recheck` at once for a record whose final stage another writer won, after our own publish
         and tags went out (its event through `notify.ensure`: the winner's may be delivered already,
         and must not go out twice): if it fails, the open marker is written again first, so reconcile

@@ -38,8 +38,8 @@ from .dates import epoch_of
 from .identity import Correlation, ObjectVersion, is_record
 from .log import log
 from .notify import deliver_due
-from .records import (MAX_SKEW, RECHECK, Record, RecordStore, UnreadableRecord, age_seconds, latest, owned,
-                      parse_stamp)
+from .records import (MAX_SKEW, RECHECK, Record, RecordStore, UnreadableRecord, age_seconds, cos_times, latest,
+                      owned)
 from .states import Rank
 from .submit import Kind, Outcome, Skip, Submitter, skip_reason
 
@@ -55,7 +55,8 @@ SWEEP_PAGES = 1
 # clock (`_Tick.cos_age`), or `older_than` if shorter; then it leaves the open index: a tag write
 # COS applies after its client gave up (a stalled request: the SDK timed out, retried, and the
 # first one landed later) has moved a state back by then, and a publish or submit tag write that
-# raced the final stage has landed. 40x the default request timeout; a write that lands later still is not caught.
+# raced the final stage has landed. 40x the default request timeout; a write that lands later
+# still is not caught.
 RECHECK_AFTER = 120
 
 
@@ -141,8 +142,7 @@ class _Tick:
         come out up to a second long.)"""
         offset = self.cos_offset
         if offset is None:
-            head = self.store.storage.head(self.store.bucket, key) or {}
-            now = parse_stamp({str(k).lower(): v for k, v in head.items()}.get("date"))
+            now, _ = cos_times(self.store.storage.head(self.store.bucket, key) or {})
             offset = -float(MAX_SKEW) if now is None else now - time.time()
             self.cos_offset = None if now is None else offset
         return age_seconds(stamp) + offset

@@ -168,6 +168,13 @@ def parse_stamp(stamp: Any) -> Optional[float]:
         return None
 
 
+def cos_times(head: Mapping[str, Any]) -> Tuple[Optional[float], Optional[float]]:
+    """(COS's clock at the answer, the object's Last-Modified), epoch seconds, from a HEAD's headers
+    (`Date` and `Last-Modified`, COS common response headers 436/7729; HEAD Object 436/7745)."""
+    h = {str(k).lower(): v for k, v in head.items()}
+    return parse_stamp(h.get("date")), parse_stamp(h.get("last-modified"))
+
+
 def age_seconds(stamp: str, now: Optional[float] = None) -> float:
     """Seconds since an ISO or HTTP-date stamp (shared/dates.py); 0 for none."""
     if not stamp:
@@ -345,8 +352,7 @@ class RecordStore:
         head = self.storage.head(self.bucket, key)
         if head is None:
             return True  # gone: nothing live holds it
-        h = {str(k).lower(): v for k, v in head.items()}
-        now, written = parse_stamp(h.get("date")), parse_stamp(h.get("last-modified"))
+        now, written = cos_times(head)
         if now is None or written is None:
             return local_age >= lease + MAX_SKEW  # no server clock to read: wait out any skew
         return now - written >= lease
