@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -32,15 +33,24 @@ def _store(settings: Settings, clients: ThreadClients) -> RecordStore:
     return RecordStore.of(settings, clients.get().storage)
 
 
-def row_of(settings: Settings, rid: str, stages: List[Any], record: Any, problem: Optional[str] = None) -> Row:
-    """One status row from a record's stages (listing) and newest readable snapshot."""
-    from shared.records import age_seconds, latest
+def shown(stages: List[Any]) -> Any:
+    """The stage whose time a row shows and is ordered by: the newest snapshot (a note is not one)."""
+    from shared.records import latest
 
     snaps = [s for s in stages if not getattr(s, "note_job", "")]
-    newest = latest(snaps) if snaps else None
+    return latest(snaps) if snaps else None
+
+
+def row_of(settings: Settings, rid: str, stages: List[Any], record: Any, problem: Optional[str] = None,
+           now: Optional[float] = None) -> Row:
+    """One status row from a record's stages (listing) and newest readable snapshot; ages are at `now`
+    (one instant for every row of a listing, so rows read in parallel keep the listing's order)."""
+    from shared.records import age_seconds
+
+    newest = shown(stages)
     modified = newest.last_modified if newest else ""
     row: Row = {"record_id": rid, "state": record.state if record else ("Open" if not stages else "?"),
-                "age_s": round(age_seconds(modified), 1) if modified else None,
+                "age_s": round(age_seconds(modified, now), 1) if modified else None,
                 "stages": [s.key.rsplit("/", 1)[-1] for s in sorted(stages, key=lambda s: s.order)],
                 "attempts": max((s.attempt for s in stages), default=1)}
     if record is not None:
@@ -57,22 +67,23 @@ def row_of(settings: Settings, rid: str, stages: List[Any], record: Any, problem
     return row
 
 
-def _load(settings: Settings, clients: ThreadClients, rid: str) -> Row:
+def _load(settings: Settings, clients: ThreadClients, rid: str, now: Optional[float] = None) -> Row:
     from shared.records import UnreadableRecord
 
     store = _store(settings, clients)
     try:
         record, stages = store.load(rid)
-        return row_of(settings, rid, stages, record)
+        return row_of(settings, rid, stages, record, now=now)
     except UnreadableRecord as exc:  # shown, never the end of the report
-        return row_of(settings, rid, store.stages(rid), None, str(exc).splitlines()[0])
+        return row_of(settings, rid, store.stages(rid), None, str(exc).splitlines()[0], now)
 
 
 def load_many(settings: Settings, clients: ThreadClients, rids: List[str], concurrency: int = 16,
               on_row: Optional[Callable[[int], None]] = None) -> List[Row]:
     rows: List[Row] = []
+    now = time.time()
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for row in pool.map(lambda rid: _load(settings, clients, rid), rids):
+        for row in pool.map(lambda rid: _load(settings, clients, rid, now), rids):
             rows.append(row)
             if on_row is not None:
                 on_row(len(rows))
@@ -107,12 +118,13 @@ def history(settings: Settings, clients: ThreadClients, after: str = "", since: 
     threshold = since.timestamp() if since else None
     chosen = (stages for stages in _store(settings, clients).scan(after)
               if threshold is None or epoch_of(latest(stages).last_modified) >= threshold)
+    now = time.time()
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         while True:
             batch = list(islice(chosen, BATCH))
             if not batch:
                 return
-            for row in pool.map(lambda stages: _load(settings, clients, stages[0].record_id), batch):
+            for row in pool.map(lambda stages: _load(settings, clients, stages[0].record_id, now), batch):
                 if states is None or row["state"] in states:
                     yield row
 
@@ -129,7 +141,7 @@ def newest_first(settings: Settings, clients: ThreadClients, after: str = "", si
     threshold = since.timestamp() if since else None
     order = []
     for stages in _store(settings, clients).scan():
-        stamp = epoch_of(latest(stages).last_modified)
+        stamp = epoch_of((shown(stages) or latest(stages)).last_modified)  # the time the row's age is of
         if threshold is None or stamp >= threshold:
             order.append((-stamp, stages[0].record_id))
     order.sort()
@@ -138,12 +150,12 @@ def newest_first(settings: Settings, clients: ThreadClients, after: str = "", si
         order = order[at + 1:] if at is not None else [o for o in order if o[1] > after]
     rows: List[Row] = []
     read: List[str] = []
-    position = 0
+    position, now = 0, time.time()
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         while position < len(order) and (not limit or len(rows) < limit):
             want = (limit - len(rows)) if limit else BATCH
             batch = order[position:position + max(want, 1) * (1 if states is None else 2)]
-            for row in pool.map(lambda o: _load(settings, clients, o[1]), batch):
+            for row in pool.map(lambda o: _load(settings, clients, o[1], now), batch):
                 position += 1
                 read.append(row["state"])
                 if states is None or row["state"] in states:
@@ -196,11 +208,11 @@ def recent_finished(settings: Settings, clients: ThreadClients, since: Optional[
         for newest, row in zip(missing, pool.map(lambda n: _load(settings, clients, n.record_id), missing)):
             if row.get("state") in FINAL:
                 kept[newest.key] = row
-    rows = []
+    rows, now = [], time.time()
     for key, newest in wanted:
         row = kept.get(key)
         if row is not None:
-            rows.append({**row, "age_s": round(age_seconds(newest.last_modified), 1)})
+            rows.append({**row, "age_s": round(age_seconds(newest.last_modified, now), 1)})
     if cache:
         fresh = {key: kept[key] for key, _ in wanted if key in kept}
         os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
