@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import random as _random
 import threading
+import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional
 
 ROUTES = ("cos.put", "cos.append", "cos.get", "cos.head", "cos.delete", "cos.list", "cos.copy", "cos.multipart.part",
           "cos.tagging.put", "cos.tagging.get", "cos.tagging.delete",
@@ -64,6 +66,8 @@ class Faults:
         self._armed: Dict[str, List[Fault]] = {}
         self._random: Optional[_RandomFaults] = None
         self.injected: Counter = Counter()
+        self._stalled = 0  # requests inside a delay fault whose work has not run (or answered) yet
+        self._quiet = threading.Condition(self._lock)
 
     def add(self, route: str, count: int = 1, status: Optional[int] = None, delay: Optional[float] = None,
             drop: bool = False, after: bool = False, duplicate: bool = False, reorder: bool = False,
@@ -123,6 +127,30 @@ class Faults:
             if fault:
                 self.injected[route] += 1
             return fault
+
+    @contextmanager
+    def stalling(self) -> Iterator[None]:
+        """Around a request held by a `delay` fault, from its arrival until its work is done (its reply built)."""
+        with self._lock:
+            self._stalled += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._stalled -= 1
+                self._quiet.notify_all()
+
+    def wait_stalled(self, timeout: float = 30.0) -> bool:
+        """True once no delayed request is in flight: a write COS sits on has landed (or been dropped).
+        Tests wait on this, not on a sleep of about the delay that a busy machine can outrun."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._stalled:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._quiet.wait(left)
+            return True
 
     def pending(self) -> Dict[str, int]:
         with self._lock:

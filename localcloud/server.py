@@ -270,6 +270,14 @@ class Handler(BaseHTTPRequestHandler):
             return error(exc)
         cloud.requests[route] += 1  # what a client really cost (benchmarks/lookup_cost.py)
         fault = cloud.faults.take(route)
+        if fault and fault.delay:
+            with cloud.faults.stalling():  # counted until its work is done (Faults.wait_stalled)
+                return self._faulted(fault, action, is_ci, error)
+        return self._faulted(fault, action, is_ci, error)
+
+    def _faulted(self, fault: Optional[Fault], action: Callable[[], Reply], is_ci: bool,
+                 error: Callable[[CosError], Reply]) -> Reply:
+        """Run `action` with the request's fault (if any) before or after it."""
         if fault and not fault.after:
             failed = self._apply_fault(fault, is_ci)
             if failed:

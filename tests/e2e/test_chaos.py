@@ -65,7 +65,7 @@ def test_every_upload_survives_random_faults(cloud, cos_client):
 
     settings = settings_for(cloud, COS_MATTING_CALLBACK_URL=url, **ENV, **hook.env())
     clients = clients_for(cloud, settings)
-    time.sleep(6.5)  # a stalled tag write lands by now
+    assert faults.wait_stalled(30)  # every stalled tag write has landed (waited for, not slept for)
     rounds = _reconcile_until_quiet(cloud, settings, clients)
     store = RecordStore.of(settings, clients.storage)
     retried = _retry_forgotten(store, settings, clients, cloud.bucket(BUCKET), [keys[j] for j in groups[5]])

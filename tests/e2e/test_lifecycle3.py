@@ -203,13 +203,14 @@ def test_a_late_submitted_tag_write_is_repaired_by_reconcile(flow, cloud):
     # submit's Submitted tag write: COS sits on it 6 s (the client gives up after 3 s and its retry
     # goes through), then applies it
     cloud.faults.add("cos.tagging.put", count=1, delay=6.0)
-    started = time.time()
     assert outcomes(flow.submit(up)[0]) == ["submitted"]
     record = flow.record(up.key)
     cloud.set_job_state(BUCKET, record.job_id, "Success")
     cloud.wait_idle(timeout=30)
     assert flow.record(up.key).state == "Success"
-    time.sleep(max(0.0, started + 6.5 - time.time()))  # the stalled write has landed
+    # the stalled write has landed: waited for, not slept for (a sleep to 6.5 s after submit began
+    # left 0.5 s for submit's own requests before the write, too little on a busy machine)
+    assert cloud.faults.wait_stalled(30)
     assert cloud.faults.injected["cos.tagging.put"] == 1
     assert flow.tags(up.key)[tags.STATE] == "Submitted"  # moved back under our feet
     flow.reconcile_fn()
