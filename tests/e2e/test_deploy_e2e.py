@@ -45,7 +45,7 @@ def write_env(path, **extra):
 @pytest.fixture
 def site(tmp_path, dist):
     cloud = LocalCloud(data_dir=str(tmp_path / "cloud"), buckets=[BUCKET], region=REGION, engine=engine,
-                       callback_backoff=(0.05, 0.1, 0.2), callback_timeout=5.0).start()
+                       callback_backoff=(0.05, 0.1, 0.2), callback_timeout=30.0).start()  # a cold start: conftest `cloud`
     args = ["--local", cloud.url, "--env-file", str(write_env(tmp_path / ".env"))]
     deploy = ["deploy", "--dist", str(tmp_path / "dist"), "--yes"]
     yield cloud, args, deploy, tmp_path

@@ -34,7 +34,8 @@ def stage(tmp_path, dist, monkeypatch):
     for name in [n for n in os.environ if n.startswith(("COS_MATTING_", "TENCENTCLOUD_", "TENCENT_"))]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    cloud = LocalCloud(data_dir=str(tmp_path / "cloud"), buckets=[BUCKET], region=REGION).start()
+    # CI waits out the callback's cold start (tests/conftest.py `cloud`): a test below wants its callback ok
+    cloud = LocalCloud(data_dir=str(tmp_path / "cloud"), buckets=[BUCKET], region=REGION, callback_timeout=30.0).start()
     env_file = tmp_path / "dev.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in STAGE_ENV.items()))
     assert main(["deploy", "--stage", "dev", "--yes", "--local", cloud.url, "--env-file", str(env_file),
