@@ -4,7 +4,7 @@ import hashlib
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.config import load_settings
@@ -30,6 +30,7 @@ def test_a_job_is_foreign_only_when_it_names_another_deployment():
     assert not Correlation(RID, 1, "").foreign("a")  # an older release's: its record decides
 
 
+@settings(deadline=None)  # as every other property test here: Hypothesis's 200 ms per example is a timing check
 @given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=900),
        st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", fullmatch=True), st.integers(1, 999))
 def test_the_longest_correlation_with_user_data_fits_userdata(user, deployment, attempt):
