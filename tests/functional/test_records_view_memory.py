@@ -31,7 +31,9 @@ def test_status_rows_of_one_listing_are_aged_at_one_instant(memory_cloud, settin
     records = [Record(id=v.record_id, source=Source.of(v, settings.region)) for v in versions]
     second = math.floor(time.time()) - 30
     clock = memory_cloud.store.clock
-    for record, at in zip(records, (second - 5, second + 0.2, second + 0.5, second + 0.8)):
+    # three claims in one whole second, 0.7 s to spare for the writes themselves (at .8 a write delayed
+    # 0.2 s on a busy machine landed in the next second); the fourth five seconds earlier
+    for record, at in zip(records, (second - 5, second + 0.1, second + 0.2, second + 0.3)):
         clock.offset = at - time.time()
         assert store.claim(record)
     clock.offset = 0.0
