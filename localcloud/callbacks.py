@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from shared import xmlcodec
 from shared.jobs import JobDetail, JobRequest
@@ -92,9 +92,10 @@ class Callbacks:
         if copies == 2:
             with self._cond:
                 self._pending += 1
-        for _ in range(copies):
-            self._start(record, fault)
-        self._release_held()  # a held (reordered) callback goes out after this newer one
+        for copy in range(copies):
+            # a held (reordered) callback goes out once this newer one has been answered: started
+            # together, a busy machine could let the held one arrive first
+            self._start(record, fault, then=self._release_held if copy == 0 else None)
         return record
 
     def _release_held(self) -> None:
@@ -103,11 +104,14 @@ class Callbacks:
         for record in held:
             self._start(record, None, wait=0.05)
 
-    def _start(self, record: CallbackRecord, fault: Any, wait: float = 0.0) -> None:
-        threading.Thread(target=self._deliver, args=(record, fault, wait), daemon=True,
+    def _start(self, record: CallbackRecord, fault: Any, wait: float = 0.0,
+               then: Optional[Callable[[], None]] = None) -> None:
+        threading.Thread(target=self._deliver, args=(record, fault, wait, then), daemon=True,
                          name=f"callback-{record.job_id}").start()
 
-    def _deliver(self, record: CallbackRecord, fault: Any, wait: float) -> None:
+    def _deliver(self, record: CallbackRecord, fault: Any, wait: float,
+                 then: Optional[Callable[[], None]] = None) -> None:
+        """Send `record` (with its retries); `then` runs once its first try is answered or given up."""
         try:
             if wait:
                 time.sleep(wait)
@@ -126,10 +130,15 @@ class Callbacks:
                     if record.status is not None and 200 <= record.status < 300:
                         record.ok = True
                         return
+                if then is not None:
+                    then, released = None, then
+                    released()
                 if attempt < self.retries:
                     time.sleep(self.backoff[min(attempt - 1, len(self.backoff) - 1)] if self.backoff else 0)
             record.ok = False
         finally:
+            if then is not None:  # answered at once, dropped, or failed on every try
+                then()
             with self._cond:
                 self._pending -= 1
                 self._cond.notify_all()

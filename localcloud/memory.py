@@ -49,10 +49,13 @@ class _Dropped(Exception):
 class _Recorded(Callbacks):
     """Callbacks are recorded by `notify` as the local cloud records them, and never sent."""
 
-    def _start(self, record: CallbackRecord, fault: Any, wait: float = 0.0) -> None:
+    def _start(self, record: CallbackRecord, fault: Any, wait: float = 0.0,
+               then: Optional[Callable[[], None]] = None) -> None:
         with self._cond:
             self._pending -= 1
             self._cond.notify_all()
+        if then is not None:  # nothing to wait for: a held callback is recorded after this one
+            then()
 
 
 class _MemoryJobs(JobService):
