@@ -22,7 +22,7 @@ from .identity import Correlation, is_record, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
 from .lifecycle import Lifecycle
-from .records import MAX_ATTEMPTS, Record, RecordStore, Retry, Source, ci_time, latest, now_iso
+from .records import MAX_ATTEMPTS, Record, RecordStore, Retry, Source, ci_time, latest, not_ours, now_iso
 from .states import Rank, State
 
 Sleep = Callable[[float], None]
@@ -295,6 +295,12 @@ class Submitter:
         if not held.terminal or held.state == State.Success:
             return Outcome(key=held.source.key, kind=Kind.DUPLICATE, record_id=rid, attempt=held.attempt,
                            detail=f"record is {held.state}: nothing to retry")
+        # Another deployment's record (one records store, several stages): run with our settings, its
+        # job would carry our callback and output prefix, and its own callback would refuse it (403).
+        foreign = not_ours(self.settings, held)
+        if foreign:
+            return Outcome(key=held.source.key, kind=Kind.FAILED, step=Step.CLAIM, record_id=rid,
+                           attempt=held.attempt, detail=foreign)
         fresh = self.new_attempt(held, "cos-matting retry")
         if fresh is None:
             return Outcome(key=held.source.key, kind=Kind.DUPLICATE, record_id=rid, detail="retried concurrently")
