@@ -11,6 +11,12 @@ record is retried, or, if it never became a record, submitted.
 Only final, unsuccessful records are retried (Failed, Cancel, Gone, Superseded
 whose source came back). More than one record asks first; `--yes` skips the
 question (needed without a terminal).
+
+Only this deployment's records (COS_MATTING_DEPLOYMENT; --stage S acts as stage S):
+a KEY or RECORD_ID whose record another deployment made is refused (exit 1, nothing
+written), naming its deployment; a record of an older release that names none is
+this deployment's if its source is in a prefix this one watches. --state skips
+other deployments' records.
 """
 from __future__ import annotations
 
@@ -18,9 +24,9 @@ import argparse
 
 from cli.clients import make_clients
 from cli.env import add_env_options, load, require_callback, target_line
-from cli.errors import UsageError
+from cli.errors import UsageError, failure
 from cli.logcapture import add_verbose, logs_aside
-from cli.retry import in_state, resolve, retry_one
+from cli.retry import NOT_OURS, in_state, resolve, retry_one
 from cli.ui import add_yes, confirm, dump_json, is_terminal, parse_since, table
 from shared.states import RETRYABLE
 
@@ -58,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
             rows = in_state(settings, clients, args.state, args.since)
         else:
             rows = [resolve(settings, clients, t) for t in dict.fromkeys(args.targets)]
+            refused = [r["detail"] for r in rows if r.get("outcome") == NOT_OURS]
+            if refused:  # before anything is written, this stage's or theirs
+                raise failure(None, "; ".join(refused))
         todo = [r for r in rows if "outcome" not in r]
         if todo and not args.dry_run:
             require_callback(settings, "retry", args.no_callback)

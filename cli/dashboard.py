@@ -243,7 +243,7 @@ class Dashboard:
     def retry(self, rid: str) -> Dict[str, Any]:
         from cli.retry import resolve, retry_one
 
-        row = resolve(self.settings, self.clients.get(), rid)
+        row = resolve(self.settings, self.clients.get(), rid, command="dashboard")
         # One record a person chose on the page (its error shown there): like `retry RID --include-new-input`.
         return row if "outcome" in row else retry_one(self.settings, self.clients.get(), row, dry_run=False,
                                                       include_new_input=True)

@@ -13,16 +13,43 @@ if TYPE_CHECKING:  # annotations only: importing them costs the command nothing
     from shared.config import Settings
 
 
-def resolve(settings: Settings, clients: Clients, target: str) -> Dict[str, Any]:
-    """A record id as given, or a key's current version's record id."""
+NOT_OURS = "failed:not-ours"  # as `cancel` says of another deployment's job (cli/cancel.py)
+
+
+def resolve(settings: Settings, clients: Clients, target: str, command: str = "retry") -> Dict[str, Any]:
+    """A record id as given, or a key's current version's record id. Another deployment's record
+    (`records.owned`, as reconcile and `cancel` judge it) comes back refused (`NOT_OURS`, its detail
+    saying which `--stage` may run `command` on it): run with our settings, its new job would carry
+    our callback URL and output prefix, and its own callback would refuse it (403)."""
     from shared.identity import RECORD_ID
+    from shared.records import RecordStore, UnreadableRecord, not_ours
 
     if RECORD_ID.match(target):
-        return {"record_id": target}
-    version = clients.storage.version(settings.bucket, target)
-    if version is None:
-        return {"key": target, "outcome": "failed:gone", "detail": f"no object {target} in {settings.bucket}"}
-    return {"record_id": version.record_id, "key": target}
+        row: Dict[str, Any] = {"record_id": target}
+    else:
+        version = clients.storage.version(settings.bucket, target)
+        if version is None:
+            return {"key": target, "outcome": "failed:gone", "detail": f"no object {target} in {settings.bucket}"}
+        row = {"record_id": version.record_id, "key": target}
+    try:
+        record, _ = RecordStore.of(settings, clients.storage).load(row["record_id"])
+    except UnreadableRecord:
+        return row  # retry_one reports it
+    why = not_ours(settings, record) if record is not None else None
+    if why:
+        return {**row, "key": record.source.key, "outcome": NOT_OURS, "detail": f"{why}: {_owner_fix(record, command)}"}
+    return row
+
+
+def _owner_fix(record: Any, command: str) -> str:
+    """Which stage may act on the record: deploy names a deployment `<app>-<stage>` (serverless.yml)."""
+    from deploy.stage import APP
+
+    if record.deployment.startswith(f"{APP}-"):
+        return f"run {command} with --stage {record.deployment[len(APP) + 1:]}"
+    if record.deployment:
+        return f"run {command} as that deployment (its --stage, or COS_MATTING_DEPLOYMENT={record.deployment})"
+    return f"run {command} with the --stage that watches {record.source.key}"
 
 
 def in_state(settings: Settings, clients: Clients, state: str, since: Optional[datetime]) -> List[Dict[str, Any]]:

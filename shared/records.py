@@ -489,5 +489,17 @@ def owned(settings: Any, record: Record) -> bool:
     return src.bucket == settings.bucket and any(src.key.startswith(p) for p in settings.watch_prefixes)
 
 
+def not_ours(settings: Any, record: Record) -> Optional[str]:
+    """Why this deployment must not act on `record` (`owned`), on one line naming both sides; None if ours."""
+    if owned(settings, record):
+        return None
+    ours = settings.deployment or "(no COS_MATTING_DEPLOYMENT)"
+    if record.deployment:
+        return f"record {record.id} belongs to deployment {record.deployment}, not {ours}"
+    return (f"record {record.id} names no deployment (an older release's) and its source "
+            f"{record.source.bucket}/{record.source.key} is outside {ours}'s watched prefixes "
+            f"({', '.join(settings.watch_prefixes)} in {settings.bucket})")
+
+
 def latest(stages: List[Stage]) -> Stage:
     return max((s for s in stages if not s.note_job), key=lambda s: s.order)

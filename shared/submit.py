@@ -22,7 +22,7 @@ from .identity import Correlation, is_record, normalise_etag
 from .jobs import JobDetail, JobRequest, background_url, format_errors
 from .log import log
 from .lifecycle import Lifecycle
-from .records import MAX_ATTEMPTS, Record, RecordStore, Retry, Source, ci_time, latest, now_iso
+from .records import MAX_ATTEMPTS, Record, RecordStore, Retry, Source, ci_time, latest, not_ours, now_iso, owned
 from .states import Rank, State
 
 Sleep = Callable[[float], None]
@@ -227,7 +227,9 @@ class Submitter:
             # An upload event newer than the failure (same bytes, same second: one version to COS)
             # is a new attempt; an SCF retry of the original event is older than the failure.
             fresh_upload = up.event_time and up.event_time > epoch_of(newest.last_modified)
-            if held is not None and held.state != State.Success and fresh_upload and held.attempt < MAX_ATTEMPTS:
+            # Only the record's own deployment runs it again (two watching one prefix would race for it).
+            if held is not None and held.state != State.Success and fresh_upload and held.attempt < MAX_ATTEMPTS \
+                    and owned(self.settings, held):
                 return self.new_attempt(held, "a new upload of the same bytes after a failure")
             if held is not None and held.state == State.Success:
                 self.lifecycle.reinstate(held)  # these bytes are the newest version again
@@ -295,6 +297,12 @@ class Submitter:
         if not held.terminal or held.state == State.Success:
             return Outcome(key=held.source.key, kind=Kind.DUPLICATE, record_id=rid, attempt=held.attempt,
                            detail=f"record is {held.state}: nothing to retry")
+        # Another deployment's record (one records store, several stages): run with our settings, its
+        # job would carry our callback and output prefix, and its own callback would refuse it (403).
+        foreign = not_ours(self.settings, held)
+        if foreign:
+            return Outcome(key=held.source.key, kind=Kind.FAILED, step=Step.CLAIM, record_id=rid,
+                           attempt=held.attempt, detail=foreign)
         fresh = self.new_attempt(held, "cos-matting retry")
         if fresh is None:
             return Outcome(key=held.source.key, kind=Kind.DUPLICATE, record_id=rid, detail="retried concurrently")

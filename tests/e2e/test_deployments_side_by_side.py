@@ -3,9 +3,10 @@ pipeline on input/people/ and a Foreground one on input/studio/, each its own su
 local SCF (COS triggers), reconcile, callback and `cancel` through the real SDKs. Neither cancels
 nor adopts the other's jobs; a job spelt the previous release's way (`cm:<record id>`) is still
 recognised by the deployment whose record it is."""
+import json
 import time
 
-from helpers import BUCKET, KEYS, ROOT, clients_for, function_env, put, sdk_client, settings_for, wait_for
+from helpers import BUCKET, KEYS, REGION, ROOT, clients_for, function_env, put, sdk_client, settings_for, wait_for
 from shared import tokens
 from shared.identity import Correlation
 from shared.jobs import JobRequest
@@ -87,3 +88,82 @@ def test_two_deployments_on_one_bucket_never_touch_each_others_jobs(cloud):
     assert {".cos-matting/records/state/reconcile-pipe-people.json",
             ".cos-matting/records/state/reconcile-pipe-studio.json"} <= keys
 
+
+
+# -- retry by id or key: only the owning deployment may run a record again -------------------------
+
+DEV = {"COS_MATTING_DEPLOYMENT": "cos-matting-dev", "COS_MATTING_WATCH_PREFIXES": "input/dev/"}
+PROD = {"COS_MATTING_DEPLOYMENT": "cos-matting-prod", "COS_MATTING_WATCH_PREFIXES": "input/prod/"}
+
+
+def _failed_record(cloud, cos, key, **env):
+    """An upload `env`'s submit handled and CI refused (400): a Failed record (`retry: after-fix`)."""
+    from shared.events import Upload
+    from shared.submit import Submitter
+
+    settings = settings_for(cloud, **env)
+    etag = put(cos, key, key.encode())
+    cloud.faults.add("ci.create", count=1, status=400)
+    out = Submitter(settings, clients_for(cloud, settings)).process(
+        Upload(bucket=BUCKET, appid=BUCKET.rsplit("-", 1)[1], region=REGION, key=key, etag=etag,
+               size=len(key.encode()), event_name="cos:ObjectCreated:Put"))
+    assert out.outcome == "failed:submit", out
+    record = RecordStore.of(settings, clients_for(cloud, settings).storage).load(out.record_id)[0]
+    assert record.state == "Failed"
+    return record
+
+
+def _everything(cloud, cos):
+    """Every object of the bucket (records, markers, outbox, outputs) with its ETag and tags, and every job."""
+    listed = cos.list_objects(Bucket=BUCKET, MaxKeys=1000)
+    assert listed["IsTruncated"] == "false"
+
+    def tags(key):
+        found = (cos.get_object_tagging(Bucket=BUCKET, Key=key).get("TagSet") or {}).get("Tag") or []
+        return tuple(sorted((t["Key"], t["Value"]) for t in ([found] if isinstance(found, dict) else found)))
+
+    objects = {o["Key"]: (o["ETag"], tags(o["Key"])) for o in listed.get("Contents", [])}
+    return objects, sorted(j.JobId for j in cloud.list_jobs(BUCKET))
+
+
+def _cli(capsys, monkeypatch, cloud, env, *argv):
+    from cli.main import main
+
+    for name, value in function_env(cloud, **env).items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_retry_by_id_or_key_refuses_another_deployments_record_and_writes_nothing(cloud, capsys, monkeypatch):
+    """dev's operator names prod's Failed record (by id, by key, in a dry run, beside dev's own):
+    refused on one line naming both deployments and the stage to use, exit 1, nothing written;
+    prod retries it. A record of an older release (no deployment named) is the one watching its source's."""
+    cos = sdk_client(cloud)
+    theirs = _failed_record(cloud, cos, "input/prod/a.mp4", **PROD)
+    mine = _failed_record(cloud, cos, "input/dev/b.mp4", **DEV)
+    older = _failed_record(cloud, cos, "input/prod/old.mp4", COS_MATTING_WATCH_PREFIXES="input/prod/")
+    assert (theirs.deployment, mine.deployment, older.deployment) == ("cos-matting-prod", "cos-matting-dev", "")
+    before = _everything(cloud, cos)
+    refusal = f"record {theirs.id} belongs to deployment cos-matting-prod, not cos-matting-dev: run retry with --stage prod"
+    for argv in ([theirs.id], ["input/prod/a.mp4"], [theirs.id, "--dry-run"], [mine.id, theirs.id, "--yes"],
+                 [theirs.id, "--json"]):
+        code, out, err = _cli(capsys, monkeypatch, cloud, DEV, "retry", *argv, "--no-callback")
+        assert (code, out, err) == (1, "", f"cos-matting: error: {refusal}\n"), argv
+    code, out, err = _cli(capsys, monkeypatch, cloud, DEV, "retry", older.id, "--no-callback")
+    assert code == 1 and out == "" and len(err.splitlines()) == 1, err
+    assert f"record {older.id} names no deployment" in err and "input/prod/old.mp4" in err
+    # the bulk retry never saw prod's records
+    code, out, err = _cli(capsys, monkeypatch, cloud, DEV, "retry", "--state", "Failed", "--dry-run", "--json")
+    assert code == 0 and [r["record_id"] for r in json.loads(out)] == [mine.id], out
+    assert _everything(cloud, cos) == before, "a refused retry wrote something"
+
+    # prod runs both again: its settings, its deployment in the new job
+    code, out, err = _cli(capsys, monkeypatch, cloud, PROD, "retry", theirs.id, older.id, "--no-callback", "--yes",
+                          "--json")
+    assert code == 0, err
+    assert [(r["outcome"], r["attempt"]) for r in json.loads(out)] == [("submitted", 2), ("submitted", 2)]
+    users = sorted(j.Operation.UserData for j in cloud.list_jobs(BUCKET))
+    assert users == sorted([f"cm:{theirs.id}.2@cos-matting-prod", f"cm:{older.id}.2@cos-matting-prod"])

@@ -47,10 +47,10 @@ def stage(tmp_path, dist, monkeypatch):
     cloud.stop()
 
 
-def wait_record(capsys, key, state, timeout=60):
+def wait_record(capsys, key, state, timeout=60, stage="dev"):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        code, out, err = run(capsys, "status", key, "--stage", "dev", "--json")
+        code, out, err = run(capsys, "status", key, "--stage", stage, "--json")
         if code == 0 and json.loads(out)["records"] and json.loads(out)["records"][0]["state"] == state:
             return json.loads(out)["records"][0]
         time.sleep(0.3)
@@ -203,6 +203,41 @@ def test_the_local_cls_answers_searchlog_like_the_sdk_expects(stage, capsys):
         req.from_json_string(json.dumps({"TopicId": "no-such-topic", "From": 0, "To": now}))
         cls.SearchLog(req)
     assert missing.value.get_code() == "ResourceNotFound.TopicNotExist"
+
+
+@pytest.mark.slow
+def test_retry_of_another_stages_record_is_refused_and_names_the_stage_to_use(stage, dist, capsys, tmp_path):
+    """Two stages on one bucket and records store (prod on studio/): dev's operator naming prod's Failed
+    record by key or id is refused on one line (no stage, job or tag written); `--stage prod`, as the
+    line says, runs it with prod's settings, and prod's callback finishes it."""
+    cloud, client = stage, sdk_client(stage)
+    env_file = tmp_path / "prod.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in STAGE_ENV.items()) + "COS_MATTING_WATCH_PREFIXES=studio/\n")
+    assert main(["deploy", "--stage", "prod", "--yes", "--local", cloud.url, "--env-file", str(env_file),
+                 "--state-dir", str(tmp_path / "state"), "--dist", str(dist)]) == 0
+    client.put_object(Bucket=BUCKET, Key="studio/take.mp4", Body=b"\x00\x00\x00\x18ftypmp42 take one")
+    rec = wait_record(capsys, "studio/take.mp4", "Submitted", stage="prod")
+    cloud.set_job_state(BUCKET, rec["job_id"], "Failed", code="InternalError", message="worker lost")
+    wait_record(capsys, "studio/take.mp4", "Failed", stage="prod")
+    records = client.list_objects(Bucket=BUCKET, Prefix=".cos-matting/records/")["Contents"]
+    jobs, tags = len(cloud.list_jobs(BUCKET)), client.get_object_tagging(Bucket=BUCKET, Key="studio/take.mp4")
+
+    line = (f"cos-matting: error: record {rec['record_id']} belongs to deployment cos-matting-prod, not "
+            "cos-matting-dev: run retry with --stage prod\n")
+    for target in ("studio/take.mp4", rec["record_id"]):
+        code, out, err = run(capsys, "retry", target, "--stage", "dev", "--include-new-input")
+        assert (code, out, err.splitlines(keepends=True)[-1]) == (1, "", line), err
+        assert "retry 1 record(s)" not in err  # refused before the line that precedes a write
+    assert client.list_objects(Bucket=BUCKET, Prefix=".cos-matting/records/")["Contents"] == records
+    assert len(cloud.list_jobs(BUCKET)) == jobs
+    assert client.get_object_tagging(Bucket=BUCKET, Key="studio/take.mp4") == tags
+
+    code, out, err = run(capsys, "retry", rec["record_id"], "--stage", "prod", "--include-new-input", "--json")
+    assert code == 0, err
+    [row] = json.loads(out)
+    assert row["outcome"] == "submitted" and row["attempt"] == 2
+    cloud.set_job_state(BUCKET, row["job_id"], "Success")
+    wait_record(capsys, "studio/take.mp4", "Success", stage="prod")  # prod's callback took its job
 
 
 @pytest.mark.slow

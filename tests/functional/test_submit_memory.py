@@ -4,6 +4,7 @@ The same paths run over HTTP in tests/e2e/test_submit_pipeline.py; here they tak
 so the edge cases (lost answers, throttling, takeover, concurrency) are cheap to cover.
 """
 import threading
+import time
 
 import pytest
 
@@ -156,3 +157,40 @@ def test_tags_read_failure_is_a_failed_step_not_a_job(pipe, memory_cloud):
     memory_cloud.faults.add("cos.tagging.get", count=3, status=503)  # outlasts the SDK's two retries
     out = submitter.process(upload(memory_cloud, "input/tags-down.mp4"))
     assert out.outcome == "failed:tags" and memory_cloud.list_jobs(BUCKET) == []
+
+
+def test_a_retry_of_another_deployments_record_is_refused_before_any_write(memory_cloud, settings_of):
+    """Submitter.retry (under `cos-matting retry` and the dashboard's retry): another deployment's record
+    (one records store) is theirs to run again; this one's own record is retried."""
+    prod, dev = (settings_of(COS_MATTING_DEPLOYMENT=name, COS_MATTING_CALLBACK_URL=f"https://{name}.example.com/cb")
+                 for name in ("cos-matting-prod", "cos-matting-dev"))
+    memory_cloud.faults.add("ci.create", status=400)
+    failed = Submitter(prod, memory_cloud.clients(prod), sleep=lambda s: None).process(upload(memory_cloud, "input/p.mp4"))
+    assert failed.outcome == "failed:submit"
+    listing = memory_cloud.client().list_objects
+    before = sorted(o["Key"] for o in listing(Bucket=BUCKET).get("Contents", []))
+    out = Submitter(dev, memory_cloud.clients(dev), sleep=lambda s: None).retry(failed.record_id)
+    assert (out.outcome, out.detail) == ("failed:claim", f"record {failed.record_id} belongs to deployment "
+                                                         "cos-matting-prod, not cos-matting-dev")
+    assert sorted(o["Key"] for o in listing(Bucket=BUCKET).get("Contents", [])) == before  # no stage, marker, event
+    assert memory_cloud.list_jobs(BUCKET) == []
+    out = Submitter(prod, memory_cloud.clients(prod), sleep=lambda s: None).retry(failed.record_id)
+    assert out.outcome == "submitted" and out.attempt == 2
+    [job] = memory_cloud.list_jobs(BUCKET)
+    assert job.user_data == f"cm:{failed.record_id}.2@cos-matting-prod"
+
+
+def test_the_same_bytes_uploaded_again_after_a_failure_are_rerun_by_the_records_own_deployment(memory_cloud, settings_of):
+    """Two deployments watching one prefix both get the new upload's event: only the one whose record
+    failed claims attempt 2 (the other's event is a duplicate), so they never race for it."""
+    prod, dev = (settings_of(COS_MATTING_DEPLOYMENT=name) for name in ("cos-matting-prod", "cos-matting-dev"))
+    memory_cloud.faults.add("ci.create", status=400)
+    failed = Submitter(prod, memory_cloud.clients(prod), sleep=lambda s: None).process(upload(memory_cloud, "input/q.mp4"))
+    assert failed.outcome == "failed:submit"
+    again = upload(memory_cloud, "input/q.mp4").model_copy(update={"event_time": int(time.time()) + 5})
+    assert Submitter(dev, memory_cloud.clients(dev), sleep=lambda s: None).process(again).outcome == "duplicate"
+    assert memory_cloud.list_jobs(BUCKET) == []
+    out = Submitter(prod, memory_cloud.clients(prod), sleep=lambda s: None).process(again)
+    assert (out.outcome, out.attempt) == ("submitted", 2)
+    [job] = memory_cloud.list_jobs(BUCKET)
+    assert job.user_data == f"cm:{failed.record_id}.2@cos-matting-prod"
