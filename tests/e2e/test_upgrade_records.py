@@ -51,8 +51,11 @@ def previous_release(tmp_path, request):
 
 def run_previous(code_dir, cloud, function, event, **env):
     """The previous release's handler in its own process, its code alone on the path (as SCF runs it)."""
-    script = (f"import json, sys; from functions.{function}.index import main_handler; "
-              "print(json.dumps(main_handler(json.load(sys.stdin), None)))")
+    # then waits for the handler's own threads (a webhook's first try, shared/notify.py): killed at exit
+    # half way (POSTed, not yet logged or out of the outbox), its event would rightly be sent again
+    script = (f"import json, sys, threading; from functions.{function}.index import main_handler; "
+              "print(json.dumps(main_handler(json.load(sys.stdin), None)), flush=True); "
+              "[t.join(60) for t in threading.enumerate() if t is not threading.main_thread()]")
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("COS_MATTING_", "TENCENTCLOUD_"))}
     environ.update(function_env(cloud, **env), PYTHONPATH=str(code_dir))
     done = subprocess.run([sys.executable, "-c", script], input=json.dumps(event), env=environ, cwd=str(code_dir),
