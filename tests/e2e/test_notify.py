@@ -70,7 +70,9 @@ def test_refused_events_are_sent_again_by_reconcile_until_accepted(cloud, cos_cl
     assert _call_back(url, job_id)[0].status_code == 200
     record = store.load(rid)[0]
     eid = notify.event_id(record)
-    wait_for(lambda: notify.deliveries(store, rid), timeout=20)  # the callback's own try, refused
+    # the callback's own try, refused: logged, then its entry rescheduled (wait for both, as below: read
+    # between the two, the entry still says attempt 0 and deliver_due would send attempt 1 again)
+    wait_for(lambda: notify.deliveries(store, rid) and _attempts(store, eid) == 1, timeout=20)
     assert notify.pending(store) == [eid]
 
     summary = reconcile(settings, clients, sweep=False)
