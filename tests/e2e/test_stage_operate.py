@@ -76,6 +76,9 @@ def test_the_day_after_deploy_status_logs_get_retry_cancel(stage, capsys, tmp_pa
     cloud.set_job_state(BUCKET, bad["job_id"], "Failed", code="InvalidInput", message="not a video")
     wait_record(capsys, "input/ok.mp4", "Success")
     wait_record(capsys, "input/bad.mp4", "Failed")
+    # the callbacks write the final stage before they end, and CLS shows an invocation's lines once it
+    # has ended (localcloud/clsbackend.py): `logs` below wants them
+    assert cloud.wait_idle(30)
 
     # status: the finished records are in the default view, failures too, with a summary; --check fails
     code, out, err = run(capsys, "status", "--stage", "dev", "--no-uploads")
@@ -167,6 +170,7 @@ def test_the_local_cls_answers_searchlog_like_the_sdk_expects(stage, capsys):
     cloud, client = stage, sdk_client(stage)
     client.put_object(Bucket=BUCKET, Key="input/one.mp4", Body=b"\x00\x00\x00\x18ftypmp42 one")
     wait_record(capsys, "input/one.mp4", "Submitted")
+    assert cloud.wait_idle(30)  # submit writes Submitted, then tags and ends: CLS has its lines once it ended
     env = {"COS_MATTING_ENDPOINT": cloud.url, "TENCENTCLOUD_SECRETID": "AKIDlocal",
            "TENCENTCLOUD_SECRETKEY": "localsecretkey"}
     submit = resolve(env, "dev").functions["submit"]
