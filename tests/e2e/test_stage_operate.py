@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from cli.main import main
-from helpers import BUCKET, REGION, sdk_client
+from helpers import BUCKET, REGION, sdk_client, wait_for
 from localcloud import LocalCloud
 
 STAGE_ENV = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION, "COS_MATTING_TIMEOUT_SECONDS": "5",
@@ -152,7 +152,9 @@ def test_the_jobs_an_operator_command_makes_carry_the_stage_callback(stage, caps
     rec = wait_record(capsys, "input/missed.mp4", "Submitted")
     cloud.set_job_state(BUCKET, rec["job_id"], "Success")
     wait_record(capsys, "input/missed.mp4", "Success", timeout=30)  # by the callback: reconcile never ran
-    assert any(c.job_id == rec["job_id"] and c.ok for c in cloud.callbacks)  # CI called it back
+    # CI called it back: the callback writes Success before it answers CI, so wait for the answer (not
+    # wait_idle: the stopped submit's upload event stays queued)
+    wait_for(lambda: any(c.job_id == rec["job_id"] and c.ok for c in cloud.callbacks), timeout=30)
 
 
 @pytest.mark.slow
