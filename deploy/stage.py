@@ -27,7 +27,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .clients import Api, ApiCallError
 
-WATCH, OUTPUT, OUTPUT_BUCKET = "COS_MATTING_WATCH_PREFIXES", "COS_MATTING_OUTPUT_PREFIX", "COS_MATTING_OUTPUT_BUCKET"
+WATCH, OUTPUT = "COS_MATTING_WATCH_PREFIXES", "COS_MATTING_OUTPUT_PREFIX"
+OUTPUT_BUCKET = "COS_MATTING_OUTPUT_BUCKET"
 
 KINDS = ("submit", "callback", "reconcile")
 APP = "cos-matting"  # serverless.yml `app:` (a literal there, so a fresh clone knows it)

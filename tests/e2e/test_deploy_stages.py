@@ -300,8 +300,8 @@ def test_doctor_fails_when_another_stage_comes_to_overlap_after_deploy(site):
 
     def doctor(stage):
         site.capsys.readouterr()
-        code = main(["doctor", "--stage", stage, "--local", site.cloud.url, "--env-file", str(site.tmp / f"{stage}.env"),
-                     "--dist", str(site.dist)])
+        code = main(["doctor", "--stage", stage, "--local", site.cloud.url, "--env-file",
+                     str(site.tmp / f"{stage}.env"), "--dist", str(site.dist)])
         return code, rows(site.capsys.readouterr().out)["other stages"]
 
     assert doctor("people") == (0, ("ok", "none of 1 other stage(s) of cos-matting (studio) watches or writes where "
@@ -333,7 +333,7 @@ def test_stage_names_up_to_scfs_limit_deploy_and_others_are_refused_naming_the_s
     alarm policy names fitted, and a name no resource can take is refused in one line naming --stage."""
     longest = "s" * 12 + "-production-2026-x" + "Y" * 8  # 38: cos-matting-<stage>-reconcile is 60
     for stage in ("production", longest):
-        code, out, err = site.deploy(stage)
+        code, out, err = site.deploy(stage, COS_MATTING_WATCH_PREFIXES=f"{stage}/")  # two stages: their own prefixes
         assert code == 0, err
         names = sorted(p["PolicyName"] for p in site.cloud.monitor.state["policies"].values()
                        if p["Remark"] == f"cos-matting-{stage}")
@@ -341,7 +341,8 @@ def test_stage_names_up_to_scfs_limit_deploy_and_others_are_refused_naming_the_s
         assert len(site.scf.call("GetFunction", {"FunctionName": f"cos-matting-{stage}-reconcile"})
                    ["FunctionName"]) <= 60
         mark = len(site.cloud.api.calls)
-        assert site.deploy(stage)[0] == 0 and site.writes(mark) == []  # found again by the fitted names
+        code, _, _ = site.deploy(stage, COS_MATTING_WATCH_PREFIXES=f"{stage}/")
+        assert code == 0 and site.writes(mark) == []  # found again by the fitted names
     code, out, err = site.deploy("production", "--destroy")
     assert code == 0, err
     assert not [p for p in site.cloud.monitor.state["policies"].values() if p["Remark"] == "cos-matting-production"]
