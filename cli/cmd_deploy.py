@@ -25,6 +25,12 @@ the API calls that make it match serverless.yml, and makes exactly those calls:
 
 Before its first write, deploy checks each function's final environment (the callback URL
 included) with the check the functions run at cold start, and refuses naming the variable.
+It also refuses a stage that would share objects with another deployed stage of the app (read
+from the cloud: the functions tagged app=cos-matting in the namespace, one GetFunction each):
+watched prefixes overlapping on one bucket (both would take each upload), or a watched prefix
+overlapping the other's output prefix (one would matte the other's outputs again). The one-line
+error names both stages, the bucket and both prefixes; fix it with another
+COS_MATTING_WATCH_PREFIXES (or COS_MATTING_OUTPUT_BUCKET), or `deploy --destroy --stage OTHER`.
 Code or settings changed outside deploy (the console) are put back; a second deploy with no
 change makes no write call. --destroy removes what deploy made for the stage, found in the
 cloud (never another stage's, never your buckets, objects or a role you named).
@@ -39,6 +45,8 @@ examples:
   cos-matting deploy --plan --json          the same as JSON
   cos-matting deploy --yes                  apply without asking
   cos-matting deploy --stage prod --yes     another stage: its own functions, layer, role and policy
+  COS_MATTING_WATCH_PREFIXES=input/studio/ cos-matting deploy --stage studio --yes
+                                            a second pipeline on the bucket, on its own prefix
   cos-matting deploy --destroy --yes        remove what deploy made for the stage
   cos-matting deploy --local http://127.0.0.1:9000 --yes   into `cos-matting localcloud`
 then: cos-matting doctor, cos-matting info

@@ -25,6 +25,9 @@ serverless.yml and your settings, reading only:
                          side-effect-free health event, starts and loads its settings; a settings
                          error fails naming the variable
   COS trigger            enabled on a watched prefix, never overlapping the output or records prefix
+  other stages           no other deployed stage of the app watches a prefix overlapping this one's
+                         watched or output prefix on the same bucket, nor writes its outputs where
+                         this one watches (read from the cloud: a conflict can arise after deploy)
   Function URL           the callback URL answers its health check (GET -> 200)
   timer                  reconcile's timer is present and enabled
   alarm <name>           each alarm policy of serverless.yml exists (Cloud Monitor), matches it

@@ -149,8 +149,9 @@ class Planner:
     """Reads the cloud (read calls only) and returns the calls that make it what `spec` says."""
 
     def __init__(self, spec: Spec, scf: Api, cam: Api, zips: Mapping[str, bytes],
-                 kinds: Optional[Sequence[Kind]] = None) -> None:
+                 kinds: Optional[Sequence[Kind]] = None, others: bool = True) -> None:
         self.spec, self.scf, self.cam, self.zips = spec, scf, cam, zips
+        self.others = others  # refuse prefixes another stage of the app watches or writes (doctor checks it apart)
         self.kinds = tuple(kinds) if kinds is not None else (AlarmKind(),)
         self.calls: List[Call] = []
         self.callback_url: Optional[str] = None  # known now (the trigger exists), else a Ref
@@ -175,6 +176,7 @@ class Planner:
         self.busy = [got["FunctionName"] for got in current.values() if got and got.get("Status") != "Active"]
         self._refuse_foreign(current)  # before the first write: never change what another app or stage made
         self._check_environments(current)  # before the first write: refuse a stage that would not start
+        self._refuse_overlaps()  # before the first write: refuse to watch or write where another stage does
         self.role()
         self.policy(owner)
         version = self.layer()
@@ -222,6 +224,21 @@ class Planner:
                                       if t.get("Type") == "http" and function_url(t)), None)
         for key in self.spec.functions:
             self.spec.check_env(key, self.callback_url or URL_STAND_IN)
+
+    def _refuse_overlaps(self) -> None:
+        """The app's other stages in this namespace, read from the cloud (one ListFunctions by the app tag, one
+        GetFunction a stage: `stage.neighbours`), must not watch where this stage watches or writes, nor write
+        where it watches: both would matte one upload, or one would matte the other's outputs again."""
+        if not self.others:
+            return
+        spec = self.spec
+        others = {s: names for s, names in st.listed(self.scf, spec.app, spec.namespace).items() if s != spec.stage}
+        found = st.overlaps(spec.stage, st.places(spec.final_env("submit", None)),
+                            st.neighbours(self.scf, others, app=spec.app, region=spec.region,
+                                          namespace=spec.namespace)) if others else []
+        if found:
+            more = f" (and {len(found) - 1} more overlap(s))" if len(found) > 1 else ""
+            raise SpecError(f"{found[0].problem()}{more}; nothing was written: {found[0].fix()}")
 
     def role(self) -> None:
         spec = self.spec

@@ -17,7 +17,7 @@ from typing import Any, Callable, List, Mapping, Optional
 from .apply import FN_MISSING, ROLE_MISSING, Planner, function_url
 from .clients import Api, ApiCallError
 from .spec import CALLBACK_URL, NEEDS_CALLBACK_URL, Spec, policy_for
-from .stage import DeployedStage, StageNotFound, normalised, resolve
+from .stage import DeployedStage, StageNotFound, listed, neighbours, normalised, overlaps, places, resolve
 
 REQUIRED_ACTIONS = ("name/ci:CreateMediaJobs", "name/ci:DescribeMediaJob", "name/cam:PassRole",
                     "name/cos:PutObject", "name/cos:GetObjectTagging")
@@ -43,7 +43,8 @@ class Doctor:
 
     def run(self) -> List[Check]:
         for check in (self.credentials, self.bucket, self.ci_binding, self.ai_recognition, self.records_versioning,
-                      self.role, self.functions, self.health, self.cos_trigger, self.function_url, self.timer,
+                      self.role, self.functions, self.health, self.cos_trigger, self.other_stages,
+                      self.function_url, self.timer,
                       self.alarms, self.drift):
             try:
                 check()
@@ -234,6 +235,8 @@ class Doctor:
         return [t for t in listed.get("Triggers") or [] if t["Type"] == kind]
 
     def cos_trigger(self) -> None:
+        from shared.config import overlap
+
         s = self._settings()
         found = self._triggers("submit", "cos")
         if not found:
@@ -251,10 +254,29 @@ class Doctor:
                 problems.append(f"prefix {prefix!r} is not a watched prefix {list(s.watch_prefixes)}")
             for label, other, guarded in (("output", s.out_bucket, s.output_prefix),
                                           ("records", s.rec_bucket, s.records_prefix)):
-                if other == bucket and (prefix.startswith(guarded) or guarded.startswith(prefix)):
+                if other == bucket and overlap(prefix, guarded):
                     problems.append(f"prefix {prefix!r} overlaps the {label} prefix {guarded!r} (a loop)")
         self.add("COS trigger", not problems, "; ".join(problems) or f"enabled on {', '.join(seen)}",
                  "cos-matting deploy (recreates the trigger from serverless.yml)")
+
+    def other_stages(self) -> None:
+        """No other stage of the app watches where this one watches or writes, nor writes where it watches
+        (stage.overlaps): a conflict can arise after this stage's deploy, when another stage is deployed or
+        changed. The other stages come from the listing that found this one (one GetFunction each)."""
+        spec, deployed = self.spec, self.deployed()
+        if deployed is not None:
+            mine, stages = places(deployed.settings_env()), deployed.others
+        else:
+            mine = places(spec.final_env("submit", None))
+            stages = {s: n for s, n in listed(self.scf, spec.app, spec.namespace).items() if s != spec.stage}
+        others = neighbours(self.scf, stages, app=spec.app, region=spec.region, namespace=spec.namespace)
+        found = overlaps(spec.stage, mine, others)
+        names = ", ".join(o.stage for o in others)
+        self.add("other stages", not found, "; ".join(o.problem() for o in found) or
+                 (f"none of {len(others)} other stage(s) of {spec.app} ({names}) watches or writes where this one "
+                  "does, nor writes where it watches" if others else f"no other stage of {spec.app} in namespace "
+                                                                     f"{spec.namespace}"),
+                 "; ".join(dict.fromkeys(o.fix() for o in found)))
 
     def function_url(self) -> None:
         found = self._triggers("callback", "http")
@@ -287,7 +309,7 @@ class Doctor:
         policies have their own checks above.)"""
         if self.zips is None:
             return
-        planner = Planner(self.spec, self.scf, self.cam, self.zips, kinds=())
+        planner = Planner(self.spec, self.scf, self.cam, self.zips, kinds=(), others=False)  # other_stages
         calls = planner.plan()
         self.add("matches serverless.yml", not calls and not planner.notes,
                  "deploy would make no call" if not calls and not planner.notes else

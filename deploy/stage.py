@@ -10,7 +10,8 @@ How a stage is found (no local state file involved, so it works from a fresh clo
 - by tag: `ListFunctions` with `Filters: [{"Name": "tag-<key>", "Values": [...]}]` (the SDK's
   tencentcloud/scf/v20180416/models.py, ListFunctionsRequest.Filters docstring: "如果通过标签进行过滤：
   Filter 中 Name 字段需要以 `tag-` 起始，`-` 后跟着标签名称"), on the tags deploy puts on every
-  function (`TAG_APP`, `TAG_STAGE`);
+  function (`TAG_APP`, `TAG_STAGE`): one listing of the app's functions finds the stage and the
+  app's other stages (`DeployedStage.others`, what `neighbours` reads for `overlaps`);
 - else by the names serverless.yml gives (`${app}-${stage}-<kind>`), so a stage deployed before
   the stage tag existed is still found.
 Each function is then read with `GetFunction` (SCF API GetFunction, 583/18584): `Environment.Variables` are the
@@ -25,6 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .clients import Api, ApiCallError
+
+WATCH, OUTPUT = "COS_MATTING_WATCH_PREFIXES", "COS_MATTING_OUTPUT_PREFIX"
+OUTPUT_BUCKET = "COS_MATTING_OUTPUT_BUCKET"
 
 KINDS = ("submit", "callback", "reconcile")
 APP = "cos-matting"  # serverless.yml `app:` (a literal there, so a fresh clone knows it)
@@ -164,6 +168,8 @@ class DeployedStage:
     namespace: str
     target: str  # target_label(): the local cloud's URL, or Tencent Cloud and the region
     functions: Dict[str, DeployedFunction]
+    # the app's other stages in the namespace, {stage: {kind: function name}}, from the same listing
+    others: Dict[str, Dict[str, str]] = field(default_factory=dict)
 
     @property
     def function_url(self) -> Optional[str]:
@@ -180,31 +186,35 @@ class DeployedStage:
         return [k for k in KINDS if k not in self.functions]
 
 
-def _by_tag(scf: Api, app: str, stage: str, namespace: str) -> Dict[str, str]:
-    """{kind: function name} of the functions tagged with this app and stage."""
-    filters = [{"Name": f"tag-{TAG_APP}", "Values": [app]}, {"Name": f"tag-{TAG_STAGE}", "Values": [stage]}]
-    found: Dict[str, str] = {}
+def listed(scf: Api, app: str, namespace: str) -> Dict[str, Dict[str, str]]:
+    """{stage: {kind: function name}} of the app's functions in the namespace: one ListFunctions (a page per
+    100 functions) filtered by the app tag, each put under its `stage` tag (the SDK's Function model, the
+    ListFunctions answer, carries `Tags`), else under the stage its name `<app>-<stage>-<kind>` gives."""
+    filters = [{"Name": f"tag-{TAG_APP}", "Values": [app]}]
+    found: Dict[str, Dict[str, str]] = {}
     offset = 0
     while True:
-        page = scf.call("ListFunctions", {"Namespace": namespace, "Filters": filters, "Offset": offset, "Limit": 100})
+        try:
+            page = scf.call("ListFunctions", {"Namespace": namespace, "Filters": filters, "Offset": offset,
+                                              "Limit": 100})
+        except ApiCallError as exc:  # an API without tag filters: `locate` still finds a stage by name
+            if not exc.code.startswith("InvalidParameter"):
+                raise
+            return found
         for fn in page.get("Functions") or []:
             name = fn.get("FunctionName") or ""
             kind = name.rsplit("-", 1)[-1]
-            if kind in KINDS:  # tagged as ours: a function named otherwise in serverless.yml still counts
-                found.setdefault(kind, name)
+            tags = {t.get("Key"): t.get("Value") for t in fn.get("Tags") or []}
+            stage = tags.get(TAG_STAGE) or (name[len(app) + 1:-len(kind) - 1] if name.startswith(app + "-") else "")
+            if kind in KINDS and stage:  # tagged as ours: a function named otherwise in serverless.yml still counts
+                found.setdefault(stage, {}).setdefault(kind, name)
         offset += 100
         if offset >= int(page.get("TotalCount") or 0):
             return found
 
 
-def locate(scf: Api, app: str, stage: str, namespace: str = "default") -> Dict[str, Dict[str, Any]]:
-    """{kind: GetFunction answer} of every function of the stage that exists (by tag, then by name)."""
-    names = {k: function_name(app, stage, k) for k in KINDS}
-    try:
-        names.update(_by_tag(scf, app, stage, namespace))
-    except ApiCallError as exc:  # an API without tag filters still answers by name below
-        if not exc.code.startswith("InvalidParameter"):
-            raise
+def _read(scf: Api, names: Mapping[str, str], namespace: str) -> Dict[str, Dict[str, Any]]:
+    """{kind: GetFunction answer} of the named functions that exist."""
     found: Dict[str, Dict[str, Any]] = {}
     for kind, name in names.items():
         got = scf.get("GetFunction", {"FunctionName": name, "Namespace": namespace}, FN_MISSING)
@@ -213,19 +223,30 @@ def locate(scf: Api, app: str, stage: str, namespace: str = "default") -> Dict[s
     return found
 
 
+def locate(scf: Api, app: str, stage: str, namespace: str = "default",
+           stages: Optional[Mapping[str, Dict[str, str]]] = None) -> Dict[str, Dict[str, Any]]:
+    """{kind: GetFunction answer} of every function of the stage that exists (by tag, then by name); `stages`:
+    the app's listing (`listed`) when it was read already."""
+    stages = listed(scf, app, namespace) if stages is None else stages
+    return _read(scf, {**{k: function_name(app, stage, k) for k in KINDS}, **stages.get(stage, {})}, namespace)
+
+
 def resolve(env: Mapping[str, str], stage: str, *, app: str = APP, region: Optional[str] = None,
-            namespace: str = "default", scf: Optional[Api] = None) -> DeployedStage:
-    """The stage as deployed; StageNotFound when none of its functions exists."""
+            namespace: str = "default", scf: Optional[Api] = None,
+            only: Optional[Mapping[str, str]] = None) -> DeployedStage:
+    """The stage as deployed; StageNotFound when none of its functions exists. `only` ({kind: name}, from a
+    listing already made) reads just those functions, with no listing of its own."""
     region = region or region_of(env)
     target = target_label(env, region)
     scf = scf or Api("scf", env, region)
-    found = locate(scf, app, stage, namespace)
+    stages = {} if only is not None else listed(scf, app, namespace)
+    found = _read(scf, only, namespace) if only is not None else locate(scf, app, stage, namespace, stages)
     if not found:
         raise StageNotFound(f"stage {stage!r}: no function {function_name(app, stage, '{submit,callback,reconcile}')} "
                             f"in namespace {namespace} on {target}; deploy it with `cos-matting deploy --stage {stage}`")
     functions = {k: DeployedFunction.from_answer(k, got) for k, got in found.items()}
     return DeployedStage(app=app, stage=stage, region=region, namespace=namespace, target=target,
-                         functions=functions)
+                         functions=functions, others={s: n for s, n in stages.items() if s != stage})
 
 
 def operator_env(deployed: DeployedStage, user_env: Mapping[str, str], kind: str = "submit") -> Dict[str, str]:
@@ -250,6 +271,86 @@ def differing(deployed_env: Mapping[str, str], shell_env: Mapping[str, str]) -> 
                 and value and name in deployed_env and deployed_env[name] != value:
             out.append((name, shown(name, deployed_env[name]), shown(name, value)))
     return out
+
+
+# -- where a stage acts on COS, and stages that would act on the same objects --------------------------
+
+Place = Tuple[str, str, str, str]  # (setting, bucket, region, prefix)
+
+
+def places(env: Mapping[str, str]) -> List[Place]:
+    """Where a stage acts, from the settings its submit runs with: the prefixes it watches on its bucket (submit
+    takes only uploads of that bucket under them, whatever COS trigger fires it, and reconcile's sweep lists
+    them: shared/submit.py `skip_reason`, shared/reconcile.py's sweep) and the prefix its outputs go to. [] when the
+    settings do not load: such a stage's functions cannot start, so it acts nowhere."""
+    from shared.config import ConfigError, load_settings
+
+    try:
+        s = load_settings(env)
+    except ConfigError:
+        return []
+    return [(WATCH, s.bucket, s.region, p) for p in s.watch_prefixes] + \
+        [(OUTPUT, s.out_bucket, s.out_region, s.output_prefix)]
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Stage `stage` and stage `other` act on the same objects: one line saying so, and its fix."""
+
+    stage: str
+    other: str
+    mine: Place
+    theirs: Place
+
+    def problem(self) -> str:
+        (what, bucket, region, prefix), (their_what, _, _, theirs) = self.mine, self.theirs
+        doing = {WATCH: "watches", OUTPUT: "writes its outputs to"}
+        if what == WATCH and their_what == WATCH:
+            why = "both would matte each upload there"
+        elif what == WATCH:
+            why = f"stage {self.stage} would matte stage {self.other}'s outputs again"
+        else:
+            why = f"stage {self.other} would matte stage {self.stage}'s outputs again"
+        return (f"stage {self.stage} {doing[what]} {prefix!r} and stage {self.other} {doing[their_what]} {theirs!r} "
+                f"on bucket {bucket} ({region}): the prefixes overlap, {why}")
+
+    def fix(self) -> str:
+        # a deployed stage's output prefix is serverless.yml's literal (never under a watched prefix): its bucket
+        # is the setting a stage has
+        change = (f"set {WATCH} of stage {self.stage} to a prefix outside {self.theirs[3]!r}" if self.mine[0] == WATCH
+                  else f"set {OUTPUT_BUCKET} of stage {self.stage} to another bucket")
+        return f"{change}, or remove stage {self.other} with `cos-matting deploy --destroy --stage {self.other}`"
+
+
+def overlaps(stage: str, mine: List[Place], others: List[DeployedStage]) -> List[Overlap]:
+    """Where this stage's watched or output prefixes and another stage's watched or output prefixes overlap on one
+    bucket and region (one a prefix of the other, or equal). Two output prefixes may overlap: no upload comes
+    of it."""
+    from shared.config import overlap
+
+    found = []
+    for other in others:
+        for theirs in places(other.settings_env()):
+            for place in mine:
+                if place[1:3] == theirs[1:3] and overlap(place[3], theirs[3]) and WATCH in (place[0], theirs[0]):
+                    found.append(Overlap(stage, other.stage, place, theirs))
+    return found
+
+
+def neighbours(scf: Api, stages: Mapping[str, Mapping[str, str]], *, app: str = APP, region: str = "",
+               namespace: str = "default") -> List[DeployedStage]:
+    """The stages of a listing (`listed`, `DeployedStage.others`) with the settings they run with: each read
+    through `resolve` with its submit function only (one GetFunction a stage; any one function when submit is
+    gone: every function has the same settings)."""
+    found = []
+    for stage, names in sorted(stages.items()):
+        kind = "submit" if "submit" in names else sorted(names)[0]
+        try:
+            found.append(resolve({}, stage, app=app, region=region, namespace=namespace, scf=scf,
+                                 only={kind: names[kind]}))
+        except StageNotFound:  # removed since the listing
+            continue
+    return found
 
 
 # -- the rest of a stage, found by name (CAM and layers have no tag filter in these APIs) -------------

@@ -79,8 +79,9 @@ class ScfApi:
         found = self.backend.list_functions(p.get("Namespace") or "default", p.get("SearchKey") or "",
                                             p.get("Filters") or [])
         offset, limit = p.get("Offset") or 0, p.get("Limit") or 20
+        # the SDK's Function model (tencentcloud/scf/v20180416/models.py, ListFunctions' answer) has Tags: "函数标签"
         fields = ("FunctionName", "FunctionId", "Namespace", "Runtime", "Status", "Description", "AddTime", "ModTime",
-                  "Type")
+                  "Type", "Tags")
         out = [{k: v for k, v in fn.describe().items() if k in fields} for fn in found[offset:offset + limit]]
         return {"Functions": out, "TotalCount": len(found)}
 

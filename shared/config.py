@@ -183,13 +183,12 @@ class Settings(BaseModel):
                 JobOptions.model_validate({**self.defaults.model_dump(), **rule.options})
             except ValidationError as exc:
                 raise ValueError(f"{where}: " + "; ".join(_describe(err, rule=True) for err in exc.errors())) from None
-            if not any(rule.prefix.startswith(w) or w.startswith(rule.prefix) for w in self.watch_prefixes):
+            if not any(overlap(rule.prefix, w) for w in self.watch_prefixes):
                 raise ValueError(f"{where}: the prefix is outside every watched prefix "
                                  f"({env_name('watch_prefixes')}: {', '.join(self.watch_prefixes)}), so the rule can "
                                  f"never apply; use a prefix under one of them")
         _check_output_names(self)
-        if self.out_bucket == self.rec_bucket and (self.output_prefix.startswith(self.records_prefix)
-                                                   or self.records_prefix.startswith(self.output_prefix)):
+        if self.out_bucket == self.rec_bucket and overlap(self.output_prefix, self.records_prefix):
             raise ValueError(f"{env_name('records_prefix')}={self.records_prefix!r} and {env_name('output_prefix')}="
                              f"{self.output_prefix!r} overlap in one bucket: records and outputs need their own folders")
         if self.claim_lease_seconds <= max_submit_seconds(self):
@@ -206,7 +205,7 @@ class Settings(BaseModel):
             if bucket != self.bucket:
                 continue
             for watched in self.watch_prefixes:
-                if prefix.startswith(watched) or watched.startswith(prefix):
+                if overlap(prefix, watched):
                     raise ValueError(f"{env_name(name)}={prefix!r} overlaps {env_name('watch_prefixes')} entry "
                                      f"{watched!r} in the same bucket: outputs would trigger new jobs")
         return self
@@ -234,6 +233,11 @@ class Settings(BaseModel):
             return self.defaults
         rule = max(matching, key=lambda r: len(r.prefix))
         return JobOptions.model_validate({**self.defaults.model_dump(), **rule.options})
+
+
+def overlap(a: str, b: str) -> bool:
+    """Whether two key prefixes share keys: one starts with the other (equal included)."""
+    return a.startswith(b) or b.startswith(a)
 
 
 def _dir(value: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from cli.main import main
 from deploy.clients import Api, ApiCallError
-from helpers import BUCKET, REGION, put, sdk_client, wait_for
+from helpers import BUCKET, OTHER_BUCKET, REGION, put, sdk_client, wait_for
 from localcloud import LocalCloud
 
 ENV = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION, "COS_MATTING_TIMEOUT_SECONDS": "5",
@@ -64,7 +64,7 @@ def site(tmp_path, dist, capsys, monkeypatch):
 
 def test_each_stage_has_its_own_role_and_destroy_from_a_fresh_clone_removes_only_its_own(site):
     assert site.deploy("dev")[0] == 0
-    assert site.deploy("prod", COS_MATTING_MAX_SIZE_MB="900")[0] == 0
+    assert site.deploy("prod", COS_MATTING_MAX_SIZE_MB="900", COS_MATTING_WATCH_PREFIXES="prod/")[0] == 0
     roles = site.cloud.cam.state["roles"]
     assert sorted(roles) == ["cos-matting-dev-role", "cos-matting-prod-role"]
     policies = {p["PolicyName"]: p["PolicyId"] for p in site.cloud.cam.state["policies"].values()}
@@ -239,13 +239,101 @@ def test_two_stages_on_one_bucket_watch_their_own_prefixes(site):
     assert code == 2 and "COS_MATTING_WATCH_PREFIXES to one prefix" in err
 
 
+def _footprint(site):
+    """The functions and each one's triggers, as the local SCF holds them."""
+    return {key: sorted((t.type, t.name, t.desc) for t in fn.triggers) for key, fn in site.cloud.scf.functions.items()}
+
+
+def _refusal(stage, doing, prefix, other, their_doing, theirs, why, change, bucket=BUCKET):
+    return (f"cos-matting: error: stage {stage} {doing} {prefix!r} and stage {other} {their_doing} {theirs!r} on "
+            f"bucket {bucket} ({REGION}): the prefixes overlap, {why}; nothing was written: set {change}, or remove "
+            f"stage {other} with `cos-matting deploy --destroy --stage {other}`\n")
+
+
+def test_a_stage_watching_or_writing_where_another_stage_does_is_refused_before_any_write(site):
+    """Two stages of one app on one bucket whose watched prefixes overlap both take each upload (both submits
+    race for one record; a stale claim can be submitted with the other's settings), and a stage watching
+    another's output prefix mattes its outputs again: deploy and --plan refuse that on one line naming both
+    stages, the bucket, both prefixes and the fix, reading the other stage from the cloud, and write nothing.
+    Disjoint prefixes deploy; redeploying a stage is no conflict with itself."""
+    assert site.deploy("people", COS_MATTING_WATCH_PREFIXES="input/people/")[0] == 0
+    before, mark = _footprint(site), len(site.cloud.api.calls)
+    refused = [  # (stage, its settings, the line)
+        ("all", {"COS_MATTING_WATCH_PREFIXES": "input/"},  # people's prefix is under it
+         _refusal("all", "watches", "input/", "people", "watches", "input/people/",
+                  "both would matte each upload there",
+                  "COS_MATTING_WATCH_PREFIXES of stage all to a prefix outside 'input/people/'")),
+        ("again", {"COS_MATTING_WATCH_PREFIXES": "input/people/", "COS_MATTING_MODE": "Foreground"},  # the same
+         _refusal("again", "watches", "input/people/", "people", "watches", "input/people/",
+                  "both would matte each upload there",
+                  "COS_MATTING_WATCH_PREFIXES of stage again to a prefix outside 'input/people/'")),
+        ("remat", {"COS_MATTING_WATCH_PREFIXES": "matting/people/", "COS_MATTING_OUTPUT_BUCKET": OTHER_BUCKET},
+         _refusal("remat", "watches", "matting/people/", "people", "writes its outputs to", "matting/",
+                  "stage remat would matte stage people's outputs again",
+                  "COS_MATTING_WATCH_PREFIXES of stage remat to a prefix outside 'matting/'")),
+    ]
+    for stage, extra, line in refused:
+        for flags in (("--plan",), ()):
+            code, out, err = site.deploy(stage, *flags, **extra)
+            assert (code, err.splitlines(keepends=True)[-1]) == (2, line), (stage, flags, err)
+            assert out == ""
+    assert site.writes(mark) == [] and _footprint(site) == before
+    # disjoint prefixes deploy (its outputs under matting/ as people's: no upload comes of that); people again is
+    # no conflict with itself and makes no write
+    assert site.deploy("studio", COS_MATTING_WATCH_PREFIXES="input/studio/")[0] == 0
+    mark = len(site.cloud.api.calls)
+    code, out, err = site.deploy("people", COS_MATTING_WATCH_PREFIXES="input/people/")
+    assert code == 0 and "nothing to do" in out and site.writes(mark) == [], err
+    # what the guard costs a deploy: one listing of the app's functions, one GetFunction of each other stage
+    reads = [(c.action, c.params.get("FunctionName")) for c in site.cloud.api.calls[mark:] if c.service == "scf"]
+    assert reads.count(("ListFunctions", None)) == 1
+    assert [n for a, n in reads if a == "GetFunction" and "people" not in n] == ["cos-matting-studio-submit"]
+
+
+def test_doctor_fails_when_another_stage_comes_to_overlap_after_deploy(site):
+    """A conflict can arise after a stage's deploy (another stage changed in the console, or deployed later):
+    `doctor` of either stage fails its `other stages` check naming the other one, and a redeploy is refused."""
+    from .test_deploy_doctor import rows
+
+    assert site.deploy("people", COS_MATTING_WATCH_PREFIXES="input/people/")[0] == 0
+    assert site.deploy("studio", COS_MATTING_WATCH_PREFIXES="input/studio/")[0] == 0
+
+    def doctor(stage):
+        site.capsys.readouterr()
+        code = main(["doctor", "--stage", stage, "--local", site.cloud.url, "--env-file",
+                     str(site.tmp / f"{stage}.env"), "--dist", str(site.dist)])
+        return code, rows(site.capsys.readouterr().out)["other stages"]
+
+    assert doctor("people") == (0, ("ok", "none of 1 other stage(s) of cos-matting (studio) watches or writes where "
+                                          "this one does, nor writes where it watches"))
+    # studio changed outside deploy: it now watches matting/ (people's outputs), its own outputs elsewhere
+    name = {"FunctionName": "cos-matting-studio-submit"}
+    env = {**site.env_of("cos-matting-studio-submit"), "COS_MATTING_WATCH_PREFIXES": "matting/",
+           "COS_MATTING_OUTPUT_BUCKET": OTHER_BUCKET}
+    site.scf.call("UpdateFunctionConfiguration", {**name, "Environment": {"Variables": [
+        {"Key": k, "Value": v} for k, v in env.items()]}})
+    wait_for(lambda: site.scf.call("GetFunction", name)["Status"] == "Active", timeout=10, interval=0.1)
+    problem = (f"stage people writes its outputs to 'matting/' and stage studio watches 'matting/' on bucket {BUCKET} "
+               f"({REGION}): the prefixes overlap, stage studio would matte stage people's outputs again")
+    fix = ("set COS_MATTING_OUTPUT_BUCKET of stage people to another bucket, or remove stage studio with "
+           "`cos-matting deploy --destroy --stage studio`")
+    assert doctor("people") == (1, ("FAIL", f"{problem} -> fix: {fix}"))
+    code, status = doctor("studio")
+    assert code == 1 and status[0] == "FAIL" and status[1].startswith(
+        f"stage studio watches 'matting/' and stage people writes its outputs to 'matting/' on bucket {BUCKET}")
+    mark = len(site.cloud.api.calls)
+    code, out, err = site.deploy("people", COS_MATTING_WATCH_PREFIXES="input/people/")
+    assert (code, err.splitlines()[-1]) == (2, f"cos-matting: error: {problem}; nothing was written: {fix}")
+    assert site.writes(mark) == []
+
+
 def test_stage_names_up_to_scfs_limit_deploy_and_others_are_refused_naming_the_setting(site):
     """`production` (10 characters) made alarm names over Cloud Monitor's 20 (cm-production-throttle) and was
     refused by the schema with three alarm errors; a stage up to SCF's function-name limit now deploys, its
     alarm policy names fitted, and a name no resource can take is refused in one line naming --stage."""
     longest = "s" * 12 + "-production-2026-x" + "Y" * 8  # 38: cos-matting-<stage>-reconcile is 60
     for stage in ("production", longest):
-        code, out, err = site.deploy(stage)
+        code, out, err = site.deploy(stage, COS_MATTING_WATCH_PREFIXES=f"{stage}/")  # two stages: their own prefixes
         assert code == 0, err
         names = sorted(p["PolicyName"] for p in site.cloud.monitor.state["policies"].values()
                        if p["Remark"] == f"cos-matting-{stage}")
@@ -253,7 +341,8 @@ def test_stage_names_up_to_scfs_limit_deploy_and_others_are_refused_naming_the_s
         assert len(site.scf.call("GetFunction", {"FunctionName": f"cos-matting-{stage}-reconcile"})
                    ["FunctionName"]) <= 60
         mark = len(site.cloud.api.calls)
-        assert site.deploy(stage)[0] == 0 and site.writes(mark) == []  # found again by the fitted names
+        code, _, _ = site.deploy(stage, COS_MATTING_WATCH_PREFIXES=f"{stage}/")
+        assert code == 0 and site.writes(mark) == []  # found again by the fitted names
     code, out, err = site.deploy("production", "--destroy")
     assert code == 0, err
     assert not [p for p in site.cloud.monitor.state["policies"].values() if p["Remark"] == "cos-matting-production"]

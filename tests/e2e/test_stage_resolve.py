@@ -25,7 +25,8 @@ def two_stages(tmp_path, dist, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no .env of the checkout's
     cloud = LocalCloud(data_dir=str(tmp_path / "cloud"), buckets=[BUCKET], region=REGION).start()
     for stage, extra in (("dev", {"COS_MATTING_MAX_SIZE_MB": "100", "COS_MATTING_CALLBACK_KEYS": "dev-key-0123456789abcdef"}),
-                         ("prod", {"COS_MATTING_MAX_SIZE_MB": "900", "COS_MATTING_CALLBACK_KEYS": "prod-key-0123456789abcdef"})):
+                         ("prod", {"COS_MATTING_MAX_SIZE_MB": "900", "COS_MATTING_CALLBACK_KEYS": "prod-key-0123456789abcdef",
+                                  "COS_MATTING_WATCH_PREFIXES": "prod/"})):
         env_file = tmp_path / f"{stage}.env"
         env_file.write_text("".join(f"{k}={v}\n" for k, v in {**ENV, **extra}.items()))
         code = main(["deploy", "--stage", stage, "--yes", "--local", cloud.url, "--env-file", str(env_file),

@@ -47,3 +47,38 @@ def test_the_code_hash_is_compared_in_either_encoding_and_never_matches_other_by
     assert same_code(digest.hex(), data) and same_code(digest.hex().upper(), data)
     assert same_code(base64.b64encode(digest).decode(), data)
     assert not same_code(hashlib.sha256(b"other").hexdigest(), data) and not same_code("", data)
+
+
+def test_stages_overlap_only_where_one_watches_what_the_other_watches_or_writes_on_the_same_bucket():
+    """`stage.overlaps` on the settings two stages run with: watched/watched and watched/output overlaps on one
+    bucket and region count, either way round; two output prefixes, another bucket or a stage whose settings
+    do not load (it cannot start) do not."""
+    from deploy.stage import DeployedFunction, DeployedStage, overlaps, places
+
+    base = {"COS_MATTING_BUCKET": "videos-1250000000", "COS_MATTING_REGION": "ap-guangzhou",
+            "COS_MATTING_DEPLOYMENT": "cos-matting-x"}
+
+    def stage(name, **env):
+        fn = DeployedFunction.from_answer("submit", {"FunctionName": f"cos-matting-{name}-submit", "Environment": {
+            "Variables": [{"Key": k, "Value": v} for k, v in {**base, **env}.items()]}})
+        return DeployedStage("cos-matting", name, "ap-guangzhou", "default", "", {"submit": fn})
+
+    def found(mine, *others):
+        return [(o.other, o.mine[0], o.mine[3], o.theirs[0], o.theirs[3])
+                for o in overlaps("me", places({**base, **mine}), list(others))]
+
+    people = stage("people", COS_MATTING_WATCH_PREFIXES="input/people/")
+    assert found({"COS_MATTING_WATCH_PREFIXES": "input/"}, people) == [
+        ("people", "COS_MATTING_WATCH_PREFIXES", "input/", "COS_MATTING_WATCH_PREFIXES", "input/people/")]
+    assert found({"COS_MATTING_WATCH_PREFIXES": "input/people/x/"}, people)  # under it
+    assert found({"COS_MATTING_WATCH_PREFIXES": "input/studio/"}, people) == []  # disjoint; both write matting/
+    assert found({"COS_MATTING_WATCH_PREFIXES": "matting/p/", "COS_MATTING_OUTPUT_BUCKET": "out-1250000000"},
+                 people) == [("people", "COS_MATTING_WATCH_PREFIXES", "matting/p/", "COS_MATTING_OUTPUT_PREFIX",
+                              "matting/")]
+    watcher = stage("w", COS_MATTING_WATCH_PREFIXES="matting/", COS_MATTING_OUTPUT_BUCKET="out-1250000000")
+    assert found({"COS_MATTING_WATCH_PREFIXES": "input/"}, watcher) == [
+        ("w", "COS_MATTING_OUTPUT_PREFIX", "matting/", "COS_MATTING_WATCH_PREFIXES", "matting/")]
+    elsewhere = stage("e", COS_MATTING_BUCKET="other-1250000000", COS_MATTING_WATCH_PREFIXES="input/")
+    assert found({"COS_MATTING_WATCH_PREFIXES": "input/"}, elsewhere) == []
+    broken = stage("b", COS_MATTING_WATCH_PREFIXES="input/", COS_MATTING_MAX_SIZE_MB="none")
+    assert found({"COS_MATTING_WATCH_PREFIXES": "input/"}, broken) == []
