@@ -30,7 +30,8 @@ from the cloud: the functions tagged app=cos-matting in the namespace, one GetFu
 watched prefixes overlapping on one bucket (both would take each upload), or a watched prefix
 overlapping the other's output prefix (one would matte the other's outputs again). The one-line
 error names both stages, the bucket and both prefixes; fix it with another
-COS_MATTING_WATCH_PREFIXES (or COS_MATTING_OUTPUT_BUCKET), or `deploy --destroy --stage OTHER`.
+COS_MATTING_WATCH_PREFIXES (or COS_MATTING_OUTPUT_BUCKET), or `deploy --destroy --stage OTHER`
+(stage `local`, wired by `cos-matting localcloud --trigger`: stop that localcloud).
 Code or settings changed outside deploy (the console) are put back; a second deploy with no
 change makes no write call. --destroy removes what deploy made for the stage, found in the
 cloud (never another stage's, never your buckets, objects or a role you named).

@@ -99,6 +99,9 @@ def policy_name(app: str, stage: str) -> str:
 
 
 MADE_BY = "(made by cos-matting deploy)"
+# The Description `cos-matting localcloud --trigger/--function-url` gives the functions it wires as stage `local`
+# (localcloud/scfbackend.py `expose`): tagged like a stage, but deploy did not make them and cannot remove them.
+WIRED_BY_LOCALCLOUD = "wired by cos-matting localcloud"
 LAYER_MARK = "cos-matting dependencies sha256:"  # a layer version deploy published: its bytes' hash follows
 
 
@@ -184,6 +187,13 @@ class DeployedStage:
 
     def missing(self) -> List[str]:
         return [k for k in KINDS if k not in self.functions]
+
+    def removal(self) -> str:
+        """How to remove this stage, for a line that names it as the one in the way."""
+        if any(fn.raw.get("Description") == WIRED_BY_LOCALCLOUD for fn in self.functions.values()):
+            return (f"stop the `cos-matting localcloud` that wired stage {self.stage} (deploy did not make it: "
+                    "`deploy --destroy` cannot remove it)")
+        return f"remove stage {self.stage} with `cos-matting deploy --destroy --stage {self.stage}`"
 
 
 def listed(scf: Api, app: str, namespace: str) -> Dict[str, Dict[str, str]]:
@@ -301,6 +311,7 @@ class Overlap:
     other: str
     mine: Place
     theirs: Place
+    removal: str  # how to remove stage `other` (`DeployedStage.removal`)
 
     def problem(self) -> str:
         (what, bucket, region, prefix), (their_what, _, _, theirs) = self.mine, self.theirs
@@ -319,7 +330,7 @@ class Overlap:
         # is the setting a stage has
         change = (f"set {WATCH} of stage {self.stage} to a prefix outside {self.theirs[3]!r}" if self.mine[0] == WATCH
                   else f"set {OUTPUT_BUCKET} of stage {self.stage} to another bucket")
-        return f"{change}, or remove stage {self.other} with `cos-matting deploy --destroy --stage {self.other}`"
+        return f"{change}, or {self.removal}"
 
 
 def overlaps(stage: str, mine: List[Place], others: List[DeployedStage]) -> List[Overlap]:
@@ -333,7 +344,7 @@ def overlaps(stage: str, mine: List[Place], others: List[DeployedStage]) -> List
         for theirs in places(other.settings_env()):
             for place in mine:
                 if place[1:3] == theirs[1:3] and overlap(place[3], theirs[3]) and WATCH in (place[0], theirs[0]):
-                    found.append(Overlap(stage, other.stage, place, theirs))
+                    found.append(Overlap(stage, other.stage, place, theirs, other.removal()))
     return found
 
 

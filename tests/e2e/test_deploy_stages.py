@@ -327,6 +327,28 @@ def test_doctor_fails_when_another_stage_comes_to_overlap_after_deploy(site):
     assert site.writes(mark) == []
 
 
+def test_an_overlap_with_the_stage_localcloud_wired_says_to_stop_it_not_to_destroy_it(site):
+    """`cos-matting localcloud --trigger ... --function-url ...` (the walkthrough's terminal 1) wires stage `local`
+    (cli/cmd_localcloud.py `_wire`: tagged app and stage, read-only through the SCF API). A stage deployed into
+    that local cloud on its prefix is refused, and the fix names what removes stage local: stopping that
+    localcloud. `deploy --destroy --stage local` cannot: it finds the functions, its deletes answer
+    ResourceNotFound ("already gone") and the next deploy was refused the same way."""
+    base = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION, "COS_MATTING_CALLBACK_KEYS": SECRET}
+    tags = {"app": "cos-matting", "stage": "local"}  # as _wire tags them
+    site.cloud.scf.expose("callback", base, tags, url=f"{site.cloud.url}/_fn/callback")
+    site.cloud.scf.expose("submit", base, tags, cos=BUCKET)
+    line = (f"cos-matting: error: stage dev watches 'input/' and stage local watches 'input/' on bucket {BUCKET} "
+            f"({REGION}): the prefixes overlap, both would matte each upload there; nothing was written: set "
+            "COS_MATTING_WATCH_PREFIXES of stage dev to a prefix outside 'input/', or stop the `cos-matting "
+            "localcloud` that wired stage local (deploy did not make it: `deploy --destroy` cannot remove it)\n")
+    code, out, err = site.deploy("dev")
+    assert (code, err.splitlines(keepends=True)[-1]) == (2, line), err
+    assert site.deploy("local", "--destroy")[0] == 0  # "already gone": nothing removed
+    code, out, err = site.deploy("dev")
+    assert (code, err.splitlines(keepends=True)[-1]) == (2, line), err
+    assert site.deploy("dev", COS_MATTING_WATCH_PREFIXES="dev/")[0] == 0  # as the line says
+
+
 def test_stage_names_up_to_scfs_limit_deploy_and_others_are_refused_naming_the_setting(site):
     """`production` (10 characters) made alarm names over Cloud Monitor's 20 (cm-production-throttle) and was
     refused by the schema with three alarm errors; a stage up to SCF's function-name limit now deploys, its
