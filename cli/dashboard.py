@@ -135,7 +135,7 @@ class Dashboard:
         """One record: its row, a timeline of every stage of every attempt (listing times), its
         timings, and presigned URLs of the source and the output."""
         from cli import records_view
-        from shared.records import UnreadableRecord
+        from shared.records import UnreadableRecord, owned
 
         store = self.store()
         try:
@@ -157,7 +157,9 @@ class Dashboard:
             if record.output and record.output.get("key"):
                 media["output"] = self.presign(self.settings.out_bucket, self.settings.out_region,
                                                record.output["key"])
-        row.update(timeline=timeline, media=media, can_retry=row["state"] in states.RETRYABLE,
+        # another deployment's record (one records store) is theirs to retry: `retry` would refuse it (not_ours)
+        row.update(timeline=timeline, media=media,
+                   can_retry=row["state"] in states.RETRYABLE and record is not None and owned(self.settings, record),
                    can_cancel=row["state"] in states.CANCELLABLE and bool(row.get("job_id")))
         return row
 

@@ -292,3 +292,34 @@ def test_a_prefix_search_reads_only_the_records_it_shows(cloud, cos_client, monk
     spent = sum(cloud.requests.values()) - before
     assert len(found["rows"]) == 8 and all(r["key"].startswith("input/many/clip-") for r in found["rows"])
     assert spent <= 3 + 8 * 2, spent  # CI describe, HEAD, the prefix listing; then a listing and a GET per row
+
+
+def test_another_deployments_record_offers_no_retry_and_its_retry_names_the_stage(cloud):
+    """One records store, two stages: dev's page shows prod's Failed record with its Retry button off (the
+    retry would be refused: records.not_ours), and a retry posted anyway is refused naming `--stage prod`,
+    nothing written; prod's page offers it."""
+    from cli import dashboard
+    from cli.clients import ThreadClients
+    from helpers import function_env, settings_for
+    from shared.identity import ObjectVersion
+    from shared.records import Record, RecordStore, Source
+
+    boards = {}
+    for stage in ("prod", "dev"):
+        env = function_env(cloud, COS_MATTING_DEPLOYMENT=f"cos-matting-{stage}")
+        settings = settings_for(cloud, COS_MATTING_DEPLOYMENT=f"cos-matting-{stage}")
+        boards[stage] = dashboard.Dashboard(settings, env, ThreadClients(settings, env))
+    prod = boards["prod"]
+    store = RecordStore.of(prod.settings, prod.clients.get().storage)
+    version = ObjectVersion(BUCKET, "input/take.mp4", "a" * 32, 1000, 1_700_000_000)
+    record = Record(id=version.record_id, source=Source.of(version, prod.settings.region), state="Submitted",
+                    job_id="j" * 32, deployment="cos-matting-prod")
+    store.claim(record)
+    store.advance(record.model_copy(update={"state": "Failed", "error": {"Code": "InternalError", "Message": "x"}}))
+    stages = sorted(s.key for s in store.stages(record.id))
+    assert prod.record(record.id)["can_retry"] is True
+    assert boards["dev"].record(record.id)["can_retry"] is False
+    row = boards["dev"].retry(record.id)
+    assert (row["outcome"], row["detail"]) == ("failed:not-ours", f"record {record.id} belongs to deployment "
+                                               "cos-matting-prod, not cos-matting-dev: run dashboard with --stage prod")
+    assert sorted(s.key for s in store.stages(record.id)) == stages and cloud.list_jobs(BUCKET) == []
