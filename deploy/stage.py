@@ -288,19 +288,27 @@ def differing(deployed_env: Mapping[str, str], shell_env: Mapping[str, str]) -> 
 Place = Tuple[str, str, str, str]  # (setting, bucket, region, prefix)
 
 
+PLACE_FIELDS = ("bucket", "region", "watch_prefixes", "output_bucket", "output_region", "output_prefix")
+
+
 def places(env: Mapping[str, str]) -> List[Place]:
     """Where a stage acts, from the settings its submit runs with: the prefixes it watches on its bucket (submit
     takes only uploads of that bucket under them, whatever COS trigger fires it, and reconcile's sweep lists
-    them: shared/submit.py `skip_reason`, shared/reconcile.py's sweep) and the prefix its outputs go to. [] when the
-    settings do not load: such a stage's functions cannot start, so it acts nowhere."""
-    from shared.config import ConfigError, load_settings
+    them: shared/submit.py `skip_reason`, shared/reconcile.py's sweep) and the prefix its outputs go to. When the
+    settings do not load, where those variables alone say (the same check on them only): a stage an older release
+    deployed runs that release's check, which may take what this one refuses (e.g. a rule outside the watched
+    prefixes), so it still acts there. [] only when even they do not load."""
+    from shared.config import ConfigError, env_name, load_settings
 
-    try:
-        s = load_settings(env)
-    except ConfigError:
-        return []
-    return [(WATCH, s.bucket, s.region, p) for p in s.watch_prefixes] + \
-        [(OUTPUT, s.out_bucket, s.out_region, s.output_prefix)]
+    names = [env_name(f) for f in PLACE_FIELDS]
+    for settings_env in (env, {n: env[n] for n in names if n in env}):
+        try:
+            s = load_settings(settings_env)
+        except ConfigError:
+            continue
+        return [(WATCH, s.bucket, s.region, p) for p in s.watch_prefixes] + \
+            [(OUTPUT, s.out_bucket, s.out_region, s.output_prefix)]
+    return []
 
 
 @dataclass(frozen=True)

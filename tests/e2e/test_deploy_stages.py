@@ -327,6 +327,25 @@ def test_doctor_fails_when_another_stage_comes_to_overlap_after_deploy(site):
     assert site.writes(mark) == []
 
 
+def test_a_stage_whose_settings_this_release_refuses_still_counts_where_it_watches(site):
+    """A stage deployed by an older release runs its own settings check, not this one's: a rule outside every
+    watched prefix was taken until this release refused it (shared/config.py). That stage still watches its
+    prefix, so a stage deployed on an overlapping prefix is refused, and doctor fails, as for any stage."""
+    assert site.deploy("people", COS_MATTING_WATCH_PREFIXES="input/people/")[0] == 0
+    name = {"FunctionName": "cos-matting-people-submit"}
+    env = {**site.env_of(name["FunctionName"]),
+           "COS_MATTING_RULES": '[{"prefix": "archive/", "segment_type": "GreenScreenSeg"}]'}
+    site.scf.call("UpdateFunctionConfiguration", {**name, "Environment": {"Variables": [
+        {"Key": k, "Value": v} for k, v in env.items()]}})
+    wait_for(lambda: site.scf.call("GetFunction", name)["Status"] == "Active", timeout=10, interval=0.1)
+    mark = len(site.cloud.api.calls)
+    code, out, err = site.deploy("all", COS_MATTING_WATCH_PREFIXES="input/")
+    assert (code, err.splitlines(keepends=True)[-1]) == (2, _refusal(
+        "all", "watches", "input/", "people", "watches", "input/people/", "both would matte each upload there",
+        "COS_MATTING_WATCH_PREFIXES of stage all to a prefix outside 'input/people/'")), err
+    assert site.writes(mark) == []
+
+
 def test_an_overlap_with_the_stage_localcloud_wired_says_to_stop_it_not_to_destroy_it(site):
     """`cos-matting localcloud --trigger ... --function-url ...` (the walkthrough's terminal 1) wires stage `local`
     (cli/cmd_localcloud.py `_wire`: tagged app and stage, read-only through the SCF API). A stage deployed into

@@ -51,8 +51,8 @@ def test_the_code_hash_is_compared_in_either_encoding_and_never_matches_other_by
 
 def test_stages_overlap_only_where_one_watches_what_the_other_watches_or_writes_on_the_same_bucket():
     """`stage.overlaps` on the settings two stages run with: watched/watched and watched/output overlaps on one
-    bucket and region count, either way round; two output prefixes, another bucket or a stage whose settings
-    do not load (it cannot start) do not."""
+    bucket and region count, either way round; two output prefixes, another bucket or a stage whose bucket does not
+    load (it cannot act anywhere) do not; a stage whose other settings this release refuses still does."""
     from deploy.stage import DeployedFunction, DeployedStage, overlaps, places
 
     base = {"COS_MATTING_BUCKET": "videos-1250000000", "COS_MATTING_REGION": "ap-guangzhou",
@@ -80,5 +80,9 @@ def test_stages_overlap_only_where_one_watches_what_the_other_watches_or_writes_
         ("w", "COS_MATTING_OUTPUT_PREFIX", "matting/", "COS_MATTING_WATCH_PREFIXES", "matting/")]
     elsewhere = stage("e", COS_MATTING_BUCKET="other-1250000000", COS_MATTING_WATCH_PREFIXES="input/")
     assert found({"COS_MATTING_WATCH_PREFIXES": "input/"}, elsewhere) == []
-    broken = stage("b", COS_MATTING_WATCH_PREFIXES="input/", COS_MATTING_MAX_SIZE_MB="none")
-    assert found({"COS_MATTING_WATCH_PREFIXES": "input/"}, broken) == []
+    # settings this release refuses (an older release's stage runs its own check): where its variables say
+    refused = stage("b", COS_MATTING_WATCH_PREFIXES="input/", COS_MATTING_MAX_SIZE_MB="none")
+    assert found({"COS_MATTING_WATCH_PREFIXES": "input/"}, refused) == [
+        ("b", "COS_MATTING_WATCH_PREFIXES", "input/", "COS_MATTING_WATCH_PREFIXES", "input/")]
+    nowhere = stage("n", COS_MATTING_BUCKET="no bucket", COS_MATTING_WATCH_PREFIXES="input/")  # cannot act at all
+    assert found({"COS_MATTING_WATCH_PREFIXES": "input/"}, nowhere) == []
