@@ -26,7 +26,7 @@ the API calls that make it match serverless.yml, and makes exactly those calls:
 Before its first write, deploy checks each function's final environment (the callback URL
 included) with the check the functions run at cold start, and refuses naming the variable.
 It also refuses a stage that would share objects with another deployed stage of the app (read
-from the cloud: the functions tagged app=cos-matting in the namespace, one GetFunction each):
+from the cloud: the functions tagged app=cos-matting in the namespace, one GetFunction per other stage):
 watched prefixes overlapping on one bucket (both would take each upload), or a watched prefix
 overlapping the other's output prefix (one would matte the other's outputs again). The one-line
 error names both stages, the bucket and both prefixes; fix it with another
