@@ -157,10 +157,10 @@ class Dashboard:
             if record.output and record.output.get("key"):
                 media["output"] = self.presign(self.settings.out_bucket, self.settings.out_region,
                                                record.output["key"])
-        # another deployment's record (one records store) is theirs to retry: `retry` would refuse it (not_ours)
-        row.update(timeline=timeline, media=media,
-                   can_retry=row["state"] in states.RETRYABLE and record is not None and owned(self.settings, record),
-                   can_cancel=row["state"] in states.CANCELLABLE and bool(row.get("job_id")))
+        # another deployment's record (one records store) is theirs to act on: retry and cancel would refuse it
+        ours = record is not None and owned(self.settings, record)
+        row.update(timeline=timeline, media=media, can_retry=ours and row["state"] in states.RETRYABLE,
+                   can_cancel=ours and row["state"] in states.CANCELLABLE and bool(row.get("job_id")))
         return row
 
     def presign(self, bucket: str, region: str, key: str, expires: int = 3600) -> str:

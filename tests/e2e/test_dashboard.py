@@ -294,10 +294,11 @@ def test_a_prefix_search_reads_only_the_records_it_shows(cloud, cos_client, monk
     assert spent <= 3 + 8 * 2, spent  # CI describe, HEAD, the prefix listing; then a listing and a GET per row
 
 
-def test_another_deployments_record_offers_no_retry_and_its_retry_names_the_stage(cloud):
+def test_another_deployments_record_offers_no_retry_or_cancel_and_its_retry_names_the_stage(cloud):
     """One records store, two stages: dev's page shows prod's Failed record with its Retry button off (the
-    retry would be refused: records.not_ours), and a retry posted anyway is refused naming `--stage prod`,
-    nothing written; prod's page offers it."""
+    retry would be refused: records.not_ours) and prod's running one with Cancel off (cancel refuses another
+    deployment's job); a retry posted anyway is refused naming `--stage prod`, nothing written; prod's page
+    offers both."""
     from cli import dashboard
     from cli.clients import ThreadClients
     from helpers import function_env, settings_for
@@ -319,6 +320,13 @@ def test_another_deployments_record_offers_no_retry_and_its_retry_names_the_stag
     stages = sorted(s.key for s in store.stages(record.id))
     assert prod.record(record.id)["can_retry"] is True
     assert boards["dev"].record(record.id)["can_retry"] is False
+    running = Record(id=ObjectVersion(BUCKET, "input/run.mp4", "b" * 32, 1000, 1_700_000_000).record_id,
+                     source=Source.of(ObjectVersion(BUCKET, "input/run.mp4", "b" * 32, 1000, 1_700_000_000),
+                                      prod.settings.region), state="Submitted", job_id="k" * 32,
+                     deployment="cos-matting-prod")
+    store.claim(running)
+    store.advance(running)
+    assert prod.record(running.id)["can_cancel"] is True and boards["dev"].record(running.id)["can_cancel"] is False
     row = boards["dev"].retry(record.id)
     assert (row["outcome"], row["detail"]) == ("failed:not-ours", f"record {record.id} belongs to deployment "
                                                "cos-matting-prod, not cos-matting-dev: run dashboard with --stage prod")
