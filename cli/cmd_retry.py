@@ -13,10 +13,11 @@ whose source came back). More than one record asks first; `--yes` skips the
 question (needed without a terminal).
 
 Only this deployment's records (COS_MATTING_DEPLOYMENT; --stage S acts as stage S):
-a KEY or RECORD_ID whose record another deployment made is refused (exit 1, nothing
-written), naming its deployment; a record of an older release that names none is
-this deployment's if its source is in a prefix this one watches. --state skips
-other deployments' records.
+a KEY or RECORD_ID whose record another deployment made is refused, naming its
+deployment and the --stage to use, before anything is written (exit 1; the other
+targets given with it are not run either); a record of an older release that names
+none is this deployment's if its source is in a prefix this one watches. --state
+skips other deployments' records.
 """
 from __future__ import annotations
 
