@@ -346,6 +346,31 @@ def test_a_stage_whose_settings_this_release_refuses_still_counts_where_it_watch
     assert site.writes(mark) == []
 
 
+def test_the_apps_listing_pages_past_100_functions_and_groups_them_by_stage_tag_else_name(site):
+    """`stage.listed`: ListFunctions by the app tag, 100 a page until TotalCount; a function is put under its
+    `stage` tag, else under the stage its name `<app>-<stage>-<kind>` gives (dashes in a stage included); another
+    app's function named `cos-matting-...` is not the app's. What `resolve` and the overlap guard read."""
+    from deploy import stage as st
+
+    base = {"COS_MATTING_BUCKET": BUCKET, "COS_MATTING_REGION": REGION}
+    for i in range(101):  # a stage deployed before the stage tag: the app tag only
+        site.cloud.scf.expose(f"cos-matting-s{i:03d}-submit", {**base, "COS_MATTING_WATCH_PREFIXES": f"s{i}/"},
+                              {"app": "cos-matting"})
+    site.cloud.scf.expose("cos-matting-my-dev-submit", base, {"app": "cos-matting"})
+    site.cloud.scf.expose("cos-matting-my-dev-callback", base, {"app": "cos-matting", "stage": "my-dev"})
+    site.cloud.scf.expose("renamed-callback", base, {"app": "cos-matting", "stage": "my"})
+    site.cloud.scf.expose("cos-matting-extra-dev-submit", base, {"app": "cos-matting-extra"})  # another app
+    mark = len(site.cloud.api.calls)
+    found = st.listed(site.scf, "cos-matting", "default")
+    assert [c.action for c in site.cloud.api.calls[mark:]] == ["ListFunctions", "ListFunctions"]  # 104: two pages
+    assert sorted(found) == sorted([f"s{i:03d}" for i in range(101)] + ["my-dev", "my"])
+    assert found["my-dev"] == {"submit": "cos-matting-my-dev-submit", "callback": "cos-matting-my-dev-callback"}
+    assert found["my"] == {"callback": "renamed-callback"} and found["s100"] == {"submit": "cos-matting-s100-submit"}
+    # the guard reads the second page too: a stage on s100/ overlaps exactly s100 (the others: s<i>/, input/)
+    code, out, err = site.deploy("new", "--plan", COS_MATTING_WATCH_PREFIXES="s100/")
+    assert code == 2 and "stage new watches 's100/' and stage s100 watches 's100/'" in err and "more" not in err, err
+
+
 def test_an_overlap_with_the_stage_localcloud_wired_says_to_stop_it_not_to_destroy_it(site):
     """`cos-matting localcloud --trigger ... --function-url ...` (the walkthrough's terminal 1) wires stage `local`
     (cli/cmd_localcloud.py `_wire`: tagged app and stage, read-only through the SCF API). A stage deployed into
