@@ -207,8 +207,11 @@ def listed(scf: Api, app: str, namespace: str) -> Dict[str, Dict[str, str]]:
         try:
             page = scf.call("ListFunctions", {"Namespace": namespace, "Filters": filters, "Offset": offset,
                                               "Limit": 100})
-        except ApiCallError as exc:  # an API without tag filters: `locate` still finds a stage by name
-            if not exc.code.startswith("InvalidParameter"):
+        except ApiCallError as exc:
+            # tag filters refused (the SDK's errorcodes.py: InvalidParameterValue.Filters, "Filters参数错误"):
+            # `locate` still finds a stage by name. Any other refusal is raised: an empty listing would also
+            # switch the overlap check off without a word (876/18582 documents `tag-<key>` filters)
+            if exc.code != "InvalidParameterValue.Filters":
                 raise
             return found
         for fn in page.get("Functions") or []:

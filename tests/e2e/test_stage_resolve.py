@@ -80,3 +80,24 @@ def test_an_operator_command_with_stage_uses_the_stage_settings_not_the_shell(tw
     code = main(["status", "--stage", "qa", "--local", cloud.url])
     out, err = capsys.readouterr()
     assert code == 2 and "stage 'qa'" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_a_refused_tag_filter_falls_back_to_names_and_any_other_refusal_is_said(two_stages):
+    """ListFunctions' `tag-<key>` filter (SCF API 876/18582): refused as `InvalidParameterValue.Filters`
+    (the SDK's errorcodes.py), the stage is still found by its functions' names; any other refusal of the
+    listing is raised, not read as "no other stage" (which would switch deploy's overlap check off)."""
+    from deploy.clients import ApiCallError
+
+    cloud, _ = two_stages
+    env = {"COS_MATTING_ENDPOINT": cloud.url, "TENCENTCLOUD_SECRETID": "AKIDlocal",
+           "TENCENTCLOUD_SECRETKEY": "localsecretkey"}
+    cloud.faults.add("api.scf", code="InvalidParameterValue.Filters")  # the listing, the first SCF call
+    dev = resolve(env, "dev")
+    assert dev.functions["submit"].name == "cos-matting-dev-submit" and dev.others == {}
+    assert cloud.faults.injected["api.scf"] == 1
+    cloud.faults.add("api.scf", code="InvalidParameterValue.Limit")
+    with pytest.raises(ApiCallError) as refused:
+        resolve(env, "dev")
+    assert refused.value.code == "InvalidParameterValue.Limit"
+    assert resolve(env, "dev").others.keys() == {"prod"}
