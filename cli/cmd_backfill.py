@@ -110,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
     env, settings = load(args, overrides)
     via = args.via or ("local" if is_local(env) else "scf")
     prefixes = args.prefixes or [p for p in settings.watch_prefixes]
-    outside = [p for p in prefixes if not any(p.startswith(w) or w.startswith(p) for w in settings.watch_prefixes)]
+    from shared.config import overlap
+
+    outside = [p for p in prefixes if not any(overlap(p, w) for w in settings.watch_prefixes)]
     if outside and not args.inventory:
         print(f"warning: {', '.join(outside)} is outside COS_MATTING_WATCH_PREFIXES "
               f"({', '.join(settings.watch_prefixes)}): its objects will be skipped:prefix", file=sys.stderr)

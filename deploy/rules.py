@@ -76,10 +76,6 @@ def _defines_main_handler(path: Path) -> bool:
                for node in tree.body)
 
 
-def _overlaps(a: str, b: str) -> bool:
-    return a.startswith(b) or b.startswith(a)
-
-
 def timer_period_seconds(cron: str) -> Optional[int]:
     """Period of simple SCF crons ('0 */10 * * * * *', '0 0 * * * * *'); None when irregular."""
     sec, minute, hour, *_ = cron.split()
@@ -234,11 +230,13 @@ def no_recursion(p: Project) -> Iterator[str]:
     """SCF has no recursion detection: a trigger prefix overlapping the output or records prefix in the
     same bucket loops and bills forever (the COS trigger, 583/9707, fires on every matching write, its
     function's own included); checked here statically."""
+    from shared.config import overlap
+
     for where, t, s, parts in _submit_cos_triggers(p):
         prefix = t.parameters.filter.prefix
         for label, bucket, guarded in (("output", s.out_bucket, s.output_prefix),
                                        ("records", s.rec_bucket, s.records_prefix)):
-            if bucket == parts["bucket"] and _overlaps(prefix, guarded):
+            if bucket == parts["bucket"] and overlap(prefix, guarded):
                 yield (f"{where}.filter.prefix: {prefix!r} overlaps the {label} prefix {guarded!r} in the same "
                        "bucket: the pipeline's own writes would trigger new jobs")
 
